@@ -1,0 +1,188 @@
+//! The `Route` custom resource (group `k8s.ovn.org`, version `v1`, cluster-scoped).
+//!
+//! Every CR that validates under the original (seed) CRD keeps validating and meaning the
+//! same thing: `spec.route[] {dst, dev, via?}`, `spec.svc[] {namespace, name, dev, via?}`,
+//! `spec.feature_gate`, `status.status`. Everything added here is optional.
+//!
+//! Fields hold what the user wrote (strings, not parsed addresses) so that one bad rule is
+//! reported with its path while the valid rest of the CR still applies; parsing and checks
+//! live in `api::validate`.
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired routing for the pods a Route selects.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "k8s.ovn.org",
+    version = "v1",
+    kind = "Route",
+    plural = "routes",
+    singular = "route",
+    shortname = "route",
+    status = "RouteStatus",
+    printcolumn = r#"{"name":"Route Status","type":"string","jsonPath":".status.status"}"#,
+    printcolumn = r#"{"name":"Selected","type":"integer","jsonPath":".status.selectedPods","priority":1}"#,
+    printcolumn = r#"{"name":"Programmed","type":"integer","jsonPath":".status.programmedPods","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    /// Destination CIDRs and the pod interface that reaches them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<RouteRule>,
+    /// Services whose ClusterIP(s) (or ready endpoints, when headless) are reached over `dev`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub svc: Vec<SvcRule>,
+    /// Free-form switches kept from the original API for extensibility.
+    #[serde(
+        rename = "feature_gate",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub feature_gate: BTreeMap<String, String>,
+    /// Selects pods by label. With no selection at all, the Route applies to every pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    /// Selects the namespaces whose pods the Route applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Selects pods by name or by the workload that owns them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
+    /// Pods and namespaces never touched by this Route, whatever selects them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Exclude>,
+    /// Replace the selected pods' default route; the original is restored when removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<DefaultRouteRule>,
+    /// Resolves conflicts between Routes for the same pod and destination: higher wins;
+    /// ties go to the older Route, then to the name that sorts first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+    /// OVN-side behaviour: logical router policies, next hops, enforcement ACLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovn: Option<OvnSpec>,
+}
+
+fn is_zero(i: &i32) -> bool {
+    *i == 0
+}
+
+/// `dst via <via or the dev's gateway> dev <dev>` in each selected pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct RouteRule {
+    /// Destination network, an IPv4 or IPv6 CIDR (a bare address means a host route).
+    pub dst: String,
+    /// Pod interface name, e.g. `eth0` (Calico) or `eth1` (OVN-Kubernetes).
+    pub dev: String,
+    /// Gateway address; empty or absent means the interface's gateway, else a link route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// The Service's ClusterIP(s) as host routes over `dev`; follows the Service live.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SvcRule {
+    pub namespace: String,
+    pub name: String,
+    pub dev: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// A pod, a namespace, or the pods of a workload.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Target {
+    /// One of Pod, Deployment, DaemonSet, StatefulSet, ReplicaSet, Job, CronJob, Namespace.
+    pub kind: String,
+    /// Required for every kind but Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// Pods that a Route never applies to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Exclude {
+    /// `namespace/name` of pods to leave alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
+    /// Namespaces whose pods are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+/// The replacement default route.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct DefaultRouteRule {
+    pub dev: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// What the Route does inside OVN.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OvnSpec {
+    /// Logical router for policies / static routes (default `ovn_cluster_router`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<String>,
+    /// Reroute next hops for destinations sent over the OVN interface; several = ECMP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_hops: Vec<String>,
+    /// Use BFD to the next hops (static routes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<bool>,
+    /// Drop, in OVN, selected pods' traffic to destinations this Route sends over the other
+    /// interface (fail closed when a pod's kernel route is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<bool>,
+}
+
+/// Observed state. `status` is the one-word summary the original API printed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    /// Applied, Degraded, Invalid or Pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Degraded, Invalid (metav1.Condition).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_pods: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programmed_pods: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_pods: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_pods: Option<i64>,
+    /// A bounded list of per-rule and per-pod problems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One thing that is wrong with a rule or with a pod, in words an operator can act on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Problem {
+    /// Where in the spec, e.g. `spec.route[2].dst`; absent for pod-level problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `namespace/name` of the pod concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// CamelCase machine-readable reason, e.g. `InvalidCIDR`, `Conflict`, `ServiceNotFound`.
+    pub reason: String,
+    pub message: String,
+}

@@ -1,0 +1,19 @@
+//! ovnkube-route: live, declarative per-workload routing for pods with two CNIs.
+//!
+//! Layers (each owns one error enum; `anyhow` lives only in `main.rs`):
+//! - [`api`]: the `Route` CRD types and their validation.
+//! - [`config`]: Routes and world objects from JSON / YAML files.
+//! - [`cluster`]: the world as the controller sees it (pods, services, namespaces, workloads).
+//! - [`plan`]: pure planner, world -> desired pod routes and desired NB rows. No I/O, no clock.
+//! - [`ovsdb`]: our own OVSDB (RFC 7047) client: wire, connection, monitor replica, transactions.
+//! - [`nb`]: typed OVN Northbound rows, ownership, diff -> one transaction per pass.
+//! - [`netlink`]: pod network namespace discovery and kernel route reconcile.
+//! - [`controller`]: event loop wiring sources, planner and both reconcilers.
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod controller;
+pub mod nb;
+pub mod netlink;
+pub mod ovsdb;
+pub mod plan;
