@@ -1,4 +1,6 @@
 //! The `Route` API: CRD types and their validation. No I/O.
+pub mod crd;
 pub mod types;
 
+pub use crd::{crd, crd_yaml};
 pub use types::*;
