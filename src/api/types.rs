@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
     singular = "route",
     shortname = "route",
     status = "RouteStatus",
+    derive = "PartialEq",
     doc = "Route decides, per workload, which pod interface (and OVN next hop) traffic to given destinations and Services uses.",
     printcolumn = r#"{"name":"Route Status","type":"string","jsonPath":".status.status"}"#,
     printcolumn = r#"{"name":"Selected","type":"integer","jsonPath":".status.selectedPods","priority":1}"#,

@@ -1,0 +1,162 @@
+//! Errors of the file loader, each naming the file and where in it things went wrong.
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::api::crd::SchemaViolation;
+
+/// Where in the input a problem is: file, 1-based document number in a multi-document
+/// file, 0-based item in a list, and the 1-based line / column when known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub document: Option<usize>,
+    pub item: Option<usize>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl Location {
+    pub(crate) fn file(file: PathBuf) -> Self {
+        Location {
+            file,
+            ..Location::default()
+        }
+    }
+
+    pub(crate) fn with_item(&self, item: usize) -> Self {
+        let mut at = self.clone();
+        // Items of a list nested in a list item are numbered from the outer list.
+        if at.item.is_none() {
+            at.item = Some(item);
+        }
+        at
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        match (self.document, self.item) {
+            (Some(d), Some(i)) => write!(f, " (document {d}, item {i})"),
+            (Some(d), None) => write!(f, " (document {d})"),
+            (None, Some(i)) => write!(f, " (item {i})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+fn join(v: &[SchemaViolation]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn named(name: &Option<String>) -> String {
+    name.as_deref()
+        .map(|n| format!(" {n:?}"))
+        .unwrap_or_default()
+}
+
+/// Everything that can go wrong reading Routes and world objects from files.
+///
+/// A per-document error never stops the rest of the input from loading; the caller gets
+/// the good documents and the list of errors, and decides.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or directory could not be read (missing, permissions, not a file).
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not UTF-8 text; `offset` is the first bad byte.
+    #[error("{path}: not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 { path: PathBuf, offset: usize },
+    /// YAML or JSON syntax error (also: duplicate keys, nesting too deep, alias bombs).
+    #[error("{at}: {format} syntax error: {message}")]
+    Syntax {
+        at: Location,
+        format: &'static str,
+        message: String,
+    },
+    /// A document that is neither a Kubernetes object (apiVersion + kind) nor a short-form
+    /// rule, or a value this loader cannot represent (YAML tags, non-string keys, NaN).
+    #[error("{at}: {message}")]
+    Shape { at: Location, message: String },
+    /// An apiVersion / kind this program does not read.
+    #[error(
+        "{at}: unsupported kind {kind:?} (apiVersion {api_version:?}); expected Route \
+         (k8s.ovn.org/v1), Pod, Service, Namespace (v1), EndpointSlice (discovery.k8s.io/v1), \
+         Deployment, ReplicaSet, DaemonSet, StatefulSet (apps/v1), Job, CronJob (batch/v1) or a List"
+    )]
+    UnknownKind {
+        at: Location,
+        api_version: String,
+        kind: String,
+    },
+    /// A Route that does not fit the CRD schema: wrong types, missing or unknown fields.
+    /// The whole Route is rejected: an unknown field is most often a misspelling (e.g.
+    /// `podSelecter`), and dropping it would silently widen the Route to every pod.
+    #[error("{at}: Route{}: {}", named(name), join(violations))]
+    RouteSchema {
+        at: Location,
+        name: Option<String>,
+        violations: Vec<SchemaViolation>,
+    },
+    /// An object that does not deserialize as its kind, or lacks `metadata.name`.
+    #[error("{at}: {kind}{}: {message}", named(name))]
+    Object {
+        at: Location,
+        kind: String,
+        name: Option<String>,
+        message: String,
+    },
+    /// A malformed short-form rule (`{"route": CIDR, "dev": IF}`, `{"svc": "ns/name", "dev": IF}`).
+    #[error("{at}: rule: {message}")]
+    Rule { at: Location, message: String },
+    /// A second object with the same kind, namespace and name; the first one is kept.
+    #[error("{at}: duplicate {kind} {name:?}, already defined at {first}; keeping the first")]
+    Duplicate {
+        at: Location,
+        kind: String,
+        name: String,
+        first: Location,
+    },
+}
+
+impl ConfigError {
+    /// The name of the Route this error is about, when the document was a Route whose name
+    /// could be read: a caller that reloads files can keep that Route's last good version
+    /// instead of treating it as deleted.
+    pub fn route_name(&self) -> Option<&str> {
+        match self {
+            ConfigError::RouteSchema { name, .. } => name.as_deref(),
+            ConfigError::Object { kind, name, .. } if kind == "Route" => name.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The location of the problem (for `Read`/`NotUtf8`, just the file).
+    pub fn location(&self) -> Location {
+        match self {
+            ConfigError::Read { path, .. } | ConfigError::NotUtf8 { path, .. } => {
+                Location::file(path.clone())
+            }
+            ConfigError::Syntax { at, .. }
+            | ConfigError::Shape { at, .. }
+            | ConfigError::UnknownKind { at, .. }
+            | ConfigError::RouteSchema { at, .. }
+            | ConfigError::Object { at, .. }
+            | ConfigError::Rule { at, .. }
+            | ConfigError::Duplicate { at, .. } => at.clone(),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Bytes of one file -> JSON values, one per YAML document (or the one JSON value).
+//!
+//! Owns syntax only: UTF-8, YAML / JSON parsing with line and column, YAML -> JSON data
+//! model. Must not interpret kinds or fields (that is `config::shape`).
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+
+use super::error::{ConfigError, Location};
+
+/// One parsed document and where it starts.
+#[derive(Debug)]
+pub(crate) struct Doc {
+    pub at: Location,
+    pub value: Value,
+}
+
+/// `.json` files are parsed as exactly one JSON value (so trailing garbage is an error);
+/// everything else as a YAML stream of documents.
+pub(crate) fn is_json(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Splits and parses `bytes`; documents that fail are reported in `errors` and skipped,
+/// the others are returned in order. Empty documents are skipped silently.
+pub(crate) fn parse_file(path: &Path, bytes: &[u8], errors: &mut Vec<ConfigError>) -> Vec<Doc> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(ConfigError::NotUtf8 {
+                path: path.to_path_buf(),
+                offset: e.valid_up_to(),
+            });
+            return Vec::new();
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if is_json(path) {
+        parse_json(path, text, errors)
+    } else {
+        parse_yaml(path, text, errors)
+    }
+}
+
+fn parse_json(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc> {
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => vec![Doc {
+            at: Location {
+                file: path.to_path_buf(),
+                document: Some(1),
+                line: Some(1),
+                ..Location::default()
+            },
+            value,
+        }],
+        Err(e) => {
+            errors.push(ConfigError::Syntax {
+                at: Location {
+                    file: path.to_path_buf(),
+                    line: Some(e.line()),
+                    column: Some(e.column()),
+                    ..Location::default()
+                },
+                format: "JSON",
+                message: e.to_string(),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// A line that starts a new YAML document. YAML forbids `---` followed by a space or the
+/// end of line at column 0 inside any content, so splitting there is exact (YAML 1.2
+/// section 9.1.2, "c-forbidden"), and lets a broken document not hide the ones after it.
+fn is_document_start(line: &str) -> bool {
+    let line = line.trim_end_matches(['\r', '\n']);
+    line == "---"
+        || line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.starts_with([' ', '\t']))
+}
+
+/// A chunk with nothing but comments, blank lines and directives belongs to the next one.
+fn is_preamble(chunk: &str) -> bool {
+    chunk.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || l.starts_with('%')
+    })
+}
+
+/// (first line number, text) of each document chunk.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut chunks: Vec<(usize, String)> = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if is_document_start(line) {
+            if !is_preamble(&current) {
+                chunks.push((start, std::mem::take(&mut current)));
+            }
+            // Leading comments and directives stay with this document, reported at `---`.
+            start = i + 1;
+        }
+        current.push_str(line);
+    }
+    chunks.push((start, current));
+    chunks
+}
+
+fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    let mut number = 0;
+    for (start, chunk) in split_documents(text) {
+        if is_preamble(&chunk) {
+            continue;
+        }
+        for de in serde_yaml::Deserializer::from_str(&chunk) {
+            number += 1;
+            let mut at = Location {
+                file: path.to_path_buf(),
+                document: Some(number),
+                line: Some(start),
+                ..Location::default()
+            };
+            match serde_yaml::Value::deserialize(de) {
+                Ok(serde_yaml::Value::Null) => {}
+                Ok(v) => match yaml_to_json(v, "") {
+                    Ok(value) => docs.push(Doc { at, value }),
+                    Err(message) => errors.push(ConfigError::Shape { at, message }),
+                },
+                Err(e) => {
+                    if let Some(loc) = e.location() {
+                        at.line = Some(start + loc.line() - 1);
+                        at.column = Some(loc.column());
+                    }
+                    errors.push(ConfigError::Syntax {
+                        at,
+                        format: "YAML",
+                        message: e.to_string(),
+                    });
+                    // The parser cannot resynchronize inside this chunk.
+                    break;
+                }
+            }
+        }
+    }
+    docs
+}
+
+/// YAML data model -> JSON, as Kubernetes' YAML reader does: scalar keys become strings;
+/// tags, collection keys and non-finite floats have no JSON form and are refused.
+fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
+    let at = |p: &str| {
+        if p.is_empty() {
+            "<document>".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    Ok(match v {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::String(s) => Value::String(s),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Number(i.into())
+            } else if let Some(u) = n.as_u64() {
+                Value::Number(u.into())
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                Value::Number(
+                    Number::from_f64(f)
+                        .ok_or_else(|| format!("{}: {n} has no JSON form", at(path)))?,
+                )
+            }
+        }
+        serde_yaml::Value::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| yaml_to_json(item, &format!("{}[{i}]", at(path))))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_yaml::Value::Mapping(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    serde_yaml::Value::String(s) => s,
+                    serde_yaml::Value::Bool(b) => b.to_string(),
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    serde_yaml::Value::Null => "null".to_string(),
+                    other => {
+                        return Err(format!(
+                            "{}: a mapping key must be a scalar, found {}",
+                            at(path),
+                            kind_of(&other)
+                        ));
+                    }
+                };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let value = yaml_to_json(v, &child)?;
+                out.insert(key, value);
+            }
+            Value::Object(out)
+        }
+        serde_yaml::Value::Tagged(t) => {
+            return Err(format!("{}: YAML tag {} is not supported", at(path), t.tag));
+        }
+    })
+}
+
+fn kind_of(v: &serde_yaml::Value) -> &'static str {
+    match v {
+        serde_yaml::Value::Sequence(_) => "a sequence",
+        serde_yaml::Value::Mapping(_) => "a mapping",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+        _ => "a scalar",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(text: &str) -> (Vec<Doc>, Vec<ConfigError>) {
+        let mut errors = Vec::new();
+        let d = parse_file(Path::new("t.yaml"), text.as_bytes(), &mut errors);
+        (d, errors)
+    }
+
+    #[test]
+    fn splits_documents_and_numbers_lines() {
+        let (d, e) = docs("# c\n---\na: 1\n---\n\n---\nb: 2\n...\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].at.line, Some(2));
+        assert_eq!(d[1].at.line, Some(6));
+        assert_eq!(d[1].value["b"], 2);
+    }
+
+    #[test]
+    fn a_broken_document_does_not_hide_the_next() {
+        let (d, e) = docs("a: 1\n---\nb: [1, 2\n---\nc: 3\n");
+        assert_eq!(d.len(), 2);
+        assert_eq!(e.len(), 1);
+        let msg = e[0].to_string();
+        assert!(msg.starts_with("t.yaml:"), "{msg}");
+        assert!(msg.contains("(document 2)"), "{msg}");
+    }
+
+    #[test]
+    fn directives_stay_with_their_document() {
+        let (d, e) = docs("%YAML 1.1\n---\na: 1\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn scalar_keys_become_strings_and_tags_are_refused() {
+        let (d, _) = docs("1: a\ntrue: b\n");
+        assert_eq!(d[0].value["1"], "a");
+        assert_eq!(d[0].value["true"], "b");
+        let (_, e) = docs("a: !custom x\n");
+        assert!(
+            e[0].to_string()
+                .contains("a: YAML tag !custom is not supported"),
+            "{e:?}"
+        );
+    }
+}
