@@ -105,7 +105,7 @@ fn required(s: &JSONSchemaProps) -> Vec<&str> {
 
 #[test]
 fn route_svc_via_and_spec_are_optional() {
-    let root = route_schema();
+    let root = route_schema().clone();
     assert!(
         !required(&root).contains(&"spec"),
         "spec must stay optional"
@@ -134,7 +134,7 @@ fn route_svc_via_and_spec_are_optional() {
 
 #[test]
 fn feature_gate_stays_a_string_map() {
-    let spec = prop(&route_schema(), "spec").clone();
+    let spec = prop(route_schema(), "spec").clone();
     let gate = prop(&spec, "feature_gate");
     assert_eq!(gate.type_.as_deref(), Some("object"));
     assert!(gate.properties.is_none());
@@ -146,7 +146,7 @@ fn feature_gate_stays_a_string_map() {
 
 #[test]
 fn schema_is_structural() {
-    let problems = check_structural(&route_schema());
+    let problems = check_structural(route_schema());
     assert!(
         problems.is_empty(),
         "not a structural schema:\n{}",
@@ -160,7 +160,7 @@ fn schema_is_structural() {
 
 #[test]
 fn the_spec_default_validates_against_the_spec_schema() {
-    let root = route_schema();
+    let root = route_schema().clone();
     let spec = prop(&root, "spec");
     let doc = serde_json::json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route",
         "metadata": {"name": "x"}, "spec": spec.default.as_ref().unwrap().0});

@@ -34,7 +34,7 @@ fn paths(v: &[SchemaViolation]) -> Vec<String> {
 fn seed_demo_is_valid_and_means_the_same() {
     let demo = yaml(SEED_DEMO);
     assert_eq!(
-        paths(&check_document(&route_schema(), &demo)),
+        paths(&check_document(route_schema(), &demo)),
         Vec::<String>::new()
     );
     let route: Route = serde_json::from_value(demo).unwrap();
@@ -115,7 +115,7 @@ fn extended_routes_validate() {
     ] {
         let v: Value = serde_json::from_str(doc).unwrap();
         assert_eq!(
-            paths(&check_document(&route_schema(), &v)),
+            paths(&check_document(route_schema(), &v)),
             Vec::<String>::new(),
             "{doc}"
         );
@@ -131,7 +131,7 @@ fn broken_routes_are_reported_with_paths() {
                 "priority":4294967296i64,
                 "feature_gate":{"x":1},
                 "ovn":{"enforce":"yes","nextHops":"100.64.0.2"}}});
-    let got = paths(&check_document(&route_schema(), &doc));
+    let got = paths(&check_document(route_schema(), &doc));
     for want in [
         "spec.route[0].dev: required field is missing",
         "spec.route[1].dst: expected string, found integer",
@@ -149,7 +149,7 @@ fn broken_routes_are_reported_with_paths() {
     }
     assert_eq!(got.len(), 8, "{got:#?}");
     let float = json!({"spec": {"priority": 1.5}});
-    let v = check_document(&route_schema(), &float);
+    let v = check_document(route_schema(), &float);
     assert!(
         matches!(v[0].kind, ViolationKind::OutOfRange { .. }),
         "{v:?}"
@@ -216,7 +216,7 @@ proptest! {
     #[test]
     fn seed_valid_crs_stay_valid_and_keep_their_meaning(cr in seed_cr()) {
         prop_assert!(check_document(&seed_schema(), &cr).is_empty());
-        let ours = check_document(&route_schema(), &cr);
+        let ours = check_document(route_schema(), &cr);
         prop_assert!(ours.is_empty(), "{:?}", ours);
         let route: Route = serde_json::from_value(cr.clone()).unwrap();
         let spec = &cr["spec"];

@@ -24,7 +24,7 @@ pub(crate) struct Shaper {
     pub documents: Documents,
     pub errors: Vec<ConfigError>,
     seen: BTreeMap<(String, String, String), Location>,
-    schema: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+    schema: &'static k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
 }
 
 /// Short-form rules of one file, collected into one Route named after the file.
@@ -160,7 +160,7 @@ impl Shaper {
                 meta.remove("namespace");
             }
         }
-        let mut violations = check_document(&self.schema, &value);
+        let mut violations = check_document(self.schema, &value);
         match name.as_deref() {
             None => violations.insert(
                 0,
