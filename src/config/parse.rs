@@ -139,10 +139,16 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
                         at.line = Some(start + loc.line() - 1);
                         at.column = Some(loc.column());
                     }
+                    let mut message = e.to_string();
+                    // serde_yaml reads integers beyond 64 bits as u128, which its Value
+                    // cannot hold; say so in the user's words.
+                    if message.contains(" as u128") {
+                        message = format!("integer too large (more than 64 bits): {message}");
+                    }
                     errors.push(ConfigError::Syntax {
                         at,
                         format: "YAML",
-                        message: e.to_string(),
+                        message,
                     });
                     // The parser cannot resynchronize inside this chunk.
                     break;
