@@ -1,1 +1,2 @@
-//! (placeholder; see lib.rs)
+//! controller: wires sources, the planner and both reconcilers; status and metrics.
+pub mod metrics;

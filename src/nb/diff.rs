@@ -1,0 +1,559 @@
+//! Desired NB rows vs observed rows -> the smallest set of changes. Pure: no I/O.
+//!
+//! Rules (DESIGN.md section 4):
+//! - Rows are matched by table and `k8s.ovn.org/id`; only rows of ours are ever changed or
+//!   deleted. When two rows of ours share an id (a crash between insert and bookkeeping in
+//!   an older version, or a concurrent writer), the lowest uuid is kept and the rest removed.
+//! - Sets that can be large (address set addresses, port group ports, router policy and
+//!   static route references) change by `mutate` insert/delete, never by rewriting the set.
+//! - A desired row that cannot work is not written and is reported instead: its router does
+//!   not exist, a reroute next hop is on no network of the router's ports (ovn-northd would
+//!   ignore the policy silently), its name is taken by a row that is not ours.
+//! - Nothing desired and nothing to remove => no change at all (a restart writes nothing).
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::observed::{ADDRESS_SET, Observed, PORT_GROUP, Seen};
+use crate::ovsdb::Uuid;
+use crate::plan::nb::{DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute};
+
+/// One change to the NB database. Rows to create are carried whole; updates carry the row's
+/// uuid and the new content (only differing columns are written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NbChange {
+    CreateAddressSet(NbAddressSet),
+    UpdateAddressSet {
+        uuid: Uuid,
+        name: String,
+        add: BTreeSet<String>,
+        remove: BTreeSet<String>,
+    },
+    DeleteAddressSet {
+        uuid: Uuid,
+        name: String,
+    },
+    CreatePortGroup {
+        group: NbPortGroup,
+        ports: BTreeSet<Uuid>,
+        acls: Vec<NbAcl>,
+    },
+    UpdatePortGroup {
+        uuid: Uuid,
+        name: String,
+        add: BTreeSet<Uuid>,
+        remove: BTreeSet<Uuid>,
+    },
+    DeletePortGroup {
+        uuid: Uuid,
+        name: String,
+    },
+    CreatePolicy {
+        router: Uuid,
+        policy: NbPolicy,
+    },
+    UpdatePolicy {
+        uuid: Uuid,
+        policy: NbPolicy,
+    },
+    /// Removing the router's reference is enough: the table is not a root table, so the row
+    /// is garbage-collected at commit (ovsdb-server(7), RFC 7047 section 3.2 isRoot).
+    DeletePolicy {
+        router: Uuid,
+        uuid: Uuid,
+        policy: NbPolicy,
+    },
+    CreateStaticRoute {
+        router: Uuid,
+        route: NbStaticRoute,
+    },
+    UpdateStaticRoute {
+        uuid: Uuid,
+        route: NbStaticRoute,
+    },
+    DeleteStaticRoute {
+        router: Uuid,
+        uuid: Uuid,
+        route: NbStaticRoute,
+    },
+    /// `port_group` is the group's uuid when it exists already.
+    CreateAcl {
+        port_group: Uuid,
+        acl: NbAcl,
+    },
+    UpdateAcl {
+        uuid: Uuid,
+        acl: NbAcl,
+    },
+    DeleteAcl {
+        port_group: Uuid,
+        uuid: Uuid,
+        acl: NbAcl,
+    },
+}
+
+/// Why a desired row was not written.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NbProblem {
+    /// The Route CR concerned.
+    pub route: String,
+    /// CamelCase reason: RouterNotFound, NextHopUnreachable, NameTaken, PortNotFound.
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NbDiff {
+    pub changes: Vec<NbChange>,
+    pub problems: Vec<NbProblem>,
+}
+
+fn problem(d: &mut NbDiff, route: &str, reason: &str, message: String) {
+    d.problems.push(NbProblem {
+        route: route.to_owned(),
+        reason: reason.to_owned(),
+        message,
+    });
+}
+
+/// Group observed rows by id; the first (lowest uuid) is the keeper, the rest duplicates.
+fn by_id<T: Clone>(seen: &[Seen<T>], id: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<Seen<T>>> {
+    let mut m: BTreeMap<String, Vec<Seen<T>>> = BTreeMap::new();
+    for s in seen {
+        m.entry(id(&s.row).to_owned()).or_default().push(s.clone());
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|s| s.uuid);
+    }
+    m
+}
+
+/// Computes the changes that take `observed` to `desired`.
+pub fn diff(desired: &DesiredNb, observed: &Observed) -> NbDiff {
+    let mut d = NbDiff::default();
+    address_sets(desired, observed, &mut d);
+    port_groups_and_acls(desired, observed, &mut d);
+    policies(desired, observed, &mut d);
+    static_routes(desired, observed, &mut d);
+    d.problems.sort();
+    d.problems.dedup();
+    d
+}
+
+fn name_taken(observed: &Observed, table: &str, name: &str) -> bool {
+    observed
+        .foreign_names
+        .contains(&(table.to_owned(), name.to_owned()))
+}
+
+fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+    let mut seen = by_id(&observed.address_sets, |r| &r.owner.id);
+    for want in &desired.address_sets {
+        match seen.remove(&want.owner.id) {
+            Some(rows) if rows[0].row.name == want.name => {
+                let have = &rows[0];
+                let add: BTreeSet<_> = want
+                    .addresses
+                    .difference(&have.row.addresses)
+                    .cloned()
+                    .collect();
+                let remove: BTreeSet<_> = have
+                    .row
+                    .addresses
+                    .difference(&want.addresses)
+                    .cloned()
+                    .collect();
+                if !add.is_empty() || !remove.is_empty() {
+                    d.changes.push(NbChange::UpdateAddressSet {
+                        uuid: have.uuid,
+                        name: want.name.clone(),
+                        add,
+                        remove,
+                    });
+                }
+                for dup in &rows[1..] {
+                    d.changes.push(NbChange::DeleteAddressSet {
+                        uuid: dup.uuid,
+                        name: dup.row.name.clone(),
+                    });
+                }
+            }
+            other => {
+                // A renamed set is replaced: its name is what matches refer to.
+                for old in other.into_iter().flatten() {
+                    d.changes.push(NbChange::DeleteAddressSet {
+                        uuid: old.uuid,
+                        name: old.row.name,
+                    });
+                }
+                if name_taken(observed, ADDRESS_SET, &want.name) {
+                    problem(
+                        d,
+                        &want.owner.route,
+                        "NameTaken",
+                        format!(
+                            "Address_Set {} exists and is not owned by ovnkube-route",
+                            want.name
+                        ),
+                    );
+                } else {
+                    d.changes.push(NbChange::CreateAddressSet(want.clone()));
+                }
+            }
+        }
+    }
+    for rows in seen.into_values() {
+        for old in rows {
+            d.changes.push(NbChange::DeleteAddressSet {
+                uuid: old.uuid,
+                name: old.row.name,
+            });
+        }
+    }
+}
+
+fn resolve_ports(group: &NbPortGroup, observed: &Observed, d: &mut NbDiff) -> BTreeSet<Uuid> {
+    let mut out = BTreeSet::new();
+    for p in &group.ports {
+        match observed.switch_ports.get(p) {
+            Some(u) => {
+                out.insert(*u);
+            }
+            None => problem(
+                d,
+                &group.owner.route,
+                "PortNotFound",
+                format!(
+                    "logical switch port {p} does not exist (yet); its pod is left out of {}",
+                    group.name
+                ),
+            ),
+        }
+    }
+    out
+}
+
+fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+    let mut seen = by_id(&observed.port_groups, |r| &r.0.owner.id);
+    let mut acls_seen = by_id(&observed.acls, |r| &r.owner.id);
+    let mut acls_wanted: BTreeMap<&str, Vec<&NbAcl>> = BTreeMap::new();
+    for a in &desired.acls {
+        acls_wanted
+            .entry(a.port_group.as_str())
+            .or_default()
+            .push(a);
+    }
+    for want in &desired.port_groups {
+        let ports = resolve_ports(want, observed, d);
+        let wanted_acls = acls_wanted.remove(want.name.as_str()).unwrap_or_default();
+        match seen.remove(&want.owner.id) {
+            Some(rows) if rows[0].row.0.name == want.name => {
+                let have = &rows[0];
+                let have_ports: BTreeSet<Uuid> = have
+                    .row
+                    .0
+                    .ports
+                    .iter()
+                    .filter_map(|p| observed.switch_ports.get(p).copied())
+                    .collect();
+                let add: BTreeSet<_> = ports.difference(&have_ports).copied().collect();
+                let remove: BTreeSet<_> = have_ports.difference(&ports).copied().collect();
+                if !add.is_empty() || !remove.is_empty() {
+                    d.changes.push(NbChange::UpdatePortGroup {
+                        uuid: have.uuid,
+                        name: want.name.clone(),
+                        add,
+                        remove,
+                    });
+                }
+                for dup in &rows[1..] {
+                    d.changes.push(NbChange::DeletePortGroup {
+                        uuid: dup.uuid,
+                        name: dup.row.0.name.clone(),
+                    });
+                }
+                for acl in wanted_acls {
+                    match acls_seen.remove(&acl.owner.id) {
+                        Some(rows) if rows[0].row.port_group == want.name => {
+                            if rows[0].row != *acl {
+                                d.changes.push(NbChange::UpdateAcl {
+                                    uuid: rows[0].uuid,
+                                    acl: acl.clone(),
+                                });
+                            }
+                            for dup in &rows[1..] {
+                                d.changes.push(NbChange::DeleteAcl {
+                                    port_group: have.uuid,
+                                    uuid: dup.uuid,
+                                    acl: dup.row.clone(),
+                                });
+                            }
+                        }
+                        other => {
+                            for old in other.into_iter().flatten() {
+                                delete_acl(observed, old, d);
+                            }
+                            d.changes.push(NbChange::CreateAcl {
+                                port_group: have.uuid,
+                                acl: acl.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            other => {
+                for old in other.into_iter().flatten() {
+                    d.changes.push(NbChange::DeletePortGroup {
+                        uuid: old.uuid,
+                        name: old.row.0.name,
+                    });
+                }
+                if name_taken(observed, PORT_GROUP, &want.name) {
+                    problem(
+                        d,
+                        &want.owner.route,
+                        "NameTaken",
+                        format!(
+                            "Port_Group {} exists and is not owned by ovnkube-route",
+                            want.name
+                        ),
+                    );
+                    continue;
+                }
+                // Deleting the old group (if any) drops its ACLs with it (strong references).
+                for acl in &wanted_acls {
+                    acls_seen.remove(&acl.owner.id);
+                }
+                d.changes.push(NbChange::CreatePortGroup {
+                    group: want.clone(),
+                    ports,
+                    acls: wanted_acls.into_iter().cloned().collect(),
+                });
+            }
+        }
+    }
+    for (pg, acls) in acls_wanted {
+        for acl in acls {
+            problem(
+                d,
+                &acl.owner.route,
+                "PortGroupNotPlanned",
+                format!(
+                    "ACL {} refers to port group {pg}, which is not planned",
+                    acl.owner.id
+                ),
+            );
+        }
+    }
+    let deleted_groups: BTreeSet<String> = seen
+        .values()
+        .flatten()
+        .map(|s| s.row.0.name.clone())
+        .collect();
+    for rows in seen.into_values() {
+        for old in rows {
+            d.changes.push(NbChange::DeletePortGroup {
+                uuid: old.uuid,
+                name: old.row.0.name,
+            });
+        }
+    }
+    for rows in acls_seen.into_values() {
+        for old in rows {
+            if !deleted_groups.contains(&old.row.port_group) {
+                delete_acl(observed, old, d);
+            }
+        }
+    }
+}
+
+fn delete_acl(observed: &Observed, old: Seen<NbAcl>, d: &mut NbDiff) {
+    let pg = observed
+        .port_groups
+        .iter()
+        .find(|p| p.row.1.contains(&old.uuid));
+    if let Some(pg) = pg {
+        d.changes.push(NbChange::DeleteAcl {
+            port_group: pg.uuid,
+            uuid: old.uuid,
+            acl: old.row,
+        });
+    }
+    // An ACL no port group references is already being garbage-collected.
+}
+
+fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+    let mut seen = by_id(&observed.policies, |r| &r.owner.id);
+    for want in &desired.policies {
+        let Some(router) = observed
+            .routers
+            .get(&want.router)
+            .and_then(|r| r.uuid.map(|u| (u, r)))
+        else {
+            problem(
+                d,
+                &want.owner.route,
+                "RouterNotFound",
+                format!(
+                    "logical router {} does not exist; policy {} waits for it",
+                    want.router, want.owner.id
+                ),
+            );
+            // Keep what exists for it: the router is gone, and with it its references.
+            seen.remove(&want.owner.id);
+            continue;
+        };
+        let unreachable: Vec<&String> = want
+            .nexthops
+            .iter()
+            .filter(|h| !h.parse().is_ok_and(|ip| router.1.reaches(ip)))
+            .collect();
+        if want.action == "reroute" && !unreachable.is_empty() {
+            problem(
+                d,
+                &want.owner.route,
+                "NextHopUnreachable",
+                format!(
+                    "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the policy",
+                    unreachable
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    want.router
+                ),
+            );
+            // Leave an existing row alone rather than tear down what was programmed.
+            seen.remove(&want.owner.id);
+            continue;
+        }
+        match seen.remove(&want.owner.id) {
+            Some(rows) if rows[0].row.router == want.router => {
+                if rows[0].row != *want {
+                    d.changes.push(NbChange::UpdatePolicy {
+                        uuid: rows[0].uuid,
+                        policy: want.clone(),
+                    });
+                }
+                for dup in &rows[1..] {
+                    d.changes.push(NbChange::DeletePolicy {
+                        router: router.0,
+                        uuid: dup.uuid,
+                        policy: dup.row.clone(),
+                    });
+                }
+            }
+            other => {
+                for old in other.into_iter().flatten() {
+                    delete_policy(observed, old, d);
+                }
+                d.changes.push(NbChange::CreatePolicy {
+                    router: router.0,
+                    policy: want.clone(),
+                });
+            }
+        }
+    }
+    for old in seen.into_values().flatten() {
+        delete_policy(observed, old, d);
+    }
+}
+
+fn delete_policy(observed: &Observed, old: Seen<NbPolicy>, d: &mut NbDiff) {
+    if let Some(router) = observed.routers.get(&old.row.router).and_then(|r| r.uuid) {
+        d.changes.push(NbChange::DeletePolicy {
+            router,
+            uuid: old.uuid,
+            policy: old.row,
+        });
+    }
+}
+
+fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+    let mut seen = by_id(&observed.static_routes, |r| &r.owner.id);
+    for want in &desired.static_routes {
+        let Some(router) = observed
+            .routers
+            .get(&want.router)
+            .and_then(|r| r.uuid.map(|u| (u, r)))
+        else {
+            problem(
+                d,
+                &want.owner.route,
+                "RouterNotFound",
+                format!(
+                    "logical router {} does not exist; static route {} waits for it",
+                    want.router, want.owner.id
+                ),
+            );
+            seen.remove(&want.owner.id);
+            continue;
+        };
+        let mut want = want.clone();
+        if want.bfd {
+            // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
+            // reuse them safely, the route is programmed without BFD and the CR says so.
+            problem(
+                d,
+                &want.owner.route,
+                "BfdNotSupported",
+                format!(
+                    "bfd for next hop {} is not supported yet; the route is programmed without BFD",
+                    want.nexthop
+                ),
+            );
+            want.bfd = false;
+        }
+        let want = &want;
+        if !want.nexthop.parse().is_ok_and(|ip| router.1.reaches(ip)) {
+            problem(
+                d,
+                &want.owner.route,
+                "NextHopUnreachable",
+                format!(
+                    "next hop {} is on no network of router {}'s ports",
+                    want.nexthop, want.router
+                ),
+            );
+            seen.remove(&want.owner.id);
+            continue;
+        }
+        match seen.remove(&want.owner.id) {
+            Some(rows) if rows[0].row.router == want.router => {
+                if rows[0].row != *want {
+                    d.changes.push(NbChange::UpdateStaticRoute {
+                        uuid: rows[0].uuid,
+                        route: want.clone(),
+                    });
+                }
+                for dup in &rows[1..] {
+                    d.changes.push(NbChange::DeleteStaticRoute {
+                        router: router.0,
+                        uuid: dup.uuid,
+                        route: dup.row.clone(),
+                    });
+                }
+            }
+            other => {
+                for old in other.into_iter().flatten() {
+                    delete_route(observed, old, d);
+                }
+                d.changes.push(NbChange::CreateStaticRoute {
+                    router: router.0,
+                    route: want.clone(),
+                });
+            }
+        }
+    }
+    for old in seen.into_values().flatten() {
+        delete_route(observed, old, d);
+    }
+}
+
+fn delete_route(observed: &Observed, old: Seen<NbStaticRoute>, d: &mut NbDiff) {
+    if let Some(router) = observed.routers.get(&old.row.router).and_then(|r| r.uuid) {
+        d.changes.push(NbChange::DeleteStaticRoute {
+            router,
+            uuid: old.uuid,
+            route: old.row,
+        });
+    }
+}
