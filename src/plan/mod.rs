@@ -11,6 +11,10 @@ pub mod pod;
 pub mod report;
 mod routes;
 mod select;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -19,6 +23,7 @@ use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
 use crate::cluster::World;
 
+pub use ovn::{address_set_name, port_group_name};
 pub use report::{ConditionSummary, RouteReport, SkipReason, Summary};
 
 /// Which pods' NB rows this instance plans.

@@ -1,0 +1,9 @@
+//! Planner tests, one module per concern. Built with `testkit` builders, no cluster.
+mod big;
+mod conflicts;
+mod determinism;
+mod nb_rows;
+mod seed;
+mod selection;
+mod svc;
+mod targets;
