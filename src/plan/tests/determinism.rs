@@ -67,7 +67,7 @@ fn row_ids_are_unique_per_table_and_independent_of_rule_positions() {
     // routes in pods come out sorted by destination
     let r = &routes_of(&p, "default", "a").unwrap().routes;
     let mut sorted = r.clone();
-    sorted.sort_by(|x, y| x.dst.cmp(&y.dst));
+    sorted.sort_by_key(|x| x.dst);
     assert_eq!(*r, sorted);
 }
 
