@@ -108,8 +108,10 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
             .then_with(|| a.created.cmp(&b.created))
             .then_with(|| a.name.cmp(&b.name))
     });
-    // Two CRs with the same name cannot exist in one cluster; in file mode keep the first.
-    order.dedup_by(|b, a| a.name == b.name);
+    // Two CRs with the same name cannot exist in one cluster; in file mode keep the one
+    // with precedence.
+    let mut names = BTreeSet::new();
+    order.retain(|r| names.insert(r.name.as_str()));
 
     let mut reports: BTreeMap<String, RouteReport> = BTreeMap::new();
     let mut problems: Vec<Vec<crate::api::Problem>> =
@@ -122,8 +124,8 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
 
     let selection = routes::select_all(world, &order, &resolved, cfg);
     let mut selection = selection;
-    let pods = routes::pod_routes(world, &order, &resolved, &mut selection, cfg, &mut problems);
-    let ovn = ovn::desired_nb(world, &order, &resolved, &selection, cfg, &mut problems);
+    let pods = routes::pod_routes(&order, &resolved, &mut selection, cfg, &mut problems);
+    let ovn = ovn::desired_nb(&order, &resolved, &selection, cfg, &mut problems);
 
     for (i, r) in order.iter().enumerate() {
         let sel = &selection.per_route[i];

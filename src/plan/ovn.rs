@@ -15,7 +15,6 @@ use ipnet::IpNet;
 
 use crate::api::Problem;
 use crate::api::validate::ValidatedRoute;
-use crate::cluster::World;
 
 use super::nb::{DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner};
 use super::report::reason;
@@ -74,14 +73,12 @@ pub(crate) fn policy_priority(cfg: &PlanConfig, dst: &IpNet, rank: usize) -> i64
 }
 
 pub(crate) fn desired_nb(
-    world: &World,
     order: &[&ValidatedRoute],
     resolved: &[ResolvedRoute],
     sel: &Selected<'_>,
     cfg: &PlanConfig,
     problems: &mut [Vec<Problem>],
 ) -> OvnPlan {
-    let _ = world;
     let mut nb = DesiredNb::default();
     let mut next_hops: BTreeMap<String, BTreeMap<IpAddr, BTreeSet<String>>> = BTreeMap::new();
     let mut ovn_service_ips: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();

@@ -39,7 +39,7 @@ impl SkipReason {
 }
 
 /// The one-word `status.status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Summary {
     /// Everything the Route asks for is planned.
     Applied,
@@ -48,6 +48,7 @@ pub enum Summary {
     /// Nothing usable: every rule is invalid, or the selection is.
     Invalid,
     /// Valid, selects pods, but none of them can be programmed yet (still starting).
+    #[default]
     Pending,
 }
 
@@ -88,7 +89,8 @@ pub struct RouteReport {
     pub problems: Vec<Problem>,
     /// Problems beyond the bound.
     pub problems_omitted: usize,
-    pub summary: Option<Summary>,
+    /// The one-word `status.status`.
+    pub summary: Summary,
     pub conditions: Vec<ConditionSummary>,
 }
 
@@ -99,11 +101,6 @@ impl RouteReport {
         } else {
             self.problems_omitted += 1;
         }
-    }
-
-    /// The summary as decided by [`RouteReport::finish`] (Pending before that).
-    pub fn summary(&self) -> Summary {
-        self.summary.unwrap_or(Summary::Pending)
     }
 
     /// Decides summary and conditions once counts and problems are in.
@@ -175,6 +172,6 @@ impl RouteReport {
                 },
             },
         ];
-        self.summary = Some(summary);
+        self.summary = summary;
     }
 }

@@ -226,14 +226,12 @@ struct Claim {
 type ConflictKey = (usize, String, usize, String, String);
 
 pub(crate) fn pod_routes(
-    world: &World,
     order: &[&ValidatedRoute],
     resolved: &[ResolvedRoute],
     sel: &mut Selected<'_>,
     cfg: &PlanConfig,
     problems: &mut [Vec<Problem>],
 ) -> BTreeMap<PodKey, PodRoutes> {
-    let _ = world;
     // Per pod, the Routes that apply, in precedence order.
     let mut by_pod: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (ri, s) in sel.per_route.iter().enumerate() {

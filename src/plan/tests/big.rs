@@ -23,7 +23,7 @@ fn ten_thousand_rules() {
     assert!(p.pods.values().all(|r| r.routes.len() == 10_000));
     let rep = &p.reports["huge"];
     assert_eq!(rep.problems.len(), 2);
-    assert_eq!(rep.summary().as_str(), "Degraded");
+    assert_eq!(rep.summary.as_str(), "Degraded");
 }
 
 #[test]

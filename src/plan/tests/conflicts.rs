@@ -27,7 +27,7 @@ fn higher_priority_wins_and_loser_is_told() {
         lp[0].message
     );
     assert!(p.reports["zz-high"].problems.is_empty());
-    assert_eq!(p.reports["aa-low"].summary().as_str(), "Degraded");
+    assert_eq!(p.reports["aa-low"].summary.as_str(), "Degraded");
 }
 
 #[test]

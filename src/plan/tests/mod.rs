@@ -5,5 +5,6 @@ mod determinism;
 mod nb_rows;
 mod seed;
 mod selection;
+mod status;
 mod svc;
 mod targets;

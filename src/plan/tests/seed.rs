@@ -43,7 +43,7 @@ fn seed_demo_matches_the_seed_table() {
         }
     }
     let rep = &p.reports["demo"];
-    assert_eq!(rep.summary().as_str(), "Applied");
+    assert_eq!(rep.summary.as_str(), "Applied");
     assert_eq!(p.nb.address_sets.len(), 2);
     assert!(p.nb.policies.is_empty());
 }
@@ -57,5 +57,5 @@ fn seed_demo_without_its_services_still_applies_the_routes() {
     let rep = &p.reports["demo"];
     assert_eq!(rep.problems.len(), 3);
     assert!(rep.problems.iter().all(|x| x.reason == "ServiceNotFound"));
-    assert_eq!(rep.summary().as_str(), "Degraded");
+    assert_eq!(rep.summary.as_str(), "Degraded");
 }

@@ -96,7 +96,7 @@ fn broken_selector_selects_nothing_and_broken_exclude_excludes_everything() {
     r.spec.pod_selector = Some(sel_expr("app", "In", &[]));
     let p = plan(&basic_world(), std::slice::from_ref(&r), &cfg());
     assert!(p.pods.is_empty());
-    assert_eq!(p.reports["r"].summary().as_str(), "Invalid");
+    assert_eq!(p.reports["r"].summary.as_str(), "Invalid");
 
     let mut r = mk_route("r", vec![rr("172.16.0.0/16", "eth1")], vec![]);
     r.spec.exclude = Some(Exclude {
@@ -105,7 +105,7 @@ fn broken_selector_selects_nothing_and_broken_exclude_excludes_everything() {
     });
     let p = plan(&basic_world(), &[r], &cfg());
     assert!(p.pods.is_empty());
-    assert_eq!(p.reports["r"].summary().as_str(), "Degraded");
+    assert_eq!(p.reports["r"].summary.as_str(), "Degraded");
     assert_eq!(p.reports["r"].problems[0].reason, "InvalidSelector");
 }
 
@@ -142,7 +142,7 @@ fn host_network_finished_and_missing_dev_are_skipped_and_counted() {
     assert_eq!(rep.skipped_by_reason[&SkipReason::Finished], 1);
     assert_eq!(rep.skipped_by_reason[&SkipReason::MissingDev], 1);
     assert_eq!(rep.programmable, 2);
-    assert_eq!(rep.summary().as_str(), "Applied");
+    assert_eq!(rep.summary.as_str(), "Applied");
     // hostNetwork pods are not in the OVN selection either
     let ports: Vec<_> = p.nb.port_groups[0].ports.iter().collect();
     assert_eq!(ports, ["default_dual"]);

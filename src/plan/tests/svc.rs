@@ -41,7 +41,7 @@ fn headless_services_use_ready_endpoints_and_follow_them() {
         dst_dev(&p, "default", "p"),
         [("10.124.9.7/32".into(), "eth1".into())]
     );
-    assert_eq!(p.reports["r"].summary().as_str(), "Applied");
+    assert_eq!(p.reports["r"].summary.as_str(), "Applied");
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn missing_service_is_a_problem_and_the_rest_applies() {
     assert_eq!(rep.problems.len(), 1);
     assert_eq!(rep.problems[0].reason, "ServiceNotFound");
     assert_eq!(rep.problems[0].path.as_deref(), Some("spec.svc[0]"));
-    assert_eq!(rep.summary().as_str(), "Degraded");
+    assert_eq!(rep.summary.as_str(), "Degraded");
     assert_eq!(
         p.ovn_service_ips["r"]
             .iter()
