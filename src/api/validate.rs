@@ -7,6 +7,7 @@
 //!
 //! Fail-safe choices: a selection that does not validate selects no pod (never "every pod"),
 //! and an exclusion that does not validate excludes every pod; both are reported.
+mod selection;
 pub mod selector;
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::types::{Problem, Route};
 pub use selector::{Requirement, Selector};
@@ -202,7 +203,7 @@ impl ValidatedRoute {
     }
 }
 
-fn problem(path: String, reason: &str, message: String) -> Problem {
+pub(crate) fn problem(path: String, reason: &str, message: String) -> Problem {
     Problem {
         path: Some(path),
         pod: None,
@@ -274,7 +275,7 @@ fn is_v6(ip: &IpAddr) -> bool {
 
 /// A Kubernetes object name (DNS subdomain, loosely): non-empty, <= 253, lowercase
 /// alphanumerics, `-` and `.`.
-fn check_k8s_name(s: &str) -> bool {
+pub(crate) fn check_k8s_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.chars()
@@ -417,8 +418,8 @@ pub fn validate(route: &Route) -> ValidatedRoute {
         })
     });
 
-    let selection = validate_selection(route, &mut problems);
-    let exclude = validate_exclude(route, &mut problems);
+    let selection = selection::validate_selection(route, &mut problems);
+    let exclude = selection::validate_exclude(route, &mut problems);
     let ovn = validate_ovn(route, &mut problems);
 
     ValidatedRoute {
@@ -435,153 +436,6 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             + spec.svc.len()
             + usize::from(spec.default_route.is_some()),
     }
-}
-
-fn compile_selector(
-    sel: &Option<LabelSelector>,
-    path: &str,
-    reason: &str,
-    problems: &mut Vec<Problem>,
-    broken: &mut bool,
-) -> Option<Selector> {
-    let sel = sel.as_ref()?;
-    match selector::compile(sel) {
-        Ok(s) => Some(s),
-        Err(errs) => {
-            for (sub, m) in errs {
-                problems.push(problem(format!("{path}.{sub}"), reason, m));
-            }
-            *broken = true;
-            None
-        }
-    }
-}
-
-fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> Selection {
-    let spec = &route.spec;
-    let mut broken = false;
-    let pod_selector = compile_selector(
-        &spec.pod_selector,
-        "spec.podSelector",
-        reason::INVALID_SELECTOR,
-        problems,
-        &mut broken,
-    );
-    let namespace_selector = compile_selector(
-        &spec.namespace_selector,
-        "spec.namespaceSelector",
-        reason::INVALID_SELECTOR,
-        problems,
-        &mut broken,
-    );
-    let targets = (!spec.targets.is_empty()).then(|| {
-        let mut out = Vec::new();
-        for (i, t) in spec.targets.iter().enumerate() {
-            let path = format!("spec.targets[{i}]");
-            let Some(kind) = TargetKind::parse(&t.kind) else {
-                problems.push(problem(
-                    format!("{path}.kind"),
-                    reason::INVALID_TARGET_KIND,
-                    format!(
-                        "unknown kind {:?}; allowed: {}",
-                        t.kind,
-                        TargetKind::ALL.map(|k| k.as_str()).join(", ")
-                    ),
-                ));
-                continue;
-            };
-            if !check_k8s_name(&t.name) {
-                problems.push(problem(
-                    format!("{path}.name"),
-                    reason::INVALID_TARGET,
-                    format!("{:?} is not an object name", t.name),
-                ));
-                continue;
-            }
-            let namespace = if kind == TargetKind::Namespace {
-                t.name.clone()
-            } else {
-                match t.namespace.as_deref() {
-                    Some(ns) if check_k8s_name(ns) => ns.to_owned(),
-                    Some(ns) if !ns.is_empty() => {
-                        problems.push(problem(
-                            format!("{path}.namespace"),
-                            reason::INVALID_TARGET,
-                            format!("{ns:?} is not a namespace name"),
-                        ));
-                        continue;
-                    }
-                    _ => {
-                        problems.push(problem(
-                            format!("{path}.namespace"),
-                            reason::MISSING_NAMESPACE,
-                            format!("a {} target needs a namespace", kind.as_str()),
-                        ));
-                        continue;
-                    }
-                }
-            };
-            out.push(TargetRef {
-                kind,
-                namespace,
-                name: t.name.clone(),
-            });
-        }
-        out
-    });
-    Selection {
-        pod_selector,
-        namespace_selector,
-        targets,
-        broken,
-    }
-}
-
-fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Exclusion {
-    let Some(ex) = &route.spec.exclude else {
-        return Exclusion::default();
-    };
-    let mut out = Exclusion::default();
-    for (i, p) in ex.pods.iter().enumerate() {
-        match p.split_once('/') {
-            Some((ns, name)) if check_k8s_name(ns) && check_k8s_name(name) => {
-                out.pods.insert((ns.to_owned(), name.to_owned()));
-            }
-            _ => problems.push(problem(
-                format!("spec.exclude.pods[{i}]"),
-                reason::INVALID_EXCLUDE,
-                format!("{p:?} is not of the form namespace/name"),
-            )),
-        }
-    }
-    for (i, ns) in ex.namespaces.iter().enumerate() {
-        if check_k8s_name(ns) {
-            out.namespaces.insert(ns.clone());
-        } else {
-            problems.push(problem(
-                format!("spec.exclude.namespaces[{i}]"),
-                reason::INVALID_EXCLUDE,
-                format!("{ns:?} is not a namespace name"),
-            ));
-        }
-    }
-    let mut broken = false;
-    out.pod_selector = compile_selector(
-        &ex.pod_selector,
-        "spec.exclude.podSelector",
-        reason::INVALID_SELECTOR,
-        problems,
-        &mut broken,
-    );
-    out.namespace_selector = compile_selector(
-        &ex.namespace_selector,
-        "spec.exclude.namespaceSelector",
-        reason::INVALID_SELECTOR,
-        problems,
-        &mut broken,
-    );
-    out.broken = broken;
-    out
 }
 
 fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
