@@ -253,19 +253,25 @@ pub(crate) fn pod_routes(
         let mut chosen: BTreeMap<IpNet, (PodRoute, Claim)> = BTreeMap::new();
         let mut defaults: BTreeMap<bool, (DefaultRoute, Claim)> = BTreeMap::new();
         let mut contributed: BTreeSet<usize> = BTreeSet::new();
+        let mut dev_cache: BTreeMap<(&str, bool), Option<NextHop>> = BTreeMap::new();
         for ri in ris {
             let r = order[ri];
             for rule in &resolved[ri].rules {
                 let v6 = matches!(rule.dst, IpNet::V6(_));
-                if !select::has_dev(pod, &rule.dev, cfg)
-                    || !select::family_ok(pod, &rule.dev, v6, cfg)
-                {
+                // (dev, family) -> the dev's next hop, or None when the rule is skipped;
+                // Routes with thousands of rules hit few distinct pairs.
+                let usable = dev_cache.entry((rule.dev.as_str(), v6)).or_insert_with(|| {
+                    (select::has_dev(pod, &rule.dev, cfg)
+                        && select::family_ok(pod, &rule.dev, v6, cfg))
+                    .then(|| next_hop(pod, &rule.dev, None, v6, cfg))
+                });
+                let Some(dev_hop) = usable else {
                     continue;
-                }
+                };
                 let route = PodRoute {
                     dst: rule.dst,
                     dev: rule.dev.clone(),
-                    next_hop: next_hop(pod, &rule.dev, rule.via, v6, cfg),
+                    next_hop: rule.via.map_or_else(|| dev_hop.clone(), NextHop::Via),
                     owner: r.name.clone(),
                 };
                 match chosen.get(&rule.dst) {

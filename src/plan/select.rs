@@ -58,7 +58,7 @@ pub(crate) fn selects(
 fn excluded(ex: &Exclusion, pod: &PodInfo, ns_labels: &BTreeMap<String, String>) -> bool {
     ex.broken
         || ex.namespaces.contains(&pod.namespace)
-        || ex.pods.contains(&(pod.namespace.clone(), pod.name.clone()))
+        || (!ex.pods.is_empty() && ex.pods.contains(&(pod.namespace.clone(), pod.name.clone())))
         || ex
             .pod_selector
             .as_ref()

@@ -3,6 +3,7 @@ mod big;
 mod conflicts;
 mod determinism;
 mod nb_rows;
+mod props;
 mod seed;
 mod selection;
 mod status;
