@@ -150,18 +150,19 @@ pub(crate) fn select_all<'w>(
 ) -> Selected<'w> {
     let pods: Vec<&PodInfo> = world.pods().collect();
     let mut per_route: Vec<RouteSelection> = vec![RouteSelection::default(); order.len()];
-    // Distinct (dev, family) pairs each Route needs, for the per-rule skip counts.
-    let needs: Vec<BTreeSet<(String, bool)>> = order
+    // Distinct (dev, family) pairs each Route needs, for the per-rule skip counts; `None`
+    // for a default route without via, whose families follow the pod's addresses.
+    let needs: Vec<BTreeSet<(String, Option<bool>)>> = order
         .iter()
         .zip(resolved)
         .map(|(r, rr)| {
-            let mut s: BTreeSet<(String, bool)> = rr
+            let mut s: BTreeSet<(String, Option<bool>)> = rr
                 .rules
                 .iter()
-                .map(|x| (x.dev.clone(), matches!(x.dst, IpNet::V6(_))))
+                .map(|x| (x.dev.clone(), Some(matches!(x.dst, IpNet::V6(_)))))
                 .collect();
             if let Some(d) = &r.default_route {
-                s.insert((d.dev.clone(), d.via.is_some_and(|v| v.is_ipv6())));
+                s.insert((d.dev.clone(), d.via.map(|v| v.is_ipv6())));
             }
             s
         })
@@ -194,7 +195,9 @@ pub(crate) fn select_all<'w>(
             for (dev, v6) in &needs[ri] {
                 if !select::has_dev(pod, dev, cfg) {
                     missing_dev = true;
-                } else if !select::family_ok(pod, dev, *v6, cfg) {
+                } else if let Some(v6) = v6
+                    && !select::family_ok(pod, dev, *v6, cfg)
+                {
                     no_family = true;
                 }
             }
