@@ -216,6 +216,38 @@ impl From<NamespaceInfo> for WorldObject {
     }
 }
 
+/// Kubernetes objects convert straight into what [`World::apply`] takes.
+impl From<&k8s_openapi::api::core::v1::Pod> for WorldObject {
+    fn from(p: &k8s_openapi::api::core::v1::Pod) -> Self {
+        WorldObject::Pod(p.into())
+    }
+}
+impl From<&k8s_openapi::api::core::v1::Service> for WorldObject {
+    fn from(s: &k8s_openapi::api::core::v1::Service) -> Self {
+        WorldObject::Service(s.into())
+    }
+}
+impl From<&k8s_openapi::api::discovery::v1::EndpointSlice> for WorldObject {
+    fn from(s: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Self {
+        WorldObject::EndpointSlice(s.into())
+    }
+}
+impl From<&k8s_openapi::api::core::v1::Namespace> for WorldObject {
+    fn from(n: &k8s_openapi::api::core::v1::Namespace) -> Self {
+        WorldObject::Namespace(n.into())
+    }
+}
+impl From<&k8s_openapi::api::apps::v1::ReplicaSet> for WorldObject {
+    fn from(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Self {
+        WorldObject::Link(LinkKind::ReplicaSet, rs.into())
+    }
+}
+impl From<&k8s_openapi::api::batch::v1::Job> for WorldObject {
+    fn from(j: &k8s_openapi::api::batch::v1::Job) -> Self {
+        WorldObject::Link(LinkKind::Job, j.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +272,22 @@ mod tests {
         assert!(!w.apply(ns));
         assert!(w.delete(&WorldRef::Namespace("a".into())));
         assert!(!w.delete(&WorldRef::Namespace("a".into())));
+    }
+
+    #[test]
+    fn kubernetes_objects_apply_directly() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "p", "uid": "u"}
+        }))
+        .unwrap();
+        let mut w = World::new();
+        assert!(w.apply(&pod));
+        assert!(w.pod("default", "p").is_some());
+        let rs = k8s_openapi::api::apps::v1::ReplicaSet::default();
+        assert!(w.apply(&rs));
+        assert!(w.has_link(LinkKind::ReplicaSet, "", ""));
+        assert!(w.delete(&WorldRef::Pod(("default".into(), "p".into()))));
+        assert_eq!(w.pod_count(), 0);
     }
 
     #[test]
