@@ -1,6 +1,8 @@
 //! The `Route` API: CRD types and their validation. No I/O.
 pub mod crd;
 pub mod types;
+pub mod validate;
 
 pub use crd::{crd, crd_yaml};
 pub use types::*;
+pub use validate::{ValidatedRoute, validate};

@@ -1,1 +1,307 @@
-//! (placeholder; see lib.rs)
+//! cluster: the world as the controller sees it — compact pods, Services, EndpointSlices,
+//! namespaces and workload ownership links, indexed by key.
+//!
+//! Owns: the in-memory index and its `apply` / `delete` per object. Must not: talk to
+//! Kubernetes, read files or know about Routes. Sources (the Kubernetes watcher, file
+//! mode) convert their objects with the `From` impls and feed them in; the planner only
+//! reads. Objects are stored compactly (no full Kubernetes objects) because thousands of
+//! pods are held for the process lifetime.
+pub mod objects;
+pub mod pod;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+pub use objects::{EndpointSliceInfo, LinkKind, NamespaceInfo, ServiceInfo, WorkloadLink};
+pub use pod::{OvnInfo, OwnerRef, PodInfo, PodInterface, PodPhase};
+
+/// `(namespace, name)`.
+pub type ObjectKey = (String, String);
+
+/// One object a source can hand to [`World::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorldObject {
+    Pod(PodInfo),
+    Service(ServiceInfo),
+    EndpointSlice(EndpointSliceInfo),
+    Namespace(NamespaceInfo),
+    /// A ReplicaSet or a Job and its owner.
+    Link(LinkKind, WorkloadLink),
+}
+
+/// Which object [`World::delete`] removes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorldRef {
+    Pod(ObjectKey),
+    Service(ObjectKey),
+    EndpointSlice(ObjectKey),
+    /// A namespace by name.
+    Namespace(String),
+    Link(LinkKind, ObjectKey),
+}
+
+/// The indexed world. Maps are ordered so that everything read from it is in a stable order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct World {
+    pods: BTreeMap<ObjectKey, PodInfo>,
+    services: BTreeMap<ObjectKey, ServiceInfo>,
+    slices: BTreeMap<ObjectKey, EndpointSliceInfo>,
+    /// (namespace, service) -> slice names, so headless lookups do not scan every slice.
+    slices_by_service: BTreeMap<ObjectKey, BTreeSet<String>>,
+    namespaces: BTreeMap<String, NamespaceInfo>,
+    links: BTreeMap<(LinkKind, String, String), WorkloadLink>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or replaces an object. Returns true when the world changed.
+    pub fn apply(&mut self, obj: impl Into<WorldObject>) -> bool {
+        match obj.into() {
+            WorldObject::Pod(p) => {
+                replace(&mut self.pods, (p.namespace.clone(), p.name.clone()), p)
+            }
+            WorldObject::Service(s) => {
+                replace(&mut self.services, (s.namespace.clone(), s.name.clone()), s)
+            }
+            WorldObject::EndpointSlice(s) => {
+                let key = (s.namespace.clone(), s.name.clone());
+                if self.slices.get(&key) == Some(&s) {
+                    return false;
+                }
+                self.unindex_slice(&key);
+                if let Some(svc) = &s.service {
+                    self.slices_by_service
+                        .entry((s.namespace.clone(), svc.clone()))
+                        .or_default()
+                        .insert(s.name.clone());
+                }
+                self.slices.insert(key, s);
+                true
+            }
+            WorldObject::Namespace(n) => replace(&mut self.namespaces, n.name.clone(), n),
+            WorldObject::Link(kind, l) => replace(
+                &mut self.links,
+                (kind, l.namespace.clone(), l.name.clone()),
+                l,
+            ),
+        }
+    }
+
+    /// Removes an object. Returns true when it was known.
+    pub fn delete(&mut self, r: &WorldRef) -> bool {
+        match r {
+            WorldRef::Pod(k) => self.pods.remove(k).is_some(),
+            WorldRef::Service(k) => self.services.remove(k).is_some(),
+            WorldRef::EndpointSlice(k) => {
+                self.unindex_slice(k);
+                self.slices.remove(k).is_some()
+            }
+            WorldRef::Namespace(n) => self.namespaces.remove(n).is_some(),
+            WorldRef::Link(kind, (ns, name)) => self
+                .links
+                .remove(&(*kind, ns.clone(), name.clone()))
+                .is_some(),
+        }
+    }
+
+    fn unindex_slice(&mut self, key: &ObjectKey) {
+        let Some(old) = self.slices.get(key) else {
+            return;
+        };
+        if let Some(svc) = &old.service {
+            let idx = (key.0.clone(), svc.clone());
+            if let Some(set) = self.slices_by_service.get_mut(&idx) {
+                set.remove(&key.1);
+                if set.is_empty() {
+                    self.slices_by_service.remove(&idx);
+                }
+            }
+        }
+    }
+
+    /// Every pod, ordered by namespace then name.
+    pub fn pods(&self) -> impl Iterator<Item = &PodInfo> {
+        self.pods.values()
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
+        self.pods.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceInfo> {
+        self.services.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
+        self.services.values()
+    }
+
+    /// Ready endpoint addresses of a Service, over all its slices, sorted.
+    pub fn ready_endpoints(&self, namespace: &str, service: &str) -> BTreeSet<IpAddr> {
+        let Some(names) = self
+            .slices_by_service
+            .get(&(namespace.to_owned(), service.to_owned()))
+        else {
+            return BTreeSet::new();
+        };
+        names
+            .iter()
+            .filter_map(|n| self.slices.get(&(namespace.to_owned(), n.clone())))
+            .flat_map(|s| s.ready.iter().copied())
+            .collect()
+    }
+
+    pub fn namespace(&self, name: &str) -> Option<&NamespaceInfo> {
+        self.namespaces.get(name)
+    }
+
+    pub fn namespaces(&self) -> impl Iterator<Item = &NamespaceInfo> {
+        self.namespaces.values()
+    }
+
+    /// The owner (kind, name) of a ReplicaSet or Job, when that object is known.
+    pub fn link_owner(
+        &self,
+        kind: LinkKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&(String, String)> {
+        self.links
+            .get(&(kind, namespace.to_owned(), name.to_owned()))
+            .and_then(|l| l.owner.as_ref())
+    }
+
+    /// Whether a ReplicaSet / Job is known at all (its owner may still be none).
+    pub fn has_link(&self, kind: LinkKind, namespace: &str, name: &str) -> bool {
+        self.links
+            .contains_key(&(kind, namespace.to_owned(), name.to_owned()))
+    }
+}
+
+fn replace<K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, key: K, v: V) -> bool {
+    match map.get(&key) {
+        Some(old) if *old == v => false,
+        _ => {
+            map.insert(key, v);
+            true
+        }
+    }
+}
+
+impl From<PodInfo> for WorldObject {
+    fn from(p: PodInfo) -> Self {
+        WorldObject::Pod(p)
+    }
+}
+impl From<ServiceInfo> for WorldObject {
+    fn from(s: ServiceInfo) -> Self {
+        WorldObject::Service(s)
+    }
+}
+impl From<EndpointSliceInfo> for WorldObject {
+    fn from(s: EndpointSliceInfo) -> Self {
+        WorldObject::EndpointSlice(s)
+    }
+}
+impl From<NamespaceInfo> for WorldObject {
+    fn from(n: NamespaceInfo) -> Self {
+        WorldObject::Namespace(n)
+    }
+}
+
+/// Kubernetes objects convert straight into what [`World::apply`] takes.
+impl From<&k8s_openapi::api::core::v1::Pod> for WorldObject {
+    fn from(p: &k8s_openapi::api::core::v1::Pod) -> Self {
+        WorldObject::Pod(p.into())
+    }
+}
+impl From<&k8s_openapi::api::core::v1::Service> for WorldObject {
+    fn from(s: &k8s_openapi::api::core::v1::Service) -> Self {
+        WorldObject::Service(s.into())
+    }
+}
+impl From<&k8s_openapi::api::discovery::v1::EndpointSlice> for WorldObject {
+    fn from(s: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Self {
+        WorldObject::EndpointSlice(s.into())
+    }
+}
+impl From<&k8s_openapi::api::core::v1::Namespace> for WorldObject {
+    fn from(n: &k8s_openapi::api::core::v1::Namespace) -> Self {
+        WorldObject::Namespace(n.into())
+    }
+}
+impl From<&k8s_openapi::api::apps::v1::ReplicaSet> for WorldObject {
+    fn from(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Self {
+        WorldObject::Link(LinkKind::ReplicaSet, rs.into())
+    }
+}
+impl From<&k8s_openapi::api::batch::v1::Job> for WorldObject {
+    fn from(j: &k8s_openapi::api::batch::v1::Job) -> Self {
+        WorldObject::Link(LinkKind::Job, j.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(name: &str, svc: &str, ips: &[&str]) -> EndpointSliceInfo {
+        EndpointSliceInfo {
+            namespace: "default".into(),
+            name: name.into(),
+            service: Some(svc.into()),
+            ready: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn apply_reports_changes_and_delete_forgets() {
+        let mut w = World::new();
+        let ns = NamespaceInfo {
+            name: "a".into(),
+            labels: BTreeMap::new(),
+        };
+        assert!(w.apply(ns.clone()));
+        assert!(!w.apply(ns));
+        assert!(w.delete(&WorldRef::Namespace("a".into())));
+        assert!(!w.delete(&WorldRef::Namespace("a".into())));
+    }
+
+    #[test]
+    fn kubernetes_objects_apply_directly() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "p", "uid": "u"}
+        }))
+        .unwrap();
+        let mut w = World::new();
+        assert!(w.apply(&pod));
+        assert!(w.pod("default", "p").is_some());
+        let rs = k8s_openapi::api::apps::v1::ReplicaSet::default();
+        assert!(w.apply(&rs));
+        assert!(w.has_link(LinkKind::ReplicaSet, "", ""));
+        assert!(w.delete(&WorldRef::Pod(("default".into(), "p".into()))));
+        assert_eq!(w.pod_count(), 0);
+    }
+
+    #[test]
+    fn endpoint_index_follows_slice_updates_and_moves() {
+        let mut w = World::new();
+        w.apply(slice("db-1", "db", &["10.0.0.1"]));
+        w.apply(slice("db-2", "db", &["10.0.0.2"]));
+        assert_eq!(w.ready_endpoints("default", "db").len(), 2);
+        // the slice changes service: the old service loses its addresses
+        w.apply(slice("db-2", "other", &["10.0.0.2"]));
+        assert_eq!(w.ready_endpoints("default", "db").len(), 1);
+        assert_eq!(w.ready_endpoints("default", "other").len(), 1);
+        w.delete(&WorldRef::EndpointSlice(("default".into(), "db-1".into())));
+        assert!(w.ready_endpoints("default", "db").is_empty());
+        assert!(w.ready_endpoints("elsewhere", "db").is_empty());
+    }
+}

@@ -1,0 +1,487 @@
+//! Validation of `Route` CRs: what the user wrote -> parsed rules the planner can use, plus
+//! every problem found, each with a JSON path and a CamelCase reason.
+//!
+//! Owns: the meaning of each field's text (CIDRs, addresses, interface names, targets,
+//! selectors). Must not: look at the world (whether a Service exists is the planner's
+//! business) or fail as a whole because one rule is bad — the valid rest always comes back.
+//!
+//! Fail-safe choices: a selection that does not validate selects no pod (never "every pod"),
+//! and an exclusion that does not validate excludes every pod; both are reported.
+mod selection;
+pub mod selector;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::types::{Problem, Route};
+pub use selector::{Requirement, Selector};
+
+/// Reasons used in [`Problem::reason`] by validation.
+pub mod reason {
+    pub const INVALID_CIDR: &str = "InvalidCIDR";
+    pub const INVALID_VIA: &str = "InvalidVia";
+    pub const FAMILY_MISMATCH: &str = "FamilyMismatch";
+    pub const INVALID_DEV: &str = "InvalidDev";
+    pub const INVALID_SERVICE: &str = "InvalidService";
+    pub const INVALID_TARGET_KIND: &str = "InvalidTargetKind";
+    pub const MISSING_NAMESPACE: &str = "MissingNamespace";
+    pub const INVALID_TARGET: &str = "InvalidTarget";
+    pub const INVALID_EXCLUDE: &str = "InvalidExclude";
+    pub const INVALID_SELECTOR: &str = "InvalidSelector";
+    pub const INVALID_NEXT_HOP: &str = "InvalidNextHop";
+    pub const INVALID_ROUTER: &str = "InvalidRouter";
+    pub const DUPLICATE_RULE: &str = "DuplicateRule";
+}
+
+/// What a rule sends over its `dev`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    /// A CIDR (a bare address was turned into a host route).
+    Net(IpNet),
+    /// A Service, resolved against the world by the planner.
+    Service { namespace: String, name: String },
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Net(n) => write!(f, "{n}"),
+            Destination::Service { namespace, name } => write!(f, "svc {namespace}/{name}"),
+        }
+    }
+}
+
+/// One valid `route[]` or `svc[]` rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// `spec.route[i]` or `spec.svc[i]`, for problems.
+    pub path: String,
+    pub dst: Destination,
+    pub dev: String,
+    /// `None` when absent or `""` (the seed's "no via").
+    pub via: Option<IpAddr>,
+}
+
+/// A valid `defaultRoute`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultRouteSpec {
+    pub dev: String,
+    pub via: Option<IpAddr>,
+}
+
+/// Allowed `targets[].kind` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetKind {
+    Pod,
+    Deployment,
+    DaemonSet,
+    StatefulSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+    Namespace,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 8] = [
+        TargetKind::Pod,
+        TargetKind::Deployment,
+        TargetKind::DaemonSet,
+        TargetKind::StatefulSet,
+        TargetKind::ReplicaSet,
+        TargetKind::Job,
+        TargetKind::CronJob,
+        TargetKind::Namespace,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Pod => "Pod",
+            TargetKind::Deployment => "Deployment",
+            TargetKind::DaemonSet => "DaemonSet",
+            TargetKind::StatefulSet => "StatefulSet",
+            TargetKind::ReplicaSet => "ReplicaSet",
+            TargetKind::Job => "Job",
+            TargetKind::CronJob => "CronJob",
+            TargetKind::Namespace => "Namespace",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A valid target. For `Namespace`, `namespace` is the namespace's name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TargetRef {
+    pub kind: TargetKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Which pods a Route is for (see `docs/semantics.md` for how the parts combine).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Selection {
+    pub pod_selector: Option<Selector>,
+    pub namespace_selector: Option<Selector>,
+    /// `None`: no targets given. `Some(empty)`: targets given but none valid.
+    pub targets: Option<Vec<TargetRef>>,
+    /// A selector did not validate: the Route selects no pod.
+    pub broken: bool,
+}
+
+impl Selection {
+    /// True when the Route applies to every pod (the seed's default).
+    pub fn is_everything(&self) -> bool {
+        !self.broken
+            && self.pod_selector.is_none()
+            && self.namespace_selector.is_none()
+            && self.targets.is_none()
+    }
+}
+
+/// Pods a Route never applies to.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Exclusion {
+    /// `(namespace, name)`.
+    pub pods: BTreeSet<(String, String)>,
+    pub namespaces: BTreeSet<String>,
+    pub pod_selector: Option<Selector>,
+    pub namespace_selector: Option<Selector>,
+    /// A selector did not validate: every pod counts as excluded (fail safe).
+    pub broken: bool,
+}
+
+impl Exclusion {
+    pub fn is_empty(&self) -> bool {
+        !self.broken
+            && self.pods.is_empty()
+            && self.namespaces.is_empty()
+            && self.pod_selector.is_none()
+            && self.namespace_selector.is_none()
+    }
+}
+
+/// Valid `ovn` settings.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OvnRules {
+    pub router: Option<String>,
+    pub next_hops: Vec<IpAddr>,
+    pub bfd: bool,
+    pub enforce: bool,
+}
+
+/// A Route after validation: the usable parts and every problem found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidatedRoute {
+    pub name: String,
+    pub priority: i32,
+    /// For conflict ties (older wins). `None` (file mode) sorts as oldest.
+    pub created: Option<Time>,
+    /// Valid `route[]` rules first, then valid `svc[]` rules, each in spec order.
+    pub rules: Vec<Rule>,
+    pub default_route: Option<DefaultRouteSpec>,
+    pub selection: Selection,
+    pub exclude: Exclusion,
+    pub ovn: OvnRules,
+    pub problems: Vec<Problem>,
+    /// How many rules (route, svc, defaultRoute) were written, valid or not.
+    pub rules_written: usize,
+}
+
+impl ValidatedRoute {
+    /// Nothing usable: every rule failed or the selection is broken.
+    pub fn is_invalid(&self) -> bool {
+        !self.problems.is_empty()
+            && ((self.rules.is_empty() && self.default_route.is_none() && self.rules_written > 0)
+                || self.selection.broken)
+    }
+}
+
+pub(crate) fn problem(path: String, reason: &str, message: String) -> Problem {
+    Problem {
+        path: Some(path),
+        pod: None,
+        reason: reason.to_owned(),
+        message,
+    }
+}
+
+/// Parses a destination: a CIDR, or a bare address meaning a host route. Host bits set
+/// (`10.0.0.5/24`) are refused rather than silently truncated.
+pub fn parse_dst(s: &str) -> Result<IpNet, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty destination".into());
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    let net: IpNet = t
+        .parse()
+        .map_err(|_| format!("not a CIDR or IP address: {s:?}"))?;
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "{s:?} would replace the default route; use spec.defaultRoute for that"
+        ));
+    }
+    if net.trunc() != net {
+        return Err(format!(
+            "{s:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// Linux accepts an interface name of 1-15 bytes, not `.`/`..`, without `/`, `:` or
+/// whitespace (`dev_valid_name()` in net/core/dev.c).
+pub fn check_dev(dev: &str) -> Result<(), String> {
+    if dev.is_empty() {
+        return Err("empty interface name".into());
+    }
+    if dev.len() > 15 {
+        return Err(format!("interface name {dev:?} is longer than 15 bytes"));
+    }
+    if dev == "."
+        || dev == ".."
+        || dev
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!("{dev:?} is not a valid Linux interface name"));
+    }
+    Ok(())
+}
+
+fn parse_via(via: &Option<String>) -> Result<Option<IpAddr>, String> {
+    match via.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<IpAddr>()
+            .map(Some)
+            .map_err(|_| format!("via {v:?} is not an IP address")),
+    }
+}
+
+fn is_v6(ip: &IpAddr) -> bool {
+    ip.is_ipv6()
+}
+
+/// A Kubernetes object name (DNS subdomain, loosely): non-empty, <= 253, lowercase
+/// alphanumerics, `-` and `.`.
+pub(crate) fn check_k8s_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+/// Validates one Route. Never fails: problems are returned beside the usable parts.
+pub fn validate(route: &Route) -> ValidatedRoute {
+    let spec = &route.spec;
+    let mut problems = Vec::new();
+    let mut rules = Vec::new();
+
+    let mut seen_nets: BTreeSet<IpNet> = BTreeSet::new();
+    for (i, r) in spec.route.iter().enumerate() {
+        let path = format!("spec.route[{i}]");
+        let dst = match parse_dst(&r.dst) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                problems.push(problem(format!("{path}.dst"), reason::INVALID_CIDR, m));
+                None
+            }
+        };
+        let dev_ok = check_dev(&r.dev)
+            .map_err(|m| problems.push(problem(format!("{path}.dev"), reason::INVALID_DEV, m)))
+            .is_ok();
+        let via = match parse_via(&r.via) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                problems.push(problem(format!("{path}.via"), reason::INVALID_VIA, m));
+                None
+            }
+        };
+        let (Some(dst), true, Some(via)) = (dst, dev_ok, via) else {
+            continue;
+        };
+        if let Some(v) = via
+            && is_v6(&v) != matches!(dst, IpNet::V6(_))
+        {
+            problems.push(problem(
+                format!("{path}.via"),
+                reason::FAMILY_MISMATCH,
+                format!("via {v} and dst {dst} are of different IP families"),
+            ));
+            continue;
+        }
+        if !seen_nets.insert(dst) {
+            problems.push(problem(
+                format!("{path}.dst"),
+                reason::DUPLICATE_RULE,
+                format!("{dst} already appears in an earlier route rule; this one is ignored"),
+            ));
+            continue;
+        }
+        rules.push(Rule {
+            path,
+            dst: Destination::Net(dst),
+            dev: r.dev.clone(),
+            via,
+        });
+    }
+
+    let mut seen_svcs: BTreeSet<(String, String)> = BTreeSet::new();
+    for (i, s) in spec.svc.iter().enumerate() {
+        let path = format!("spec.svc[{i}]");
+        let mut ok = true;
+        if !check_k8s_name(&s.namespace) {
+            problems.push(problem(
+                format!("{path}.namespace"),
+                reason::INVALID_SERVICE,
+                format!("{:?} is not a namespace name", s.namespace),
+            ));
+            ok = false;
+        }
+        if !check_k8s_name(&s.name) {
+            problems.push(problem(
+                format!("{path}.name"),
+                reason::INVALID_SERVICE,
+                format!("{:?} is not a Service name", s.name),
+            ));
+            ok = false;
+        }
+        if let Err(m) = check_dev(&s.dev) {
+            problems.push(problem(format!("{path}.dev"), reason::INVALID_DEV, m));
+            ok = false;
+        }
+        let via = match parse_via(&s.via) {
+            Ok(v) => v,
+            Err(m) => {
+                problems.push(problem(format!("{path}.via"), reason::INVALID_VIA, m));
+                continue;
+            }
+        };
+        if !ok {
+            continue;
+        }
+        if !seen_svcs.insert((s.namespace.clone(), s.name.clone())) {
+            problems.push(problem(
+                path.clone(),
+                reason::DUPLICATE_RULE,
+                format!(
+                    "Service {}/{} already appears in an earlier svc rule; this one is ignored",
+                    s.namespace, s.name
+                ),
+            ));
+            continue;
+        }
+        rules.push(Rule {
+            path,
+            dst: Destination::Service {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+            },
+            dev: s.dev.clone(),
+            via,
+        });
+    }
+
+    let default_route = spec.default_route.as_ref().and_then(|d| {
+        let dev_ok = check_dev(&d.dev)
+            .map_err(|m| {
+                problems.push(problem(
+                    "spec.defaultRoute.dev".into(),
+                    reason::INVALID_DEV,
+                    m,
+                ))
+            })
+            .is_ok();
+        let via = parse_via(&d.via)
+            .map_err(|m| {
+                problems.push(problem(
+                    "spec.defaultRoute.via".into(),
+                    reason::INVALID_VIA,
+                    m,
+                ))
+            })
+            .ok()?;
+        dev_ok.then(|| DefaultRouteSpec {
+            dev: d.dev.clone(),
+            via,
+        })
+    });
+
+    let selection = selection::validate_selection(route, &mut problems);
+    let exclude = selection::validate_exclude(route, &mut problems);
+    let ovn = validate_ovn(route, &mut problems);
+
+    ValidatedRoute {
+        name: route.metadata.name.clone().unwrap_or_default(),
+        priority: spec.priority,
+        created: route.metadata.creation_timestamp.clone(),
+        rules,
+        default_route,
+        selection,
+        exclude,
+        ovn,
+        problems,
+        rules_written: spec.route.len()
+            + spec.svc.len()
+            + usize::from(spec.default_route.is_some()),
+    }
+}
+
+fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
+    let Some(ovn) = &route.spec.ovn else {
+        return OvnRules::default();
+    };
+    let router = match ovn.router.as_deref() {
+        None | Some("") => None,
+        Some(r)
+            if r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) =>
+        {
+            Some(r.to_owned())
+        }
+        Some(r) => {
+            problems.push(problem(
+                "spec.ovn.router".into(),
+                reason::INVALID_ROUTER,
+                format!("{r:?} is not a logical router name"),
+            ));
+            None
+        }
+    };
+    let mut next_hops = Vec::new();
+    for (i, h) in ovn.next_hops.iter().enumerate() {
+        match h.trim().parse::<IpAddr>() {
+            Ok(ip) if !next_hops.contains(&ip) => next_hops.push(ip),
+            Ok(ip) => problems.push(problem(
+                format!("spec.ovn.nextHops[{i}]"),
+                reason::DUPLICATE_RULE,
+                format!("next hop {ip} is listed twice"),
+            )),
+            Err(_) => problems.push(problem(
+                format!("spec.ovn.nextHops[{i}]"),
+                reason::INVALID_NEXT_HOP,
+                format!("{h:?} is not an IP address"),
+            )),
+        }
+    }
+    OvnRules {
+        router,
+        next_hops,
+        bfd: ovn.bfd.unwrap_or(false),
+        enforce: ovn.enforce.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,309 @@
+//! The compact pod the planner needs, parsed from a Kubernetes Pod.
+//!
+//! Owns the reading of the two network annotations. A missing field or a garbage
+//! annotation means "no information", never an error: the pod is still known, only that
+//! detail is absent.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize;
+
+/// `k8s.ovn.org/pod-networks`: OVN-Kubernetes' record of the pod's addresses per network.
+pub const OVN_POD_NETWORKS: &str = "k8s.ovn.org/pod-networks";
+/// `k8s.v1.cni.cncf.io/network-status`: Multus' list of the pod's interfaces.
+pub const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
+
+/// The OVN network's view of a pod (the `default` entry of `k8s.ovn.org/pod-networks`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OvnInfo {
+    pub ips: Vec<IpNet>,
+    pub gateways: Vec<IpAddr>,
+    pub mac: Option<String>,
+}
+
+/// One interface from `k8s.v1.cni.cncf.io/network-status`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PodInterface {
+    pub name: String,
+    pub ips: Vec<IpAddr>,
+    pub gateways: Vec<IpAddr>,
+    pub default: bool,
+}
+
+/// The controller (or first) owner reference: kind and name.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+}
+
+/// Pod phase, only as far as the planner cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PodPhase {
+    #[default]
+    Pending,
+    Running,
+    /// Succeeded or Failed: the pod's sandbox is gone or going; nothing to program.
+    Finished,
+    Unknown,
+}
+
+/// What the planner knows about one pod.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub host_network: bool,
+    pub owner: Option<OwnerRef>,
+    pub phase: PodPhase,
+    /// `status.podIPs` (the default network's addresses).
+    pub pod_ips: Vec<IpAddr>,
+    /// From `k8s.ovn.org/pod-networks`, when present and parseable.
+    pub ovn: Option<OvnInfo>,
+    /// From `k8s.v1.cni.cncf.io/network-status`, when present and parseable; else empty.
+    pub interfaces: Vec<PodInterface>,
+}
+
+impl PodInfo {
+    /// The OVN logical switch port name ovn-kubernetes gives the pod.
+    pub fn lsp_name(&self) -> String {
+        format!("{}_{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPodNetwork {
+    #[serde(default)]
+    ip_addresses: Vec<String>,
+    #[serde(default)]
+    ip_address: Option<String>,
+    #[serde(default)]
+    gateway_ips: Vec<String>,
+    #[serde(default)]
+    gateway_ip: Option<String>,
+    #[serde(default)]
+    mac_address: Option<String>,
+}
+
+/// Parses the `default` network of a `k8s.ovn.org/pod-networks` value. Addresses that do
+/// not parse are dropped; an entry with no address at all counts as no information.
+pub fn parse_pod_networks(value: &str) -> Option<OvnInfo> {
+    let nets: BTreeMap<String, RawPodNetwork> = serde_json::from_str(value).ok()?;
+    let raw = nets.get("default")?;
+    let mut ips: Vec<IpNet> = raw
+        .ip_addresses
+        .iter()
+        .chain(raw.ip_address.iter())
+        .filter_map(|s| parse_addr_or_cidr(s))
+        .collect();
+    dedup_keep_order(&mut ips);
+    let mut gateways: Vec<IpAddr> = raw
+        .gateway_ips
+        .iter()
+        .chain(raw.gateway_ip.iter())
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    dedup_keep_order(&mut gateways);
+    if ips.is_empty() {
+        return None;
+    }
+    Some(OvnInfo {
+        ips,
+        gateways,
+        mac: raw.mac_address.clone().filter(|m| !m.is_empty()),
+    })
+}
+
+#[derive(Deserialize)]
+struct RawNetworkStatus {
+    #[serde(default)]
+    interface: Option<String>,
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    gateway: Vec<String>,
+    #[serde(default)]
+    default: bool,
+}
+
+/// Parses `k8s.v1.cni.cncf.io/network-status`. Entries without an interface name (Multus
+/// writes them for some plugins) are dropped; garbage gives an empty list.
+pub fn parse_network_status(value: &str) -> Vec<PodInterface> {
+    let Ok(raw) = serde_json::from_str::<Vec<serde_json::Value>>(value) else {
+        return Vec::new();
+    };
+    raw.into_iter()
+        .filter_map(|v| serde_json::from_value::<RawNetworkStatus>(v).ok())
+        .filter_map(|r| {
+            let name = r.interface.filter(|n| !n.is_empty())?;
+            Some(PodInterface {
+                name,
+                ips: r
+                    .ips
+                    .iter()
+                    .filter_map(|s| parse_addr_or_cidr(s).map(|n| n.addr()))
+                    .collect(),
+                gateways: r
+                    .gateway
+                    .iter()
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect(),
+                default: r.default,
+            })
+        })
+        .collect()
+}
+
+fn parse_addr_or_cidr(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn dedup_keep_order<T: PartialEq + Clone>(v: &mut Vec<T>) {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v.drain(..) {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    *v = out;
+}
+
+impl From<&Pod> for PodInfo {
+    fn from(pod: &Pod) -> Self {
+        let meta = &pod.metadata;
+        let annotations = meta.annotations.as_ref();
+        let ann = |k: &str| annotations.and_then(|a| a.get(k));
+        let owners = meta.owner_references.as_deref().unwrap_or_default();
+        let owner = owners
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or_else(|| owners.first())
+            .map(|o| OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            });
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let phase = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Running") => PodPhase::Running,
+            Some("Succeeded") | Some("Failed") => PodPhase::Finished,
+            Some("Pending") | None => PodPhase::Pending,
+            Some(_) => PodPhase::Unknown,
+        };
+        let mut pod_ips: Vec<IpAddr> = status
+            .and_then(|s| s.pod_ips.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.ip.trim().parse().ok())
+            .collect();
+        if pod_ips.is_empty()
+            && let Some(ip) = status
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|s| s.trim().parse().ok())
+        {
+            pod_ips.push(ip);
+        }
+        PodInfo {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            node: spec
+                .and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty()),
+            labels: meta.labels.clone().unwrap_or_default(),
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            owner,
+            phase,
+            pod_ips,
+            ovn: ann(OVN_POD_NETWORKS).and_then(|v| parse_pod_networks(v)),
+            interfaces: ann(NETWORK_STATUS)
+                .map(|v| parse_network_status(v))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_PN: &str = r#"{"default":{"ip_addresses":["10.124.0.3/24"],"mac_address":"0a:58:0a:7c:00:03","gateway_ips":["10.124.0.1"],"ip_address":"10.124.0.3/24","gateway_ip":"10.124.0.1"}}"#;
+
+    #[test]
+    fn seed_pod_networks_annotation_parses() {
+        let info = parse_pod_networks(SEED_PN).unwrap();
+        assert_eq!(info.ips, vec!["10.124.0.3/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(info.gateways, vec!["10.124.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(info.mac.as_deref(), Some("0a:58:0a:7c:00:03"));
+    }
+
+    #[test]
+    fn garbage_annotations_mean_no_information() {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            "null",
+            r#"{"other":{"ip_addresses":["10.0.0.1/24"]}}"#,
+            r#"{"default":{"ip_addresses":["nope"]}}"#,
+            r#"{"default":{"ip_addresses":5}}"#,
+        ] {
+            assert_eq!(parse_pod_networks(bad), None, "{bad}");
+        }
+        for bad in ["", "{}", "[1,2]", r#"[{"ips":["10.0.0.1"]}]"#, "garbage"] {
+            assert!(parse_network_status(bad).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn network_status_lists_interfaces_with_gateways() {
+        let v = r#"[{"name":"k8s-pod-network","interface":"eth0","ips":["192.168.1.5"],"default":true,"dns":{}},
+                    {"name":"default/ovn","interface":"eth1","ips":["10.124.2.5","fd00::5"],"gateway":["10.124.2.1","bad"],"mac":"x"},
+                    "junk"]"#;
+        let ifs = parse_network_status(v);
+        assert_eq!(ifs.len(), 2);
+        assert_eq!(ifs[0].name, "eth0");
+        assert!(ifs[0].default);
+        assert_eq!(ifs[1].ips.len(), 2);
+        assert_eq!(
+            ifs[1].gateways,
+            vec!["10.124.2.1".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn pod_conversion_tolerates_missing_fields() {
+        let p = PodInfo::from(&Pod::default());
+        assert_eq!(p.name, "");
+        assert_eq!(p.phase, PodPhase::Pending);
+        assert!(p.ovn.is_none() && p.interfaces.is_empty() && p.owner.is_none());
+
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "web-7d4f9c-abcde", "uid": "u1",
+                "labels": {"app": "web"},
+                "annotations": {OVN_POD_NETWORKS: SEED_PN, NETWORK_STATUS: "not json"},
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Other", "name": "x", "uid": "1"},
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4f9c", "uid": "2", "controller": true}]},
+            "spec": {"nodeName": "node1", "containers": []},
+            "status": {"phase": "Running", "podIP": "192.168.1.5"}
+        }))
+        .unwrap();
+        let p = PodInfo::from(&pod);
+        assert_eq!(p.owner.as_ref().unwrap().kind, "ReplicaSet");
+        assert_eq!(p.node.as_deref(), Some("node1"));
+        assert_eq!(p.phase, PodPhase::Running);
+        assert_eq!(p.pod_ips, vec!["192.168.1.5".parse::<IpAddr>().unwrap()]);
+        assert!(p.ovn.is_some());
+        assert!(p.interfaces.is_empty());
+        assert_eq!(p.lsp_name(), "default_web-7d4f9c-abcde");
+    }
+}

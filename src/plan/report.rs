@@ -1,0 +1,177 @@
+//! Status material per Route: counts, skip reasons, a bounded list of problems, the one-word
+//! summary and the conditions. The controller turns this into `RouteStatus` (adding times
+//! and observedGeneration); the planner only decides the content.
+use std::collections::BTreeMap;
+
+use crate::api::Problem;
+
+/// Reasons the planner adds on top of validation's.
+pub mod reason {
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
+    pub const SERVICE_HAS_NO_ADDRESS: &str = "ServiceHasNoAddress";
+    pub const CONFLICT: &str = "Conflict";
+    pub const FAMILY_MISMATCH: &str = "FamilyMismatch";
+    pub const NO_NEXT_HOP_FOR_FAMILY: &str = "NoNextHopForFamily";
+}
+
+/// Why a selected pod (or one rule for it) was not programmed. Not an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// hostNetwork pods share the node's namespace: never touched.
+    HostNetwork,
+    /// Succeeded or Failed.
+    Finished,
+    /// The pod lacks a rule's `dev` (that rule is skipped for that pod).
+    MissingDev,
+    /// The pod has no address of the rule's IP family on that dev.
+    NoAddressOfFamily,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::HostNetwork => "HostNetwork",
+            SkipReason::Finished => "Finished",
+            SkipReason::MissingDev => "MissingDev",
+            SkipReason::NoAddressOfFamily => "NoAddressOfFamily",
+        }
+    }
+}
+
+/// The one-word `status.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Summary {
+    /// Everything the Route asks for is planned.
+    Applied,
+    /// Planned, but with problems (some rules invalid, conflicts lost, missing Services...).
+    Degraded,
+    /// Nothing usable: every rule is invalid, or the selection is.
+    Invalid,
+    /// Valid, selects pods, but none of them can be programmed yet (still starting).
+    #[default]
+    Pending,
+}
+
+impl Summary {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Summary::Applied => "Applied",
+            Summary::Degraded => "Degraded",
+            Summary::Invalid => "Invalid",
+            Summary::Pending => "Pending",
+        }
+    }
+}
+
+/// A condition without its timestamps (metav1.Condition minus time and generation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionSummary {
+    /// `Ready`, `Degraded` or `Invalid`.
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Status material of one Route.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RouteReport {
+    /// Pods matching the selection and not excluded (hostNetwork ones included), over the
+    /// whole world the planner was given.
+    pub selected: usize,
+    /// Selected pods on this node for which the plan holds at least one route of this Route.
+    pub programmable: usize,
+    /// Distinct selected pods skipped entirely or for at least one rule.
+    pub skipped: usize,
+    /// Pods per skip reason (a pod may count under several reasons).
+    pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// At most `PlanConfig::max_problems`, validation problems first.
+    pub problems: Vec<Problem>,
+    /// Problems beyond the bound.
+    pub problems_omitted: usize,
+    /// The one-word `status.status`.
+    pub summary: Summary,
+    pub conditions: Vec<ConditionSummary>,
+}
+
+impl RouteReport {
+    pub(crate) fn push_problem(&mut self, p: Problem, max: usize) {
+        if self.problems.len() < max {
+            self.problems.push(p);
+        } else {
+            self.problems_omitted += 1;
+        }
+    }
+
+    /// Decides summary and conditions once counts and problems are in.
+    pub(crate) fn finish(&mut self, invalid: bool, waiting: bool) {
+        let n_problems = self.problems.len() + self.problems_omitted;
+        let first = self
+            .problems
+            .first()
+            .map(|p| match &p.path {
+                Some(path) => format!("{path}: {}", p.message),
+                None => p.message.clone(),
+            })
+            .unwrap_or_default();
+        let first_reason = self
+            .problems
+            .first()
+            .map(|p| p.reason.clone())
+            .unwrap_or_default();
+        let summary = if invalid {
+            Summary::Invalid
+        } else if n_problems > 0 {
+            Summary::Degraded
+        } else if waiting {
+            Summary::Pending
+        } else {
+            Summary::Applied
+        };
+        let more = if n_problems > 1 {
+            format!(" (and {} more problem(s))", n_problems - 1)
+        } else {
+            String::new()
+        };
+        self.conditions = vec![
+            ConditionSummary {
+                type_: "Ready",
+                status: matches!(summary, Summary::Applied | Summary::Degraded),
+                reason: summary.as_str().to_owned(),
+                message: format!(
+                    "{} pod(s) selected, {} programmable here, {} skipped",
+                    self.selected, self.programmable, self.skipped
+                ),
+            },
+            ConditionSummary {
+                type_: "Degraded",
+                status: summary == Summary::Degraded,
+                reason: if summary == Summary::Degraded {
+                    first_reason.clone()
+                } else {
+                    "NoProblems".into()
+                },
+                message: if summary == Summary::Degraded {
+                    format!("{first}{more}")
+                } else {
+                    String::new()
+                },
+            },
+            ConditionSummary {
+                type_: "Invalid",
+                status: invalid,
+                reason: if invalid {
+                    first_reason
+                } else {
+                    "Valid".into()
+                },
+                message: if invalid {
+                    format!("{first}{more}")
+                } else {
+                    String::new()
+                },
+            },
+        ];
+        self.summary = summary;
+    }
+}

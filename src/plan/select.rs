@@ -1,0 +1,233 @@
+//! Which pods a Route applies to, and what the planner knows about a pod's interfaces.
+//!
+//! Selection (see `docs/semantics.md`): with no selection a Route is for every pod;
+//! otherwise a pod must match the union of `targets` (when given) AND `podSelector` (when
+//! given) AND `namespaceSelector` (when given). Exclusion always wins.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::api::validate::{Exclusion, Selection, TargetKind, TargetRef, ValidatedRoute};
+use crate::cluster::{LinkKind, PodInfo, World};
+
+use super::PlanConfig;
+
+/// The label Kubernetes puts on every namespace; added when a namespace is not (yet) known
+/// so that selectors on it still work.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Labels of a pod's namespace (with the automatic name label).
+pub(crate) fn namespace_labels(world: &World, ns: &str) -> BTreeMap<String, String> {
+    let mut labels = world
+        .namespace(ns)
+        .map(|n| n.labels.clone())
+        .unwrap_or_default();
+    labels
+        .entry(NAMESPACE_NAME_LABEL.to_owned())
+        .or_insert_with(|| ns.to_owned());
+    labels
+}
+
+/// True when the Route applies to the pod (before skip rules such as hostNetwork).
+pub(crate) fn selects(
+    world: &World,
+    route: &ValidatedRoute,
+    pod: &PodInfo,
+    ns_labels: &BTreeMap<String, String>,
+) -> bool {
+    if excluded(&route.exclude, pod, ns_labels) {
+        return false;
+    }
+    let sel: &Selection = &route.selection;
+    if sel.broken {
+        return false;
+    }
+    if let Some(targets) = &sel.targets
+        && !targets.iter().any(|t| target_matches(world, t, pod))
+    {
+        return false;
+    }
+    sel.pod_selector
+        .as_ref()
+        .is_none_or(|s| s.matches(&pod.labels))
+        && sel
+            .namespace_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(ns_labels))
+}
+
+fn excluded(ex: &Exclusion, pod: &PodInfo, ns_labels: &BTreeMap<String, String>) -> bool {
+    ex.broken
+        || ex.namespaces.contains(&pod.namespace)
+        || (!ex.pods.is_empty() && ex.pods.contains(&(pod.namespace.clone(), pod.name.clone())))
+        || ex
+            .pod_selector
+            .as_ref()
+            .is_some_and(|s| s.matches(&pod.labels))
+        || ex
+            .namespace_selector
+            .as_ref()
+            .is_some_and(|s| s.matches(ns_labels))
+}
+
+/// `<prefix>-<suffix>` where suffix is a non-empty run of alphanumerics (the pod-template
+/// hash of a ReplicaSet, or a Job's schedule number when `digits`).
+fn generated_child_of(child: &str, parent: &str, digits: bool) -> bool {
+    child
+        .strip_prefix(parent)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|s| {
+            !s.is_empty()
+                && s.chars().all(|c| {
+                    if digits {
+                        c.is_ascii_digit()
+                    } else {
+                        c.is_ascii_alphanumeric()
+                    }
+                })
+        })
+}
+
+fn target_matches(world: &World, t: &TargetRef, pod: &PodInfo) -> bool {
+    if t.kind == TargetKind::Namespace {
+        return pod.namespace == t.name;
+    }
+    if pod.namespace != t.namespace {
+        return false;
+    }
+    if t.kind == TargetKind::Pod {
+        return pod.name == t.name;
+    }
+    let Some(owner) = &pod.owner else {
+        return false;
+    };
+    match t.kind {
+        TargetKind::ReplicaSet
+        | TargetKind::DaemonSet
+        | TargetKind::StatefulSet
+        | TargetKind::Job => owner.kind == t.kind.as_str() && owner.name == t.name,
+        TargetKind::Deployment => {
+            owner.kind == "ReplicaSet"
+                && owner_via_link(
+                    world,
+                    LinkKind::ReplicaSet,
+                    &pod.namespace,
+                    &owner.name,
+                    "Deployment",
+                    &t.name,
+                    false,
+                )
+        }
+        TargetKind::CronJob => {
+            owner.kind == "Job"
+                && owner_via_link(
+                    world,
+                    LinkKind::Job,
+                    &pod.namespace,
+                    &owner.name,
+                    "CronJob",
+                    &t.name,
+                    true,
+                )
+        }
+        TargetKind::Pod | TargetKind::Namespace => false,
+    }
+}
+
+/// Follows ReplicaSet -> Deployment or Job -> CronJob. When the intermediate object is
+/// unknown (not watched yet, or a file-mode world without it), falls back to the naming
+/// convention the controllers use (`<deployment>-<hash>`, `<cronjob>-<number>`).
+fn owner_via_link(
+    world: &World,
+    kind: LinkKind,
+    ns: &str,
+    child: &str,
+    parent_kind: &str,
+    parent: &str,
+    digits: bool,
+) -> bool {
+    if world.has_link(kind, ns, child) {
+        world
+            .link_owner(kind, ns, child)
+            .is_some_and(|(k, n)| k == parent_kind && n == parent)
+    } else {
+        generated_child_of(child, parent, digits)
+    }
+}
+
+/// Whether the pod has interface `dev`. With a `network-status` annotation, its interface
+/// list is taken as the truth; without it, the default interface is assumed to exist and
+/// the OVN interface exists iff OVN recorded the pod in `pod-networks`.
+pub(crate) fn has_dev(pod: &PodInfo, dev: &str, cfg: &PlanConfig) -> bool {
+    if !pod.interfaces.is_empty() {
+        return pod.interfaces.iter().any(|i| i.name == dev);
+    }
+    dev == cfg.default_dev || (dev == cfg.ovn_dev && pod.ovn.is_some())
+}
+
+/// Addresses the pod is known to hold on `dev` (may be empty: unknown).
+pub(crate) fn dev_addrs(pod: &PodInfo, dev: &str, cfg: &PlanConfig) -> Vec<IpAddr> {
+    if let Some(i) = pod.interfaces.iter().find(|i| i.name == dev)
+        && !i.ips.is_empty()
+    {
+        return i.ips.clone();
+    }
+    if dev == cfg.ovn_dev
+        && let Some(o) = &pod.ovn
+    {
+        return o.ips.iter().map(|n| n.addr()).collect();
+    }
+    if dev == cfg.default_dev {
+        return pod.pod_ips.clone();
+    }
+    Vec::new()
+}
+
+/// Whether a route of the given family can live on `dev`: the dev's known addresses decide;
+/// with none known, any address of the pod; with nothing known at all, yes.
+pub(crate) fn family_ok(pod: &PodInfo, dev: &str, v6: bool, cfg: &PlanConfig) -> bool {
+    let addrs = dev_addrs(pod, dev, cfg);
+    if !addrs.is_empty() {
+        return addrs.iter().any(|a| a.is_ipv6() == v6);
+    }
+    let all: Vec<IpAddr> = pod
+        .pod_ips
+        .iter()
+        .copied()
+        .chain(pod.ovn.iter().flat_map(|o| o.ips.iter().map(|n| n.addr())))
+        .chain(pod.interfaces.iter().flat_map(|i| i.ips.iter().copied()))
+        .collect();
+    all.is_empty() || all.iter().any(|a| a.is_ipv6() == v6)
+}
+
+/// The dev's gateway of the family, from `network-status` then (for the OVN interface)
+/// `pod-networks`.
+pub(crate) fn dev_gateway(pod: &PodInfo, dev: &str, v6: bool, cfg: &PlanConfig) -> Option<IpAddr> {
+    let from_status = pod
+        .interfaces
+        .iter()
+        .filter(|i| i.name == dev)
+        .flat_map(|i| i.gateways.iter())
+        .find(|g| g.is_ipv6() == v6)
+        .copied();
+    from_status.or_else(|| {
+        (dev == cfg.ovn_dev)
+            .then_some(pod.ovn.as_ref())
+            .flatten()
+            .and_then(|o| o.gateways.iter().find(|g| g.is_ipv6() == v6).copied())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names() {
+        assert!(generated_child_of("web-5d9f8c", "web", false));
+        assert!(!generated_child_of("web-api-5d9f8c", "web", false));
+        assert!(!generated_child_of("web", "web", false));
+        assert!(!generated_child_of("web-", "web", false));
+        assert!(generated_child_of("backup-28910", "backup", true));
+        assert!(!generated_child_of("backup-abc", "backup", true));
+    }
+}

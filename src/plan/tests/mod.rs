@@ -1,0 +1,11 @@
+//! Planner tests, one module per concern. Built with `testkit` builders, no cluster.
+mod big;
+mod conflicts;
+mod determinism;
+mod nb_rows;
+mod props;
+mod seed;
+mod selection;
+mod status;
+mod svc;
+mod targets;
