@@ -16,7 +16,7 @@
 
 OVNKR_SANDBOX_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OVNKR_REPO="$(cd "$OVNKR_SANDBOX_HOME/.." && pwd)"
-OVNKR_RUN_DIR="${OVNKR_RUN_DIR:-$OVNKR_SANDBOX_HOME/run}"
+OVNKR_RUN_DIR="$(realpath -m "${OVNKR_RUN_DIR:-$OVNKR_SANDBOX_HOME/run}")"
 OVNKR_NETNS_PREFIX="${OVNKR_NETNS_PREFIX:-ovnkr-}"
 OVNKR_NODE="${OVNKR_NODE:-node1}"
 OVNKR_NB_SCHEMA="${OVNKR_NB_SCHEMA:-/usr/share/ovn/ovn-nb.ovsschema}"
@@ -145,6 +145,7 @@ ovnkr_require_tools() {
   [ -r "$OVNKR_NB_SCHEMA" ] || ovnkr_die "NB schema not found at $OVNKR_NB_SCHEMA"
   [ -r "$OVNKR_SB_SCHEMA" ] || ovnkr_die "SB schema not found at $OVNKR_SB_SCHEMA"
   [ "$(id -u)" = 0 ] || ovnkr_die "must run as root (network namespaces)"
+  [ ${#NB_SOCK} -le 100 ] || ovnkr_die "run dir path too long for a unix socket: $OVNKR_RUN_DIR"
 }
 
 # ovnkr_start_db nb|sb SCHEMA
