@@ -25,7 +25,8 @@ ovnkr_trace() {
 # Reads a raw trace on stdin and prints key=value facts about it:
 #   policy_prio / policy_match / policy_action (reroute|allow|drop|none) / policy_select (ids)
 #   policy_nexthop (single-hop reroute or the hop chosen by ECMP), route_match / route_nexthop
-#   (lr_in_ip_routing on ovn_cluster_router), acl_drop (match of a dropping ACL), gr (first
+#   (lr_in_ip_routing on ovn_cluster_router), lb_backends (a load balancer's ct_lb backends
+#   for the first matching VIP), lb_reject (1: a VIP without backends rejected it), acl_drop (match of a dropping ACL), gr (first
 #   gateway router reached), out (last port the packet is output to).
 ovnkr_trace_facts() {
   awk '
@@ -58,11 +59,13 @@ ovnkr_trace_facts() {
       }
       if (dp == "ovn_cluster_router" && stage == "lr_in_policy_ecmp" && a ~ /^reg0 = /) { h = a; sub(/^reg0 = /, "", h); sub(/;.*/, "", h); policy_nexthop = h }
       if (dp == "ovn_cluster_router" && stage == "lr_in_ip_routing" && a ~ /^reg0 = /) { h = a; sub(/^reg0 = /, "", h); sub(/;.*/, "", h); route_nexthop = h }
+      if (a ~ /^ct_lb(_mark)?\(backends=/ && lb == "") { b = a; sub(/^ct_lb(_mark)?\(backends=/, "", b); sub(/\).*/, "", b); lb = b }
+      if (stage == "ls_in_lb" && a ~ /^reject/) lb_reject = 1
       if ((stage == "ls_in_acl" || stage == "ls_out_acl") && (a == "drop;" || a ~ /^reject/ || a ~ /ct_mark.blocked = 1/)) acl_drop = acl_match
     }
     END {
       printf "policy_prio=%s\npolicy_match=%s\npolicy_action=%s\npolicy_select=%s\npolicy_nexthop=%s\n", policy_prio, policy_match, policy_action, policy_select, policy_nexthop
-      printf "route_match=%s\nroute_nexthop=%s\nacl_drop=%s\ngr=%s\nout=%s\n", route_match, route_nexthop, acl_drop, gr, out
+      printf "route_match=%s\nroute_nexthop=%s\nacl_drop=%s\ngr=%s\nout=%s\nlb_backends=%s\nlb_reject=%s\n", route_match, route_nexthop, acl_drop, gr, out, lb, lb_reject
     }'
 }
 
@@ -78,6 +81,8 @@ ovnkr_route_words() {
 # Prints one line and sets TRACE_VERDICT to one of:
 #   "rerouted HOP[/HOP...]"  a policy above 0 rerouted the packet (all ECMP next hops listed)
 #   "routed HOP"             no reroute policy: normal routing to HOP
+#   "balanced BACKENDS"      a Service load balancer DNATed it (backends as ovn-northd lists them)
+#   "rejected"               a Service load balancer without endpoints answered with a reset
 #   "allowed PRIO"           an allow policy (e.g. ovn-kubernetes' 102 no-reroute) matched
 #   "dropped"                an ACL (or a drop policy) dropped it
 ovnkr_trace_summary() {
@@ -120,6 +125,12 @@ ovnkr_trace_summary() {
       line+=" rerouted by policy $(ovnkr_fact policy_prio "$facts") to $(ovnkr_fact policy_nexthop "$facts") (via $(ovnkr_fact gr "$facts"))"
     fi
     line+=" [match: $(ovnkr_fact policy_match "$facts")]"
+  elif [ -n "$(ovnkr_fact lb_backends "$facts")" ]; then
+    TRACE_VERDICT="balanced $(ovnkr_fact lb_backends "$facts")"
+    line+=" load-balanced by its Service VIP to $(ovnkr_fact lb_backends "$facts")"
+  elif [ "$(ovnkr_fact lb_reject "$facts")" = 1 ]; then
+    TRACE_VERDICT="rejected"
+    line+=" rejected by its Service VIP's load balancer (no endpoints)"
   elif [ "$action" = allow ]; then
     TRACE_VERDICT="allowed $(ovnkr_fact policy_prio "$facts")"
     line+=" not rerouted: allow policy $(ovnkr_fact policy_prio "$facts") ($(ovnkr_fact policy_match "$facts")), then normal routing $(ovnkr_route_words "$(ovnkr_fact route_nexthop "$facts")")"
@@ -128,7 +139,7 @@ ovnkr_trace_summary() {
     line+=" not rerouted (no policy matched): normal routing [$(ovnkr_fact route_match "$facts")] $(ovnkr_route_words "$(ovnkr_fact route_nexthop "$facts")")"
     [ -n "$(ovnkr_fact gr "$facts")" ] && line+=" (via $(ovnkr_fact gr "$facts"))"
   fi
-  [ -n "$(ovnkr_fact out "$facts")" ] && [ "$TRACE_VERDICT" != dropped ] && [ ${#grs[@]} -eq 0 ] &&
+  [ -n "$(ovnkr_fact out "$facts")" ] && [ "$TRACE_VERDICT" != dropped ] && [ "$TRACE_VERDICT" != rejected ] && [ ${#grs[@]} -eq 0 ] &&
     line+=", leaves OVN at $(ovnkr_fact out "$facts")"
   echo "$line"
 }
