@@ -13,12 +13,14 @@
 #   OVNKR_RUN_DIR       run directory (default: ovn-sandbox/run beside this file)
 #   OVNKR_NETNS_PREFIX  prefix of every network namespace created (default: ovnkr-)
 #   OVNKR_NODE          the node whose pods become namespaces (default: node1)
+#   OVNKR_WITH_PODS     0: OVN and the topology only, no namespaces (no root needed)
 
 OVNKR_SANDBOX_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OVNKR_REPO="$(cd "$OVNKR_SANDBOX_HOME/.." && pwd)"
 OVNKR_RUN_DIR="$(realpath -m "${OVNKR_RUN_DIR:-$OVNKR_SANDBOX_HOME/run}")"
 OVNKR_NETNS_PREFIX="${OVNKR_NETNS_PREFIX:-ovnkr-}"
 OVNKR_NODE="${OVNKR_NODE:-node1}"
+OVNKR_WITH_PODS="${OVNKR_WITH_PODS:-1}"
 OVNKR_NB_SCHEMA="${OVNKR_NB_SCHEMA:-/usr/share/ovn/ovn-nb.ovsschema}"
 OVNKR_SB_SCHEMA="${OVNKR_SB_SCHEMA:-/usr/share/ovn/ovn-sb.ovsschema}"
 
@@ -144,7 +146,8 @@ ovnkr_require_tools() {
   [ ${#missing[@]} -eq 0 ] || ovnkr_die "missing tools: ${missing[*]} (run ./scripts/install-deps.sh)"
   [ -r "$OVNKR_NB_SCHEMA" ] || ovnkr_die "NB schema not found at $OVNKR_NB_SCHEMA"
   [ -r "$OVNKR_SB_SCHEMA" ] || ovnkr_die "SB schema not found at $OVNKR_SB_SCHEMA"
-  [ "$(id -u)" = 0 ] || ovnkr_die "must run as root (network namespaces)"
+  [ "$OVNKR_WITH_PODS" = 0 ] || [ "$(id -u)" = 0 ] ||
+    ovnkr_die "must run as root (network namespaces), or set OVNKR_WITH_PODS=0"
   [ ${#NB_SOCK} -le 100 ] || ovnkr_die "run dir path too long for a unix socket: $OVNKR_RUN_DIR"
 }
 
@@ -175,7 +178,7 @@ ovnkr_start() {
     --log-file="$OVNKR_RUN_DIR/northd.log" --unixctl="$OVNKR_RUN_DIR/northd.ctl" \
     --ovnnb-db="$NB_DB" --ovnsb-db="$SB_DB"
   ovnkr_build_topology
-  ovnkr_build_pods
+  [ "$OVNKR_WITH_PODS" = 0 ] || ovnkr_build_pods
   nbctl --wait=sb sync
   ovnkr_log "ready: NB $NB_DB, SB $SB_DB, CNI results $CNI_RESULTS"
 }
@@ -227,6 +230,17 @@ ovnkr_status() {
   if [ -f "$NETNS_LIST" ]; then
     echo "namespaces: $(tr '\n' ' ' <"$NETNS_LIST")"
   fi
+}
+
+# Every NB row not owned by ovnkube-route, as text in a stable order: compare two snapshots to
+# prove that foreign rows were left byte-for-byte untouched.
+ovnkr_foreign_snapshot() {
+  local t
+  for t in Logical_Router Logical_Switch Logical_Router_Policy Logical_Router_Static_Route \
+    ACL Address_Set Port_Group Load_Balancer Logical_Switch_Port Logical_Router_Port NAT; do
+    echo "== $t"
+    nbctl --format=csv list "$t" | grep -v 'ovnkube-route' | sort
+  done
 }
 
 # Shell lines to point ovn-nbctl / ovn-trace at this sandbox by hand.
