@@ -1,3 +1,281 @@
-fn main() -> anyhow::Result<()> {
-    Ok(())
+//! The `ovnkube-route` binary: argument parsing, logging set-up and the exit code. Everything
+//! else lives in the library; this is the only place `anyhow` is used.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions};
+use ovnkube_route::plan::{NbScope, PlanConfig};
+
+#[derive(Parser)]
+#[command(name = "ovnkube-route", version, about = "Live per-workload routing for dual-CNI pods, kept consistent with OVN")]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ovnkube_route=debug`.
+    #[arg(long, global = true, env = "OVNKUBE_ROUTE_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the Route CustomResourceDefinition (deploy/crd.yaml is this output).
+    Crd,
+    /// Show what would change: NB rows (as ovn-nbctl lines) and pod routes (as ip lines).
+    Plan {
+        #[command(flatten)]
+        files: Files,
+        /// Diff against this NB database instead of showing every row as new.
+        #[arg(long, value_name = "ENDPOINT")]
+        nb: Option<String>,
+        #[command(flatten)]
+        nb_opts: NbArgs,
+        #[command(flatten)]
+        planner: PlannerArgs,
+        #[command(flatten)]
+        pods: PodArgs,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Apply once: write the NB changes and program the pods of this node, then exit.
+    Apply {
+        #[command(flatten)]
+        files: Files,
+        /// NB database: unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT; comma-separated for a cluster.
+        #[arg(long, value_name = "ENDPOINT")]
+        nb: String,
+        #[command(flatten)]
+        nb_opts: NbArgs,
+        #[command(flatten)]
+        planner: PlannerArgs,
+        #[command(flatten)]
+        pods: PodArgs,
+    },
+    /// Keep reconciling: watch the source and the NB database, repair drift.
+    Run {
+        /// `file:PATH[,PATH...]` (files or directories, watched for changes) or `kubernetes`.
+        #[arg(long, value_name = "SOURCE")]
+        source: String,
+        #[arg(long, value_name = "ENDPOINT")]
+        nb: String,
+        #[command(flatten)]
+        nb_opts: NbArgs,
+        #[command(flatten)]
+        planner: PlannerArgs,
+        #[command(flatten)]
+        pods: PodArgs,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:9476")]
+        metrics_addr: SocketAddr,
+        /// Full re-check of NB rows and pod routes at least this often (seconds).
+        #[arg(long, default_value_t = 5)]
+        resync_secs: u64,
+    },
+}
+
+#[derive(Args)]
+struct Files {
+    /// Route / world files or directories (JSON or YAML; repeatable).
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct NbArgs {
+    /// TLS private key for ssl: endpoints.
+    #[arg(long)]
+    nb_private_key: Option<PathBuf>,
+    /// TLS certificate for ssl: endpoints.
+    #[arg(long)]
+    nb_certificate: Option<PathBuf>,
+    /// CA certificate the NB server's certificate must chain to.
+    #[arg(long)]
+    nb_ca_cert: Option<PathBuf>,
+    /// Allow writing through a Raft follower instead of moving to the leader.
+    #[arg(long)]
+    nb_allow_follower: bool,
+    /// Echo probe interval (seconds); a connection silent for two intervals is dropped.
+    #[arg(long, default_value_t = 5)]
+    nb_probe_secs: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// OVN interconnect: each node has its own NB; plan this node's pods only.
+    Ic,
+    /// One NB for the cluster.
+    Central,
+}
+
+#[derive(Args)]
+struct PlannerArgs {
+    /// This node's name: only its pods are programmed (pods carry spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    node: Option<String>,
+    #[arg(long, value_enum, default_value = "central")]
+    mode: Mode,
+    /// Router for policies and static routes when a Route names none.
+    #[arg(long, default_value = "ovn_cluster_router")]
+    router: String,
+    /// Reserved Logical_Router_Policy priority band, `LOW-HIGH`.
+    #[arg(long, default_value = "200-299")]
+    priority_band: String,
+    /// The pod interface attached to OVN-Kubernetes.
+    #[arg(long, default_value = "eth1")]
+    ovn_dev: String,
+    /// The pod's default (Calico) interface.
+    #[arg(long, default_value = "eth0")]
+    default_dev: String,
+}
+
+#[derive(Args)]
+struct PodArgs {
+    /// CNI result cache (the `*-lo` files give each pod's netns).
+    #[arg(long, default_value = "/var/lib/cni/results")]
+    cni_results: PathBuf,
+    /// Named network namespaces.
+    #[arg(long, default_value = "/var/run/netns")]
+    netns_dir: PathBuf,
+    /// procfs root for the /proc/<pid>/ns/net fallback.
+    #[arg(long, default_value = "/proc")]
+    proc_root: PathBuf,
+    /// Node-local state (original default routes).
+    #[arg(long, default_value = "/var/lib/ovnkube-route")]
+    state_dir: PathBuf,
+    /// Do not touch pods (NB side only).
+    #[arg(long)]
+    skip_pods: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
+    let (lo, hi) = p
+        .priority_band
+        .split_once('-')
+        .context("--priority-band must be LOW-HIGH, e.g. 200-299")?;
+    let lo: i64 = lo.trim().parse().context("--priority-band: LOW is not a number")?;
+    let hi: i64 = hi.trim().parse().context("--priority-band: HIGH is not a number")?;
+    if !(0..=32767).contains(&lo) || !(0..=32767).contains(&hi) || lo > hi {
+        bail!("--priority-band {lo}-{hi}: need 0 <= LOW <= HIGH <= 32767 (ovn-nb(5) priority)");
+    }
+    Ok(PlanConfig {
+        node: p.node.clone(),
+        nb_scope: match p.mode {
+            Mode::Ic => NbScope::Node,
+            Mode::Central => NbScope::Cluster,
+        },
+        default_router: p.router.clone(),
+        priority_min: lo,
+        priority_max: hi,
+        ovn_dev: p.ovn_dev.clone(),
+        default_dev: p.default_dev.clone(),
+        ..PlanConfig::default()
+    })
+}
+
+fn pod_options(p: &PodArgs) -> PodOptions {
+    PodOptions {
+        cni_results: p.cni_results.clone(),
+        netns_dir: p.netns_dir.clone(),
+        proc_root: p.proc_root.clone(),
+        state_dir: p.state_dir.clone(),
+        skip: p.skip_pods,
+    }
+}
+
+fn options(
+    nb: Option<String>,
+    nb_opts: &NbArgs,
+    planner: &PlannerArgs,
+    pods: &PodArgs,
+) -> anyhow::Result<Options> {
+    Ok(Options {
+        nb,
+        nb_private_key: nb_opts.nb_private_key.clone(),
+        nb_certificate: nb_opts.nb_certificate.clone(),
+        nb_ca_cert: nb_opts.nb_ca_cert.clone(),
+        nb_allow_follower: nb_opts.nb_allow_follower,
+        nb_probe_interval: Duration::from_secs(nb_opts.nb_probe_secs.max(1)),
+        plan: planner_config(planner)?,
+        pods: pod_options(pods),
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Crd => {
+            // print!, not println!: deploy/crd.yaml is this output byte for byte.
+            print!("{}", ovnkube_route::api::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { files, nb, nb_opts, planner, pods, output } => {
+            let opts = options(nb, &nb_opts, &planner, &pods)?;
+            let format = match output {
+                Output::Text => OutputFormat::Text,
+                Output::Json => OutputFormat::Json,
+            };
+            let outcome = controller::plan_once(&files.paths, &opts, format).await?;
+            print!("{}", outcome.rendered);
+            Ok(if outcome.input_errors { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Apply { files, nb, nb_opts, planner, pods } => {
+            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let outcome = controller::apply_once(&files.paths, &opts).await?;
+            print!("{}", outcome.rendered);
+            Ok(if outcome.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Run { source, nb, nb_opts, planner, pods, metrics_addr, resync_secs } => {
+            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let paths = match source.split_once(':') {
+                Some(("file", list)) if !list.is_empty() => {
+                    list.split(',').map(PathBuf::from).collect::<Vec<_>>()
+                }
+                _ if source == "kubernetes" => bail!(
+                    "--source kubernetes is not available in this build; use --source file:PATH"
+                ),
+                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
+            };
+            controller::run_files(paths, opts, metrics_addr, Duration::from_secs(resync_secs.max(1)))
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

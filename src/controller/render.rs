@@ -1,0 +1,131 @@
+//! Human and machine renderings of a plan: per-Route status lines, NB changes as `ovn-nbctl`
+//! lines, pod routes as `ip -n <netns> route` lines, or the same as one JSON document.
+use std::fmt::Write as _;
+
+use serde_json::{Value as Json, json};
+
+use crate::nb::diff::{NbChange, NbProblem};
+use crate::nb::ops::describe;
+use crate::plan::Plan;
+use crate::plan::pod::{NextHop, PodKey, PodRoutes};
+
+/// How `ip` would write one of our routes (`proto` is our routing protocol number).
+pub fn ip_route_line(netns: &str, r: &crate::plan::pod::PodRoute, proto: u8) -> String {
+    let via = match &r.next_hop {
+        NextHop::Via(gw) => format!(" via {gw}"),
+        NextHop::DevGateway => String::new(),
+    };
+    let gw_note = match &r.next_hop {
+        NextHop::DevGateway => "  # via the dev's own gateway if it has one, else a link route",
+        NextHop::Via(_) => "",
+    };
+    format!("ip -n {netns} route replace {}{via} dev {} proto {proto}{gw_note}", r.dst, r.dev)
+}
+
+fn default_lines(netns: &str, routes: &PodRoutes, proto: u8, out: &mut String) {
+    for d in &routes.default_routes {
+        let dst = if d.ipv6 { "default -6" } else { "default" };
+        let via = match &d.next_hop {
+            NextHop::Via(gw) => format!(" via {gw}"),
+            NextHop::DevGateway => String::new(),
+        };
+        let _ = writeln!(out, "ip -n {netns} route replace {dst}{via} dev {} proto {proto}  # original saved, restored on removal", d.dev);
+    }
+}
+
+/// A plan in the text form `ovnkube-route plan` prints.
+pub fn text(
+    plan: &Plan,
+    changes: &[NbChange],
+    nb_problems: &[NbProblem],
+    netns_of: &dyn Fn(&PodKey) -> String,
+    proto: u8,
+    nb_note: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "== Routes");
+    for (name, r) in &plan.reports {
+        let skipped: Vec<String> =
+            r.skipped_by_reason.iter().map(|(k, v)| format!("{}: {v}", k.as_str())).collect();
+        let _ = writeln!(
+            out,
+            "{name}: {}  selected={} programmable={} skipped={}{}",
+            r.summary.as_str(),
+            r.selected,
+            r.programmable,
+            r.skipped,
+            if skipped.is_empty() { String::new() } else { format!(" ({})", skipped.join(", ")) }
+        );
+        for p in &r.problems {
+            let at = p.path.as_deref().or(p.pod.as_deref()).unwrap_or("-");
+            let _ = writeln!(out, "  {at}: {}: {}", p.reason, p.message);
+        }
+        if r.problems_omitted > 0 {
+            let _ = writeln!(out, "  ... and {} more problem(s)", r.problems_omitted);
+        }
+        for p in nb_problems.iter().filter(|p| &p.route == name) {
+            let _ = writeln!(out, "  ovn: {}: {}", p.reason, p.message);
+        }
+    }
+    let _ = writeln!(out, "\n== OVN Northbound: {} change(s){nb_note}", changes.len());
+    for c in changes {
+        let _ = writeln!(out, "{}", describe(c));
+    }
+    let n: usize = plan.pods.values().map(|p| p.routes.len() + p.default_routes.len()).sum();
+    let _ = writeln!(out, "\n== Pod routes: {n} route(s) in {} pod(s)", plan.pods.len());
+    for (pod, routes) in &plan.pods {
+        let netns = netns_of(pod);
+        let _ = writeln!(out, "# {pod}");
+        for r in &routes.routes {
+            let _ = writeln!(out, "{}", ip_route_line(&netns, r, proto));
+        }
+        default_lines(&netns, routes, proto, &mut out);
+    }
+    out
+}
+
+fn next_hop_json(h: &NextHop) -> Json {
+    match h {
+        NextHop::Via(ip) => json!(ip.to_string()),
+        NextHop::DevGateway => Json::Null,
+    }
+}
+
+/// The same content as [`text`], as one JSON document.
+pub fn json(plan: &Plan, changes: &[NbChange], nb_problems: &[NbProblem]) -> Json {
+    let routes: serde_json::Map<String, Json> = plan
+        .reports
+        .iter()
+        .map(|(name, r)| {
+            (name.clone(), json!({
+                "status": r.summary.as_str(),
+                "selectedPods": r.selected,
+                "programmablePods": r.programmable,
+                "skippedPods": r.skipped,
+                "skipped": r.skipped_by_reason.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "problems": r.problems,
+                "problemsOmitted": r.problems_omitted,
+                "ovnProblems": nb_problems.iter().filter(|p| &p.route == name)
+                    .map(|p| json!({"reason": p.reason, "message": p.message})).collect::<Vec<_>>(),
+            }))
+        })
+        .collect();
+    let pods: Vec<Json> = plan
+        .pods
+        .iter()
+        .map(|(k, p)| {
+            json!({
+                "namespace": k.namespace, "name": k.name, "uid": k.uid,
+                "routes": p.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "dev": r.dev,
+                    "via": next_hop_json(&r.next_hop), "route": r.owner})).collect::<Vec<_>>(),
+                "defaultRoutes": p.default_routes.iter().map(|d| json!({"ipv6": d.ipv6, "dev": d.dev,
+                    "via": next_hop_json(&d.next_hop), "route": d.owner})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "routes": routes,
+        "nb": changes.iter().map(describe).collect::<Vec<_>>(),
+        "pods": pods,
+    })
+}
