@@ -1,8 +1,21 @@
 //! Our OVSDB client (RFC 7047 plus the ovsdb-server(7) extensions: monitor_cond,
 //! monitor_cond_since, update2/update3). Owns the wire format, connections, the monitored
 //! replica and transactions. Knows nothing of OVN or Kubernetes.
+pub mod client;
+pub mod codec;
+mod connection;
+pub mod error;
+pub mod monitor;
+pub mod ops;
+pub mod rpc;
+pub mod transport;
 pub mod update;
 pub mod value;
 
+pub use client::{Client, ClientConfig, ConnState, Monitor};
+pub use error::{Error, TxnError, TxnErrorKind};
+pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
+pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
+pub use transport::{Endpoint, TcpOptions, TlsFiles, parse_remotes};
 pub use update::{RowUpdate1, RowUpdate2, TableUpdates, TableUpdates2, Update};
 pub use value::{Atom, Row, Uuid, Value, ValueError};

@@ -1,0 +1,721 @@
+//! The connection task: connects (round robin over the remotes, backoff with jitter,
+//! forever), checks the member through the `_Server` database (ovsdb-server(5) `Database`
+//! table: clustered members must be connected, and the leader unless followers are
+//! allowed), multiplexes requests by id, answers and sends echo probes, routes monitor
+//! notifications to sessions and re-establishes them after every reconnect.
+//!
+//! Owns all connection state. It never retries a caller's request on its own: a request
+//! cut off by a lost connection fails, with [`Error::OutcomeUnknown`] for writes.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::client::{ClientConfig, ConnState};
+use super::codec::Decoder;
+use super::error::Error;
+use super::monitor::{
+    Delivery, MonitorEvent, MonitorKind, MonitorSpec, Session, parse_monitor_reply,
+    parse_notification,
+};
+use super::rpc::Message;
+use super::transport::{Endpoint, Stream, connect};
+use super::update::{RowUpdate2, Update, parse_table_updates2};
+use super::value::{Row, Uuid};
+
+/// Wire id of our own `_Server` monitor.
+const SERVER_MONITOR: &str = "_server";
+
+pub(crate) enum Command {
+    Request {
+        method: String,
+        params: Json,
+        outcome_unknown_on_loss: bool,
+        reply: oneshot::Sender<Result<Json, Error>>,
+    },
+    AddMonitor {
+        spec: MonitorSpec,
+        events: mpsc::Sender<MonitorEvent>,
+        ack: oneshot::Sender<Result<(), Error>>,
+        id: oneshot::Sender<u64>,
+    },
+    CancelMonitor {
+        id: u64,
+    },
+    /// A lagging consumer has room again.
+    Resume {
+        id: u64,
+    },
+    Reconnect,
+    Shutdown,
+}
+
+enum Pending {
+    Caller {
+        method: String,
+        outcome_unknown_on_loss: bool,
+        reply: oneshot::Sender<Result<Json, Error>>,
+    },
+    MonitorStart {
+        session: u64,
+        generation: u64,
+    },
+    ServerMonitor,
+    /// Our echo probe, `monitor_cancel` and other replies nobody waits for.
+    Ignored,
+}
+
+enum Exit {
+    Shutdown,
+    Lost(String),
+    /// The member is not usable (not the leader, not in the cluster, no such database).
+    NotUsable(String),
+}
+
+struct Conn {
+    endpoint: Endpoint,
+    writes: mpsc::UnboundedSender<Vec<u8>>,
+    pending: HashMap<u64, Pending>,
+    /// Wire monitor id -> session id.
+    routes: HashMap<String, u64>,
+    ready: bool,
+    /// Requests received before the member checks passed.
+    queued: Vec<Command>,
+    server_rows: BTreeMap<Uuid, Row>,
+}
+
+pub(crate) struct Supervisor {
+    config: ClientConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    weak_commands: mpsc::WeakUnboundedSender<Command>,
+    state: watch::Sender<ConnState>,
+    sessions: BTreeMap<u64, Session>,
+    next_session: u64,
+    next_id: u64,
+}
+
+impl Supervisor {
+    pub fn new(
+        config: ClientConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        weak_commands: mpsc::WeakUnboundedSender<Command>,
+        state: watch::Sender<ConnState>,
+    ) -> Supervisor {
+        Supervisor {
+            config,
+            tls,
+            commands,
+            weak_commands,
+            state,
+            sessions: BTreeMap::new(),
+            next_session: 1,
+            next_id: 1,
+        }
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(16);
+        let base = self
+            .config
+            .backoff_min
+            .saturating_mul(1 << exp)
+            .min(self.config.backoff_max);
+        base.mul_f64(rand::random_range(0.5..=1.0))
+    }
+
+    pub async fn run(mut self) {
+        let n = self.config.remotes.len();
+        let mut next = 0usize;
+        let mut failures = 0u32;
+        let mut attempt = 0u64;
+        loop {
+            if failures > 0 && !self.idle(self.backoff(failures)).await {
+                break;
+            }
+            let endpoint = self.config.remotes[next % n].clone();
+            next += 1;
+            attempt += 1;
+            info!(%endpoint, attempt, "connecting to OVSDB server");
+            let stream = match connect(&endpoint, self.tls.as_ref(), &self.config.tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(%endpoint, attempt, error = %e, "OVSDB connection attempt failed");
+                    failures += 1;
+                    continue;
+                }
+            };
+            let (exit, was_ready) = self.run_connection(endpoint.clone(), stream).await;
+            self.state.send_modify(|s| s.connected = false);
+            failures = if was_ready { 0 } else { failures + 1 };
+            match exit {
+                Exit::Shutdown => break,
+                Exit::Lost(reason) => warn!(%endpoint, %reason, "OVSDB connection lost"),
+                Exit::NotUsable(reason) => {
+                    info!(%endpoint, %reason, "OVSDB server not usable, trying the next remote")
+                }
+            }
+        }
+        info!("OVSDB client stopped");
+        // Dropping the sessions closes every consumer's channel.
+        self.sessions.clear();
+    }
+
+    /// Wait `delay` while answering commands; false when the client is shutting down.
+    async fn idle(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => return false,
+                    Some(c) => self.offline_command(c),
+                },
+            }
+        }
+    }
+
+    fn offline_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request { reply, .. } => {
+                let _ = reply.send(Err(Error::NotConnected));
+            }
+            Command::AddMonitor {
+                spec,
+                events,
+                ack,
+                id,
+            } => {
+                self.add_session(spec, events, ack, id);
+            }
+            Command::CancelMonitor { id } => {
+                self.sessions.remove(&id);
+            }
+            Command::Resume { id } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.lagged = false;
+                }
+            }
+            Command::Reconnect | Command::Shutdown => {}
+        }
+    }
+
+    fn add_session(
+        &mut self,
+        spec: MonitorSpec,
+        events: mpsc::Sender<MonitorEvent>,
+        ack: oneshot::Sender<Result<(), Error>>,
+        id: oneshot::Sender<u64>,
+    ) -> u64 {
+        let sid = self.next_session;
+        self.next_session += 1;
+        let _ = id.send(sid);
+        self.sessions.insert(
+            sid,
+            Session {
+                spec,
+                events,
+                last_txn_id: None,
+                generation: 0,
+                wire_id: None,
+                lagged: false,
+                ack: Some(ack),
+            },
+        );
+        sid
+    }
+
+    async fn run_connection(
+        &mut self,
+        endpoint: Endpoint,
+        stream: Box<dyn Stream>,
+    ) -> (Exit, bool) {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let (writes, write_rx) = mpsc::unbounded_channel();
+        let mut writer = tokio::spawn(write_loop(wr, write_rx));
+        let mut conn = Conn {
+            endpoint,
+            writes,
+            pending: HashMap::new(),
+            routes: HashMap::new(),
+            ready: false,
+            queued: vec![],
+            server_rows: BTreeMap::new(),
+        };
+        let columns = json!({"Database": [{"columns": ["name", "model", "connected", "leader"]}]});
+        self.send_request(
+            &mut conn,
+            "monitor_cond",
+            json!(["_Server", SERVER_MONITOR, columns]),
+            Pending::ServerMonitor,
+        );
+        let mut decoder = Decoder::new(self.config.max_message);
+        let mut buf = vec![0u8; 256 * 1024];
+        let probe = self.config.probe_interval;
+        let mut tick = tokio::time::interval(
+            probe
+                .map(|p| p / 4)
+                .unwrap_or(Duration::from_secs(3600))
+                .max(Duration::from_millis(20)),
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rx = Instant::now();
+        let mut probe_sent = false;
+        let exit = loop {
+            tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) => break Exit::Lost("closed by the server".into()),
+                    Ok(n) => {
+                        last_rx = Instant::now();
+                        probe_sent = false;
+                        decoder.extend(&buf[..n]);
+                        if let Some(e) = self.drain_messages(&mut conn, &mut decoder) {
+                            break e;
+                        }
+                    }
+                    Err(e) => break Exit::Lost(format!("read failed: {e}")),
+                },
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break Exit::Shutdown,
+                    Some(Command::Reconnect) => break Exit::Lost("reconnect requested".into()),
+                    Some(c) => self.online_command(&mut conn, c),
+                },
+                _ = tick.tick(), if probe.is_some() => {
+                    let p = probe.unwrap_or_default();
+                    let silent = last_rx.elapsed();
+                    if silent >= p * 2 {
+                        break Exit::Lost(format!("no traffic for {} ms (2 probe intervals)", silent.as_millis()));
+                    }
+                    if silent >= p && !probe_sent {
+                        probe_sent = true;
+                        self.send_request(&mut conn, "echo", json!([]), Pending::Ignored);
+                    }
+                },
+                r = &mut writer => break Exit::Lost(match r {
+                    Ok(Err(e)) => format!("write failed: {e}"),
+                    _ => "writer stopped".into(),
+                }),
+            }
+        };
+        writer.abort();
+        let was_ready = conn.ready;
+        self.fail_pending(conn);
+        (exit, was_ready)
+    }
+
+    fn fail_pending(&mut self, conn: Conn) {
+        for (_, p) in conn.pending {
+            if let Pending::Caller {
+                method,
+                outcome_unknown_on_loss,
+                reply,
+            } = p
+            {
+                let _ = reply.send(Err(if outcome_unknown_on_loss {
+                    Error::OutcomeUnknown
+                } else {
+                    Error::ConnectionLost { method }
+                }));
+            }
+        }
+        for c in conn.queued {
+            if let Command::Request { reply, .. } = c {
+                let _ = reply.send(Err(Error::NotConnected));
+            }
+        }
+        for s in self.sessions.values_mut() {
+            s.wire_id = None;
+        }
+    }
+
+    fn send_request(&mut self, conn: &mut Conn, method: &str, params: Json, pending: Pending) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = Message::Request {
+            id: json!(id),
+            method: method.to_owned(),
+            params,
+        };
+        // A send error means the writer died; the select loop notices and fails `pending`.
+        let _ = conn.writes.send(msg.to_bytes());
+        conn.pending.insert(id, pending);
+    }
+
+    fn online_command(&mut self, conn: &mut Conn, cmd: Command) {
+        match cmd {
+            Command::Request {
+                method,
+                params,
+                outcome_unknown_on_loss,
+                reply,
+            } => {
+                if !conn.ready {
+                    conn.queued.push(Command::Request {
+                        method,
+                        params,
+                        outcome_unknown_on_loss,
+                        reply,
+                    });
+                    return;
+                }
+                let pending = Pending::Caller {
+                    method: method.clone(),
+                    outcome_unknown_on_loss,
+                    reply,
+                };
+                self.send_request(conn, &method, params, pending);
+            }
+            Command::AddMonitor {
+                spec,
+                events,
+                ack,
+                id,
+            } => {
+                let sid = self.add_session(spec, events, ack, id);
+                if conn.ready {
+                    self.start_monitor(conn, sid);
+                }
+            }
+            Command::CancelMonitor { id } => {
+                if let Some(s) = self.sessions.remove(&id) {
+                    self.cancel_on_server(conn, s.wire_id);
+                }
+            }
+            Command::Resume { id } => {
+                let start = match self.sessions.get_mut(&id) {
+                    Some(s) => {
+                        s.lagged = false;
+                        conn.ready && s.wire_id.is_none()
+                    }
+                    None => false,
+                };
+                if start {
+                    info!(session = id, "monitor consumer caught up, resuming");
+                    self.start_monitor(conn, id);
+                }
+            }
+            Command::Reconnect | Command::Shutdown => {}
+        }
+    }
+
+    fn cancel_on_server(&mut self, conn: &mut Conn, wire_id: Option<String>) {
+        if let Some(w) = wire_id {
+            conn.routes.remove(&w);
+            self.send_request(conn, "monitor_cancel", json!([w]), Pending::Ignored);
+        }
+    }
+
+    fn start_monitor(&mut self, conn: &mut Conn, sid: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.generation += 1;
+        let wire_id = format!("m{sid}.{}", s.generation);
+        let since = s.last_txn_id;
+        let (method, params) = s.spec.request(&wire_id, since);
+        s.wire_id = Some(wire_id.clone());
+        let generation = s.generation;
+        conn.routes.insert(wire_id, sid);
+        self.send_request(
+            conn,
+            method,
+            params,
+            Pending::MonitorStart {
+                session: sid,
+                generation,
+            },
+        );
+    }
+
+    fn become_ready(&mut self, conn: &mut Conn) {
+        conn.ready = true;
+        let endpoint = conn.endpoint.clone();
+        self.state.send_modify(|s| {
+            s.connected = true;
+            s.endpoint = Some(endpoint.clone());
+            s.connections += 1;
+        });
+        info!(%endpoint, "connected to OVSDB server");
+        let ids: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.lagged)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.start_monitor(conn, id);
+        }
+        for c in std::mem::take(&mut conn.queued) {
+            self.online_command(conn, c);
+        }
+    }
+
+    fn drain_messages(&mut self, conn: &mut Conn, decoder: &mut Decoder) -> Option<Exit> {
+        loop {
+            let json = match decoder.next_message() {
+                Ok(Some(j)) => j,
+                Ok(None) => return None,
+                Err(e) => return Some(Exit::Lost(e.to_string())),
+            };
+            let msg = match Message::from_json(json) {
+                Ok(m) => m,
+                Err(e) => return Some(Exit::Lost(e.to_string())),
+            };
+            if let Some(exit) = self.handle_message(conn, msg) {
+                return Some(exit);
+            }
+        }
+    }
+
+    fn handle_message(&mut self, conn: &mut Conn, msg: Message) -> Option<Exit> {
+        match msg {
+            Message::Request { id, method, params } => {
+                let reply = if method == "echo" {
+                    Message::Response { id, result: params }
+                } else {
+                    Message::ErrorResponse {
+                        id,
+                        error: json!({"error": "unknown method", "details": method}),
+                    }
+                };
+                let _ = conn.writes.send(reply.to_bytes());
+                None
+            }
+            Message::Response { id, result } => self.handle_reply(conn, &id, Ok(result)),
+            Message::ErrorResponse { id, error } => self.handle_reply(conn, &id, Err(error)),
+            Message::Notification { method, params } => match method.as_str() {
+                "update" | "update2" | "update3" => {
+                    let (wire_id, update) = match parse_notification(&method, &params) {
+                        Ok(x) => x,
+                        Err(e) => return Some(Exit::Lost(e.to_string())),
+                    };
+                    if wire_id == SERVER_MONITOR {
+                        return match update {
+                            Update::V2(u) => self.server_rows_changed(conn, u),
+                            _ => None,
+                        };
+                    }
+                    let Some(&sid) = conn.routes.get(&wire_id) else {
+                        debug!(%wire_id, "update for a cancelled monitor ignored");
+                        return None;
+                    };
+                    self.deliver(conn, sid, MonitorEvent::Update(update));
+                    None
+                }
+                other => {
+                    debug!(method = other, "notification ignored");
+                    None
+                }
+            },
+        }
+    }
+
+    fn deliver(&mut self, conn: &mut Conn, sid: u64, event: MonitorEvent) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match s.deliver(event) {
+            Delivery::Sent => {
+                if let Some(ack) = s.ack.take() {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Delivery::Lagged => {
+                warn!(
+                    session = sid,
+                    "monitor consumer fell behind; pausing the monitor, will resync"
+                );
+                let wire_id = s.wire_id.take();
+                let events = s.events.clone();
+                let capacity = events.max_capacity();
+                self.cancel_on_server(conn, wire_id);
+                let weak = self.weak_commands.clone();
+                tokio::spawn(async move {
+                    // Resume once the consumer has drained at least half the buffer, so a
+                    // resync is not immediately followed by another one.
+                    loop {
+                        if events.reserve().await.is_err() {
+                            return;
+                        }
+                        if events.capacity() * 2 >= capacity {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    if let Some(tx) = weak.upgrade() {
+                        let _ = tx.send(Command::Resume { id: sid });
+                    }
+                });
+            }
+            Delivery::Closed => {
+                if let Some(s) = self.sessions.remove(&sid) {
+                    self.cancel_on_server(conn, s.wire_id);
+                }
+            }
+        }
+    }
+
+    fn handle_reply(
+        &mut self,
+        conn: &mut Conn,
+        id: &Json,
+        result: Result<Json, Json>,
+    ) -> Option<Exit> {
+        let Some(pending) = id.as_u64().and_then(|n| conn.pending.remove(&n)) else {
+            warn!(%id, "reply to an unknown request id ignored");
+            return None;
+        };
+        match pending {
+            Pending::Caller { method, reply, .. } => {
+                let _ = reply.send(result.map_err(|error| Error::Rpc { method, error }));
+                None
+            }
+            Pending::Ignored => None,
+            Pending::MonitorStart {
+                session,
+                generation,
+            } => {
+                self.monitor_started(conn, session, generation, result);
+                None
+            }
+            Pending::ServerMonitor => match result {
+                Ok(r) => match parse_table_updates2(&r) {
+                    Ok(u) => self.server_rows_changed(conn, u),
+                    Err(e) => Some(Exit::Lost(format!("bad _Server monitor reply: {e}"))),
+                },
+                // A server without `_Server` (older than OVS 2.9) is never clustered.
+                Err(e) if e.get("error").and_then(Json::as_str) == Some("unknown database") => {
+                    self.become_ready(conn);
+                    None
+                }
+                Err(e) => Some(Exit::Lost(format!("_Server monitor refused: {e}"))),
+            },
+        }
+    }
+
+    fn monitor_started(
+        &mut self,
+        conn: &mut Conn,
+        sid: u64,
+        generation: u64,
+        result: Result<Json, Json>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.generation != generation {
+            return;
+        }
+        let parsed = result
+            .map_err(|error| Error::Rpc {
+                method: "monitor".into(),
+                error,
+            })
+            .and_then(|r| parse_monitor_reply(s.spec.kind, &r));
+        match parsed {
+            Ok((found, update)) => {
+                let resumed = found && s.spec.kind == MonitorKind::V3 && s.last_txn_id.is_some();
+                debug!(session = sid, resumed, "monitor established");
+                let event = if resumed {
+                    MonitorEvent::Update(update)
+                } else {
+                    MonitorEvent::Reset(update)
+                };
+                self.deliver(conn, sid, event);
+            }
+            Err(e) => {
+                warn!(session = sid, error = %e, "monitor refused by the server; session ended");
+                if let Some(mut s) = self.sessions.remove(&sid) {
+                    if let Some(w) = s.wire_id.take() {
+                        conn.routes.remove(&w);
+                    }
+                    if let Some(ack) = s.ack.take() {
+                        let _ = ack.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Apply a `_Server` `Database` update and decide whether this member is still usable.
+    fn server_rows_changed(
+        &mut self,
+        conn: &mut Conn,
+        updates: super::update::TableUpdates2,
+    ) -> Option<Exit> {
+        for (uuid, change) in updates.into_iter().flat_map(|(_, rows)| rows) {
+            match change {
+                RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => {
+                    conn.server_rows.insert(uuid, r);
+                }
+                // All four columns are scalars: a modify carries their new values.
+                RowUpdate2::Modify(r) => conn.server_rows.entry(uuid).or_default().extend(r),
+                RowUpdate2::Delete => {
+                    conn.server_rows.remove(&uuid);
+                }
+            }
+        }
+        match self.member_problem(conn) {
+            Some(reason) => Some(Exit::NotUsable(reason)),
+            None => {
+                if !conn.ready {
+                    self.become_ready(conn);
+                }
+                None
+            }
+        }
+    }
+
+    fn member_problem(&self, conn: &Conn) -> Option<String> {
+        let db = &self.config.database;
+        let flag = |r: &Row, c: &str| {
+            r.get(c)
+                .and_then(|v| v.as_atom())
+                .and_then(|a| a.as_bool())
+                .unwrap_or(false)
+        };
+        let Some(row) = conn.server_rows.values().find(|r| {
+            r.get("name")
+                .and_then(|v| v.as_atom())
+                .and_then(|a| a.as_str())
+                == Some(db.as_str())
+        }) else {
+            return Some(format!("database {db} is not served here"));
+        };
+        let model = row
+            .get("model")
+            .and_then(|v| v.as_atom())
+            .and_then(|a| a.as_str());
+        if model == Some("clustered") {
+            if !flag(row, "connected") {
+                return Some("member is not connected to its cluster".into());
+            }
+            if self.config.leader_only && !flag(row, "leader") {
+                return Some("member is not the cluster leader".into());
+            }
+        }
+        None
+    }
+}
+
+async fn write_loop(
+    mut wr: WriteHalf<Box<dyn Stream>>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    while let Some(first) = rx.recv().await {
+        wr.write_all(&first).await?;
+        // Batch whatever else is queued before flushing (one TLS record / segment).
+        while let Ok(more) = rx.try_recv() {
+            wr.write_all(&more).await?;
+        }
+        wr.flush().await?;
+    }
+    Ok(())
+}
