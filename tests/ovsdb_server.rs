@@ -1,5 +1,7 @@
 //! The client against one real standalone ovsdb-server with the NB schema: unix and ptcp
 //! remotes, transactions and their typed errors, monitors, liveness, TLS.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -88,12 +88,8 @@ impl Decoder {
                 continue;
             }
             match b {
-                b' ' | b'\t' | b'\r' | b'\n' if self.depth == 0 => {
-                    // Whitespace between messages.
-                    if self.msg_start.is_none() {
-                        self.start = self.pos;
-                    }
-                }
+                // Whitespace between messages (msg_start is None whenever depth is 0).
+                b' ' | b'\t' | b'\r' | b'\n' if self.depth == 0 => self.start = self.pos,
                 b'{' | b'[' => {
                     if self.depth == 0 {
                         self.msg_start = Some(self.pos - 1);

@@ -14,22 +14,18 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::client::{ClientConfig, ConnState};
 use super::codec::Decoder;
 use super::error::Error;
-use super::monitor::{
-    Delivery, MonitorEvent, MonitorKind, MonitorSpec, Session, parse_monitor_reply,
-    parse_notification,
-};
+use super::monitor::{MonitorEvent, MonitorSpec, Session};
 use super::rpc::Message;
 use super::transport::{Endpoint, Stream, connect};
-use super::update::{RowUpdate2, Update, parse_table_updates2};
 use super::value::{Row, Uuid};
 
 /// Wire id of our own `_Server` monitor.
-const SERVER_MONITOR: &str = "_server";
+pub(super) const SERVER_MONITOR: &str = "_server";
 
 pub(crate) enum Command {
     Request {
@@ -55,7 +51,7 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-enum Pending {
+pub(super) enum Pending {
     Caller {
         method: String,
         outcome_unknown_on_loss: bool,
@@ -70,34 +66,34 @@ enum Pending {
     Ignored,
 }
 
-enum Exit {
+pub(super) enum Exit {
     Shutdown,
     Lost(String),
     /// The member is not usable (not the leader, not in the cluster, no such database).
     NotUsable(String),
 }
 
-struct Conn {
-    endpoint: Endpoint,
-    writes: mpsc::UnboundedSender<Vec<u8>>,
-    pending: HashMap<u64, Pending>,
+pub(super) struct Conn {
+    pub(super) endpoint: Endpoint,
+    pub(super) writes: mpsc::UnboundedSender<Vec<u8>>,
+    pub(super) pending: HashMap<u64, Pending>,
     /// Wire monitor id -> session id.
-    routes: HashMap<String, u64>,
-    ready: bool,
+    pub(super) routes: HashMap<String, u64>,
+    pub(super) ready: bool,
     /// Requests received before the member checks passed.
-    queued: Vec<Command>,
-    server_rows: BTreeMap<Uuid, Row>,
+    pub(super) queued: Vec<Command>,
+    pub(super) server_rows: BTreeMap<Uuid, Row>,
 }
 
 pub(crate) struct Supervisor {
-    config: ClientConfig,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    weak_commands: mpsc::WeakUnboundedSender<Command>,
-    state: watch::Sender<ConnState>,
-    sessions: BTreeMap<u64, Session>,
-    next_session: u64,
-    next_id: u64,
+    pub(super) config: ClientConfig,
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) commands: mpsc::UnboundedReceiver<Command>,
+    pub(super) weak_commands: mpsc::WeakUnboundedSender<Command>,
+    pub(super) state: watch::Sender<ConnState>,
+    pub(super) sessions: BTreeMap<u64, Session>,
+    pub(super) next_session: u64,
+    pub(super) next_id: u64,
 }
 
 impl Supervisor {
@@ -335,7 +331,13 @@ impl Supervisor {
         }
     }
 
-    fn send_request(&mut self, conn: &mut Conn, method: &str, params: Json, pending: Pending) {
+    pub(super) fn send_request(
+        &mut self,
+        conn: &mut Conn,
+        method: &str,
+        params: Json,
+        pending: Pending,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         let msg = Message::Request {
@@ -348,7 +350,7 @@ impl Supervisor {
         conn.pending.insert(id, pending);
     }
 
-    fn online_command(&mut self, conn: &mut Conn, cmd: Command) {
+    pub(super) fn online_command(&mut self, conn: &mut Conn, cmd: Command) {
         match cmd {
             Command::Request {
                 method,
@@ -405,14 +407,14 @@ impl Supervisor {
         }
     }
 
-    fn cancel_on_server(&mut self, conn: &mut Conn, wire_id: Option<String>) {
+    pub(super) fn cancel_on_server(&mut self, conn: &mut Conn, wire_id: Option<String>) {
         if let Some(w) = wire_id {
             conn.routes.remove(&w);
             self.send_request(conn, "monitor_cancel", json!([w]), Pending::Ignored);
         }
     }
 
-    fn start_monitor(&mut self, conn: &mut Conn, sid: u64) {
+    pub(super) fn start_monitor(&mut self, conn: &mut Conn, sid: u64) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -434,7 +436,7 @@ impl Supervisor {
         );
     }
 
-    fn become_ready(&mut self, conn: &mut Conn) {
+    pub(super) fn become_ready(&mut self, conn: &mut Conn) {
         conn.ready = true;
         let endpoint = conn.endpoint.clone();
         self.state.send_modify(|s| {
@@ -455,253 +457,6 @@ impl Supervisor {
         for c in std::mem::take(&mut conn.queued) {
             self.online_command(conn, c);
         }
-    }
-
-    fn drain_messages(&mut self, conn: &mut Conn, decoder: &mut Decoder) -> Option<Exit> {
-        loop {
-            let json = match decoder.next_message() {
-                Ok(Some(j)) => j,
-                Ok(None) => return None,
-                Err(e) => return Some(Exit::Lost(e.to_string())),
-            };
-            let msg = match Message::from_json(json) {
-                Ok(m) => m,
-                Err(e) => return Some(Exit::Lost(e.to_string())),
-            };
-            if let Some(exit) = self.handle_message(conn, msg) {
-                return Some(exit);
-            }
-        }
-    }
-
-    fn handle_message(&mut self, conn: &mut Conn, msg: Message) -> Option<Exit> {
-        match msg {
-            Message::Request { id, method, params } => {
-                let reply = if method == "echo" {
-                    Message::Response { id, result: params }
-                } else {
-                    Message::ErrorResponse {
-                        id,
-                        error: json!({"error": "unknown method", "details": method}),
-                    }
-                };
-                let _ = conn.writes.send(reply.to_bytes());
-                None
-            }
-            Message::Response { id, result } => self.handle_reply(conn, &id, Ok(result)),
-            Message::ErrorResponse { id, error } => self.handle_reply(conn, &id, Err(error)),
-            Message::Notification { method, params } => match method.as_str() {
-                "update" | "update2" | "update3" => {
-                    let (wire_id, update) = match parse_notification(&method, &params) {
-                        Ok(x) => x,
-                        Err(e) => return Some(Exit::Lost(e.to_string())),
-                    };
-                    if wire_id == SERVER_MONITOR {
-                        return match update {
-                            Update::V2(u) => self.server_rows_changed(conn, u),
-                            _ => None,
-                        };
-                    }
-                    let Some(&sid) = conn.routes.get(&wire_id) else {
-                        debug!(%wire_id, "update for a cancelled monitor ignored");
-                        return None;
-                    };
-                    self.deliver(conn, sid, MonitorEvent::Update(update));
-                    None
-                }
-                other => {
-                    debug!(method = other, "notification ignored");
-                    None
-                }
-            },
-        }
-    }
-
-    fn deliver(&mut self, conn: &mut Conn, sid: u64, event: MonitorEvent) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        match s.deliver(event) {
-            Delivery::Sent => {
-                if let Some(ack) = s.ack.take() {
-                    let _ = ack.send(Ok(()));
-                }
-            }
-            Delivery::Lagged => {
-                warn!(
-                    session = sid,
-                    "monitor consumer fell behind; pausing the monitor, will resync"
-                );
-                let wire_id = s.wire_id.take();
-                let events = s.events.clone();
-                let capacity = events.max_capacity();
-                self.cancel_on_server(conn, wire_id);
-                let weak = self.weak_commands.clone();
-                tokio::spawn(async move {
-                    // Resume once the consumer has drained at least half the buffer, so a
-                    // resync is not immediately followed by another one.
-                    loop {
-                        if events.reserve().await.is_err() {
-                            return;
-                        }
-                        if events.capacity() * 2 >= capacity {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    if let Some(tx) = weak.upgrade() {
-                        let _ = tx.send(Command::Resume { id: sid });
-                    }
-                });
-            }
-            Delivery::Closed => {
-                if let Some(s) = self.sessions.remove(&sid) {
-                    self.cancel_on_server(conn, s.wire_id);
-                }
-            }
-        }
-    }
-
-    fn handle_reply(
-        &mut self,
-        conn: &mut Conn,
-        id: &Json,
-        result: Result<Json, Json>,
-    ) -> Option<Exit> {
-        let Some(pending) = id.as_u64().and_then(|n| conn.pending.remove(&n)) else {
-            warn!(%id, "reply to an unknown request id ignored");
-            return None;
-        };
-        match pending {
-            Pending::Caller { method, reply, .. } => {
-                let _ = reply.send(result.map_err(|error| Error::Rpc { method, error }));
-                None
-            }
-            Pending::Ignored => None,
-            Pending::MonitorStart {
-                session,
-                generation,
-            } => {
-                self.monitor_started(conn, session, generation, result);
-                None
-            }
-            Pending::ServerMonitor => match result {
-                Ok(r) => match parse_table_updates2(&r) {
-                    Ok(u) => self.server_rows_changed(conn, u),
-                    Err(e) => Some(Exit::Lost(format!("bad _Server monitor reply: {e}"))),
-                },
-                // A server without `_Server` (older than OVS 2.9) is never clustered.
-                Err(e) if e.get("error").and_then(Json::as_str) == Some("unknown database") => {
-                    self.become_ready(conn);
-                    None
-                }
-                Err(e) => Some(Exit::Lost(format!("_Server monitor refused: {e}"))),
-            },
-        }
-    }
-
-    fn monitor_started(
-        &mut self,
-        conn: &mut Conn,
-        sid: u64,
-        generation: u64,
-        result: Result<Json, Json>,
-    ) {
-        let Some(s) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        if s.generation != generation {
-            return;
-        }
-        let parsed = result
-            .map_err(|error| Error::Rpc {
-                method: "monitor".into(),
-                error,
-            })
-            .and_then(|r| parse_monitor_reply(s.spec.kind, &r));
-        match parsed {
-            Ok((found, update)) => {
-                let resumed = found && s.spec.kind == MonitorKind::V3 && s.last_txn_id.is_some();
-                debug!(session = sid, resumed, "monitor established");
-                let event = if resumed {
-                    MonitorEvent::Update(update)
-                } else {
-                    MonitorEvent::Reset(update)
-                };
-                self.deliver(conn, sid, event);
-            }
-            Err(e) => {
-                warn!(session = sid, error = %e, "monitor refused by the server; session ended");
-                if let Some(mut s) = self.sessions.remove(&sid) {
-                    if let Some(w) = s.wire_id.take() {
-                        conn.routes.remove(&w);
-                    }
-                    if let Some(ack) = s.ack.take() {
-                        let _ = ack.send(Err(e));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Apply a `_Server` `Database` update and decide whether this member is still usable.
-    fn server_rows_changed(
-        &mut self,
-        conn: &mut Conn,
-        updates: super::update::TableUpdates2,
-    ) -> Option<Exit> {
-        for (uuid, change) in updates.into_iter().flat_map(|(_, rows)| rows) {
-            match change {
-                RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => {
-                    conn.server_rows.insert(uuid, r);
-                }
-                // All four columns are scalars: a modify carries their new values.
-                RowUpdate2::Modify(r) => conn.server_rows.entry(uuid).or_default().extend(r),
-                RowUpdate2::Delete => {
-                    conn.server_rows.remove(&uuid);
-                }
-            }
-        }
-        match self.member_problem(conn) {
-            Some(reason) => Some(Exit::NotUsable(reason)),
-            None => {
-                if !conn.ready {
-                    self.become_ready(conn);
-                }
-                None
-            }
-        }
-    }
-
-    fn member_problem(&self, conn: &Conn) -> Option<String> {
-        let db = &self.config.database;
-        let flag = |r: &Row, c: &str| {
-            r.get(c)
-                .and_then(|v| v.as_atom())
-                .and_then(|a| a.as_bool())
-                .unwrap_or(false)
-        };
-        let Some(row) = conn.server_rows.values().find(|r| {
-            r.get("name")
-                .and_then(|v| v.as_atom())
-                .and_then(|a| a.as_str())
-                == Some(db.as_str())
-        }) else {
-            return Some(format!("database {db} is not served here"));
-        };
-        let model = row
-            .get("model")
-            .and_then(|v| v.as_atom())
-            .and_then(|a| a.as_str());
-        if model == Some("clustered") {
-            if !flag(row, "connected") {
-                return Some("member is not connected to its cluster".into());
-            }
-            if self.config.leader_only && !flag(row, "leader") {
-                return Some("member is not the cluster leader".into());
-            }
-        }
-        None
     }
 }
 

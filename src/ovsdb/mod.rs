@@ -4,6 +4,7 @@
 pub mod client;
 pub mod codec;
 mod connection;
+mod dispatch;
 pub mod error;
 pub mod monitor;
 pub mod ops;

@@ -1,6 +1,8 @@
 //! Test harness: real ovsdb-server processes with the pinned NB schema, each in its own temp
 //! dir, on free ports / unix sockets, killed by pid on Drop. Missing binaries fail loudly.
 #![allow(dead_code)]
+// Test code: a panic is a test failure with a message, which is what we want.
+#![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
