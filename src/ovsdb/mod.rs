@@ -6,10 +6,14 @@ pub mod codec;
 mod connection;
 mod dispatch;
 pub mod error;
+pub mod modelgen;
 pub mod monitor;
 pub mod ops;
+pub mod replica;
 pub mod rpc;
+pub mod schema;
 pub mod transport;
+pub mod typed;
 pub mod update;
 pub mod value;
 
@@ -17,6 +21,12 @@ pub use client::{Client, ClientConfig, ConnState, Monitor};
 pub use error::{Error, TxnError, TxnErrorKind};
 pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
+pub use replica::{
+    ChangeKind, ChangeSet, Replica, ReplicaError, ReplicaEvent, ReplicaRow, RowChange, Snapshot,
+    Subscription, TableSpec,
+};
+pub use schema::{ColumnKind, ColumnType, DatabaseSchema, SchemaError, TableSchema};
 pub use transport::{Endpoint, TcpOptions, TlsFiles, parse_remotes};
+pub use typed::{ColumnSource, ModelError, TypedRow};
 pub use update::{RowUpdate1, RowUpdate2, TableUpdates, TableUpdates2, Update};
 pub use value::{Atom, Row, Uuid, Value, ValueError};
