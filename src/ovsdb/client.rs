@@ -281,6 +281,13 @@ impl Monitor {
         self.events.try_recv().ok()
     }
 
+    /// Start over: the server is asked for a full snapshot, delivered as
+    /// [`MonitorEvent::Reset`] after any events already queued. For a consumer that found
+    /// its copy inconsistent.
+    pub fn resync(&self) -> Result<(), Error> {
+        self.client.send(Command::Restart { id: self.id })
+    }
+
     /// The client this session runs on.
     pub fn client(&self) -> &Client {
         &self.client

@@ -47,6 +47,10 @@ pub(crate) enum Command {
     Resume {
         id: u64,
     },
+    /// The consumer lost track: start the session over with a full snapshot.
+    Restart {
+        id: u64,
+    },
     Reconnect,
     Shutdown,
 }
@@ -199,6 +203,11 @@ impl Supervisor {
                     s.lagged = false;
                 }
             }
+            Command::Restart { id } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.last_txn_id = None;
+                }
+            }
             Command::Reconnect | Command::Shutdown => {}
         }
     }
@@ -213,12 +222,13 @@ impl Supervisor {
         let sid = self.next_session;
         self.next_session += 1;
         let _ = id.send(sid);
+        let since = spec.since;
         self.sessions.insert(
             sid,
             Session {
                 spec,
                 events,
-                last_txn_id: None,
+                last_txn_id: since,
                 generation: 0,
                 wire_id: None,
                 lagged: false,
@@ -400,6 +410,18 @@ impl Supervisor {
                 };
                 if start {
                     info!(session = id, "monitor consumer caught up, resuming");
+                    self.start_monitor(conn, id);
+                }
+            }
+            Command::Restart { id } => {
+                let Some(s) = self.sessions.get_mut(&id) else {
+                    return;
+                };
+                s.last_txn_id = None;
+                let (wire_id, lagged) = (s.wire_id.take(), s.lagged);
+                let established = wire_id.is_some();
+                self.cancel_on_server(conn, wire_id);
+                if conn.ready && established && !lagged {
                     self.start_monitor(conn, id);
                 }
             }

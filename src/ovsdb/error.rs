@@ -54,6 +54,9 @@ pub enum Error {
     /// A value in a reply or notification did not decode.
     #[error("bad value from the server: {0}")]
     Value(#[from] ValueError),
+    /// The replica refused a snapshot (it does not match the replica's schema/tables).
+    #[error("replica: {0}")]
+    Replica(#[from] super::replica::ReplicaError),
     /// A transaction was refused or one of its operations failed.
     #[error(transparent)]
     Transaction(#[from] TxnError),
@@ -76,6 +79,7 @@ impl Error {
             Error::Rpc { .. } => "rpc",
             Error::BadReply { .. } => "bad_reply",
             Error::Value(_) => "value",
+            Error::Replica(_) => "replica",
             Error::Transaction(t) => t.kind.label(),
         }
     }

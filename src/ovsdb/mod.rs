@@ -6,6 +6,7 @@ pub mod codec;
 mod connection;
 mod dispatch;
 pub mod error;
+pub mod follow;
 pub mod modelgen;
 pub mod monitor;
 pub mod ops;
@@ -19,6 +20,7 @@ pub mod value;
 
 pub use client::{Client, ClientConfig, ConnState, Monitor};
 pub use error::{Error, TxnError, TxnErrorKind};
+pub use follow::{ReplicaFeed, replica_spec};
 pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
 pub use replica::{

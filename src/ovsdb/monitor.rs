@@ -46,6 +46,10 @@ pub struct MonitorSpec {
     pub database: String,
     pub kind: MonitorKind,
     pub tables: BTreeMap<String, TableMonitor>,
+    /// Resume point for the first establishment (`monitor_cond_since` only): the last
+    /// transaction id the consumer already holds, e.g. from a replica kept across restarts
+    /// of the session. `None` starts with a full snapshot.
+    pub since: Option<Uuid>,
 }
 
 impl MonitorSpec {
@@ -61,6 +65,7 @@ impl MonitorSpec {
                 .into_iter()
                 .map(|t| (t.into(), TableMonitor::default()))
                 .collect(),
+            since: None,
         }
     }
 
