@@ -374,6 +374,22 @@ async fn hung_server_is_noticed_by_our_probes() {
     let client = Client::connect(cfg).await.unwrap();
     let pid = nix::unistd::Pid::from_raw(server.pid().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // A write sent to the frozen server: when the connection is declared dead, its outcome
+    // is unknown (the server may commit it when it wakes up).
+    let write = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .transact(
+                    NB,
+                    &[Operation::insert(
+                        "Address_Set",
+                        row([("name", "frozen".into())]),
+                    )],
+                )
+                .await
+        })
+    };
     let noticed = tokio::time::timeout(Duration::from_secs(10), async {
         while client.is_connected() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -382,6 +398,7 @@ async fn hung_server_is_noticed_by_our_probes() {
     .await;
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(noticed.is_ok(), "a stopped server was not detected");
+    assert!(matches!(write.await.unwrap(), Err(Error::OutcomeUnknown)));
     client.wait_reconnected(1).await.unwrap();
     client.list_dbs().await.unwrap();
 }
@@ -454,4 +471,68 @@ async fn tls_good_certificates_work_wrong_ca_and_missing_client_cert_refused() {
     assert!(refused, "a client without certificate got an answer");
     // The good client is still fine.
     assert!(client.list_dbs().await.is_ok());
+}
+
+#[tokio::test]
+async fn monitor_and_monitor_cond_flavours() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::standalone(dir.path());
+    let client = connect(vec![server.unix()]).await;
+    let mut v1 = client
+        .monitor(MonitorSpec::new(NB, ["Address_Set"]).with_kind(MonitorKind::V1))
+        .await
+        .unwrap();
+    let mut v2 = client
+        .monitor(MonitorSpec::new(NB, ["Address_Set"]).with_kind(MonitorKind::V2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut v1).await,
+        MonitorEvent::Reset(ovnkube_route::ovsdb::Update::V1(_))
+    ));
+    assert!(matches!(
+        next_event(&mut v2).await,
+        MonitorEvent::Reset(ovnkube_route::ovsdb::Update::V2(_))
+    ));
+    client
+        .transact(
+            NB,
+            &[Operation::insert(
+                "Address_Set",
+                row([("name", "x".into())]),
+            )],
+        )
+        .await
+        .unwrap();
+    match next_event(&mut v1).await {
+        MonitorEvent::Update(ovnkube_route::ovsdb::Update::V1(u)) => {
+            let r = u["Address_Set"].values().next().unwrap();
+            assert!(r.old.is_none());
+            assert_eq!(r.new.as_ref().unwrap()["name"], Value::from("x"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match next_event(&mut v2).await {
+        MonitorEvent::Update(ovnkube_route::ovsdb::Update::V2(u)) => {
+            assert!(matches!(
+                u["Address_Set"].values().next().unwrap(),
+                ovnkube_route::ovsdb::RowUpdate2::Insert(_)
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Cancelling one monitor leaves the other running.
+    drop(v1);
+    client
+        .transact(NB, &[Operation::delete("Address_Set", vec![])])
+        .await
+        .unwrap();
+    assert!(matches!(next_event(&mut v2).await, MonitorEvent::Update(_)));
+    // A monitor on an unknown table is refused with the server's error.
+    let e = client
+        .monitor(MonitorSpec::new(NB, ["No_Such_Table"]))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::Rpc { .. }), "{e:?}");
 }

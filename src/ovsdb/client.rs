@@ -288,6 +288,9 @@ impl Monitor {
         self.client.send(Command::Restart { id: self.id })
     }
 
+    /// Cancel the session (`monitor_cancel`); the same as dropping it.
+    pub fn cancel(self) {}
+
     /// The client this session runs on.
     pub fn client(&self) -> &Client {
         &self.client

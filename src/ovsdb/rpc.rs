@@ -76,9 +76,54 @@ impl Message {
         }
     }
 
+    /// The wire bytes, serialised straight from the borrowed parts (a bulk transaction's
+    /// params can be megabytes; building an intermediate JSON value would copy them).
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising a serde_json::Value cannot fail (string keys only).
-        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            id: &'a Json,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            method: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            params: Option<&'a Json>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            result: Option<&'a Json>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a Json>,
+        }
+        const NULL: &Json = &Json::Null;
+        let wire = match self {
+            Message::Request { id, method, params } => Wire {
+                id,
+                method: Some(method),
+                params: Some(params),
+                result: None,
+                error: None,
+            },
+            Message::Response { id, result } => Wire {
+                id,
+                method: None,
+                params: None,
+                result: Some(result),
+                error: Some(NULL),
+            },
+            Message::ErrorResponse { id, error } => Wire {
+                id,
+                method: None,
+                params: None,
+                result: Some(NULL),
+                error: Some(error),
+            },
+            Message::Notification { method, params } => Wire {
+                id: NULL,
+                method: Some(method),
+                params: Some(params),
+                result: None,
+                error: None,
+            },
+        };
+        // Serialising JSON values with string keys cannot fail.
+        serde_json::to_vec(&wire).unwrap_or_default()
     }
 }
 
@@ -139,5 +184,23 @@ mod tests {
         let j = m.to_json();
         assert!(j.get("jsonrpc").is_none());
         assert_eq!(Message::from_json(j).unwrap(), m);
+        for m in [
+            m,
+            Message::Response {
+                id: json!("echo"),
+                result: json!([1]),
+            },
+            Message::ErrorResponse {
+                id: json!(2),
+                error: json!({"error": "x"}),
+            },
+            Message::Notification {
+                method: "update".into(),
+                params: json!([]),
+            },
+        ] {
+            let wire: Json = serde_json::from_slice(&m.to_bytes()).unwrap();
+            assert_eq!(wire, m.to_json());
+        }
     }
 }
