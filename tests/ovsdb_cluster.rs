@@ -327,3 +327,31 @@ async fn fifty_reconnects_with_writes_in_between_replica_equals_server() {
     assert_eq!(want.0.len(), 50 - 16, "routers left after 16 deletions");
     assert_eq!(want.1.len(), want.0.len());
 }
+
+#[tokio::test]
+async fn leader_leaving_the_cluster_makes_the_client_move() {
+    common::tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path());
+    let client = connect(cluster.remotes()).await;
+    let leader = member_index(&cluster, &client.state().endpoint.unwrap());
+    let before = client.state().connections;
+    let ctl = dir.path().join(format!("nb{leader}.ctl"));
+    let out = std::process::Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(&ctl)
+        .args(["cluster/leave", NB])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::timeout(Duration::from_secs(20), client.wait_reconnected(before))
+        .await
+        .expect("client did not move")
+        .unwrap();
+    assert_ne!(
+        member_index(&cluster, &client.state().endpoint.unwrap()),
+        leader
+    );
+    write_once(&client, "after-leave").await;
+    assert_eq!(router_names(&client).await, ["after-leave"]);
+}
