@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Certs, NB, Server, apply, config, connect, names, next_event, row};
 use ovnkube_route::ovsdb::{
-    Atom, Client, Condition, Error, MonitorEvent, MonitorKind, MonitorSpec, Mutation, Operation,
-    TxnErrorKind, Value, WaitUntil,
+    Atom, Client, Condition, Error, MonitorEvent, MonitorKind, MonitorSpec, Mutation, Mutator,
+    Operation, TxnErrorKind, Value, WaitUntil,
 };
 use serde_json::json;
 
@@ -233,6 +233,24 @@ async fn every_typed_error_from_real_failing_transactions() {
     )
     .await;
     assert!(matches!(t.kind, TxnErrorKind::Syntax(_)), "{t:?}");
+
+    // Integer mutations: division by zero and overflow.
+    let nb_global = || Operation::insert("NB_Global", row([]));
+    let mutate = |m: Mutator, v: i64| {
+        Operation::mutate("NB_Global", vec![], vec![Mutation::new("nb_cfg", m, v)])
+    };
+    let t = expect_txn_error(&client, &[nb_global(), mutate(Mutator::Div, 0)]).await;
+    assert_eq!((t.kind, t.op_index), (TxnErrorKind::DomainError, Some(1)));
+    let t = expect_txn_error(
+        &client,
+        &[
+            nb_global(),
+            mutate(Mutator::Add, i64::MAX),
+            mutate(Mutator::Add, 9),
+        ],
+    )
+    .await;
+    assert_eq!((t.kind, t.op_index), (TxnErrorKind::RangeError, Some(2)));
 
     let t = expect_txn_error(&client, &[Operation::select("No_Such_Table", vec![])]).await;
     assert!(matches!(t.kind, TxnErrorKind::Syntax(_)), "{t:?}");

@@ -302,3 +302,42 @@ impl Drop for Monitor {
         let _ = self.client.send(Command::CancelMonitor { id: self.id });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_are_shareable_across_tasks() {
+        shareable::<Client>();
+        fn send<T: Send>() {}
+        send::<Monitor>();
+    }
+
+    #[tokio::test]
+    async fn config_errors_are_reported_before_connecting() {
+        let e = Client::start(ClientConfig::new(vec![], "db")).unwrap_err();
+        assert!(matches!(e, Error::BadRemote { .. }));
+        let ssl = Endpoint::Ssl {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let e = Client::start(ClientConfig::new(vec![ssl], "db")).unwrap_err();
+        assert!(matches!(e, Error::Tls(_)));
+    }
+
+    #[tokio::test]
+    async fn requests_fail_fast_while_disconnected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ClientConfig::new(vec![Endpoint::Unix(dir.path().join("none.sock"))], "db");
+        let client = Client::start(cfg).unwrap();
+        let e = client.list_dbs().await.unwrap_err();
+        assert!(matches!(e, Error::NotConnected), "{e:?}");
+        assert!(e.is_retryable());
+        client.close();
+        let e = client.echo(serde_json::json!([])).await.unwrap_err();
+        assert!(matches!(e, Error::Closed | Error::NotConnected), "{e:?}");
+    }
+}
