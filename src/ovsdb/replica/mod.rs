@@ -417,8 +417,13 @@ impl Replica {
                 uuid,
                 source,
             };
-            let v = ty.normalize(name, v.clone(), diff).map_err(bad)?;
-            if !diff {
+            // Columns holding at most one value (scalars and optional values) carry their
+            // new value in a diff, not a toggle: ovsdb-server sends `true` when an optional
+            // boolean goes from false to true, and `["set", []]` when it is cleared
+            // (observed with ovsdb-server 3.1; the Python IDL's `Datum.diff` agrees).
+            let replace = !diff || ty.max == Some(1);
+            let v = ty.normalize(name, v.clone(), !replace).map_err(bad)?;
+            if replace {
                 values[pos] = v;
                 continue;
             }
@@ -575,9 +580,10 @@ impl Replica {
     }
 }
 
-/// Apply an update2 diff to a stored value (ovsdb-server(7), "update2 notification"):
-/// scalars take the new value; set elements are toggled; map pairs are added when the key
-/// is absent, removed when key and value match, and replaced when the value differs.
+/// Apply an update2 diff to a stored set or map with room for more than one element
+/// (ovsdb-server(7), "update2 notification"): set elements are toggled; map pairs are added
+/// when the key is absent, removed when key and value match, and replaced when the value
+/// differs.
 fn apply_diff(current: &mut Value, diff: Value) {
     match (current, diff) {
         (Value::Set(cur), Value::Set(d)) => {

@@ -118,17 +118,30 @@ fn set_diffs_toggle_elements_including_bare_atoms() {
             .unwrap(),
     );
     assert_eq!(got, BTreeSet::from(["10.0.0.3".into()]));
-    // Optional (min 0, max 1) columns are sets too: setting then changing `enabled`.
+    // Optional (min 0, max 1) columns take the diff as their new value, as ovsdb-server
+    // sends it: set, change, clear.
+    let enabled = |r: &Replica| {
+        r.snapshot()
+            .get("Logical_Router", u(1))
+            .unwrap()
+            .get("enabled")
+            .cloned()
+    };
     r.apply(&v2(
         json!({"Logical_Router": {us(1): {"modify": {"enabled": false}}}}),
     ))
     .unwrap();
+    assert_eq!(enabled(&r), Some(Value::set([Atom::Boolean(false)])));
     r.apply(&v2(
-        json!({"Logical_Router": {us(1): {"modify": {"enabled": ["set", [false, true]]}}}}),
+        json!({"Logical_Router": {us(1): {"modify": {"enabled": true}}}}),
     ))
     .unwrap();
-    let lr = r.snapshot().get("Logical_Router", u(1)).unwrap();
-    assert_eq!(lr.get("enabled"), Some(&Value::set([Atom::Boolean(true)])));
+    assert_eq!(enabled(&r), Some(Value::set([Atom::Boolean(true)])));
+    r.apply(&v2(
+        json!({"Logical_Router": {us(1): {"modify": {"enabled": ["set", []]}}}}),
+    ))
+    .unwrap();
+    assert_eq!(enabled(&r), Some(Value::empty_set()));
 }
 
 #[test]
