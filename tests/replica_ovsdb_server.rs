@@ -485,6 +485,6 @@ fn replicas_follow_a_real_server_exactly() {
     assert_eq!(snap.len("ACL"), 1);
     assert_eq!(
         snap.iter("ACL").next().unwrap().get("action"),
-        Some(&Value::from("allow-related"))
+        Some(Value::from("allow-related"))
     );
 }
