@@ -7,7 +7,7 @@
 //! Untyped access stays available for every table through [`Row`] and [`ReplicaRow`].
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::replica::{ReplicaRow, Snapshot};
+use super::replica::{ColumnRef, ReplicaRow, Snapshot};
 use super::value::{Atom, Row, Uuid, Value};
 
 /// A row could not be read as a typed row.
@@ -34,18 +34,18 @@ pub enum ModelError {
 
 /// Anything that yields column values by name: an untyped [`Row`] or a [`ReplicaRow`].
 pub trait ColumnSource {
-    fn column(&self, name: &str) -> Option<&Value>;
+    fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>>;
 }
 
 impl ColumnSource for Row {
-    fn column(&self, name: &str) -> Option<&Value> {
-        self.get(name)
+    fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>> {
+        self.get(name).map(ColumnRef::from_value)
     }
 }
 
 impl ColumnSource for ReplicaRow {
-    fn column(&self, name: &str) -> Option<&Value> {
-        self.get(name)
+    fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>> {
+        self.column(name)
     }
 }
 
@@ -157,8 +157,8 @@ fn value<'a, S: ColumnSource + ?Sized>(
     src: &'a S,
     table: &'static str,
     column: &'static str,
-) -> Result<&'a Value, ModelError> {
-    src.column(column)
+) -> Result<ColumnRef<'a>, ModelError> {
+    src.column_ref(column)
         .ok_or(ModelError::MissingColumn { table, column })
 }
 
@@ -170,6 +170,14 @@ fn atom<T: AtomType>(a: &Atom, table: &'static str, column: &'static str) -> Res
     })
 }
 
+fn bad(table: &'static str, column: &'static str, what: String) -> ModelError {
+    ModelError::BadColumn {
+        table,
+        column,
+        what,
+    }
+}
+
 /// A scalar column (min 1, max 1).
 pub fn scalar<T: AtomType, S: ColumnSource + ?Sized>(
     src: &S,
@@ -177,10 +185,13 @@ pub fn scalar<T: AtomType, S: ColumnSource + ?Sized>(
     column: &'static str,
 ) -> Result<T, ModelError> {
     let v = value(src, table, column)?;
-    let a = v.as_atom().ok_or_else(|| ModelError::BadColumn {
-        table,
-        column,
-        what: format!("expected one {}, got {}", T::NAME, v.to_json()),
+    let a = v.as_atom().ok_or_else(|| {
+        let got = v.to_value().to_json();
+        bad(
+            table,
+            column,
+            format!("expected one {}, got {got}", T::NAME),
+        )
     })?;
     atom(a, table, column)
 }
@@ -192,20 +203,25 @@ pub fn optional<T: AtomType, S: ColumnSource + ?Sized>(
     column: &'static str,
 ) -> Result<Option<T>, ModelError> {
     let v = value(src, table, column)?;
+    if v.is_map() && v.map_iter().is_some_and(|mut m| m.next().is_some()) {
+        return Err(bad(
+            table,
+            column,
+            "expected an optional value, got a map".into(),
+        ));
+    }
     let mut it = v.set_iter();
-    match (it.next(), it.next(), v) {
-        (_, _, Value::Map(m)) if !m.is_empty() => Err(ModelError::BadColumn {
-            table,
-            column,
-            what: "expected an optional value, got a map".into(),
-        }),
-        (None, _, _) => Ok(None),
-        (Some(a), None, _) => atom(a, table, column).map(Some),
-        _ => Err(ModelError::BadColumn {
-            table,
-            column,
-            what: format!("expected at most one {}, got {}", T::NAME, v.to_json()),
-        }),
+    match (it.next(), it.next()) {
+        (None, _) => Ok(None),
+        (Some(a), None) => atom(a, table, column).map(Some),
+        _ => {
+            let got = v.to_value().to_json();
+            Err(bad(
+                table,
+                column,
+                format!("expected at most one {}, got {got}", T::NAME),
+            ))
+        }
     }
 }
 
@@ -216,12 +232,8 @@ pub fn set<T: AtomType + Ord, S: ColumnSource + ?Sized>(
     column: &'static str,
 ) -> Result<BTreeSet<T>, ModelError> {
     let v = value(src, table, column)?;
-    if matches!(v, Value::Map(m) if !m.is_empty()) {
-        return Err(ModelError::BadColumn {
-            table,
-            column,
-            what: "expected a set, got a map".into(),
-        });
+    if v.is_map() && v.map_iter().is_some_and(|mut m| m.next().is_some()) {
+        return Err(bad(table, column, "expected a set, got a map".into()));
     }
     v.set_iter().map(|a| atom(a, table, column)).collect()
 }
@@ -232,19 +244,14 @@ pub fn map<K: AtomType + Ord, V: AtomType, S: ColumnSource + ?Sized>(
     table: &'static str,
     column: &'static str,
 ) -> Result<BTreeMap<K, V>, ModelError> {
-    match value(src, table, column)? {
-        Value::Map(m) => m
-            .iter()
-            .map(|(k, v)| Ok((atom(k, table, column)?, atom(v, table, column)?)))
-            .collect(),
-        // An empty set is how some encoders write an empty map.
-        Value::Set(s) if s.is_empty() => Ok(BTreeMap::new()),
-        other => Err(ModelError::BadColumn {
-            table,
-            column,
-            what: format!("expected a map, got {}", other.to_json()),
-        }),
-    }
+    let v = value(src, table, column)?;
+    let pairs = v.map_iter().ok_or_else(|| {
+        let got = v.to_value().to_json();
+        bad(table, column, format!("expected a map, got {got}"))
+    })?;
+    pairs
+        .map(|(k, v)| Ok((atom(k, table, column)?, atom(v, table, column)?)))
+        .collect()
 }
 
 /// A column of a type the generator has no Rust mapping for, kept untyped.
@@ -253,7 +260,7 @@ pub fn raw<S: ColumnSource + ?Sized>(
     table: &'static str,
     column: &'static str,
 ) -> Result<Value, ModelError> {
-    value(src, table, column).cloned()
+    value(src, table, column).map(|v| v.to_value())
 }
 
 pub fn scalar_value<T: AtomType>(v: &T) -> Value {

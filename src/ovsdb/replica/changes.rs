@@ -3,6 +3,9 @@
 //! that falls more than the channel's capacity behind does not silently miss changes: it
 //! gets [`ReplicaEvent::Resync`] with the current snapshot and must re-read everything it
 //! cares about (for the NB reconciler: a full drift check).
+//!
+//! A change set holds only the changed rows, never a whole snapshot: change sets buffered
+//! for a slow subscriber must not pin old copies of every table.
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -35,13 +38,15 @@ pub struct ChangeSet {
     /// between the old content and the new snapshot.
     pub reset: bool,
     pub changes: Vec<RowChange>,
-    /// The replica just after this change set was applied.
-    pub snapshot: Snapshot,
+    /// The replica's generation just after this change set (see [`Snapshot::generation`]).
+    pub generation: u64,
+    /// The replica's `last_txn_id` just after this change set.
+    pub last_txn_id: Option<Uuid>,
 }
 
 impl ChangeSet {
     pub fn generation(&self) -> u64 {
-        self.snapshot.generation()
+        self.generation
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,7 +65,8 @@ pub enum ReplicaEvent {
     /// The next change set, in order.
     Changes(Arc<ChangeSet>),
     /// The subscriber fell behind and `missed` change sets were dropped: treat every row as
-    /// possibly changed and re-read `snapshot`. Later events continue from there.
+    /// possibly changed and re-read `snapshot` (the current content). The events that follow
+    /// are the oldest still buffered, so some may repeat changes `snapshot` already shows.
     Resync { missed: u64, snapshot: Snapshot },
 }
 

@@ -11,6 +11,7 @@
 //! An update is applied to a private copy and published only if all of it applied, so a bad
 //! update returns an error and leaves the replica exactly as it was, and readers never see
 //! half an update.
+mod cell;
 mod changes;
 mod snapshot;
 mod store;
@@ -23,9 +24,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value as Json, json};
 use tokio::sync::broadcast;
 
-use super::schema::{ColumnKind, DatabaseSchema, SchemaError};
+use super::schema::{AtomicType, ColumnKind, DatabaseSchema, SchemaError};
 use super::update::{RowUpdate1, RowUpdate2, Update};
 use super::value::{Row, Uuid, Value};
+use cell::Cell;
+pub use cell::ColumnRef;
 pub use changes::{ChangeKind, ChangeSet, ReplicaEvent, RowChange, Subscription};
 use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
@@ -171,10 +174,11 @@ impl Replica {
                 .iter()
                 .filter_map(|ix| ix.iter().map(|c| pos.get(c).copied()).collect())
                 .collect();
-            let external_ids = pos
-                .get("external_ids")
-                .copied()
-                .filter(|&i| columns[i].ty.kind() == ColumnKind::Map);
+            // The index looks keys up by binary search on string order.
+            let external_ids = pos.get("external_ids").copied().filter(|&i| {
+                let ty = &columns[i].ty;
+                ty.kind() == ColumnKind::Map && ty.key.atomic == AtomicType::String
+            });
             if !spec.external_id_keys.is_empty() && external_ids.is_none() {
                 return Err(ReplicaError::NoExternalIds {
                     table: spec.table.clone(),
@@ -183,11 +187,15 @@ impl Replica {
             positions.insert(spec.table.clone(), metas.len());
             metas.push(Arc::new(TableMeta {
                 name: spec.table.clone(),
-                columns,
                 positions: pos,
                 indexes,
                 external_ids,
                 external_id_keys: spec.external_id_keys.clone(),
+                defaults: columns
+                    .iter()
+                    .map(|c| Cell::from_value(c.ty.default_value()))
+                    .collect(),
+                columns,
             }));
         }
         let state = DbState {
@@ -250,6 +258,12 @@ impl Replica {
     /// Apply one notification (or the initial rows of a `monitor_cond_since` reply with
     /// `found = true`) on top of the current content.
     pub fn apply(&self, update: &Update) -> Result<Arc<ChangeSet>, ReplicaError> {
+        self.apply_owned(update.clone())
+    }
+
+    /// [`Replica::apply`], moving the update's values into the replica instead of copying
+    /// them.
+    pub fn apply_owned(&self, update: Update) -> Result<Arc<ChangeSet>, ReplicaError> {
         let _w = lock(&self.writer);
         let base = Arc::clone(&lock(&self.current));
         let mut work = (*base).clone();
@@ -257,36 +271,49 @@ impl Replica {
         match update {
             Update::V1(tables) => {
                 for (table, rows) in tables {
-                    let ti = self.table_index(table)?;
+                    let ti = self.table_index(&table)?;
                     for (uuid, ru) in rows {
-                        let c = self.apply1(&mut work, ti, *uuid, ru)?;
-                        changes.push(c);
+                        changes.push(self.apply1(&mut work, ti, uuid, ru)?);
                     }
                 }
             }
-            Update::V2(tables)
-            | Update::V3 {
-                updates: tables, ..
+            Update::V2(tables) => self.apply2_all(&mut work, tables, &mut changes)?,
+            Update::V3 {
+                last_txn_id,
+                updates,
             } => {
-                for (table, rows) in tables {
-                    let ti = self.table_index(table)?;
-                    for (uuid, ru) in rows {
-                        let c = self.apply2(&mut work, ti, *uuid, ru)?;
-                        changes.push(c);
-                    }
-                }
+                self.apply2_all(&mut work, updates, &mut changes)?;
+                work.last_txn_id = Some(last_txn_id);
             }
-        }
-        if let Update::V3 { last_txn_id, .. } = update {
-            work.last_txn_id = Some(*last_txn_id);
         }
         Ok(self.publish(work, false, changes))
+    }
+
+    fn apply2_all(
+        &self,
+        work: &mut DbState,
+        tables: super::update::TableUpdates2,
+        changes: &mut Vec<RowChange>,
+    ) -> Result<(), ReplicaError> {
+        for (table, rows) in tables {
+            let ti = self.table_index(&table)?;
+            for (uuid, ru) in rows {
+                changes.push(self.apply2(work, ti, uuid, ru)?);
+            }
+        }
+        Ok(())
     }
 
     /// Replace the whole content with a full snapshot (the first monitor reply, or a
     /// `monitor_cond_since` reply with `found = false`): rows absent from it disappear. The
     /// change set is the difference between the old and the new content.
     pub fn reset(&self, update: &Update) -> Result<Arc<ChangeSet>, ReplicaError> {
+        self.reset_owned(update.clone())
+    }
+
+    /// [`Replica::reset`], moving the snapshot's values into the replica instead of copying
+    /// them, so a large initial snapshot is not held twice.
+    pub fn reset_owned(&self, update: Update) -> Result<Arc<ChangeSet>, ReplicaError> {
         let _w = lock(&self.writer);
         let base = Arc::clone(&lock(&self.current));
         let mut work = DbState {
@@ -299,7 +326,7 @@ impl Replica {
             last_txn_id: base.last_txn_id,
             generation: base.generation,
         };
-        let mut put = |table: &str, uuid: Uuid, row: &Row| -> Result<(), ReplicaError> {
+        let mut put = |table: &str, uuid: Uuid, row: Row| -> Result<(), ReplicaError> {
             let ti = self.table_index(table)?;
             let values = self.build_row(ti, uuid, None, row, false)?;
             let meta = &self.meta.tables[ti];
@@ -318,33 +345,34 @@ impl Replica {
             uuid,
             what: "a full snapshot may only hold initial or inserted rows",
         };
-        match update {
+        let (tables, txn) = match update {
             Update::V1(tables) => {
                 for (table, rows) in tables {
                     for (uuid, ru) in rows {
-                        match (&ru.old, &ru.new) {
-                            (None, Some(new)) => put(table, *uuid, new)?,
-                            _ => return Err(not_snapshot(table, *uuid)),
+                        match (ru.old, ru.new) {
+                            (None, Some(new)) => put(&table, uuid, new)?,
+                            _ => return Err(not_snapshot(&table, uuid)),
                         }
                     }
                 }
+                (Default::default(), None)
             }
-            Update::V2(tables)
-            | Update::V3 {
-                updates: tables, ..
-            } => {
-                for (table, rows) in tables {
-                    for (uuid, ru) in rows {
-                        match ru {
-                            RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => put(table, *uuid, r)?,
-                            _ => return Err(not_snapshot(table, *uuid)),
-                        }
-                    }
+            Update::V2(tables) => (tables, None),
+            Update::V3 {
+                last_txn_id,
+                updates,
+            } => (updates, Some(last_txn_id)),
+        };
+        for (table, rows) in tables {
+            for (uuid, ru) in rows {
+                match ru {
+                    RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => put(&table, uuid, r)?,
+                    _ => return Err(not_snapshot(&table, uuid)),
                 }
             }
         }
-        if let Update::V3 { last_txn_id, .. } = update {
-            work.last_txn_id = Some(*last_txn_id);
+        if txn.is_some() {
+            work.last_txn_id = txn;
         }
         let changes = self.diff(&base, &work);
         Ok(self.publish(work, true, changes))
@@ -353,15 +381,13 @@ impl Replica {
     fn publish(&self, mut work: DbState, reset: bool, changes: Vec<RowChange>) -> Arc<ChangeSet> {
         work.generation += 1;
         let state = Arc::new(work);
-        *lock(&self.current) = Arc::clone(&state);
         let cs = Arc::new(ChangeSet {
             reset,
             changes,
-            snapshot: Snapshot {
-                meta: Arc::clone(&self.meta),
-                state,
-            },
+            generation: state.generation,
+            last_txn_id: state.last_txn_id,
         });
+        *lock(&self.current) = state;
         // No subscriber is not an error: the change set is also returned to the caller.
         let _ = self.changes.send(Arc::clone(&cs));
         tracing::trace!(
@@ -396,17 +422,18 @@ impl Replica {
         ti: usize,
         uuid: Uuid,
         base: Option<&RowValues>,
-        row: &Row,
+        row: Row,
         diff: bool,
     ) -> Result<RowValues, ReplicaError> {
         let meta = &self.meta.tables[ti];
-        let mut values: Vec<Value> = match base {
+        let mut values: Vec<Cell> = match base {
+            // Cloning shares every set and map (reference counts); only scalars copy.
             Some(b) => b.to_vec(),
-            None => meta.columns.iter().map(|c| c.ty.default_value()).collect(),
+            None => meta.defaults.clone(),
         };
         for (name, v) in row {
             let pos = meta
-                .position(name)
+                .position(&name)
                 .ok_or_else(|| ReplicaError::UnknownColumn {
                     table: meta.name.clone(),
                     column: name.clone(),
@@ -417,17 +444,30 @@ impl Replica {
                 uuid,
                 source,
             };
-            let v = ty.normalize(name, v.clone(), diff).map_err(bad)?;
-            if !diff {
-                values[pos] = v;
-                continue;
+            // Columns holding at most one value (scalars and optional values) carry their
+            // new value in a diff, not a toggle: ovsdb-server sends `true` when an optional
+            // boolean goes from false to true, and `["set", []]` when it is cleared
+            // (observed with ovsdb-server 3.1; the Python IDL's `Datum.diff` agrees).
+            let replace = !diff || ty.max == Some(1);
+            let v = ty.normalize(&name, v, !replace).map_err(bad)?;
+            let cell = match (&values[pos], v) {
+                (_, v) if replace => Cell::from_value(v),
+                (Cell::Set(cur), Value::Set(d)) => Cell::toggle(cur, &d),
+                (Cell::Map(cur), Value::Map(d)) => Cell::merge_map(cur, &d),
+                (_, v) => Cell::from_value(v),
+            };
+            values[pos] = meta.cell(pos, cell);
+            // The diff may not leave a set outside its bounds.
+            let n = values[pos].len() as u64;
+            if ty.is_set() && (n < ty.min || ty.max.is_some_and(|m| n > m)) {
+                return Err(bad(SchemaError::BadValue {
+                    column: name.clone(),
+                    what: format!(
+                        "diff leaves {n} elements, outside min={} max={:?}",
+                        ty.min, ty.max
+                    ),
+                }));
             }
-            apply_diff(&mut values[pos], v);
-            // The diff may not leave the column outside its bounds.
-            let checked = ty
-                .normalize(name, values[pos].clone(), false)
-                .map_err(bad)?;
-            values[pos] = checked;
         }
         Ok(values.into())
     }
@@ -437,7 +477,7 @@ impl Replica {
         work: &mut DbState,
         ti: usize,
         uuid: Uuid,
-        ru: &RowUpdate1,
+        ru: RowUpdate1,
     ) -> Result<RowChange, ReplicaError> {
         let meta = &self.meta.tables[ti];
         let old = work.tables[ti].rows.get(&uuid).cloned();
@@ -446,7 +486,7 @@ impl Replica {
             uuid,
             op,
         };
-        let (kind, new) = match (&ru.old, &ru.new, &old) {
+        let (kind, new) = match (&ru.old, ru.new, &old) {
             (None, Some(_), Some(_)) => {
                 return Err(ReplicaError::DuplicateRow {
                     table: meta.name.clone(),
@@ -478,7 +518,7 @@ impl Replica {
         work: &mut DbState,
         ti: usize,
         uuid: Uuid,
-        ru: &RowUpdate2,
+        ru: RowUpdate2,
     ) -> Result<RowChange, ReplicaError> {
         let meta = &self.meta.tables[ti];
         let old = work.tables[ti].rows.get(&uuid).cloned();
@@ -572,33 +612,5 @@ impl Replica {
             }
         }
         out
-    }
-}
-
-/// Apply an update2 diff to a stored value (ovsdb-server(7), "update2 notification"):
-/// scalars take the new value; set elements are toggled; map pairs are added when the key
-/// is absent, removed when key and value match, and replaced when the value differs.
-fn apply_diff(current: &mut Value, diff: Value) {
-    match (current, diff) {
-        (Value::Set(cur), Value::Set(d)) => {
-            for a in d {
-                if !cur.remove(&a) {
-                    cur.insert(a);
-                }
-            }
-        }
-        (Value::Map(cur), Value::Map(d)) => {
-            for (k, v) in d {
-                match cur.get(&k) {
-                    Some(old) if *old == v => {
-                        cur.remove(&k);
-                    }
-                    _ => {
-                        cur.insert(k, v);
-                    }
-                }
-            }
-        }
-        (cur, d) => *cur = d,
     }
 }

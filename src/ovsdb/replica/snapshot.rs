@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::cell::{Cell, ColumnRef};
 use super::store::{RowValues, TableMeta, TableState, external_id, external_id_hash, index_hash};
 use crate::ovsdb::value::{Row, Uuid, Value};
 
@@ -53,34 +54,37 @@ impl ReplicaRow {
         &self.meta.name
     }
 
-    /// A column's value in canonical form (scalars as atoms, sets, maps). `None` when the
-    /// column is not monitored.
-    pub fn get(&self, column: &str) -> Option<&Value> {
-        self.meta.position(column).map(|i| &self.values[i])
+    /// A column's value, borrowed. `None` when the column is not monitored.
+    pub fn column(&self, column: &str) -> Option<ColumnRef<'_>> {
+        self.meta.position(column).map(|i| self.values[i].view())
+    }
+
+    /// A column's value as an owned [`Value`] in canonical form (scalars as atoms, sets,
+    /// maps). `None` when the column is not monitored.
+    pub fn get(&self, column: &str) -> Option<Value> {
+        self.column(column).map(|c| c.to_value())
     }
 
     /// The value of `key` in the row's `external_ids` map.
     pub fn external_id(&self, key: &str) -> Option<&str> {
-        let col = self.meta.position("external_ids")?;
-        self.values[col]
-            .as_map()?
-            .get(&crate::ovsdb::value::Atom::String(key.to_owned()))
+        if self.meta.external_ids.is_some() {
+            return external_id(&self.meta, &self.values, key);
+        }
+        self.column("external_ids")?
+            .map_get(&crate::ovsdb::value::Atom::String(key.to_owned()))
             .and_then(crate::ovsdb::value::Atom::as_str)
     }
 
     /// Monitored columns and their values, in the replica's column order.
-    pub fn columns(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.meta
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .zip(self.values.iter())
+    pub fn columns(&self) -> impl Iterator<Item = (&str, ColumnRef<'_>)> {
+        let names = self.meta.columns.iter().map(|c| c.name.as_str());
+        names.zip(self.values.iter().map(Cell::view))
     }
 
     /// The row as an untyped column map (without `_uuid`).
     pub fn to_row(&self) -> Row {
         self.columns()
-            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .map(|(k, v)| (k.to_owned(), v.to_value()))
             .collect()
     }
 }
@@ -157,14 +161,16 @@ impl Snapshot {
             let pos = meta.position(name)?;
             let ty = &meta.columns[pos].ty;
             // Normalise the query like stored values (a bare atom for a set column, ...).
-            wanted.push(ty.normalize(name, (*value).clone(), false).ok()?);
+            wanted.push(Cell::from_value(
+                ty.normalize(name, (*value).clone(), false).ok()?,
+            ));
             cols.push(pos);
         }
-        let matches = |row: &[Value]| cols.iter().zip(&wanted).all(|(&c, w)| &row[c] == w);
+        let matches = |row: &[Cell]| cols.iter().zip(&wanted).all(|(&c, w)| &row[c] == w);
         if let Some(ix) = meta.indexes.iter().position(|ix| *ix == cols) {
             let h = index_hash(&self.meta.hasher, wanted.iter());
             let candidates = t.indexes[ix].get(&h)?;
-            return candidates.iter().find_map(|u| {
+            return candidates.as_slice().iter().find_map(|u| {
                 let v = t.rows.get(u)?;
                 matches(v).then(|| Self::row(meta, *u, v))
             });
@@ -181,13 +187,14 @@ impl Snapshot {
         let Some((meta, t)) = self.table(table) else {
             return Vec::new();
         };
-        let hit = |row: &[Value]| external_id(meta, row, key) == Some(value);
+        let hit = |row: &[Cell]| external_id(meta, row, key) == Some(value);
         if let Some(i) = meta.external_id_keys.iter().position(|k| k == key) {
             let h = external_id_hash(&self.meta.hasher, value);
             let Some(candidates) = t.external_ids[i].get(&h) else {
                 return Vec::new();
             };
             return candidates
+                .as_slice()
                 .iter()
                 .filter_map(|u| {
                     let v = t.rows.get(u)?;

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use super::cell::Cell;
 use crate::ovsdb::schema::ColumnType;
-use crate::ovsdb::value::{Atom, Uuid, Value};
+use crate::ovsdb::value::{Atom, Uuid};
 
 /// Shard count of every map. Small enough that an empty table costs little, large enough
 /// that copying one shard of a 20,000-row table is a few hundred entries.
@@ -85,23 +86,23 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     }
 }
 
-/// Feed a value into a hasher. `Value` has no `Hash` (reals), so index keys hash through
-/// this; equal values hash equally because stored values are normalised per column type.
-pub(crate) fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
-    match v {
-        Value::Atom(a) => {
+/// Feed a stored value into a hasher. Atoms have no `Hash` (reals), so index keys hash
+/// through this; equal cells hash equally because cells are canonical per column type.
+pub(crate) fn hash_cell<H: Hasher>(c: &Cell, h: &mut H) {
+    match c {
+        Cell::Atom(a) => {
             0u8.hash(h);
             hash_atom(a, h);
         }
-        Value::Set(s) => {
+        Cell::Set(s) => {
             1u8.hash(h);
             s.len().hash(h);
             s.iter().for_each(|a| hash_atom(a, h));
         }
-        Value::Map(m) => {
+        Cell::Map(m) => {
             2u8.hash(h);
             m.len().hash(h);
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 hash_atom(k, h);
                 hash_atom(v, h);
             }
@@ -139,21 +140,79 @@ pub struct TableMeta {
     pub(crate) external_ids: Option<usize>,
     /// The `external_ids` keys that get an index.
     pub(crate) external_id_keys: Vec<String>,
+    /// Each column's default value; empty sets and maps are shared by every row using them.
+    pub(crate) defaults: Vec<Cell>,
 }
 
 impl TableMeta {
     pub(crate) fn position(&self, column: &str) -> Option<usize> {
         self.positions.get(column).copied()
     }
+
+    /// The cell for a normalised value of column `pos`, sharing the column's empty default.
+    pub(crate) fn cell(&self, pos: usize, cell: Cell) -> Cell {
+        match (&cell, &self.defaults[pos]) {
+            (Cell::Set(s), d @ Cell::Set(_)) if s.is_empty() => d.clone(),
+            (Cell::Map(m), d @ Cell::Map(_)) if m.is_empty() => d.clone(),
+            _ => cell,
+        }
+    }
 }
 
 /// A stored row: values in [`TableMeta::columns`] order.
-pub(crate) type RowValues = Arc<[Value]>;
+pub(crate) type RowValues = Arc<[Cell]>;
 
 /// Index entries map a key hash to the rows whose key has that hash. Lookups compare the
 /// row's actual values, so hash collisions cost a comparison, never a wrong answer. A key
 /// may briefly belong to two rows while one update renames both.
-pub(crate) type IndexMap = ShardedMap<u64, Vec<Uuid>>;
+pub(crate) type IndexMap = ShardedMap<u64, Holders>;
+
+/// The rows holding one index key: almost always one, stored without an allocation.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Holders {
+    #[default]
+    Empty,
+    One(Uuid),
+    Many(Vec<Uuid>),
+}
+
+impl Holders {
+    pub(crate) fn as_slice(&self) -> &[Uuid] {
+        match self {
+            Holders::Empty => &[],
+            Holders::One(u) => std::slice::from_ref(u),
+            Holders::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, uuid: Uuid) {
+        *self = match std::mem::take(self) {
+            Holders::Empty => Holders::One(uuid),
+            Holders::One(u) => Holders::Many(vec![u, uuid]),
+            Holders::Many(mut v) => {
+                v.push(uuid);
+                Holders::Many(v)
+            }
+        };
+    }
+
+    /// Remove `uuid`; true when no holder is left.
+    fn remove(&mut self, uuid: Uuid) -> bool {
+        *self = match std::mem::take(self) {
+            Holders::One(u) if u != uuid => Holders::One(u),
+            Holders::Many(mut v) => {
+                v.retain(|u| *u != uuid);
+                match v.as_slice() {
+                    [] => Holders::Empty,
+                    [one] => Holders::One(*one),
+                    _ => Holders::Many(v),
+                }
+            }
+            _ => Holders::Empty,
+        };
+        matches!(self, Holders::Empty)
+    }
+}
 
 /// The content of one table at one generation.
 #[derive(Clone)]
@@ -165,13 +224,13 @@ pub(crate) struct TableState {
     pub(crate) external_ids: Vec<IndexMap>,
 }
 
-pub(crate) fn index_hash<'a, I: IntoIterator<Item = &'a Value>>(
+pub(crate) fn index_hash<'a, I: IntoIterator<Item = &'a Cell>>(
     hasher: &std::hash::RandomState,
     values: I,
 ) -> u64 {
     let mut h = hasher.build_hasher();
     for v in values {
-        hash_value(v, &mut h);
+        hash_cell(v, &mut h);
     }
     h.finish()
 }
@@ -181,12 +240,14 @@ pub(crate) fn external_id_hash(hasher: &std::hash::RandomState, value: &str) -> 
 }
 
 /// The value of `key` in a row's `external_ids` column, if any.
-pub(crate) fn external_id<'a>(meta: &TableMeta, row: &'a [Value], key: &str) -> Option<&'a str> {
-    let col = meta.external_ids?;
-    row.get(col)?
-        .as_map()?
-        .get(&Atom::String(key.to_owned()))
-        .and_then(Atom::as_str)
+pub(crate) fn external_id<'a>(meta: &TableMeta, row: &'a [Cell], key: &str) -> Option<&'a str> {
+    let Cell::Map(m) = row.get(meta.external_ids?)? else {
+        return None;
+    };
+    let i = m
+        .binary_search_by(|(k, _)| k.as_str().unwrap_or_default().cmp(key))
+        .ok()?;
+    m[i].1.as_str()
 }
 
 impl TableState {
@@ -205,7 +266,7 @@ impl TableState {
     fn index_keys(
         meta: &TableMeta,
         hasher: &std::hash::RandomState,
-        row: &[Value],
+        row: &[Cell],
     ) -> (Vec<u64>, Vec<Option<u64>>) {
         let ix = meta
             .indexes
@@ -254,14 +315,11 @@ impl TableState {
         let ext_keys = ext.into_iter().zip(self.external_ids.iter_mut());
         for (key, map) in keys.chain(ext_keys) {
             let Some(key) = key else { continue };
-            let emptied = match map.get(&key) {
-                Some(list) if list.contains(&uuid) => list.len() == 1,
-                _ => continue,
-            };
-            if emptied {
+            if !map.get(&key).is_some_and(|h| h.as_slice().contains(&uuid)) {
+                continue;
+            }
+            if map.entry_mut(key).remove(uuid) {
                 map.remove(&key);
-            } else {
-                map.entry_mut(key).retain(|u| *u != uuid);
             }
         }
         Some(row)

@@ -44,8 +44,9 @@ fn v2(j: serde_json::Value) -> Update {
     Update::V2(parse_table_updates2(&j).unwrap())
 }
 
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.set_iter()
+fn strings(v: impl std::borrow::Borrow<Value>) -> BTreeSet<String> {
+    v.borrow()
+        .set_iter()
         .map(|a| a.as_str().unwrap().to_owned())
         .collect()
 }
@@ -75,15 +76,15 @@ fn initial_rows_fill_defaults_and_canonical_forms() {
     assert_eq!(s.len("Logical_Router_Policy"), 2);
     let p3 = s.get("Logical_Router_Policy", u(3)).unwrap();
     // Omitted columns hold their defaults.
-    assert_eq!(p3.get("nexthops"), Some(&Value::empty_set()));
-    assert_eq!(p3.get("options"), Some(&Value::Map(BTreeMap::new())));
+    assert_eq!(p3.get("nexthops"), Some(Value::empty_set()));
+    assert_eq!(p3.get("options"), Some(Value::Map(BTreeMap::new())));
     // A bare atom for a set column is a one-element set.
     let p2 = s.get("Logical_Router_Policy", u(2)).unwrap();
     assert_eq!(
         p2.get("nexthops"),
-        Some(&Value::set([Atom::from("100.64.0.2")]))
+        Some(Value::set([Atom::from("100.64.0.2")]))
     );
-    assert_eq!(p2.get("priority"), Some(&Value::from(100)));
+    assert_eq!(p2.get("priority"), Some(Value::from(100)));
     assert_eq!(p2.external_id("owner"), Some("route-a"));
     assert_eq!(p2.table(), "Logical_Router_Policy");
     assert!(s.get("Logical_Router_Policy", u(9)).is_none());
@@ -118,17 +119,29 @@ fn set_diffs_toggle_elements_including_bare_atoms() {
             .unwrap(),
     );
     assert_eq!(got, BTreeSet::from(["10.0.0.3".into()]));
-    // Optional (min 0, max 1) columns are sets too: setting then changing `enabled`.
+    // Optional (min 0, max 1) columns take the diff as their new value, as ovsdb-server
+    // sends it: set, change, clear.
+    let enabled = |r: &Replica| {
+        r.snapshot()
+            .get("Logical_Router", u(1))
+            .unwrap()
+            .get("enabled")
+    };
     r.apply(&v2(
         json!({"Logical_Router": {us(1): {"modify": {"enabled": false}}}}),
     ))
     .unwrap();
+    assert_eq!(enabled(&r), Some(Value::set([Atom::Boolean(false)])));
     r.apply(&v2(
-        json!({"Logical_Router": {us(1): {"modify": {"enabled": ["set", [false, true]]}}}}),
+        json!({"Logical_Router": {us(1): {"modify": {"enabled": true}}}}),
     ))
     .unwrap();
-    let lr = r.snapshot().get("Logical_Router", u(1)).unwrap();
-    assert_eq!(lr.get("enabled"), Some(&Value::set([Atom::Boolean(true)])));
+    assert_eq!(enabled(&r), Some(Value::set([Atom::Boolean(true)])));
+    r.apply(&v2(
+        json!({"Logical_Router": {us(1): {"modify": {"enabled": ["set", []]}}}}),
+    ))
+    .unwrap();
+    assert_eq!(enabled(&r), Some(Value::empty_set()));
 }
 
 #[test]
@@ -145,7 +158,7 @@ fn map_diffs_insert_remove_replace() {
     let p2 = r.snapshot().get("Logical_Router_Policy", u(2)).unwrap();
     assert_eq!(
         p2.get("external_ids"),
-        Some(&Value::map([(ID_KEY, "p2-new"), ("extra", "x")]))
+        Some(Value::map([(ID_KEY, "p2-new"), ("extra", "x")]))
     );
 }
 
@@ -165,11 +178,11 @@ fn scalar_modify_replaces_and_other_columns_stay() {
     );
     assert_eq!(
         c.old.as_ref().unwrap().get("priority"),
-        Some(&Value::from(200))
+        Some(Value::from(200))
     );
     let new = c.new.as_ref().unwrap();
-    assert_eq!(new.get("priority"), Some(&Value::from(300)));
-    assert_eq!(new.get("action"), Some(&Value::from("allow")));
+    assert_eq!(new.get("priority"), Some(Value::from(300)));
+    assert_eq!(new.get("action"), Some(Value::from("allow")));
 }
 
 #[test]
@@ -516,7 +529,7 @@ async fn subscribers_get_change_sets_in_order() {
         match sub.recv().await.unwrap() {
             ReplicaEvent::Changes(cs) => {
                 let new = cs.changes[0].new.as_ref().unwrap();
-                assert_eq!(new.get("priority"), Some(&Value::from(prio)));
+                assert_eq!(new.get("priority"), Some(Value::from(prio)));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -542,7 +555,7 @@ async fn slow_subscribers_get_a_resync_not_silence() {
         ReplicaEvent::Resync { missed, snapshot } => {
             assert_eq!(missed, 3);
             let row = snapshot.get("Address_Set", u(1)).unwrap();
-            assert_eq!(row.get("name"), Some(&Value::from("n4")));
+            assert_eq!(row.get("name"), Some(Value::from("n4")));
         }
         other => panic!("expected a resync, got {other:?}"),
     }
