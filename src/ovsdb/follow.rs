@@ -92,10 +92,9 @@ impl Client {
         replica: Arc<Replica>,
     ) -> Result<ReplicaFeed, Error> {
         let mut monitor = self.monitor(replica_spec(database, &replica)).await?;
-        let first = monitor.next().await.ok_or(Error::Closed)?;
-        match &first {
-            MonitorEvent::Reset(u) => replica.reset(u)?,
-            MonitorEvent::Update(u) => replica.apply(u)?,
+        match monitor.next().await.ok_or(Error::Closed)? {
+            MonitorEvent::Reset(u) => replica.reset_owned(u)?,
+            MonitorEvent::Update(u) => replica.apply_owned(u)?,
         };
         let (tx, applied) = watch::channel(1u64);
         let task = tokio::spawn(follow(monitor, replica, tx));
@@ -107,13 +106,13 @@ async fn follow(mut monitor: Monitor, replica: Arc<Replica>, applied: watch::Sen
     // After a failed apply, queued deltas are useless until the full snapshot arrives.
     let mut awaiting_reset = false;
     while let Some(event) = monitor.next().await {
-        let result = match &event {
+        let result = match event {
             MonitorEvent::Reset(u) => {
                 awaiting_reset = false;
-                replica.reset(u)
+                replica.reset_owned(u)
             }
             MonitorEvent::Update(_) if awaiting_reset => continue,
-            MonitorEvent::Update(u) => replica.apply(u),
+            MonitorEvent::Update(u) => replica.apply_owned(u),
         };
         match result {
             Ok(_) => applied.send_modify(|n| *n += 1),
