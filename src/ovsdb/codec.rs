@@ -54,6 +54,11 @@ impl Decoder {
         // Reclaim consumed space before growing, so the buffer stays near one message.
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
+            // One huge message (a full snapshot) must not pin its buffer for the
+            // connection's lifetime.
+            if self.buf.capacity() > 4 * 1024 * 1024 {
+                self.buf.shrink_to(256 * 1024);
+            }
             self.pos = 0;
             self.start = 0;
             self.msg_start = None;
