@@ -1,0 +1,343 @@
+//! The OVSDB client handle: a cheap, cloneable front to one background task that owns the
+//! connection (see `connection`). Requests are multiplexed by id over one connection.
+//!
+//! Owns the public API (RFC 7047 section 4.1 methods plus ovsdb-server(7) extensions). It
+//! must not hold connection state itself: everything stateful lives in the task, so a handle
+//! can be used from any task and dropped at any time.
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::codec::DEFAULT_MAX_MESSAGE;
+use super::connection::{Command, Supervisor};
+use super::error::Error;
+use super::monitor::{MonitorEvent, MonitorSpec};
+use super::ops::{OpResult, Operation, check_results};
+use super::transport::{Endpoint, TcpOptions, TlsFiles};
+
+/// How to reach and watch the server.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Remotes tried in order, round robin.
+    pub remotes: Vec<Endpoint>,
+    /// Needed for `ssl:` remotes.
+    pub tls: Option<TlsFiles>,
+    /// The database this client works on; leader checks look at its `_Server` row.
+    pub database: String,
+    /// For clustered databases, only use the Raft leader (the OVS library default). When
+    /// false, any connected member is used.
+    pub leader_only: bool,
+    /// Send an echo after this much silence; the connection is dead after twice as much.
+    /// `None` disables probing (rely on TCP keepalive / user timeout only).
+    pub probe_interval: Option<Duration>,
+    /// First reconnect delay; doubles per failed attempt up to `backoff_max`, with jitter.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub tcp: TcpOptions,
+    /// Largest single message accepted from the server.
+    pub max_message: usize,
+    /// Capacity of each monitor's event channel; a consumer that lets it fill is resynced.
+    pub monitor_buffer: usize,
+}
+
+impl ClientConfig {
+    pub fn new(remotes: Vec<Endpoint>, database: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            remotes,
+            tls: None,
+            database: database.into(),
+            leader_only: true,
+            probe_interval: Some(Duration::from_secs(5)),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(8),
+            tcp: TcpOptions::default(),
+            max_message: DEFAULT_MAX_MESSAGE,
+            monitor_buffer: 1024,
+        }
+    }
+}
+
+/// The connection as handles see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnState {
+    /// Connected to a usable member (and its leader checks passed).
+    pub connected: bool,
+    /// The remote currently (or last) used.
+    pub endpoint: Option<Endpoint>,
+    /// How many connections became usable since start (1 after the first).
+    pub connections: u64,
+}
+
+struct Inner {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<ConnState>,
+    monitor_buffer: usize,
+}
+
+/// A handle to the client; clone it freely. The connection task stops when every handle
+/// (and every [`Monitor`]) is dropped, or on [`Client::close`].
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &*self.inner.state.borrow())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Start the connection task and wait until a usable server is connected. Reconnects
+    /// forever (one log line per attempt); wrap in `tokio::time::timeout` to bound the wait.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let client = Client::start(config)?;
+        client.wait_connected().await?;
+        Ok(client)
+    }
+
+    /// Start the connection task without waiting for a connection.
+    pub fn start(config: ClientConfig) -> Result<Client, Error> {
+        if config.remotes.is_empty() {
+            return Err(Error::BadRemote {
+                remote: String::new(),
+                reason: "no remote given".into(),
+            });
+        }
+        let needs_tls = config
+            .remotes
+            .iter()
+            .any(|r| matches!(r, Endpoint::Ssl { .. }));
+        let tls = match (&config.tls, needs_tls) {
+            (Some(files), true) => Some(files.load()?),
+            (None, true) => {
+                return Err(Error::Tls(
+                    "ssl: remote given without private key, certificate and CA".into(),
+                ));
+            }
+            _ => None,
+        };
+        let monitor_buffer = config.monitor_buffer.max(1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(ConnState::default());
+        let supervisor = Supervisor::new(config, tls, rx, tx.downgrade(), state_tx);
+        tokio::spawn(supervisor.run());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                commands: tx,
+                state: state_rx,
+                monitor_buffer,
+            }),
+        })
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnState {
+        self.inner.state.borrow().clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.inner.state.borrow().connected
+    }
+
+    /// Wait until connected to a usable server.
+    pub async fn wait_connected(&self) -> Result<(), Error> {
+        let mut rx = self.inner.state.clone();
+        rx.wait_for(|s| s.connected)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Wait until the client has made more than `connections` usable connections.
+    pub async fn wait_reconnected(&self, connections: u64) -> Result<(), Error> {
+        let mut rx = self.inner.state.clone();
+        rx.wait_for(|s| s.connected && s.connections > connections)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.inner.commands.send(cmd).map_err(|_| Error::Closed)
+    }
+
+    /// Send one JSON-RPC request and wait for its result. `outcome_unknown_on_loss` decides
+    /// which error a dropped connection gives ([`Error::OutcomeUnknown`] for writes).
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Json,
+        outcome_unknown_on_loss: bool,
+    ) -> Result<Json, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request {
+            method: method.to_owned(),
+            params,
+            outcome_unknown_on_loss,
+            reply,
+        })?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// `list_dbs` (RFC 7047 section 4.1.1).
+    pub async fn list_dbs(&self) -> Result<Vec<String>, Error> {
+        let r = self.request("list_dbs", json!([]), false).await?;
+        serde_json::from_value(r.clone()).map_err(|_| Error::BadReply {
+            method: "list_dbs".into(),
+            reason: format!("not a list of strings: {r}"),
+        })
+    }
+
+    /// `get_schema` (RFC 7047 section 4.1.2), as raw JSON for the schema parser.
+    pub async fn get_schema(&self, database: &str) -> Result<Json, Error> {
+        self.request("get_schema", json!([database]), false).await
+    }
+
+    /// `transact` (RFC 7047 section 4.1.3): every operation's result is checked; the first
+    /// failure (or a commit-time failure) is returned as [`Error::Transaction`].
+    pub async fn transact(
+        &self,
+        database: &str,
+        ops: &[Operation],
+    ) -> Result<Vec<OpResult>, Error> {
+        let result = self
+            .transact_raw(database, ops.iter().map(Operation::to_json))
+            .await?;
+        check_results(ops, &result)
+    }
+
+    /// `transact` with operations given as JSON; returns the raw result array unchecked.
+    pub async fn transact_raw(
+        &self,
+        database: &str,
+        ops: impl IntoIterator<Item = Json>,
+    ) -> Result<Json, Error> {
+        let params: Vec<Json> = std::iter::once(json!(database)).chain(ops).collect();
+        self.request("transact", Json::Array(params), true).await
+    }
+
+    /// `echo` (RFC 7047 section 4.1.11): the server returns `params` unchanged.
+    pub async fn echo(&self, params: Json) -> Result<Json, Error> {
+        self.request("echo", params, false).await
+    }
+
+    /// Start a monitor session (`monitor`, `monitor_cond` or `monitor_cond_since` per
+    /// `spec.kind`). Waits for the first establishment; the first event is the initial
+    /// snapshot as [`MonitorEvent::Reset`]. The session survives reconnects (see
+    /// `monitor`'s module comment). Dropping the [`Monitor`] cancels it.
+    pub async fn monitor(&self, spec: MonitorSpec) -> Result<Monitor, Error> {
+        let (events_tx, events) = mpsc::channel(self.inner.monitor_buffer);
+        let (ack, ack_rx) = oneshot::channel();
+        let (id_tx, id_rx) = oneshot::channel();
+        self.send(Command::AddMonitor {
+            spec,
+            events: events_tx,
+            ack,
+            id: id_tx,
+        })?;
+        let id = id_rx.await.map_err(|_| Error::Closed)?;
+        let monitor = Monitor {
+            id,
+            events,
+            client: self.clone(),
+        };
+        ack_rx.await.map_err(|_| Error::Closed)??;
+        Ok(monitor)
+    }
+
+    /// Drop the current connection (pending transactions end with
+    /// [`Error::OutcomeUnknown`]) and reconnect, resuming monitors.
+    pub fn reconnect(&self) -> Result<(), Error> {
+        self.send(Command::Reconnect)
+    }
+
+    /// Stop the connection task; every handle then fails with [`Error::Closed`].
+    pub fn close(&self) {
+        let _ = self.send(Command::Shutdown);
+    }
+}
+
+/// A monitor session's receiving end. `monitor_cancel` is sent when it is dropped.
+pub struct Monitor {
+    id: u64,
+    events: mpsc::Receiver<MonitorEvent>,
+    client: Client,
+}
+
+impl Monitor {
+    /// The next event; `None` when the session ended (client closed, or the server refused
+    /// to re-establish it).
+    pub async fn next(&mut self) -> Option<MonitorEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is ready.
+    pub fn try_next(&mut self) -> Option<MonitorEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Start over: the server is asked for a full snapshot, delivered as
+    /// [`MonitorEvent::Reset`] after any events already queued. For a consumer that found
+    /// its copy inconsistent.
+    pub fn resync(&self) -> Result<(), Error> {
+        self.client.send(Command::Restart { id: self.id })
+    }
+
+    /// Cancel the session (`monitor_cancel`); the same as dropping it.
+    pub fn cancel(self) {}
+
+    /// The client this session runs on.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.client.send(Command::CancelMonitor { id: self.id });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_are_shareable_across_tasks() {
+        shareable::<Client>();
+        fn send<T: Send>() {}
+        send::<Monitor>();
+    }
+
+    #[tokio::test]
+    async fn config_errors_are_reported_before_connecting() {
+        let e = Client::start(ClientConfig::new(vec![], "db")).unwrap_err();
+        assert!(matches!(e, Error::BadRemote { .. }));
+        let ssl = Endpoint::Ssl {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let e = Client::start(ClientConfig::new(vec![ssl], "db")).unwrap_err();
+        assert!(matches!(e, Error::Tls(_)));
+    }
+
+    #[tokio::test]
+    async fn requests_fail_fast_while_disconnected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ClientConfig::new(vec![Endpoint::Unix(dir.path().join("none.sock"))], "db");
+        let client = Client::start(cfg).unwrap();
+        let e = client.list_dbs().await.unwrap_err();
+        assert!(matches!(e, Error::NotConnected), "{e:?}");
+        assert!(e.is_retryable());
+        client.close();
+        let e = client.echo(serde_json::json!([])).await.unwrap_err();
+        assert!(matches!(e, Error::Closed | Error::NotConnected), "{e:?}");
+    }
+}

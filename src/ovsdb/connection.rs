@@ -1,0 +1,498 @@
+//! The connection task: connects (round robin over the remotes, backoff with jitter,
+//! forever), checks the member through the `_Server` database (ovsdb-server(5) `Database`
+//! table: clustered members must be connected, and the leader unless followers are
+//! allowed), multiplexes requests by id, answers and sends echo probes, routes monitor
+//! notifications to sessions and re-establishes them after every reconnect.
+//!
+//! Owns all connection state. It never retries a caller's request on its own: a request
+//! cut off by a lost connection fails, with [`Error::OutcomeUnknown`] for writes.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::client::{ClientConfig, ConnState};
+use super::codec::Decoder;
+use super::error::Error;
+use super::monitor::{MonitorEvent, MonitorSpec, Session};
+use super::rpc::Message;
+use super::transport::{Endpoint, Stream, connect};
+use super::value::{Row, Uuid};
+
+/// Wire id of our own `_Server` monitor.
+pub(super) const SERVER_MONITOR: &str = "_server";
+
+pub(crate) enum Command {
+    Request {
+        method: String,
+        params: Json,
+        outcome_unknown_on_loss: bool,
+        reply: oneshot::Sender<Result<Json, Error>>,
+    },
+    AddMonitor {
+        spec: MonitorSpec,
+        events: mpsc::Sender<MonitorEvent>,
+        ack: oneshot::Sender<Result<(), Error>>,
+        id: oneshot::Sender<u64>,
+    },
+    CancelMonitor {
+        id: u64,
+    },
+    /// A lagging consumer has room again.
+    Resume {
+        id: u64,
+    },
+    /// The consumer lost track: start the session over with a full snapshot.
+    Restart {
+        id: u64,
+    },
+    Reconnect,
+    Shutdown,
+}
+
+pub(super) enum Pending {
+    Caller {
+        method: String,
+        outcome_unknown_on_loss: bool,
+        reply: oneshot::Sender<Result<Json, Error>>,
+    },
+    MonitorStart {
+        session: u64,
+        generation: u64,
+    },
+    ServerMonitor,
+    /// Our echo probe, `monitor_cancel` and other replies nobody waits for.
+    Ignored,
+}
+
+pub(super) enum Exit {
+    Shutdown,
+    Lost(String),
+    /// The member is not usable (not the leader, not in the cluster, no such database).
+    NotUsable(String),
+}
+
+pub(super) struct Conn {
+    pub(super) endpoint: Endpoint,
+    pub(super) writes: mpsc::UnboundedSender<Vec<u8>>,
+    pub(super) pending: HashMap<u64, Pending>,
+    /// Wire monitor id -> session id.
+    pub(super) routes: HashMap<String, u64>,
+    pub(super) ready: bool,
+    /// Requests received before the member checks passed.
+    pub(super) queued: Vec<Command>,
+    pub(super) server_rows: BTreeMap<Uuid, Row>,
+}
+
+pub(crate) struct Supervisor {
+    pub(super) config: ClientConfig,
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) commands: mpsc::UnboundedReceiver<Command>,
+    pub(super) weak_commands: mpsc::WeakUnboundedSender<Command>,
+    pub(super) state: watch::Sender<ConnState>,
+    pub(super) sessions: BTreeMap<u64, Session>,
+    pub(super) next_session: u64,
+    pub(super) next_id: u64,
+}
+
+impl Supervisor {
+    pub fn new(
+        config: ClientConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        weak_commands: mpsc::WeakUnboundedSender<Command>,
+        state: watch::Sender<ConnState>,
+    ) -> Supervisor {
+        Supervisor {
+            config,
+            tls,
+            commands,
+            weak_commands,
+            state,
+            sessions: BTreeMap::new(),
+            next_session: 1,
+            next_id: 1,
+        }
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(16);
+        let base = self
+            .config
+            .backoff_min
+            .saturating_mul(1 << exp)
+            .min(self.config.backoff_max);
+        base.mul_f64(rand::random_range(0.5..=1.0))
+    }
+
+    pub async fn run(mut self) {
+        let n = self.config.remotes.len();
+        let mut next = 0usize;
+        let mut failures = 0u32;
+        let mut attempt = 0u64;
+        loop {
+            if failures > 0 && !self.idle(self.backoff(failures)).await {
+                break;
+            }
+            let endpoint = self.config.remotes[next % n].clone();
+            next += 1;
+            attempt += 1;
+            info!(%endpoint, attempt, "connecting to OVSDB server");
+            let stream = match connect(&endpoint, self.tls.as_ref(), &self.config.tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(%endpoint, attempt, error = %e, "OVSDB connection attempt failed");
+                    failures += 1;
+                    continue;
+                }
+            };
+            let (exit, was_ready) = self.run_connection(endpoint.clone(), stream).await;
+            self.state.send_modify(|s| s.connected = false);
+            failures = if was_ready { 0 } else { failures + 1 };
+            match exit {
+                Exit::Shutdown => break,
+                Exit::Lost(reason) => warn!(%endpoint, %reason, "OVSDB connection lost"),
+                Exit::NotUsable(reason) => {
+                    info!(%endpoint, %reason, "OVSDB server not usable, trying the next remote")
+                }
+            }
+        }
+        info!("OVSDB client stopped");
+        // Dropping the sessions closes every consumer's channel.
+        self.sessions.clear();
+    }
+
+    /// Wait `delay` while answering commands; false when the client is shutting down.
+    async fn idle(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => return false,
+                    Some(c) => self.offline_command(c),
+                },
+            }
+        }
+    }
+
+    fn offline_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request { reply, .. } => {
+                let _ = reply.send(Err(Error::NotConnected));
+            }
+            Command::AddMonitor {
+                spec,
+                events,
+                ack,
+                id,
+            } => {
+                self.add_session(spec, events, ack, id);
+            }
+            Command::CancelMonitor { id } => {
+                self.sessions.remove(&id);
+            }
+            Command::Resume { id } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.lagged = false;
+                }
+            }
+            Command::Restart { id } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.last_txn_id = None;
+                }
+            }
+            Command::Reconnect | Command::Shutdown => {}
+        }
+    }
+
+    fn add_session(
+        &mut self,
+        spec: MonitorSpec,
+        events: mpsc::Sender<MonitorEvent>,
+        ack: oneshot::Sender<Result<(), Error>>,
+        id: oneshot::Sender<u64>,
+    ) -> u64 {
+        let sid = self.next_session;
+        self.next_session += 1;
+        let _ = id.send(sid);
+        let since = spec.since;
+        self.sessions.insert(
+            sid,
+            Session {
+                spec,
+                events,
+                last_txn_id: since,
+                generation: 0,
+                wire_id: None,
+                lagged: false,
+                ack: Some(ack),
+            },
+        );
+        sid
+    }
+
+    async fn run_connection(
+        &mut self,
+        endpoint: Endpoint,
+        stream: Box<dyn Stream>,
+    ) -> (Exit, bool) {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let (writes, write_rx) = mpsc::unbounded_channel();
+        let mut writer = tokio::spawn(write_loop(wr, write_rx));
+        let mut conn = Conn {
+            endpoint,
+            writes,
+            pending: HashMap::new(),
+            routes: HashMap::new(),
+            ready: false,
+            queued: vec![],
+            server_rows: BTreeMap::new(),
+        };
+        let columns = json!({"Database": [{"columns": ["name", "model", "connected", "leader"]}]});
+        self.send_request(
+            &mut conn,
+            "monitor_cond",
+            json!(["_Server", SERVER_MONITOR, columns]),
+            Pending::ServerMonitor,
+        );
+        let mut decoder = Decoder::new(self.config.max_message);
+        let mut buf = vec![0u8; 256 * 1024];
+        let probe = self.config.probe_interval;
+        let mut tick = tokio::time::interval(
+            probe
+                .map(|p| p / 4)
+                .unwrap_or(Duration::from_secs(3600))
+                .max(Duration::from_millis(20)),
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rx = Instant::now();
+        let mut probe_sent = false;
+        let exit = loop {
+            tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) => break Exit::Lost("closed by the server".into()),
+                    Ok(n) => {
+                        last_rx = Instant::now();
+                        probe_sent = false;
+                        decoder.extend(&buf[..n]);
+                        if let Some(e) = self.drain_messages(&mut conn, &mut decoder) {
+                            break e;
+                        }
+                    }
+                    Err(e) => break Exit::Lost(format!("read failed: {e}")),
+                },
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break Exit::Shutdown,
+                    Some(Command::Reconnect) => break Exit::Lost("reconnect requested".into()),
+                    Some(c) => self.online_command(&mut conn, c),
+                },
+                _ = tick.tick(), if probe.is_some() => {
+                    let p = probe.unwrap_or_default();
+                    let silent = last_rx.elapsed();
+                    if silent >= p * 2 {
+                        break Exit::Lost(format!("no traffic for {} ms (2 probe intervals)", silent.as_millis()));
+                    }
+                    if silent >= p && !probe_sent {
+                        probe_sent = true;
+                        self.send_request(&mut conn, "echo", json!([]), Pending::Ignored);
+                    }
+                },
+                r = &mut writer => break Exit::Lost(match r {
+                    Ok(Err(e)) => format!("write failed: {e}"),
+                    _ => "writer stopped".into(),
+                }),
+            }
+        };
+        writer.abort();
+        let was_ready = conn.ready;
+        self.fail_pending(conn);
+        (exit, was_ready)
+    }
+
+    fn fail_pending(&mut self, conn: Conn) {
+        for (_, p) in conn.pending {
+            if let Pending::Caller {
+                method,
+                outcome_unknown_on_loss,
+                reply,
+            } = p
+            {
+                let _ = reply.send(Err(if outcome_unknown_on_loss {
+                    Error::OutcomeUnknown
+                } else {
+                    Error::ConnectionLost { method }
+                }));
+            }
+        }
+        for c in conn.queued {
+            if let Command::Request { reply, .. } = c {
+                let _ = reply.send(Err(Error::NotConnected));
+            }
+        }
+        for s in self.sessions.values_mut() {
+            s.wire_id = None;
+        }
+    }
+
+    pub(super) fn send_request(
+        &mut self,
+        conn: &mut Conn,
+        method: &str,
+        params: Json,
+        pending: Pending,
+    ) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = Message::Request {
+            id: json!(id),
+            method: method.to_owned(),
+            params,
+        };
+        // A send error means the writer died; the select loop notices and fails `pending`.
+        let _ = conn.writes.send(msg.to_bytes());
+        conn.pending.insert(id, pending);
+    }
+
+    pub(super) fn online_command(&mut self, conn: &mut Conn, cmd: Command) {
+        match cmd {
+            Command::Request {
+                method,
+                params,
+                outcome_unknown_on_loss,
+                reply,
+            } => {
+                if !conn.ready {
+                    conn.queued.push(Command::Request {
+                        method,
+                        params,
+                        outcome_unknown_on_loss,
+                        reply,
+                    });
+                    return;
+                }
+                let pending = Pending::Caller {
+                    method: method.clone(),
+                    outcome_unknown_on_loss,
+                    reply,
+                };
+                self.send_request(conn, &method, params, pending);
+            }
+            Command::AddMonitor {
+                spec,
+                events,
+                ack,
+                id,
+            } => {
+                let sid = self.add_session(spec, events, ack, id);
+                if conn.ready {
+                    self.start_monitor(conn, sid);
+                }
+            }
+            Command::CancelMonitor { id } => {
+                if let Some(s) = self.sessions.remove(&id) {
+                    self.cancel_on_server(conn, s.wire_id);
+                }
+            }
+            Command::Resume { id } => {
+                let start = match self.sessions.get_mut(&id) {
+                    Some(s) => {
+                        s.lagged = false;
+                        conn.ready && s.wire_id.is_none()
+                    }
+                    None => false,
+                };
+                if start {
+                    info!(session = id, "monitor consumer caught up, resuming");
+                    self.start_monitor(conn, id);
+                }
+            }
+            Command::Restart { id } => {
+                let Some(s) = self.sessions.get_mut(&id) else {
+                    return;
+                };
+                s.last_txn_id = None;
+                let (wire_id, lagged) = (s.wire_id.take(), s.lagged);
+                let established = wire_id.is_some();
+                self.cancel_on_server(conn, wire_id);
+                if conn.ready && established && !lagged {
+                    self.start_monitor(conn, id);
+                }
+            }
+            Command::Reconnect | Command::Shutdown => {}
+        }
+    }
+
+    pub(super) fn cancel_on_server(&mut self, conn: &mut Conn, wire_id: Option<String>) {
+        if let Some(w) = wire_id {
+            conn.routes.remove(&w);
+            self.send_request(conn, "monitor_cancel", json!([w]), Pending::Ignored);
+        }
+    }
+
+    pub(super) fn start_monitor(&mut self, conn: &mut Conn, sid: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.generation += 1;
+        let wire_id = format!("m{sid}.{}", s.generation);
+        let since = s.last_txn_id;
+        let (method, params) = s.spec.request(&wire_id, since);
+        s.wire_id = Some(wire_id.clone());
+        let generation = s.generation;
+        conn.routes.insert(wire_id, sid);
+        self.send_request(
+            conn,
+            method,
+            params,
+            Pending::MonitorStart {
+                session: sid,
+                generation,
+            },
+        );
+    }
+
+    pub(super) fn become_ready(&mut self, conn: &mut Conn) {
+        conn.ready = true;
+        let endpoint = conn.endpoint.clone();
+        self.state.send_modify(|s| {
+            s.connected = true;
+            s.endpoint = Some(endpoint.clone());
+            s.connections += 1;
+        });
+        info!(%endpoint, "connected to OVSDB server");
+        let ids: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.lagged)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.start_monitor(conn, id);
+        }
+        for c in std::mem::take(&mut conn.queued) {
+            self.online_command(conn, c);
+        }
+    }
+}
+
+async fn write_loop(
+    mut wr: WriteHalf<Box<dyn Stream>>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    while let Some(first) = rx.recv().await {
+        wr.write_all(&first).await?;
+        // Batch whatever else is queued before flushing (one TLS record / segment).
+        while let Ok(more) = rx.try_recv() {
+            wr.write_all(&more).await?;
+        }
+        wr.flush().await?;
+    }
+    Ok(())
+}

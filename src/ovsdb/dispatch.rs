@@ -1,0 +1,270 @@
+//! Handling what the server sends on a connection: replies matched to requests by id,
+//! the server's echo probes, monitor notifications routed to sessions (with the lagging
+//! consumer resync), and the `_Server` `Database` rows that decide whether the member is
+//! usable (ovsdb-server(5): a clustered member must be connected, and the leader unless
+//! followers are allowed).
+//!
+//! Part of the connection task (`connection`); it owns no state of its own.
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tracing::{debug, warn};
+
+use super::codec::Decoder;
+use super::connection::{Command, Conn, Exit, Pending, SERVER_MONITOR, Supervisor};
+use super::error::Error;
+use super::monitor::{
+    Delivery, MonitorEvent, MonitorKind, parse_monitor_reply, parse_notification,
+};
+use super::rpc::Message;
+use super::update::{RowUpdate2, TableUpdates2, Update, parse_table_updates2};
+use super::value::Row;
+
+impl Supervisor {
+    pub(super) fn drain_messages(
+        &mut self,
+        conn: &mut Conn,
+        decoder: &mut Decoder,
+    ) -> Option<Exit> {
+        loop {
+            let json = match decoder.next_message() {
+                Ok(Some(j)) => j,
+                Ok(None) => return None,
+                Err(e) => return Some(Exit::Lost(e.to_string())),
+            };
+            let msg = match Message::from_json(json) {
+                Ok(m) => m,
+                Err(e) => return Some(Exit::Lost(e.to_string())),
+            };
+            if let Some(exit) = self.handle_message(conn, msg) {
+                return Some(exit);
+            }
+        }
+    }
+
+    fn handle_message(&mut self, conn: &mut Conn, msg: Message) -> Option<Exit> {
+        match msg {
+            Message::Request { id, method, params } => {
+                let reply = if method == "echo" {
+                    Message::Response { id, result: params }
+                } else {
+                    Message::ErrorResponse {
+                        id,
+                        error: json!({"error": "unknown method", "details": method}),
+                    }
+                };
+                let _ = conn.writes.send(reply.to_bytes());
+                None
+            }
+            Message::Response { id, result } => self.handle_reply(conn, &id, Ok(result)),
+            Message::ErrorResponse { id, error } => self.handle_reply(conn, &id, Err(error)),
+            Message::Notification { method, params } => match method.as_str() {
+                "update" | "update2" | "update3" => {
+                    let (wire_id, update) = match parse_notification(&method, &params) {
+                        Ok(x) => x,
+                        Err(e) => return Some(Exit::Lost(e.to_string())),
+                    };
+                    if wire_id == SERVER_MONITOR {
+                        return match update {
+                            Update::V2(u) => self.server_rows_changed(conn, u),
+                            _ => None,
+                        };
+                    }
+                    let Some(&sid) = conn.routes.get(&wire_id) else {
+                        debug!(%wire_id, "update for a cancelled monitor ignored");
+                        return None;
+                    };
+                    self.deliver(conn, sid, MonitorEvent::Update(update));
+                    None
+                }
+                other => {
+                    debug!(method = other, "notification ignored");
+                    None
+                }
+            },
+        }
+    }
+
+    fn deliver(&mut self, conn: &mut Conn, sid: u64, event: MonitorEvent) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match s.deliver(event) {
+            Delivery::Sent => {
+                if let Some(ack) = s.ack.take() {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Delivery::Lagged => {
+                warn!(
+                    session = sid,
+                    "monitor consumer fell behind; pausing the monitor, will resync"
+                );
+                let wire_id = s.wire_id.take();
+                let events = s.events.clone();
+                let capacity = events.max_capacity();
+                self.cancel_on_server(conn, wire_id);
+                let weak = self.weak_commands.clone();
+                tokio::spawn(async move {
+                    // Resume once the consumer has drained at least half the buffer, so a
+                    // resync is not immediately followed by another one.
+                    loop {
+                        if events.reserve().await.is_err() {
+                            return;
+                        }
+                        if events.capacity() * 2 >= capacity {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    if let Some(tx) = weak.upgrade() {
+                        let _ = tx.send(Command::Resume { id: sid });
+                    }
+                });
+            }
+            Delivery::Closed => {
+                if let Some(s) = self.sessions.remove(&sid) {
+                    self.cancel_on_server(conn, s.wire_id);
+                }
+            }
+        }
+    }
+
+    fn handle_reply(
+        &mut self,
+        conn: &mut Conn,
+        id: &Json,
+        result: Result<Json, Json>,
+    ) -> Option<Exit> {
+        let Some(pending) = id.as_u64().and_then(|n| conn.pending.remove(&n)) else {
+            warn!(%id, "reply to an unknown request id ignored");
+            return None;
+        };
+        match pending {
+            Pending::Caller { method, reply, .. } => {
+                let _ = reply.send(result.map_err(|error| Error::Rpc { method, error }));
+                None
+            }
+            Pending::Ignored => None,
+            Pending::MonitorStart {
+                session,
+                generation,
+            } => {
+                self.monitor_started(conn, session, generation, result);
+                None
+            }
+            Pending::ServerMonitor => match result {
+                Ok(r) => match parse_table_updates2(&r) {
+                    Ok(u) => self.server_rows_changed(conn, u),
+                    Err(e) => Some(Exit::Lost(format!("bad _Server monitor reply: {e}"))),
+                },
+                // A server without `_Server` (older than OVS 2.9) is never clustered.
+                Err(e) if e.get("error").and_then(Json::as_str) == Some("unknown database") => {
+                    self.become_ready(conn);
+                    None
+                }
+                Err(e) => Some(Exit::Lost(format!("_Server monitor refused: {e}"))),
+            },
+        }
+    }
+
+    fn monitor_started(
+        &mut self,
+        conn: &mut Conn,
+        sid: u64,
+        generation: u64,
+        result: Result<Json, Json>,
+    ) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.generation != generation {
+            return;
+        }
+        let parsed = result
+            .map_err(|error| Error::Rpc {
+                method: "monitor".into(),
+                error,
+            })
+            .and_then(|r| parse_monitor_reply(s.spec.kind, &r));
+        match parsed {
+            Ok((found, update)) => {
+                let resumed = found && s.spec.kind == MonitorKind::V3 && s.last_txn_id.is_some();
+                debug!(session = sid, resumed, "monitor established");
+                let event = if resumed {
+                    MonitorEvent::Update(update)
+                } else {
+                    MonitorEvent::Reset(update)
+                };
+                self.deliver(conn, sid, event);
+            }
+            Err(e) => {
+                warn!(session = sid, error = %e, "monitor refused by the server; session ended");
+                if let Some(mut s) = self.sessions.remove(&sid) {
+                    if let Some(w) = s.wire_id.take() {
+                        conn.routes.remove(&w);
+                    }
+                    if let Some(ack) = s.ack.take() {
+                        let _ = ack.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Apply a `_Server` `Database` update and decide whether this member is still usable.
+    fn server_rows_changed(&mut self, conn: &mut Conn, updates: TableUpdates2) -> Option<Exit> {
+        for (uuid, change) in updates.into_values().flatten() {
+            match change {
+                RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => {
+                    conn.server_rows.insert(uuid, r);
+                }
+                // All four columns are scalars: a modify carries their new values.
+                RowUpdate2::Modify(r) => conn.server_rows.entry(uuid).or_default().extend(r),
+                RowUpdate2::Delete => {
+                    conn.server_rows.remove(&uuid);
+                }
+            }
+        }
+        match self.member_problem(conn) {
+            Some(reason) => Some(Exit::NotUsable(reason)),
+            None => {
+                if !conn.ready {
+                    self.become_ready(conn);
+                }
+                None
+            }
+        }
+    }
+
+    fn member_problem(&self, conn: &Conn) -> Option<String> {
+        let db = &self.config.database;
+        let flag = |r: &Row, c: &str| {
+            r.get(c)
+                .and_then(|v| v.as_atom())
+                .and_then(|a| a.as_bool())
+                .unwrap_or(false)
+        };
+        let Some(row) = conn.server_rows.values().find(|r| {
+            r.get("name")
+                .and_then(|v| v.as_atom())
+                .and_then(|a| a.as_str())
+                == Some(db.as_str())
+        }) else {
+            return Some(format!("database {db} is not served here"));
+        };
+        let model = row
+            .get("model")
+            .and_then(|v| v.as_atom())
+            .and_then(|a| a.as_str());
+        if model == Some("clustered") {
+            if !flag(row, "connected") {
+                return Some("member is not connected to its cluster".into());
+            }
+            if self.config.leader_only && !flag(row, "leader") {
+                return Some("member is not the cluster leader".into());
+            }
+        }
+        None
+    }
+}
