@@ -169,6 +169,11 @@ impl TestNet {
         new
     }
 
+    /// Forgets a netns someone else deleted (no cleanup on Drop).
+    pub fn delete_pod_ns_forget(&mut self, name: &str) {
+        self.created.retain(|n| n != name);
+    }
+
     /// Deletes a pod's netns now (it is then no longer cleaned up on Drop).
     pub fn delete_pod_ns(&mut self, name: &str) {
         sh(&["ip", "netns", "del", name]);
