@@ -318,6 +318,12 @@ async fn netns_gone_is_reported_per_pod() {
     assert!(by(&pods[1]).is_ok());
     assert_eq!(by(&pods[1]).added, 1);
     // Removing a pod whose netns is gone is clean, not an error.
+    assert_eq!(rec.known_pods(), {
+        let mut v = vec![gone.key.clone(), pods[1].key.clone()];
+        v.sort();
+        v
+    });
     let r = rec.remove(&gone.key).await;
     assert!(r.is_ok(), "{r:?}");
+    assert_eq!(rec.known_pods(), vec![pods[1].key.clone()]);
 }

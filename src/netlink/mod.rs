@@ -28,11 +28,14 @@
 //! time and a resync with nothing to change writes nothing, so a 5 s period keeps drift
 //! under the 10 s bound at negligible cost.
 pub mod diff;
+#[cfg(test)]
+mod diff_tests;
 pub mod discover;
 pub mod kernel;
 pub mod pool;
 pub mod program;
 pub mod reconciler;
+pub mod show;
 pub mod state;
 
 use std::net::IpAddr;
@@ -44,6 +47,7 @@ use ipnet::IpNet;
 pub use discover::{Discovery, DiscoveryConfig, NetnsSource, PodNetns, discover};
 pub use program::{PodReport, RouteError, RouteOp, reconcile_pod};
 pub use reconciler::{PodRouteReconciler, ReconcilerConfig};
+pub use show::ip_route_lines;
 
 /// Routing protocol number (`rtm_protocol`) carried by every route we install:
 /// 0x88 = 136, unused in iproute2's `/etc/iproute2/rt_protos`. `ip route show proto 136`

@@ -64,7 +64,7 @@ struct Inner {
     state: StateDir,
     protocol: u8,
     resync: Duration,
-    pods: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Entry>>>>,
+    pods: Mutex<HashMap<String, (PodKey, Arc<tokio::sync::Mutex<Entry>>)>>,
 }
 
 /// Keeps the kernel routes of this node's pods equal to the planner's [`PodRoutes`].
@@ -104,7 +104,9 @@ impl PodRouteReconciler {
         self.inner.protocol
     }
 
-    fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<Entry>>>> {
+    fn pods(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (PodKey, Arc<tokio::sync::Mutex<Entry>>)>> {
         // A poisoned map only means a panic elsewhere while holding it; the map is still
         // consistent (every mutation is a single insert/remove).
         self.inner.pods.lock().unwrap_or_else(|p| p.into_inner())
@@ -112,11 +114,7 @@ impl PodRouteReconciler {
 
     /// Pods currently known (set and not removed).
     pub fn known_pods(&self) -> Vec<PodKey> {
-        let pods = self.pods();
-        let mut out: Vec<PodKey> = pods
-            .values()
-            .filter_map(|e| e.try_lock().ok().map(|e| e.pod.clone()))
-            .collect();
+        let mut out: Vec<PodKey> = self.pods().values().map(|(k, _)| k.clone()).collect();
         out.sort();
         out
     }
@@ -125,16 +123,17 @@ impl PodRouteReconciler {
     pub async fn set_desired(&self, pod: PodKey, netns: PathBuf, routes: PodRoutes) -> PodReport {
         let entry = {
             let mut pods = self.pods();
-            pods.entry(pod.uid.clone())
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Mutex::new(Entry {
-                        pod: pod.clone(),
-                        netns: netns.clone(),
-                        desired: PodRoutes::default(),
-                        removed: false,
-                    }))
-                })
-                .clone()
+            let slot = pods.entry(pod.uid.clone()).or_insert_with(|| {
+                let entry = Entry {
+                    pod: pod.clone(),
+                    netns: netns.clone(),
+                    desired: PodRoutes::default(),
+                    removed: false,
+                };
+                (pod.clone(), Arc::new(tokio::sync::Mutex::new(entry)))
+            });
+            slot.0 = pod.clone();
+            slot.1.clone()
         };
         let mut e = entry.lock().await;
         e.pod = pod;
@@ -167,7 +166,7 @@ impl PodRouteReconciler {
     /// If the pod's netns is already gone there is nothing to restore and its state file
     /// is removed.
     pub async fn remove(&self, pod: &PodKey) -> PodReport {
-        let entry = self.pods().remove(&pod.uid);
+        let entry = self.pods().remove(&pod.uid).map(|(_, e)| e);
         let netns = match &entry {
             Some(entry) => {
                 let mut e = entry.lock().await;
@@ -227,7 +226,7 @@ impl PodRouteReconciler {
     /// Re-checks every known pod once; returns the reports of pods where something was
     /// changed or failed.
     pub async fn resync_all(&self) -> Vec<(PodKey, PodReport)> {
-        let entries: Vec<_> = self.pods().values().cloned().collect();
+        let entries: Vec<_> = self.pods().values().map(|(_, e)| e.clone()).collect();
         let reports = join_all(entries.into_iter().map(|entry| async move {
             let e = entry.lock().await;
             if e.removed {
