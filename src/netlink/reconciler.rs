@@ -59,12 +59,15 @@ struct Entry {
     removed: bool,
 }
 
+/// Pod uid -> (key, the pod's entry behind its own lock).
+type PodMap = HashMap<String, (PodKey, Arc<tokio::sync::Mutex<Entry>>)>;
+
 struct Inner {
     pool: NetnsPool,
     state: StateDir,
     protocol: u8,
     resync: Duration,
-    pods: Mutex<HashMap<String, (PodKey, Arc<tokio::sync::Mutex<Entry>>)>>,
+    pods: Mutex<PodMap>,
 }
 
 /// Keeps the kernel routes of this node's pods equal to the planner's [`PodRoutes`].
@@ -104,9 +107,7 @@ impl PodRouteReconciler {
         self.inner.protocol
     }
 
-    fn pods(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (PodKey, Arc<tokio::sync::Mutex<Entry>>)>> {
+    fn pods(&self) -> std::sync::MutexGuard<'_, PodMap> {
         // A poisoned map only means a panic elsewhere while holding it; the map is still
         // consistent (every mutation is a single insert/remove).
         self.inner.pods.lock().unwrap_or_else(|p| p.into_inner())
