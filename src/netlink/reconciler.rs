@@ -270,6 +270,11 @@ impl PodRouteReconciler {
 }
 
 fn log_report(pod: &PodKey, r: &PodReport, what: &str) {
+    if let Some(e @ NetlinkError::NetnsGone(_)) = &r.fatal {
+        // Normal while a pod is being deleted; the controller's remove() follows.
+        debug!(pod = %pod, uid = %pod.uid, what, error = %e, "pod netns gone");
+        return;
+    }
     if let Some(e) = &r.fatal {
         warn!(pod = %pod, uid = %pod.uid, what, error = %e, "pod routes not reconciled");
         return;
