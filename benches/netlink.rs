@@ -5,6 +5,7 @@
 //! - floor: a raw rtnetlink batch in one process and one thread (enter netns, open
 //!   socket, send the 20 adds pipelined, next namespace).
 //!
+//! Each namespace holds a veth pair (eth1 with an OVN-like address, its peer beside it).
 //! Needs root. Prints routes/s per method (best and median of the runs).
 use std::fs::File;
 use std::io::Write;
@@ -111,7 +112,7 @@ fn main() {
         ip_batch(
             &ns,
             &format!(
-                "link set lo up\nlink add eth1 type dummy\nlink set eth1 up\n\
+                "link set lo up\nlink add eth1 type veth peer name peer1\nlink set peer1 up\nlink set eth1 up\n\
                  addr add 10.244.{k}.5/24 dev eth1\n"
             ),
         );

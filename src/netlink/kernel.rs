@@ -58,20 +58,43 @@ pub async fn dump_links(handle: &Handle) -> Result<Links, NetlinkError> {
     Ok(links)
 }
 
-/// Dumps the main-table unicast routes of both families.
+/// Looks up the named links only (one non-dump request each, sent together; they can
+/// run beside a route dump on the same socket, which two dumps cannot). A missing name is
+/// simply absent from the result.
+pub async fn lookup_links(handle: &Handle, names: &[&str]) -> Result<Links, NetlinkError> {
+    let lookups = names.iter().map(|name| async move {
+        let mut stream = handle.link().get().match_name(name.to_string()).execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(Some((name.to_string(), msg.header.index))),
+            Ok(None) => Ok(None),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) => Err(NetlinkError::Dump {
+                what: "links",
+                message: e.to_string(),
+            }),
+        }
+    });
+    let mut links = Links::new();
+    for found in futures::future::join_all(lookups).await {
+        if let Some((name, index)) = found? {
+            links.insert(name, index);
+        }
+    }
+    Ok(links)
+}
+
+/// Dumps the main-table unicast routes of both families in one request (AF_UNSPEC).
 pub async fn dump_routes(handle: &Handle) -> Result<Vec<KernelRoute>, NetlinkError> {
     let mut out = Vec::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let mut req = RouteMessage::default();
-        req.header.address_family = family;
-        let mut stream = handle.route().get(req).execute();
-        while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::Dump {
-            what: "routes",
-            message: e.to_string(),
-        })? {
-            if let Some(route) = parse_route(&msg) {
-                out.push(route);
-            }
+    let mut req = RouteMessage::default();
+    req.header.address_family = AddressFamily::Unspec;
+    let mut stream = handle.route().get(req).execute();
+    while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::Dump {
+        what: "routes",
+        message: e.to_string(),
+    })? {
+        if let Some(route) = parse_route(&msg) {
+            out.push(route);
         }
     }
     Ok(out)

@@ -108,19 +108,38 @@ pub async fn reconcile_pod(
     state_dir: &StateDir,
     protocol: u8,
 ) -> PodReport {
-    let links = match kernel::dump_links(&handle).await {
-        Ok(l) => l,
-        Err(e) => return PodReport::fatal(e),
-    };
-    let current = match kernel::dump_routes(&handle).await {
-        Ok(r) => r,
-        Err(e) => return PodReport::fatal(e),
-    };
     let mut state = match state_dir.load(&pod) {
         Ok(s) => s,
         Err(e) => return PodReport::fatal(e),
     };
-    let plan = plan_pod(desired, &links, &current, &state, protocol);
+    // Only the devs we need: the desired ones and those of recorded originals.
+    let mut names: Vec<&str> = desired
+        .routes
+        .iter()
+        .map(|r| r.dev.as_str())
+        .chain(desired.default_routes.iter().map(|d| d.dev.as_str()))
+        .chain(state.v4.iter().chain(&state.v6).map(|r| r.dev.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let (links, current) = futures::join!(
+        kernel::lookup_links(&handle, &names),
+        kernel::dump_routes(&handle)
+    );
+    let (mut links, current) = match (links, current) {
+        (Ok(l), Ok(r)) => (l, r),
+        (Err(e), _) | (_, Err(e)) => return PodReport::fatal(e),
+    };
+    let mut plan = plan_pod(desired, &links, &current, &state, protocol);
+    if plan.record.iter().any(|r| r.dev.is_empty()) {
+        // A default route to take over sits on a dev we did not look up: learn its name
+        // (needed to restore it later) from a full link dump.
+        links = match kernel::dump_links(&handle).await {
+            Ok(l) => l,
+            Err(e) => return PodReport::fatal(e),
+        };
+        plan = plan_pod(desired, &links, &current, &state, protocol);
+    }
     let mut report = PodReport {
         unchanged: plan.unchanged,
         skipped: plan.skipped.len(),
