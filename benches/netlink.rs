@@ -1,0 +1,261 @@
+//! Pod route programming throughput: 200 network namespaces x 20 routes each, side by
+//! side in one run:
+//! - ours: `PodRouteReconciler::set_desired_many` (discovery not included);
+//! - peer: `ip -n NS -batch FILE`, one process per namespace;
+//! - floor: a raw rtnetlink batch in one process and one thread (enter netns, open
+//!   socket, send the 20 adds pipelined, next namespace).
+//!
+//! Each namespace holds a veth pair (eth1 with an OVN-like address, its peer beside it).
+//! Needs root. Prints routes/s per method (best and median of the runs).
+use std::fs::File;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use ovnkube_route::netlink::kernel::{KernelRoute, SCOPE_UNIVERSE, add_route};
+use ovnkube_route::netlink::{PodRouteReconciler, ROUTE_PROTOCOL, ReconcilerConfig};
+use ovnkube_route::plan::pod::{NextHop, PodKey, PodRoute, PodRoutes};
+
+const NAMESPACES: usize = 200;
+const ROUTES: usize = 20;
+const RUNS: usize = 5;
+
+fn sh(args: &[&str]) {
+    let ok = Command::new(args[0])
+        .args(&args[1..])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "{args:?} failed");
+}
+
+fn ip_batch(ns: &str, lines: &str) {
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn ip");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("ip").success(), "ip -batch in {ns}");
+}
+
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn gw(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, (i % 250) as u8, 1)
+}
+
+fn dst(j: usize) -> IpNet {
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 100 + j as u8, 0, 0)), 16).expect("prefix")
+}
+
+fn flush(nss: &[String]) {
+    for ns in nss {
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "route",
+            "flush",
+            "proto",
+            &ROUTE_PROTOCOL.to_string(),
+        ]);
+    }
+}
+
+fn report(name: &str, times: &mut [Duration]) -> f64 {
+    times.sort();
+    let routes = (NAMESPACES * ROUTES) as f64;
+    let best = times[0].as_secs_f64();
+    let median = times[times.len() / 2].as_secs_f64();
+    println!(
+        "{name:<28} best {:>8.1} ms ({:>9.0} routes/s)   median {:>8.1} ms ({:>9.0} routes/s)",
+        best * 1e3,
+        routes / best,
+        median * 1e3,
+        routes / median
+    );
+    routes / median
+}
+
+fn main() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the netlink benchmark needs root (real network namespaces)"
+    );
+    let prefix = format!("ovr-bench-{}", std::process::id());
+    let mut nss = Namespaces(Vec::new());
+    let setup = Instant::now();
+    for i in 0..NAMESPACES {
+        let ns = format!("{prefix}-{i}");
+        sh(&["ip", "netns", "add", &ns]);
+        nss.0.push(ns.clone());
+        let k = i % 250;
+        ip_batch(
+            &ns,
+            &format!(
+                "link set lo up\nlink add eth1 type veth peer name peer1\nlink set peer1 up\nlink set eth1 up\n\
+                 addr add 10.244.{k}.5/24 dev eth1\n"
+            ),
+        );
+    }
+    println!(
+        "setup: {NAMESPACES} namespaces in {:.1} s; {} routes per run",
+        setup.elapsed().as_secs_f64(),
+        NAMESPACES * ROUTES
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    let state = tempfile::tempdir().expect("tempdir");
+    let paths: Vec<PathBuf> = nss
+        .0
+        .iter()
+        .map(|n| PathBuf::from("/var/run/netns").join(n))
+        .collect();
+
+    // ours
+    let mut ours = Vec::new();
+    for run in 0..RUNS {
+        let rec = PodRouteReconciler::new(ReconcilerConfig {
+            state_dir: state.path().join(format!("s{run}")),
+            threads,
+            ..Default::default()
+        })
+        .expect("reconciler");
+        let batch: Vec<_> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let routes = (0..ROUTES)
+                    .map(|j| PodRoute {
+                        dst: dst(j),
+                        dev: "eth1".into(),
+                        next_hop: NextHop::Via(IpAddr::V4(gw(i))),
+                        owner: "bench".into(),
+                    })
+                    .collect();
+                let key = PodKey {
+                    namespace: "bench".into(),
+                    name: format!("p{i}"),
+                    uid: format!("uid-{i}"),
+                };
+                (
+                    key,
+                    p.clone(),
+                    PodRoutes {
+                        routes,
+                        default_routes: vec![],
+                    },
+                )
+            })
+            .collect();
+        let start = Instant::now();
+        let out = rt.block_on(rec.set_desired_many(batch));
+        ours.push(start.elapsed());
+        let added: usize = out.iter().map(|(_, r)| r.added).sum();
+        assert_eq!(
+            added,
+            NAMESPACES * ROUTES,
+            "ours: not every route was added"
+        );
+        flush(&nss.0);
+    }
+
+    // peer: ip -batch per namespace
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files: Vec<PathBuf> = (0..NAMESPACES)
+        .map(|i| {
+            let path = dir.path().join(format!("{i}.batch"));
+            let mut body = String::new();
+            for j in 0..ROUTES {
+                body.push_str(&format!(
+                    "route add {} via {} dev eth1 proto {ROUTE_PROTOCOL}\n",
+                    dst(j),
+                    gw(i)
+                ));
+            }
+            std::fs::write(&path, body).expect("batch file");
+            path
+        })
+        .collect();
+    let mut peer = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        for (ns, file) in nss.0.iter().zip(&files) {
+            let file = file.to_str().expect("utf8 path");
+            sh(&["ip", "-n", ns, "-batch", file]);
+        }
+        peer.push(start.elapsed());
+        flush(&nss.0);
+    }
+
+    // floor: raw rtnetlink, one thread, one namespace after another
+    let mut floor = Vec::new();
+    let host = File::open("/proc/thread-self/ns/net").expect("host netns");
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        single.block_on(async {
+            for (i, path) in paths.iter().enumerate() {
+                let ns = File::open(path).expect("netns");
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                let (conn, handle, _) = rtnetlink::new_connection().expect("socket");
+                nix::sched::setns(host.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns back");
+                let task = tokio::spawn(conn);
+                let routes: Vec<KernelRoute> = (0..ROUTES)
+                    .map(|j| KernelRoute {
+                        dst: dst(j),
+                        gateway: Some(IpAddr::V4(gw(i))),
+                        oif: None,
+                        protocol: ROUTE_PROTOCOL,
+                        metric: 0,
+                        scope: SCOPE_UNIVERSE,
+                    })
+                    .collect();
+                let results =
+                    futures::future::join_all(routes.iter().map(|r| add_route(&handle, r, false)))
+                        .await;
+                assert!(results.iter().all(|r| r.is_ok()), "floor: add failed");
+                task.abort();
+            }
+        });
+        floor.push(start.elapsed());
+        flush(&nss.0);
+    }
+
+    println!("pod route programming: {NAMESPACES} namespaces x {ROUTES} routes, {RUNS} runs each");
+    let o = report(&format!("ours ({threads} threads)"), &mut ours);
+    report("ip -n NS -batch FILE", &mut peer);
+    report("raw rtnetlink (floor)", &mut floor);
+    println!(
+        "goal >= 60000 routes/s: {}",
+        if o >= 60000.0 { "met" } else { "NOT met" }
+    );
+}

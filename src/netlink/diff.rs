@@ -1,0 +1,256 @@
+//! Pure diff of one pod: desired [`PodRoutes`] + the pod's links, kernel routes and
+//! recorded default routes -> the operations that make the kernel match.
+//!
+//! Ownership rules decided here (and nowhere else):
+//! - only routes whose protocol is ours are deleted or replaced;
+//! - a foreign route with the same destination and metric as one we want is a
+//!   *conflict*: reported, and the foreign route is left alone (replacing it would
+//!   silently take over a route someone else owns; adding beside it is refused by the
+//!   kernel with EEXIST). Foreign routes to the same destination at another metric
+//!   simply coexist with ours;
+//! - the exception: under `defaultRoute`, foreign default routes of that family are
+//!   recorded (see [`super::state`]) and then replaced / removed; they are restored when
+//!   the family is no longer wanted.
+//!
+//! Must not: do I/O.
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::kernel::{KernelRoute, Links, SCOPE_LINK, SCOPE_UNIVERSE};
+use super::state::{PodState, RecordedRoute};
+use super::{IPV4_METRIC, IPV6_METRIC, addr_is_v6, is_v6};
+use crate::plan::pod::{NextHop, PodRoutes};
+
+/// A route (or default route) that could not be installed because its dev is missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    pub dst: IpNet,
+    pub dev: String,
+}
+
+/// A wanted route whose destination and metric are already taken by a foreign route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub wanted: KernelRoute,
+    pub foreign: KernelRoute,
+}
+
+/// Everything to do in one pod, in execution order (see [`super::program`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodPlan {
+    /// Foreign default routes to record in the state file before anything is written.
+    pub record: Vec<RecordedRoute>,
+    /// Our routes that are no longer wanted.
+    pub deletes: Vec<KernelRoute>,
+    /// Original default routes to put back (families no longer under `defaultRoute`).
+    pub restores: Vec<RecordedRoute>,
+    /// Families whose recorded originals are consumed by `restores`.
+    pub restore_families: Vec<bool>,
+    /// Routes to add (`false`) or replace in place (`true`).
+    pub writes: Vec<(KernelRoute, bool)>,
+    /// Foreign default routes of a family under `defaultRoute` at another metric.
+    pub foreign_default_deletes: Vec<KernelRoute>,
+    pub skipped: Vec<Skip>,
+    pub conflicts: Vec<Conflict>,
+    /// Wanted routes already correct.
+    pub unchanged: usize,
+}
+
+impl PodPlan {
+    /// True when the kernel already matches.
+    pub fn is_noop(&self) -> bool {
+        self.record.is_empty()
+            && self.deletes.is_empty()
+            && self.restores.is_empty()
+            && self.writes.is_empty()
+            && self.foreign_default_deletes.is_empty()
+    }
+}
+
+/// Our metric for a family.
+pub fn metric_for(v6: bool) -> u32 {
+    if v6 { IPV6_METRIC } else { IPV4_METRIC }
+}
+
+fn default_dst(v6: bool) -> IpNet {
+    if v6 {
+        IpNet::V6(ipnet::Ipv6Net::default())
+    } else {
+        IpNet::V4(ipnet::Ipv4Net::default())
+    }
+}
+
+/// The gateway to use for `NextHop::DevGateway` on `oif`: a foreign route's gateway
+/// on that interface and family (the default route first, then the lowest metric),
+/// else a recorded original default route's gateway on that interface.
+pub fn dev_gateway(
+    current: &[KernelRoute],
+    recorded: &[RecordedRoute],
+    dev: &str,
+    oif: u32,
+    v6: bool,
+    protocol: u8,
+) -> Option<IpAddr> {
+    current
+        .iter()
+        .filter(|r| r.protocol != protocol && r.oif == Some(oif) && is_v6(&r.dst) == v6)
+        .filter_map(|r| {
+            r.gateway
+                .filter(|g| addr_is_v6(g) == v6)
+                .map(|g| (r.dst.prefix_len() != 0, r.metric, g))
+        })
+        .min()
+        .map(|(_, _, g)| g)
+        .or_else(|| {
+            recorded
+                .iter()
+                .filter(|r| r.dev == dev && is_v6(&r.route.dst) == v6)
+                .find_map(|r| r.route.gateway)
+        })
+}
+
+/// Computes one pod's plan. `state` is the pod's recorded default routes (empty if none).
+pub fn plan_pod(
+    desired: &PodRoutes,
+    links: &Links,
+    current: &[KernelRoute],
+    state: &PodState,
+    protocol: u8,
+) -> PodPlan {
+    let mut plan = PodPlan::default();
+    let mut wanted: Vec<KernelRoute> = Vec::new();
+
+    let mut resolve = |dst: IpNet, dev: &str, next_hop: &NextHop| -> Option<KernelRoute> {
+        let Some(&oif) = links.get(dev) else {
+            plan.skipped.push(Skip {
+                dst,
+                dev: dev.to_string(),
+            });
+            return None;
+        };
+        let v6 = is_v6(&dst);
+        let recorded = state.family(v6);
+        let gateway = match next_hop {
+            NextHop::Via(gw) => Some(*gw),
+            NextHop::DevGateway => dev_gateway(current, recorded, dev, oif, v6, protocol),
+        };
+        // IPv6 keeps every route at universe scope; IPv4 link routes are scope link.
+        let scope = if gateway.is_none() && !v6 {
+            SCOPE_LINK
+        } else {
+            SCOPE_UNIVERSE
+        };
+        Some(KernelRoute {
+            dst: dst.trunc(),
+            gateway,
+            oif: Some(oif),
+            protocol,
+            metric: metric_for(v6),
+            scope,
+        })
+    };
+
+    for r in &desired.routes {
+        if let Some(k) = resolve(r.dst, &r.dev, &r.next_hop) {
+            wanted.push(k);
+        }
+    }
+    let mut default_families: HashSet<bool> = HashSet::new();
+    // Families whose default route is wanted but whose dev is missing: leave as is.
+    let mut held_families: HashSet<bool> = HashSet::new();
+    for d in &desired.default_routes {
+        if !default_families.insert(d.ipv6) {
+            continue;
+        }
+        match resolve(default_dst(d.ipv6), &d.dev, &d.next_hop) {
+            Some(k) => wanted.push(k),
+            None => {
+                held_families.insert(d.ipv6);
+            }
+        }
+    }
+
+    let wanted_keys: HashSet<(IpNet, u32)> = wanted.iter().map(|w| (w.dst, w.metric)).collect();
+
+    // Our routes not wanted (or held by a family whose dev is missing).
+    for cur in current.iter().filter(|c| c.protocol == protocol) {
+        let held = cur.dst.prefix_len() == 0 && held_families.contains(&is_v6(&cur.dst));
+        if !held && !wanted_keys.contains(&(cur.dst, cur.metric)) {
+            plan.deletes.push(cur.clone());
+        }
+    }
+
+    for w in wanted {
+        let is_default = w.dst.prefix_len() == 0 && default_families.contains(&is_v6(&w.dst));
+        let same_key = |c: &&KernelRoute| c.dst == w.dst && c.metric == w.metric;
+        let ours: Vec<&KernelRoute> = current
+            .iter()
+            .filter(same_key)
+            .filter(|c| c.protocol == protocol)
+            .collect();
+        let foreign: Vec<&KernelRoute> = current
+            .iter()
+            .filter(same_key)
+            .filter(|c| c.protocol != protocol)
+            .collect();
+        if is_default {
+            // Record every foreign default of this family, then take over.
+            let v6 = is_v6(&w.dst);
+            for f in current.iter().filter(|c| {
+                c.protocol != protocol && c.dst.prefix_len() == 0 && is_v6(&c.dst) == v6
+            }) {
+                let dev = f
+                    .oif
+                    .and_then(|i| links.iter().find(|(_, idx)| **idx == i))
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default();
+                let rec = RecordedRoute {
+                    route: f.clone(),
+                    dev,
+                };
+                if !state.family(v6).contains(&rec) {
+                    plan.record.push(rec);
+                }
+                if f.metric != w.metric {
+                    plan.foreign_default_deletes.push(f.clone());
+                }
+            }
+            if ours.iter().any(|o| **o == w) && foreign.is_empty() {
+                plan.unchanged += 1;
+            } else {
+                plan.writes
+                    .push((w, !ours.is_empty() || !foreign.is_empty()));
+            }
+            continue;
+        }
+        if let Some(f) = foreign.first() {
+            plan.conflicts.push(Conflict {
+                wanted: w,
+                foreign: (*f).clone(),
+            });
+            continue;
+        }
+        if let Some(pos) = ours.iter().position(|o| **o == w) {
+            plan.unchanged += 1;
+            // Extra siblings of ours at the same key (IPv6 multipath leftovers).
+            for (i, o) in ours.iter().enumerate() {
+                if i != pos {
+                    plan.deletes.push((*o).clone());
+                }
+            }
+        } else {
+            plan.writes.push((w, !ours.is_empty()));
+        }
+    }
+
+    // Families recorded but no longer under defaultRoute: restore the originals.
+    for v6 in [false, true] {
+        if !default_families.contains(&v6) && !state.family(v6).is_empty() {
+            plan.restores.extend(state.family(v6).iter().cloned());
+            plan.restore_families.push(v6);
+        }
+    }
+    plan
+}

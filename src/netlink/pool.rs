@@ -1,0 +1,189 @@
+//! The only place that enters network namespaces.
+//!
+//! `setns(2)` with `CLONE_NEWNET` switches the namespace of the calling thread only. A
+//! tokio worker thread runs many unrelated tasks, so entering a pod's netns there would
+//! leak that namespace into whatever runs next. Instead a fixed number of dedicated OS
+//! threads each run a current-thread tokio runtime. For each job a thread: opens the
+//! netns file, `setns` into it, creates the rtnetlink socket (a netlink socket belongs
+//! to the namespace it was created in, for its whole life), `setns` back to the host
+//! namespace, and then drives the job's async work on its own runtime. Socket creation
+//! is synchronous, so many pods' jobs can be in flight on one thread at once (bounded
+//! per thread), which is where the throughput comes from.
+//!
+//! Must not: run job code while the thread is inside a pod's namespace (only the socket
+//! is created there); let a job's failure stop the thread.
+use std::fs::File;
+use std::future::Future;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::sched::{CloneFlags, setns};
+use rtnetlink::Handle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{debug, error};
+
+use super::NetlinkError;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Work = Box<dyn FnOnce(Result<Handle, NetlinkError>) -> BoxFuture + Send>;
+
+struct Job {
+    netns: PathBuf,
+    work: Work,
+}
+
+/// A bounded pool of netns-entering threads.
+pub struct NetnsPool {
+    senders: Vec<mpsc::UnboundedSender<Job>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for NetnsPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetnsPool")
+            .field("threads", &self.senders.len())
+            .finish()
+    }
+}
+
+impl NetnsPool {
+    /// Starts `threads` worker threads, each with at most `inflight` pods at once.
+    pub fn new(threads: usize, inflight: usize) -> Result<Self, NetlinkError> {
+        let threads = threads.max(1);
+        let inflight = inflight.max(1);
+        let mut senders = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("netns-{i}"))
+                .spawn(move || worker(rx, inflight, ready_tx))
+                .map_err(NetlinkError::Worker)?;
+            ready_rx
+                .recv()
+                .map_err(|_| NetlinkError::PoolGone)?
+                .map_err(NetlinkError::Worker)?;
+            senders.push(tx);
+        }
+        Ok(NetnsPool {
+            senders,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Runs `f` with an rtnetlink handle whose socket lives in `netns`. The future runs
+    /// on a pool thread's runtime (outside the caller's runtime).
+    pub async fn run<F, Fut, T>(&self, netns: &Path, f: F) -> Result<T, NetlinkError>
+    where
+        F: FnOnce(Handle) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let work: Work = Box::new(move |handle| {
+            Box::pin(async move {
+                let out = match handle {
+                    Ok(h) => Ok(f(h).await),
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(out);
+            })
+        });
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
+        self.senders[i]
+            .send(Job {
+                netns: netns.to_path_buf(),
+                work,
+            })
+            .map_err(|_| NetlinkError::PoolGone)?;
+        rx.await.map_err(|_| NetlinkError::PoolGone)?
+    }
+}
+
+fn worker(
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    inflight: usize,
+    ready: std::sync::mpsc::Sender<std::io::Result<()>>,
+) {
+    // Opened before any setns: this thread's (the host's) namespace, to return to.
+    let host = match File::open("/proc/thread-self/ns/net") {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    rt.block_on(async move {
+        let slots = Arc::new(Semaphore::new(inflight));
+        while let Some(job) = rx.recv().await {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            match open_in_netns(&job.netns, &host) {
+                Ok((conn, handle)) => {
+                    let conn_task = tokio::spawn(conn);
+                    tokio::spawn(async move {
+                        (job.work)(Ok(handle)).await;
+                        conn_task.abort();
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    debug!(netns = %job.netns.display(), error = %e, "cannot open netns");
+                    tokio::spawn(async move {
+                        (job.work)(Err(e)).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    });
+}
+
+type Connection = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
+
+/// Enters `netns`, creates the socket there and returns to `host`. Runs synchronously on
+/// the pool thread, so no other task can run while the thread is in the pod's netns.
+fn open_in_netns(netns: &Path, host: &File) -> Result<(Connection, Handle), NetlinkError> {
+    let ns = File::open(netns).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            NetlinkError::NetnsGone(netns.to_path_buf())
+        } else {
+            NetlinkError::EnterNetns {
+                path: netns.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetlinkError::EnterNetns {
+        path: netns.to_path_buf(),
+        source: e.into(),
+    })?;
+    let opened = rtnetlink::new_connection().map_err(NetlinkError::Socket);
+    if let Err(e) = setns(host.as_fd(), CloneFlags::CLONE_NEWNET) {
+        // Every job enters its own target before creating a socket, so a thread left in
+        // a pod's netns still creates each socket in the right place; log loudly anyway.
+        error!(error = %e, "cannot return netns worker thread to the host namespace");
+    }
+    let (conn, handle, _messages) = opened?;
+    Ok((conn, handle))
+}
