@@ -12,7 +12,11 @@ use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions};
 use ovnkube_route::plan::{NbScope, PlanConfig};
 
 #[derive(Parser)]
-#[command(name = "ovnkube-route", version, about = "Live per-workload routing for dual-CNI pods, kept consistent with OVN")]
+#[command(
+    name = "ovnkube-route",
+    version,
+    about = "Live per-workload routing for dual-CNI pods, kept consistent with OVN"
+)]
 struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ovnkube_route=debug`.
     #[arg(long, global = true, env = "OVNKUBE_ROUTE_LOG", default_value = "info")]
@@ -165,8 +169,14 @@ fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
         .priority_band
         .split_once('-')
         .context("--priority-band must be LOW-HIGH, e.g. 200-299")?;
-    let lo: i64 = lo.trim().parse().context("--priority-band: LOW is not a number")?;
-    let hi: i64 = hi.trim().parse().context("--priority-band: HIGH is not a number")?;
+    let lo: i64 = lo
+        .trim()
+        .parse()
+        .context("--priority-band: LOW is not a number")?;
+    let hi: i64 = hi
+        .trim()
+        .parse()
+        .context("--priority-band: HIGH is not a number")?;
     if !(0..=32767).contains(&lo) || !(0..=32767).contains(&hi) || lo > hi {
         bail!("--priority-band {lo}-{hi}: need 0 <= LOW <= HIGH <= 32767 (ovn-nb(5) priority)");
     }
@@ -220,7 +230,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", ovnkube_route::api::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { files, nb, nb_opts, planner, pods, output } => {
+        Command::Plan {
+            files,
+            nb,
+            nb_opts,
+            planner,
+            pods,
+            output,
+        } => {
             let opts = options(nb, &nb_opts, &planner, &pods)?;
             let format = match output {
                 Output::Text => OutputFormat::Text,
@@ -228,15 +245,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let outcome = controller::plan_once(&files.paths, &opts, format).await?;
             print!("{}", outcome.rendered);
-            Ok(if outcome.input_errors { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if outcome.input_errors {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Apply { files, nb, nb_opts, planner, pods } => {
+        Command::Apply {
+            files,
+            nb,
+            nb_opts,
+            planner,
+            pods,
+        } => {
             let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             let outcome = controller::apply_once(&files.paths, &opts).await?;
             print!("{}", outcome.rendered);
-            Ok(if outcome.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if outcome.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::Run { source, nb, nb_opts, planner, pods, metrics_addr, resync_secs } => {
+        Command::Run {
+            source,
+            nb,
+            nb_opts,
+            planner,
+            pods,
+            metrics_addr,
+            resync_secs,
+        } => {
             let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             let paths = match source.split_once(':') {
                 Some(("file", list)) if !list.is_empty() => {
@@ -247,8 +286,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
             };
-            controller::run_files(paths, opts, metrics_addr, Duration::from_secs(resync_secs.max(1)))
-                .await?;
+            controller::run_files(
+                paths,
+                opts,
+                metrics_addr,
+                Duration::from_secs(resync_secs.max(1)),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -258,13 +302,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
     } else {
         builder.init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -1,4 +1,94 @@
 //! controller: wires sources, the planner and both reconcilers; status and metrics.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
+//! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod keep;
 pub mod metrics;
+pub mod oneshot;
+pub mod pods;
+pub mod render;
+pub mod run;
 pub mod source;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::nb::reconcile::NbError;
+use crate::netlink::NetlinkError;
+use crate::ovsdb::{ClientConfig, TlsFiles, parse_remotes};
+use crate::plan::PlanConfig;
+
+pub use oneshot::{ApplyOutcome, PlanOutcome, apply_once, plan_once};
+pub use run::run_files;
+
+/// Where pods' network namespaces are found and where node-local state lives.
+#[derive(Clone, Debug)]
+pub struct PodOptions {
+    pub cni_results: PathBuf,
+    pub netns_dir: PathBuf,
+    pub proc_root: PathBuf,
+    pub state_dir: PathBuf,
+    /// NB side only: never touch pods.
+    pub skip: bool,
+}
+
+/// Everything a command needs besides its inputs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// NB endpoint list (`unix:PATH`, `tcp:HOST:PORT`, `ssl:HOST:PORT`, comma-separated).
+    pub nb: Option<String>,
+    pub nb_private_key: Option<PathBuf>,
+    pub nb_certificate: Option<PathBuf>,
+    pub nb_ca_cert: Option<PathBuf>,
+    pub nb_allow_follower: bool,
+    pub nb_probe_interval: Duration,
+    pub plan: PlanConfig,
+    pub pods: PodOptions,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// What the controller's commands can fail with as a whole (per-Route and per-pod
+/// problems are reported, not raised).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// An input path could not be read at all.
+    #[error(transparent)]
+    Config(Box<ConfigError>),
+    /// The NB side failed (unreachable, refused transaction, ...).
+    #[error(transparent)]
+    Nb(#[from] NbError),
+    /// The pod side could not start (state dir, worker threads).
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// TLS options were given partly: all three files are needed for ssl: endpoints.
+    #[error("ssl: endpoints need --nb-private-key, --nb-certificate and --nb-ca-cert together")]
+    PartialTls,
+    /// The metrics endpoint could not be served.
+    #[error("metrics endpoint: {0}")]
+    Metrics(std::io::Error),
+}
+
+impl Options {
+    /// The OVSDB client settings these options describe.
+    pub fn client_config(&self, remotes: &str) -> Result<ClientConfig, ControllerError> {
+        let endpoints = parse_remotes(remotes).map_err(|e| ControllerError::Nb(e.into()))?;
+        let mut config = ClientConfig::new(endpoints, crate::nb::reconcile::DATABASE);
+        config.leader_only = !self.nb_allow_follower;
+        config.probe_interval = Some(self.nb_probe_interval);
+        config.tls = match (&self.nb_private_key, &self.nb_certificate, &self.nb_ca_cert) {
+            (Some(k), Some(c), Some(ca)) => Some(TlsFiles {
+                private_key: k.clone(),
+                certificate: c.clone(),
+                ca_cert: ca.clone(),
+            }),
+            (None, None, None) => None,
+            _ => return Err(ControllerError::PartialTls),
+        };
+        Ok(config)
+    }
+}

@@ -19,7 +19,10 @@ pub fn ip_route_line(netns: &str, r: &crate::plan::pod::PodRoute, proto: u8) -> 
         NextHop::DevGateway => "  # via the dev's own gateway if it has one, else a link route",
         NextHop::Via(_) => "",
     };
-    format!("ip -n {netns} route replace {}{via} dev {} proto {proto}{gw_note}", r.dst, r.dev)
+    format!(
+        "ip -n {netns} route replace {}{via} dev {} proto {proto}{gw_note}",
+        r.dst, r.dev
+    )
 }
 
 fn default_lines(netns: &str, routes: &PodRoutes, proto: u8, out: &mut String) {
@@ -29,7 +32,11 @@ fn default_lines(netns: &str, routes: &PodRoutes, proto: u8, out: &mut String) {
             NextHop::Via(gw) => format!(" via {gw}"),
             NextHop::DevGateway => String::new(),
         };
-        let _ = writeln!(out, "ip -n {netns} route replace {dst}{via} dev {} proto {proto}  # original saved, restored on removal", d.dev);
+        let _ = writeln!(
+            out,
+            "ip -n {netns} route replace {dst}{via} dev {} proto {proto}  # original saved, restored on removal",
+            d.dev
+        );
     }
 }
 
@@ -45,8 +52,11 @@ pub fn text(
     let mut out = String::new();
     let _ = writeln!(out, "== Routes");
     for (name, r) in &plan.reports {
-        let skipped: Vec<String> =
-            r.skipped_by_reason.iter().map(|(k, v)| format!("{}: {v}", k.as_str())).collect();
+        let skipped: Vec<String> = r
+            .skipped_by_reason
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", k.as_str()))
+            .collect();
         let _ = writeln!(
             out,
             "{name}: {}  selected={} programmable={} skipped={}{}",
@@ -54,7 +64,11 @@ pub fn text(
             r.selected,
             r.programmable,
             r.skipped,
-            if skipped.is_empty() { String::new() } else { format!(" ({})", skipped.join(", ")) }
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", skipped.join(", "))
+            }
         );
         for p in &r.problems {
             let at = p.path.as_deref().or(p.pod.as_deref()).unwrap_or("-");
@@ -67,12 +81,24 @@ pub fn text(
             let _ = writeln!(out, "  ovn: {}: {}", p.reason, p.message);
         }
     }
-    let _ = writeln!(out, "\n== OVN Northbound: {} change(s){nb_note}", changes.len());
+    let _ = writeln!(
+        out,
+        "\n== OVN Northbound: {} change(s){nb_note}",
+        changes.len()
+    );
     for c in changes {
         let _ = writeln!(out, "{}", describe(c));
     }
-    let n: usize = plan.pods.values().map(|p| p.routes.len() + p.default_routes.len()).sum();
-    let _ = writeln!(out, "\n== Pod routes: {n} route(s) in {} pod(s)", plan.pods.len());
+    let n: usize = plan
+        .pods
+        .values()
+        .map(|p| p.routes.len() + p.default_routes.len())
+        .sum();
+    let _ = writeln!(
+        out,
+        "\n== Pod routes: {n} route(s) in {} pod(s)",
+        plan.pods.len()
+    );
     for (pod, routes) in &plan.pods {
         let netns = netns_of(pod);
         let _ = writeln!(out, "# {pod}");

@@ -562,17 +562,36 @@ fn delete_route(observed: &Observed, old: Seen<NbStaticRoute>, d: &mut NbDiff) {
 /// (router and port uuids are unknown and left nil; such changes are for display only).
 pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
     let nil = Uuid(uuid::Uuid::nil());
-    let mut out: Vec<NbChange> =
-        desired.address_sets.iter().cloned().map(NbChange::CreateAddressSet).collect();
+    let mut out: Vec<NbChange> = desired
+        .address_sets
+        .iter()
+        .cloned()
+        .map(NbChange::CreateAddressSet)
+        .collect();
     for g in &desired.port_groups {
-        let acls = desired.acls.iter().filter(|a| a.port_group == g.name).cloned().collect();
-        out.push(NbChange::CreatePortGroup { group: g.clone(), ports: BTreeSet::new(), acls });
+        let acls = desired
+            .acls
+            .iter()
+            .filter(|a| a.port_group == g.name)
+            .cloned()
+            .collect();
+        out.push(NbChange::CreatePortGroup {
+            group: g.clone(),
+            ports: BTreeSet::new(),
+            acls,
+        });
     }
     for p in &desired.policies {
-        out.push(NbChange::CreatePolicy { router: nil, policy: p.clone() });
+        out.push(NbChange::CreatePolicy {
+            router: nil,
+            policy: p.clone(),
+        });
     }
     for r in &desired.static_routes {
-        out.push(NbChange::CreateStaticRoute { router: nil, route: r.clone() });
+        out.push(NbChange::CreateStaticRoute {
+            router: nil,
+            route: r.clone(),
+        });
     }
     out
 }

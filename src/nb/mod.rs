@@ -5,6 +5,7 @@ pub mod diff;
 pub mod model;
 pub mod observed;
 pub mod ops;
+pub mod reconcile;
 
 #[cfg(test)]
 mod tests;

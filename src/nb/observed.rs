@@ -10,7 +10,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::ovsdb::{Atom, Row, Uuid, Value};
+use crate::ovsdb::replica::ColumnRef;
+use crate::ovsdb::{Atom, Row, Snapshot, Uuid};
 use crate::plan::nb::{
     ID_KEY, NAME_KEY, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, OWNER_CONTROLLER,
     OWNER_CONTROLLER_KEY, Owner,
@@ -28,12 +29,27 @@ pub const LOAD_BALANCER: &str = "Load_Balancer";
 
 /// Column access on one row, whatever the storage behind it.
 pub trait RowView {
-    fn column(&self, name: &str) -> Option<&Value>;
+    fn column(&self, name: &str) -> Option<ColumnRef<'_>>;
 }
 
 impl RowView for Row {
-    fn column(&self, name: &str) -> Option<&Value> {
-        self.get(name)
+    fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
+        self.get(name).map(ColumnRef::from_value)
+    }
+}
+
+impl RowView for crate::ovsdb::ReplicaRow {
+    fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
+        crate::ovsdb::ReplicaRow::column(self, name)
+    }
+}
+
+/// The monitored replica, as the controller reads it.
+impl NbView for Snapshot {
+    fn scan(&self, table: &str, f: &mut dyn FnMut(Uuid, &dyn RowView)) {
+        for row in self.iter(table) {
+            f(row.uuid(), &row);
+        }
     }
 }
 
@@ -58,10 +74,8 @@ impl NbView for NbImage {
 
 fn string(row: &dyn RowView, col: &str) -> String {
     row.column(col)
-        .and_then(Value::as_atom)
-        .and_then(Atom::as_str)
+        .and_then(|c| c.as_str().map(str::to_owned))
         .unwrap_or_default()
-        .to_owned()
 }
 
 fn opt_string(row: &dyn RowView, col: &str) -> Option<String> {
@@ -74,8 +88,7 @@ fn opt_string(row: &dyn RowView, col: &str) -> Option<String> {
 
 fn integer(row: &dyn RowView, col: &str) -> i64 {
     row.column(col)
-        .and_then(Value::as_atom)
-        .and_then(Atom::as_i64)
+        .and_then(|c| c.as_atom().and_then(Atom::as_i64))
         .unwrap_or_default()
 }
 
@@ -98,11 +111,11 @@ pub(crate) fn uuids(row: &dyn RowView, col: &str) -> BTreeSet<Uuid> {
 
 fn string_map(row: &dyn RowView, col: &str) -> BTreeMap<String, String> {
     row.column(col)
-        .and_then(Value::as_map)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
-                .collect()
+        .and_then(|c| {
+            c.map_iter().map(|m| {
+                m.filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                    .collect()
+            })
         })
         .unwrap_or_default()
 }
@@ -324,6 +337,19 @@ impl Observed {
             }
         });
         o
+    }
+}
+
+impl Observed {
+    /// Forgets rows of ours for which `keep` says "leave as is": a diff then neither updates
+    /// nor deletes them. Used to keep what was programmed for a Route whose new version is
+    /// unreadable or invalid.
+    pub fn leave_alone(&mut self, keep: impl Fn(&Owner) -> bool) {
+        self.address_sets.retain(|s| !keep(&s.row.owner));
+        self.port_groups.retain(|s| !keep(&s.row.0.owner));
+        self.policies.retain(|s| !keep(&s.row.owner));
+        self.static_routes.retain(|s| !keep(&s.row.owner));
+        self.acls.retain(|s| !keep(&s.row.owner));
     }
 }
 

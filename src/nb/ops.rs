@@ -8,11 +8,9 @@
 //! being clobbered, and the next pass works from fresh data.
 use std::collections::BTreeSet;
 
-use serde_json::{Value as Json, json};
-
 use super::diff::NbChange;
 use super::observed::{ACL, ADDRESS_SET, POLICY, PORT_GROUP, ROUTER, STATIC_ROUTE};
-use crate::ovsdb::{Uuid, Value};
+use crate::ovsdb::{Atom, Condition, Mutation, OpResult, Operation, Row, Uuid, Value, WaitUntil};
 use crate::plan::nb::{
     ID_KEY, NbAcl, NbPolicy, NbStaticRoute, OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner,
 };
@@ -23,18 +21,18 @@ pub enum Expect {
     /// Any successful result.
     Ok,
     /// `{"count": n}` with exactly this n.
-    Count(u64),
+    Count(i64),
 }
 
 /// A transaction ready to send: operations and what each must return.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NbTxn {
-    pub ops: Vec<Json>,
+    pub ops: Vec<Operation>,
     pub expect: Vec<Expect>,
 }
 
 impl NbTxn {
-    fn push(&mut self, op: Json, expect: Expect) {
+    fn push(&mut self, op: Operation, expect: Expect) {
         self.ops.push(op);
         self.expect.push(expect);
     }
@@ -42,72 +40,186 @@ impl NbTxn {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// The first operation whose result is not what the plan relied on: a row that changed
+    /// hands or vanished since the replica was read. `None` when all is as expected.
+    pub fn unexpected(&self, results: &[OpResult]) -> Option<(usize, String)> {
+        self.expect
+            .iter()
+            .zip(results)
+            .enumerate()
+            .find_map(|(i, (e, r))| match (e, r) {
+                (Expect::Count(n), r) if r.count() != Some(*n) => Some((
+                    i,
+                    format!(
+                        "operation {i} ({}) matched {:?} row(s), expected {n}",
+                        op_name(&self.ops[i]),
+                        r.count()
+                    ),
+                )),
+                _ => None,
+            })
+    }
 }
 
-fn uuid(u: Uuid) -> Json {
-    json!(["uuid", u.to_string()])
+fn op_name(op: &Operation) -> String {
+    match op {
+        Operation::Insert { table, .. } => format!("insert into {table}"),
+        Operation::Update { table, .. } => format!("update {table}"),
+        Operation::Mutate { table, .. } => format!("mutate {table}"),
+        Operation::Delete { table, .. } => format!("delete from {table}"),
+        other => format!("{other:?}"),
+    }
 }
 
-fn uuid_set(us: &BTreeSet<Uuid>) -> Json {
-    json!(["set", us.iter().map(|u| uuid(*u)).collect::<Vec<_>>()])
+fn uuid_set(us: &BTreeSet<Uuid>) -> Value {
+    Value::set(us.iter().map(|u| Atom::Uuid(*u)))
 }
 
-fn str_set<'a>(items: impl IntoIterator<Item = &'a String>) -> Json {
-    json!(["set", items.into_iter().collect::<Vec<_>>()])
+fn str_set<'a>(items: impl IntoIterator<Item = &'a String>) -> Value {
+    Value::set(items.into_iter().map(|s| Atom::string(s.as_str())))
 }
 
-fn ids(owner: &Owner) -> Json {
-    Value::map(owner.external_ids()).to_json()
+fn named(name: &str) -> Value {
+    Value::set([Atom::NamedUuid(name.to_owned())])
+}
+
+fn ids(owner: &Owner) -> Value {
+    Value::map(owner.external_ids())
 }
 
 /// `_uuid == u` and still ours with this id.
-fn ours(u: Uuid, owner: &Owner) -> Json {
-    json!([
-        ["_uuid", "==", uuid(u)],
-        [
+fn ours(u: Uuid, owner: &Owner) -> Vec<Condition> {
+    vec![
+        Condition::uuid(u),
+        Condition::includes(
             "external_ids",
-            "includes",
-            [
-                "map",
-                [[OWNER_CONTROLLER_KEY, OWNER_CONTROLLER], [ID_KEY, owner.id]]
-            ]
-        ]
-    ])
+            Value::map([
+                (OWNER_CONTROLLER_KEY, OWNER_CONTROLLER),
+                (ID_KEY, owner.id.as_str()),
+            ]),
+        ),
+    ]
 }
 
-fn guard_still_ours(t: &mut NbTxn, table: &str, u: Uuid, owner: &Owner) {
+/// Root-table rows of ours (address sets, port groups) are matched by uuid and ownership
+/// marker; the id is not needed since the uuid was read from a row that carried it.
+fn ours_any(u: Uuid) -> Vec<Condition> {
+    vec![
+        Condition::uuid(u),
+        Condition::includes(
+            "external_ids",
+            Value::map([(OWNER_CONTROLLER_KEY, OWNER_CONTROLLER)]),
+        ),
+    ]
+}
+
+/// Fails the whole transaction unless a row matches `conditions`. RFC 7047 section 5.2.6:
+/// `until "!="` with no rows holds once the query matches something; timeout 0 fails at
+/// once. An update or mutate that matches nothing is not an error (it would commit the rest
+/// of the transaction), so every operation on an existing row is preceded by this guard and
+/// the transaction is all or nothing.
+fn guard(t: &mut NbTxn, table: &str, conditions: Vec<Condition>) {
     t.push(
-        json!({"op": "wait", "table": table, "where": ours(u, owner), "columns": ["_uuid"],
-               "until": "!=", "rows": [], "timeout": 0}),
+        Operation::Wait {
+            table: table.to_owned(),
+            conditions,
+            columns: vec!["_uuid".to_owned()],
+            until: WaitUntil::NotEqual,
+            rows: vec![],
+            timeout_ms: Some(0),
+        },
         Expect::Ok,
     );
 }
 
-fn mutate_ref(t: &mut NbTxn, table: &str, row: Uuid, column: &str, mutator: &str, value: Json) {
+fn guard_still_ours(t: &mut NbTxn, table: &str, u: Uuid, owner: &Owner) {
+    guard(t, table, ours(u, owner));
+}
+
+fn mutate(t: &mut NbTxn, table: &str, conditions: Vec<Condition>, mutations: Vec<Mutation>) {
+    guard(t, table, conditions.clone());
     t.push(
-        json!({"op": "mutate", "table": table, "where": [["_uuid", "==", uuid(row)]],
-               "mutations": [[column, mutator, value]]}),
+        Operation::Mutate {
+            table: table.to_owned(),
+            conditions,
+            mutations,
+        },
         Expect::Count(1),
     );
 }
 
-fn policy_row(p: &NbPolicy) -> Json {
-    json!({"priority": p.priority, "match": p.match_, "action": p.action,
-           "nexthops": str_set(&p.nexthops), "external_ids": ids(&p.owner)})
+fn row(cols: Vec<(&str, Value)>) -> Row {
+    cols.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn route_row(r: &NbStaticRoute) -> Json {
-    let policy = match &r.policy {
-        Some(p) => json!(["set", [p]]),
-        None => json!(["set", []]),
-    };
-    json!({"ip_prefix": r.ip_prefix, "nexthop": r.nexthop, "policy": policy,
-           "external_ids": ids(&r.owner)})
+fn policy_row(p: &NbPolicy) -> Row {
+    row(vec![
+        ("priority", p.priority.into()),
+        ("match", p.match_.clone().into()),
+        ("action", p.action.clone().into()),
+        ("nexthops", str_set(&p.nexthops)),
+        ("external_ids", ids(&p.owner)),
+    ])
 }
 
-fn acl_row(a: &NbAcl) -> Json {
-    json!({"direction": a.direction, "priority": a.priority, "match": a.match_,
-           "action": a.action, "external_ids": ids(&a.owner)})
+fn route_row(r: &NbStaticRoute) -> Row {
+    row(vec![
+        ("ip_prefix", r.ip_prefix.clone().into()),
+        ("nexthop", r.nexthop.clone().into()),
+        ("policy", str_set(r.policy.iter())),
+        ("external_ids", ids(&r.owner)),
+    ])
+}
+
+fn acl_row(a: &NbAcl) -> Row {
+    row(vec![
+        ("direction", a.direction.clone().into()),
+        ("priority", a.priority.into()),
+        ("match", a.match_.clone().into()),
+        ("action", a.action.clone().into()),
+        ("external_ids", ids(&a.owner)),
+    ])
+}
+
+fn insert(t: &mut NbTxn, table: &str, row: Row, uuid_name: Option<String>) {
+    t.push(
+        Operation::Insert {
+            table: table.to_owned(),
+            row,
+            uuid_name,
+        },
+        Expect::Ok,
+    );
+}
+
+fn update(t: &mut NbTxn, table: &str, conditions: Vec<Condition>, row: Row) {
+    guard(t, table, conditions.clone());
+    t.push(
+        Operation::Update {
+            table: table.to_owned(),
+            conditions,
+            row,
+        },
+        Expect::Count(1),
+    );
+}
+
+fn set_mutations(
+    column: &str,
+    add: Value,
+    remove: Value,
+    any_add: bool,
+    any_remove: bool,
+) -> Vec<Mutation> {
+    let mut m = Vec::new();
+    if any_remove {
+        m.push(Mutation::delete(column, remove));
+    }
+    if any_add {
+        m.push(Mutation::insert(column, add));
+    }
+    m
 }
 
 /// Builds one transaction for all changes. Named uuids are `r0`, `r1`, ... (RFC 7047
@@ -121,129 +233,175 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
     };
     for c in changes {
         match c {
-            NbChange::CreateAddressSet(a) => t.push(
-                json!({"op": "insert", "table": ADDRESS_SET, "row": {"name": a.name,
-                       "addresses": str_set(&a.addresses), "external_ids": ids(&a.owner)}}),
-                Expect::Ok,
+            NbChange::CreateAddressSet(a) => insert(
+                &mut t,
+                ADDRESS_SET,
+                row(vec![
+                    ("name", a.name.clone().into()),
+                    ("addresses", str_set(&a.addresses)),
+                    ("external_ids", ids(&a.owner)),
+                ]),
+                None,
             ),
-            NbChange::UpdateAddressSet { uuid: u, add, remove, .. } => {
-                let mut muts = Vec::new();
-                if !remove.is_empty() {
-                    muts.push(json!(["addresses", "delete", str_set(remove)]));
-                }
-                if !add.is_empty() {
-                    muts.push(json!(["addresses", "insert", str_set(add)]));
-                }
-                t.push(
-                    json!({"op": "mutate", "table": ADDRESS_SET, "where": ours_any(*u), "mutations": muts}),
-                    Expect::Count(1),
+            NbChange::UpdateAddressSet {
+                uuid: u,
+                add,
+                remove,
+                ..
+            } => {
+                let m = set_mutations(
+                    "addresses",
+                    str_set(add),
+                    str_set(remove),
+                    !add.is_empty(),
+                    !remove.is_empty(),
                 );
+                mutate(&mut t, ADDRESS_SET, ours_any(*u), m);
             }
             NbChange::DeleteAddressSet { uuid: u, .. } => t.push(
-                json!({"op": "delete", "table": ADDRESS_SET, "where": ours_any(*u)}),
+                Operation::Delete {
+                    table: ADDRESS_SET.to_owned(),
+                    conditions: ours_any(*u),
+                },
                 Expect::Count(1),
             ),
             NbChange::CreatePortGroup { group, ports, acls } => {
                 let mut acl_names = Vec::new();
                 for a in acls {
                     let nm = name();
-                    t.push(
-                        json!({"op": "insert", "table": ACL, "row": acl_row(a), "uuid-name": nm}),
-                        Expect::Ok,
-                    );
-                    acl_names.push(json!(["named-uuid", nm]));
+                    insert(&mut t, ACL, acl_row(a), Some(nm.clone()));
+                    acl_names.push(Atom::NamedUuid(nm));
                 }
-                t.push(
-                    json!({"op": "insert", "table": PORT_GROUP, "row": {"name": group.name,
-                           "ports": uuid_set(ports), "acls": ["set", acl_names],
-                           "external_ids": ids(&group.owner)}}),
-                    Expect::Ok,
+                insert(
+                    &mut t,
+                    PORT_GROUP,
+                    row(vec![
+                        ("name", group.name.clone().into()),
+                        ("ports", uuid_set(ports)),
+                        ("acls", Value::set(acl_names)),
+                        ("external_ids", ids(&group.owner)),
+                    ]),
+                    None,
                 );
             }
-            NbChange::UpdatePortGroup { uuid: u, add, remove, .. } => {
-                let mut muts = Vec::new();
-                if !remove.is_empty() {
-                    muts.push(json!(["ports", "delete", uuid_set(remove)]));
-                }
-                if !add.is_empty() {
-                    muts.push(json!(["ports", "insert", uuid_set(add)]));
-                }
-                t.push(
-                    json!({"op": "mutate", "table": PORT_GROUP, "where": ours_any(*u), "mutations": muts}),
-                    Expect::Count(1),
+            NbChange::UpdatePortGroup {
+                uuid: u,
+                add,
+                remove,
+                ..
+            } => {
+                let m = set_mutations(
+                    "ports",
+                    uuid_set(add),
+                    uuid_set(remove),
+                    !add.is_empty(),
+                    !remove.is_empty(),
                 );
+                mutate(&mut t, PORT_GROUP, ours_any(*u), m);
             }
             NbChange::DeletePortGroup { uuid: u, .. } => t.push(
-                json!({"op": "delete", "table": PORT_GROUP, "where": ours_any(*u)}),
+                Operation::Delete {
+                    table: PORT_GROUP.to_owned(),
+                    conditions: ours_any(*u),
+                },
                 Expect::Count(1),
             ),
             NbChange::CreatePolicy { router, policy } => {
                 let nm = name();
-                t.push(
-                    json!({"op": "insert", "table": POLICY, "row": policy_row(policy), "uuid-name": nm}),
-                    Expect::Ok,
+                insert(&mut t, POLICY, policy_row(policy), Some(nm.clone()));
+                mutate(
+                    &mut t,
+                    ROUTER,
+                    vec![Condition::uuid(*router)],
+                    vec![Mutation::insert("policies", named(&nm))],
                 );
-                mutate_ref(&mut t, ROUTER, *router, "policies", "insert", json!(["named-uuid", nm]));
             }
-            NbChange::UpdatePolicy { uuid: u, policy } => t.push(
-                json!({"op": "update", "table": POLICY, "where": ours(*u, &policy.owner), "row": policy_row(policy)}),
-                Expect::Count(1),
-            ),
-            NbChange::DeletePolicy { router, uuid: u, policy } => {
+            NbChange::UpdatePolicy { uuid: u, policy } => {
+                update(&mut t, POLICY, ours(*u, &policy.owner), policy_row(policy))
+            }
+            NbChange::DeletePolicy {
+                router,
+                uuid: u,
+                policy,
+            } => {
                 guard_still_ours(&mut t, POLICY, *u, &policy.owner);
-                mutate_ref(&mut t, ROUTER, *router, "policies", "delete", uuid(*u));
+                mutate(
+                    &mut t,
+                    ROUTER,
+                    vec![Condition::uuid(*router)],
+                    vec![Mutation::delete(
+                        "policies",
+                        uuid_set(&BTreeSet::from([*u])),
+                    )],
+                );
             }
             NbChange::CreateStaticRoute { router, route } => {
                 let nm = name();
-                t.push(
-                    json!({"op": "insert", "table": STATIC_ROUTE, "row": route_row(route), "uuid-name": nm}),
-                    Expect::Ok,
+                insert(&mut t, STATIC_ROUTE, route_row(route), Some(nm.clone()));
+                mutate(
+                    &mut t,
+                    ROUTER,
+                    vec![Condition::uuid(*router)],
+                    vec![Mutation::insert("static_routes", named(&nm))],
                 );
-                mutate_ref(&mut t, ROUTER, *router, "static_routes", "insert", json!(["named-uuid", nm]));
             }
-            NbChange::UpdateStaticRoute { uuid: u, route } => t.push(
-                json!({"op": "update", "table": STATIC_ROUTE, "where": ours(*u, &route.owner), "row": route_row(route)}),
-                Expect::Count(1),
+            NbChange::UpdateStaticRoute { uuid: u, route } => update(
+                &mut t,
+                STATIC_ROUTE,
+                ours(*u, &route.owner),
+                route_row(route),
             ),
-            NbChange::DeleteStaticRoute { router, uuid: u, route } => {
+            NbChange::DeleteStaticRoute {
+                router,
+                uuid: u,
+                route,
+            } => {
                 guard_still_ours(&mut t, STATIC_ROUTE, *u, &route.owner);
-                mutate_ref(&mut t, ROUTER, *router, "static_routes", "delete", uuid(*u));
+                mutate(
+                    &mut t,
+                    ROUTER,
+                    vec![Condition::uuid(*router)],
+                    vec![Mutation::delete(
+                        "static_routes",
+                        uuid_set(&BTreeSet::from([*u])),
+                    )],
+                );
             }
             NbChange::CreateAcl { port_group, acl } => {
                 let nm = name();
-                t.push(
-                    json!({"op": "insert", "table": ACL, "row": acl_row(acl), "uuid-name": nm}),
-                    Expect::Ok,
+                insert(&mut t, ACL, acl_row(acl), Some(nm.clone()));
+                mutate(
+                    &mut t,
+                    PORT_GROUP,
+                    vec![Condition::uuid(*port_group)],
+                    vec![Mutation::insert("acls", named(&nm))],
                 );
-                mutate_ref(&mut t, PORT_GROUP, *port_group, "acls", "insert", json!(["named-uuid", nm]));
             }
-            NbChange::UpdateAcl { uuid: u, acl } => t.push(
-                json!({"op": "update", "table": ACL, "where": ours(*u, &acl.owner), "row": acl_row(acl)}),
-                Expect::Count(1),
-            ),
-            NbChange::DeleteAcl { port_group, uuid: u, acl } => {
+            NbChange::UpdateAcl { uuid: u, acl } => {
+                update(&mut t, ACL, ours(*u, &acl.owner), acl_row(acl))
+            }
+            NbChange::DeleteAcl {
+                port_group,
+                uuid: u,
+                acl,
+            } => {
                 guard_still_ours(&mut t, ACL, *u, &acl.owner);
-                mutate_ref(&mut t, PORT_GROUP, *port_group, "acls", "delete", uuid(*u));
+                mutate(
+                    &mut t,
+                    PORT_GROUP,
+                    vec![Condition::uuid(*port_group)],
+                    vec![Mutation::delete("acls", uuid_set(&BTreeSet::from([*u])))],
+                );
             }
         }
     }
     if !t.is_empty() {
-        t.push(json!({"op": "comment", "comment": format!("ovnkube-route: {} change(s)", changes.len())}), Expect::Ok);
+        t.push(
+            Operation::Comment(format!("ovnkube-route: {} change(s)", changes.len())),
+            Expect::Ok,
+        );
     }
     t
-}
-
-/// Root-table rows of ours (address sets, port groups) are matched by uuid and ownership
-/// marker; the id is not needed since the uuid was read from a row that carried it.
-fn ours_any(u: Uuid) -> Json {
-    json!([
-        ["_uuid", "==", uuid(u)],
-        [
-            "external_ids",
-            "includes",
-            ["map", [[OWNER_CONTROLLER_KEY, OWNER_CONTROLLER]]]
-        ]
-    ])
 }
 
 /// One line per change, in the words of `ovn-nbctl`, for `plan` output and logs.

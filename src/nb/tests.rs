@@ -228,11 +228,15 @@ fn creates_then_converges_to_no_change() {
     }
     assert!(matches!(&d.changes[2], NbChange::CreatePolicy { router, .. } if *router == u(1)));
     let txn = transaction(&d.changes);
-    // AS insert, ACL insert, PG insert, policy insert, router mutate, comment.
-    assert_eq!(txn.ops.len(), 6);
-    assert_eq!(txn.ops[4]["op"], "mutate");
-    assert_eq!(txn.expect[4], Expect::Count(1));
-    assert_eq!(txn.ops[3]["uuid-name"], txn.ops[4]["mutations"][0][2][1]);
+    // AS insert, ACL insert, PG insert, policy insert, router guard, router mutate, comment.
+    assert_eq!(txn.ops.len(), 7);
+    let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
+    assert_eq!(ops[4]["op"], "wait");
+    assert_eq!(ops[4]["timeout"], 0);
+    assert_eq!(ops[4]["where"], ops[5]["where"]);
+    assert_eq!(ops[5]["op"], "mutate");
+    assert_eq!(txn.expect[5], Expect::Count(1));
+    assert_eq!(ops[3]["uuid-name"], ops[5]["mutations"][0][2][1][0][1]);
     apply(&mut img, &d.changes);
     let again = diff(&desired(), &Observed::collect(&img));
     assert!(
@@ -260,9 +264,12 @@ fn address_changes_are_mutations_not_rewrites() {
         other => panic!("{other:?}"),
     }
     let txn = transaction(&d.changes);
-    assert_eq!(txn.ops[0]["op"], "mutate");
-    assert_eq!(txn.ops[1]["mutations"][0][1], "delete");
-    assert_eq!(txn.ops[1]["mutations"][1][1], "insert");
+    let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
+    // Every change to an existing row sits behind a guard: wait, mutate, wait, mutate.
+    let kinds: Vec<&str> = ops.iter().map(|o| o["op"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["wait", "mutate", "wait", "mutate", "comment"]);
+    assert_eq!(ops[3]["mutations"][0][1], "delete");
+    assert_eq!(ops[3]["mutations"][1][1], "insert");
 }
 
 #[test]
@@ -284,12 +291,12 @@ fn rows_of_a_deleted_route_are_removed_and_only_those() {
     assert_eq!(kinds, ["as", "pg", "pol"]);
     let txn = transaction(&d.changes);
     // Never a delete of the foreign policy u(11) or address set u(30).
-    let text = serde_json::to_string(&txn.ops).unwrap();
+    let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
+    let text = serde_json::to_string(&ops).unwrap();
     assert!(!text.contains(&u(11).to_string()) && !text.contains(&u(30).to_string()));
     // The policy's removal is guarded by a wait that it is still ours.
     assert!(
-        txn.ops
-            .iter()
+        ops.iter()
             .any(|o| o["op"] == "wait" && o["table"] == POLICY)
     );
 }

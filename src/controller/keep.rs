@@ -1,0 +1,63 @@
+//! What to leave alone when input is bad. The rule (DESIGN.md section 2): nothing already
+//! programmed is torn down because a later edit was invalid or unreadable.
+//!
+//! - A Route whose document could not be read, or whose new version is invalid as a whole,
+//!   keeps its NB rows exactly as they are (and in `run`, its last good version keeps being
+//!   planned, so its pods keep their routes too).
+//! - A Route with some invalid rules gets its valid rules applied, but none of its existing
+//!   rows deleted until the Route is fixed or deleted.
+//! - When a file could not be read at all, Routes it may have held are unknown: no row of a
+//!   Route absent from the input is deleted.
+use std::collections::BTreeSet;
+
+use crate::api::Route;
+use crate::api::validate::validate;
+use crate::config::ConfigError;
+use crate::nb::reconcile::Keep;
+use crate::plan::{Plan, Summary};
+
+/// Keep rules from load errors and the plan's per-Route verdicts.
+pub fn keep_for(errors: &[ConfigError], routes: &[Route], plan: &Plan) -> Keep {
+    let mut keep = Keep::default();
+    for e in errors {
+        match e.route_name() {
+            Some(name) => {
+                keep.routes.insert(name.to_owned());
+            }
+            None => keep.absent = true,
+        }
+    }
+    for (name, report) in &plan.reports {
+        if report.summary == Summary::Invalid {
+            keep.routes.insert(name.clone());
+        }
+    }
+    let loaded: BTreeSet<&str> = routes
+        .iter()
+        .filter_map(|r| r.metadata.name.as_deref())
+        .collect();
+    for r in routes {
+        let v = validate(r);
+        if !v.problems.is_empty()
+            && !keep.routes.contains(&v.name)
+            && loaded.contains(v.name.as_str())
+        {
+            keep.no_delete.insert(v.name);
+        }
+    }
+    keep
+}
+
+/// The plan's NB rows without those of Routes kept as they are.
+pub fn without_kept(plan: &mut Plan, keep: &Keep) {
+    let nb = &mut plan.nb;
+    nb.address_sets
+        .retain(|r| !keep.routes.contains(&r.owner.route));
+    nb.port_groups
+        .retain(|r| !keep.routes.contains(&r.owner.route));
+    nb.policies
+        .retain(|r| !keep.routes.contains(&r.owner.route));
+    nb.static_routes
+        .retain(|r| !keep.routes.contains(&r.owner.route));
+    nb.acls.retain(|r| !keep.routes.contains(&r.owner.route));
+}

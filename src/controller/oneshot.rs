@@ -1,0 +1,196 @@
+//! `plan` and `apply`: one pass over files, then exit.
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{ConfigError, load_paths};
+use crate::nb::diff::as_creates;
+use crate::nb::reconcile::{NbIntent, NbReconciler};
+use crate::netlink::ROUTE_PROTOCOL;
+use crate::plan::plan;
+
+use super::keep::{keep_for, without_kept};
+use super::source::world_from;
+use super::{ControllerError, Options, OutputFormat, pods, render};
+
+/// How long `plan` / `apply` wait for the NB database before giving up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct PlanOutcome {
+    pub rendered: String,
+    /// Some input could not be loaded (reported in `rendered` and on stderr).
+    pub input_errors: bool,
+}
+
+pub struct ApplyOutcome {
+    pub rendered: String,
+    pub input_errors: bool,
+    pub nb_changes: usize,
+    pub pods_failed: usize,
+}
+
+impl ApplyOutcome {
+    /// Everything loaded and nothing failed (Route-level problems are reported in status
+    /// terms and do not fail the command).
+    pub fn ok(&self) -> bool {
+        !self.input_errors && self.pods_failed == 0
+    }
+}
+
+fn report_load_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+}
+
+fn boxed(e: ConfigError) -> ControllerError {
+    ControllerError::Config(Box::new(e))
+}
+
+/// Loads, plans and shows the changes; writes nothing.
+pub async fn plan_once(
+    paths: &[PathBuf],
+    opts: &Options,
+    format: OutputFormat,
+) -> Result<PlanOutcome, ControllerError> {
+    let loaded = load_paths(paths).map_err(boxed)?;
+    report_load_errors(&loaded.errors);
+    let (world, routes) = world_from(&loaded.documents);
+    let mut plan = plan(&world, &routes, &opts.plan);
+    let keep = keep_for(&loaded.errors, &routes, &plan);
+    without_kept(&mut plan, &keep);
+    let intent = NbIntent {
+        desired: &plan.nb,
+        service_ips: &plan.ovn_service_ips,
+        keep: &keep,
+    };
+    let (changes, nb_problems, note) = match &opts.nb {
+        Some(remotes) => {
+            let nb = NbReconciler::connect(opts.client_config(remotes)?, CONNECT_TIMEOUT).await?;
+            let d = nb.preview(intent);
+            (d.changes, d.problems, String::new())
+        }
+        None => (
+            as_creates(&plan.nb),
+            Vec::new(),
+            " (no --nb: every row shown as new; router, next-hop and load balancer checks need --nb)"
+                .to_owned(),
+        ),
+    };
+    let discovery = pods::find_netns(&opts.pods);
+    let netns_of = |k: &crate::plan::pod::PodKey| {
+        discovery
+            .get(&k.uid)
+            .map(|n| n.netns.display().to_string())
+            .unwrap_or_else(|| format!("<{k}: netns not found>"))
+    };
+    let rendered = match format {
+        OutputFormat::Text => render::text(
+            &plan,
+            &changes,
+            &nb_problems,
+            &netns_of,
+            ROUTE_PROTOCOL,
+            &note,
+        ),
+        OutputFormat::Json => {
+            let mut s = render::json(&plan, &changes, &nb_problems).to_string();
+            s.push('\n');
+            s
+        }
+    };
+    Ok(PlanOutcome {
+        rendered,
+        input_errors: !loaded.errors.is_empty(),
+    })
+}
+
+/// Loads, plans, writes the NB changes and programs this node's pods, once.
+pub async fn apply_once(
+    paths: &[PathBuf],
+    opts: &Options,
+) -> Result<ApplyOutcome, ControllerError> {
+    let loaded = load_paths(paths).map_err(boxed)?;
+    report_load_errors(&loaded.errors);
+    let (world, routes) = world_from(&loaded.documents);
+    let mut plan = plan(&world, &routes, &opts.plan);
+    let keep = keep_for(&loaded.errors, &routes, &plan);
+    without_kept(&mut plan, &keep);
+    let Some(remotes) = &opts.nb else {
+        return Err(ControllerError::Nb(
+            crate::nb::reconcile::NbError::Unreachable {
+                remotes: String::new(),
+                secs: 0,
+            },
+        ));
+    };
+    let nb = NbReconciler::connect(opts.client_config(remotes)?, CONNECT_TIMEOUT).await?;
+    let intent = NbIntent {
+        desired: &plan.nb,
+        service_ips: &plan.ovn_service_ips,
+        keep: &keep,
+    };
+    let pass = nb.reconcile(intent).await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "NB: {} change(s) in {} operation(s)",
+        pass.changes, pass.operations
+    );
+    let mut pods_failed = 0;
+    if opts.pods.skip {
+        let _ = writeln!(out, "pods: skipped (--skip-pods)");
+    } else if keep.absent || !keep.routes.is_empty() {
+        // Without the full input, removing routes from pods could tear down what a Route
+        // that failed to load had programmed: leave pods as they are.
+        let _ = writeln!(
+            out,
+            "pods: not changed: some input could not be used ({}); fix it and apply again",
+            if keep.routes.is_empty() {
+                "unreadable file".to_owned()
+            } else {
+                keep.routes.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        );
+    } else {
+        let rec = pods::reconciler(&opts.pods)?;
+        let discovery = pods::find_netns(&opts.pods);
+        let p = pods::program(&rec, &world, &plan, opts.plan.node.as_deref(), &discovery).await;
+        pods_failed = p.failed.len();
+        let _ = writeln!(
+            out,
+            "pods: {} reconciled, {} route(s) added/replaced, {} deleted, {} skipped (missing dev), {} without netns, {} failed",
+            p.pods,
+            p.routes_changed,
+            p.routes_deleted,
+            p.skipped_routes,
+            p.no_netns.len(),
+            p.failed.len()
+        );
+        for (pod, why) in &p.failed {
+            let _ = writeln!(out, "  {pod}: {why}");
+        }
+    }
+    for (name, r) in &plan.reports {
+        let _ = writeln!(out, "{name}: {}", r.summary.as_str());
+        for p in &r.problems {
+            let at = p.path.as_deref().or(p.pod.as_deref()).unwrap_or("-");
+            let _ = writeln!(out, "  {at}: {}: {}", p.reason, p.message);
+        }
+        for p in pass.problems.iter().filter(|p| &p.route == name) {
+            let _ = writeln!(out, "  ovn: {}: {}", p.reason, p.message);
+        }
+    }
+    for name in &keep.routes {
+        let _ = writeln!(
+            out,
+            "{name}: kept as programmed (its new version is unreadable or invalid)"
+        );
+    }
+    Ok(ApplyOutcome {
+        rendered: out,
+        input_errors: !loaded.errors.is_empty(),
+        nb_changes: pass.changes,
+        pods_failed,
+    })
+}

@@ -1,0 +1,315 @@
+//! The NB reconciler: the I/O edge between the plan and the Northbound database.
+//!
+//! One pass = snapshot the monitored replica, [`diff`] against the desired rows, send one
+//! transaction ([`transaction`]) whose every result is checked, then wait until the replica
+//! shows what was written, so the next pass never works from data older than its own write
+//! (which is how controllers end up inserting the same non-indexed row twice).
+//!
+//! Drift repair is the caller's loop: [`NbReconciler::subscribe`] reports every replica change;
+//! a change to a table of ours triggers a pass, which restores deleted or edited rows.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::diff::{NbDiff, NbProblem, diff};
+use super::observed::{
+    ACL, ADDRESS_SET, LOAD_BALANCER, Observed, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT,
+    STATIC_ROUTE, SWITCH_PORT,
+};
+use super::ops::transaction;
+use crate::ovsdb::{
+    Client, ClientConfig, DatabaseSchema, Error as OvsdbError, ReplicaFeed, Snapshot, Subscription,
+    TableSpec,
+};
+use crate::ovsdb::{OpResult, Replica, ReplicaError, SchemaError, TxnErrorKind};
+use crate::plan::nb::{DesiredNb, ID_KEY, NAME_KEY};
+
+pub const DATABASE: &str = "OVN_Northbound";
+
+/// What can go wrong on the NB side.
+#[derive(Debug, thiserror::Error)]
+pub enum NbError {
+    /// The OVSDB client failed (connection, protocol, or a refused transaction).
+    #[error("OVN NB: {0}")]
+    Ovsdb(#[from] OvsdbError),
+    /// The server's schema could not be parsed.
+    #[error("OVN NB schema: {0}")]
+    Schema(#[from] SchemaError),
+    /// The server's schema lacks a table or column we need (wrong database or OVN version).
+    #[error("OVN NB replica: {0}")]
+    Replica(#[from] ReplicaError),
+    /// A row we planned to change was changed by someone else first (the guard fired);
+    /// nothing was written. The next pass works from fresh data.
+    #[error("NB changed under us: {0}")]
+    Conflict(String),
+    /// The write committed but the replica did not show it in time (monitor stalled).
+    #[error("the NB replica did not show our transaction within {0:?}")]
+    NotVisible(Duration),
+    /// No usable NB server could be reached in time.
+    #[error("cannot reach the NB database at {remotes} within {secs} s")]
+    Unreachable { remotes: String, secs: u64 },
+}
+
+impl NbError {
+    /// A short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            NbError::Ovsdb(e) => e.label(),
+            NbError::Schema(_) => "schema",
+            NbError::Replica(_) => "replica",
+            NbError::Conflict(_) => "conflict",
+            NbError::NotVisible(_) => "not_visible",
+            NbError::Unreachable { .. } => "unreachable",
+        }
+    }
+}
+
+/// The tables and columns the reconciler reads. Only what is needed, so a large NB (many
+/// switch ports, load balancers) costs little memory.
+pub fn table_specs() -> Vec<TableSpec> {
+    let owned = [ID_KEY, NAME_KEY];
+    vec![
+        TableSpec::all(ROUTER).with_columns(&["name", "ports", "policies", "static_routes"]),
+        TableSpec::all(ROUTER_PORT).with_columns(&["name", "networks"]),
+        TableSpec::all(POLICY).with_external_id_keys(&owned),
+        TableSpec::all(STATIC_ROUTE).with_external_id_keys(&owned),
+        TableSpec::all(ACL).with_external_id_keys(&owned),
+        TableSpec::all(ADDRESS_SET).with_external_id_keys(&owned),
+        TableSpec::all(PORT_GROUP).with_external_id_keys(&owned),
+        TableSpec::all(SWITCH_PORT).with_columns(&["name"]),
+        TableSpec::all(LOAD_BALANCER).with_columns(&["name", "vips"]),
+    ]
+}
+
+/// The result of one pass.
+#[derive(Debug, Default)]
+pub struct NbPass {
+    /// Row changes written (0 when everything already matched).
+    pub changes: usize,
+    /// Operations in the transaction.
+    pub operations: usize,
+    /// Desired rows that were not written, and why.
+    pub problems: Vec<NbProblem>,
+    pub elapsed: Duration,
+}
+
+/// Which existing rows of ours a pass must leave as they are, so that bad input never tears
+/// down what was programmed.
+#[derive(Clone, Debug, Default)]
+pub struct Keep {
+    /// Routes whose rows stay exactly as they are (their new version is unreadable or
+    /// invalid as a whole).
+    pub routes: BTreeSet<String>,
+    /// Routes whose rows may be added or updated but not deleted (some rules are invalid:
+    /// what they programmed before stays until they are fixed or the Route is deleted).
+    pub no_delete: BTreeSet<String>,
+    /// Leave rows of Routes absent from the input (part of the input could not be read, so
+    /// absence does not mean deletion).
+    pub absent: bool,
+}
+
+/// What a pass works towards.
+#[derive(Clone, Copy, Debug)]
+pub struct NbIntent<'a> {
+    pub desired: &'a DesiredNb,
+    /// Route -> ClusterIPs it sends over the OVN interface; each needs a Load_Balancer VIP.
+    pub service_ips: &'a BTreeMap<String, BTreeSet<IpAddr>>,
+    pub keep: &'a Keep,
+}
+
+/// Diff with the `keep` rules and the load balancer check applied. Pure.
+pub fn plan_changes(intent: NbIntent<'_>, mut observed: Observed) -> NbDiff {
+    let desired_routes: BTreeSet<&str> = intent
+        .desired
+        .address_sets
+        .iter()
+        .map(|r| r.owner.route.as_str())
+        .chain(
+            intent
+                .desired
+                .port_groups
+                .iter()
+                .map(|r| r.owner.route.as_str()),
+        )
+        .chain(
+            intent
+                .desired
+                .policies
+                .iter()
+                .map(|r| r.owner.route.as_str()),
+        )
+        .chain(
+            intent
+                .desired
+                .static_routes
+                .iter()
+                .map(|r| r.owner.route.as_str()),
+        )
+        .chain(intent.desired.acls.iter().map(|r| r.owner.route.as_str()))
+        .chain(intent.service_ips.keys().map(String::as_str))
+        .collect();
+    let desired_ids: BTreeSet<&str> = intent
+        .desired
+        .address_sets
+        .iter()
+        .map(|r| r.owner.id.as_str())
+        .chain(
+            intent
+                .desired
+                .port_groups
+                .iter()
+                .map(|r| r.owner.id.as_str()),
+        )
+        .chain(intent.desired.policies.iter().map(|r| r.owner.id.as_str()))
+        .chain(
+            intent
+                .desired
+                .static_routes
+                .iter()
+                .map(|r| r.owner.id.as_str()),
+        )
+        .chain(intent.desired.acls.iter().map(|r| r.owner.id.as_str()))
+        .collect();
+    let keep = intent.keep;
+    observed.leave_alone(|o| {
+        keep.routes.contains(&o.route)
+            || (keep.absent && !desired_routes.contains(o.route.as_str()))
+            || (keep.no_delete.contains(&o.route) && !desired_ids.contains(o.id.as_str()))
+    });
+    let mut d = diff(intent.desired, &observed);
+    for (route, ips) in intent.service_ips {
+        for ip in ips.iter().filter(|ip| !observed.lb_vips.contains(ip)) {
+            d.problems.push(NbProblem {
+                route: route.clone(),
+                reason: "NoLoadBalancer".into(),
+                message: format!(
+                    "no OVN Load_Balancer has VIP {ip}: traffic to it sent over the OVN interface is dropped inside OVN"
+                ),
+            });
+        }
+    }
+    d.problems.sort();
+    d.problems.dedup();
+    d
+}
+
+/// Keeps the NB rows of ours equal to the plan.
+pub struct NbReconciler {
+    client: Client,
+    replica: Arc<Replica>,
+    feed: ReplicaFeed,
+    visible_timeout: Duration,
+}
+
+impl NbReconciler {
+    /// Connects (waiting at most `timeout`), reads the schema and starts the monitored
+    /// replica; returns once the replica holds the initial snapshot.
+    pub async fn connect(config: ClientConfig, timeout: Duration) -> Result<Self, NbError> {
+        let remotes = config
+            .remotes
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let client = Client::start(config)?;
+        tokio::time::timeout(timeout, client.wait_connected())
+            .await
+            .map_err(|_| NbError::Unreachable {
+                remotes,
+                secs: timeout.as_secs(),
+            })??;
+        let schema = DatabaseSchema::from_json(&client.get_schema(DATABASE).await?)?;
+        let replica = Arc::new(Replica::new(&schema, &table_specs())?);
+        let feed = client.monitor_replica(DATABASE, replica.clone()).await?;
+        Ok(NbReconciler {
+            client,
+            replica,
+            feed,
+            visible_timeout: Duration::from_secs(10),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A consistent view of the monitored tables.
+    pub fn snapshot(&self) -> Snapshot {
+        self.replica.snapshot()
+    }
+
+    /// Every change the replica applies (ours and others'), for drift repair.
+    pub fn subscribe(&self) -> Subscription {
+        self.replica.subscribe()
+    }
+
+    /// What a pass would do now, without writing.
+    pub fn preview(&self, intent: NbIntent<'_>) -> NbDiff {
+        plan_changes(intent, Observed::collect(&self.replica.snapshot()))
+    }
+
+    /// One pass: diff, one transaction, wait until the replica shows it.
+    pub async fn reconcile(&self, intent: NbIntent<'_>) -> Result<NbPass, NbError> {
+        let start = Instant::now();
+        let d = self.preview(intent);
+        if d.changes.is_empty() {
+            return Ok(NbPass {
+                problems: d.problems,
+                elapsed: start.elapsed(),
+                ..NbPass::default()
+            });
+        }
+        let txn = transaction(&d.changes);
+        let results = match self.client.transact(DATABASE, &txn.ops).await {
+            Ok(r) => r,
+            // A guard fired: a row we planned to change changed hands or vanished.
+            Err(OvsdbError::Transaction(e)) if e.kind == TxnErrorKind::TimedOut => {
+                return Err(NbError::Conflict(e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some((_, why)) = txn.unexpected(&results) {
+            // Every operation on an existing row sits behind a `wait` guard, so this is a
+            // should-not-happen; say so rather than carry on from a wrong assumption.
+            return Err(NbError::Conflict(why));
+        }
+        let inserted: Vec<_> = results.iter().filter_map(OpResult::uuid).collect();
+        self.wait_visible(&inserted).await?;
+        tracing::info!(
+            changes = d.changes.len(),
+            operations = txn.ops.len(),
+            elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
+            "NB updated"
+        );
+        Ok(NbPass {
+            changes: d.changes.len(),
+            operations: txn.ops.len(),
+            problems: d.problems,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Waits until every inserted row is in the replica (our own update notification came).
+    async fn wait_visible(&self, inserted: &[crate::ovsdb::Uuid]) -> Result<(), NbError> {
+        let deadline = Instant::now() + self.visible_timeout;
+        loop {
+            let applied = self.feed.applied();
+            let snap = self.replica.snapshot();
+            let tables = [POLICY, STATIC_ROUTE, ACL, ADDRESS_SET, PORT_GROUP];
+            if inserted
+                .iter()
+                .all(|u| tables.iter().any(|t| snap.get(t, *u).is_some()))
+            {
+                // Even with nothing inserted, wait for the monitor to deliver our update
+                // when it has not yet: a cheap round trip bounds the staleness.
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NbError::NotVisible(self.visible_timeout));
+            }
+            let _ = tokio::time::timeout(left, self.feed.wait_applied(applied)).await;
+        }
+    }
+}
