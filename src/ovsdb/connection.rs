@@ -27,10 +27,22 @@ use super::value::{Row, Uuid};
 /// Wire id of our own `_Server` monitor.
 pub(super) const SERVER_MONITOR: &str = "_server";
 
+/// A request's params: a JSON value, or already encoded JSON text (bulk transactions).
+pub(crate) enum Params {
+    Json(Json),
+    Encoded(Vec<u8>),
+}
+
+impl From<Json> for Params {
+    fn from(j: Json) -> Params {
+        Params::Json(j)
+    }
+}
+
 pub(crate) enum Command {
     Request {
         method: String,
-        params: Json,
+        params: Params,
         outcome_unknown_on_loss: bool,
         reply: oneshot::Sender<Result<Json, Error>>,
     },
@@ -87,6 +99,8 @@ pub(super) struct Conn {
     /// Requests received before the member checks passed.
     pub(super) queued: Vec<Command>,
     pub(super) server_rows: BTreeMap<Uuid, Row>,
+    /// The `_Server` monitor is active (clustered databases only, once checked).
+    pub(super) watching_server: bool,
 }
 
 pub(crate) struct Supervisor {
@@ -254,6 +268,7 @@ impl Supervisor {
             ready: false,
             queued: vec![],
             server_rows: BTreeMap::new(),
+            watching_server: true,
         };
         let columns = json!({"Database": [{"columns": ["name", "model", "connected", "leader"]}]});
         self.send_request(
@@ -345,18 +360,31 @@ impl Supervisor {
         &mut self,
         conn: &mut Conn,
         method: &str,
-        params: Json,
+        params: impl Into<Params>,
         pending: Pending,
     ) {
+        let params = params.into();
         let id = self.next_id;
         self.next_id += 1;
-        let msg = Message::Request {
-            id: json!(id),
-            method: method.to_owned(),
-            params,
+        let bytes = match params {
+            Params::Json(params) => Message::Request {
+                id: json!(id),
+                method: method.to_owned(),
+                params,
+            }
+            .to_bytes(),
+            Params::Encoded(params) => {
+                let mut b = Vec::with_capacity(params.len() + 64);
+                b.extend_from_slice(format!("{{\"id\":{id},\"method\":").as_bytes());
+                b.extend_from_slice(&Message::encode_str(method));
+                b.extend_from_slice(b",\"params\":");
+                b.extend_from_slice(&params);
+                b.push(b'}');
+                b
+            }
         };
         // A send error means the writer died; the select loop notices and fails `pending`.
-        let _ = conn.writes.send(msg.to_bytes());
+        let _ = conn.writes.send(bytes);
         conn.pending.insert(id, pending);
     }
 

@@ -65,6 +65,9 @@ impl Supervisor {
                         Err(e) => return Some(Exit::Lost(e.to_string())),
                     };
                     if wire_id == SERVER_MONITOR {
+                        if !conn.watching_server {
+                            return None;
+                        }
                         return match update {
                             Update::V2(u) => self.server_rows_changed(conn, u),
                             _ => None,
@@ -226,9 +229,21 @@ impl Supervisor {
                 }
             }
         }
-        match self.member_problem(conn) {
-            Some(reason) => Some(Exit::NotUsable(reason)),
-            None => {
+        match self.member_check(conn) {
+            Err(reason) => Some(Exit::NotUsable(reason)),
+            Ok(clustered) => {
+                // Only a clustered member's role can change under a live connection; for
+                // other models the monitor is dropped, as ovsdb-server measurably slows
+                // down large transactions on a connection that has one.
+                if !clustered && conn.watching_server {
+                    conn.watching_server = false;
+                    self.send_request(
+                        conn,
+                        "monitor_cancel",
+                        json!([SERVER_MONITOR]),
+                        Pending::Ignored,
+                    );
+                }
                 if !conn.ready {
                     self.become_ready(conn);
                 }
@@ -237,7 +252,8 @@ impl Supervisor {
         }
     }
 
-    fn member_problem(&self, conn: &Conn) -> Option<String> {
+    /// Whether this member may be used; `Ok(true)` for a clustered database.
+    fn member_check(&self, conn: &Conn) -> Result<bool, String> {
         let db = &self.config.database;
         let flag = |r: &Row, c: &str| {
             r.get(c)
@@ -251,20 +267,21 @@ impl Supervisor {
                 .and_then(|a| a.as_str())
                 == Some(db.as_str())
         }) else {
-            return Some(format!("database {db} is not served here"));
+            return Err(format!("database {db} is not served here"));
         };
         let model = row
             .get("model")
             .and_then(|v| v.as_atom())
             .and_then(|a| a.as_str());
-        if model == Some("clustered") {
-            if !flag(row, "connected") {
-                return Some("member is not connected to its cluster".into());
-            }
-            if self.config.leader_only && !flag(row, "leader") {
-                return Some("member is not the cluster leader".into());
-            }
+        if model != Some("clustered") {
+            return Ok(false);
         }
-        None
+        if !flag(row, "connected") {
+            return Err("member is not connected to its cluster".into());
+        }
+        if self.config.leader_only && !flag(row, "leader") {
+            return Err("member is not the cluster leader".into());
+        }
+        Ok(true)
     }
 }

@@ -403,3 +403,90 @@ mod tests {
         }
     }
 }
+
+/// Direct serialisation in the RFC 7047 notation (the same text as `to_json`), so large
+/// requests are written without building a `serde_json::Value` first.
+mod wire {
+    use super::{Atom, Value};
+    use serde::ser::{Serialize, SerializeTuple, Serializer};
+
+    struct Tagged<'a, T: Serialize + ?Sized>(&'static str, &'a T);
+
+    impl<T: Serialize + ?Sized> Serialize for Tagged<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(self.0)?;
+            t.serialize_element(self.1)?;
+            t.end()
+        }
+    }
+
+    struct SetElements<'a>(&'a std::collections::BTreeSet<Atom>);
+
+    impl Serialize for SetElements<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0)
+        }
+    }
+
+    /// Map pairs as `[key, value]` arrays.
+    struct MapPairs<'a>(&'a std::collections::BTreeMap<Atom, Atom>);
+
+    impl Serialize for MapPairs<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter())
+        }
+    }
+
+    impl Serialize for Atom {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Atom::Integer(i) => s.serialize_i64(*i),
+                Atom::Real(r) if r.is_finite() => s.serialize_f64(*r),
+                Atom::Real(_) => s.serialize_unit(),
+                Atom::Boolean(b) => s.serialize_bool(*b),
+                Atom::String(v) => s.serialize_str(v),
+                Atom::Uuid(u) => {
+                    let mut buf = uuid::Uuid::encode_buffer();
+                    let text: &str = u.0.hyphenated().encode_lower(&mut buf);
+                    Tagged("uuid", text).serialize(s)
+                }
+                Atom::NamedUuid(n) => Tagged("named-uuid", n.as_str()).serialize(s),
+            }
+        }
+    }
+
+    impl Serialize for Value {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Value::Atom(a) => a.serialize(s),
+                Value::Set(set) => Tagged("set", &SetElements(set)).serialize(s),
+                Value::Map(m) => Tagged("map", &MapPairs(m)).serialize(s),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn serialisation_matches_to_json() {
+        let u: Uuid = "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab".parse().unwrap();
+        for v in [
+            Value::from(-5),
+            Value::Atom(Atom::Real(2.5)),
+            Value::from(true),
+            Value::from("a \"q\" {"),
+            Value::from(u),
+            Value::Atom(Atom::NamedUuid("n".into())),
+            Value::empty_set(),
+            Value::set([Atom::Uuid(u), Atom::NamedUuid("x".into())]),
+            Value::map([("k", "v"), ("a", "b")]),
+            Value::Map(BTreeMap::from([(Atom::Integer(1), Atom::Uuid(u))])),
+        ] {
+            assert_eq!(serde_json::to_value(&v).unwrap(), v.to_json(), "{v:?}");
+        }
+    }
+}
