@@ -60,7 +60,7 @@ impl Supervisor {
             Message::ErrorResponse { id, error } => self.handle_reply(conn, &id, Err(error)),
             Message::Notification { method, params } => match method.as_str() {
                 "update" | "update2" | "update3" => {
-                    let (wire_id, update) = match parse_notification(&method, &params) {
+                    let (wire_id, update) = match parse_notification(&method, params) {
                         Ok(x) => x,
                         Err(e) => return Some(Exit::Lost(e.to_string())),
                     };
@@ -189,7 +189,7 @@ impl Supervisor {
                 method: "monitor".into(),
                 error,
             })
-            .and_then(|r| parse_monitor_reply(s.spec.kind, &r));
+            .and_then(|r| parse_monitor_reply(s.spec.kind, r));
         match parsed {
             Ok((found, update)) => {
                 let resumed = found && s.spec.kind == MonitorKind::V3 && s.last_txn_id.is_some();

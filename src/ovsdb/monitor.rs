@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::Error;
 use super::ops::Condition;
-use super::update::{Update, parse_table_updates, parse_table_updates2};
+use super::update::{Update, parse_table_updates, parse_table_updates2_owned};
 use super::value::Uuid;
 
 /// Which monitor method a session uses.
@@ -130,24 +130,28 @@ impl MonitorEvent {
     }
 }
 
-/// The parsed reply to a monitor request: whether it is a delta, and its content.
+/// The parsed reply to a monitor request: whether it is a delta, and its content. Takes
+/// the JSON by value: a full snapshot is converted without a second complete copy.
 pub(crate) fn parse_monitor_reply(
     kind: MonitorKind,
-    result: &Json,
+    result: Json,
 ) -> Result<(bool, Update), Error> {
     let bad = |reason: String| Error::BadReply {
         method: "monitor".into(),
         reason,
     };
     match kind {
-        MonitorKind::V1 => Ok((false, Update::V1(parse_table_updates(result)?))),
-        MonitorKind::V2 => Ok((false, Update::V2(parse_table_updates2(result)?))),
+        MonitorKind::V1 => Ok((false, Update::V1(parse_table_updates(&result)?))),
+        MonitorKind::V2 => Ok((false, Update::V2(parse_table_updates2_owned(result)?))),
         MonitorKind::V3 => {
-            let a = result.as_array().filter(|a| a.len() == 3).ok_or_else(|| {
-                bad(format!(
-                    "monitor_cond_since result is not [found, id, updates]: {result}"
-                ))
-            })?;
+            let mut a = match result {
+                Json::Array(a) if a.len() == 3 => a,
+                other => {
+                    return Err(bad(format!(
+                        "monitor_cond_since result is not [found, id, updates]: {other}"
+                    )));
+                }
+            };
             let found = a[0]
                 .as_bool()
                 .ok_or_else(|| bad(format!("found is not a boolean: {}", a[0])))?;
@@ -155,11 +159,12 @@ pub(crate) fn parse_monitor_reply(
                 .as_str()
                 .ok_or_else(|| bad(format!("last-txn-id is not a string: {}", a[1])))?
                 .parse()?;
+            let updates = parse_table_updates2_owned(std::mem::take(&mut a[2]))?;
             Ok((
                 found,
                 Update::V3 {
                     last_txn_id,
-                    updates: parse_table_updates2(&a[2])?,
+                    updates,
                 },
             ))
         }
@@ -167,11 +172,12 @@ pub(crate) fn parse_monitor_reply(
 }
 
 /// Parse an `update` / `update2` / `update3` notification into (wire id, update).
-pub(crate) fn parse_notification(method: &str, params: &Json) -> Result<(String, Update), Error> {
+pub(crate) fn parse_notification(method: &str, params: Json) -> Result<(String, Update), Error> {
     let bad = |reason: String| Error::Protocol(format!("{method} notification: {reason}"));
-    let a = params
-        .as_array()
-        .ok_or_else(|| bad("params not an array".into()))?;
+    let mut a = match params {
+        Json::Array(a) => a,
+        _ => return Err(bad("params not an array".into())),
+    };
     let id = match a.first() {
         Some(Json::String(s)) => s.clone(),
         Some(other) => other.to_string(),
@@ -179,15 +185,15 @@ pub(crate) fn parse_notification(method: &str, params: &Json) -> Result<(String,
     };
     let update = match (method, a.len()) {
         ("update", 2) => Update::V1(parse_table_updates(&a[1])?),
-        ("update2", 2) => Update::V2(parse_table_updates2(&a[1])?),
+        ("update2", 2) => Update::V2(parse_table_updates2_owned(std::mem::take(&mut a[1]))?),
         ("update3", 3) => Update::V3 {
             last_txn_id: a[1]
                 .as_str()
                 .ok_or_else(|| bad("last-txn-id not a string".into()))?
                 .parse()?,
-            updates: parse_table_updates2(&a[2])?,
+            updates: parse_table_updates2_owned(std::mem::take(&mut a[2]))?,
         },
-        _ => return Err(bad(format!("unexpected params {params}"))),
+        _ => return Err(bad(format!("unexpected params {}", Json::Array(a)))),
     };
     Ok((id, update))
 }
@@ -264,19 +270,19 @@ mod tests {
         let u = "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab";
         let (found, upd) = parse_monitor_reply(
             MonitorKind::V3,
-            &json!([true, u, {"ACL": {u: {"insert": {"priority": 1}}}}]),
+            json!([true, u, {"ACL": {u: {"insert": {"priority": 1}}}}]),
         )
         .unwrap();
         assert!(found);
         assert!(matches!(upd, Update::V3 { .. }));
-        assert!(parse_monitor_reply(MonitorKind::V3, &json!([1, u, {}])).is_err());
+        assert!(parse_monitor_reply(MonitorKind::V3, json!([1, u, {}])).is_err());
         let (id, upd) = parse_notification(
             "update3",
-            &json!(["m1.0", u, {"ACL": {u: {"delete": null}}}]),
+            json!(["m1.0", u, {"ACL": {u: {"delete": null}}}]),
         )
         .unwrap();
         assert_eq!(id, "m1.0");
         assert!(matches!(upd, Update::V3 { .. }));
-        assert!(parse_notification("update2", &json!(["m"])).is_err());
+        assert!(parse_notification("update2", json!(["m"])).is_err());
     }
 }

@@ -490,3 +490,122 @@ mod wire_tests {
         }
     }
 }
+
+/// Owned decoding: the same rules as `from_json`, moving strings out of the JSON instead of
+/// copying them, so a large snapshot is converted without holding two full copies.
+impl Atom {
+    pub fn from_json_owned(j: Json) -> Result<Atom, ValueError> {
+        match j {
+            Json::String(s) => Ok(Atom::String(s)),
+            Json::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
+                (Some(Json::String(v)), Some(Json::String(tag))) if tag == "uuid" => {
+                    Ok(Atom::Uuid(v.parse()?))
+                }
+                (Some(Json::String(v)), Some(Json::String(tag))) if tag == "named-uuid" => {
+                    Ok(Atom::NamedUuid(v))
+                }
+                (v, tag) => Err(ValueError::new(format!(
+                    "not an atom: [{}, {}]",
+                    tag.unwrap_or_default(),
+                    v.unwrap_or_default()
+                ))),
+            },
+            other => Atom::from_json(&other),
+        }
+    }
+}
+
+impl Value {
+    pub fn from_json_owned(j: Json) -> Result<Value, ValueError> {
+        let Json::Array(mut a) = j else {
+            return Atom::from_json_owned(j).map(Value::Atom);
+        };
+        let tag = match (a.len(), a.first()) {
+            (2, Some(Json::String(t))) if t == "set" || t == "map" => t.clone(),
+            _ => return Atom::from_json_owned(Json::Array(a)).map(Value::Atom),
+        };
+        let body = a.pop().unwrap_or_default();
+        let Json::Array(items) = body else {
+            return Err(ValueError::new(format!("bad {tag}: {body}")));
+        };
+        if tag == "set" {
+            return items
+                .into_iter()
+                .map(Atom::from_json_owned)
+                .collect::<Result<_, _>>()
+                .map(Value::Set);
+        }
+        let mut m = BTreeMap::new();
+        for p in items {
+            match p {
+                Json::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop().unwrap_or_default();
+                    let k = kv.pop().unwrap_or_default();
+                    m.insert(Atom::from_json_owned(k)?, Atom::from_json_owned(v)?);
+                }
+                other => return Err(ValueError::new(format!("bad map pair: {other}"))),
+            }
+        }
+        Ok(Value::Map(m))
+    }
+}
+
+/// Owned variant of [`row_from_json`].
+pub fn row_from_json_owned(j: Json) -> Result<Row, ValueError> {
+    let Json::Object(obj) = j else {
+        return Err(ValueError::new(format!("row is not an object: {j}")));
+    };
+    obj.into_iter()
+        .map(|(k, v)| match Value::from_json_owned(v) {
+            Ok(v) => Ok((k, v)),
+            Err(e) => Err(ValueError::new(format!("column {k}: {}", e.0))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod owned_tests {
+    use super::*;
+
+    #[test]
+    fn owned_decoding_matches_borrowed() {
+        for j in [
+            json!(1),
+            json!(1.5),
+            json!("s"),
+            json!(["uuid", "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab"]),
+            json!(["named-uuid", "n"]),
+            json!(["set", []]),
+            json!(["set", [1, 2]]),
+            json!([
+                "map",
+                [
+                    ["a", 1],
+                    ["b", ["uuid", "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab"]]
+                ]
+            ]),
+        ] {
+            assert_eq!(
+                Value::from_json_owned(j.clone()).unwrap(),
+                Value::from_json(&j).unwrap()
+            );
+        }
+        for j in [
+            json!(null),
+            json!({"a": 1}),
+            json!(["uuid", "x"]),
+            json!(["set", 1]),
+            json!(["map", [[1]]]),
+            json!(["frob", 1]),
+            json!(["set", [1], 2]),
+        ] {
+            assert!(Value::from_json_owned(j.clone()).is_err(), "{j}");
+        }
+        let r = json!({"a": ["set", ["x"]], "b": 2});
+        assert_eq!(
+            row_from_json_owned(r.clone()).unwrap(),
+            row_from_json(&r).unwrap()
+        );
+        assert!(row_from_json_owned(json!([1])).is_err());
+    }
+}
