@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::client::{ClientConfig, ConnState};
 use super::codec::Decoder;
@@ -112,6 +112,8 @@ pub(crate) struct Supervisor {
     pub(super) sessions: BTreeMap<u64, Session>,
     pub(super) next_session: u64,
     pub(super) next_id: u64,
+    /// Connection attempts so far (for the log).
+    pub(super) attempt: u64,
 }
 
 impl Supervisor {
@@ -131,10 +133,23 @@ impl Supervisor {
             sessions: BTreeMap::new(),
             next_session: 1,
             next_id: 1,
+            attempt: 0,
         }
     }
 
+    /// No wait between remotes of one round; a growing wait after each full round.
+    fn round_backoff(&self, failures: u32, remotes: usize) -> Duration {
+        let n = remotes.max(1) as u32;
+        if !failures.is_multiple_of(n) {
+            return Duration::ZERO;
+        }
+        self.backoff(failures / n)
+    }
+
     fn backoff(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
         let exp = failures.saturating_sub(1).min(16);
         let base = self
             .config
@@ -144,35 +159,50 @@ impl Supervisor {
         base.mul_f64(rand::random_range(0.5..=1.0))
     }
 
+    /// Connect, serve, reconnect, forever. Each attempt logs exactly one line: "connected"
+    /// (with the attempt number) or why it failed and when the next one starts.
     pub async fn run(mut self) {
         let n = self.config.remotes.len();
         let mut next = 0usize;
         let mut failures = 0u32;
-        let mut attempt = 0u64;
+        let mut delay = Duration::ZERO;
         loop {
-            if failures > 0 && !self.idle(self.backoff(failures)).await {
+            if !delay.is_zero() && !self.idle(delay).await {
                 break;
             }
             let endpoint = self.config.remotes[next % n].clone();
             next += 1;
-            attempt += 1;
-            info!(%endpoint, attempt, "connecting to OVSDB server");
+            self.attempt += 1;
+            let attempt = self.attempt;
+            debug!(%endpoint, attempt, "connecting to OVSDB server");
             let stream = match connect(&endpoint, self.tls.as_ref(), &self.config.tcp).await {
                 Ok(s) => s,
                 Err(e) => {
-                    warn!(%endpoint, attempt, error = %e, "OVSDB connection attempt failed");
                     failures += 1;
+                    delay = self.round_backoff(failures, n);
+                    warn!(%endpoint, attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
+                        "OVSDB connection attempt failed");
                     continue;
                 }
             };
             let (exit, was_ready) = self.run_connection(endpoint.clone(), stream).await;
             self.state.send_modify(|s| s.connected = false);
+            // After a working connection, the next remote is tried at once.
             failures = if was_ready { 0 } else { failures + 1 };
+            // Back off per full round over the remotes: the next member of a cluster is
+            // tried at once (during an election one of them is about to be leader).
+            delay = self.round_backoff(failures, n);
+            let retry_in_ms = delay.as_millis() as u64;
             match exit {
                 Exit::Shutdown => break,
-                Exit::Lost(reason) => warn!(%endpoint, %reason, "OVSDB connection lost"),
+                Exit::Lost(reason) if was_ready => {
+                    warn!(%endpoint, %reason, retry_in_ms, "OVSDB connection lost")
+                }
+                Exit::Lost(reason) => {
+                    warn!(%endpoint, attempt, %reason, retry_in_ms, "OVSDB connection attempt failed")
+                }
                 Exit::NotUsable(reason) => {
-                    info!(%endpoint, %reason, "OVSDB server not usable, trying the next remote")
+                    info!(%endpoint, attempt, %reason, retry_in_ms, "OVSDB server not usable, trying the next remote")
                 }
             }
         }
@@ -494,7 +524,7 @@ impl Supervisor {
             s.endpoint = Some(endpoint.clone());
             s.connections += 1;
         });
-        info!(%endpoint, "connected to OVSDB server");
+        info!(%endpoint, attempt = self.attempt, "connected to OVSDB server");
         let ids: Vec<u64> = self
             .sessions
             .iter()
