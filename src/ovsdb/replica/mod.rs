@@ -13,103 +13,35 @@
 //! half an update.
 mod cell;
 mod changes;
+#[cfg(test)]
+mod concurrency_tests;
+mod error;
 mod snapshot;
+mod spec;
 mod store;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value as Json, json};
 use tokio::sync::broadcast;
 
-use super::schema::{AtomicType, ColumnKind, DatabaseSchema, SchemaError};
+use super::schema::{DatabaseSchema, SchemaError};
 use super::update::{RowUpdate1, RowUpdate2, Update};
 use super::value::{Row, Uuid, Value};
 use cell::Cell;
 pub use cell::ColumnRef;
 pub use changes::{ChangeKind, ChangeSet, ReplicaEvent, RowChange, Subscription};
+pub use error::ReplicaError;
 use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
+pub use spec::TableSpec;
 pub use store::TableMeta;
-use store::{ColumnMeta, RowValues, TableState};
+use store::{RowValues, TableState};
 
 /// Change sets a subscriber may fall behind by before it is told to resync.
 pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
-
-/// A table to monitor: which columns (all by default) and which `external_ids` keys to
-/// index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSpec {
-    pub table: String,
-    /// `None` monitors every column the schema lists.
-    pub columns: Option<Vec<String>>,
-    pub external_id_keys: Vec<String>,
-}
-
-impl TableSpec {
-    /// Every column of `table`, no external_ids index.
-    pub fn all(table: &str) -> TableSpec {
-        TableSpec {
-            table: table.to_owned(),
-            columns: None,
-            external_id_keys: Vec::new(),
-        }
-    }
-
-    /// Monitor only these columns.
-    pub fn with_columns(mut self, columns: &[&str]) -> TableSpec {
-        self.columns = Some(columns.iter().map(|c| (*c).to_owned()).collect());
-        self
-    }
-
-    /// Index rows by these `external_ids` keys (for example `k8s.ovn.org/id`).
-    pub fn with_external_id_keys(mut self, keys: &[&str]) -> TableSpec {
-        self.external_id_keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        self
-    }
-}
-
-/// An update or table spec the replica cannot apply. The replica is unchanged after any of
-/// them.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ReplicaError {
-    /// The update (or a table spec) names a table that is not monitored / not in the schema.
-    #[error("table {table} is not monitored")]
-    UnknownTable { table: String },
-    /// The update (or a table spec) names a column that is not monitored / not in the schema.
-    #[error("table {table}: column {column} is not monitored")]
-    UnknownColumn { table: String, column: String },
-    /// A column's value does not fit its schema type.
-    #[error("table {table} row {uuid}: {source}")]
-    BadValue {
-        table: String,
-        uuid: Uuid,
-        source: SchemaError,
-    },
-    /// A modify or delete names a row the replica does not hold.
-    #[error("table {table}: {op} of row {uuid}, which the replica does not hold")]
-    MissingRow {
-        table: String,
-        uuid: Uuid,
-        op: &'static str,
-    },
-    /// An insert names a row the replica already holds.
-    #[error("table {table}: insert of row {uuid}, which the replica already holds")]
-    DuplicateRow { table: String, uuid: Uuid },
-    /// A row update of a kind that makes no sense where it appeared (an `update` with
-    /// neither old nor new, a modify or delete inside a full snapshot).
-    #[error("table {table} row {uuid}: {what}")]
-    BadRowUpdate {
-        table: String,
-        uuid: Uuid,
-        what: &'static str,
-    },
-    /// The external_ids index needs an `external_ids` string map column, monitored.
-    #[error("table {table}: external_ids keys given but external_ids is not a monitored map")]
-    NoExternalIds { table: String },
-}
 
 /// The replica. Cheap to share (`Arc<Replica>`); every method takes `&self`.
 pub struct Replica {
@@ -139,77 +71,19 @@ impl Replica {
         tables: &[TableSpec],
         capacity: usize,
     ) -> Result<Replica, ReplicaError> {
-        let mut metas = Vec::with_capacity(tables.len());
-        let mut positions = HashMap::new();
-        for spec in tables {
-            let ts = schema
-                .table(&spec.table)
-                .ok_or_else(|| ReplicaError::UnknownTable {
-                    table: spec.table.clone(),
-                })?;
-            let names: Vec<String> = match &spec.columns {
-                Some(c) => c.clone(),
-                None => ts.columns.iter().map(|c| c.name.clone()).collect(),
-            };
-            let mut columns = Vec::with_capacity(names.len());
-            for name in names {
-                let c = ts
-                    .column(&name)
-                    .ok_or_else(|| ReplicaError::UnknownColumn {
-                        table: spec.table.clone(),
-                        column: name.clone(),
-                    })?;
-                columns.push(ColumnMeta {
-                    name,
-                    ty: c.ty.clone(),
-                });
-            }
-            let pos: HashMap<String, usize> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.clone(), i))
-                .collect();
-            let indexes = ts
-                .indexes
-                .iter()
-                .filter_map(|ix| ix.iter().map(|c| pos.get(c).copied()).collect())
-                .collect();
-            // The index looks keys up by binary search on string order.
-            let external_ids = pos.get("external_ids").copied().filter(|&i| {
-                let ty = &columns[i].ty;
-                ty.kind() == ColumnKind::Map && ty.key.atomic == AtomicType::String
-            });
-            if !spec.external_id_keys.is_empty() && external_ids.is_none() {
-                return Err(ReplicaError::NoExternalIds {
-                    table: spec.table.clone(),
-                });
-            }
-            positions.insert(spec.table.clone(), metas.len());
-            metas.push(Arc::new(TableMeta {
-                name: spec.table.clone(),
-                positions: pos,
-                indexes,
-                external_ids,
-                external_id_keys: spec.external_id_keys.clone(),
-                defaults: columns
-                    .iter()
-                    .map(|c| Cell::from_value(c.ty.default_value()))
-                    .collect(),
-                columns,
-            }));
-        }
+        let meta = spec::replica_meta(schema, tables)?;
         let state = DbState {
-            tables: metas.iter().map(|m| Arc::new(TableState::new(m))).collect(),
+            tables: meta
+                .tables
+                .iter()
+                .map(|m| Arc::new(TableState::new(m)))
+                .collect(),
             last_txn_id: None,
             generation: 0,
         };
         let (changes, _) = broadcast::channel(capacity.max(1));
         Ok(Replica {
-            meta: Arc::new(ReplicaMeta {
-                tables: metas,
-                positions,
-                hasher: std::hash::RandomState::new(),
-            }),
+            meta: Arc::new(meta),
             current: Arc::new(Mutex::new(Arc::new(state))),
             writer: Mutex::new(()),
             changes,
