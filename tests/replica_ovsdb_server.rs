@@ -23,7 +23,8 @@ use ovnkube_route::nb::model::{AddressSet, LogicalRouter, LogicalRouterPolicy};
 use ovnkube_route::ovsdb::update::{parse_table_updates, parse_table_updates2};
 use ovnkube_route::ovsdb::value::row_from_json;
 use ovnkube_route::ovsdb::{
-    DatabaseSchema, Replica, Row, Snapshot, TableSpec, TypedRow, Update, Uuid, Value,
+    ChangeKind, DatabaseSchema, Replica, ReplicaEvent, Row, Snapshot, TableSpec, TypedRow, Update,
+    Uuid, Value,
 };
 
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/ovn-nb.ovsschema");
@@ -487,4 +488,95 @@ fn replicas_follow_a_real_server_exactly() {
         snap.iter("ACL").next().unwrap().get("action"),
         Some(Value::from("allow-related"))
     );
+}
+
+/// After a disconnect, a standalone server answers `monitor_cond_since` with `found = false`
+/// and a full snapshot: the replica's reset must drop the rows deleted meanwhile and report
+/// exactly what changed.
+#[test]
+fn resync_after_reconnect_drops_rows_deleted_meanwhile() {
+    let server = Server::start();
+    let schema = schema();
+    server.nbctl(&["lr-add", "gone"]);
+    server.nbctl(&["lr-policy-add", "gone", "100", "ip4", "drop"]);
+    server.nbctl(&["lr-add", "kept"]);
+    let replica = Replica::new(&schema, &specs(&schema)).unwrap();
+    {
+        let (_mon, result) =
+            Monitor::open(&server, "monitor_cond_since", replica.monitor_requests());
+        replica
+            .reset(&snapshot_update("monitor_cond_since", &result))
+            .unwrap();
+    } // connection closed
+    let before = replica.snapshot();
+    assert_eq!(before.len("Logical_Router"), 2);
+    assert_eq!(before.len("Logical_Router_Policy"), 1);
+    let gone = before
+        .find_by_index("Logical_Router", "name", &"gone".into())
+        .unwrap()
+        .uuid();
+    let kept = before
+        .find_by_index("Logical_Router", "name", &"kept".into())
+        .unwrap()
+        .uuid();
+
+    // While disconnected: delete a router (its policy is garbage-collected), change another.
+    server.nbctl(&["lr-del", "gone"]);
+    server.nbctl(&[
+        "set",
+        "Logical_Router",
+        "kept",
+        "external_ids:k8s.ovn.org/id=k",
+    ]);
+    server.nbctl(&["create", "Address_Set", "name=new"]);
+
+    let mut sub = replica.subscribe();
+    let (_mon, result) = Monitor::open(&server, "monitor_cond_since", replica.monitor_requests());
+    let cs = replica
+        .reset_owned(snapshot_update("monitor_cond_since", &result))
+        .unwrap();
+    let mut got: Vec<(&str, String)> = cs
+        .changes
+        .iter()
+        .map(|c| (c.table.as_str(), format!("{:?}", c.kind)))
+        .collect();
+    got.sort();
+    let want = [
+        ("Address_Set", "Inserted"),
+        ("Logical_Router", "Deleted"),
+        ("Logical_Router", "Modified"),
+        ("Logical_Router_Policy", "Deleted"),
+    ];
+    assert_eq!(got, want.map(|(t, k)| (t, k.to_owned())));
+    let deleted = cs
+        .table("Logical_Router")
+        .find(|c| c.kind == ChangeKind::Deleted)
+        .unwrap();
+    assert_eq!(deleted.uuid, gone);
+    let now = replica.snapshot();
+    assert!(now.get("Logical_Router", gone).is_none());
+    assert_eq!(now.len("Logical_Router_Policy"), 0);
+    let kept_row = now.get("Logical_Router", kept).unwrap();
+    assert_eq!(kept_row.external_id(ID_KEY), Some("k"));
+    assert_eq!(
+        now.find_by_external_id("Logical_Router", ID_KEY, "k")[0].uuid(),
+        kept
+    );
+    // The old snapshot still shows the old world.
+    assert!(before.get("Logical_Router", gone).is_some());
+    // The subscriber saw the reset as one change set.
+    match sub.try_recv() {
+        Some(ReplicaEvent::Changes(c)) => assert!(c.reset && c.changes.len() == 4),
+        other => panic!("expected the reset's change set, got {other:?}"),
+    }
+    assert_eq!(content(&now), content(&fresh_snapshot(&server, &schema)));
+}
+
+fn fresh_snapshot(server: &Server, schema: &DatabaseSchema) -> Snapshot {
+    let fresh = Replica::new(schema, &specs(schema)).unwrap();
+    let (_m, result) = Monitor::open(server, "monitor_cond", fresh.monitor_requests());
+    fresh
+        .reset(&snapshot_update("monitor_cond", &result))
+        .unwrap();
+    fresh.snapshot()
 }

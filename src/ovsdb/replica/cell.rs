@@ -246,4 +246,56 @@ mod tests {
                 .is_some()
         );
     }
+
+    use proptest::prelude::*;
+
+    fn int_set(s: &BTreeSet<u8>) -> BTreeSet<Atom> {
+        s.iter().map(|i| Atom::Integer(i64::from(*i))).collect()
+    }
+
+    fn int_map(m: &BTreeMap<u8, u8>) -> BTreeMap<Atom, Atom> {
+        m.iter()
+            .map(|(k, v)| (Atom::Integer(i64::from(*k)), Atom::Integer(i64::from(*v))))
+            .collect()
+    }
+
+    proptest! {
+        // The diff ovsdb-server sends for a set is the symmetric difference of old and new;
+        // toggling it into old must give new.
+        #[test]
+        fn toggling_the_symmetric_difference_gives_new(
+            old in proptest::collection::btree_set(any::<u8>(), 0..40),
+            new in proptest::collection::btree_set(any::<u8>(), 0..40),
+        ) {
+            let diff: BTreeSet<u8> = old.symmetric_difference(&new).copied().collect();
+            let cur: Vec<Atom> = int_set(&old).into_iter().collect();
+            let want = Cell::Set(int_set(&new).into_iter().collect());
+            prop_assert_eq!(Cell::toggle(&cur, &int_set(&diff)), want);
+        }
+
+        // For a map: keys only in new carry the new value, keys only in old the old value
+        // (removed), keys in both with another value the new value.
+        #[test]
+        fn merging_a_map_diff_gives_new(
+            old in proptest::collection::btree_map(any::<u8>(), 0..4u8, 0..30),
+            new in proptest::collection::btree_map(any::<u8>(), 0..4u8, 0..30),
+        ) {
+            let mut diff = BTreeMap::new();
+            for (k, v) in &old {
+                match new.get(k) {
+                    None => { diff.insert(*k, *v); }
+                    Some(nv) if nv != v => { diff.insert(*k, *nv); }
+                    Some(_) => {}
+                }
+            }
+            for (k, v) in &new {
+                if !old.contains_key(k) {
+                    diff.insert(*k, *v);
+                }
+            }
+            let cur: Vec<(Atom, Atom)> = int_map(&old).into_iter().collect();
+            let want = Cell::Map(int_map(&new).into_iter().collect());
+            prop_assert_eq!(Cell::merge_map(&cur, &int_map(&diff)), want);
+        }
+    }
 }
