@@ -16,6 +16,7 @@ mod changes;
 #[cfg(test)]
 mod concurrency_tests;
 mod error;
+mod set;
 mod snapshot;
 mod spec;
 mod store;
@@ -40,8 +41,10 @@ pub use spec::TableSpec;
 pub use store::TableMeta;
 use store::{RowValues, TableState};
 
-/// Change sets a subscriber may fall behind by before it is told to resync.
-pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
+/// Change sets a subscriber may fall behind by before it is told to resync. Each buffered
+/// change set keeps its rows' old and new versions alive (sets share unchanged chunks), so
+/// the bound is also a memory bound; a resync costs one full re-read.
+pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 256;
 
 /// The replica. Cheap to share (`Arc<Replica>`); every method takes `&self`.
 pub struct Replica {
@@ -326,7 +329,7 @@ impl Replica {
             let v = ty.normalize(&name, v, !replace).map_err(bad)?;
             let cell = match (&values[pos], v) {
                 (_, v) if replace => Cell::from_value(v),
-                (Cell::Set(cur), Value::Set(d)) => Cell::toggle(cur, &d),
+                (Cell::Set(cur), Value::Set(d)) => Cell::Set(cur.toggle(&d)),
                 (Cell::Map(cur), Value::Map(d)) => Cell::merge_map(cur, &d),
                 (_, v) => Cell::from_value(v),
             };
