@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use ovnkube_route::nb::model::{AddressSet, LogicalRouter, LogicalRouterPolicy};
+use ovnkube_route::nb::model::{
+    Acl, AddressSet, Bfd, LoadBalancer, LogicalRouter, LogicalRouterPolicy, LogicalRouterPort,
+    LogicalRouterStaticRoute, LogicalSwitch, LogicalSwitchPort, NbGlobal, PortGroup,
+};
 use ovnkube_route::ovsdb::update::{parse_table_updates, parse_table_updates2};
 use ovnkube_route::ovsdb::value::row_from_json;
 use ovnkube_route::ovsdb::{
@@ -483,6 +486,35 @@ fn replicas_follow_a_real_server_exactly() {
     );
     let lsp = snap.find_by_index("Logical_Switch_Port", "name", &"p1".into());
     assert!(lsp.is_none(), "deleted port still indexed");
+    // Every row of the tables the project uses reads as a typed row.
+    fn typed<T: TypedRow>(snap: &Snapshot) -> usize {
+        let rows: Result<Vec<T>, _> = snap.iter_typed().collect();
+        let rows = rows.unwrap_or_else(|e| panic!("{}: {e}", T::TABLE));
+        assert_eq!(rows.len(), snap.len(T::TABLE));
+        rows.len()
+    }
+    let counts = [
+        typed::<NbGlobal>(&snap),
+        typed::<LogicalRouter>(&snap),
+        typed::<LogicalRouterPort>(&snap),
+        typed::<LogicalRouterPolicy>(&snap),
+        typed::<LogicalRouterStaticRoute>(&snap),
+        typed::<Bfd>(&snap),
+        typed::<Acl>(&snap),
+        typed::<AddressSet>(&snap),
+        typed::<PortGroup>(&snap),
+        typed::<LogicalSwitch>(&snap),
+        typed::<LogicalSwitchPort>(&snap),
+        typed::<LoadBalancer>(&snap),
+    ];
+    // ovn-nbctl creates the NB_Global row on first use.
+    assert_eq!(counts, [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1]);
+    let lb: Vec<LoadBalancer> = snap.iter_typed().collect::<Result<_, _>>().unwrap();
+    assert_eq!(lb[0].protocol.as_deref(), Some("tcp"));
+    assert_eq!(
+        lb[0].vips.get("10.96.0.10:80").map(String::as_str),
+        Some("10.244.1.5:8080,10.244.1.6:8080")
+    );
     assert_eq!(snap.len("ACL"), 1);
     assert_eq!(
         snap.iter("ACL").next().unwrap().get("action"),
