@@ -10,7 +10,34 @@
 //!
 //! An update is applied to a private copy and published only if all of it applied, so a bad
 //! update returns an error and leaves the replica exactly as it was, and readers never see
-//! half an update.
+//! half an update. The client should treat such an error as "out of step": log it and
+//! resynchronise (a new monitor, then [`Replica::reset`]).
+//!
+//! ```
+//! use ovnkube_route::ovsdb::update::parse_table_updates2;
+//! use ovnkube_route::ovsdb::{DatabaseSchema, Replica, TableSpec, Update, Value};
+//! use serde_json::json;
+//!
+//! let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/ovn-nb.ovsschema"));
+//! let schema = DatabaseSchema::from_json(&serde_json::from_str(text).unwrap()).unwrap();
+//! let replica = Replica::new(
+//!     &schema,
+//!     &[TableSpec::all("Address_Set").with_external_id_keys(&["k8s.ovn.org/id"])],
+//! )
+//! .unwrap();
+//! // Sent as the third parameter of monitor_cond / monitor_cond_since.
+//! let _requests = replica.monitor_requests();
+//! let u = "00000000-0000-4000-8000-000000000001";
+//! let initial = json!({"Address_Set": {u: {"initial": {
+//!     "name": "as1", "external_ids": ["map", [["k8s.ovn.org/id", "a"]]]}}}});
+//! replica.reset_owned(Update::V2(parse_table_updates2(&initial).unwrap())).unwrap();
+//! let diff = json!({"Address_Set": {u: {"modify": {"addresses": "10.0.0.1"}}}});
+//! let changes = replica.apply_owned(Update::V2(parse_table_updates2(&diff).unwrap())).unwrap();
+//! assert_eq!(changes.changes.len(), 1);
+//! let snap = replica.snapshot();
+//! let row = snap.find_by_external_id("Address_Set", "k8s.ovn.org/id", "a").pop().unwrap();
+//! assert_eq!(row.get("addresses"), Some(Value::set(["10.0.0.1".into()])));
+//! ```
 mod cell;
 mod changes;
 #[cfg(test)]
