@@ -43,6 +43,7 @@ mod changes;
 #[cfg(test)]
 mod concurrency_tests;
 mod error;
+mod reset;
 mod set;
 mod snapshot;
 mod spec;
@@ -62,6 +63,7 @@ use cell::Cell;
 pub use cell::ColumnRef;
 pub use changes::{ChangeKind, ChangeSet, ReplicaEvent, RowChange, Subscription};
 pub use error::ReplicaError;
+pub use reset::ResetBuilder;
 use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
 pub use spec::TableSpec;
@@ -218,68 +220,9 @@ impl Replica {
     /// [`Replica::reset`], moving the snapshot's values into the replica instead of copying
     /// them, so a large initial snapshot is not held twice.
     pub fn reset_owned(&self, update: Update) -> Result<Arc<ChangeSet>, ReplicaError> {
-        let _w = lock(&self.writer);
-        let base = Arc::clone(&lock(&self.current));
-        let mut work = DbState {
-            tables: self
-                .meta
-                .tables
-                .iter()
-                .map(|m| Arc::new(TableState::new(m)))
-                .collect(),
-            last_txn_id: base.last_txn_id,
-            generation: base.generation,
-        };
-        let mut put = |table: &str, uuid: Uuid, row: Row| -> Result<(), ReplicaError> {
-            let ti = self.table_index(table)?;
-            let values = self.build_row(ti, uuid, None, row, false)?;
-            let meta = &self.meta.tables[ti];
-            let t = Arc::make_mut(&mut work.tables[ti]);
-            if t.rows.get(&uuid).is_some() {
-                return Err(ReplicaError::DuplicateRow {
-                    table: table.to_owned(),
-                    uuid,
-                });
-            }
-            t.put(meta, &self.meta.hasher, uuid, values);
-            Ok(())
-        };
-        let not_snapshot = |table: &str, uuid: Uuid| ReplicaError::BadRowUpdate {
-            table: table.to_owned(),
-            uuid,
-            what: "a full snapshot may only hold initial or inserted rows",
-        };
-        let (tables, txn) = match update {
-            Update::V1(tables) => {
-                for (table, rows) in tables {
-                    for (uuid, ru) in rows {
-                        match (ru.old, ru.new) {
-                            (None, Some(new)) => put(&table, uuid, new)?,
-                            _ => return Err(not_snapshot(&table, uuid)),
-                        }
-                    }
-                }
-                (Default::default(), None)
-            }
-            Update::V2(tables) => (tables, None),
-            Update::V3 {
-                last_txn_id,
-                updates,
-            } => (updates, Some(last_txn_id)),
-        };
-        for (table, rows) in tables {
-            for (uuid, ru) in rows {
-                match ru {
-                    RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => put(&table, uuid, r)?,
-                    _ => return Err(not_snapshot(&table, uuid)),
-                }
-            }
-        }
-        if txn.is_some() {
-            work.last_txn_id = txn;
-        }
-        let changes = self.diff(&base, &work);
-        Ok(self.publish(work, true, changes))
+        let mut builder = self.begin_reset();
+        builder.insert_update(update)?;
+        Ok(builder.finish())
     }
 
     fn publish(&self, mut work: DbState, reset: bool, changes: Vec<RowChange>) -> Arc<ChangeSet> {
@@ -483,38 +426,5 @@ impl Replica {
             old: old.map(|v| self.row(ti, uuid, &v)),
             new: new.map(|v| self.row(ti, uuid, &v)),
         }
-    }
-
-    fn diff(&self, before: &DbState, after: &DbState) -> Vec<RowChange> {
-        let mut out = Vec::new();
-        for (ti, meta) in self.meta.tables.iter().enumerate() {
-            let (b, a) = (&before.tables[ti], &after.tables[ti]);
-            for (uuid, new) in a.rows.iter() {
-                let (kind, old) = match b.rows.get(uuid) {
-                    None => (ChangeKind::Inserted, None),
-                    Some(old) if old != new => (ChangeKind::Modified, Some(old)),
-                    Some(_) => continue,
-                };
-                out.push(RowChange {
-                    table: meta.name.clone(),
-                    uuid: *uuid,
-                    kind,
-                    old: old.map(|v| self.row(ti, *uuid, v)),
-                    new: Some(self.row(ti, *uuid, new)),
-                });
-            }
-            for (uuid, old) in b.rows.iter() {
-                if a.rows.get(uuid).is_none() {
-                    out.push(RowChange {
-                        table: meta.name.clone(),
-                        uuid: *uuid,
-                        kind: ChangeKind::Deleted,
-                        old: Some(self.row(ti, *uuid, old)),
-                        new: None,
-                    });
-                }
-            }
-        }
-        out
     }
 }

@@ -514,3 +514,61 @@ fn monitor_requests_list_columns() {
             .is_err()
     );
 }
+
+#[test]
+fn reset_builder_loads_piecewise_and_shares_unchanged_rows() {
+    let r = seeded();
+    let before = r.snapshot();
+    let mut b = r.begin_reset();
+    let row = |j: serde_json::Value| crate::ovsdb::value::row_from_json(&j).unwrap();
+    // Same content as the seeded address set: shared with the old snapshot.
+    b.insert(
+        "Address_Set",
+        u(4),
+        row(json!({"name": "as1", "addresses": ["set", ["10.0.0.1", "10.0.0.2"]]})),
+    )
+    .unwrap();
+    // A duplicate is refused; an unknown table too; the builder stays usable.
+    assert!(matches!(
+        b.insert("Address_Set", u(4), Row::new()),
+        Err(ReplicaError::DuplicateRow { .. })
+    ));
+    assert!(b.insert("ACL", u(9), Row::new()).is_err());
+    b.insert("Address_Set", u(5), row(json!({"name": "as5"})))
+        .unwrap();
+    b.set_last_txn_id(u(0xbb));
+    assert_eq!(b.rows(), 2);
+    // Nothing is visible before finish.
+    assert_eq!(r.snapshot().generation(), before.generation());
+    let cs = b.finish();
+    let mut kinds: Vec<(Uuid, ChangeKind)> = cs.changes.iter().map(|c| (c.uuid, c.kind)).collect();
+    kinds.sort_by_key(|k| k.0);
+    assert_eq!(
+        kinds,
+        vec![
+            (u(1), ChangeKind::Deleted),
+            (u(2), ChangeKind::Deleted),
+            (u(3), ChangeKind::Deleted),
+            (u(5), ChangeKind::Inserted),
+        ]
+    );
+    let now = r.snapshot();
+    let (old, new) = (
+        before.get("Address_Set", u(4)).unwrap(),
+        now.get("Address_Set", u(4)).unwrap(),
+    );
+    assert!(
+        Arc::ptr_eq(&old.values, &new.values),
+        "unchanged row was copied"
+    );
+    assert_eq!(now.last_txn_id(), Some(u(0xbb)));
+    assert_eq!(now.len("Logical_Router_Policy"), 0);
+
+    // A builder dropped without finish changes nothing.
+    let mut b = r.begin_reset();
+    b.insert("Address_Set", u(6), row(json!({"name": "as6"})))
+        .unwrap();
+    drop(b);
+    assert_eq!(r.snapshot().generation(), now.generation());
+    assert!(r.snapshot().get("Address_Set", u(6)).is_none());
+}
