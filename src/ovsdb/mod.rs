@@ -9,8 +9,8 @@ pub mod update;
 pub mod value;
 
 pub use replica::{
-    ChangeKind, ChangeSet, Replica, ReplicaError, ReplicaEvent, ReplicaRow, RowChange, Snapshot,
-    Subscription, TableSpec,
+    ChangeKind, ChangeSet, ColumnRef, Replica, ReplicaError, ReplicaEvent, ReplicaRow,
+    ResetBuilder, RowChange, Snapshot, Subscription, TableSpec,
 };
 pub use schema::{ColumnKind, ColumnType, DatabaseSchema, SchemaError, TableSchema};
 pub use typed::{ColumnSource, ModelError, TypedRow};
