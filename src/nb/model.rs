@@ -59,7 +59,7 @@ pub struct Acl {
     pub direction: String,
     /// `external_ids`: map string -> string, 0.. pairs.
     pub external_ids: BTreeMap<String, String>,
-    /// `label`: integer in [0, 4294967295].
+    /// `label`: integer in 0..=4294967295.
     pub label: i64,
     /// `log`: boolean.
     pub log: bool,
@@ -71,7 +71,7 @@ pub struct Acl {
     pub name: Option<String>,
     /// `options`: map string -> string, 0.. pairs.
     pub options: BTreeMap<String, String>,
-    /// `priority`: integer in [0, 32767].
+    /// `priority`: integer in 0..=32767.
     pub priority: i64,
     /// `severity`: optional string (one of: alert, debug, info, notice, warning).
     pub severity: Option<String>,
@@ -213,7 +213,7 @@ impl TypedRow for AddressSet {
 pub struct Bfd {
     /// `_uuid`; all-zero for a row not yet inserted.
     pub uuid: Uuid,
-    /// `detect_mult`: optional integer in [1, ].
+    /// `detect_mult`: optional integer >= 1.
     pub detect_mult: Option<i64>,
     /// `dst_ip`: string.
     pub dst_ip: String,
@@ -223,7 +223,7 @@ pub struct Bfd {
     pub logical_port: String,
     /// `min_rx`: optional integer.
     pub min_rx: Option<i64>,
-    /// `min_tx`: optional integer in [1, ].
+    /// `min_tx`: optional integer >= 1.
     pub min_tx: Option<i64>,
     /// `options`: map string -> string, 0.. pairs.
     pub options: BTreeMap<String, String>,
@@ -367,7 +367,7 @@ pub struct Connection {
     pub inactivity_probe: Option<i64>,
     /// `is_connected`: boolean; ephemeral.
     pub is_connected: bool,
-    /// `max_backoff`: optional integer in [1000, ].
+    /// `max_backoff`: optional integer >= 1000.
     pub max_backoff: Option<i64>,
     /// `other_config`: map string -> string, 0.. pairs.
     pub other_config: BTreeMap<String, String>,
@@ -695,7 +695,7 @@ pub struct GatewayChassis {
     pub name: String,
     /// `options`: map string -> string, 0.. pairs.
     pub options: BTreeMap<String, String>,
-    /// `priority`: integer in [0, 32767].
+    /// `priority`: integer in 0..=32767.
     pub priority: i64,
 }
 
@@ -764,7 +764,7 @@ pub struct HaChassis {
     pub chassis_name: String,
     /// `external_ids`: map string -> string, 0.. pairs.
     pub external_ids: BTreeMap<String, String>,
-    /// `priority`: integer in [0, 32767].
+    /// `priority`: integer in 0..=32767.
     pub priority: i64,
 }
 
@@ -1196,7 +1196,7 @@ pub struct LogicalRouterPolicy {
     pub nexthops: BTreeSet<String>,
     /// `options`: map string -> string, 0.. pairs.
     pub options: BTreeMap<String, String>,
-    /// `priority`: integer in [0, 32767].
+    /// `priority`: integer in 0..=32767.
     pub priority: i64,
 }
 
@@ -1624,9 +1624,9 @@ pub struct LogicalSwitchPort {
     pub parent_name: Option<String>,
     /// `port_security`: set of string, 0.. elements.
     pub port_security: BTreeSet<String>,
-    /// `tag`: optional integer in [1, 4095].
+    /// `tag`: optional integer in 1..=4095.
     pub tag: Option<i64>,
-    /// `tag_request`: optional integer in [0, 4095].
+    /// `tag_request`: optional integer in 0..=4095.
     pub tag_request: Option<i64>,
     /// `type`: string.
     pub r#type: String,
@@ -1826,11 +1826,11 @@ pub struct MeterBand {
     pub uuid: Uuid,
     /// `action`: string (one of: drop).
     pub action: String,
-    /// `burst_size`: integer in [0, 4294967295].
+    /// `burst_size`: integer in 0..=4294967295.
     pub burst_size: i64,
     /// `external_ids`: map string -> string, 0.. pairs.
     pub external_ids: BTreeMap<String, String>,
-    /// `rate`: integer in [1, 4294967295].
+    /// `rate`: integer in 1..=4294967295.
     pub rate: i64,
 }
 
@@ -2269,9 +2269,9 @@ impl TypedRow for PortGroup {
 pub struct Qos {
     /// `_uuid`; all-zero for a row not yet inserted.
     pub uuid: Uuid,
-    /// `action`: map string (one of: dscp) -> integer in [0, 63], 0.. pairs.
+    /// `action`: map string (one of: dscp) -> integer in 0..=63, 0.. pairs.
     pub action: BTreeMap<String, i64>,
-    /// `bandwidth`: map string (one of: burst, rate) -> integer in [1, 4294967295], 0.. pairs.
+    /// `bandwidth`: map string (one of: burst, rate) -> integer in 1..=4294967295, 0.. pairs.
     pub bandwidth: BTreeMap<String, i64>,
     /// `direction`: string (one of: from-lport, to-lport).
     pub direction: String,
@@ -2279,7 +2279,7 @@ pub struct Qos {
     pub external_ids: BTreeMap<String, String>,
     /// `match`: string.
     pub r#match: String,
-    /// `priority`: integer in [0, 32767].
+    /// `priority`: integer in 0..=32767.
     pub priority: i64,
 }
 

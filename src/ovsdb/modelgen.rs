@@ -163,10 +163,17 @@ fn describe(ty: &ColumnType) -> String {
         if let Some(t) = &b.ref_table {
             let _ = write!(s, " -> {t} ({:?})", b.ref_type);
         }
-        if b.min_integer.is_some() || b.max_integer.is_some() {
-            let lo = b.min_integer.map_or(String::new(), |v| v.to_string());
-            let hi = b.max_integer.map_or(String::new(), |v| v.to_string());
-            let _ = write!(s, " in [{lo}, {hi}]");
+        match (b.min_integer, b.max_integer) {
+            (Some(lo), Some(hi)) => {
+                let _ = write!(s, " in {lo}..={hi}");
+            }
+            (Some(lo), None) => {
+                let _ = write!(s, " >= {lo}");
+            }
+            (None, Some(hi)) => {
+                let _ = write!(s, " <= {hi}");
+            }
+            (None, None) => {}
         }
         s
     };
