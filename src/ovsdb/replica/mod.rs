@@ -67,7 +67,6 @@ pub use reset::ResetBuilder;
 use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
 pub use spec::TableSpec;
-pub use store::TableMeta;
 use store::{RowValues, TableState};
 
 /// Change sets a subscriber may fall behind by before it is told to resync. Each buffered
