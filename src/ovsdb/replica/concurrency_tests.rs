@@ -103,3 +103,16 @@ fn concurrent_readers_see_whole_updates() {
     }
     reader.join().unwrap();
 }
+
+#[test]
+fn replica_types_cross_threads() {
+    // The monitor loop, the reconcilers and the subscribers run on different tasks.
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Replica>();
+    send_sync::<Snapshot>();
+    send_sync::<ReplicaRow>();
+    send_sync::<ChangeSet>();
+    send::<Subscription>();
+    send::<ReplicaEvent>();
+}
