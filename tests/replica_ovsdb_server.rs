@@ -26,8 +26,8 @@ use ovnkube_route::nb::model::{
 use ovnkube_route::ovsdb::update::{parse_table_updates, parse_table_updates2};
 use ovnkube_route::ovsdb::value::row_from_json;
 use ovnkube_route::ovsdb::{
-    ChangeKind, DatabaseSchema, Replica, ReplicaEvent, Row, Snapshot, TableSpec, TypedRow, Update,
-    Uuid, Value,
+    ChangeKind, DatabaseSchema, Replica, ReplicaEvent, ResetBuilder, Row, Snapshot, TableSpec,
+    TypedRow, Update, Uuid, Value,
 };
 
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/ovn-nb.ovsschema");
@@ -687,4 +687,83 @@ fn large_reference_set_diffs_from_a_real_server() {
         .count();
     assert_eq!(deleted, 500);
     check(&replica, "deleting 500 policies");
+}
+
+/// Decodes a JSON-RPC reply, streaming its `result` into a snapshot loader.
+struct ReplyIntoReset<'b, 'r>(&'b mut ResetBuilder<'r>);
+
+impl<'de> serde::de::Visitor<'de> for ReplyIntoReset<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON-RPC reply")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key::<String>()? {
+            if k == "result" {
+                map.next_value_seed(self.0.seed())?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The initial snapshot streamed from the socket into the replica (no JSON tree) equals the
+/// one parsed into an `Update` first.
+#[test]
+fn snapshot_streams_from_the_socket_into_the_replica() {
+    use serde::Deserializer as _;
+    let server = Server::start();
+    let schema = schema();
+    server.nbctl(&["lr-add", "r1"]);
+    server.nbctl(&[
+        "lr-policy-add",
+        "r1",
+        "10",
+        "ip4.src == 10.0.0.1",
+        "reroute",
+        "1.1.1.1,2.2.2.2",
+    ]);
+    server.nbctl(&[
+        "create",
+        "Address_Set",
+        "name=as1",
+        "addresses=\"10.0.0.1\"",
+        "external_ids:k8s.ovn.org/id=a",
+    ]);
+    server.nbctl(&["ls-add", "s1", "--", "lsp-add", "s1", "p1"]);
+
+    let replica = Replica::new(&schema, &specs(&schema)).unwrap();
+    let mut stream = UnixStream::connect(server.sock()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let req = json!({"id": 1, "method": "monitor_cond",
+        "params": ["OVN_Northbound", null, replica.monitor_requests()]});
+    stream.write_all(req.to_string().as_bytes()).unwrap();
+    let mut builder = replica.begin_reset();
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(stream));
+    de.deserialize_map(ReplyIntoReset(&mut builder)).unwrap();
+    assert!(builder.take_error().is_none());
+    let cs = builder.finish();
+    assert!(cs.reset);
+    assert_eq!(
+        cs.changes.len(),
+        replica
+            .snapshot()
+            .tables()
+            .map(|t| replica.snapshot().len(t))
+            .sum::<usize>()
+    );
+    assert_eq!(
+        content(&replica.snapshot()),
+        content(&fresh_snapshot(&server, &schema))
+    );
+    let a = replica
+        .snapshot()
+        .find_by_external_id("Address_Set", ID_KEY, "a");
+    assert_eq!(a[0].get("name"), Some(Value::from("as1")));
 }

@@ -10,7 +10,7 @@ pub mod value;
 
 pub use replica::{
     ChangeKind, ChangeSet, ColumnRef, Replica, ReplicaError, ReplicaEvent, ReplicaRow,
-    ResetBuilder, RowChange, Snapshot, Subscription, TableSpec,
+    ResetBuilder, RowChange, Snapshot, SnapshotSeed, Subscription, TableSpec,
 };
 pub use schema::{ColumnKind, ColumnType, DatabaseSchema, SchemaError, TableSchema};
 pub use typed::{ColumnSource, ModelError, TypedRow};

@@ -40,4 +40,8 @@ pub enum ReplicaError {
     /// The external_ids index needs an `external_ids` string map column, monitored.
     #[error("table {table}: external_ids keys given but external_ids is not a monitored map")]
     NoExternalIds { table: String },
+    /// A snapshot given as JSON text is not valid JSON or not shaped like
+    /// `<table-updates>` / `<table-updates2>`.
+    #[error("snapshot JSON: {what}")]
+    Json { what: String },
 }

@@ -48,6 +48,7 @@ mod set;
 mod snapshot;
 mod spec;
 mod store;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -68,6 +69,7 @@ use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
 pub use spec::TableSpec;
 use store::{RowValues, TableState};
+pub use stream::SnapshotSeed;
 
 /// Change sets a subscriber may fall behind by before it is told to resync. Each buffered
 /// change set keeps its rows' old and new versions alive (sets share unchanged chunks), so

@@ -27,6 +27,8 @@ pub struct ResetBuilder<'a> {
     base: Arc<DbState>,
     work: DbState,
     rows: usize,
+    /// The replica's reason for stopping a streamed load (see `stream.rs`).
+    failed: Option<ReplicaError>,
 }
 
 impl Replica {
@@ -48,6 +50,7 @@ impl Replica {
             base,
             work,
             rows: 0,
+            failed: None,
         }
     }
 
@@ -159,6 +162,16 @@ impl ResetBuilder<'_> {
     /// The transaction id the snapshot reflects (`monitor_cond_since`'s reply carries it).
     pub fn set_last_txn_id(&mut self, id: Uuid) {
         self.work.last_txn_id = Some(id);
+    }
+
+    /// Why the replica refused a row during a streamed load, if it did (the deserializer
+    /// only carries a message).
+    pub fn take_error(&mut self) -> Option<ReplicaError> {
+        self.failed.take()
+    }
+
+    pub(crate) fn fail(&mut self, e: ReplicaError) {
+        self.failed = Some(e);
     }
 
     /// Rows loaded so far.

@@ -572,3 +572,70 @@ fn reset_builder_loads_piecewise_and_shares_unchanged_rows() {
     assert_eq!(r.snapshot().generation(), now.generation());
     assert!(r.snapshot().get("Address_Set", u(6)).is_none());
 }
+
+#[test]
+fn snapshots_load_straight_from_json_text() {
+    let text = json!({
+        "Logical_Router": {us(1): {"initial": {"name": "r1",
+            "policies": ["set", [["uuid", us(2)], ["uuid", us(3)]]]}}},
+        "Logical_Router_Policy": {
+            us(2): {"initial": {"priority": 100, "match": "ip4.src == 10.0.0.1",
+                "action": "reroute", "nexthops": "100.64.0.2",
+                "external_ids": ["map", [[ID_KEY, "p2"], ["owner", "route-a"]]]}},
+            us(3): {"insert": {"priority": 200, "match": "ip4.src == 10.0.0.2",
+                "action": "allow", "external_ids": ["map", [[ID_KEY, "p3"]]]}}},
+        "Address_Set": {us(4): {"new": {"name": "as1",
+            "addresses": ["set", ["10.0.0.1", "10.0.0.2"]]}}}
+    })
+    .to_string();
+    let r = replica();
+    let mut b = r.begin_reset();
+    b.insert_json(text.as_bytes()).unwrap();
+    assert_eq!(b.rows(), 4);
+    b.finish();
+    // Same content as the same rows applied through an Update.
+    let all = |s: &Snapshot| -> BTreeMap<(String, Uuid), Row> {
+        s.tables()
+            .flat_map(|t| {
+                s.iter(t)
+                    .map(|r| ((r.table().to_owned(), r.uuid()), r.to_row()))
+            })
+            .collect()
+    };
+    assert_eq!(all(&r.snapshot()), all(&seeded().snapshot()));
+    assert_eq!(
+        r.snapshot()
+            .find_by_external_id("Logical_Router_Policy", ID_KEY, "p3")[0]
+            .uuid(),
+        u(3)
+    );
+
+    // Bad input: an error, and nothing published.
+    let before = r.snapshot().generation();
+    for bad in [
+        "{".to_owned(),
+        json!({"ACL": {us(1): {"initial": {}}}}).to_string(),
+        json!({"Address_Set": {us(9): {"modify": {"name": "x"}}}}).to_string(),
+        json!({"Address_Set": {"not-a-uuid": {"initial": {"name": "x"}}}}).to_string(),
+        json!({"Address_Set": {us(9): {"initial": {"name": 5}}}}).to_string(),
+        json!({"Address_Set": {us(9): {"initial": {"name": ["frob", 1]}}}}).to_string(),
+        json!({"Address_Set": {us(9): {"initial": {"name": "x"}, "old": {}}}}).to_string(),
+        json!({"Address_Set": []}).to_string(),
+        format!("{} trailing", json!({})),
+    ] {
+        let mut b = r.begin_reset();
+        let e = b.insert_json(bad.as_bytes());
+        assert!(e.is_err(), "{bad} accepted");
+        drop(b);
+        assert_eq!(r.snapshot().generation(), before, "{bad}");
+    }
+    let mut b = r.begin_reset();
+    let e = b.insert_json(
+        json!({"ACL": {us(1): {"initial": {}}}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(matches!(e, Err(ReplicaError::UnknownTable { .. })), "{e:?}");
+    let e = b.insert_json(b"[1]");
+    assert!(matches!(e, Err(ReplicaError::Json { .. })), "{e:?}");
+}
