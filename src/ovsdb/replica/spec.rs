@@ -10,14 +10,17 @@ use super::snapshot::ReplicaMeta;
 use super::store::{ColumnMeta, TableMeta};
 use crate::ovsdb::schema::{AtomicType, ColumnKind, DatabaseSchema};
 
-/// A table to monitor: which columns (all by default) and which `external_ids` keys to
-/// index.
+/// A table to monitor: which columns (all by default), which `external_ids` keys to index,
+/// and which column combinations to index beyond the schema's own indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec {
     pub table: String,
     /// `None` monitors every column the schema lists.
     pub columns: Option<Vec<String>>,
     pub external_id_keys: Vec<String>,
+    /// Extra lookup indexes (for example `name` of Logical_Router, which the schema does
+    /// not index). Unlike schema indexes they need not be unique.
+    pub extra_indexes: Vec<Vec<String>>,
 }
 
 impl TableSpec {
@@ -27,12 +30,20 @@ impl TableSpec {
             table: table.to_owned(),
             columns: None,
             external_id_keys: Vec::new(),
+            extra_indexes: Vec::new(),
         }
     }
 
     /// Monitor only these columns.
     pub fn with_columns(mut self, columns: &[&str]) -> TableSpec {
         self.columns = Some(columns.iter().map(|c| (*c).to_owned()).collect());
+        self
+    }
+
+    /// Also index rows by these columns' combined value.
+    pub fn with_index(mut self, columns: &[&str]) -> TableSpec {
+        self.extra_indexes
+            .push(columns.iter().map(|c| (*c).to_owned()).collect());
         self
     }
 
@@ -78,11 +89,29 @@ pub(crate) fn replica_meta(
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
-        let indexes = ts
+        // Schema indexes whose columns are not all monitored cannot be kept; extra indexes
+        // must name monitored columns.
+        let mut indexes: Vec<Vec<usize>> = ts
             .indexes
             .iter()
             .filter_map(|ix| ix.iter().map(|c| pos.get(c).copied()).collect())
             .collect();
+        for ix in &spec.extra_indexes {
+            let cols = ix
+                .iter()
+                .map(|c| {
+                    pos.get(c)
+                        .copied()
+                        .ok_or_else(|| ReplicaError::UnknownColumn {
+                            table: spec.table.clone(),
+                            column: c.clone(),
+                        })
+                })
+                .collect::<Result<Vec<usize>, _>>()?;
+            if !cols.is_empty() && !indexes.contains(&cols) {
+                indexes.push(cols);
+            }
+        }
         // The index looks keys up by binary search on string order.
         let external_ids = pos.get("external_ids").copied().filter(|&i| {
             let ty = &columns[i].ty;

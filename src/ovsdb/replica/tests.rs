@@ -639,3 +639,37 @@ fn snapshots_load_straight_from_json_text() {
     let e = b.insert_json(b"[1]");
     assert!(matches!(e, Err(ReplicaError::Json { .. })), "{e:?}");
 }
+
+#[test]
+fn extra_indexes_follow_changes() {
+    let r = Replica::new(
+        &schema(),
+        &[TableSpec::all("Logical_Router").with_index(&["name"])],
+    )
+    .unwrap();
+    r.reset(&v2(json!({"Logical_Router": {
+        us(1): {"initial": {"name": "a"}}, us(2): {"initial": {"name": "b"}}}})))
+        .unwrap();
+    let find = |name: &str| {
+        r.snapshot()
+            .find_by_index("Logical_Router", "name", &name.into())
+            .map(|r| r.uuid())
+    };
+    assert_eq!(
+        r.meta.tables[0].indexes,
+        vec![vec![r.meta.tables[0].position("name").unwrap()]]
+    );
+    assert_eq!((find("a"), find("b")), (Some(u(1)), Some(u(2))));
+    r.apply(&v2(
+        json!({"Logical_Router": {us(1): {"modify": {"name": "c"}}, us(2): {"delete": null}}}),
+    ))
+    .unwrap();
+    assert_eq!((find("a"), find("b"), find("c")), (None, None, Some(u(1))));
+    assert!(matches!(
+        Replica::new(
+            &schema(),
+            &[TableSpec::all("Logical_Router").with_index(&["nope"])]
+        ),
+        Err(ReplicaError::UnknownColumn { .. })
+    ));
+}
