@@ -44,6 +44,8 @@ mod changes;
 mod concurrency_tests;
 mod error;
 mod reset;
+#[cfg(test)]
+mod reset_tests;
 mod set;
 mod snapshot;
 mod spec;
