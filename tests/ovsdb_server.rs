@@ -554,3 +554,98 @@ async fn monitor_and_monitor_cond_flavours() {
         .unwrap();
     assert!(matches!(e, Error::Rpc { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn replica_loads_large_snapshots_and_drops_rows_deleted_while_away() {
+    common::tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::standalone(dir.path());
+    let writer = connect(vec![server.unix()]).await;
+    // About 200 kB of snapshot: large enough to be streamed into the replica as text.
+    let ops: Vec<Operation> = (0..1500)
+        .map(|i| {
+            Operation::insert(
+                "Address_Set",
+                row([
+                    ("name", format!("as{i:04}").into()),
+                    (
+                        "addresses",
+                        Value::set(
+                            (0..4).map(|j| Atom::string(format!("10.{}.{}.{j}", i / 256, i % 256))),
+                        ),
+                    ),
+                ]),
+            )
+        })
+        .collect();
+    writer.transact(NB, &ops).await.unwrap();
+
+    let watcher = connect(vec![server.tcp()]).await;
+    let schema =
+        ovnkube_route::ovsdb::DatabaseSchema::from_json(&watcher.get_schema(NB).await.unwrap())
+            .unwrap();
+    let replica = std::sync::Arc::new(
+        ovnkube_route::ovsdb::Replica::new(
+            &schema,
+            &[ovnkube_route::ovsdb::TableSpec::all("Address_Set")],
+        )
+        .unwrap(),
+    );
+    let feed = watcher.monitor_replica(NB, replica.clone()).await.unwrap();
+    assert_eq!(replica.snapshot().len("Address_Set"), 1500);
+
+    // Take the tcp remote away, delete a third, bring it back.
+    let ctl = dir.path().join("nb.ctl");
+    let appctl = |args: &[&str]| {
+        let out = std::process::Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(&ctl)
+            .args(args)
+            .output()
+            .expect("ovs-appctl");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let remote = format!("ptcp:{}:127.0.0.1", server.port);
+    appctl(&["ovsdb-server/remove-remote", &remote]);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while watcher.is_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("watcher did not notice the closed remote");
+    let dels: Vec<Operation> = (0..1500)
+        .step_by(3)
+        .map(|i| {
+            Operation::delete(
+                "Address_Set",
+                vec![Condition::eq("name", format!("as{i:04}"))],
+            )
+        })
+        .collect();
+    writer.transact(NB, &dels).await.unwrap();
+    let applied = feed.applied();
+    appctl(&["ovsdb-server/add-remote", &remote]);
+    watcher.wait_reconnected(1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), feed.wait_applied(applied))
+        .await
+        .expect("no resync applied")
+        .unwrap();
+    let snap = replica.snapshot();
+    assert_eq!(snap.len("Address_Set"), 1000);
+    let sel = writer
+        .transact(NB, &[Operation::select("Address_Set", vec![])])
+        .await
+        .unwrap();
+    for r in sel[0].rows() {
+        let uuid = r["_uuid"].as_atom().and_then(|a| a.as_uuid()).unwrap();
+        let got = snap
+            .get("Address_Set", uuid)
+            .expect("row missing from the replica");
+        assert_eq!(got.get("name"), r.get("name").cloned());
+        assert_eq!(
+            got.get("addresses").map(Value::into_set),
+            r.get("addresses").cloned().map(Value::into_set)
+        );
+    }
+}

@@ -50,6 +50,10 @@ pub struct MonitorSpec {
     /// transaction id the consumer already holds, e.g. from a replica kept across restarts
     /// of the session. `None` starts with a full snapshot.
     pub since: Option<Uuid>,
+    /// Deliver large full snapshots of a `monitor_cond_since` session as their reply text
+    /// ([`MonitorEvent::ResetText`]) instead of parsed rows, for consumers that load them
+    /// without building a JSON tree (the replica). Deltas and notifications stay parsed.
+    pub raw_snapshots: bool,
 }
 
 impl MonitorSpec {
@@ -66,6 +70,7 @@ impl MonitorSpec {
                 .map(|t| (t.into(), TableMonitor::default()))
                 .collect(),
             since: None,
+            raw_snapshots: false,
         }
     }
 
@@ -118,16 +123,135 @@ pub enum MonitorEvent {
     /// Replace everything held for this monitor with this content (initial snapshot, or a
     /// resync after a reconnect / after falling behind when no delta was available).
     Reset(Update),
+    /// Like `Reset`, as the server's reply text (only with [`MonitorSpec::raw_snapshots`]).
+    ResetText(RawSnapshot),
     /// Apply this change on top of what is held.
     Update(Update),
 }
 
 impl MonitorEvent {
-    pub fn update(&self) -> &Update {
+    /// The parsed content (`None` for [`MonitorEvent::ResetText`]).
+    pub fn update(&self) -> Option<&Update> {
         match self {
-            MonitorEvent::Reset(u) | MonitorEvent::Update(u) => u,
+            MonitorEvent::Reset(u) | MonitorEvent::Update(u) => Some(u),
+            MonitorEvent::ResetText(_) => None,
         }
     }
+
+    /// True for the events that replace everything.
+    pub fn is_reset(&self) -> bool {
+        !matches!(self, MonitorEvent::Update(_))
+    }
+}
+
+/// A full `monitor_cond_since` snapshot as the server sent it: the whole JSON-RPC reply
+/// `{"id":..,"result":[false, last-txn-id, <table-updates2>],"error":null}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawSnapshot {
+    pub last_txn_id: Uuid,
+    pub text: Vec<u8>,
+}
+
+impl std::fmt::Debug for RawSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSnapshot")
+            .field("last_txn_id", &self.last_txn_id)
+            .field("bytes", &self.text.len())
+            .finish()
+    }
+}
+
+impl RawSnapshot {
+    /// Feed the `<table-updates2>` of the reply to `seed` (e.g. the replica's
+    /// `ResetBuilder::seed()`), streaming: no JSON tree of the whole reply is built.
+    pub fn load<S>(&self, seed: S) -> Result<(), serde_json::Error>
+    where
+        S: for<'de> serde::de::DeserializeSeed<'de, Value = ()>,
+    {
+        let mut de = serde_json::Deserializer::from_slice(&self.text);
+        serde::de::DeserializeSeed::deserialize(raw::ReplySeed(Some(seed)), &mut de)?;
+        de.end()
+    }
+}
+
+/// Walking a monitor reply down to its updates with serde seeds.
+mod raw {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// The reply object: only `result` is looked into.
+    pub(super) struct ReplySeed<S>(pub Option<S>);
+
+    impl<'de, S: DeserializeSeed<'de, Value = ()>> DeserializeSeed<'de> for ReplySeed<S> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de, Value = ()>> Visitor<'de> for ReplySeed<S> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a monitor_cond_since reply")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                match (key.as_str(), self.0.take()) {
+                    ("result", Some(seed)) => map.next_value_seed(ResultSeed(Some(seed)))?,
+                    (_, seed) => {
+                        self.0 = seed;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            match self.0 {
+                None => Ok(()),
+                Some(_) => Err(de::Error::missing_field("result")),
+            }
+        }
+    }
+
+    /// `[found, last-txn-id, <table-updates2>]`.
+    struct ResultSeed<S>(Option<S>);
+
+    impl<'de, S: DeserializeSeed<'de, Value = ()>> DeserializeSeed<'de> for ResultSeed<S> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de, Value = ()>> Visitor<'de> for ResultSeed<S> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("[found, last-txn-id, updates]")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            let missing = || de::Error::invalid_length(0, &"3 elements");
+            seq.next_element::<bool>()?.ok_or_else(missing)?;
+            seq.next_element::<IgnoredAny>()?.ok_or_else(missing)?;
+            let seed = self.0.take().ok_or_else(missing)?;
+            seq.next_element_seed(seed)?.ok_or_else(missing)?;
+            if seq.next_element::<IgnoredAny>()?.is_some() {
+                return Err(de::Error::invalid_length(4, &"3 elements"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What the connection task reads from a large reply before deciding how to deliver it:
+/// the id, and for a `monitor_cond_since` result its first two elements. Everything else is
+/// skipped without building values.
+#[derive(serde::Deserialize)]
+pub(crate) struct ReplyHead {
+    #[serde(default)]
+    pub id: serde_json::Value,
+    #[serde(default)]
+    pub error: serde_json::Value,
+    #[serde(default)]
+    pub result: Option<(bool, String, serde::de::IgnoredAny)>,
 }
 
 /// The parsed reply to a monitor request: whether it is a delta, and its content. Takes
@@ -226,8 +350,10 @@ pub(crate) enum Delivery {
 
 impl Session {
     pub fn deliver(&mut self, event: MonitorEvent) -> Delivery {
-        let txn = match event.update() {
-            Update::V3 { last_txn_id, .. } => Some(*last_txn_id),
+        let txn = match &event {
+            MonitorEvent::ResetText(raw) => Some(raw.last_txn_id),
+            MonitorEvent::Reset(Update::V3 { last_txn_id, .. })
+            | MonitorEvent::Update(Update::V3 { last_txn_id, .. }) => Some(*last_txn_id),
             _ => None,
         };
         match self.events.try_send(event) {
