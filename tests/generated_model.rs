@@ -165,7 +165,9 @@ fn typed_rows_round_trip_through_rows_and_the_replica() {
     let back: LogicalRouterPolicy = snap.get_typed(uuid(1)).unwrap().unwrap();
     assert_eq!(back, policy);
     let all: Vec<LogicalRouterPolicy> = snap.iter_typed().collect::<Result<_, _>>().unwrap();
-    assert_eq!(all, vec![policy]);
+    assert_eq!(all, vec![policy.clone()]);
+    let found = snap.find_typed_by_external_id::<LogicalRouterPolicy>("k8s.ovn.org/id", "route-a");
+    assert_eq!(found, vec![Ok(policy)]);
     // A row of another table is refused.
     let r = snap.get(LogicalRouterPolicy::TABLE, uuid(1)).unwrap();
     assert!(matches!(

@@ -1,5 +1,5 @@
 //! The client against one real standalone ovsdb-server with the NB schema: unix and ptcp
-//! remotes, transactions and their typed errors, monitors, liveness, TLS.
+//! remotes, transactions and their typed errors, monitors, liveness.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Certs, NB, Server, apply, config, connect, names, next_event, row};
+use common::{NB, Server, apply, config, connect, names, next_event, row};
 use ovnkube_route::ovsdb::{
     Atom, Client, Condition, Error, MonitorEvent, MonitorKind, MonitorSpec, Mutation, Mutator,
     Operation, TxnErrorKind, Value, WaitUntil,
@@ -422,76 +422,6 @@ async fn hung_server_is_noticed_by_our_probes() {
 }
 
 #[tokio::test]
-async fn tls_good_certificates_work_wrong_ca_and_missing_client_cert_refused() {
-    common::tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = Certs::make(dir.path());
-    let server = Server::standalone_tls(dir.path(), &certs);
-
-    let mut good = config(vec![server.ssl()]);
-    good.tls = Some(certs.client_files("client", "ca"));
-    let client = Client::connect(good).await.unwrap();
-    assert!(client.list_dbs().await.unwrap().contains(&NB.to_owned()));
-
-    // We trust another CA: the server's certificate must be refused.
-    let mut wrong_ca = config(vec![server.ssl()]);
-    wrong_ca.tls = Some(certs.client_files("stranger", "otherca"));
-    let c = Client::start(wrong_ca).unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!c.is_connected());
-    assert!(matches!(c.list_dbs().await, Err(Error::NotConnected)));
-
-    // A client certificate from another CA (while trusting the right one): refused by the
-    // server (under TLS 1.3 this shows at the first read, so look at the connection).
-    let mut stranger = config(vec![server.ssl()]);
-    stranger.tls = Some(ovnkube_route::ovsdb::TlsFiles {
-        ca_cert: certs.path("ca.pem"),
-        ..certs.client_files("stranger", "otherca")
-    });
-    let c = Client::start(stranger).unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!c.is_connected());
-
-    // No client certificate at all: a raw rustls client that sends none.
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for c in rustls::pki_types::CertificateDer::pem_file_iter(certs.path("ca.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
-        .await
-        .unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let refused = match tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-    {
-        Err(_) => true,
-        Ok(mut s) => {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let _ = s
-                .write_all(br#"{"id":1,"method":"list_dbs","params":[]}"#)
-                .await;
-            let mut buf = [0u8; 256];
-            !matches!(
-                tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await,
-                Ok(Ok(n)) if n > 0
-            )
-        }
-    };
-    assert!(refused, "a client without certificate got an answer");
-    // The good client is still fine.
-    assert!(client.list_dbs().await.is_ok());
-}
-
-#[tokio::test]
 async fn monitor_and_monitor_cond_flavours() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::standalone(dir.path());
@@ -553,4 +483,99 @@ async fn monitor_and_monitor_cond_flavours() {
         .err()
         .unwrap();
     assert!(matches!(e, Error::Rpc { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn replica_loads_large_snapshots_and_drops_rows_deleted_while_away() {
+    common::tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::standalone(dir.path());
+    let writer = connect(vec![server.unix()]).await;
+    // About 200 kB of snapshot: large enough to be streamed into the replica as text.
+    let ops: Vec<Operation> = (0..1500)
+        .map(|i| {
+            Operation::insert(
+                "Address_Set",
+                row([
+                    ("name", format!("as{i:04}").into()),
+                    (
+                        "addresses",
+                        Value::set(
+                            (0..4).map(|j| Atom::string(format!("10.{}.{}.{j}", i / 256, i % 256))),
+                        ),
+                    ),
+                ]),
+            )
+        })
+        .collect();
+    writer.transact(NB, &ops).await.unwrap();
+
+    let watcher = connect(vec![server.tcp()]).await;
+    let schema =
+        ovnkube_route::ovsdb::DatabaseSchema::from_json(&watcher.get_schema(NB).await.unwrap())
+            .unwrap();
+    let replica = std::sync::Arc::new(
+        ovnkube_route::ovsdb::Replica::new(
+            &schema,
+            &[ovnkube_route::ovsdb::TableSpec::all("Address_Set")],
+        )
+        .unwrap(),
+    );
+    let feed = watcher.monitor_replica(NB, replica.clone()).await.unwrap();
+    assert_eq!(replica.snapshot().len("Address_Set"), 1500);
+
+    // Take the tcp remote away, delete a third, bring it back.
+    let ctl = dir.path().join("nb.ctl");
+    let appctl = |args: &[&str]| {
+        let out = std::process::Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(&ctl)
+            .args(args)
+            .output()
+            .expect("ovs-appctl");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let remote = format!("ptcp:{}:127.0.0.1", server.port);
+    appctl(&["ovsdb-server/remove-remote", &remote]);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while watcher.is_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("watcher did not notice the closed remote");
+    let dels: Vec<Operation> = (0..1500)
+        .step_by(3)
+        .map(|i| {
+            Operation::delete(
+                "Address_Set",
+                vec![Condition::eq("name", format!("as{i:04}"))],
+            )
+        })
+        .collect();
+    writer.transact(NB, &dels).await.unwrap();
+    let applied = feed.applied();
+    appctl(&["ovsdb-server/add-remote", &remote]);
+    watcher.wait_reconnected(1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), feed.wait_applied(applied))
+        .await
+        .expect("no resync applied")
+        .unwrap();
+    let snap = replica.snapshot();
+    assert_eq!(snap.len("Address_Set"), 1000);
+    let sel = writer
+        .transact(NB, &[Operation::select("Address_Set", vec![])])
+        .await
+        .unwrap();
+    for r in sel[0].rows() {
+        let uuid = r["_uuid"].as_atom().and_then(|a| a.as_uuid()).unwrap();
+        let got = snap
+            .get("Address_Set", uuid)
+            .expect("row missing from the replica");
+        assert_eq!(got.get("name"), r.get("name").cloned());
+        assert_eq!(
+            got.get("addresses").map(Value::into_set),
+            r.get("addresses").cloned().map(Value::into_set)
+        );
+    }
 }

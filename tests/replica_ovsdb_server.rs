@@ -4,300 +4,29 @@
 //! replica must equal both a fresh monitor snapshot and `ovsdb-client dump`, and typed rows
 //! must read what `ovn-nbctl` wrote.
 //!
-//! The test speaks the wire protocol directly (a few lines of JSON over a unix socket) so it
-//! checks only the replica; it panics when ovsdb-server or ovn-nbctl is missing.
+//! The tests speak the wire protocol directly (see `support`) so they check only the
+//! replica; they panic when ovsdb-server or ovn-nbctl is missing.
 
 // Test helpers may unwrap, like the tests themselves (see clippy.toml).
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
-use ovnkube_route::nb::model::{AddressSet, LogicalRouter, LogicalRouterPolicy};
-use ovnkube_route::ovsdb::update::{parse_table_updates, parse_table_updates2};
-use ovnkube_route::ovsdb::value::row_from_json;
-use ovnkube_route::ovsdb::{
-    DatabaseSchema, Replica, Row, Snapshot, TableSpec, TypedRow, Update, Uuid, Value,
+use ovnkube_route::nb::model::{
+    Acl, AddressSet, Bfd, LoadBalancer, LogicalRouter, LogicalRouterPolicy, LogicalRouterPort,
+    LogicalRouterStaticRoute, LogicalSwitch, LogicalSwitchPort, NbGlobal, PortGroup,
 };
-
-const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/ovn-nb.ovsschema");
-const ID_KEY: &str = "k8s.ovn.org/id";
-
-fn require(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is not installed: install ovn-central / openvswitch-common"
-    );
-}
-
-/// An ovsdb-server on a unix socket in a temp dir, killed (by its pid) when dropped.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        for tool in ["ovsdb-server", "ovsdb-tool", "ovsdb-client", "ovn-nbctl"] {
-            require(tool);
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("nb.db");
-        let st = Command::new("ovsdb-tool")
-            .arg("create")
-            .arg(&db)
-            .arg(SCHEMA)
-            .status()
-            .unwrap();
-        assert!(st.success(), "ovsdb-tool create failed");
-        let child = Command::new("ovsdb-server")
-            .arg(&db)
-            .arg(format!(
-                "--remote=punix:{}",
-                dir.path().join("nb.sock").display()
-            ))
-            .arg(format!("--unixctl={}", dir.path().join("nb.ctl").display()))
-            .arg(format!(
-                "--log-file={}",
-                dir.path().join("nb.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start ovsdb-server");
-        let server = Server { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(server.sock()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "ovsdb-server did not open its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("nb.sock")
-    }
-
-    fn remote(&self) -> String {
-        format!("unix:{}", self.sock().display())
-    }
-
-    fn nbctl(&self, args: &[&str]) -> String {
-        let out = Command::new("ovn-nbctl")
-            .arg(format!("--db={}", self.remote()))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ovn-nbctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    /// `ovsdb-client dump --format=json`: table name -> uuid -> row.
-    fn dump(&self) -> BTreeMap<String, BTreeMap<Uuid, Row>> {
-        let out = Command::new("ovsdb-client")
-            .args(["dump", "--format=json", &self.remote(), "OVN_Northbound"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ovsdb-client dump failed");
-        // One JSON object per table, one after the other.
-        let tables: Vec<Json> = serde_json::Deserializer::from_slice(&out.stdout)
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let mut result = BTreeMap::new();
-        for t in &tables {
-            let caption = t["caption"].as_str().unwrap();
-            let name = caption.strip_suffix(" table").unwrap().to_owned();
-            let headings: Vec<&str> = t["headings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| h.as_str().unwrap())
-                .collect();
-            let rows = result.entry(name).or_insert_with(BTreeMap::new);
-            for data in t["data"].as_array().unwrap() {
-                let obj: serde_json::Map<String, Json> = headings
-                    .iter()
-                    .zip(data.as_array().unwrap())
-                    .map(|(h, v)| ((*h).to_owned(), v.clone()))
-                    .collect();
-                let mut row = row_from_json(&Json::Object(obj)).unwrap();
-                let uuid = row
-                    .remove("_uuid")
-                    .unwrap()
-                    .as_atom()
-                    .unwrap()
-                    .as_uuid()
-                    .unwrap();
-                row.remove("_version");
-                rows.insert(uuid, row);
-            }
-        }
-        result
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One monitor connection, speaking just enough JSON-RPC for this test.
-struct Monitor {
-    write: UnixStream,
-    read: serde_json::StreamDeserializer<
-        'static,
-        serde_json::de::IoRead<BufReader<UnixStream>>,
-        Json,
-    >,
-    method: &'static str,
-}
-
-impl Monitor {
-    fn open(server: &Server, method: &'static str, requests: Json) -> (Monitor, Json) {
-        let stream = UnixStream::connect(server.sock()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut params = vec![json!("OVN_Northbound"), json!(method), requests];
-        if method == "monitor_cond_since" {
-            params.push(json!(Uuid::ZERO.to_string()));
-        }
-        let mut write = stream.try_clone().unwrap();
-        let req = json!({"id": 1, "method": method, "params": params});
-        write.write_all(req.to_string().as_bytes()).unwrap();
-        let read = serde_json::Deserializer::from_reader(BufReader::new(stream)).into_iter();
-        let mut m = Monitor {
-            write,
-            read,
-            method,
-        };
-        let reply = m.next();
-        assert_eq!(reply["id"], json!(1), "unexpected first message {reply}");
-        assert!(reply["error"].is_null(), "{method} failed: {reply}");
-        (m, reply["result"].clone())
-    }
-
-    fn next(&mut self) -> Json {
-        loop {
-            let msg = self
-                .read
-                .next()
-                .expect("ovsdb-server closed the connection")
-                .expect("no notification within 10 s");
-            if msg["method"] == "echo" {
-                let reply = json!({"id": msg["id"], "result": msg["params"], "error": null});
-                self.write.write_all(reply.to_string().as_bytes()).unwrap();
-                continue;
-            }
-            return msg;
-        }
-    }
-
-    /// The next update notification, parsed.
-    fn update(&mut self) -> Update {
-        let msg = self.next();
-        let p = &msg["params"];
-        match self.method {
-            "monitor" => {
-                assert_eq!(msg["method"], "update", "{msg}");
-                Update::V1(parse_table_updates(&p[1]).unwrap())
-            }
-            "monitor_cond" => {
-                assert_eq!(msg["method"], "update2", "{msg}");
-                Update::V2(parse_table_updates2(&p[1]).unwrap())
-            }
-            _ => {
-                assert_eq!(msg["method"], "update3", "{msg}");
-                Update::V3 {
-                    last_txn_id: p[1].as_str().unwrap().parse().unwrap(),
-                    updates: parse_table_updates2(&p[2]).unwrap(),
-                }
-            }
-        }
-    }
-}
-
-fn snapshot_update(method: &str, result: &Json) -> Update {
-    match method {
-        "monitor" => Update::V1(parse_table_updates(result).unwrap()),
-        "monitor_cond" => Update::V2(parse_table_updates2(result).unwrap()),
-        _ => {
-            assert_eq!(
-                result[0],
-                json!(false),
-                "a standalone server never finds the txn id"
-            );
-            Update::V3 {
-                last_txn_id: result[1].as_str().unwrap().parse().unwrap(),
-                updates: parse_table_updates2(&result[2]).unwrap(),
-            }
-        }
-    }
-}
-
-fn schema() -> DatabaseSchema {
-    let text = std::fs::read_to_string(Path::new(SCHEMA)).unwrap();
-    DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap()
-}
-
-fn specs(schema: &DatabaseSchema) -> Vec<TableSpec> {
-    schema
-        .tables
-        .values()
-        .map(|t| {
-            let spec = TableSpec::all(&t.name);
-            if t.column("external_ids").is_some_and(|c| c.ty.is_map()) {
-                spec.with_external_id_keys(&[ID_KEY])
-            } else {
-                spec
-            }
-        })
-        .collect()
-}
-
-fn content(s: &Snapshot) -> BTreeMap<String, BTreeMap<Uuid, Row>> {
-    s.tables()
-        .map(|t| {
-            (
-                t.to_owned(),
-                s.iter(t).map(|r| (r.uuid(), r.to_row())).collect(),
-            )
-        })
-        .collect()
-}
-
-/// Bring a dumped row into the replica's canonical form using the schema.
-fn canonical(schema: &DatabaseSchema, table: &str, row: Row) -> Row {
-    let t = schema.table(table).unwrap();
-    row.into_iter()
-        .map(|(k, v)| {
-            let ty = &t.column(&k).unwrap().ty;
-            let v = ty.normalize(&k, v, false).unwrap();
-            (k, v)
-        })
-        .collect()
-}
+use ovnkube_route::ovsdb::{
+    ChangeKind, Replica, ReplicaEvent, Row, Snapshot, TypedRow, Uuid, Value,
+};
+use support::*;
 
 #[test]
 fn replicas_follow_a_real_server_exactly() {
@@ -482,9 +211,253 @@ fn replicas_follow_a_real_server_exactly() {
     );
     let lsp = snap.find_by_index("Logical_Switch_Port", "name", &"p1".into());
     assert!(lsp.is_none(), "deleted port still indexed");
+    // Every row of the tables the project uses reads as a typed row.
+    fn typed<T: TypedRow>(snap: &Snapshot) -> usize {
+        let rows: Result<Vec<T>, _> = snap.iter_typed().collect();
+        let rows = rows.unwrap_or_else(|e| panic!("{}: {e}", T::TABLE));
+        assert_eq!(rows.len(), snap.len(T::TABLE));
+        rows.len()
+    }
+    let counts = [
+        typed::<NbGlobal>(&snap),
+        typed::<LogicalRouter>(&snap),
+        typed::<LogicalRouterPort>(&snap),
+        typed::<LogicalRouterPolicy>(&snap),
+        typed::<LogicalRouterStaticRoute>(&snap),
+        typed::<Bfd>(&snap),
+        typed::<Acl>(&snap),
+        typed::<AddressSet>(&snap),
+        typed::<PortGroup>(&snap),
+        typed::<LogicalSwitch>(&snap),
+        typed::<LogicalSwitchPort>(&snap),
+        typed::<LoadBalancer>(&snap),
+    ];
+    // ovn-nbctl creates the NB_Global row on first use.
+    assert_eq!(counts, [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1]);
+    let lb: Vec<LoadBalancer> = snap.iter_typed().collect::<Result<_, _>>().unwrap();
+    assert_eq!(lb[0].protocol.as_deref(), Some("tcp"));
+    assert_eq!(
+        lb[0].vips.get("10.96.0.10:80").map(String::as_str),
+        Some("10.244.1.5:8080,10.244.1.6:8080")
+    );
     assert_eq!(snap.len("ACL"), 1);
     assert_eq!(
         snap.iter("ACL").next().unwrap().get("action"),
         Some(Value::from("allow-related"))
     );
+}
+
+/// After a disconnect, a standalone server answers `monitor_cond_since` with `found = false`
+/// and a full snapshot: the replica's reset must drop the rows deleted meanwhile and report
+/// exactly what changed.
+#[test]
+fn resync_after_reconnect_drops_rows_deleted_meanwhile() {
+    let server = Server::start();
+    let schema = schema();
+    server.nbctl(&["lr-add", "gone"]);
+    server.nbctl(&["lr-policy-add", "gone", "100", "ip4", "drop"]);
+    server.nbctl(&["lr-add", "kept"]);
+    let replica = Replica::new(&schema, &specs(&schema)).unwrap();
+    {
+        let (_mon, result) =
+            Monitor::open(&server, "monitor_cond_since", replica.monitor_requests());
+        replica
+            .reset(&snapshot_update("monitor_cond_since", &result))
+            .unwrap();
+    } // connection closed
+    let before = replica.snapshot();
+    assert_eq!(before.len("Logical_Router"), 2);
+    assert_eq!(before.len("Logical_Router_Policy"), 1);
+    let gone = before
+        .find_by_index("Logical_Router", "name", &"gone".into())
+        .unwrap()
+        .uuid();
+    let kept = before
+        .find_by_index("Logical_Router", "name", &"kept".into())
+        .unwrap()
+        .uuid();
+
+    // While disconnected: delete a router (its policy is garbage-collected), change another.
+    server.nbctl(&["lr-del", "gone"]);
+    server.nbctl(&[
+        "set",
+        "Logical_Router",
+        "kept",
+        "external_ids:k8s.ovn.org/id=k",
+    ]);
+    server.nbctl(&["create", "Address_Set", "name=new"]);
+
+    let mut sub = replica.subscribe();
+    let (_mon, result) = Monitor::open(&server, "monitor_cond_since", replica.monitor_requests());
+    let cs = replica
+        .reset_owned(snapshot_update("monitor_cond_since", &result))
+        .unwrap();
+    let mut got: Vec<(&str, String)> = cs
+        .changes
+        .iter()
+        .map(|c| (c.table.as_str(), format!("{:?}", c.kind)))
+        .collect();
+    got.sort();
+    let want = [
+        ("Address_Set", "Inserted"),
+        ("Logical_Router", "Deleted"),
+        ("Logical_Router", "Modified"),
+        ("Logical_Router_Policy", "Deleted"),
+    ];
+    assert_eq!(got, want.map(|(t, k)| (t, k.to_owned())));
+    let deleted = cs
+        .table("Logical_Router")
+        .find(|c| c.kind == ChangeKind::Deleted)
+        .unwrap();
+    assert_eq!(deleted.uuid, gone);
+    let now = replica.snapshot();
+    assert!(now.get("Logical_Router", gone).is_none());
+    assert_eq!(now.len("Logical_Router_Policy"), 0);
+    let kept_row = now.get("Logical_Router", kept).unwrap();
+    assert_eq!(kept_row.external_id(ID_KEY), Some("k"));
+    assert_eq!(
+        now.find_by_external_id("Logical_Router", ID_KEY, "k")[0].uuid(),
+        kept
+    );
+    // The old snapshot still shows the old world.
+    assert!(before.get("Logical_Router", gone).is_some());
+    // The subscriber saw the reset as one change set.
+    match sub.try_recv() {
+        Some(ReplicaEvent::Changes(c)) => assert!(c.reset && c.changes.len() == 4),
+        other => panic!("expected the reset's change set, got {other:?}"),
+    }
+    assert_eq!(content(&now), content(&fresh_snapshot(&server, &schema)));
+}
+
+/// Large reference sets on real data: one transaction adds 1,000 policies to a router (a
+/// 1,000-element set diff), another removes every other one; the replica must match a
+/// fresh snapshot and ovsdb-client dump after each.
+#[test]
+fn large_reference_set_diffs_from_a_real_server() {
+    let server = Server::start();
+    let schema = schema();
+    server.nbctl(&["lr-add", "big"]);
+    let replica = Replica::new(&schema, &specs(&schema)).unwrap();
+    let (mut mon, result) = Monitor::open(&server, "monitor_cond", replica.monitor_requests());
+    replica
+        .reset(&snapshot_update("monitor_cond", &result))
+        .unwrap();
+
+    let check = |replica: &Replica, what: &str| {
+        let want = content(&fresh_snapshot(&server, &schema));
+        assert_eq!(
+            content(&replica.snapshot()),
+            want,
+            "replica differs after {what}"
+        );
+        let dump: BTreeMap<String, BTreeMap<Uuid, Row>> = server
+            .dump()
+            .into_iter()
+            .map(|(t, rows)| {
+                let rows = rows
+                    .into_iter()
+                    .map(|(u, r)| (u, canonical(&schema, &t, r)))
+                    .collect();
+                (t, rows)
+            })
+            .collect();
+        assert_eq!(
+            want, dump,
+            "fresh snapshot differs from ovsdb-client dump after {what}"
+        );
+    };
+
+    let mut add: Vec<String> = Vec::new();
+    for i in 0..1000 {
+        if i > 0 {
+            add.push("--".into());
+        }
+        let m = format!("ip4.src == 10.{}.{}.1", i / 250, i % 250);
+        add.extend(["lr-policy-add", "big", "1000", &m, "allow"].map(String::from));
+    }
+    let args: Vec<&str> = add.iter().map(String::as_str).collect();
+    server.nbctl(&args);
+    let cs = replica.apply_owned(mon.update()).unwrap();
+    assert_eq!(cs.table("Logical_Router_Policy").count(), 1000);
+    check(&replica, "adding 1,000 policies");
+    let router = replica
+        .snapshot()
+        .find_by_index("Logical_Router", "name", &"big".into())
+        .unwrap();
+    assert_eq!(router.column("policies").unwrap().set_iter().count(), 1000);
+
+    let mut del: Vec<String> = Vec::new();
+    for i in (0..1000).step_by(2) {
+        if i > 0 {
+            del.push("--".into());
+        }
+        let m = format!("ip4.src == 10.{}.{}.1", i / 250, i % 250);
+        del.extend(["lr-policy-del", "big", "1000", &m].map(String::from));
+    }
+    let args: Vec<&str> = del.iter().map(String::as_str).collect();
+    server.nbctl(&args);
+    let cs = replica.apply_owned(mon.update()).unwrap();
+    let deleted = cs
+        .table("Logical_Router_Policy")
+        .filter(|c| c.kind == ChangeKind::Deleted)
+        .count();
+    assert_eq!(deleted, 500);
+    check(&replica, "deleting 500 policies");
+}
+
+/// The initial snapshot streamed from the socket into the replica (no JSON tree) equals the
+/// one parsed into an `Update` first.
+#[test]
+fn snapshot_streams_from_the_socket_into_the_replica() {
+    use serde::Deserializer as _;
+    let server = Server::start();
+    let schema = schema();
+    server.nbctl(&["lr-add", "r1"]);
+    server.nbctl(&[
+        "lr-policy-add",
+        "r1",
+        "10",
+        "ip4.src == 10.0.0.1",
+        "reroute",
+        "1.1.1.1,2.2.2.2",
+    ]);
+    server.nbctl(&[
+        "create",
+        "Address_Set",
+        "name=as1",
+        "addresses=\"10.0.0.1\"",
+        "external_ids:k8s.ovn.org/id=a",
+    ]);
+    server.nbctl(&["ls-add", "s1", "--", "lsp-add", "s1", "p1"]);
+
+    let replica = Replica::new(&schema, &specs(&schema)).unwrap();
+    let mut stream = UnixStream::connect(server.sock()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let req = json!({"id": 1, "method": "monitor_cond",
+        "params": ["OVN_Northbound", null, replica.monitor_requests()]});
+    stream.write_all(req.to_string().as_bytes()).unwrap();
+    let mut builder = replica.begin_reset();
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(stream));
+    de.deserialize_map(ReplyIntoReset(&mut builder)).unwrap();
+    assert!(builder.take_error().is_none());
+    let cs = builder.finish();
+    assert!(cs.reset);
+    assert_eq!(
+        cs.changes.len(),
+        replica
+            .snapshot()
+            .tables()
+            .map(|t| replica.snapshot().len(t))
+            .sum::<usize>()
+    );
+    assert_eq!(
+        content(&replica.snapshot()),
+        content(&fresh_snapshot(&server, &schema))
+    );
+    let a = replica
+        .snapshot()
+        .find_by_external_id("Address_Set", ID_KEY, "a");
+    assert_eq!(a[0].get("name"), Some(Value::from("as1")));
 }

@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::DEFAULT_MAX_MESSAGE;
-use super::connection::{Command, Supervisor};
+use super::connection::{Command, Params, Supervisor};
 use super::error::Error;
 use super::monitor::{MonitorEvent, MonitorSpec};
 use super::ops::{OpResult, Operation, check_results};
@@ -177,7 +177,7 @@ impl Client {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Request {
             method: method.to_owned(),
-            params,
+            params: Params::Json(params),
             outcome_unknown_on_loss,
             reply,
         })?;
@@ -205,9 +205,23 @@ impl Client {
         database: &str,
         ops: &[Operation],
     ) -> Result<Vec<OpResult>, Error> {
-        let result = self
-            .transact_raw(database, ops.iter().map(Operation::to_json))
-            .await?;
+        // Encoded here, in the caller's task, straight to bytes.
+        let mut params = Vec::with_capacity(64 + ops.len() * 128);
+        params.push(b'[');
+        serde_json::to_writer(&mut params, database).map_err(encode)?;
+        for op in ops {
+            params.push(b',');
+            serde_json::to_writer(&mut params, op).map_err(encode)?;
+        }
+        params.push(b']');
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request {
+            method: "transact".into(),
+            params: Params::Encoded(params),
+            outcome_unknown_on_loss: true,
+            reply,
+        })?;
+        let result = rx.await.map_err(|_| Error::Closed)??;
         check_results(ops, &result)
     }
 
@@ -260,6 +274,10 @@ impl Client {
     pub fn close(&self) {
         let _ = self.send(Command::Shutdown);
     }
+}
+
+fn encode(e: serde_json::Error) -> Error {
+    Error::Encode(e.to_string())
 }
 
 /// A monitor session's receiving end. `monitor_cancel` is sent when it is dropped.

@@ -5,6 +5,8 @@
 //! interpret the messages (that is `rpc`). A small scanner tracks nesting depth and string
 //! state incrementally across reads, so a large message arriving in many reads is scanned
 //! once (linear), and only a complete message is handed to serde_json for the real parse.
+use std::ops::Range;
+
 use serde_json::Value as Json;
 
 use super::error::Error;
@@ -79,6 +81,24 @@ impl Decoder {
     /// The next complete message, `Ok(None)` if more bytes are needed. After an error the
     /// stream is unusable (there is no way to resynchronise on a JSON stream).
     pub fn next_message(&mut self) -> Result<Option<Json>, Error> {
+        match self.next_frame()? {
+            Some(r) => serde_json::from_slice(&self.buf[r])
+                .map(Some)
+                .map_err(|e| Error::Protocol(format!("invalid JSON message: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// The text of a frame returned by [`Decoder::next_frame`] (valid until the next
+    /// [`Decoder::extend`]).
+    pub fn frame(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Like [`Decoder::next_message`], but returns where the complete message's text is,
+    /// unparsed (balanced brackets and strings only), so a caller can parse a large one its
+    /// own way.
+    pub fn next_frame(&mut self) -> Result<Option<Range<usize>>, Error> {
         while self.pos < self.buf.len() {
             let b = self.buf[self.pos];
             self.pos += 1;
@@ -114,11 +134,8 @@ impl Decoder {
                         if self.pos - begin > self.max {
                             return Err(Error::MessageTooLarge { limit: self.max });
                         }
-                        let text = &self.buf[begin..self.pos];
                         self.start = self.pos;
-                        return serde_json::from_slice(text)
-                            .map(Some)
-                            .map_err(|e| Error::Protocol(format!("invalid JSON message: {e}")));
+                        return Ok(Some(begin..self.pos));
                     }
                 }
                 b'"' if self.depth > 0 => self.in_string = true,

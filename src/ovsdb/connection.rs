@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::client::{ClientConfig, ConnState};
 use super::codec::Decoder;
@@ -27,10 +27,22 @@ use super::value::{Row, Uuid};
 /// Wire id of our own `_Server` monitor.
 pub(super) const SERVER_MONITOR: &str = "_server";
 
+/// A request's params: a JSON value, or already encoded JSON text (bulk transactions).
+pub(crate) enum Params {
+    Json(Json),
+    Encoded(Vec<u8>),
+}
+
+impl From<Json> for Params {
+    fn from(j: Json) -> Params {
+        Params::Json(j)
+    }
+}
+
 pub(crate) enum Command {
     Request {
         method: String,
-        params: Json,
+        params: Params,
         outcome_unknown_on_loss: bool,
         reply: oneshot::Sender<Result<Json, Error>>,
     },
@@ -87,6 +99,8 @@ pub(super) struct Conn {
     /// Requests received before the member checks passed.
     pub(super) queued: Vec<Command>,
     pub(super) server_rows: BTreeMap<Uuid, Row>,
+    /// The `_Server` monitor is active (clustered databases only, once checked).
+    pub(super) watching_server: bool,
 }
 
 pub(crate) struct Supervisor {
@@ -98,6 +112,8 @@ pub(crate) struct Supervisor {
     pub(super) sessions: BTreeMap<u64, Session>,
     pub(super) next_session: u64,
     pub(super) next_id: u64,
+    /// Connection attempts so far (for the log).
+    pub(super) attempt: u64,
 }
 
 impl Supervisor {
@@ -117,10 +133,23 @@ impl Supervisor {
             sessions: BTreeMap::new(),
             next_session: 1,
             next_id: 1,
+            attempt: 0,
         }
     }
 
+    /// No wait between remotes of one round; a growing wait after each full round.
+    fn round_backoff(&self, failures: u32, remotes: usize) -> Duration {
+        let n = remotes.max(1) as u32;
+        if !failures.is_multiple_of(n) {
+            return Duration::ZERO;
+        }
+        self.backoff(failures / n)
+    }
+
     fn backoff(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
         let exp = failures.saturating_sub(1).min(16);
         let base = self
             .config
@@ -130,35 +159,50 @@ impl Supervisor {
         base.mul_f64(rand::random_range(0.5..=1.0))
     }
 
+    /// Connect, serve, reconnect, forever. Each attempt logs exactly one line: "connected"
+    /// (with the attempt number) or why it failed and when the next one starts.
     pub async fn run(mut self) {
         let n = self.config.remotes.len();
         let mut next = 0usize;
         let mut failures = 0u32;
-        let mut attempt = 0u64;
+        let mut delay = Duration::ZERO;
         loop {
-            if failures > 0 && !self.idle(self.backoff(failures)).await {
+            if !delay.is_zero() && !self.idle(delay).await {
                 break;
             }
             let endpoint = self.config.remotes[next % n].clone();
             next += 1;
-            attempt += 1;
-            info!(%endpoint, attempt, "connecting to OVSDB server");
+            self.attempt += 1;
+            let attempt = self.attempt;
+            debug!(%endpoint, attempt, "connecting to OVSDB server");
             let stream = match connect(&endpoint, self.tls.as_ref(), &self.config.tcp).await {
                 Ok(s) => s,
                 Err(e) => {
-                    warn!(%endpoint, attempt, error = %e, "OVSDB connection attempt failed");
                     failures += 1;
+                    delay = self.round_backoff(failures, n);
+                    warn!(%endpoint, attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
+                        "OVSDB connection attempt failed");
                     continue;
                 }
             };
             let (exit, was_ready) = self.run_connection(endpoint.clone(), stream).await;
             self.state.send_modify(|s| s.connected = false);
+            // After a working connection, the next remote is tried at once.
             failures = if was_ready { 0 } else { failures + 1 };
+            // Back off per full round over the remotes: the next member of a cluster is
+            // tried at once (during an election one of them is about to be leader).
+            delay = self.round_backoff(failures, n);
+            let retry_in_ms = delay.as_millis() as u64;
             match exit {
                 Exit::Shutdown => break,
-                Exit::Lost(reason) => warn!(%endpoint, %reason, "OVSDB connection lost"),
+                Exit::Lost(reason) if was_ready => {
+                    warn!(%endpoint, %reason, retry_in_ms, "OVSDB connection lost")
+                }
+                Exit::Lost(reason) => {
+                    warn!(%endpoint, attempt, %reason, retry_in_ms, "OVSDB connection attempt failed")
+                }
                 Exit::NotUsable(reason) => {
-                    info!(%endpoint, %reason, "OVSDB server not usable, trying the next remote")
+                    info!(%endpoint, attempt, %reason, retry_in_ms, "OVSDB server not usable, trying the next remote")
                 }
             }
         }
@@ -254,6 +298,7 @@ impl Supervisor {
             ready: false,
             queued: vec![],
             server_rows: BTreeMap::new(),
+            watching_server: true,
         };
         let columns = json!({"Database": [{"columns": ["name", "model", "connected", "leader"]}]});
         self.send_request(
@@ -345,18 +390,31 @@ impl Supervisor {
         &mut self,
         conn: &mut Conn,
         method: &str,
-        params: Json,
+        params: impl Into<Params>,
         pending: Pending,
     ) {
+        let params = params.into();
         let id = self.next_id;
         self.next_id += 1;
-        let msg = Message::Request {
-            id: json!(id),
-            method: method.to_owned(),
-            params,
+        let bytes = match params {
+            Params::Json(params) => Message::Request {
+                id: json!(id),
+                method: method.to_owned(),
+                params,
+            }
+            .to_bytes(),
+            Params::Encoded(params) => {
+                let mut b = Vec::with_capacity(params.len() + 64);
+                b.extend_from_slice(format!("{{\"id\":{id},\"method\":").as_bytes());
+                b.extend_from_slice(&Message::encode_str(method));
+                b.extend_from_slice(b",\"params\":");
+                b.extend_from_slice(&params);
+                b.push(b'}');
+                b
+            }
         };
         // A send error means the writer died; the select loop notices and fails `pending`.
-        let _ = conn.writes.send(msg.to_bytes());
+        let _ = conn.writes.send(bytes);
         conn.pending.insert(id, pending);
     }
 
@@ -466,7 +524,7 @@ impl Supervisor {
             s.endpoint = Some(endpoint.clone());
             s.connections += 1;
         });
-        info!(%endpoint, "connected to OVSDB server");
+        info!(%endpoint, attempt = self.attempt, "connected to OVSDB server");
         let ids: Vec<u64> = self
             .sessions
             .iter()

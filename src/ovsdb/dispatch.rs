@@ -14,23 +14,90 @@ use super::codec::Decoder;
 use super::connection::{Command, Conn, Exit, Pending, SERVER_MONITOR, Supervisor};
 use super::error::Error;
 use super::monitor::{
-    Delivery, MonitorEvent, MonitorKind, parse_monitor_reply, parse_notification,
+    Delivery, MonitorEvent, MonitorKind, RawSnapshot, ReplyHead, parse_monitor_reply,
+    parse_notification,
 };
 use super::rpc::Message;
 use super::update::{RowUpdate2, TableUpdates2, Update, parse_table_updates2};
 use super::value::Row;
 
+/// Replies at least this large are candidates for delivery as text (full snapshots).
+const RAW_SNAPSHOT_MIN: usize = 64 * 1024;
+
 impl Supervisor {
+    /// Deliver a large `monitor_cond_since` full snapshot as its text to a session that
+    /// asked for that ([`MonitorSpec::raw_snapshots`]), skipping the JSON tree. False when
+    /// `text` is anything else; it is then parsed as usual.
+    ///
+    /// [`MonitorSpec::raw_snapshots`]: super::monitor::MonitorSpec::raw_snapshots
+    fn take_raw_snapshot(&mut self, conn: &mut Conn, text: &[u8]) -> bool {
+        let wants_raw = conn.pending.values().any(|p| match p {
+            Pending::MonitorStart { session, .. } => self
+                .sessions
+                .get(session)
+                .is_some_and(|s| s.spec.raw_snapshots && s.spec.kind == MonitorKind::V3),
+            _ => false,
+        });
+        if !wants_raw {
+            return false;
+        }
+        let Ok(head) = serde_json::from_slice::<ReplyHead>(text) else {
+            return false;
+        };
+        let (Some(id), true, Some((found, txn, _))) =
+            (head.id.as_u64(), head.error.is_null(), head.result)
+        else {
+            return false;
+        };
+        let Some(Pending::MonitorStart {
+            session,
+            generation,
+        }) = conn.pending.get(&id)
+        else {
+            return false;
+        };
+        let (sid, generation) = (*session, *generation);
+        let Some(s) = self.sessions.get(&sid) else {
+            return false;
+        };
+        // A delta (found, with a resume point) is small and goes the parsed way.
+        if s.generation != generation || (found && s.last_txn_id.is_some()) {
+            return false;
+        }
+        let Ok(last_txn_id) = txn.parse() else {
+            return false;
+        };
+        conn.pending.remove(&id);
+        debug!(
+            session = sid,
+            bytes = text.len(),
+            "monitor snapshot delivered as text"
+        );
+        let event = MonitorEvent::ResetText(RawSnapshot {
+            last_txn_id,
+            text: text.to_vec(),
+        });
+        self.deliver(conn, sid, event);
+        true
+    }
     pub(super) fn drain_messages(
         &mut self,
         conn: &mut Conn,
         decoder: &mut Decoder,
     ) -> Option<Exit> {
         loop {
-            let json = match decoder.next_message() {
-                Ok(Some(j)) => j,
+            let range = match decoder.next_frame() {
+                Ok(Some(r)) => r,
                 Ok(None) => return None,
                 Err(e) => return Some(Exit::Lost(e.to_string())),
+            };
+            let text = decoder.frame(range);
+            if text.len() >= RAW_SNAPSHOT_MIN && self.take_raw_snapshot(conn, text) {
+                continue;
+            }
+            let json = match serde_json::from_slice(text) {
+                Ok(j) => j,
+                Err(e) => return Some(Exit::Lost(format!("invalid JSON message: {e}"))),
             };
             let msg = match Message::from_json(json) {
                 Ok(m) => m,
@@ -60,11 +127,14 @@ impl Supervisor {
             Message::ErrorResponse { id, error } => self.handle_reply(conn, &id, Err(error)),
             Message::Notification { method, params } => match method.as_str() {
                 "update" | "update2" | "update3" => {
-                    let (wire_id, update) = match parse_notification(&method, &params) {
+                    let (wire_id, update) = match parse_notification(&method, params) {
                         Ok(x) => x,
                         Err(e) => return Some(Exit::Lost(e.to_string())),
                     };
                     if wire_id == SERVER_MONITOR {
+                        if !conn.watching_server {
+                            return None;
+                        }
                         return match update {
                             Update::V2(u) => self.server_rows_changed(conn, u),
                             _ => None,
@@ -186,7 +256,7 @@ impl Supervisor {
                 method: "monitor".into(),
                 error,
             })
-            .and_then(|r| parse_monitor_reply(s.spec.kind, &r));
+            .and_then(|r| parse_monitor_reply(s.spec.kind, r));
         match parsed {
             Ok((found, update)) => {
                 let resumed = found && s.spec.kind == MonitorKind::V3 && s.last_txn_id.is_some();
@@ -226,9 +296,21 @@ impl Supervisor {
                 }
             }
         }
-        match self.member_problem(conn) {
-            Some(reason) => Some(Exit::NotUsable(reason)),
-            None => {
+        match self.member_check(conn) {
+            Err(reason) => Some(Exit::NotUsable(reason)),
+            Ok(clustered) => {
+                // Only a clustered member's role can change under a live connection; for
+                // other models the monitor is dropped, as ovsdb-server measurably slows
+                // down large transactions on a connection that has one.
+                if !clustered && conn.watching_server {
+                    conn.watching_server = false;
+                    self.send_request(
+                        conn,
+                        "monitor_cancel",
+                        json!([SERVER_MONITOR]),
+                        Pending::Ignored,
+                    );
+                }
                 if !conn.ready {
                     self.become_ready(conn);
                 }
@@ -237,7 +319,8 @@ impl Supervisor {
         }
     }
 
-    fn member_problem(&self, conn: &Conn) -> Option<String> {
+    /// Whether this member may be used; `Ok(true)` for a clustered database.
+    fn member_check(&self, conn: &Conn) -> Result<bool, String> {
         let db = &self.config.database;
         let flag = |r: &Row, c: &str| {
             r.get(c)
@@ -251,20 +334,21 @@ impl Supervisor {
                 .and_then(|a| a.as_str())
                 == Some(db.as_str())
         }) else {
-            return Some(format!("database {db} is not served here"));
+            return Err(format!("database {db} is not served here"));
         };
         let model = row
             .get("model")
             .and_then(|v| v.as_atom())
             .and_then(|a| a.as_str());
-        if model == Some("clustered") {
-            if !flag(row, "connected") {
-                return Some("member is not connected to its cluster".into());
-            }
-            if self.config.leader_only && !flag(row, "leader") {
-                return Some("member is not the cluster leader".into());
-            }
+        if model != Some("clustered") {
+            return Ok(false);
         }
-        None
+        if !flag(row, "connected") {
+            return Err("member is not connected to its cluster".into());
+        }
+        if self.config.leader_only && !flag(row, "leader") {
+            return Err("member is not the cluster leader".into());
+        }
+        Ok(true)
     }
 }

@@ -39,6 +39,9 @@ pub enum Error {
     /// The connection dropped before the reply to a read-only request; safe to retry.
     #[error("connection lost before the reply to {method}")]
     ConnectionLost { method: String },
+    /// A request could not be encoded as JSON (a value JSON cannot represent).
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
     /// The client was shut down.
     #[error("client closed")]
     Closed,
@@ -74,6 +77,7 @@ impl Error {
             Error::NotConnected => "not_connected",
             Error::OutcomeUnknown => "outcome_unknown",
             Error::ConnectionLost { .. } => "connection_lost",
+            Error::Encode(_) => "encode",
             Error::Closed => "closed",
             Error::Timeout { .. } => "timeout",
             Error::Rpc { .. } => "rpc",

@@ -14,7 +14,7 @@ use tracing::warn;
 use super::client::{Client, Monitor};
 use super::error::Error;
 use super::monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
-use super::replica::Replica;
+use super::replica::{Replica, ReplicaError};
 
 /// The running feed. Dropping it stops the feed and cancels the monitor.
 pub struct ReplicaFeed {
@@ -80,6 +80,7 @@ pub fn replica_spec(database: &str, replica: &Replica) -> MonitorSpec {
         kind: MonitorKind::V3,
         tables,
         since: replica.last_txn_id(),
+        raw_snapshots: true,
     }
 }
 
@@ -92,10 +93,8 @@ impl Client {
         replica: Arc<Replica>,
     ) -> Result<ReplicaFeed, Error> {
         let mut monitor = self.monitor(replica_spec(database, &replica)).await?;
-        match monitor.next().await.ok_or(Error::Closed)? {
-            MonitorEvent::Reset(u) => replica.reset_owned(u)?,
-            MonitorEvent::Update(u) => replica.apply_owned(u)?,
-        };
+        let first = monitor.next().await.ok_or(Error::Closed)?;
+        apply_event(&replica, first)?;
         let (tx, applied) = watch::channel(1u64);
         let task = tokio::spawn(follow(monitor, replica, tx));
         Ok(ReplicaFeed { task, applied })
@@ -106,14 +105,11 @@ async fn follow(mut monitor: Monitor, replica: Arc<Replica>, applied: watch::Sen
     // After a failed apply, queued deltas are useless until the full snapshot arrives.
     let mut awaiting_reset = false;
     while let Some(event) = monitor.next().await {
-        let result = match event {
-            MonitorEvent::Reset(u) => {
-                awaiting_reset = false;
-                replica.reset_owned(u)
-            }
-            MonitorEvent::Update(_) if awaiting_reset => continue,
-            MonitorEvent::Update(u) => replica.apply_owned(u),
-        };
+        if awaiting_reset && !event.is_reset() {
+            continue;
+        }
+        awaiting_reset = false;
+        let result = apply_event(&replica, event);
         match result {
             Ok(_) => applied.send_modify(|n| *n += 1),
             Err(e) => {
@@ -123,6 +119,25 @@ async fn follow(mut monitor: Monitor, replica: Arc<Replica>, applied: watch::Sen
                     return;
                 }
             }
+        }
+    }
+}
+
+fn apply_event(replica: &Replica, event: MonitorEvent) -> Result<(), ReplicaError> {
+    match event {
+        MonitorEvent::Reset(u) => replica.reset_owned(u).map(drop),
+        MonitorEvent::Update(u) => replica.apply_owned(u).map(drop),
+        MonitorEvent::ResetText(raw) => {
+            // Streamed straight into the replica: no JSON tree of the whole snapshot.
+            let mut builder = replica.begin_reset();
+            if let Err(e) = raw.load(builder.seed()) {
+                return Err(builder.take_error().unwrap_or(ReplicaError::Json {
+                    what: e.to_string(),
+                }));
+            }
+            builder.set_last_txn_id(raw.last_txn_id);
+            builder.finish();
+            Ok(())
         }
     }
 }

@@ -24,8 +24,8 @@ pub use follow::{ReplicaFeed, replica_spec};
 pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
 pub use replica::{
-    ChangeKind, ChangeSet, Replica, ReplicaError, ReplicaEvent, ReplicaRow, RowChange, Snapshot,
-    Subscription, TableSpec,
+    ChangeKind, ChangeSet, ColumnRef, Replica, ReplicaError, ReplicaEvent, ReplicaRow,
+    ResetBuilder, RowChange, Snapshot, SnapshotSeed, Subscription, TableSpec,
 };
 pub use schema::{ColumnKind, ColumnType, DatabaseSchema, SchemaError, TableSchema};
 pub use transport::{Endpoint, TcpOptions, TlsFiles, parse_remotes};

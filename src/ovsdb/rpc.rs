@@ -76,6 +76,11 @@ impl Message {
         }
     }
 
+    /// A JSON string literal (quoted and escaped).
+    pub fn encode_str(s: &str) -> Vec<u8> {
+        serde_json::to_vec(s).unwrap_or_default()
+    }
+
     /// The wire bytes, serialised straight from the borrowed parts (a bulk transaction's
     /// params can be megabytes; building an intermediate JSON value would copy them).
     pub fn to_bytes(&self) -> Vec<u8> {

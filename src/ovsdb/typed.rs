@@ -83,6 +83,18 @@ impl Snapshot {
         self.get(T::TABLE, uuid).map(|r| T::from_replica(&r))
     }
 
+    /// The rows of `T`'s table whose `external_ids` has `key` = `value`, as typed rows.
+    pub fn find_typed_by_external_id<T: TypedRow>(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Vec<Result<T, ModelError>> {
+        self.find_by_external_id(T::TABLE, key, value)
+            .iter()
+            .map(T::from_replica)
+            .collect()
+    }
+
     /// Every row of `T`'s table as typed rows.
     pub fn iter_typed<'a, T: TypedRow + 'a>(
         &'a self,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::value::{Row, Uuid, ValueError, row_from_json};
+use super::value::{Row, Uuid, ValueError, row_from_json, row_from_json_owned};
 
 /// One row's change in an `update` notification: `old` and/or `new` row contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,5 +141,80 @@ mod tests {
         let r = &u["NB_Global"][&U.parse::<Uuid>().unwrap()];
         assert!(r.old.is_none());
         assert_eq!(r.new.as_ref().unwrap()["nb_cfg"], Value::from(1));
+    }
+}
+
+/// Owned variant of [`parse_table_updates2`]: consumes the JSON as it converts, so a full
+/// snapshot does not need two complete copies in memory at once.
+pub fn parse_table_updates2_owned(j: Json) -> Result<TableUpdates2, ValueError> {
+    let Json::Object(tables) = j else {
+        return Err(ValueError::new(format!(
+            "table updates are not an object: {j}"
+        )));
+    };
+    let mut out = TableUpdates2::new();
+    for (table, tj) in tables {
+        let Json::Object(rows) = tj else {
+            return Err(ValueError::new(format!(
+                "updates of table {table} are not an object"
+            )));
+        };
+        let t = out.entry(table.clone()).or_default();
+        for (u, rj) in rows {
+            let uuid: Uuid = u.parse()?;
+            let mut obj = match rj {
+                Json::Object(o) if o.len() == 1 => o,
+                _ => {
+                    return Err(ValueError::new(format!(
+                        "bad row-update2 for {table} {uuid}"
+                    )));
+                }
+            };
+            let Some((kind, body)) = std::mem::take(&mut obj).into_iter().next() else {
+                return Err(ValueError::new(format!(
+                    "bad row-update2 for {table} {uuid}"
+                )));
+            };
+            let update = match kind.as_str() {
+                "initial" => RowUpdate2::Initial(row_from_json_owned(body)?),
+                "insert" => RowUpdate2::Insert(row_from_json_owned(body)?),
+                "modify" => RowUpdate2::Modify(row_from_json_owned(body)?),
+                "delete" => RowUpdate2::Delete,
+                other => {
+                    return Err(ValueError::new(format!(
+                        "unknown row-update2 kind {other:?}"
+                    )));
+                }
+            };
+            t.insert(uuid, update);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod owned_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn owned_parse_matches_borrowed() {
+        let u = "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab";
+        let j = json!({"ACL": {u: {"modify": {"priority": 5, "match": "ip4"}}},
+                       "Address_Set": {u: {"delete": null}},
+                       "Port_Group": {u: {"initial": {"name": "pg", "acls": ["set", []]}}}});
+        assert_eq!(
+            parse_table_updates2_owned(j.clone()).unwrap(),
+            parse_table_updates2(&j).unwrap()
+        );
+        for bad in [
+            json!([]),
+            json!({"ACL": []}),
+            json!({"ACL": {u: {"frob": {}}}}),
+            json!({"ACL": {u: {"insert": {}, "delete": null}}}),
+            json!({"ACL": {"nope": {"delete": null}}}),
+        ] {
+            assert!(parse_table_updates2_owned(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -403,3 +403,209 @@ mod tests {
         }
     }
 }
+
+/// Direct serialisation in the RFC 7047 notation (the same text as `to_json`), so large
+/// requests are written without building a `serde_json::Value` first.
+mod wire {
+    use super::{Atom, Value};
+    use serde::ser::{Serialize, SerializeTuple, Serializer};
+
+    struct Tagged<'a, T: Serialize + ?Sized>(&'static str, &'a T);
+
+    impl<T: Serialize + ?Sized> Serialize for Tagged<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(self.0)?;
+            t.serialize_element(self.1)?;
+            t.end()
+        }
+    }
+
+    struct SetElements<'a>(&'a std::collections::BTreeSet<Atom>);
+
+    impl Serialize for SetElements<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0)
+        }
+    }
+
+    /// Map pairs as `[key, value]` arrays.
+    struct MapPairs<'a>(&'a std::collections::BTreeMap<Atom, Atom>);
+
+    impl Serialize for MapPairs<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter())
+        }
+    }
+
+    impl Serialize for Atom {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Atom::Integer(i) => s.serialize_i64(*i),
+                Atom::Real(r) if r.is_finite() => s.serialize_f64(*r),
+                Atom::Real(_) => s.serialize_unit(),
+                Atom::Boolean(b) => s.serialize_bool(*b),
+                Atom::String(v) => s.serialize_str(v),
+                Atom::Uuid(u) => {
+                    let mut buf = uuid::Uuid::encode_buffer();
+                    let text: &str = u.0.hyphenated().encode_lower(&mut buf);
+                    Tagged("uuid", text).serialize(s)
+                }
+                Atom::NamedUuid(n) => Tagged("named-uuid", n.as_str()).serialize(s),
+            }
+        }
+    }
+
+    impl Serialize for Value {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Value::Atom(a) => a.serialize(s),
+                Value::Set(set) => Tagged("set", &SetElements(set)).serialize(s),
+                Value::Map(m) => Tagged("map", &MapPairs(m)).serialize(s),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn serialisation_matches_to_json() {
+        let u: Uuid = "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab".parse().unwrap();
+        for v in [
+            Value::from(-5),
+            Value::Atom(Atom::Real(2.5)),
+            Value::from(true),
+            Value::from("a \"q\" {"),
+            Value::from(u),
+            Value::Atom(Atom::NamedUuid("n".into())),
+            Value::empty_set(),
+            Value::set([Atom::Uuid(u), Atom::NamedUuid("x".into())]),
+            Value::map([("k", "v"), ("a", "b")]),
+            Value::Map(BTreeMap::from([(Atom::Integer(1), Atom::Uuid(u))])),
+        ] {
+            assert_eq!(serde_json::to_value(&v).unwrap(), v.to_json(), "{v:?}");
+        }
+    }
+}
+
+/// Owned decoding: the same rules as `from_json`, moving strings out of the JSON instead of
+/// copying them, so a large snapshot is converted without holding two full copies.
+impl Atom {
+    pub fn from_json_owned(j: Json) -> Result<Atom, ValueError> {
+        match j {
+            Json::String(s) => Ok(Atom::String(s)),
+            Json::Array(mut a) if a.len() == 2 => match (a.pop(), a.pop()) {
+                (Some(Json::String(v)), Some(Json::String(tag))) if tag == "uuid" => {
+                    Ok(Atom::Uuid(v.parse()?))
+                }
+                (Some(Json::String(v)), Some(Json::String(tag))) if tag == "named-uuid" => {
+                    Ok(Atom::NamedUuid(v))
+                }
+                (v, tag) => Err(ValueError::new(format!(
+                    "not an atom: [{}, {}]",
+                    tag.unwrap_or_default(),
+                    v.unwrap_or_default()
+                ))),
+            },
+            other => Atom::from_json(&other),
+        }
+    }
+}
+
+impl Value {
+    pub fn from_json_owned(j: Json) -> Result<Value, ValueError> {
+        let Json::Array(mut a) = j else {
+            return Atom::from_json_owned(j).map(Value::Atom);
+        };
+        let tag = match (a.len(), a.first()) {
+            (2, Some(Json::String(t))) if t == "set" || t == "map" => t.clone(),
+            _ => return Atom::from_json_owned(Json::Array(a)).map(Value::Atom),
+        };
+        let body = a.pop().unwrap_or_default();
+        let Json::Array(items) = body else {
+            return Err(ValueError::new(format!("bad {tag}: {body}")));
+        };
+        if tag == "set" {
+            return items
+                .into_iter()
+                .map(Atom::from_json_owned)
+                .collect::<Result<_, _>>()
+                .map(Value::Set);
+        }
+        let mut m = BTreeMap::new();
+        for p in items {
+            match p {
+                Json::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop().unwrap_or_default();
+                    let k = kv.pop().unwrap_or_default();
+                    m.insert(Atom::from_json_owned(k)?, Atom::from_json_owned(v)?);
+                }
+                other => return Err(ValueError::new(format!("bad map pair: {other}"))),
+            }
+        }
+        Ok(Value::Map(m))
+    }
+}
+
+/// Owned variant of [`row_from_json`].
+pub fn row_from_json_owned(j: Json) -> Result<Row, ValueError> {
+    let Json::Object(obj) = j else {
+        return Err(ValueError::new(format!("row is not an object: {j}")));
+    };
+    obj.into_iter()
+        .map(|(k, v)| match Value::from_json_owned(v) {
+            Ok(v) => Ok((k, v)),
+            Err(e) => Err(ValueError::new(format!("column {k}: {}", e.0))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod owned_tests {
+    use super::*;
+
+    #[test]
+    fn owned_decoding_matches_borrowed() {
+        for j in [
+            json!(1),
+            json!(1.5),
+            json!("s"),
+            json!(["uuid", "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab"]),
+            json!(["named-uuid", "n"]),
+            json!(["set", []]),
+            json!(["set", [1, 2]]),
+            json!([
+                "map",
+                [
+                    ["a", 1],
+                    ["b", ["uuid", "0b7c0c2e-7b3a-4d55-9f6e-0123456789ab"]]
+                ]
+            ]),
+        ] {
+            assert_eq!(
+                Value::from_json_owned(j.clone()).unwrap(),
+                Value::from_json(&j).unwrap()
+            );
+        }
+        for j in [
+            json!(null),
+            json!({"a": 1}),
+            json!(["uuid", "x"]),
+            json!(["set", 1]),
+            json!(["map", [[1]]]),
+            json!(["frob", 1]),
+            json!(["set", [1], 2]),
+        ] {
+            assert!(Value::from_json_owned(j.clone()).is_err(), "{j}");
+        }
+        let r = json!({"a": ["set", ["x"]], "b": 2});
+        assert_eq!(
+            row_from_json_owned(r.clone()).unwrap(),
+            row_from_json(&r).unwrap()
+        );
+        assert!(row_from_json_owned(json!([1])).is_err());
+    }
+}

@@ -342,8 +342,8 @@ pub fn apply(content: &mut BTreeMap<Uuid, Row>, event: &MonitorEvent) {
         content.clear();
     }
     let updates = match event.update() {
-        Update::V2(u) | Update::V3 { updates: u, .. } => u,
-        Update::V1(_) => panic!("v1 not used here"),
+        Some(Update::V2(u) | Update::V3 { updates: u, .. }) => u,
+        other => panic!("not used here: {other:?}"),
     };
     for (uuid, change) in updates.values().flatten() {
         match change {

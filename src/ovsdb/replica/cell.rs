@@ -3,21 +3,22 @@
 //!
 //! A `Value` holds sets and maps in B-trees, whose smallest node has room for eleven
 //! entries: for a 20,000-row replica of mostly small sets and maps that is most of the
-//! memory. Stored rows keep sets and maps as sorted slices behind an `Arc` instead (one
-//! exact-size allocation, shared between a row and its modified copy when the column did
-//! not change), and scalars as a bare [`Atom`].
+//! memory. Stored rows keep maps as sorted slices behind an `Arc` (one exact-size
+//! allocation, shared between a row and its modified copy when the column did not change),
+//! sets as [`ChunkedSet`]s (cheap to change by a few elements however large), and scalars
+//! as a bare [`Atom`].
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::set::ChunkedSet;
 use crate::ovsdb::value::{Atom, Value};
 
 /// One stored column value, already in the column's canonical form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Cell {
     Atom(Atom),
-    /// Sorted, no duplicates.
-    Set(Arc<[Atom]>),
+    Set(ChunkedSet),
     /// Sorted by key, keys unique.
     Map(Arc<[(Atom, Atom)]>),
 }
@@ -27,7 +28,7 @@ impl Cell {
     pub(crate) fn from_value(v: Value) -> Cell {
         match v {
             Value::Atom(a) => Cell::Atom(a),
-            Value::Set(s) => Cell::Set(s.into_iter().collect()),
+            Value::Set(s) => Cell::Set(ChunkedSet::from_sorted(s.into_iter().collect())),
             Value::Map(m) => Cell::Map(m.into_iter().collect()),
         }
     }
@@ -47,29 +48,6 @@ impl Cell {
             Cell::Set(s) => s.len(),
             Cell::Map(m) => m.len(),
         }
-    }
-
-    /// Toggle each element of `diff` (an update2 set diff), as one merge of two sorted
-    /// sequences.
-    pub(crate) fn toggle(cur: &[Atom], diff: &BTreeSet<Atom>) -> Cell {
-        let mut out = Vec::with_capacity(cur.len() + diff.len());
-        let (mut a, mut b) = (cur.iter().peekable(), diff.iter().peekable());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => match x.cmp(y) {
-                    Ordering::Less => out.push(a.next().cloned()),
-                    Ordering::Greater => out.push(b.next().cloned()),
-                    Ordering::Equal => {
-                        a.next();
-                        b.next();
-                    }
-                },
-                (Some(_), None) => out.push(a.next().cloned()),
-                (None, Some(_)) => out.push(b.next().cloned()),
-                (None, None) => break,
-            }
-        }
-        Cell::Set(out.into_iter().flatten().collect())
     }
 
     /// Apply an update2 map diff: absent key -> insert; same key and value -> remove; same
@@ -106,7 +84,7 @@ impl Cell {
 enum Inner<'a> {
     Value(&'a Value),
     Atom(&'a Atom),
-    Set(&'a [Atom]),
+    Set(&'a ChunkedSet),
     Map(&'a [(Atom, Atom)]),
 }
 
@@ -124,7 +102,7 @@ impl<'a> ColumnRef<'a> {
         match self.0 {
             Inner::Value(v) => v.as_atom(),
             Inner::Atom(a) => Some(a),
-            Inner::Set([a]) => Some(a),
+            Inner::Set(s) => s.single(),
             _ => None,
         }
     }
@@ -155,7 +133,7 @@ impl<'a> ColumnRef<'a> {
             Inner::Value(Value::Map(m)) => Some(Box::new(m.iter())),
             Inner::Map(m) => Some(Box::new(m.iter().map(|(k, v)| (k, v)))),
             Inner::Value(Value::Set(s)) if s.is_empty() => Some(Box::new(std::iter::empty())),
-            Inner::Set([]) => Some(Box::new(std::iter::empty())),
+            Inner::Set(s) if s.is_empty() => Some(Box::new(std::iter::empty())),
             _ => None,
         }
     }
@@ -199,21 +177,6 @@ impl PartialEq<Value> for ColumnRef<'_> {
 mod tests {
     use super::*;
 
-    fn atoms(v: &[&str]) -> Vec<Atom> {
-        v.iter().map(|s| Atom::from(*s)).collect()
-    }
-
-    #[test]
-    fn toggle_merges() {
-        let cur = atoms(&["a", "c", "e"]);
-        let diff: BTreeSet<Atom> = atoms(&["a", "b", "e", "f"]).into_iter().collect();
-        assert_eq!(
-            Cell::toggle(&cur, &diff),
-            Cell::Set(atoms(&["b", "c", "f"]).into())
-        );
-        assert_eq!(Cell::toggle(&[], &diff).len(), 4);
-    }
-
     #[test]
     fn map_merge_rules() {
         let p = |k: &str, v: &str| (Atom::from(k), Atom::from(v));
@@ -245,5 +208,40 @@ mod tests {
                 .map_iter()
                 .is_some()
         );
+    }
+
+    use proptest::prelude::*;
+
+    fn int_map(m: &BTreeMap<u8, u8>) -> BTreeMap<Atom, Atom> {
+        m.iter()
+            .map(|(k, v)| (Atom::Integer(i64::from(*k)), Atom::Integer(i64::from(*v))))
+            .collect()
+    }
+
+    proptest! {
+        // For a map: keys only in new carry the new value, keys only in old the old value
+        // (removed), keys in both with another value the new value.
+        #[test]
+        fn merging_a_map_diff_gives_new(
+            old in proptest::collection::btree_map(any::<u8>(), 0..4u8, 0..30),
+            new in proptest::collection::btree_map(any::<u8>(), 0..4u8, 0..30),
+        ) {
+            let mut diff = BTreeMap::new();
+            for (k, v) in &old {
+                match new.get(k) {
+                    None => { diff.insert(*k, *v); }
+                    Some(nv) if nv != v => { diff.insert(*k, *nv); }
+                    Some(_) => {}
+                }
+            }
+            for (k, v) in &new {
+                if !old.contains_key(k) {
+                    diff.insert(*k, *v);
+                }
+            }
+            let cur: Vec<(Atom, Atom)> = int_map(&old).into_iter().collect();
+            let want = Cell::Map(int_map(&new).into_iter().collect());
+            prop_assert_eq!(Cell::merge_map(&cur, &int_map(&diff)), want);
+        }
     }
 }

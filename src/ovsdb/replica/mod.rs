@@ -10,106 +10,73 @@
 //!
 //! An update is applied to a private copy and published only if all of it applied, so a bad
 //! update returns an error and leaves the replica exactly as it was, and readers never see
-//! half an update.
+//! half an update. The client should treat such an error as "out of step": log it and
+//! resynchronise (a new monitor, then [`Replica::reset`]).
+//!
+//! ```
+//! use ovnkube_route::ovsdb::update::parse_table_updates2;
+//! use ovnkube_route::ovsdb::{DatabaseSchema, Replica, TableSpec, Update, Value};
+//! use serde_json::json;
+//!
+//! let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/ovn-nb.ovsschema"));
+//! let schema = DatabaseSchema::from_json(&serde_json::from_str(text).unwrap()).unwrap();
+//! let replica = Replica::new(
+//!     &schema,
+//!     &[TableSpec::all("Address_Set").with_external_id_keys(&["k8s.ovn.org/id"])],
+//! )
+//! .unwrap();
+//! // Sent as the third parameter of monitor_cond / monitor_cond_since.
+//! let _requests = replica.monitor_requests();
+//! let u = "00000000-0000-4000-8000-000000000001";
+//! let initial = json!({"Address_Set": {u: {"initial": {
+//!     "name": "as1", "external_ids": ["map", [["k8s.ovn.org/id", "a"]]]}}}});
+//! replica.reset_owned(Update::V2(parse_table_updates2(&initial).unwrap())).unwrap();
+//! let diff = json!({"Address_Set": {u: {"modify": {"addresses": "10.0.0.1"}}}});
+//! let changes = replica.apply_owned(Update::V2(parse_table_updates2(&diff).unwrap())).unwrap();
+//! assert_eq!(changes.changes.len(), 1);
+//! let snap = replica.snapshot();
+//! let row = snap.find_by_external_id("Address_Set", "k8s.ovn.org/id", "a").pop().unwrap();
+//! assert_eq!(row.get("addresses"), Some(Value::set(["10.0.0.1".into()])));
+//! ```
 mod cell;
 mod changes;
+#[cfg(test)]
+mod concurrency_tests;
+mod error;
+mod reset;
+#[cfg(test)]
+mod reset_tests;
+mod set;
 mod snapshot;
+mod spec;
 mod store;
+mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value as Json, json};
 use tokio::sync::broadcast;
 
-use super::schema::{AtomicType, ColumnKind, DatabaseSchema, SchemaError};
+use super::schema::{DatabaseSchema, SchemaError};
 use super::update::{RowUpdate1, RowUpdate2, Update};
 use super::value::{Row, Uuid, Value};
 use cell::Cell;
 pub use cell::ColumnRef;
 pub use changes::{ChangeKind, ChangeSet, ReplicaEvent, RowChange, Subscription};
+pub use error::ReplicaError;
+pub use reset::ResetBuilder;
 use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
-pub use store::TableMeta;
-use store::{ColumnMeta, RowValues, TableState};
+pub use spec::TableSpec;
+use store::{RowValues, TableState};
+pub use stream::SnapshotSeed;
 
-/// Change sets a subscriber may fall behind by before it is told to resync.
-pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
-
-/// A table to monitor: which columns (all by default) and which `external_ids` keys to
-/// index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSpec {
-    pub table: String,
-    /// `None` monitors every column the schema lists.
-    pub columns: Option<Vec<String>>,
-    pub external_id_keys: Vec<String>,
-}
-
-impl TableSpec {
-    /// Every column of `table`, no external_ids index.
-    pub fn all(table: &str) -> TableSpec {
-        TableSpec {
-            table: table.to_owned(),
-            columns: None,
-            external_id_keys: Vec::new(),
-        }
-    }
-
-    /// Monitor only these columns.
-    pub fn with_columns(mut self, columns: &[&str]) -> TableSpec {
-        self.columns = Some(columns.iter().map(|c| (*c).to_owned()).collect());
-        self
-    }
-
-    /// Index rows by these `external_ids` keys (for example `k8s.ovn.org/id`).
-    pub fn with_external_id_keys(mut self, keys: &[&str]) -> TableSpec {
-        self.external_id_keys = keys.iter().map(|k| (*k).to_owned()).collect();
-        self
-    }
-}
-
-/// An update or table spec the replica cannot apply. The replica is unchanged after any of
-/// them.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ReplicaError {
-    /// The update (or a table spec) names a table that is not monitored / not in the schema.
-    #[error("table {table} is not monitored")]
-    UnknownTable { table: String },
-    /// The update (or a table spec) names a column that is not monitored / not in the schema.
-    #[error("table {table}: column {column} is not monitored")]
-    UnknownColumn { table: String, column: String },
-    /// A column's value does not fit its schema type.
-    #[error("table {table} row {uuid}: {source}")]
-    BadValue {
-        table: String,
-        uuid: Uuid,
-        source: SchemaError,
-    },
-    /// A modify or delete names a row the replica does not hold.
-    #[error("table {table}: {op} of row {uuid}, which the replica does not hold")]
-    MissingRow {
-        table: String,
-        uuid: Uuid,
-        op: &'static str,
-    },
-    /// An insert names a row the replica already holds.
-    #[error("table {table}: insert of row {uuid}, which the replica already holds")]
-    DuplicateRow { table: String, uuid: Uuid },
-    /// A row update of a kind that makes no sense where it appeared (an `update` with
-    /// neither old nor new, a modify or delete inside a full snapshot).
-    #[error("table {table} row {uuid}: {what}")]
-    BadRowUpdate {
-        table: String,
-        uuid: Uuid,
-        what: &'static str,
-    },
-    /// The external_ids index needs an `external_ids` string map column, monitored.
-    #[error("table {table}: external_ids keys given but external_ids is not a monitored map")]
-    NoExternalIds { table: String },
-}
+/// Change sets a subscriber may fall behind by before it is told to resync. Each buffered
+/// change set keeps its rows' old and new versions alive (sets share unchanged chunks), so
+/// the bound is also a memory bound; a resync costs one full re-read.
+pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 256;
 
 /// The replica. Cheap to share (`Arc<Replica>`); every method takes `&self`.
 pub struct Replica {
@@ -139,77 +106,19 @@ impl Replica {
         tables: &[TableSpec],
         capacity: usize,
     ) -> Result<Replica, ReplicaError> {
-        let mut metas = Vec::with_capacity(tables.len());
-        let mut positions = HashMap::new();
-        for spec in tables {
-            let ts = schema
-                .table(&spec.table)
-                .ok_or_else(|| ReplicaError::UnknownTable {
-                    table: spec.table.clone(),
-                })?;
-            let names: Vec<String> = match &spec.columns {
-                Some(c) => c.clone(),
-                None => ts.columns.iter().map(|c| c.name.clone()).collect(),
-            };
-            let mut columns = Vec::with_capacity(names.len());
-            for name in names {
-                let c = ts
-                    .column(&name)
-                    .ok_or_else(|| ReplicaError::UnknownColumn {
-                        table: spec.table.clone(),
-                        column: name.clone(),
-                    })?;
-                columns.push(ColumnMeta {
-                    name,
-                    ty: c.ty.clone(),
-                });
-            }
-            let pos: HashMap<String, usize> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.clone(), i))
-                .collect();
-            let indexes = ts
-                .indexes
-                .iter()
-                .filter_map(|ix| ix.iter().map(|c| pos.get(c).copied()).collect())
-                .collect();
-            // The index looks keys up by binary search on string order.
-            let external_ids = pos.get("external_ids").copied().filter(|&i| {
-                let ty = &columns[i].ty;
-                ty.kind() == ColumnKind::Map && ty.key.atomic == AtomicType::String
-            });
-            if !spec.external_id_keys.is_empty() && external_ids.is_none() {
-                return Err(ReplicaError::NoExternalIds {
-                    table: spec.table.clone(),
-                });
-            }
-            positions.insert(spec.table.clone(), metas.len());
-            metas.push(Arc::new(TableMeta {
-                name: spec.table.clone(),
-                positions: pos,
-                indexes,
-                external_ids,
-                external_id_keys: spec.external_id_keys.clone(),
-                defaults: columns
-                    .iter()
-                    .map(|c| Cell::from_value(c.ty.default_value()))
-                    .collect(),
-                columns,
-            }));
-        }
+        let meta = spec::replica_meta(schema, tables)?;
         let state = DbState {
-            tables: metas.iter().map(|m| Arc::new(TableState::new(m))).collect(),
+            tables: meta
+                .tables
+                .iter()
+                .map(|m| Arc::new(TableState::new(m)))
+                .collect(),
             last_txn_id: None,
             generation: 0,
         };
         let (changes, _) = broadcast::channel(capacity.max(1));
         Ok(Replica {
-            meta: Arc::new(ReplicaMeta {
-                tables: metas,
-                positions,
-                hasher: std::hash::RandomState::new(),
-            }),
+            meta: Arc::new(meta),
             current: Arc::new(Mutex::new(Arc::new(state))),
             writer: Mutex::new(()),
             changes,
@@ -314,68 +223,9 @@ impl Replica {
     /// [`Replica::reset`], moving the snapshot's values into the replica instead of copying
     /// them, so a large initial snapshot is not held twice.
     pub fn reset_owned(&self, update: Update) -> Result<Arc<ChangeSet>, ReplicaError> {
-        let _w = lock(&self.writer);
-        let base = Arc::clone(&lock(&self.current));
-        let mut work = DbState {
-            tables: self
-                .meta
-                .tables
-                .iter()
-                .map(|m| Arc::new(TableState::new(m)))
-                .collect(),
-            last_txn_id: base.last_txn_id,
-            generation: base.generation,
-        };
-        let mut put = |table: &str, uuid: Uuid, row: Row| -> Result<(), ReplicaError> {
-            let ti = self.table_index(table)?;
-            let values = self.build_row(ti, uuid, None, row, false)?;
-            let meta = &self.meta.tables[ti];
-            let t = Arc::make_mut(&mut work.tables[ti]);
-            if t.rows.get(&uuid).is_some() {
-                return Err(ReplicaError::DuplicateRow {
-                    table: table.to_owned(),
-                    uuid,
-                });
-            }
-            t.put(meta, &self.meta.hasher, uuid, values);
-            Ok(())
-        };
-        let not_snapshot = |table: &str, uuid: Uuid| ReplicaError::BadRowUpdate {
-            table: table.to_owned(),
-            uuid,
-            what: "a full snapshot may only hold initial or inserted rows",
-        };
-        let (tables, txn) = match update {
-            Update::V1(tables) => {
-                for (table, rows) in tables {
-                    for (uuid, ru) in rows {
-                        match (ru.old, ru.new) {
-                            (None, Some(new)) => put(&table, uuid, new)?,
-                            _ => return Err(not_snapshot(&table, uuid)),
-                        }
-                    }
-                }
-                (Default::default(), None)
-            }
-            Update::V2(tables) => (tables, None),
-            Update::V3 {
-                last_txn_id,
-                updates,
-            } => (updates, Some(last_txn_id)),
-        };
-        for (table, rows) in tables {
-            for (uuid, ru) in rows {
-                match ru {
-                    RowUpdate2::Initial(r) | RowUpdate2::Insert(r) => put(&table, uuid, r)?,
-                    _ => return Err(not_snapshot(&table, uuid)),
-                }
-            }
-        }
-        if txn.is_some() {
-            work.last_txn_id = txn;
-        }
-        let changes = self.diff(&base, &work);
-        Ok(self.publish(work, true, changes))
+        let mut builder = self.begin_reset();
+        builder.insert_update(update)?;
+        Ok(builder.finish())
     }
 
     fn publish(&self, mut work: DbState, reset: bool, changes: Vec<RowChange>) -> Arc<ChangeSet> {
@@ -452,7 +302,7 @@ impl Replica {
             let v = ty.normalize(&name, v, !replace).map_err(bad)?;
             let cell = match (&values[pos], v) {
                 (_, v) if replace => Cell::from_value(v),
-                (Cell::Set(cur), Value::Set(d)) => Cell::toggle(cur, &d),
+                (Cell::Set(cur), Value::Set(d)) => Cell::Set(cur.toggle(&d)),
                 (Cell::Map(cur), Value::Map(d)) => Cell::merge_map(cur, &d),
                 (_, v) => Cell::from_value(v),
             };
@@ -579,38 +429,5 @@ impl Replica {
             old: old.map(|v| self.row(ti, uuid, &v)),
             new: new.map(|v| self.row(ti, uuid, &v)),
         }
-    }
-
-    fn diff(&self, before: &DbState, after: &DbState) -> Vec<RowChange> {
-        let mut out = Vec::new();
-        for (ti, meta) in self.meta.tables.iter().enumerate() {
-            let (b, a) = (&before.tables[ti], &after.tables[ti]);
-            for (uuid, new) in a.rows.iter() {
-                let (kind, old) = match b.rows.get(uuid) {
-                    None => (ChangeKind::Inserted, None),
-                    Some(old) if old != new => (ChangeKind::Modified, Some(old)),
-                    Some(_) => continue,
-                };
-                out.push(RowChange {
-                    table: meta.name.clone(),
-                    uuid: *uuid,
-                    kind,
-                    old: old.map(|v| self.row(ti, *uuid, v)),
-                    new: Some(self.row(ti, *uuid, new)),
-                });
-            }
-            for (uuid, old) in b.rows.iter() {
-                if a.rows.get(uuid).is_none() {
-                    out.push(RowChange {
-                        table: meta.name.clone(),
-                        uuid: *uuid,
-                        kind: ChangeKind::Deleted,
-                        old: Some(self.row(ti, *uuid, old)),
-                        new: None,
-                    });
-                }
-            }
-        }
-        out
     }
 }

@@ -145,8 +145,9 @@ impl Snapshot {
     }
 
     /// The row whose `column` equals `value` (RFC 7047 section 3.2 `indexes`: unique per
-    /// table). Uses the schema index when `column` is one; any other column is scanned and
-    /// the first match returned.
+    /// table). Uses the schema index or a [`super::TableSpec::with_index`] index when there
+    /// is one (the first match for a non-unique one); any other column is scanned and the
+    /// first match returned.
     pub fn find_by_index(&self, table: &str, column: &str, value: &Value) -> Option<ReplicaRow> {
         self.find_by_columns(table, &[(column, value)])
     }

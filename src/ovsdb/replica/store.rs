@@ -3,8 +3,9 @@
 //! ones (copy-on-write). A snapshot is therefore one `Arc` clone, and an update costs the
 //! size of the shards it changes, not of the table.
 //!
-//! Rows are stored as a slice of values in the table's monitored-column order; the column
-//! names live once per table in [`TableMeta`], never per row.
+//! Rows are stored as a slice of compact cells (see `cell.rs`) in the table's
+//! monitored-column order; the column names live once per table in [`TableMeta`], never
+//! per row.
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -130,7 +131,7 @@ pub(crate) struct ColumnMeta {
 
 /// What the replica knows about one monitored table; shared, never changed after creation.
 #[derive(Debug)]
-pub struct TableMeta {
+pub(crate) struct TableMeta {
     pub(crate) name: String,
     pub(crate) columns: Vec<ColumnMeta>,
     pub(crate) positions: HashMap<String, usize>,

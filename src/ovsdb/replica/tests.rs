@@ -6,9 +6,9 @@ use super::*;
 use crate::ovsdb::update::{parse_table_updates, parse_table_updates2};
 use crate::ovsdb::value::Atom;
 
-const ID_KEY: &str = "k8s.ovn.org/id";
+pub(super) const ID_KEY: &str = "k8s.ovn.org/id";
 
-fn schema() -> DatabaseSchema {
+pub(super) fn schema() -> DatabaseSchema {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/schemas/ovn-nb.ovsschema"
@@ -17,7 +17,7 @@ fn schema() -> DatabaseSchema {
     DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
-fn replica() -> Replica {
+pub(super) fn replica() -> Replica {
     Replica::new(
         &schema(),
         &[
@@ -30,17 +30,17 @@ fn replica() -> Replica {
     .unwrap()
 }
 
-fn u(n: u8) -> Uuid {
+pub(super) fn u(n: u8) -> Uuid {
     format!("00000000-0000-4000-8000-0000000000{n:02x}")
         .parse()
         .unwrap()
 }
 
-fn us(n: u8) -> String {
+pub(super) fn us(n: u8) -> String {
     u(n).to_string()
 }
 
-fn v2(j: serde_json::Value) -> Update {
+pub(super) fn v2(j: serde_json::Value) -> Update {
     Update::V2(parse_table_updates2(&j).unwrap())
 }
 
@@ -52,7 +52,7 @@ fn strings(v: impl std::borrow::Borrow<Value>) -> BTreeSet<String> {
 }
 
 /// A router with two policies and an address set, as an initial snapshot.
-fn seeded() -> Replica {
+pub(super) fn seeded() -> Replica {
     let r = replica();
     r.reset(&v2(json!({
         "Logical_Router": {us(1): {"initial": {"name": "r1",
@@ -240,60 +240,6 @@ fn update_v1_old_new() {
     ] {
         assert!(r.apply(&upd(bad.clone())).is_err(), "{bad} accepted");
     }
-}
-
-#[test]
-fn reset_drops_stale_rows_and_reports_the_difference() {
-    let r = seeded();
-    let cs = r
-        .reset(&Update::V3 {
-            last_txn_id: u(0xaa),
-            updates: parse_table_updates2(&json!({
-                "Logical_Router_Policy": {
-                    us(2): {"initial": {"priority": 100, "match": "ip4.src == 10.0.0.1",
-                        "action": "reroute", "nexthops": "100.64.0.2",
-                        "external_ids": ["map", [[ID_KEY, "p2"], ["owner", "route-a"]]]}},
-                    us(3): {"initial": {"priority": 201, "match": "ip4.src == 10.0.0.2",
-                        "action": "allow", "external_ids": ["map", [[ID_KEY, "p3"]]]}}},
-                "Address_Set": {us(8): {"initial": {"name": "as8"}}}}))
-            .unwrap(),
-        })
-        .unwrap();
-    assert!(cs.reset);
-    let mut kinds: Vec<(String, Uuid, ChangeKind)> = cs
-        .changes
-        .iter()
-        .map(|c| (c.table.clone(), c.uuid, c.kind))
-        .collect();
-    kinds.sort_by_key(|k| (k.0.clone(), k.1));
-    assert_eq!(
-        kinds,
-        vec![
-            ("Address_Set".into(), u(4), ChangeKind::Deleted),
-            ("Address_Set".into(), u(8), ChangeKind::Inserted),
-            ("Logical_Router".into(), u(1), ChangeKind::Deleted),
-            ("Logical_Router_Policy".into(), u(3), ChangeKind::Modified),
-        ]
-    );
-    let s = r.snapshot();
-    assert!(s.get("Logical_Router", u(1)).is_none());
-    assert!(
-        s.find_by_index("Address_Set", "name", &"as1".into())
-            .is_none()
-    );
-    assert_eq!(
-        s.find_by_index("Address_Set", "name", &"as8".into())
-            .unwrap()
-            .uuid(),
-        u(8)
-    );
-    assert_eq!(r.last_txn_id(), Some(u(0xaa)));
-    assert_eq!(s.last_txn_id(), Some(u(0xaa)));
-    // A snapshot may not contain modifies or deletes.
-    assert!(
-        r.reset(&v2(json!({"Address_Set": {us(8): {"delete": null}}})))
-            .is_err()
-    );
 }
 
 #[test]
@@ -515,101 +461,36 @@ fn monitor_requests_list_columns() {
     );
 }
 
-#[tokio::test]
-async fn subscribers_get_change_sets_in_order() {
-    let r = seeded();
-    let mut sub = r.subscribe();
-    for prio in [1, 2, 3] {
-        r.apply(&v2(
-            json!({"Logical_Router_Policy": {us(3): {"modify": {"priority": prio}}}}),
-        ))
+#[test]
+fn extra_indexes_follow_changes() {
+    let r = Replica::new(
+        &schema(),
+        &[TableSpec::all("Logical_Router").with_index(&["name"])],
+    )
+    .unwrap();
+    r.reset(&v2(json!({"Logical_Router": {
+        us(1): {"initial": {"name": "a"}}, us(2): {"initial": {"name": "b"}}}})))
         .unwrap();
-    }
-    for prio in [1, 2, 3] {
-        match sub.recv().await.unwrap() {
-            ReplicaEvent::Changes(cs) => {
-                let new = cs.changes[0].new.as_ref().unwrap();
-                assert_eq!(new.get("priority"), Some(Value::from(prio)));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert!(sub.try_recv().is_none());
-}
-
-#[tokio::test]
-async fn slow_subscribers_get_a_resync_not_silence() {
-    let r = Replica::with_capacity(&schema(), &[TableSpec::all("Address_Set")], 2).unwrap();
-    r.reset(&v2(
-        json!({"Address_Set": {us(1): {"initial": {"name": "a"}}}}),
+    let find = |name: &str| {
+        r.snapshot()
+            .find_by_index("Logical_Router", "name", &name.into())
+            .map(|r| r.uuid())
+    };
+    assert_eq!(
+        r.meta.tables[0].indexes,
+        vec![vec![r.meta.tables[0].position("name").unwrap()]]
+    );
+    assert_eq!((find("a"), find("b")), (Some(u(1)), Some(u(2))));
+    r.apply(&v2(
+        json!({"Logical_Router": {us(1): {"modify": {"name": "c"}}, us(2): {"delete": null}}}),
     ))
     .unwrap();
-    let mut sub = r.subscribe();
-    for i in 0..5 {
-        r.apply(&v2(
-            json!({"Address_Set": {us(1): {"modify": {"name": format!("n{i}")}}}}),
-        ))
-        .unwrap();
-    }
-    match sub.recv().await.unwrap() {
-        ReplicaEvent::Resync { missed, snapshot } => {
-            assert_eq!(missed, 3);
-            let row = snapshot.get("Address_Set", u(1)).unwrap();
-            assert_eq!(row.get("name"), Some(Value::from("n4")));
-        }
-        other => panic!("expected a resync, got {other:?}"),
-    }
-    // The stream continues with what is still buffered.
-    assert!(matches!(sub.recv().await, Some(ReplicaEvent::Changes(_))));
-    drop(r);
-    assert!(matches!(sub.recv().await, Some(ReplicaEvent::Changes(_))));
-    assert!(sub.recv().await.is_none());
-}
-
-#[test]
-fn concurrent_readers_see_whole_updates() {
-    // Each update moves one element between two address sets; a reader must always see
-    // the total unchanged.
-    let r = std::sync::Arc::new(Replica::new(&schema(), &[TableSpec::all("Address_Set")]).unwrap());
-    let all: Vec<String> = (0..50).map(|i| format!("10.0.0.{i}")).collect();
-    r.reset(&v2(json!({"Address_Set": {
-        us(1): {"initial": {"name": "a", "addresses": ["set", all]}},
-        us(2): {"initial": {"name": "b"}}}})))
-        .unwrap();
-    let reader = {
-        let r = std::sync::Arc::clone(&r);
-        std::thread::spawn(move || {
-            let mut seen = 0;
-            while seen < 2000 {
-                let s = r.snapshot();
-                let n: usize = [u(1), u(2)]
-                    .iter()
-                    .map(|id| {
-                        s.get("Address_Set", *id)
-                            .unwrap()
-                            .get("addresses")
-                            .unwrap()
-                            .set_iter()
-                            .count()
-                    })
-                    .sum();
-                assert_eq!(
-                    n,
-                    50,
-                    "half an update seen at generation {}",
-                    s.generation()
-                );
-                seen += 1;
-            }
-        })
-    };
-    for i in 0..400 {
-        let a = format!("10.0.0.{}", i % 50);
-        // Odd rounds move back.
-        r.apply(&v2(json!({"Address_Set": {
-            us(1): {"modify": {"addresses": a.clone()}},
-            us(2): {"modify": {"addresses": a}}}})))
-            .unwrap();
-    }
-    reader.join().unwrap();
+    assert_eq!((find("a"), find("b"), find("c")), (None, None, Some(u(1))));
+    assert!(matches!(
+        Replica::new(
+            &schema(),
+            &[TableSpec::all("Logical_Router").with_index(&["nope"])]
+        ),
+        Err(ReplicaError::UnknownColumn { .. })
+    ));
 }
