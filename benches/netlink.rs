@@ -1,6 +1,7 @@
 //! Pod route programming throughput: 200 network namespaces x 20 routes each, side by
 //! side in one run:
-//! - ours: `PodRouteReconciler::set_desired_many` (discovery not included);
+//! - ours: `PodRouteReconciler::set_desired_many` (discovery not included), with one
+//!   pool thread per CPU and with a single pool thread;
 //! - peer: `ip -n NS -batch FILE`, one process per namespace;
 //! - floor: a raw rtnetlink batch in one process and one thread (enter netns, open
 //!   socket, send the 20 adds pipelined, next namespace).
@@ -155,14 +156,14 @@ fn main() {
     let host = File::open("/proc/thread-self/ns/net").expect("host netns");
 
     // The three methods take turns in every round, so background load hits them alike.
-    let (mut ours, mut peer, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut ours1, mut peer, mut floor) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
-        ours.push(run_ours(
-            &rt,
-            &paths,
-            state.path().join(format!("s{run}")),
-            threads,
-        ));
+        let dir = state.path().join(format!("s{run}"));
+        ours.push(run_ours(&rt, &paths, dir.clone(), threads));
+        flush(&nss.0);
+        // One pool thread: our per-pod overhead against the single-threaded floor.
+        ours1.push(run_ours(&rt, &paths, dir, 1));
         flush(&nss.0);
         peer.push(run_peer(&nss.0, &files));
         flush(&nss.0);
@@ -172,6 +173,7 @@ fn main() {
 
     println!("pod route programming: {NAMESPACES} namespaces x {ROUTES} routes, {RUNS} runs each");
     let o = report(&format!("ours ({threads} threads)"), &mut ours);
+    report("ours (1 thread)", &mut ours1);
     report("ip -n NS -batch FILE", &mut peer);
     report("raw rtnetlink (floor)", &mut floor);
     println!(
