@@ -327,3 +327,37 @@ async fn netns_gone_is_reported_per_pod() {
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(rec.known_pods(), vec![pods[1].key.clone()]);
 }
+
+#[tokio::test]
+async fn bad_input_is_reported_and_keeps_what_is_programmed() {
+    let mut net = TestNet::new("badin");
+    let pod = net.add_pods(1, true).remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = reconciler(&dir);
+    let gw = pod.eth1_gw();
+    let good = routes(vec![route("10.96.0.0/12", "eth1", Some(&gw))]);
+    assert!(
+        rec.set_desired(pod.key.clone(), pod.path(), good)
+            .await
+            .is_ok()
+    );
+    let programmed = table4(&pod.name);
+
+    // The same destination now with an IPv6 gateway: refused, nothing removed.
+    let bad = routes(vec![route("10.96.0.0/12", "eth1", Some("fd00::1"))]);
+    let r = rec.set_desired(pod.key.clone(), pod.path(), bad).await;
+    assert_eq!((r.failed, r.changes()), (1, 0), "{r:?}");
+    assert!(matches!(r.errors[0].error, NetlinkError::InvalidRoute(_)));
+    assert_eq!(table4(&pod.name), programmed);
+
+    // A gateway the kernel refuses (not on any link): that route fails, others proceed.
+    let mixed = routes(vec![
+        route("10.96.0.0/12", "eth1", Some(&gw)),
+        route("10.97.0.0/16", "eth1", Some("192.0.2.1")),
+    ]);
+    let r = rec.set_desired(pod.key.clone(), pod.path(), mixed).await;
+    assert_eq!((r.failed, r.unchanged), (1, 1), "{r:?}");
+    assert_eq!(r.errors[0].op, RouteOp::Add);
+    assert!(matches!(r.errors[0].error, NetlinkError::Kernel { .. }));
+    assert_eq!(table4(&pod.name), programmed);
+}

@@ -37,6 +37,14 @@ pub struct Conflict {
     pub foreign: KernelRoute,
 }
 
+/// A desired route that cannot be a kernel route (e.g. a gateway of the other family).
+/// It is reported, and our route already at its destination is left as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub dst: IpNet,
+    pub reason: String,
+}
+
 /// Everything to do in one pod, in execution order (see [`super::program`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodPlan {
@@ -54,6 +62,7 @@ pub struct PodPlan {
     pub foreign_default_deletes: Vec<KernelRoute>,
     pub skipped: Vec<Skip>,
     pub conflicts: Vec<Conflict>,
+    pub invalid: Vec<Invalid>,
     /// Wanted routes already correct.
     pub unchanged: usize,
 }
@@ -122,7 +131,24 @@ pub fn plan_pod(
     let mut plan = PodPlan::default();
     let mut wanted: Vec<KernelRoute> = Vec::new();
 
+    // Keys (dst, metric) of invalid desired routes: our route there is kept as is.
+    let mut held_keys: HashSet<(IpNet, u32)> = HashSet::new();
     let mut resolve = |dst: IpNet, dev: &str, next_hop: &NextHop| -> Option<KernelRoute> {
+        let v6 = is_v6(&dst);
+        if let NextHop::Via(gw) = next_hop {
+            let reason = if addr_is_v6(gw) != v6 {
+                Some(format!("gateway {gw} is not of the family of {dst}"))
+            } else if gw.is_unspecified() || gw.is_multicast() {
+                Some(format!("gateway {gw} is not a unicast address"))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                held_keys.insert((dst.trunc(), metric_for(v6)));
+                plan.invalid.push(Invalid { dst, reason });
+                return None;
+            }
+        }
         let Some(&oif) = links.get(dev) else {
             plan.skipped.push(Skip {
                 dst,
@@ -130,7 +156,6 @@ pub fn plan_pod(
             });
             return None;
         };
-        let v6 = is_v6(&dst);
         let recorded = state.family(v6);
         let gateway = match next_hop {
             NextHop::Via(gw) => Some(*gw),
@@ -154,7 +179,13 @@ pub fn plan_pod(
 
     for r in &desired.routes {
         if let Some(k) = resolve(r.dst, &r.dev, &r.next_hop) {
-            wanted.push(k);
+            // The planner de-duplicates; should two still share a key, the first wins.
+            if !wanted
+                .iter()
+                .any(|w| w.dst == k.dst && w.metric == k.metric)
+            {
+                wanted.push(k);
+            }
         }
     }
     let mut default_families: HashSet<bool> = HashSet::new();
@@ -177,7 +208,8 @@ pub fn plan_pod(
     // Our routes not wanted (or held by a family whose dev is missing).
     for cur in current.iter().filter(|c| c.protocol == protocol) {
         let held = cur.dst.prefix_len() == 0 && held_families.contains(&is_v6(&cur.dst));
-        if !held && !wanted_keys.contains(&(cur.dst, cur.metric)) {
+        let key = (cur.dst, cur.metric);
+        if !held && !wanted_keys.contains(&key) && !held_keys.contains(&key) {
             plan.deletes.push(cur.clone());
         }
     }

@@ -154,6 +154,32 @@ fn default_with_missing_dev_holds_ours_and_does_not_restore() {
     assert_eq!(plan.skipped.len(), 1);
 }
 
+#[test]
+fn invalid_route_is_reported_and_keeps_ours() {
+    let mut cur = base();
+    cur.push(kr("10.96.0.0/12", Some("10.244.1.1"), 3, P, 0));
+    let want = PodRoutes {
+        routes: vec![
+            pr("10.96.0.0/12", "eth1", Some("fd00::1")),
+            pr("10.97.0.0/16", "eth1", Some("0.0.0.0")),
+            pr("10.98.0.0/16", "eth1", None),
+            pr("10.98.0.0/16", "eth0", None),
+        ],
+        default_routes: vec![],
+    };
+    let plan = plan_pod(&want, &links(), &cur, &pod_state(), P);
+    assert_eq!(plan.invalid.len(), 2);
+    assert!(
+        plan.deletes.is_empty(),
+        "ours at an invalid route's dst stays: {plan:?}"
+    );
+    // Duplicate destination: the first one wins, no second write.
+    assert_eq!(
+        plan.writes,
+        vec![(kr("10.98.0.0/16", None, 3, P, 0), false)]
+    );
+}
+
 fn arb_route() -> impl Strategy<Value = KernelRoute> {
     (
         0u8..4,

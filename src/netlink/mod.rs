@@ -107,6 +107,9 @@ pub enum NetlinkError {
         protocol: u8,
         metric: u32,
     },
+    /// A desired route cannot be expressed as a kernel route; nothing was changed for it.
+    #[error("invalid route: {0}")]
+    InvalidRoute(String),
     /// A recorded original route's interface no longer exists, so it cannot be restored
     /// yet (the record is kept).
     #[error("cannot restore route to {dst}: interface {dev} is missing")]
@@ -129,6 +132,7 @@ impl NetlinkError {
             NetlinkError::Kernel { .. } => "kernel",
             NetlinkError::Conflict { .. } => "conflict",
             NetlinkError::RestoreDevMissing { .. } => "restore_dev_missing",
+            NetlinkError::InvalidRoute(_) => "invalid_route",
         }
     }
 }

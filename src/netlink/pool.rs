@@ -18,11 +18,10 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::Handle;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tracing::{debug, error};
 
 use super::NetlinkError;
@@ -35,16 +34,18 @@ struct Job {
     work: Work,
 }
 
-/// A bounded pool of netns-entering threads.
+/// A bounded pool of netns-entering threads sharing one job queue: a thread takes the
+/// next pod only when it has a free slot, so a thread that is descheduled (or busy with
+/// a slow pod) does not hold queued pods hostage.
 pub struct NetnsPool {
-    senders: Vec<mpsc::UnboundedSender<Job>>,
-    next: AtomicUsize,
+    sender: mpsc::UnboundedSender<Job>,
+    threads: usize,
 }
 
 impl std::fmt::Debug for NetnsPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetnsPool")
-            .field("threads", &self.senders.len())
+            .field("threads", &self.threads)
             .finish()
     }
 }
@@ -54,9 +55,10 @@ impl NetnsPool {
     pub fn new(threads: usize, inflight: usize) -> Result<Self, NetlinkError> {
         let threads = threads.max(1);
         let inflight = inflight.max(1);
-        let mut senders = Vec::with_capacity(threads);
+        let (sender, rx) = mpsc::unbounded_channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
-            let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            let rx = rx.clone();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("netns-{i}"))
@@ -66,17 +68,13 @@ impl NetnsPool {
                 .recv()
                 .map_err(|_| NetlinkError::PoolGone)?
                 .map_err(NetlinkError::Worker)?;
-            senders.push(tx);
         }
-        Ok(NetnsPool {
-            senders,
-            next: AtomicUsize::new(0),
-        })
+        Ok(NetnsPool { sender, threads })
     }
 
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
-        self.senders.len()
+        self.threads
     }
 
     /// Runs `f` with an rtnetlink handle whose socket lives in `netns`. The future runs
@@ -97,8 +95,7 @@ impl NetnsPool {
                 let _ = tx.send(out);
             })
         });
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
-        self.senders[i]
+        self.sender
             .send(Job {
                 netns: netns.to_path_buf(),
                 work,
@@ -109,7 +106,7 @@ impl NetnsPool {
 }
 
 fn worker(
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     inflight: usize,
     ready: std::sync::mpsc::Sender<std::io::Result<()>>,
 ) {
@@ -134,8 +131,12 @@ fn worker(
     let _ = ready.send(Ok(()));
     rt.block_on(async move {
         let slots = Arc::new(Semaphore::new(inflight));
-        while let Some(job) = rx.recv().await {
+        loop {
+            // A free slot first, then the next job: only take what can start now.
             let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let Some(job) = rx.lock().await.recv().await else {
                 break;
             };
             match open_in_netns(&job.netns, &host) {

@@ -157,6 +157,13 @@ pub async fn reconcile_pod(
             },
         );
     }
+    for bad in &plan.invalid {
+        report.fail(
+            RouteOp::Add,
+            bad.dst,
+            NetlinkError::InvalidRoute(bad.reason.clone()),
+        );
+    }
     if plan.is_noop() {
         return report;
     }
