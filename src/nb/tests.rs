@@ -105,7 +105,7 @@ fn desired() -> DesiredNb {
     DesiredNb {
         address_sets: vec![NbAddressSet {
             owner: o("as:ip4"),
-            name: "ovnkube_route_r1_ip4".into(),
+            name: "ovnkube_route_r1_v4".into(),
             addresses: BTreeSet::from(["10.244.1.3".into(), "10.244.1.4".into()]),
         }],
         port_groups: vec![NbPortGroup {
@@ -117,7 +117,7 @@ fn desired() -> DesiredNb {
             owner: o("pol:172.16.20.0/24"),
             router: "ovn_cluster_router".into(),
             priority: 250,
-            match_: "ip4.src == $ovnkube_route_r1_ip4 && ip4.dst == 172.16.20.0/24".into(),
+            match_: "ip4.src == $ovnkube_route_r1_v4 && ip4.dst == 172.16.20.0/24".into(),
             action: "reroute".into(),
             nexthops: BTreeSet::from(["100.64.0.2".into(), "100.64.0.3".into()]),
         }],

@@ -32,8 +32,13 @@ fn ident(route: &str) -> String {
 }
 
 /// `$name` of a Route's Address_Set for one family.
+///
+/// Ends in `_v4` / `_v6`, never `_ip4` / `_ip6`: ovn-northd derives Southbound address sets
+/// named `<port group>_ip4` / `<port group>_ip6` from every Port_Group, so an NB Address_Set
+/// with such a name collides with the one derived from our own Port_Group and makes every
+/// Southbound commit of ovn-northd fail ("constraint violation"), for the whole cluster.
 pub fn address_set_name(route: &str, v6: bool) -> String {
-    format!("{}_{}", ident(route), if v6 { "ip6" } else { "ip4" })
+    format!("{}_{}", ident(route), if v6 { "v6" } else { "v4" })
 }
 
 /// `@name` of a Route's Port_Group.

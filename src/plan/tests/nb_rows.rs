@@ -27,7 +27,7 @@ fn selection_only_route_gets_address_sets_and_port_group() {
     let p = plan(&two_pods(), &[r], &cfg());
     let nb = &p.nb;
     assert_eq!(nb.address_sets.len(), 2);
-    assert_eq!(nb.address_sets[0].name, "ovnkube_route_my_route_ip4");
+    assert_eq!(nb.address_sets[0].name, "ovnkube_route_my_route_v4");
     assert_eq!(
         nb.address_sets[0].addresses.iter().collect::<Vec<_>>(),
         ["10.124.0.3"]
@@ -64,7 +64,7 @@ fn next_hops_make_reroute_policies_for_ovn_rules_only() {
     assert_eq!(pol[0].action, "reroute");
     assert_eq!(
         pol[0].match_,
-        "ip4.src == $ovnkube_route_r_ip4 && ip4.dst == 172.16.10.0/24"
+        "ip4.src == $ovnkube_route_r_v4 && ip4.dst == 172.16.10.0/24"
     );
     assert_eq!(
         pol[0].nexthops.iter().collect::<Vec<_>>(),
