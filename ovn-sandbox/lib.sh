@@ -40,7 +40,9 @@ ovnkr_paths
 ovnkr_log() { printf '[sandbox] %s\n' "$*" >&2; }
 ovnkr_die() { printf '[sandbox] error: %s\n' "$*" >&2; exit 1; }
 
-nbctl() { ovn-nbctl --no-leader-only --db="$NB_DB" "$@"; }
+# A bounded wait: `--wait=sb` never returns when ovn-northd cannot commit to the SB, and a
+# demo or test must fail with a message rather than hang.
+nbctl() { ovn-nbctl --timeout="${OVNKR_NBCTL_TIMEOUT:-60}" --no-leader-only --db="$NB_DB" "$@"; }
 sbctl() { ovn-sbctl --no-leader-only --db="$SB_DB" "$@"; }
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,12 @@ fi
 ./scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-# Integration tests start their own ovsdb-server / ovn-northd in temp dirs; they require root
-# and the OVN binaries and fail loudly (never skip) when either is missing.
-export OVNKUBE_ROUTE_REQUIRE_ROOT_TESTS=1
+# Unit tests, integration tests (each starts its own ovsdb-server / ovn-northd in a temp dir
+# and fails loudly, never skips, when root or an OVN binary is missing) and a smoke round of
+# every benchmark.
 cargo test --all-targets -- --test-threads=2
+# The sandbox's own check (topology, pods, ovn-trace verdicts) and the demo end to end: the
+# demo exits non-zero when any pod route or ovn-trace verdict differs from what the example
+# Routes ask for.
+./ovn-sandbox/selftest
+./ovn-sandbox/demo --debug --no-install

@@ -78,11 +78,14 @@ pub async fn plan_once(
         ),
     };
     let discovery = pods::find_netns(&opts.pods);
-    let netns_of = |k: &crate::plan::pod::PodKey| {
-        discovery
-            .get(&k.uid)
-            .map(|n| n.netns.display().to_string())
-            .unwrap_or_else(|| format!("<{k}: netns not found>"))
+    // `ip -n` takes a name under the netns dir; anything else is shown as its path.
+    let netns_of = |k: &crate::plan::pod::PodKey| match discovery.get(&k.uid) {
+        Some(n) if n.netns.parent() == Some(opts.pods.netns_dir.as_path()) => n
+            .netns
+            .file_name()
+            .map_or_else(|| n.netns.display().to_string(), |f| f.to_string_lossy().into_owned()),
+        Some(n) => n.netns.display().to_string(),
+        None => format!("<{k}: netns not found>"),
     };
     let rendered = match format {
         OutputFormat::Text => render::text(

@@ -7,38 +7,8 @@ use serde_json::{Value as Json, json};
 use crate::nb::diff::{NbChange, NbProblem};
 use crate::nb::ops::describe;
 use crate::plan::Plan;
-use crate::plan::pod::{NextHop, PodKey, PodRoutes};
-
-/// How `ip` would write one of our routes (`proto` is our routing protocol number).
-pub fn ip_route_line(netns: &str, r: &crate::plan::pod::PodRoute, proto: u8) -> String {
-    let via = match &r.next_hop {
-        NextHop::Via(gw) => format!(" via {gw}"),
-        NextHop::DevGateway => String::new(),
-    };
-    let gw_note = match &r.next_hop {
-        NextHop::DevGateway => "  # via the dev's own gateway if it has one, else a link route",
-        NextHop::Via(_) => "",
-    };
-    format!(
-        "ip -n {netns} route replace {}{via} dev {} proto {proto}{gw_note}",
-        r.dst, r.dev
-    )
-}
-
-fn default_lines(netns: &str, routes: &PodRoutes, proto: u8, out: &mut String) {
-    for d in &routes.default_routes {
-        let dst = if d.ipv6 { "default -6" } else { "default" };
-        let via = match &d.next_hop {
-            NextHop::Via(gw) => format!(" via {gw}"),
-            NextHop::DevGateway => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "ip -n {netns} route replace {dst}{via} dev {} proto {proto}  # original saved, restored on removal",
-            d.dev
-        );
-    }
-}
+use crate::netlink::ip_route_lines;
+use crate::plan::pod::{NextHop, PodKey};
 
 /// A plan in the text form `ovnkube-route plan` prints.
 pub fn text(
@@ -100,12 +70,10 @@ pub fn text(
         plan.pods.len()
     );
     for (pod, routes) in &plan.pods {
-        let netns = netns_of(pod);
         let _ = writeln!(out, "# {pod}");
-        for r in &routes.routes {
-            let _ = writeln!(out, "{}", ip_route_line(&netns, r, proto));
+        for line in ip_route_lines(&netns_of(pod), routes, proto) {
+            let _ = writeln!(out, "{line}");
         }
-        default_lines(&netns, routes, proto, &mut out);
     }
     out
 }
