@@ -80,10 +80,12 @@ pub async fn plan_once(
     let discovery = pods::find_netns(&opts.pods);
     // `ip -n` takes a name under the netns dir; anything else is shown as its path.
     let netns_of = |k: &crate::plan::pod::PodKey| match discovery.get(&k.uid) {
-        Some(n) if n.netns.parent() == Some(opts.pods.netns_dir.as_path()) => n
-            .netns
-            .file_name()
-            .map_or_else(|| n.netns.display().to_string(), |f| f.to_string_lossy().into_owned()),
+        Some(n) if n.netns.parent() == Some(opts.pods.netns_dir.as_path()) => {
+            n.netns.file_name().map_or_else(
+                || n.netns.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            )
+        }
         Some(n) => n.netns.display().to_string(),
         None => format!("<{k}: netns not found>"),
     };

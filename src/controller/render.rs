@@ -6,8 +6,8 @@ use serde_json::{Value as Json, json};
 
 use crate::nb::diff::{NbChange, NbProblem};
 use crate::nb::ops::describe;
-use crate::plan::Plan;
 use crate::netlink::ip_route_lines;
+use crate::plan::Plan;
 use crate::plan::pod::{NextHop, PodKey};
 
 /// A plan in the text form `ovnkube-route plan` prints.

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::observed::{ADDRESS_SET, Observed, PORT_GROUP, Seen};
 use crate::ovsdb::Uuid;
-use crate::plan::nb::{DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute};
+use crate::plan::nb::{
+    DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner,
+};
 
 /// One change to the NB database. Rows to create are carried whole; updates carry the row's
 /// uuid and the new content (only differing columns are written).
@@ -380,181 +382,168 @@ fn delete_acl(observed: &Observed, old: Seen<NbAcl>, d: &mut NbDiff) {
     // An ACL no port group references is already being garbage-collected.
 }
 
-fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    let mut seen = by_id(&observed.policies, |r| &r.owner.id);
-    for want in &desired.policies {
-        let Some(router) = observed
-            .routers
-            .get(&want.router)
-            .and_then(|r| r.uuid.map(|u| (u, r)))
-        else {
-            problem(
-                d,
-                &want.owner.route,
-                "RouterNotFound",
-                format!(
-                    "logical router {} does not exist; policy {} waits for it",
-                    want.router, want.owner.id
-                ),
-            );
-            // Keep what exists for it: the router is gone, and with it its references.
-            seen.remove(&want.owner.id);
-            continue;
-        };
-        let unreachable: Vec<&String> = want
-            .nexthops
-            .iter()
-            .filter(|h| !h.parse().is_ok_and(|ip| router.1.reaches(ip)))
-            .collect();
-        if want.action == "reroute" && !unreachable.is_empty() {
-            problem(
-                d,
-                &want.owner.route,
-                "NextHopUnreachable",
-                format!(
-                    "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the policy",
-                    unreachable
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    want.router
-                ),
-            );
-            // Leave an existing row alone rather than tear down what was programmed.
-            seen.remove(&want.owner.id);
-            continue;
-        }
-        match seen.remove(&want.owner.id) {
-            Some(rows) if rows[0].row.router == want.router => {
-                if rows[0].row != *want {
-                    d.changes.push(NbChange::UpdatePolicy {
-                        uuid: rows[0].uuid,
-                        policy: want.clone(),
-                    });
-                }
-                for dup in &rows[1..] {
-                    d.changes.push(NbChange::DeletePolicy {
-                        router: router.0,
-                        uuid: dup.uuid,
-                        policy: dup.row.clone(),
-                    });
-                }
-            }
-            other => {
-                for old in other.into_iter().flatten() {
-                    delete_policy(observed, old, d);
-                }
-                d.changes.push(NbChange::CreatePolicy {
-                    router: router.0,
-                    policy: want.clone(),
-                });
-            }
+/// A row hanging off a logical router (policies and static routes): same matching, router
+/// and next-hop checks, and create / update / delete shapes.
+trait RouterRow: Clone + PartialEq {
+    const WHAT: &'static str;
+    fn owner(&self) -> &Owner;
+    fn router(&self) -> &str;
+    /// Next hops that must lie on a network of the router's ports.
+    fn nexthops_to_check(&self) -> Vec<&str>;
+    fn create(router: Uuid, row: Self) -> NbChange;
+    fn update(uuid: Uuid, row: Self) -> NbChange;
+    fn delete(router: Uuid, uuid: Uuid, row: Self) -> NbChange;
+}
+
+impl RouterRow for NbPolicy {
+    const WHAT: &'static str = "policy";
+    fn owner(&self) -> &Owner {
+        &self.owner
+    }
+    fn router(&self) -> &str {
+        &self.router
+    }
+    fn nexthops_to_check(&self) -> Vec<&str> {
+        if self.action == "reroute" {
+            self.nexthops.iter().map(String::as_str).collect()
+        } else {
+            Vec::new()
         }
     }
-    for old in seen.into_values().flatten() {
-        delete_policy(observed, old, d);
+    fn create(router: Uuid, policy: Self) -> NbChange {
+        NbChange::CreatePolicy { router, policy }
+    }
+    fn update(uuid: Uuid, policy: Self) -> NbChange {
+        NbChange::UpdatePolicy { uuid, policy }
+    }
+    fn delete(router: Uuid, uuid: Uuid, policy: Self) -> NbChange {
+        NbChange::DeletePolicy {
+            router,
+            uuid,
+            policy,
+        }
     }
 }
 
-fn delete_policy(observed: &Observed, old: Seen<NbPolicy>, d: &mut NbDiff) {
-    if let Some(router) = observed.routers.get(&old.row.router).and_then(|r| r.uuid) {
-        d.changes.push(NbChange::DeletePolicy {
-            router,
-            uuid: old.uuid,
-            policy: old.row,
-        });
+impl RouterRow for NbStaticRoute {
+    const WHAT: &'static str = "static route";
+    fn owner(&self) -> &Owner {
+        &self.owner
     }
+    fn router(&self) -> &str {
+        &self.router
+    }
+    fn nexthops_to_check(&self) -> Vec<&str> {
+        vec![self.nexthop.as_str()]
+    }
+    fn create(router: Uuid, route: Self) -> NbChange {
+        NbChange::CreateStaticRoute { router, route }
+    }
+    fn update(uuid: Uuid, route: Self) -> NbChange {
+        NbChange::UpdateStaticRoute { uuid, route }
+    }
+    fn delete(router: Uuid, uuid: Uuid, route: Self) -> NbChange {
+        NbChange::DeleteStaticRoute {
+            router,
+            uuid,
+            route,
+        }
+    }
+}
+
+fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+    router_rows(&desired.policies, &observed.policies, observed, d);
 }
 
 fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    let mut seen = by_id(&observed.static_routes, |r| &r.owner.id);
-    for want in &desired.static_routes {
-        let Some(router) = observed
+    let mut wanted = desired.static_routes.clone();
+    for want in wanted.iter_mut().filter(|w| w.bfd) {
+        // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
+        // reuse them safely, the route is programmed without BFD and the Route says so.
+        problem(
+            d,
+            &want.owner.route,
+            "BfdNotSupported",
+            format!(
+                "bfd for next hop {} is not supported yet; the route is programmed without BFD",
+                want.nexthop
+            ),
+        );
+        want.bfd = false;
+    }
+    router_rows(&wanted, &observed.static_routes, observed, d);
+}
+
+fn router_rows<T: RouterRow>(wanted: &[T], seen: &[Seen<T>], observed: &Observed, d: &mut NbDiff) {
+    let mut seen = by_id(seen, |r| &r.owner().id);
+    for want in wanted {
+        let id = &want.owner().id;
+        let Some((router, info)) = observed
             .routers
-            .get(&want.router)
+            .get(want.router())
             .and_then(|r| r.uuid.map(|u| (u, r)))
         else {
             problem(
                 d,
-                &want.owner.route,
+                &want.owner().route,
                 "RouterNotFound",
                 format!(
-                    "logical router {} does not exist; static route {} waits for it",
-                    want.router, want.owner.id
+                    "logical router {} does not exist; {} {id} waits for it",
+                    want.router(),
+                    T::WHAT
                 ),
             );
-            seen.remove(&want.owner.id);
+            // Leave what exists for it alone.
+            seen.remove(id);
             continue;
         };
-        let mut want = want.clone();
-        if want.bfd {
-            // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
-            // reuse them safely, the route is programmed without BFD and the CR says so.
+        let unreachable: Vec<&str> = want
+            .nexthops_to_check()
+            .into_iter()
+            .filter(|h| !h.parse().is_ok_and(|ip| info.reaches(ip)))
+            .collect();
+        if !unreachable.is_empty() {
             problem(
                 d,
-                &want.owner.route,
-                "BfdNotSupported",
-                format!(
-                    "bfd for next hop {} is not supported yet; the route is programmed without BFD",
-                    want.nexthop
-                ),
-            );
-            want.bfd = false;
-        }
-        let want = &want;
-        if !want.nexthop.parse().is_ok_and(|ip| router.1.reaches(ip)) {
-            problem(
-                d,
-                &want.owner.route,
+                &want.owner().route,
                 "NextHopUnreachable",
                 format!(
-                    "next hop {} is on no network of router {}'s ports",
-                    want.nexthop, want.router
+                    "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the {}",
+                    unreachable.join(","),
+                    want.router(),
+                    T::WHAT
                 ),
             );
-            seen.remove(&want.owner.id);
+            // Leave an existing row alone rather than tear down what was programmed.
+            seen.remove(id);
             continue;
         }
-        match seen.remove(&want.owner.id) {
-            Some(rows) if rows[0].row.router == want.router => {
+        match seen.remove(id) {
+            Some(rows) if rows[0].row.router() == want.router() => {
                 if rows[0].row != *want {
-                    d.changes.push(NbChange::UpdateStaticRoute {
-                        uuid: rows[0].uuid,
-                        route: want.clone(),
-                    });
+                    d.changes.push(T::update(rows[0].uuid, want.clone()));
                 }
                 for dup in &rows[1..] {
-                    d.changes.push(NbChange::DeleteStaticRoute {
-                        router: router.0,
-                        uuid: dup.uuid,
-                        route: dup.row.clone(),
-                    });
+                    d.changes.push(T::delete(router, dup.uuid, dup.row.clone()));
                 }
             }
             other => {
                 for old in other.into_iter().flatten() {
-                    delete_route(observed, old, d);
+                    delete_router_row(observed, old, d);
                 }
-                d.changes.push(NbChange::CreateStaticRoute {
-                    router: router.0,
-                    route: want.clone(),
-                });
+                d.changes.push(T::create(router, want.clone()));
             }
         }
     }
     for old in seen.into_values().flatten() {
-        delete_route(observed, old, d);
+        delete_router_row(observed, old, d);
     }
 }
 
-fn delete_route(observed: &Observed, old: Seen<NbStaticRoute>, d: &mut NbDiff) {
-    if let Some(router) = observed.routers.get(&old.row.router).and_then(|r| r.uuid) {
-        d.changes.push(NbChange::DeleteStaticRoute {
-            router,
-            uuid: old.uuid,
-            route: old.row,
-        });
+fn delete_router_row<T: RouterRow>(observed: &Observed, old: Seen<T>, d: &mut NbDiff) {
+    // A row whose router is gone went with it (non-root table): nothing to do.
+    if let Some(router) = observed.routers.get(old.row.router()).and_then(|r| r.uuid) {
+        d.changes.push(T::delete(router, old.uuid, old.row));
     }
 }
 

@@ -363,3 +363,34 @@ fn unusable_rows_are_reported_not_written() {
         NbChange::CreatePolicy { .. } | NbChange::CreateAddressSet(_)
     )));
 }
+
+#[test]
+fn static_routes_are_checked_like_policies() {
+    let img = base();
+    let route = |hop: &str, bfd: bool| NbStaticRoute {
+        owner: owner("all", &format!("all/static-route/172.16.30.0/24/{hop}")),
+        router: "ovn_cluster_router".into(),
+        ip_prefix: "172.16.30.0/24".into(),
+        nexthop: hop.into(),
+        policy: None,
+        bfd,
+    };
+    let want = DesiredNb {
+        static_routes: vec![route("100.64.0.2", true), route("192.0.2.1", false)],
+        ..DesiredNb::default()
+    };
+    let d = diff(&want, &Observed::collect(&img));
+    // The reachable one is created (without BFD, reported); the other is reported only.
+    assert!(
+        matches!(&d.changes[..], [NbChange::CreateStaticRoute { route, router }]
+            if route.nexthop == "100.64.0.2" && !route.bfd && *router == u(1)),
+        "{:?}",
+        d.changes
+    );
+    let reasons: Vec<&str> = d.problems.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(reasons, ["BfdNotSupported", "NextHopUnreachable"]);
+    let txn = transaction(&d.changes);
+    let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
+    assert_eq!(ops[0]["table"], STATIC_ROUTE);
+    assert_eq!(ops[2]["mutations"][0][0], "static_routes");
+}
