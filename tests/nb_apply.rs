@@ -1,0 +1,402 @@
+//! `apply` against a real NB: create / update / delete Routes, restart with the same input,
+//! a Route deleted while stopped, and bad input over a programmed state. After every step,
+//! the foreign (ovn-kubernetes) rows are byte-for-byte what they were.
+#![allow(clippy::unwrap_used)]
+
+mod fixture;
+
+use fixture::*;
+
+const ECMP: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: ecmp}
+spec:
+  podSelector: {matchLabels: {app: client-a}}
+  route:
+    - {dst: "172.16.20.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.2", "100.64.0.3"]
+"#;
+
+const ENFORCE: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: enforce}
+spec:
+  podSelector: {matchLabels: {app: client-a}}
+  route:
+    - {dst: "192.168.50.0/24", dev: eth0}
+  ovn:
+    enforce: true
+"#;
+
+const MULTI: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: multi}
+spec:
+  podSelector: {matchLabels: {app: client-b}}
+  route:
+    - {dst: "172.16.30.0/24", dev: eth1}
+    - {dst: "172.16.31.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.3"]
+"#;
+
+const ECMP_MATCH: &str = "ip4.src == $ovnkube_route_ecmp_v4 && ip4.dst == 172.16.20.0/24";
+
+fn two() -> Vec<String> {
+    vec!["100.64.0.2".into(), "100.64.0.3".into()]
+}
+
+fn in_band(policies: &[(i64, String, String, Vec<String>)]) {
+    for p in policies {
+        assert!((200..=299).contains(&p.0), "policy outside 200-299: {p:?}");
+    }
+}
+
+/// The matches of our policies, sorted.
+fn matches(ovn: &Ovn) -> Vec<String> {
+    let p = ovn.owned_policies();
+    in_band(&p);
+    let mut m: Vec<String> = p.into_iter().map(|p| p.1).collect();
+    m.sort();
+    m
+}
+
+fn address_set(ovn: &Ovn, name: &str) -> String {
+    ovn.nbctl(&[
+        "--bare",
+        "--columns=addresses",
+        "find",
+        "Address_Set",
+        &format!("name={name}"),
+    ])
+}
+
+fn setup() -> (Ovn, Inputs, String) {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let foreign = ovn.foreign();
+    assert!(
+        foreign.contains("default_ingressDefaultDeny"),
+        "fixture: {foreign}"
+    );
+    let inputs = Inputs::new(&world_yaml(&[("default", "nginx", "10.96.100.10")]));
+    (ovn, inputs, foreign)
+}
+
+fn apply_ok(ovn: &Ovn, inputs: &Inputs) -> Run {
+    let r = apply_nb(ovn, inputs);
+    assert_eq!(r.code, 0, "apply failed:\n{r}");
+    r
+}
+
+#[test]
+fn create_update_delete_routes() {
+    let (ovn, inputs, foreign) = setup();
+
+    // Create.
+    inputs.put("ecmp.yaml", ECMP);
+    inputs.put("enforce.yaml", ENFORCE);
+    let r = apply_ok(&ovn, &inputs);
+    assert!(r.stdout.contains("ecmp: Applied"), "{r}");
+    assert!(r.stdout.contains("enforce: Applied"), "{r}");
+    let p = ovn.owned_policies();
+    in_band(&p);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (&p[0].1[..], &p[0].2[..], &p[0].3),
+        (ECMP_MATCH, "reroute", &two())
+    );
+    let listed = ovn.nbctl(&["lr-policy-list", "ovn_cluster_router"]);
+    assert!(listed.contains(ECMP_MATCH), "{listed}");
+    assert!(listed.contains("100.64.0.2, 100.64.0.3"), "{listed}");
+    assert_eq!(address_set(&ovn, "ovnkube_route_ecmp_v4"), "10.244.1.4");
+    assert_eq!(address_set(&ovn, "ovnkube_route_enforce_v4"), "10.244.1.4");
+    let acls = ovn.nbctl(&["acl-list", "ovnkube_route_enforce"]);
+    assert!(
+        acls.contains("from-lport")
+            && acls
+                .contains("(inport == @ovnkube_route_enforce && ip4.dst == 192.168.50.0/24) drop"),
+        "{acls}"
+    );
+    assert_eq!(acls.lines().count(), 1, "{acls}");
+    let owned = ovn.owned();
+    let counts: Vec<(&str, usize)> = owned.iter().map(|(t, v)| (t.as_str(), v.len())).collect();
+    assert_eq!(
+        counts,
+        [
+            ("ACL", 1),
+            ("Address_Set", 4),
+            ("Logical_Router_Policy", 1),
+            ("Port_Group", 2)
+        ],
+        "{owned:#?}"
+    );
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+
+    // Update: another selection, two new destinations, one next hop.
+    inputs.put(
+        "ecmp.yaml",
+        &ECMP
+            .replace(
+                "podSelector: {matchLabels: {app: client-a}}",
+                "podSelector: {matchExpressions: [{key: app, operator: In, values: [client-a, client-b]}]}",
+            )
+            .replace(
+                "- {dst: \"172.16.20.0/24\", dev: eth1}",
+                "- {dst: \"172.16.21.0/24\", dev: eth1}\n    - {dst: \"172.16.22.0/24\", dev: eth1}",
+            )
+            .replace("[\"100.64.0.2\", \"100.64.0.3\"]", "[\"100.64.0.3\"]"),
+    );
+    apply_ok(&ovn, &inputs);
+    let p = ovn.owned_policies();
+    in_band(&p);
+    let got: Vec<(&str, &[String])> = p.iter().map(|p| (&p.1[..], &p.3[..])).collect();
+    let three = ["100.64.0.3".to_owned()];
+    assert_eq!(
+        got,
+        [
+            (
+                "ip4.src == $ovnkube_route_ecmp_v4 && ip4.dst == 172.16.21.0/24",
+                &three[..]
+            ),
+            (
+                "ip4.src == $ovnkube_route_ecmp_v4 && ip4.dst == 172.16.22.0/24",
+                &three[..]
+            ),
+        ],
+        "{p:?}"
+    );
+    assert_eq!(
+        address_set(&ovn, "ovnkube_route_ecmp_v4"),
+        "10.244.1.4 10.244.1.5"
+    );
+    let listed = ovn.nbctl(&["lr-policy-list", "ovn_cluster_router"]);
+    assert!(!listed.contains("172.16.20.0/24"), "{listed}");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+
+    // Delete enforce: its ACL, port group and address sets go, ecmp stays.
+    inputs.remove("enforce.yaml");
+    apply_ok(&ovn, &inputs);
+    let owned = ovn.owned();
+    assert!(!owned.contains_key("ACL"), "{owned:#?}");
+    assert!(
+        owned.values().flatten().all(|r| !r.contains("enforce")),
+        "{owned:#?}"
+    );
+    assert_eq!(owned["Logical_Router_Policy"].len(), 2);
+    let names = ovn.nbctl(&["--bare", "--columns=name", "list", "Port_Group"]);
+    assert!(!names.contains("ovnkube_route_enforce"), "{names}");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+
+    // Delete the last Route: nothing of ours is left.
+    inputs.remove("ecmp.yaml");
+    apply_ok(&ovn, &inputs);
+    assert!(ovn.owned().is_empty(), "{:#?}", ovn.owned());
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+#[test]
+fn restart_with_unchanged_input_writes_nothing_and_cleans_routes_deleted_while_stopped() {
+    let (ovn, inputs, foreign) = setup();
+    inputs.put("ecmp.yaml", ECMP);
+    inputs.put("enforce.yaml", ENFORCE);
+    let first = apply_ok(&ovn, &inputs);
+    assert!(!first.stdout.contains("NB: 0 change(s)"), "{first}");
+    let owned = ovn.owned();
+    let size = std::fs::metadata(ovn.nb_db_file()).unwrap().len();
+
+    for _ in 0..2 {
+        let again = apply_ok(&ovn, &inputs);
+        assert!(again.stdout.contains("NB: 0 change(s)"), "{again}");
+        // A standalone ovsdb-server appends every committed transaction to its file.
+        assert_eq!(
+            std::fs::metadata(ovn.nb_db_file()).unwrap().len(),
+            size,
+            "the NB file grew: something was written"
+        );
+        assert_eq!(ovn.owned(), owned);
+    }
+
+    // ecmp deleted while no controller ran: the next apply removes exactly its rows.
+    inputs.remove("ecmp.yaml");
+    let r = apply_ok(&ovn, &inputs);
+    assert!(!r.stdout.contains("NB: 0 change(s)"), "{r}");
+    let now = ovn.owned();
+    assert!(
+        now.values().flatten().all(|r| !r.contains("ecmp")),
+        "{now:#?}"
+    );
+    let mut expected = owned.clone();
+    for rows in expected.values_mut() {
+        rows.retain(|r| !r.contains("ecmp"));
+    }
+    expected.retain(|_, v| !v.is_empty());
+    assert_eq!(now, expected);
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+/// ecmp, enforce and multi programmed; returns the owned rows.
+fn programmed() -> (
+    Ovn,
+    Inputs,
+    String,
+    std::collections::BTreeMap<String, Vec<String>>,
+) {
+    let (ovn, inputs, foreign) = setup();
+    inputs.put("ecmp.yaml", ECMP);
+    inputs.put("enforce.yaml", ENFORCE);
+    inputs.put("multi.yaml", MULTI);
+    apply_ok(&ovn, &inputs);
+    let owned = ovn.owned();
+    assert_eq!(owned["Logical_Router_Policy"].len(), 3, "{owned:#?}");
+    (ovn, inputs, foreign, owned)
+}
+
+const EXTRA: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: extra}
+spec:
+  podSelector: {matchLabels: {app: nginx}}
+  route:
+    - {dst: "172.16.40.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.2"]
+"#;
+
+fn assert_no_panic(r: &Run) {
+    assert!(!r.stderr.contains("panicked"), "{r}");
+    assert_ne!(r.code, 101, "{r}");
+}
+
+#[test]
+fn bad_input_a_route_invalid_as_a_whole_keeps_its_rows() {
+    let (ovn, inputs, foreign, owned) = programmed();
+    inputs.put(
+        "ecmp.yaml",
+        &ECMP.replace("172.16.20.0/24", "172.16.300.0/24"),
+    );
+    inputs.put("extra.yaml", EXTRA);
+    let r = apply_nb(&ovn, &inputs);
+    assert_no_panic(&r);
+    // The file loads; the Route is invalid in content: reported, not an input error.
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("ecmp: Invalid"), "{r}");
+    assert!(
+        r.stdout.contains("172.16.300.0/24"),
+        "the reason names the bad value:\n{r}"
+    );
+    assert!(r.stdout.contains("ecmp: kept as programmed"), "{r}");
+    let now = ovn.owned();
+    for (table, rows) in &owned {
+        for row in rows {
+            assert!(now[table].contains(row), "{table} row removed: {row}\n{r}");
+        }
+    }
+    assert!(matches(&ovn).contains(&ECMP_MATCH.to_owned()));
+    assert!(
+        matches(&ovn).iter().any(|m| m.contains("172.16.40.0/24")),
+        "the valid rest was not applied: {:?}",
+        matches(&ovn)
+    );
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+#[test]
+fn bad_input_b_one_bad_rule_among_good_ones() {
+    let (ovn, inputs, foreign, owned) = programmed();
+    // Rule 2 becomes invalid, a third (good) rule is added.
+    inputs.put(
+        "multi.yaml",
+        &MULTI.replace(
+            "- {dst: \"172.16.31.0/24\", dev: eth1}",
+            "- {dst: \"172.16.31.0/33\", dev: eth1}\n    - {dst: \"172.16.32.0/24\", dev: eth1}",
+        ),
+    );
+    let r = apply_nb(&ovn, &inputs);
+    assert_no_panic(&r);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("multi: Degraded"), "{r}");
+    assert!(
+        r.stdout.contains("spec.route[1]"),
+        "the problem names the rule:\n{r}"
+    );
+    let m = matches(&ovn);
+    for dst in ["172.16.30.0/24", "172.16.31.0/24", "172.16.32.0/24"] {
+        assert!(
+            m.iter().any(|x| x.contains(&format!("ip4.dst == {dst}"))),
+            "{dst} missing: the good rules must apply and the rule that became bad must keep its row: {m:?}\n{r}"
+        );
+    }
+    let now = ovn.owned();
+    for (table, rows) in &owned {
+        for row in rows {
+            assert!(now[table].contains(row), "{table} row removed: {row}\n{r}");
+        }
+    }
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+#[test]
+fn bad_input_c_broken_yaml_keeps_everything() {
+    let (ovn, inputs, foreign, owned) = programmed();
+    let broken = std::fs::read_to_string(format!("{CORPUS}/broken-yaml.yaml")).unwrap();
+    inputs.put("ecmp.yaml", &broken);
+    inputs.put("extra.yaml", EXTRA);
+    let r = apply_nb(&ovn, &inputs);
+    assert_no_panic(&r);
+    assert_eq!(r.code, 1, "apply exits 1 on input errors:\n{r}");
+    assert!(
+        r.stderr.contains("ecmp.yaml") && r.stderr.contains("YAML syntax error"),
+        "{r}"
+    );
+    // ecmp's file no longer says which Routes it held: nothing may be deleted.
+    let now = ovn.owned();
+    for (table, rows) in &owned {
+        for row in rows {
+            assert!(now[table].contains(row), "{table} row removed: {row}\n{r}");
+        }
+    }
+    assert!(
+        matches(&ovn).iter().any(|m| m.contains("172.16.40.0/24")),
+        "the valid rest was not applied: {:?}\n{r}",
+        matches(&ovn)
+    );
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+#[test]
+fn bad_input_d_unknown_field_keeps_the_route() {
+    let (ovn, inputs, foreign, owned) = programmed();
+    // A misspelled selector would widen enforce to every pod: rejected, enforce kept.
+    inputs.put(
+        "enforce.yaml",
+        &ENFORCE.replace(
+            "podSelector: {matchLabels: {app: client-a}}",
+            "podSelecter: {matchLabels: {app: client-b}}",
+        ),
+    );
+    inputs.put("extra.yaml", EXTRA);
+    let r = apply_nb(&ovn, &inputs);
+    assert_no_panic(&r);
+    assert_eq!(r.code, 1, "apply exits 1 on input errors:\n{r}");
+    assert!(r.stderr.contains("spec.podSelecter: unknown field"), "{r}");
+    assert!(r.stdout.contains("enforce: kept as programmed"), "{r}");
+    let now = ovn.owned();
+    for (table, rows) in &owned {
+        for row in rows {
+            assert!(now[table].contains(row), "{table} row removed: {row}\n{r}");
+        }
+    }
+    assert_eq!(address_set(&ovn, "ovnkube_route_enforce_v4"), "10.244.1.4");
+    assert!(
+        matches(&ovn).iter().any(|m| m.contains("172.16.40.0/24")),
+        "the valid rest was not applied: {:?}\n{r}",
+        matches(&ovn)
+    );
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
