@@ -89,24 +89,23 @@ fn facts(trace: &str) -> Facts {
             continue;
         }
         let mut words = t.splitn(3, ' ');
-        if let (Some(num), Some(name), Some(rest)) = (words.next(), words.next(), words.next()) {
-            if num.ends_with('.')
-                && num[..num.len() - 1].parse::<u32>().is_ok()
-                && rest.starts_with('(')
-            {
-                stage = name.to_owned();
-                if dp == "ovn_cluster_router" && stage == "lr_in_policy" {
-                    let prio = t
-                        .rsplit(", priority ")
-                        .next()
-                        .unwrap()
-                        .split(',')
-                        .next()
-                        .unwrap();
-                    f.policy_prio = prio.parse().unwrap();
-                }
-                continue;
+        if let (Some(num), Some(name), Some(rest)) = (words.next(), words.next(), words.next())
+            && num.ends_with('.')
+            && num[..num.len() - 1].parse::<u32>().is_ok()
+            && rest.starts_with('(')
+        {
+            stage = name.to_owned();
+            if dp == "ovn_cluster_router" && stage == "lr_in_policy" {
+                let prio = t
+                    .rsplit(", priority ")
+                    .next()
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap();
+                f.policy_prio = prio.parse().unwrap();
             }
+            continue;
         }
         if dp == "ovn_cluster_router" && (stage == "lr_in_policy" || stage == "lr_in_policy_ecmp") {
             if t.contains("select(") {

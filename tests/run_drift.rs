@@ -41,6 +41,9 @@ fn policy_uuid(ovn: &Ovn) -> String {
     ])
 }
 
+/// One change made behind the controller's back.
+type Drift = Box<dyn Fn(&Ovn)>;
+
 #[test]
 fn run_repairs_deleted_and_edited_rows() {
     let ovn = Ovn::start();
@@ -80,7 +83,7 @@ fn run_repairs_deleted_and_edited_rows() {
         "10.244.1.4 10.244.1.5"
     );
 
-    let drifts: Vec<(&str, Box<dyn Fn(&Ovn)>)> = vec![
+    let drifts: Vec<(&str, Drift)> = vec![
         (
             "delete the policy",
             Box::new(|o: &Ovn| {
