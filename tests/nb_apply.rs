@@ -44,6 +44,35 @@ spec:
     nextHops: ["100.64.0.3"]
 "#;
 
+/// No selection: every pod, so static routes instead of policies.
+const EVERYONE: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: everyone}
+spec:
+  route:
+    - {dst: "172.16.60.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.2", "100.64.0.3"]
+"#;
+
+/// Our static routes on ovn_cluster_router as "prefix nexthop", sorted.
+fn static_routes(ovn: &Ovn) -> Vec<String> {
+    let mut v: Vec<String> = ovn
+        .owned_rows("Logical_Router_Static_Route")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["ip_prefix"].as_str().unwrap(),
+                r["nexthop"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 const ECMP_MATCH: &str = "ip4.src == $ovnkube_route_ecmp_v4 && ip4.dst == 172.16.20.0/24";
 
 fn two() -> Vec<String> {
@@ -100,6 +129,7 @@ fn create_update_delete_routes() {
     // Create.
     inputs.put("ecmp.yaml", ECMP);
     inputs.put("enforce.yaml", ENFORCE);
+    inputs.put("everyone.yaml", EVERYONE);
     let r = apply_ok(&ovn, &inputs);
     assert!(r.stdout.contains("ecmp: Applied"), "{r}");
     assert!(r.stdout.contains("enforce: Applied"), "{r}");
@@ -129,11 +159,30 @@ fn create_update_delete_routes() {
         counts,
         [
             ("ACL", 1),
-            ("Address_Set", 4),
+            ("Address_Set", 6),
             ("Logical_Router_Policy", 1),
-            ("Port_Group", 2)
+            ("Logical_Router_Static_Route", 2),
+            ("Port_Group", 3)
         ],
         "{owned:#?}"
+    );
+    assert_eq!(
+        static_routes(&ovn),
+        ["172.16.60.0/24 100.64.0.2", "172.16.60.0/24 100.64.0.3"]
+    );
+    let listed = ovn.nbctl(&["lr-route-list", "ovn_cluster_router"]);
+    for hop in ["100.64.0.2", "100.64.0.3"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq(["172.16.60.0/24", hop])),
+            "{listed}"
+        );
+    }
+    // Every pod (node1 and node2) is in everyone's address set.
+    assert_eq!(
+        address_set(&ovn, "ovnkube_route_everyone_v4"),
+        "10.244.1.3 10.244.1.4 10.244.1.5 10.244.2.4"
     );
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 
@@ -192,6 +241,15 @@ fn create_update_delete_routes() {
     assert!(!names.contains("ovnkube_route_enforce"), "{names}");
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 
+    // Delete everyone: its static routes go.
+    assert_eq!(static_routes(&ovn).len(), 2);
+    inputs.remove("everyone.yaml");
+    apply_ok(&ovn, &inputs);
+    assert!(static_routes(&ovn).is_empty(), "{:?}", static_routes(&ovn));
+    let listed = ovn.nbctl(&["lr-route-list", "ovn_cluster_router"]);
+    assert!(!listed.contains("172.16.60.0/24"), "{listed}");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+
     // Delete the last Route: nothing of ours is left.
     inputs.remove("ecmp.yaml");
     apply_ok(&ovn, &inputs);
@@ -204,6 +262,7 @@ fn restart_with_unchanged_input_writes_nothing_and_cleans_routes_deleted_while_s
     let (ovn, inputs, foreign) = setup();
     inputs.put("ecmp.yaml", ECMP);
     inputs.put("enforce.yaml", ENFORCE);
+    inputs.put("everyone.yaml", EVERYONE);
     let first = apply_ok(&ovn, &inputs);
     assert!(!first.stdout.contains("NB: 0 change(s)"), "{first}");
     let owned = ovn.owned();
@@ -219,6 +278,8 @@ fn restart_with_unchanged_input_writes_nothing_and_cleans_routes_deleted_while_s
             "the NB file grew: something was written"
         );
         assert_eq!(ovn.owned(), owned);
+        // Static routes have no index in the schema: a restart must not duplicate them.
+        assert_eq!(static_routes(&ovn).len(), 2, "{:?}", static_routes(&ovn));
     }
 
     // ecmp deleted while no controller ran: the next apply removes exactly its rows.
@@ -237,6 +298,35 @@ fn restart_with_unchanged_input_writes_nothing_and_cleans_routes_deleted_while_s
     expected.retain(|_, v| !v.is_empty());
     assert_eq!(now, expected);
     assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+/// The foreign-row comparison itself sees a changed foreign row, a foreign policy removed
+/// from the router, and a foreign address set edited (so the checks above can fail).
+#[test]
+fn foreign_snapshot_detects_changes() {
+    let (ovn, _inputs, foreign) = setup();
+    assert_eq!(foreign, ovn.foreign(), "two snapshots of an idle NB differ");
+    let uuid = ovn.nbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Logical_Router_Policy",
+        "priority=501",
+    ]);
+    ovn.nbctl(&["set", "Logical_Router_Policy", &uuid, "priority=502"]);
+    assert_ne!(foreign, ovn.foreign());
+    let f2 = ovn.foreign();
+    ovn.nbctl(&["lr-policy-del", "ovn_cluster_router", &uuid]);
+    assert_ne!(f2, ovn.foreign());
+    let f3 = ovn.foreign();
+    ovn.nbctl(&[
+        "remove",
+        "Address_Set",
+        "a10148211500778908391",
+        "addresses",
+        "10.244.1.5",
+    ]);
+    assert_ne!(f3, ovn.foreign());
 }
 
 /// ecmp, enforce and multi programmed; returns the owned rows.
