@@ -27,6 +27,15 @@ spec:
     - {dst: "192.168.50.0/24", dev: eth0}
   ovn:
     enforce: true
+---
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: everyone}
+spec:
+  route:
+    - {dst: "172.16.60.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.2", "100.64.0.3"]
 "#;
 
 const OWNED: &str = "external_ids:\"k8s.ovn.org/owner-controller\"=ovnkube-route";
@@ -62,11 +71,15 @@ fn run_repairs_deleted_and_edited_rows() {
             n("ACL"),
             n("Address_Set"),
             n("Port_Group"),
-        ) == (1, 1, 4, 2)
+            n("Logical_Router_Static_Route"),
+        ) == (1, 1, 6, 3, 2)
         {
             Ok(())
         } else {
-            Err(o)
+            Err(o
+                .iter()
+                .map(|(t, v)| (t.clone(), v.len()))
+                .collect::<Vec<_>>())
         }
     });
     println!("initial programming: {took:?}");
@@ -126,6 +139,36 @@ fn run_repairs_deleted_and_edited_rows() {
                 o.nbctl(&["set", "ACL", &acl, "action=allow"]);
             }),
         ),
+        (
+            "delete a static route",
+            Box::new(|o: &Ovn| {
+                o.nbctl(&[
+                    "lr-route-del",
+                    "ovn_cluster_router",
+                    "172.16.60.0/24",
+                    "100.64.0.3",
+                ]);
+            }),
+        ),
+        (
+            "delete the port group (its ACL goes with it)",
+            Box::new(|o: &Ovn| {
+                o.nbctl(&["destroy", "Port_Group", "ovnkube_route_enforce"]);
+            }),
+        ),
+        (
+            "remove a port from the port group",
+            Box::new(|o: &Ovn| {
+                let lsp = o.nbctl(&[
+                    "--bare",
+                    "--columns=_uuid",
+                    "find",
+                    "Logical_Switch_Port",
+                    "name=default_client-b",
+                ]);
+                o.nbctl(&["remove", "Port_Group", "ovnkube_route_ecmp", "ports", &lsp]);
+            }),
+        ),
     ];
     for (what, drift) in drifts {
         drift(&ovn);
@@ -138,5 +181,23 @@ fn run_repairs_deleted_and_edited_rows() {
         println!("repaired after '{what}' in {took:?}");
     }
     assert_foreign_unchanged(&foreign, &ovn.foreign());
+
+    // A foreign row edited behind our back is not ours to repair: it stays as edited.
+    let uuid = ovn.nbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Logical_Router_Policy",
+        "priority=501",
+    ]);
+    ovn.nbctl(&["set", "Logical_Router_Policy", &uuid, "priority=502"]);
+    let edited = ovn.foreign();
+    assert_ne!(edited, foreign);
+    // Something the controller does react to, so a pass certainly runs after the edit.
+    ovn.nbctl(&["lr-policy-del", "ovn_cluster_router", &policy_uuid(&ovn)]);
+    poll(10, "repair after the foreign edit", || {
+        if ovn.owned() == want { Ok(()) } else { Err(()) }
+    });
+    assert_foreign_unchanged(&edited, &ovn.foreign());
     run.assert_alive();
 }
