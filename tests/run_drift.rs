@@ -201,3 +201,62 @@ fn run_repairs_deleted_and_edited_rows() {
     assert_foreign_unchanged(&edited, &ovn.foreign());
     run.assert_alive();
 }
+
+/// `run` started over a programmed NB with unchanged input writes nothing; started after
+/// a Route was deleted while no controller ran, it removes exactly that Route's rows.
+#[test]
+fn run_restart_writes_nothing_and_cleans_routes_deleted_while_stopped() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let foreign = ovn.foreign();
+    let inputs = Inputs::new(&world_yaml(&[("default", "nginx", "10.96.100.10")]));
+    inputs.put("routes.yaml", ROUTES);
+    let r = apply_nb(&ovn, &inputs);
+    assert_eq!(r.code, 0, "{r}");
+    let owned = ovn.owned();
+    let size = std::fs::metadata(ovn.nb_db_file()).unwrap().len();
+
+    {
+        let mut run = spawn_run(&ovn, &inputs, &["--skip-pods"]);
+        poll(15, "initial pass", || {
+            run.assert_alive();
+            if run.log().contains("initial pass done") {
+                Ok(())
+            } else {
+                Err(run.log())
+            }
+        });
+        assert_eq!(
+            std::fs::metadata(ovn.nb_db_file()).unwrap().len(),
+            size,
+            "run wrote to the NB although nothing changed:\n{}",
+            run.log()
+        );
+        assert_eq!(ovn.owned(), owned);
+    }
+
+    // everyone deleted while stopped.
+    inputs.put(
+        "routes.yaml",
+        &ROUTES[..ROUTES
+            .find("---\napiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {name: everyone}")
+            .unwrap()],
+    );
+    let mut expected = owned.clone();
+    for rows in expected.values_mut() {
+        rows.retain(|r| !r.contains("everyone"));
+    }
+    expected.retain(|_, v| !v.is_empty());
+    assert!(
+        expected.contains_key("Logical_Router_Policy")
+            && !expected.contains_key("Logical_Router_Static_Route")
+    );
+    let mut run = spawn_run(&ovn, &inputs, &["--skip-pods"]);
+    let took = poll(15, "everyone's rows removed", || {
+        run.assert_alive();
+        let now = ovn.owned();
+        if now == expected { Ok(()) } else { Err(now) }
+    });
+    println!("rows of a Route deleted while stopped removed after {took:?}");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}

@@ -54,6 +54,7 @@ fn wait_routes(
 fn run_programs_pods_and_follows_services_routes_and_drift() {
     let ovn = Ovn::start();
     ovn.build_topology();
+    let foreign = ovn.foreign();
     let net = PodNet::new("run");
     let inputs = Inputs::new(&world_yaml(&[NGINX, ("default", "web", "10.96.100.20")]));
     inputs.put("svc.yaml", SVC);
@@ -117,6 +118,53 @@ fn run_programs_pods_and_follows_services_routes_and_drift() {
         "svc route removed with the Service",
     );
 
+    // Bad input over the programmed state: broken YAML, then a version invalid as a whole.
+    // Both are rejected and `other` keeps its route (its last good version stays planned).
+    let programmed = net.routes(a);
+    let broken = std::fs::read_to_string(format!("{CORPUS}/broken-yaml.yaml")).unwrap();
+    inputs.put("other.yaml", &broken);
+    poll(10, "broken YAML reported", || {
+        run.assert_alive();
+        if run.log().contains("YAML syntax error") {
+            Ok(())
+        } else {
+            Err(())
+        }
+    });
+    inputs.put(
+        "other.yaml",
+        &OTHER.replace("172.16.11.0/24", "172.16.11.0/33"),
+    );
+    poll(10, "invalid version reported", || {
+        run.assert_alive();
+        if run.log().contains("keeping the last good one") {
+            Ok(())
+        } else {
+            Err(())
+        }
+    });
+    // A valid change after the bad input: once it shows, a full pass has run since.
+    inputs.put(
+        "svc.yaml",
+        &SVC.replace(
+            "- {dst: \"172.16.10.0/24\", dev: eth1}",
+            "- {dst: \"172.16.10.0/24\", dev: eth1}\n    - {dst: \"172.16.12.0/24\", dev: eth1}",
+        ),
+    );
+    wait_routes(
+        &net,
+        &mut run,
+        a,
+        &["172.16.12.0/24 via 10.244.1.1 dev eth1"],
+        &[],
+        "valid change after bad input",
+    );
+    let mut want = programmed.clone();
+    want.push("172.16.12.0/24 via 10.244.1.1 dev eth1 proto 136".into());
+    want.sort();
+    assert_eq!(net.routes(a), want, "bad input changed the pod's routes");
+    assert!(!run.log().contains("panicked"), "{}", run.log());
+
     // Route `other` deleted from the files: exactly its route goes.
     inputs.remove("other.yaml");
     wait_routes(
@@ -129,6 +177,7 @@ fn run_programs_pods_and_follows_services_routes_and_drift() {
     );
     let mut want = base_a.clone();
     want.push("172.16.10.0/24 via 10.244.1.1 dev eth1 proto 136".into());
+    want.push("172.16.12.0/24 via 10.244.1.1 dev eth1 proto 136".into());
     want.sort();
     assert_eq!(net.routes(a), want, "client-a after the deletions");
 
@@ -149,5 +198,6 @@ fn run_programs_pods_and_follows_services_routes_and_drift() {
     );
     assert_eq!(net.routes(a), want);
     assert_eq!(net.routes(b), base_b, "client-b untouched throughout");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
     run.assert_alive();
 }
