@@ -490,3 +490,75 @@ fn bad_input_d_unknown_field_keeps_the_route() {
     );
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 }
+
+/// Every file of the bad-input corpus, dropped beside a programmed state: no panic, exit
+/// 0 or 1, nothing programmed removed, foreign rows unchanged.
+#[test]
+fn bad_input_corpus_over_a_programmed_state() {
+    let (ovn, inputs, foreign, owned) = programmed();
+    let mut files: Vec<_> = std::fs::read_dir(CORPUS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "corpus too small: {files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        std::fs::copy(f, inputs.routes().join(name)).unwrap();
+        let r = apply_nb(&ovn, &inputs);
+        assert_no_panic(&r);
+        assert!(r.code == 0 || r.code == 1, "{name}: {r}");
+        if r.code == 1 {
+            assert!(
+                r.stderr.contains("error:"),
+                "{name}: exit 1 without an error line:\n{r}"
+            );
+        }
+        let now = ovn.owned();
+        for (table, rows) in &owned {
+            for row in rows {
+                assert!(
+                    now.get(table).is_some_and(|v| v.contains(row)),
+                    "{name}: {table} row removed: {row}\n{r}"
+                );
+            }
+        }
+        std::fs::remove_file(inputs.routes().join(name)).unwrap();
+    }
+    // With the corpus gone, the NB holds exactly the programmed rows again.
+    apply_ok(&ovn, &inputs);
+    assert_eq!(ovn.owned(), owned);
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+/// A 10,000-rule Route with next hops: one policy per rule, all in the band, and a second
+/// apply writes nothing.
+#[test]
+fn ten_thousand_rule_route() {
+    let (ovn, inputs, foreign) = setup();
+    let mut y = String::from(
+        "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {name: big}\nspec:\n  podSelector: {matchLabels: {app: client-a}}\n  ovn:\n    nextHops: [\"100.64.0.2\"]\n  route:\n",
+    );
+    for i in 0..10_000u32 {
+        y.push_str(&format!(
+            "    - {{dst: \"10.{}.{}.0/24\", dev: eth1}}\n",
+            100 + i / 256,
+            i % 256
+        ));
+    }
+    inputs.put("big.yaml", &y);
+    let start = std::time::Instant::now();
+    let r = apply_ok(&ovn, &inputs);
+    println!("10,000-rule Route applied in {:?}", start.elapsed());
+    assert!(r.stdout.contains("big: Applied"), "{r}");
+    let p = ovn.owned_policies();
+    assert_eq!(p.len(), 10_000);
+    in_band(&p);
+    let again = apply_ok(&ovn, &inputs);
+    assert!(again.stdout.contains("NB: 0 change(s)"), "{again}");
+    inputs.remove("big.yaml");
+    apply_ok(&ovn, &inputs);
+    assert!(ovn.owned().is_empty());
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
