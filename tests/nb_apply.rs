@@ -562,3 +562,85 @@ fn ten_thousand_rule_route() {
     assert!(ovn.owned().is_empty());
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 }
+
+/// Problems only the NB can show are reported per Route, and nothing is written for them:
+/// a next hop on no network of the router, an unknown router, a name a foreign row holds,
+/// a Service sent over OVN without a load balancer.
+#[test]
+fn nb_problems_are_reported_and_write_nothing_wrong() {
+    let (ovn, inputs, _) = setup();
+    // A foreign Address_Set already holds the name our Route would use.
+    ovn.nbctl(&[
+        "create",
+        "Address_Set",
+        "name=ovnkube_route_taken_v4",
+        "addresses=\"192.0.2.1\"",
+    ]);
+    let foreign = ovn.foreign();
+    inputs.set_world(&world_yaml(&[
+        ("default", "nginx", "10.96.100.10"),
+        ("default", "web", "10.96.100.20"),
+    ]));
+    let route = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {{name: {name}}}\nspec:\n  podSelector: {{matchLabels: {{app: client-a}}}}\n{extra}"
+        )
+    };
+    inputs.put(
+        "far.yaml",
+        &route(
+            "far",
+            "  route: [{dst: \"172.16.70.0/24\", dev: eth1}]\n  ovn: {nextHops: [\"10.99.0.1\"]}\n",
+        ),
+    );
+    inputs.put(
+        "norouter.yaml",
+        &route("norouter", "  route: [{dst: \"172.16.71.0/24\", dev: eth1}]\n  ovn: {router: GR_nowhere, nextHops: [\"100.64.0.2\"]}\n"),
+    );
+    inputs.put(
+        "taken.yaml",
+        &route("taken", "  route: [{dst: \"172.16.72.0/24\", dev: eth1}]\n  ovn: {nextHops: [\"100.64.0.2\"]}\n"),
+    );
+    inputs.put(
+        "nolb.yaml",
+        &route("nolb", "  svc: [{namespace: default, name: web, dev: eth1}, {namespace: default, name: nginx, dev: eth1}]\n"),
+    );
+    let r = apply_nb(&ovn, &inputs);
+    assert_no_panic(&r);
+    println!("{r}");
+    for (route, reason) in [
+        ("far", "NextHopUnreachable"),
+        ("norouter", "RouterNotFound"),
+        ("taken", "NameTaken"),
+        ("nolb", "NoLoadBalancer"),
+    ] {
+        let section: String = r
+            .stdout
+            .split(&format!("\n{route}: "))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no status for {route}:\n{r}"))
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with(' ') || !l.contains(": "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            section.contains(reason),
+            "{route}: {reason} not reported:\n{r}"
+        );
+    }
+    assert!(
+        r.stdout.contains("10.96.100.20"),
+        "the VIP without a load balancer is named:\n{r}"
+    );
+    let m = matches(&ovn);
+    // Not 172.16.72.0/24 either: `$ovnkube_route_taken_v4` would name the FOREIGN set.
+    for dst in ["172.16.70.0/24", "172.16.71.0/24", "172.16.72.0/24"] {
+        assert!(
+            !m.iter().any(|x| x.contains(dst)),
+            "policy for {dst} written: {m:?}"
+        );
+    }
+    // The foreign set keeps its addresses, the taken name is not written over.
+    assert_eq!(address_set(&ovn, "ovnkube_route_taken_v4"), "192.0.2.1");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
