@@ -576,6 +576,8 @@ fn nb_problems_are_reported_and_write_nothing_wrong() {
         "name=ovnkube_route_taken_v4",
         "addresses=\"192.0.2.1\"",
     ]);
+    // ... and a foreign Port_Group the name of an enforcing Route's group.
+    ovn.nbctl(&["pg-add", "ovnkube_route_pgtaken", "default_client-b"]);
     let foreign = ovn.foreign();
     inputs.set_world(&world_yaml(&[
         ("default", "nginx", "10.96.100.10"),
@@ -602,6 +604,13 @@ fn nb_problems_are_reported_and_write_nothing_wrong() {
         &route("taken", "  route: [{dst: \"172.16.72.0/24\", dev: eth1}]\n  ovn: {nextHops: [\"100.64.0.2\"]}\n"),
     );
     inputs.put(
+        "pgtaken.yaml",
+        &route(
+            "pgtaken",
+            "  route: [{dst: \"172.16.73.0/24\", dev: eth0}]\n  ovn: {enforce: true}\n",
+        ),
+    );
+    inputs.put(
         "nolb.yaml",
         &route("nolb", "  svc: [{namespace: default, name: web, dev: eth1}, {namespace: default, name: nginx, dev: eth1}]\n"),
     );
@@ -612,6 +621,7 @@ fn nb_problems_are_reported_and_write_nothing_wrong() {
         ("far", "NextHopUnreachable"),
         ("norouter", "RouterNotFound"),
         ("taken", "NameTaken"),
+        ("pgtaken", "NameTaken"),
         ("nolb", "NoLoadBalancer"),
     ] {
         let section: String = r
@@ -642,5 +652,11 @@ fn nb_problems_are_reported_and_write_nothing_wrong() {
     }
     // The foreign set keeps its addresses, the taken name is not written over.
     assert_eq!(address_set(&ovn, "ovnkube_route_taken_v4"), "192.0.2.1");
+    // No ACL of ours anywhere for pgtaken (it would drop the foreign group's traffic).
+    assert!(
+        ovn.owned_rows("ACL").is_empty(),
+        "{:?}",
+        ovn.owned_rows("ACL")
+    );
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 }

@@ -250,3 +250,25 @@ fn address_set_names_never_collide_with_port_group_derived_sets() {
     assert!((200..=299).contains(&f.policy_prio) && f.ecmp, "{f:?}");
     assert_northd_clean(&ovn);
 }
+
+/// A Route name may contain dots (a DNS subdomain): the names derived from it must still
+/// be valid in OVN matches (`$set`, `@group`), compiled by ovn-northd and effective.
+#[test]
+fn dotted_route_name_compiles_and_works() {
+    let (ovn, inputs) = setup();
+    let routes = ROUTES
+        .replace("{name: ecmp}", "{name: team.a-ecmp}")
+        .replace("{name: enforce}", "{name: team.a-enforce}");
+    inputs.put("routes.yaml", &routes);
+    let r = apply_nb(&ovn, &inputs);
+    assert_eq!(r.code, 0, "{r}");
+    ovn.sync_sb();
+    let f = facts(&trace(&ovn, pod("client-a"), "172.16.20.5", &[]));
+    assert!(
+        (200..=299).contains(&f.policy_prio) && f.ecmp,
+        "not rerouted: {f:?}\n{r}"
+    );
+    let t = trace(&ovn, pod("client-a"), "192.168.50.7", &[]);
+    assert!(facts(&t).acl_drop, "not dropped:\n{t}");
+    assert_northd_clean(&ovn);
+}
