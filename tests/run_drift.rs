@@ -169,6 +169,61 @@ fn run_repairs_deleted_and_edited_rows() {
                 o.nbctl(&["remove", "Port_Group", "ovnkube_route_ecmp", "ports", &lsp]);
             }),
         ),
+        (
+            "a duplicate of our policy appears",
+            Box::new(|o: &Ovn| {
+                let id = o.nbctl(&[
+                    "get",
+                    "Logical_Router_Policy",
+                    &policy_uuid(o),
+                    "external_ids",
+                ]);
+                o.nbctl(&[
+                    "--id=@p",
+                    "create",
+                    "Logical_Router_Policy",
+                    "priority=274",
+                    "match=\"ip4.src == $ovnkube_route_ecmp_v4 && ip4.dst == 172.16.20.0/24\"",
+                    "action=reroute",
+                    "nexthops=\"100.64.0.2\",\"100.64.0.3\"",
+                    &format!("external_ids={id}"),
+                    "--",
+                    "add",
+                    "Logical_Router",
+                    "ovn_cluster_router",
+                    "policies",
+                    "@p",
+                ]);
+            }),
+        ),
+        (
+            "a duplicate of our static route appears",
+            Box::new(|o: &Ovn| {
+                let uuid = o.nbctl(&[
+                    "--bare",
+                    "--columns=_uuid",
+                    "find",
+                    "Logical_Router_Static_Route",
+                    OWNED,
+                    "nexthop=100.64.0.2",
+                ]);
+                let id = o.nbctl(&["get", "Logical_Router_Static_Route", &uuid, "external_ids"]);
+                o.nbctl(&[
+                    "--id=@r",
+                    "create",
+                    "Logical_Router_Static_Route",
+                    "ip_prefix=\"172.16.60.0/24\"",
+                    "nexthop=\"100.64.0.2\"",
+                    &format!("external_ids={id}"),
+                    "--",
+                    "add",
+                    "Logical_Router",
+                    "ovn_cluster_router",
+                    "static_routes",
+                    "@r",
+                ]);
+            }),
+        ),
     ];
     for (what, drift) in drifts {
         drift(&ovn);
