@@ -8,7 +8,8 @@
 //!   static route references) change by `mutate` insert/delete, never by rewriting the set.
 //! - A desired row that cannot work is not written and is reported instead: its router does
 //!   not exist, a reroute next hop is on no network of the router's ports (ovn-northd would
-//!   ignore the policy silently), its name is taken by a row that is not ours.
+//!   ignore the policy silently), its name is taken by a row that is not ours, or (a policy)
+//!   its match names an address set whose name a row that is not ours holds.
 //! - Nothing desired and nothing to remove => no change at all (a restart writes nothing).
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -131,9 +132,9 @@ fn by_id<T: Clone>(seen: &[Seen<T>], id: impl Fn(&T) -> &str) -> BTreeMap<String
 /// Computes the changes that take `observed` to `desired`.
 pub fn diff(desired: &DesiredNb, observed: &Observed) -> NbDiff {
     let mut d = NbDiff::default();
-    address_sets(desired, observed, &mut d);
+    let blocked = address_sets(desired, observed, &mut d);
     port_groups_and_acls(desired, observed, &mut d);
-    policies(desired, observed, &mut d);
+    policies(desired, observed, &blocked, &mut d);
     static_routes(desired, observed, &mut d);
     d.problems.sort();
     d.problems.dedup();
@@ -146,7 +147,9 @@ fn name_taken(observed: &Observed, table: &str, name: &str) -> bool {
         .contains(&(table.to_owned(), name.to_owned()))
 }
 
-fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+/// Returns the names of the sets not written because a foreign row holds the name.
+fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) -> BTreeSet<String> {
+    let mut blocked = BTreeSet::new();
     let mut seen = by_id(&observed.address_sets, |r| &r.owner.id);
     for want in &desired.address_sets {
         match seen.remove(&want.owner.id) {
@@ -196,6 +199,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
                             want.name
                         ),
                     );
+                    blocked.insert(want.name.clone());
                 } else {
                     d.changes.push(NbChange::CreateAddressSet(want.clone()));
                 }
@@ -210,6 +214,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
             });
         }
     }
+    blocked
 }
 
 fn resolve_ports(group: &NbPortGroup, observed: &Observed, d: &mut NbDiff) -> BTreeSet<Uuid> {
@@ -451,8 +456,31 @@ impl RouterRow for NbStaticRoute {
     }
 }
 
-fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    router_rows(&desired.policies, &observed.policies, observed, d);
+fn policies(desired: &DesiredNb, observed: &Observed, blocked: &BTreeSet<String>, d: &mut NbDiff) {
+    // `$name` in a match is resolved by name: with a foreign set of that name the policy
+    // would reroute addresses we never selected. Not written; a row of ours for it is
+    // deleted (it is left out of the wanted rows) for the same reason.
+    let mut wanted = Vec::with_capacity(desired.policies.len());
+    for want in &desired.policies {
+        let foreign_set = want
+            .match_
+            .split_whitespace()
+            .filter_map(|t| t.strip_prefix('$'))
+            .find(|n| blocked.contains(*n));
+        match foreign_set {
+            Some(set) => problem(
+                d,
+                &want.owner.route,
+                "NameTaken",
+                format!(
+                    "policy {} not written: its match refers to Address_Set {set}, which is not owned by ovnkube-route",
+                    want.owner.id
+                ),
+            ),
+            None => wanted.push(want.clone()),
+        }
+    }
+    router_rows(&wanted, &observed.policies, observed, d);
 }
 
 fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
