@@ -18,8 +18,10 @@ fn bad_input_a_route_invalid_as_a_whole_keeps_its_rows() {
     inputs.put("extra.yaml", EXTRA);
     let r = apply_nb(&ovn, &inputs);
     assert_no_panic(&r);
-    // The file loads; the Route is invalid in content: reported, not an input error.
-    assert_eq!(r.code, 0, "{r}");
+    // The file loads; the Route is invalid in content: reported, and bad input fails the
+    // command (message on stderr, exit 1) while the valid rest is applied.
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("error: Route ecmp is Invalid"), "{r}");
     assert!(r.stdout.contains("ecmp: Invalid"), "{r}");
     assert!(
         r.stdout.contains("172.16.300.0/24"),
@@ -54,7 +56,8 @@ fn bad_input_b_one_bad_rule_among_good_ones() {
     );
     let r = apply_nb(&ovn, &inputs);
     assert_no_panic(&r);
-    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("error: Route multi is Degraded"), "{r}");
     assert!(r.stdout.contains("multi: Degraded"), "{r}");
     assert!(
         r.stdout.contains("spec.route[1]"),

@@ -92,3 +92,33 @@ impl Options {
         Ok(config)
     }
 }
+
+/// A Route's one-word status once the NB side has had its say: a Route the planner found fine
+/// but some of whose rows could not be written (router missing, next hop unreachable, name
+/// taken, no load balancer for a ClusterIP) is Degraded.
+pub fn summary_with_nb(
+    report: &crate::plan::RouteReport,
+    route: &str,
+    nb: &[crate::nb::diff::NbProblem],
+) -> crate::plan::Summary {
+    use crate::plan::Summary;
+    if report.summary == Summary::Applied && nb.iter().any(|p| p.route == route) {
+        Summary::Degraded
+    } else {
+        report.summary
+    }
+}
+
+/// Whether a command's output should count as failed input: some Route is Invalid or
+/// Degraded (Pending only waits for pods and is not a failure).
+pub fn any_route_failed(
+    plan: &crate::plan::Plan,
+    nb: &[crate::nb::diff::NbProblem],
+) -> Vec<(String, crate::plan::Summary)> {
+    use crate::plan::Summary;
+    plan.reports
+        .iter()
+        .map(|(name, r)| (name.clone(), summary_with_nb(r, name, nb)))
+        .filter(|(_, s)| matches!(s, Summary::Invalid | Summary::Degraded))
+        .collect()
+}

@@ -18,7 +18,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct PlanOutcome {
     pub rendered: String,
-    /// Some input could not be loaded (reported in `rendered` and on stderr).
+    /// Some input could not be loaded, or some Route is Invalid or Degraded (reported in
+    /// `rendered` and on stderr).
     pub input_errors: bool,
 }
 
@@ -40,6 +41,16 @@ impl ApplyOutcome {
 fn report_load_errors(errors: &[ConfigError]) {
     for e in errors {
         eprintln!("error: {e}");
+    }
+}
+
+/// Bad input gets a message on stderr as well as the non-zero exit.
+fn report_failed_routes(failed: &[(String, crate::plan::Summary)]) {
+    for (name, summary) in failed {
+        eprintln!(
+            "error: Route {name} is {}: see its problems above",
+            summary.as_str()
+        );
     }
 }
 
@@ -177,7 +188,11 @@ pub async fn apply_once(
         }
     }
     for (name, r) in &plan.reports {
-        let _ = writeln!(out, "{name}: {}", r.summary.as_str());
+        let _ = writeln!(
+            out,
+            "{name}: {}",
+            super::summary_with_nb(r, name, &pass.problems).as_str()
+        );
         for p in &r.problems {
             let at = p.path.as_deref().or(p.pod.as_deref()).unwrap_or("-");
             let _ = writeln!(out, "  {at}: {}: {}", p.reason, p.message);
@@ -192,9 +207,11 @@ pub async fn apply_once(
             "{name}: kept as programmed (its new version is unreadable or invalid)"
         );
     }
+    let failed = super::any_route_failed(&plan, &pass.problems);
+    report_failed_routes(&failed);
     Ok(ApplyOutcome {
         rendered: out,
-        input_errors: !loaded.errors.is_empty(),
+        input_errors: !loaded.errors.is_empty() || !failed.is_empty(),
         nb_changes: pass.changes,
         pods_failed,
     })

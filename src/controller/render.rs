@@ -30,7 +30,7 @@ pub fn text(
         let _ = writeln!(
             out,
             "{name}: {}  selected={} programmable={} skipped={}{}",
-            r.summary.as_str(),
+            super::summary_with_nb(r, name, nb_problems).as_str(),
             r.selected,
             r.programmable,
             r.skipped,
@@ -92,7 +92,7 @@ pub fn json(plan: &Plan, changes: &[NbChange], nb_problems: &[NbProblem]) -> Jso
         .iter()
         .map(|(name, r)| {
             (name.clone(), json!({
-                "status": r.summary.as_str(),
+                "status": super::summary_with_nb(r, name, nb_problems).as_str(),
                 "selectedPods": r.selected,
                 "programmablePods": r.programmable,
                 "skippedPods": r.skipped,

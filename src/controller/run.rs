@@ -129,37 +129,45 @@ impl Loop {
             .filter(|r| r.summary == Summary::Invalid)
             .count();
         m.routes_invalid.store(invalid as u64, Ordering::Relaxed);
-        let problems: usize = p
-            .reports
-            .values()
-            .map(|r| r.problems.len() + r.problems_omitted)
-            .sum();
-        m.problems.store(problems as u64, Ordering::Relaxed);
-        for (name, r) in &p.reports {
-            if self.summaries.get(name) != Some(&r.summary) {
-                tracing::info!(route = %name, status = r.summary.as_str(), selected = r.selected,
+        self.plan = p;
+    }
+
+    /// Logs each Route whose status word changed (the NB side's problems included).
+    fn report_status(&mut self, nb_problems: &[crate::nb::diff::NbProblem]) {
+        let mut now = BTreeMap::new();
+        for (name, r) in &self.plan.reports {
+            let summary = super::summary_with_nb(r, name, nb_problems);
+            if self.summaries.get(name) != Some(&summary) {
+                tracing::info!(route = %name, status = summary.as_str(), selected = r.selected,
                     programmable = r.programmable, problems = r.problems.len(), "route status");
                 for pr in &r.problems {
                     tracing::warn!(route = %name, path = ?pr.path, pod = ?pr.pod, reason = %pr.reason, "{}", pr.message);
                 }
+                for pr in nb_problems.iter().filter(|p| &p.route == name) {
+                    tracing::warn!(route = %name, reason = %pr.reason, "{}", pr.message);
+                }
             }
+            now.insert(name.clone(), summary);
         }
-        self.summaries = p
+        self.summaries = now;
+        let planner: usize = self
+            .plan
             .reports
-            .iter()
-            .map(|(k, v)| (k.clone(), v.summary))
-            .collect();
-        self.plan = p;
+            .values()
+            .map(|r| r.problems.len() + r.problems_omitted)
+            .sum();
+        let total = planner + nb_problems.len();
+        self.metrics.problems.store(total as u64, Ordering::Relaxed);
     }
 
-    async fn nb_pass(&self) {
+    async fn nb_pass(&mut self) {
         let keep = keep_for(&self.inputs.errors, &self.inputs.routes, &self.plan);
         let intent = NbIntent {
             desired: &self.plan.nb,
             service_ips: &self.plan.ovn_service_ips,
             keep: &keep,
         };
-        let m = &self.metrics;
+        let m = self.metrics.clone();
         match self.nb.reconcile(intent).await {
             Ok(pass) => {
                 m.nb_passes.fetch_add(1, Ordering::Relaxed);
@@ -170,9 +178,7 @@ impl Loop {
                     m.nb_changes
                         .fetch_add(pass.changes as u64, Ordering::Relaxed);
                 }
-                for p in &pass.problems {
-                    tracing::debug!(route = %p.route, reason = %p.reason, "{}", p.message);
-                }
+                self.report_status(&pass.problems);
             }
             Err(e) => {
                 m.nb_transactions_failed.fetch_add(1, Ordering::Relaxed);
