@@ -115,9 +115,11 @@ pub async fn plan_once(
             s
         }
     };
+    let failed = super::any_route_failed(&plan, &nb_problems);
+    report_failed_routes(&failed);
     Ok(PlanOutcome {
         rendered,
-        input_errors: !loaded.errors.is_empty(),
+        input_errors: !loaded.errors.is_empty() || !failed.is_empty(),
     })
 }
 

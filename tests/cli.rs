@@ -1,0 +1,113 @@
+//! The binary's contract with people and scripts: messages on stderr and exit codes
+//! (0 ok, 1 bad input, 2 fatal), and `crd` printing deploy/crd.yaml byte for byte.
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ovnkube-route"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn crd_prints_the_checked_in_crd() {
+    let o = run(&["crd"]);
+    assert_eq!(o.status.code(), Some(0));
+    let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crd.yaml")).unwrap();
+    assert_eq!(
+        o.stdout, on_disk,
+        "deploy/crd.yaml differs from `ovnkube-route crd`"
+    );
+}
+
+#[test]
+fn fatal_errors_exit_2_with_one_clear_line() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["plan", "-f", "/nonexistent/routes.yaml"],
+            "/nonexistent/routes.yaml: cannot read",
+        ),
+        (
+            &[
+                "plan",
+                "-f",
+                "deploy/examples",
+                "--priority-band",
+                "300-200",
+            ],
+            "need 0 <= LOW <= HIGH",
+        ),
+        (
+            &["plan", "-f", "deploy/examples", "--priority-band", "x-1"],
+            "LOW is not a number",
+        ),
+        (
+            &["plan", "-f", "deploy/examples", "--nb", "tcp:127.0.0.1"],
+            "bad OVSDB remote",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+        // The cause is not repeated.
+        assert_eq!(line.matches(want).count(), 1, "{line}");
+    }
+}
+
+#[test]
+fn plan_without_nb_shows_rows_and_pod_routes() {
+    let o = run(&[
+        "plan",
+        "-f",
+        "ovn-sandbox/world.yaml",
+        "-f",
+        "deploy/examples",
+        "--cni-results",
+        "/nonexistent",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("demo: Applied"), "{out}");
+    assert!(out.contains("lr-policy-add ovn_cluster_router"), "{out}");
+    assert!(
+        out.contains("route replace 172.16.10.0/24 via 10.244.1.1 dev eth1 proto 136"),
+        "{out}"
+    );
+    let json = run(&[
+        "plan",
+        "-f",
+        "ovn-sandbox/world.yaml",
+        "-f",
+        "deploy/examples",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan -o json is JSON");
+    assert_eq!(v["routes"]["ecmp"]["status"], "Applied");
+    assert!(v["pods"].as_array().is_some_and(|p| !p.is_empty()));
+}
+
+#[test]
+fn bad_input_exits_1_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {name: bad}\nspec:\n  route:\n  - {dst: 10.0.0.0/33, dev: eth1}\n",
+    )
+    .unwrap();
+    let o = run(&["plan", "-f", f.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: Route bad is Invalid"), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("spec.route[0].dst"), "{out}");
+}
