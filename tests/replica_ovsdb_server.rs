@@ -10,6 +10,7 @@
 // Test helpers may unwrap, like the tests themselves (see clippy.toml).
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod support;
 
 use std::collections::BTreeMap;
