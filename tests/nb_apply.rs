@@ -4,6 +4,7 @@
 //! byte-for-byte what they were.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;

@@ -4,6 +4,7 @@
 //! already programmed removed, foreign rows unchanged.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;

@@ -2,6 +2,7 @@
 //! the Southbound DB, ovn-trace follows a pod's packet through the logical topology.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use std::process::Command;

@@ -3,6 +3,7 @@
 //! back; foreign rows stay byte-for-byte as they were.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;

@@ -2,6 +2,7 @@
 //! file, a deleted Route removes exactly its routes, a route deleted by hand comes back.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;
