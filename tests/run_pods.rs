@@ -29,8 +29,6 @@ spec:
     - {dst: "172.16.11.0/24", dev: eth0}
 "#;
 
-const NGINX: (&str, &str, &str) = ("default", "nginx", "10.96.100.10");
-
 /// Polls until `pod`'s table contains every line of `present` (prefix match) and no line
 /// starts with one of `absent`.
 fn wait_routes(
