@@ -84,3 +84,14 @@ pub async fn next_event(m: &mut Monitor) -> MonitorEvent {
         .expect("no monitor event within 10 s")
         .expect("monitor ended")
 }
+
+/// Waits (10 s at most) until `client` has noticed that its server went away.
+pub async fn wait_disconnected(client: &Client) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while client.is_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("watcher did not notice the closed remote");
+}

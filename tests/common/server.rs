@@ -229,6 +229,32 @@ impl Server {
         }
     }
 
+    /// `ovs-appctl -t <this server's unixctl socket> args...`; panics when it fails.
+    pub fn appctl(&self, args: &[&str]) {
+        let out = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(self.file("ctl"))
+            .args(args)
+            .output()
+            .expect("ovs-appctl");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+
+    fn tcp_remote(&self) -> String {
+        format!("ptcp:{}:127.0.0.1", self.port)
+    }
+
+    /// Takes the ptcp remote away (`ovsdb-server/remove-remote`): TCP clients are
+    /// disconnected and cannot come back until `add_tcp_remote`.
+    pub fn remove_tcp_remote(&self) {
+        self.appctl(&["ovsdb-server/remove-remote", &self.tcp_remote()]);
+    }
+
+    /// Serves the ptcp remote again on the same port.
+    pub fn add_tcp_remote(&self) {
+        self.appctl(&["ovsdb-server/add-remote", &self.tcp_remote()]);
+    }
+
     /// ovn-nbctl against this (NB) server; panics with stderr when it fails.
     pub fn nbctl<S: AsRef<str>>(&self, args: &[S]) -> String {
         let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();

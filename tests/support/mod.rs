@@ -211,6 +211,24 @@ pub fn canonical(schema: &DatabaseSchema, table: &str, row: Row) -> Row {
         .collect()
 }
 
+/// `ovsdb-client dump` in the replica's canonical form.
+pub fn canonical_dump(
+    server: &Server,
+    schema: &DatabaseSchema,
+) -> BTreeMap<String, BTreeMap<Uuid, Row>> {
+    server
+        .dump()
+        .into_iter()
+        .map(|(t, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|(u, r)| (u, canonical(schema, &t, r)))
+                .collect();
+            (t, rows)
+        })
+        .collect()
+}
+
 pub fn fresh_snapshot(server: &Server, schema: &DatabaseSchema) -> Snapshot {
     let fresh = Replica::new(schema, &specs(schema)).unwrap();
     let (_m, result) = Monitor::open(server, "monitor_cond", fresh.monitor_requests());
