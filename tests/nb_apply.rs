@@ -4,6 +4,7 @@
 //! byte-for-byte what they were.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;
@@ -192,14 +193,7 @@ fn restart_with_unchanged_input_writes_nothing_and_cleans_routes_deleted_while_s
 fn foreign_snapshot_detects_changes() {
     let (ovn, _inputs, foreign) = setup();
     assert_eq!(foreign, ovn.foreign(), "two snapshots of an idle NB differ");
-    let uuid = ovn.nbctl(&[
-        "--bare",
-        "--columns=_uuid",
-        "find",
-        "Logical_Router_Policy",
-        "priority=501",
-    ]);
-    ovn.nbctl(&["set", "Logical_Router_Policy", &uuid, "priority=502"]);
+    let uuid = edit_foreign_policy(&ovn);
     assert_ne!(foreign, ovn.foreign());
     let f2 = ovn.foreign();
     ovn.nbctl(&["lr-policy-del", "ovn_cluster_router", &uuid]);
@@ -262,10 +256,7 @@ fn nb_problems_are_reported_and_write_nothing_wrong() {
     // ... and a foreign Port_Group the name of an enforcing Route's group.
     ovn.nbctl(&["pg-add", "ovnkube_route_pgtaken", "default_client-b"]);
     let foreign = ovn.foreign();
-    inputs.set_world(&world_yaml(&[
-        ("default", "nginx", "10.96.100.10"),
-        ("default", "web", "10.96.100.20"),
-    ]));
+    inputs.set_world(&world_yaml(&[NGINX, ("default", "web", "10.96.100.20")]));
     let route = |name: &str, extra: &str| {
         format!(
             "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {{name: {name}}}\nspec:\n  podSelector: {{matchLabels: {{app: client-a}}}}\n{extra}"

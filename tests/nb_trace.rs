@@ -2,33 +2,17 @@
 //! the Southbound DB, ovn-trace follows a pod's packet through the logical topology.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use std::process::Command;
 
 use fixture::*;
 
-const ROUTES: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: ecmp}
-spec:
-  podSelector: {matchLabels: {app: client-a}}
-  route:
-    - {dst: "172.16.20.0/24", dev: eth1}
-  ovn:
-    nextHops: ["100.64.0.2", "100.64.0.3"]
----
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: enforce}
-spec:
-  podSelector: {matchLabels: {app: client-a}}
-  route:
-    - {dst: "192.168.50.0/24", dev: eth0}
-  ovn:
-    enforce: true
-"#;
+/// ecmp and enforce (fixture::ECMP, fixture::ENFORCE) in one file.
+fn routes() -> String {
+    documents(&[ECMP, ENFORCE])
+}
 
 /// `ovn-trace` of a TCP/80 first packet from `pod` to `dst`.
 fn trace(ovn: &Ovn, pod: &Pod, dst: &str, extra: &[&str]) -> String {
@@ -125,10 +109,8 @@ fn facts(trace: &str) -> Facts {
 }
 
 fn setup() -> (Ovn, Inputs) {
-    let ovn = Ovn::start_with_northd();
-    ovn.build_topology();
+    let (ovn, inputs) = with_topology(Ovn::start_with_northd());
     ovn.sync_sb();
-    let inputs = Inputs::new(&world_yaml(&[("default", "nginx", "10.96.100.10")]));
     (ovn, inputs)
 }
 
@@ -144,7 +126,7 @@ fn selected_pod_rerouted_ecmp_unselected_not_enforced_dropped() {
         "{before:?}"
     );
 
-    inputs.put("routes.yaml", ROUTES);
+    inputs.put("routes.yaml", &routes());
     let r = apply_nb(&ovn, &inputs);
     assert_eq!(r.code, 0, "{r}");
     ovn.sync_sb();
@@ -213,7 +195,7 @@ fn assert_northd_clean(ovn: &Ovn) {
 #[test]
 fn address_set_names_never_collide_with_port_group_derived_sets() {
     let (ovn, inputs) = setup();
-    inputs.put("routes.yaml", ROUTES);
+    inputs.put("routes.yaml", &routes());
     let r = apply_nb(&ovn, &inputs);
     assert_eq!(r.code, 0, "{r}");
     ovn.sync_sb();
@@ -242,7 +224,7 @@ fn address_set_names_never_collide_with_port_group_derived_sets() {
     // The SB follows later NB changes (a failed northd transaction would stall it).
     inputs.put(
         "routes.yaml",
-        &ROUTES.replace("172.16.20.0/24", "172.16.21.0/24"),
+        &routes().replace("172.16.20.0/24", "172.16.21.0/24"),
     );
     assert_eq!(apply_nb(&ovn, &inputs).code, 0);
     ovn.sync_sb();
@@ -256,7 +238,7 @@ fn address_set_names_never_collide_with_port_group_derived_sets() {
 #[test]
 fn dotted_route_name_compiles_and_works() {
     let (ovn, inputs) = setup();
-    let routes = ROUTES
+    let routes = routes()
         .replace("{name: ecmp}", "{name: team.a-ecmp}")
         .replace("{name: enforce}", "{name: team.a-enforce}");
     inputs.put("routes.yaml", &routes);

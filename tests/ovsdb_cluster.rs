@@ -336,14 +336,7 @@ async fn leader_leaving_the_cluster_makes_the_client_move() {
     let client = connect(cluster.remotes()).await;
     let leader = member_index(&cluster, &client.state().endpoint.unwrap());
     let before = client.state().connections;
-    let ctl = dir.path().join(format!("nb{leader}.ctl"));
-    let out = std::process::Command::new("ovs-appctl")
-        .arg("-t")
-        .arg(&ctl)
-        .args(["cluster/leave", NB])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    cluster.members[leader].appctl(&["cluster/leave", NB]);
     tokio::time::timeout(Duration::from_secs(20), client.wait_reconnected(before))
         .await
         .expect("client did not move")

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{NB, Server, apply, config, connect, names, next_event, row};
+use common::{NB, Server, apply, config, connect, names, next_event, row, wait_disconnected};
 use ovnkube_route::ovsdb::{
     Atom, Client, Condition, Error, MonitorEvent, MonitorKind, MonitorSpec, Mutation, Mutator,
     Operation, TxnErrorKind, Value, WaitUntil,
@@ -293,25 +293,8 @@ async fn standalone_resync_replaces_everything_after_reconnect() {
     assert_eq!(names(&content), ["a", "b", "c"]);
 
     // Take the tcp remote away so the watcher stays disconnected while "a" is deleted.
-    let ctl = dir.path().join("nb.ctl");
-    let appctl = |args: &[&str]| {
-        let out = std::process::Command::new("ovs-appctl")
-            .arg("-t")
-            .arg(&ctl)
-            .args(args)
-            .output()
-            .expect("ovs-appctl");
-        assert!(out.status.success(), "{args:?}: {out:?}");
-    };
-    let remote = format!("ptcp:{}:127.0.0.1", server.port);
-    appctl(&["ovsdb-server/remove-remote", &remote]);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while watcher.is_connected() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("watcher did not notice the closed remote");
+    server.remove_tcp_remote();
+    wait_disconnected(&watcher).await;
     writer
         .transact(
             NB,
@@ -322,7 +305,7 @@ async fn standalone_resync_replaces_everything_after_reconnect() {
         )
         .await
         .unwrap();
-    appctl(&["ovsdb-server/add-remote", &remote]);
+    server.add_tcp_remote();
     watcher.wait_reconnected(1).await.unwrap();
 
     // Standalone servers never find the old txn id: a full snapshot flagged Reset.
@@ -525,25 +508,8 @@ async fn replica_loads_large_snapshots_and_drops_rows_deleted_while_away() {
     assert_eq!(replica.snapshot().len("Address_Set"), 1500);
 
     // Take the tcp remote away, delete a third, bring it back.
-    let ctl = dir.path().join("nb.ctl");
-    let appctl = |args: &[&str]| {
-        let out = std::process::Command::new("ovs-appctl")
-            .arg("-t")
-            .arg(&ctl)
-            .args(args)
-            .output()
-            .expect("ovs-appctl");
-        assert!(out.status.success(), "{args:?}: {out:?}");
-    };
-    let remote = format!("ptcp:{}:127.0.0.1", server.port);
-    appctl(&["ovsdb-server/remove-remote", &remote]);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while watcher.is_connected() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("watcher did not notice the closed remote");
+    server.remove_tcp_remote();
+    wait_disconnected(&watcher).await;
     let dels: Vec<Operation> = (0..1500)
         .step_by(3)
         .map(|i| {
@@ -555,7 +521,7 @@ async fn replica_loads_large_snapshots_and_drops_rows_deleted_while_away() {
         .collect();
     writer.transact(NB, &dels).await.unwrap();
     let applied = feed.applied();
-    appctl(&["ovsdb-server/add-remote", &remote]);
+    server.add_tcp_remote();
     watcher.wait_reconnected(1).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), feed.wait_applied(applied))
         .await

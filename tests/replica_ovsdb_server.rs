@@ -10,9 +10,9 @@
 // Test helpers may unwrap, like the tests themselves (see clippy.toml).
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -23,9 +23,7 @@ use ovnkube_route::nb::model::{
     Acl, AddressSet, Bfd, LoadBalancer, LogicalRouter, LogicalRouterPolicy, LogicalRouterPort,
     LogicalRouterStaticRoute, LogicalSwitch, LogicalSwitchPort, NbGlobal, PortGroup,
 };
-use ovnkube_route::ovsdb::{
-    ChangeKind, Replica, ReplicaEvent, Row, Snapshot, TypedRow, Uuid, Value,
-};
+use ovnkube_route::ovsdb::{ChangeKind, Replica, ReplicaEvent, Snapshot, TypedRow, Value};
 use support::*;
 
 #[test]
@@ -136,17 +134,7 @@ fn replicas_follow_a_real_server_exactly() {
         .reset(&snapshot_update("monitor_cond", &result))
         .unwrap();
     let want = content(&fresh.snapshot());
-    let dump: BTreeMap<String, BTreeMap<Uuid, Row>> = server
-        .dump()
-        .into_iter()
-        .map(|(t, rows)| {
-            let rows = rows
-                .into_iter()
-                .map(|(u, r)| (u, canonical(&schema, &t, r)))
-                .collect();
-            (t, rows)
-        })
-        .collect();
+    let dump = canonical_dump(&server, &schema);
     assert_eq!(
         want, dump,
         "a fresh snapshot differs from ovsdb-client dump"
@@ -350,17 +338,7 @@ fn large_reference_set_diffs_from_a_real_server() {
             want,
             "replica differs after {what}"
         );
-        let dump: BTreeMap<String, BTreeMap<Uuid, Row>> = server
-            .dump()
-            .into_iter()
-            .map(|(t, rows)| {
-                let rows = rows
-                    .into_iter()
-                    .map(|(u, r)| (u, canonical(&schema, &t, r)))
-                    .collect();
-                (t, rows)
-            })
-            .collect();
+        let dump = canonical_dump(&server, &schema);
         assert_eq!(
             want, dump,
             "fresh snapshot differs from ovsdb-client dump after {what}"

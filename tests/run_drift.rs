@@ -3,11 +3,13 @@
 //! back; foreign rows stay byte-for-byte as they were.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;
 
-const ROUTES: &str = r#"
+/// ecmp selecting client-a and client-b (fixture::ECMP selects client-a only).
+const ECMP_AB: &str = r#"
 apiVersion: k8s.ovn.org/v1
 kind: Route
 metadata: {name: ecmp}
@@ -17,26 +19,12 @@ spec:
     - {dst: "172.16.20.0/24", dev: eth1}
   ovn:
     nextHops: ["100.64.0.2", "100.64.0.3"]
----
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: enforce}
-spec:
-  podSelector: {matchLabels: {app: client-a}}
-  route:
-    - {dst: "192.168.50.0/24", dev: eth0}
-  ovn:
-    enforce: true
----
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: everyone}
-spec:
-  route:
-    - {dst: "172.16.60.0/24", dev: eth1}
-  ovn:
-    nextHops: ["100.64.0.2", "100.64.0.3"]
 "#;
+
+/// ecmp_ab, enforce and everyone in one file.
+fn routes() -> String {
+    documents(&[ECMP_AB, ENFORCE, EVERYONE])
+}
 
 const OWNED: &str = "external_ids:\"k8s.ovn.org/owner-controller\"=ovnkube-route";
 
@@ -55,11 +43,9 @@ type Drift = Box<dyn Fn(&Ovn)>;
 
 #[test]
 fn run_repairs_deleted_and_edited_rows() {
-    let ovn = Ovn::start();
-    ovn.build_topology();
+    let (ovn, inputs) = with_topology(Ovn::start());
     let foreign = ovn.foreign();
-    let inputs = Inputs::new(&world_yaml(&[("default", "nginx", "10.96.100.10")]));
-    inputs.put("routes.yaml", ROUTES);
+    inputs.put("routes.yaml", &routes());
     let mut run = spawn_run(&ovn, &inputs, &["--skip-pods"]);
 
     let took = poll(15, "initial programming", || {
@@ -238,14 +224,7 @@ fn run_repairs_deleted_and_edited_rows() {
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 
     // A foreign row edited behind our back is not ours to repair: it stays as edited.
-    let uuid = ovn.nbctl(&[
-        "--bare",
-        "--columns=_uuid",
-        "find",
-        "Logical_Router_Policy",
-        "priority=501",
-    ]);
-    ovn.nbctl(&["set", "Logical_Router_Policy", &uuid, "priority=502"]);
+    edit_foreign_policy(&ovn);
     let edited = ovn.foreign();
     assert_ne!(edited, foreign);
     // Something the controller does react to, so a pass certainly runs after the edit.
@@ -261,11 +240,9 @@ fn run_repairs_deleted_and_edited_rows() {
 /// a Route was deleted while no controller ran, it removes exactly that Route's rows.
 #[test]
 fn run_restart_writes_nothing_and_cleans_routes_deleted_while_stopped() {
-    let ovn = Ovn::start();
-    ovn.build_topology();
+    let (ovn, inputs) = with_topology(Ovn::start());
     let foreign = ovn.foreign();
-    let inputs = Inputs::new(&world_yaml(&[("default", "nginx", "10.96.100.10")]));
-    inputs.put("routes.yaml", ROUTES);
+    inputs.put("routes.yaml", &routes());
     let r = apply_nb(&ovn, &inputs);
     assert_eq!(r.code, 0, "{r}");
     let owned = ovn.owned();
@@ -291,12 +268,7 @@ fn run_restart_writes_nothing_and_cleans_routes_deleted_while_stopped() {
     }
 
     // everyone deleted while stopped.
-    inputs.put(
-        "routes.yaml",
-        &ROUTES[..ROUTES
-            .find("---\napiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {name: everyone}")
-            .unwrap()],
-    );
+    inputs.put("routes.yaml", &documents(&[ECMP_AB, ENFORCE]));
     let mut expected = owned.clone();
     for rows in expected.values_mut() {
         rows.retain(|r| !r.contains("everyone"));

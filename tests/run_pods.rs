@@ -2,6 +2,7 @@
 //! file, a deleted Route removes exactly its routes, a route deleted by hand comes back.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;
@@ -27,8 +28,6 @@ spec:
   route:
     - {dst: "172.16.11.0/24", dev: eth0}
 "#;
-
-const NGINX: (&str, &str, &str) = ("default", "nginx", "10.96.100.10");
 
 /// Polls until `pod`'s table contains every line of `present` (prefix match) and no line
 /// starts with one of `absent`.

@@ -1,6 +1,6 @@
-//! A real ovsdb-server for integration tests (temp dir, unix socket, stopped by pid on
-//! drop), a minimal monitor connection speaking raw JSON-RPC, and helpers to compare a
-//! replica with the server's content. It panics when ovsdb-server or ovn-nbctl is missing.
+//! The replica tests' view of a real NB ovsdb-server (started and stopped by `common`), a
+//! minimal monitor connection speaking raw JSON-RPC, and helpers to compare a replica with
+//! the server's content. It panics when ovsdb-server or ovn-nbctl is missing.
 
 // Test helpers may unwrap, like the tests themselves (see clippy.toml).
 #![allow(clippy::unwrap_used, dead_code)]
@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+
+use crate::common;
 
 use ovnkube_route::ovsdb::update::{parse_table_updates, parse_table_updates2};
 use ovnkube_route::ovsdb::value::row_from_json;
@@ -20,139 +21,56 @@ use ovnkube_route::ovsdb::{
     DatabaseSchema, Replica, ResetBuilder, Row, Snapshot, TableSpec, Update, Uuid,
 };
 
-pub const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/ovn-nb.ovsschema");
 pub const ID_KEY: &str = "k8s.ovn.org/id";
 
-pub fn require(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is not installed: install ovn-central / openvswitch-common"
-    );
-}
-
-/// An ovsdb-server on a unix socket in a temp dir, killed (by its pid) when dropped.
-pub struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
+/// A standalone NB ovsdb-server (see `common::Server::temp_nb`) with the dump in this
+/// module's typed form.
+pub struct Server(common::Server);
 
 impl Server {
     pub fn start() -> Server {
         for tool in ["ovsdb-server", "ovsdb-tool", "ovsdb-client", "ovn-nbctl"] {
-            require(tool);
+            common::require(tool);
         }
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("nb.db");
-        let st = Command::new("ovsdb-tool")
-            .arg("create")
-            .arg(&db)
-            .arg(SCHEMA)
-            .status()
-            .unwrap();
-        assert!(st.success(), "ovsdb-tool create failed");
-        let child = Command::new("ovsdb-server")
-            .arg(&db)
-            .arg(format!(
-                "--remote=punix:{}",
-                dir.path().join("nb.sock").display()
-            ))
-            .arg(format!("--unixctl={}", dir.path().join("nb.ctl").display()))
-            .arg(format!(
-                "--log-file={}",
-                dir.path().join("nb.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start ovsdb-server");
-        let server = Server { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(server.sock()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "ovsdb-server did not open its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        Server(common::Server::temp_nb())
     }
 
     pub fn sock(&self) -> PathBuf {
-        self.dir.path().join("nb.sock")
+        self.0.sock.clone()
     }
 
     pub fn remote(&self) -> String {
-        format!("unix:{}", self.sock().display())
+        self.0.remote()
     }
 
     pub fn nbctl(&self, args: &[&str]) -> String {
-        let out = Command::new("ovn-nbctl")
-            .arg(format!("--db={}", self.remote()))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ovn-nbctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.0.nbctl(args)
     }
 
     /// `ovsdb-client dump --format=json`: table name -> uuid -> row.
     pub fn dump(&self) -> BTreeMap<String, BTreeMap<Uuid, Row>> {
-        let out = Command::new("ovsdb-client")
-            .args(["dump", "--format=json", &self.remote(), "OVN_Northbound"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ovsdb-client dump failed");
-        // One JSON object per table, one after the other.
-        let tables: Vec<Json> = serde_json::Deserializer::from_slice(&out.stdout)
+        self.0
+            .dump()
             .into_iter()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let mut result = BTreeMap::new();
-        for t in &tables {
-            let caption = t["caption"].as_str().unwrap();
-            let name = caption.strip_suffix(" table").unwrap().to_owned();
-            let headings: Vec<&str> = t["headings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| h.as_str().unwrap())
-                .collect();
-            let rows = result.entry(name).or_insert_with(BTreeMap::new);
-            for data in t["data"].as_array().unwrap() {
-                let obj: serde_json::Map<String, Json> = headings
-                    .iter()
-                    .zip(data.as_array().unwrap())
-                    .map(|(h, v)| ((*h).to_owned(), v.clone()))
+            .map(|(table, rows)| {
+                let rows = rows
+                    .into_values()
+                    .map(|obj| {
+                        let mut row = row_from_json(&Json::Object(obj)).unwrap();
+                        let uuid = row
+                            .remove("_uuid")
+                            .unwrap()
+                            .as_atom()
+                            .unwrap()
+                            .as_uuid()
+                            .unwrap();
+                        row.remove("_version");
+                        (uuid, row)
+                    })
                     .collect();
-                let mut row = row_from_json(&Json::Object(obj)).unwrap();
-                let uuid = row
-                    .remove("_uuid")
-                    .unwrap()
-                    .as_atom()
-                    .unwrap()
-                    .as_uuid()
-                    .unwrap();
-                row.remove("_version");
-                rows.insert(uuid, row);
-            }
-        }
-        result
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+                (table, rows)
+            })
+            .collect()
     }
 }
 
@@ -251,7 +169,7 @@ pub fn snapshot_update(method: &str, result: &Json) -> Update {
 }
 
 pub fn schema() -> DatabaseSchema {
-    let text = std::fs::read_to_string(Path::new(SCHEMA)).unwrap();
+    let text = std::fs::read_to_string(common::schema()).unwrap();
     DatabaseSchema::from_json(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
@@ -289,6 +207,24 @@ pub fn canonical(schema: &DatabaseSchema, table: &str, row: Row) -> Row {
             let ty = &t.column(&k).unwrap().ty;
             let v = ty.normalize(&k, v, false).unwrap();
             (k, v)
+        })
+        .collect()
+}
+
+/// `ovsdb-client dump` in the replica's canonical form.
+pub fn canonical_dump(
+    server: &Server,
+    schema: &DatabaseSchema,
+) -> BTreeMap<String, BTreeMap<Uuid, Row>> {
+    server
+        .dump()
+        .into_iter()
+        .map(|(t, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|(u, r)| (u, canonical(schema, &t, r)))
+                .collect();
+            (t, rows)
         })
         .collect()
 }
