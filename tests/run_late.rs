@@ -3,6 +3,7 @@
 //! router / port appears (the NB monitor triggers the pass; the periodic resync is an hour).
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod fixture;
 
 use fixture::*;
@@ -41,11 +42,9 @@ fn group_ports(ovn: &Ovn) -> String {
 
 #[test]
 fn rows_waiting_for_a_router_or_a_port_are_written_when_they_appear() {
-    let ovn = Ovn::start();
-    ovn.build_topology();
+    let (ovn, inputs) = with_topology(Ovn::start());
     // client-b's logical switch port is not there yet (its pod is still being wired).
     ovn.nbctl(&["lsp-del", "default_client-b"]);
-    let inputs = Inputs::new(&world_yaml(&[("default", "nginx", "10.96.100.10")]));
     inputs.put("late.yaml", LATE);
     let mut run = spawn_run(&ovn, &inputs, &["--skip-pods"]);
 
