@@ -115,10 +115,16 @@ fn problem(d: &mut NbDiff, route: &str, reason: &str, message: String) {
 }
 
 /// Group observed rows by id; the first (lowest uuid) is the keeper, the rest duplicates.
-fn by_id<T: Clone>(seen: &[Seen<T>], id: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<Seen<T>>> {
-    let mut m: BTreeMap<String, Vec<Seen<T>>> = BTreeMap::new();
+///
+/// Borrows: a pass over ~10k rows of ours would otherwise copy every one of them just to
+/// find that almost all are unchanged.
+fn by_id<'a, T>(
+    seen: &'a [Seen<T>],
+    id: impl Fn(&'a T) -> &'a str,
+) -> BTreeMap<&'a str, Vec<&'a Seen<T>>> {
+    let mut m: BTreeMap<&'a str, Vec<&'a Seen<T>>> = BTreeMap::new();
     for s in seen {
-        m.entry(id(&s.row).to_owned()).or_default().push(s.clone());
+        m.entry(id(&s.row)).or_default().push(s);
     }
     for v in m.values_mut() {
         v.sort_by_key(|s| s.uuid);
@@ -147,7 +153,7 @@ fn name_taken(observed: &Observed, table: &str, name: &str) -> bool {
 fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
     let mut seen = by_id(&observed.address_sets, |r| &r.owner.id);
     for want in &desired.address_sets {
-        match seen.remove(&want.owner.id) {
+        match seen.remove(want.owner.id.as_str()) {
             Some(rows) if rows[0].row.name == want.name => {
                 let have = &rows[0];
                 let add: BTreeSet<_> = want
@@ -181,7 +187,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
                 for old in other.into_iter().flatten() {
                     d.changes.push(NbChange::DeleteAddressSet {
                         uuid: old.uuid,
-                        name: old.row.name,
+                        name: old.row.name.clone(),
                     });
                 }
                 if name_taken(observed, ADDRESS_SET, &want.name) {
@@ -204,7 +210,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
         for old in rows {
             d.changes.push(NbChange::DeleteAddressSet {
                 uuid: old.uuid,
-                name: old.row.name,
+                name: old.row.name.clone(),
             });
         }
     }
@@ -244,7 +250,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
     for want in &desired.port_groups {
         let ports = resolve_ports(want, observed, d);
         let wanted_acls = acls_wanted.remove(want.name.as_str()).unwrap_or_default();
-        match seen.remove(&want.owner.id) {
+        match seen.remove(want.owner.id.as_str()) {
             Some(rows) if rows[0].row.0.name == want.name => {
                 let have = &rows[0];
                 let have_ports: BTreeSet<Uuid> = have
@@ -271,7 +277,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
                     });
                 }
                 for acl in wanted_acls {
-                    match acls_seen.remove(&acl.owner.id) {
+                    match acls_seen.remove(acl.owner.id.as_str()) {
                         Some(rows) if rows[0].row.port_group == want.name => {
                             if rows[0].row != *acl {
                                 d.changes.push(NbChange::UpdateAcl {
@@ -303,7 +309,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
                 for old in other.into_iter().flatten() {
                     d.changes.push(NbChange::DeletePortGroup {
                         uuid: old.uuid,
-                        name: old.row.0.name,
+                        name: old.row.0.name.clone(),
                     });
                 }
                 if name_taken(observed, PORT_GROUP, &want.name) {
@@ -320,7 +326,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
                 }
                 // Deleting the old group (if any) drops its ACLs with it (strong references).
                 for acl in &wanted_acls {
-                    acls_seen.remove(&acl.owner.id);
+                    acls_seen.remove(acl.owner.id.as_str());
                 }
                 d.changes.push(NbChange::CreatePortGroup {
                     group: want.clone(),
@@ -352,7 +358,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
         for old in rows {
             d.changes.push(NbChange::DeletePortGroup {
                 uuid: old.uuid,
-                name: old.row.0.name,
+                name: old.row.0.name.clone(),
             });
         }
     }
@@ -365,7 +371,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
     }
 }
 
-fn delete_acl(observed: &Observed, old: Seen<NbAcl>, d: &mut NbDiff) {
+fn delete_acl(observed: &Observed, old: &Seen<NbAcl>, d: &mut NbDiff) {
     let pg = observed
         .port_groups
         .iter()
@@ -374,7 +380,7 @@ fn delete_acl(observed: &Observed, old: Seen<NbAcl>, d: &mut NbDiff) {
         d.changes.push(NbChange::DeleteAcl {
             port_group: pg.uuid,
             uuid: old.uuid,
-            acl: old.row,
+            acl: old.row.clone(),
         });
     }
     // An ACL no port group references is already being garbage-collected.
@@ -398,7 +404,7 @@ fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
                 ),
             );
             // Keep what exists for it: the router is gone, and with it its references.
-            seen.remove(&want.owner.id);
+            seen.remove(want.owner.id.as_str());
             continue;
         };
         let unreachable: Vec<&String> = want
@@ -422,10 +428,10 @@ fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
                 ),
             );
             // Leave an existing row alone rather than tear down what was programmed.
-            seen.remove(&want.owner.id);
+            seen.remove(want.owner.id.as_str());
             continue;
         }
-        match seen.remove(&want.owner.id) {
+        match seen.remove(want.owner.id.as_str()) {
             Some(rows) if rows[0].row.router == want.router => {
                 if rows[0].row != *want {
                     d.changes.push(NbChange::UpdatePolicy {
@@ -457,12 +463,12 @@ fn policies(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
     }
 }
 
-fn delete_policy(observed: &Observed, old: Seen<NbPolicy>, d: &mut NbDiff) {
+fn delete_policy(observed: &Observed, old: &Seen<NbPolicy>, d: &mut NbDiff) {
     if let Some(router) = observed.routers.get(&old.row.router).and_then(|r| r.uuid) {
         d.changes.push(NbChange::DeletePolicy {
             router,
             uuid: old.uuid,
-            policy: old.row,
+            policy: old.row.clone(),
         });
     }
 }
@@ -484,7 +490,7 @@ fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
                     want.router, want.owner.id
                 ),
             );
-            seen.remove(&want.owner.id);
+            seen.remove(want.owner.id.as_str());
             continue;
         };
         let mut want = want.clone();
@@ -513,10 +519,10 @@ fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
                     want.nexthop, want.router
                 ),
             );
-            seen.remove(&want.owner.id);
+            seen.remove(want.owner.id.as_str());
             continue;
         }
-        match seen.remove(&want.owner.id) {
+        match seen.remove(want.owner.id.as_str()) {
             Some(rows) if rows[0].row.router == want.router => {
                 if rows[0].row != *want {
                     d.changes.push(NbChange::UpdateStaticRoute {
@@ -548,12 +554,12 @@ fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
     }
 }
 
-fn delete_route(observed: &Observed, old: Seen<NbStaticRoute>, d: &mut NbDiff) {
+fn delete_route(observed: &Observed, old: &Seen<NbStaticRoute>, d: &mut NbDiff) {
     if let Some(router) = observed.routers.get(&old.row.router).and_then(|r| r.uuid) {
         d.changes.push(NbChange::DeleteStaticRoute {
             router,
             uuid: old.uuid,
-            route: old.row,
+            route: old.row.clone(),
         });
     }
 }
