@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{NB, Server, row};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use ovnkube_route::api::{OvnSpec, Route, RouteRule, RouteSpec};
 use ovnkube_route::cluster::{OvnInfo, PodInfo, PodPhase, World};
 use ovnkube_route::nb::observed::{Observed, POLICY};
@@ -125,6 +125,30 @@ fn route(i: usize, variant: usize) -> Route {
             ..RouteSpec::default()
         },
     )
+}
+
+/// 5 Routes, each for the pods of 8 namespaces (400 pods at full size), 10 rules over eth1.
+fn namespace_routes(pods: usize) -> Vec<Route> {
+    let per = (pods / 50).div_ceil(5).max(1);
+    (0..5)
+        .map(|i| {
+            let mut r = route(5000 + i, 0);
+            r.spec.pod_selector = None;
+            r.spec.namespace_selector = Some(LabelSelector {
+                match_labels: None,
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "kubernetes.io/metadata.name".into(),
+                    operator: "In".into(),
+                    values: Some(
+                        (i * per..(i + 1) * per)
+                            .map(|n| format!("ns-{n}"))
+                            .collect(),
+                    ),
+                }]),
+            });
+            r
+        })
+        .collect()
 }
 
 fn routes(n: usize) -> Vec<Route> {
@@ -532,9 +556,16 @@ async fn drift(s: &Server, w: &World, cfg: &PlanConfig) {
 /// Runs this binary again in a mode that builds the state and prints RSS figures.
 fn rss(s: &Server) {
     for (mode, what) in [
-        ("world", "World of the pods + the plan"),
+        ("world", "World of the pods only"),
         ("replica", "NB replica only"),
-        ("all", "World + plan + NB replica + one reconcile pass"),
+        (
+            "few",
+            "World + plan of 5 Routes (400 pods each) + NB replica: the issue 4 case",
+        ),
+        (
+            "all",
+            "World + plan of every Route + NB replica + one reconcile pass",
+        ),
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .env("NB_BENCH_RSS_CHILD", mode)
@@ -574,10 +605,14 @@ fn rss_child(mode: &str) {
         let mut held_world = None;
         let mut held_plan = None;
         if mode != "replica" {
-            let w = world(pods);
-            let p = plan(&w, &routes(nroutes), &PlanConfig::default());
-            held_world = Some(w);
-            held_plan = Some(p);
+            held_world = Some(world(pods));
+        }
+        if let Some(w) = &held_world {
+            if mode == "few" {
+                held_plan = Some(plan(w, &namespace_routes(pods), &PlanConfig::default()));
+            } else if mode == "all" {
+                held_plan = Some(plan(w, &routes(nroutes), &PlanConfig::default()));
+            }
         }
         let mut held_nb = None;
         let mut rows = 0;
@@ -591,7 +626,7 @@ fn rss_child(mode: &str) {
             let snap = nb.snapshot();
             rows = snap.tables().map(|t| snap.len(t)).sum::<usize>();
             drop(snap);
-            if let Some(p) = &held_plan {
+            if let (Some(p), "all") = (&held_plan, mode) {
                 // Steady state: the NB already matches, so this pass only reads and diffs.
                 let pass = pass(&nb, p).await;
                 assert_eq!(pass.changes, 0);
