@@ -413,6 +413,7 @@ async fn bench() {
         &mut collects,
         &mut diffs,
         &mut passes,
+        &mut scoped,
     ] {
         v.sort();
     }
