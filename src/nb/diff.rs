@@ -118,10 +118,16 @@ fn problem(d: &mut NbDiff, route: &str, reason: &str, message: String) {
 }
 
 /// Group observed rows by id; the first (lowest uuid) is the keeper, the rest duplicates.
-fn by_id<T: Clone>(seen: &[Seen<T>], id: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<Seen<T>>> {
-    let mut m: BTreeMap<String, Vec<Seen<T>>> = BTreeMap::new();
+///
+/// Borrows: a pass over ~10k rows of ours would otherwise copy every one of them just to
+/// find that almost all are unchanged.
+fn by_id<'a, T>(
+    seen: &'a [Seen<T>],
+    id: impl Fn(&'a T) -> &'a str,
+) -> BTreeMap<&'a str, Vec<&'a Seen<T>>> {
+    let mut m: BTreeMap<&'a str, Vec<&'a Seen<T>>> = BTreeMap::new();
     for s in seen {
-        m.entry(id(&s.row).to_owned()).or_default().push(s.clone());
+        m.entry(id(&s.row)).or_default().push(s);
     }
     for v in m.values_mut() {
         v.sort_by_key(|s| s.uuid);
@@ -152,7 +158,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) -> BTr
     let mut blocked = BTreeSet::new();
     let mut seen = by_id(&observed.address_sets, |r| &r.owner.id);
     for want in &desired.address_sets {
-        match seen.remove(&want.owner.id) {
+        match seen.remove(want.owner.id.as_str()) {
             Some(rows) if rows[0].row.name == want.name => {
                 let have = &rows[0];
                 let add: BTreeSet<_> = want
@@ -186,7 +192,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) -> BTr
                 for old in other.into_iter().flatten() {
                     d.changes.push(NbChange::DeleteAddressSet {
                         uuid: old.uuid,
-                        name: old.row.name,
+                        name: old.row.name.clone(),
                     });
                 }
                 if name_taken(observed, ADDRESS_SET, &want.name) {
@@ -210,7 +216,7 @@ fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) -> BTr
         for old in rows {
             d.changes.push(NbChange::DeleteAddressSet {
                 uuid: old.uuid,
-                name: old.row.name,
+                name: old.row.name.clone(),
             });
         }
     }
@@ -251,7 +257,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
     for want in &desired.port_groups {
         let ports = resolve_ports(want, observed, d);
         let wanted_acls = acls_wanted.remove(want.name.as_str()).unwrap_or_default();
-        match seen.remove(&want.owner.id) {
+        match seen.remove(want.owner.id.as_str()) {
             Some(rows) if rows[0].row.0.name == want.name => {
                 let have = &rows[0];
                 let have_ports: BTreeSet<Uuid> = have
@@ -278,7 +284,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
                     });
                 }
                 for acl in wanted_acls {
-                    match acls_seen.remove(&acl.owner.id) {
+                    match acls_seen.remove(acl.owner.id.as_str()) {
                         Some(rows) if rows[0].row.port_group == want.name => {
                             if rows[0].row != *acl {
                                 d.changes.push(NbChange::UpdateAcl {
@@ -310,7 +316,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
                 for old in other.into_iter().flatten() {
                     d.changes.push(NbChange::DeletePortGroup {
                         uuid: old.uuid,
-                        name: old.row.0.name,
+                        name: old.row.0.name.clone(),
                     });
                 }
                 if name_taken(observed, PORT_GROUP, &want.name) {
@@ -327,7 +333,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
                 }
                 // Deleting the old group (if any) drops its ACLs with it (strong references).
                 for acl in &wanted_acls {
-                    acls_seen.remove(&acl.owner.id);
+                    acls_seen.remove(acl.owner.id.as_str());
                 }
                 d.changes.push(NbChange::CreatePortGroup {
                     group: want.clone(),
@@ -359,7 +365,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
         for old in rows {
             d.changes.push(NbChange::DeletePortGroup {
                 uuid: old.uuid,
-                name: old.row.0.name,
+                name: old.row.0.name.clone(),
             });
         }
     }
@@ -372,7 +378,7 @@ fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff
     }
 }
 
-fn delete_acl(observed: &Observed, old: Seen<NbAcl>, d: &mut NbDiff) {
+fn delete_acl(observed: &Observed, old: &Seen<NbAcl>, d: &mut NbDiff) {
     let pg = observed
         .port_groups
         .iter()
@@ -381,7 +387,7 @@ fn delete_acl(observed: &Observed, old: Seen<NbAcl>, d: &mut NbDiff) {
         d.changes.push(NbChange::DeleteAcl {
             port_group: pg.uuid,
             uuid: old.uuid,
-            acl: old.row,
+            acl: old.row.clone(),
         });
     }
     // An ACL no port group references is already being garbage-collected.
@@ -503,9 +509,9 @@ fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
 }
 
 fn router_rows<T: RouterRow>(wanted: &[T], seen: &[Seen<T>], observed: &Observed, d: &mut NbDiff) {
-    let mut seen = by_id(seen, |r| &r.owner().id);
+    let mut seen = by_id(seen, |r| r.owner().id.as_str());
     for want in wanted {
-        let id = &want.owner().id;
+        let id = want.owner().id.as_str();
         let Some((router, info)) = observed
             .routers
             .get(want.router())
@@ -568,10 +574,10 @@ fn router_rows<T: RouterRow>(wanted: &[T], seen: &[Seen<T>], observed: &Observed
     }
 }
 
-fn delete_router_row<T: RouterRow>(observed: &Observed, old: Seen<T>, d: &mut NbDiff) {
+fn delete_router_row<T: RouterRow>(observed: &Observed, old: &Seen<T>, d: &mut NbDiff) {
     // A row whose router is gone went with it (non-root table): nothing to do.
     if let Some(router) = observed.routers.get(old.row.router()).and_then(|r| r.uuid) {
-        d.changes.push(T::delete(router, old.uuid, old.row));
+        d.changes.push(T::delete(router, old.uuid, old.row.clone()));
     }
 }
 
