@@ -280,7 +280,11 @@ pub async fn run_files(
     loop {
         tokio::select! {
             ev = subs.recv() => {
-                let Some(ev) = ev else { break };
+                // The replica's feed only ends when the client is shut down: without it there
+                // is no drift repair, so stop loudly rather than carry on half blind.
+                let Some(ev) = ev else {
+                    return Err(ControllerError::Nb(NbError::Ovsdb(crate::ovsdb::Error::Closed)));
+                };
                 // Coalesce a burst of changes into one pass.
                 let mut events = vec![ev];
                 while let Some(more) = subs.try_recv() {
