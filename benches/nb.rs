@@ -28,12 +28,9 @@ use ovnkube_route::cluster::{OvnInfo, PodInfo, PodPhase, World};
 use ovnkube_route::nb::observed::{ACL, ADDRESS_SET, Observed, POLICY, PORT_GROUP, STATIC_ROUTE};
 use ovnkube_route::nb::ops::transaction;
 use ovnkube_route::nb::reconcile::{Keep, NbIntent, NbReconciler, plan_changes};
-use ovnkube_route::ovsdb::codec::Decoder;
 use ovnkube_route::ovsdb::{Atom, Client, ClientConfig, Operation, ReplicaEvent, Value};
 use ovnkube_route::plan::nb::{ID_KEY, NAME_KEY};
 use ovnkube_route::plan::{Plan, PlanConfig, plan};
-use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `cargo bench` passes `--bench`; under `cargo test --all-targets` the binary runs as a
 /// quick smoke check of the same code instead.
@@ -235,24 +232,7 @@ async fn pass(nb: &NbReconciler, p: &Plan) -> ovnkube_route::nb::reconcile::NbPa
 
 /// The transaction ours would send, written raw to a fresh socket; time until the reply.
 async fn raw_floor(server: &Server, ops: &[Operation]) -> Duration {
-    let mut params = vec![json!(NB)];
-    params.extend(ops.iter().map(Operation::to_json));
-    let bytes =
-        serde_json::to_vec(&json!({"id": 1, "method": "transact", "params": params})).unwrap();
-    let mut s = tokio::net::UnixStream::connect(&server.sock).await.unwrap();
-    let mut dec = Decoder::default();
-    let mut buf = vec![0u8; 1 << 20];
-    let t = Instant::now();
-    s.write_all(&bytes).await.unwrap();
-    let reply = loop {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "server closed");
-        dec.extend(&buf[..n]);
-        if let Some(m) = dec.next_message().unwrap() {
-            break m;
-        }
-    };
-    let d = t.elapsed();
+    let (d, reply) = common::raw_transact(server, ops).await;
     let res = reply["result"].as_array().unwrap();
     assert!(
         res.iter().all(|r| r.get("error").is_none()),

@@ -72,25 +72,7 @@ async fn bulk_client(dir: &std::path::Path) -> Duration {
 
 async fn bulk_raw(dir: &std::path::Path) -> Duration {
     let server = Server::standalone(dir);
-    let ops = route_ops("lr0");
-    let mut params = vec![json!(NB)];
-    params.extend(ops.iter().map(Operation::to_json));
-    let bytes =
-        serde_json::to_vec(&json!({"id": 1, "method": "transact", "params": params})).unwrap();
-    let mut s = tokio::net::UnixStream::connect(&server.sock).await.unwrap();
-    let mut dec = Decoder::default();
-    let mut buf = vec![0u8; 1 << 20];
-    let t = Instant::now();
-    s.write_all(&bytes).await.unwrap();
-    let reply = loop {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "server closed");
-        dec.extend(&buf[..n]);
-        if let Some(m) = dec.next_message().unwrap() {
-            break m;
-        }
-    };
-    let d = t.elapsed();
+    let (d, reply) = common::raw_transact(&server, &route_ops("lr0")).await;
     assert_eq!(reply["result"].as_array().map(Vec::len), Some(ROUTES + 1));
     d
 }

@@ -95,3 +95,31 @@ pub async fn wait_disconnected(client: &Client) {
     .await
     .expect("watcher did not notice the closed remote");
 }
+
+/// Sends `ops` as one `transact` written raw to a fresh unix socket and waits for the reply:
+/// the floor a client's transaction is compared with. Returns the time from the first byte
+/// written to the whole reply decoded, and the reply.
+pub async fn raw_transact(
+    server: &Server,
+    ops: &[ovnkube_route::ovsdb::Operation],
+) -> (Duration, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut params = vec![serde_json::json!(NB)];
+    params.extend(ops.iter().map(ovnkube_route::ovsdb::Operation::to_json));
+    let request = serde_json::json!({"id": 1, "method": "transact", "params": params});
+    let bytes = serde_json::to_vec(&request).unwrap();
+    let mut s = tokio::net::UnixStream::connect(&server.sock).await.unwrap();
+    let mut dec = ovnkube_route::ovsdb::codec::Decoder::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let t = std::time::Instant::now();
+    s.write_all(&bytes).await.unwrap();
+    let reply = loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "server closed");
+        dec.extend(&buf[..n]);
+        if let Some(m) = dec.next_message().unwrap() {
+            break m;
+        }
+    };
+    (t.elapsed(), reply)
+}
