@@ -18,7 +18,7 @@ use super::monitor::{
     parse_notification,
 };
 use super::rpc::Message;
-use super::update::{RowUpdate2, TableUpdates2, Update, parse_table_updates2};
+use super::update::{RowUpdate2, TableUpdates2, Update, parse_table_updates2_owned};
 use super::value::Row;
 
 /// Replies at least this large are candidates for delivery as text (full snapshots).
@@ -224,7 +224,7 @@ impl Supervisor {
                 None
             }
             Pending::ServerMonitor => match result {
-                Ok(r) => match parse_table_updates2(&r) {
+                Ok(r) => match parse_table_updates2_owned(r) {
                     Ok(u) => self.server_rows_changed(conn, u),
                     Err(e) => Some(Exit::Lost(format!("bad _Server monitor reply: {e}"))),
                 },

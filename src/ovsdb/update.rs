@@ -82,31 +82,10 @@ pub fn parse_table_updates(j: &Json) -> Result<TableUpdates, ValueError> {
     Ok(out)
 }
 
+/// Parses `<table-updates2>`. Copies the JSON; callers that own it use
+/// [`parse_table_updates2_owned`], which converts in place.
 pub fn parse_table_updates2(j: &Json) -> Result<TableUpdates2, ValueError> {
-    let mut out = TableUpdates2::new();
-    for (table, tj) in tables(j)? {
-        let t = out.entry(table.clone()).or_default();
-        for (uuid, rj) in rows(table, tj)? {
-            let obj = rj
-                .as_object()
-                .filter(|o| o.len() == 1)
-                .ok_or_else(|| ValueError::new(format!("bad row-update2 for {table} {uuid}")))?;
-            let (kind, body) = obj.iter().next().expect("len checked above");
-            let update = match kind.as_str() {
-                "initial" => RowUpdate2::Initial(row_from_json(body)?),
-                "insert" => RowUpdate2::Insert(row_from_json(body)?),
-                "modify" => RowUpdate2::Modify(row_from_json(body)?),
-                "delete" => RowUpdate2::Delete,
-                other => {
-                    return Err(ValueError::new(format!(
-                        "unknown row-update2 kind {other:?}"
-                    )));
-                }
-            };
-            t.insert(uuid, update);
-        }
-    }
-    Ok(out)
+    parse_table_updates2_owned(j.clone())
 }
 
 #[cfg(test)]
