@@ -14,6 +14,8 @@ use crate::api::Route;
 use crate::api::validate::validate;
 use crate::config::ConfigError;
 use crate::nb::reconcile::Keep;
+use crate::nb::row::{FamilyVisitor, NbRow, each_family};
+use crate::plan::nb::DesiredNb;
 use crate::plan::{Plan, Summary};
 
 /// Keep rules from load errors and the plan's per-Route verdicts.
@@ -50,14 +52,17 @@ pub fn keep_for(errors: &[ConfigError], routes: &[Route], plan: &Plan) -> Keep {
 
 /// The plan's NB rows without those of Routes kept as they are.
 pub fn without_kept(plan: &mut Plan, keep: &Keep) {
-    let nb = &mut plan.nb;
-    nb.address_sets
-        .retain(|r| !keep.routes.contains(&r.owner.route));
-    nb.port_groups
-        .retain(|r| !keep.routes.contains(&r.owner.route));
-    nb.policies
-        .retain(|r| !keep.routes.contains(&r.owner.route));
-    nb.static_routes
-        .retain(|r| !keep.routes.contains(&r.owner.route));
-    nb.acls.retain(|r| !keep.routes.contains(&r.owner.route));
+    struct Drop<'a> {
+        nb: &'a mut DesiredNb,
+        keep: &'a Keep,
+    }
+    impl FamilyVisitor for Drop<'_> {
+        fn visit<T: NbRow>(&mut self) {
+            T::desired_mut(self.nb).retain(|r| !self.keep.routes.contains(&r.owner().route));
+        }
+    }
+    each_family(&mut Drop {
+        nb: &mut plan.nb,
+        keep,
+    });
 }

@@ -1,4 +1,5 @@
-//! Desired NB rows vs observed rows -> the smallest set of changes. Pure: no I/O.
+//! Desired NB rows vs observed rows -> the smallest set of changes. Pure: no I/O. Written
+//! once for every row family ([`NbRow`]).
 //!
 //! Rules (DESIGN.md section 4):
 //! - Rows are matched by table and `k8s.ovn.org/id`; only rows of ours are ever changed or
@@ -6,91 +7,95 @@
 //!   an older version, or a concurrent writer), the lowest uuid is kept and the rest removed.
 //! - Sets that can be large (address set addresses, port group ports, router policy and
 //!   static route references) change by `mutate` insert/delete, never by rewriting the set.
+//! - A row whose key changed (a root row's name, a child row's parent) is replaced.
 //! - A desired row that cannot work is not written and is reported instead: its router does
 //!   not exist, a reroute next hop is on no network of the router's ports (ovn-northd would
 //!   ignore the policy silently), its name is taken by a row that is not ours, or (a policy)
 //!   its match names an address set whose name a row that is not ours holds.
+//! - A child row whose parent is deleted in the same pass goes with it (non-root tables are
+//!   garbage-collected at commit): no operation of its own.
 //! - Nothing desired and nothing to remove => no change at all (a restart writes nothing).
+//!
+//! The diff works on whatever the observed rows are: every row of ours (a full pass) or only
+//! those of some Routes (a scoped pass, with the desired rows of the same Routes).
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::observed::{ADDRESS_SET, Observed, PORT_GROUP, Seen};
-use crate::ovsdb::Uuid;
-use crate::plan::nb::{
-    DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner,
+use super::observed::{Observed, Seen};
+use super::row::{
+    ADDRESS_SET, CheckContext, FamilyVisitor, NbRow, PORT_GROUP, ROUTER, RowProblem, Verdict,
+    each_family,
 };
+use crate::ovsdb::{Atom, Uuid};
+use crate::plan::nb::{DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute};
 
-/// One change to the NB database. Rows to create are carried whole; updates carry the row's
-/// uuid and the new content (only differing columns are written).
+/// Where a row hangs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parent {
+    /// A root table row.
+    None,
+    /// Referenced by this existing row.
+    Row(Uuid),
+    /// Referenced by the row of this name created in the same transaction.
+    New(String),
+}
+
+/// One change to one row of family `T`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowChange<T> {
+    /// `set`: the set column's elements, resolved (switch port uuids for port groups).
+    Create {
+        parent: Parent,
+        row: T,
+        set: BTreeSet<Atom>,
+    },
+    /// `columns`: the written columns differ and are rewritten; `add` / `remove`: the set
+    /// column's elements to insert / delete.
+    Update {
+        uuid: Uuid,
+        row: T,
+        columns: bool,
+        add: BTreeSet<Atom>,
+        remove: BTreeSet<Atom>,
+    },
+    /// A child row is deleted by dropping its parent's reference.
+    Delete { parent: Parent, uuid: Uuid, row: T },
+}
+
+impl<T: NbRow> RowChange<T> {
+    pub fn row(&self) -> &T {
+        match self {
+            RowChange::Create { row, .. }
+            | RowChange::Update { row, .. }
+            | RowChange::Delete { row, .. } => row,
+        }
+    }
+}
+
+/// One change to the NB database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NbChange {
-    CreateAddressSet(NbAddressSet),
-    UpdateAddressSet {
-        uuid: Uuid,
-        name: String,
-        add: BTreeSet<String>,
-        remove: BTreeSet<String>,
-    },
-    DeleteAddressSet {
-        uuid: Uuid,
-        name: String,
-    },
-    CreatePortGroup {
-        group: NbPortGroup,
-        ports: BTreeSet<Uuid>,
-        acls: Vec<NbAcl>,
-    },
-    UpdatePortGroup {
-        uuid: Uuid,
-        name: String,
-        add: BTreeSet<Uuid>,
-        remove: BTreeSet<Uuid>,
-    },
-    DeletePortGroup {
-        uuid: Uuid,
-        name: String,
-    },
-    CreatePolicy {
-        router: Uuid,
-        policy: NbPolicy,
-    },
-    UpdatePolicy {
-        uuid: Uuid,
-        policy: NbPolicy,
-    },
-    /// Removing the router's reference is enough: the table is not a root table, so the row
-    /// is garbage-collected at commit (ovsdb-server(7), RFC 7047 section 3.2 isRoot).
-    DeletePolicy {
-        router: Uuid,
-        uuid: Uuid,
-        policy: NbPolicy,
-    },
-    CreateStaticRoute {
-        router: Uuid,
-        route: NbStaticRoute,
-    },
-    UpdateStaticRoute {
-        uuid: Uuid,
-        route: NbStaticRoute,
-    },
-    DeleteStaticRoute {
-        router: Uuid,
-        uuid: Uuid,
-        route: NbStaticRoute,
-    },
-    /// `port_group` is the group's uuid when it exists already.
-    CreateAcl {
-        port_group: Uuid,
-        acl: NbAcl,
-    },
-    UpdateAcl {
-        uuid: Uuid,
-        acl: NbAcl,
-    },
-    DeleteAcl {
-        port_group: Uuid,
-        uuid: Uuid,
-        acl: NbAcl,
-    },
+    AddressSet(RowChange<NbAddressSet>),
+    PortGroup(RowChange<NbPortGroup>),
+    Acl(RowChange<NbAcl>),
+    Policy(RowChange<NbPolicy>),
+    StaticRoute(RowChange<NbStaticRoute>),
+}
+
+/// Something done with a change whatever its family.
+pub trait ChangeVisitor {
+    fn visit<T: NbRow>(&mut self, c: &RowChange<T>);
+}
+
+impl NbChange {
+    pub fn visit(&self, v: &mut impl ChangeVisitor) {
+        match self {
+            NbChange::AddressSet(c) => v.visit(c),
+            NbChange::PortGroup(c) => v.visit(c),
+            NbChange::Acl(c) => v.visit(c),
+            NbChange::Policy(c) => v.visit(c),
+            NbChange::StaticRoute(c) => v.visit(c),
+        }
+    }
 }
 
 /// Why a desired row was not written.
@@ -98,7 +103,7 @@ pub enum NbChange {
 pub struct NbProblem {
     /// The Route CR concerned.
     pub route: String,
-    /// CamelCase reason: RouterNotFound, NextHopUnreachable, NameTaken, PortNotFound.
+    /// CamelCase reason: RouterNotFound, NextHopUnreachable, NameTaken, PortNotFound, ...
     pub reason: String,
     pub message: String,
 }
@@ -109,25 +114,225 @@ pub struct NbDiff {
     pub problems: Vec<NbProblem>,
 }
 
-fn problem(d: &mut NbDiff, route: &str, reason: &str, message: String) {
-    d.problems.push(NbProblem {
-        route: route.to_owned(),
-        reason: reason.to_owned(),
-        message,
-    });
+/// What a child row's parent is, as far as this diff knows.
+#[derive(Clone, Debug)]
+enum ParentState {
+    Row(Uuid),
+    /// Created in this diff.
+    New,
+    /// Not available: `problem` is reported; `leave` keeps what exists for the child.
+    Missing {
+        problem: Option<&'static str>,
+        leave: bool,
+    },
+}
+
+/// State shared across families within one diff.
+struct Diff<'o> {
+    observed: &'o Observed,
+    desired: &'o DesiredNb,
+    out: NbDiff,
+    /// (parent table, name) -> state, for parents this diff decided (port groups).
+    parents: BTreeMap<(&'static str, String), ParentState>,
+    /// Rows this diff deletes: their children go with them.
+    deleted: BTreeSet<Uuid>,
+    /// Address_Set names held by rows that are not ours (policies must not name them).
+    foreign_sets: BTreeSet<String>,
+}
+
+impl Diff<'_> {
+    fn problem(&mut self, route: &str, (reason, message): RowProblem) {
+        self.out.problems.push(NbProblem {
+            route: route.to_owned(),
+            reason: reason.to_owned(),
+            message,
+        });
+    }
+
+    fn name_taken(&self, table: &str, name: &str) -> bool {
+        self.observed
+            .foreign_names
+            .contains(&(table.to_owned(), name.to_owned()))
+    }
+
+    fn parent_state(&self, table: &'static str, name: &str) -> ParentState {
+        if table == ROUTER {
+            return match self.observed.routers.get(name).and_then(|r| r.uuid) {
+                Some(u) => ParentState::Row(u),
+                None => ParentState::Missing {
+                    problem: Some("RouterNotFound"),
+                    leave: true,
+                },
+            };
+        }
+        self.parents
+            .get(&(table, name.to_owned()))
+            .cloned()
+            .unwrap_or(ParentState::Missing {
+                problem: Some("PortGroupNotPlanned"),
+                leave: false,
+            })
+    }
+
+    fn delete<T: NbRow>(&mut self, old: &Seen<T>) {
+        let parent = match T::FAMILY.parent() {
+            None => Parent::None,
+            // Unreferenced (already being garbage-collected) or its parent goes now.
+            Some(_) => match old.parent {
+                Some(p) if !self.deleted.contains(&p) => Parent::Row(p),
+                _ => return,
+            },
+        };
+        self.deleted.insert(old.uuid);
+        self.out.changes.push(T::change(RowChange::Delete {
+            parent,
+            uuid: old.uuid,
+            row: old.row.clone(),
+        }));
+    }
+
+    fn family<T: NbRow>(&mut self) {
+        let observed = self.observed;
+        let mut seen = by_id(T::observed(observed));
+        let ports = |name: &str| observed.switch_ports.get(name).copied();
+        let link = T::FAMILY.parent();
+        for want in T::desired(self.desired) {
+            let id = want.owner().id.as_str();
+            let route = want.owner().route.as_str();
+            let mut row = want.clone();
+            let mut problems = Vec::new();
+            let router = link
+                .filter(|l| l.table == ROUTER)
+                .and_then(|_| observed.routers.get(want.key()));
+            let ctx = CheckContext {
+                router,
+                foreign_sets: &self.foreign_sets,
+            };
+            let verdict = row.check(&ctx, &mut problems);
+            for p in problems.drain(..) {
+                self.problem(route, p);
+            }
+            match verdict {
+                Verdict::Write => {}
+                Verdict::Leave => {
+                    seen.remove(id);
+                    continue;
+                }
+                Verdict::Drop => continue,
+            }
+            let parent = match link {
+                None => Parent::None,
+                Some(l) => match self.parent_state(l.table, want.key()) {
+                    ParentState::Row(u) => Parent::Row(u),
+                    ParentState::New => Parent::New(want.key().to_owned()),
+                    ParentState::Missing { problem, leave } => {
+                        if let Some(reason) = problem {
+                            let what = if l.table == ROUTER {
+                                format!(
+                                    "logical router {} does not exist; {} {id} waits for it",
+                                    want.key(),
+                                    T::WHAT
+                                )
+                            } else {
+                                format!(
+                                    "{} {id} refers to port group {}, which is not planned",
+                                    T::WHAT,
+                                    want.key()
+                                )
+                            };
+                            self.problem(route, (reason, what));
+                        }
+                        if leave {
+                            seen.remove(id);
+                        }
+                        continue;
+                    }
+                },
+            };
+            let set = row.set_atoms(&ports, &mut problems);
+            for p in problems.drain(..) {
+                self.problem(route, p);
+            }
+            match seen.remove(id) {
+                Some(rows) if rows[0].row.key() == row.key() => {
+                    let have = rows[0];
+                    let have_set = have.row.set_atoms(&ports, &mut Vec::new());
+                    let add: BTreeSet<Atom> = set.difference(&have_set).cloned().collect();
+                    let remove: BTreeSet<Atom> = have_set.difference(&set).cloned().collect();
+                    let columns = !row.same_columns(&have.row);
+                    self.child_parent::<T>(row.key(), ParentState::Row(have.uuid));
+                    if columns || !add.is_empty() || !remove.is_empty() {
+                        self.out.changes.push(T::change(RowChange::Update {
+                            uuid: have.uuid,
+                            row,
+                            columns,
+                            add,
+                            remove,
+                        }));
+                    }
+                    for dup in &rows[1..] {
+                        self.delete(dup);
+                    }
+                }
+                other => {
+                    for old in other.into_iter().flatten() {
+                        self.delete(old);
+                    }
+                    if T::FAMILY.named() && self.name_taken(T::FAMILY.table(), row.key()) {
+                        let what = format!(
+                            "{} {} exists and is not owned by ovnkube-route",
+                            T::FAMILY.table(),
+                            row.key()
+                        );
+                        self.problem(route, ("NameTaken", what));
+                        if T::FAMILY.table() == ADDRESS_SET {
+                            self.foreign_sets.insert(row.key().to_owned());
+                        }
+                        self.child_parent::<T>(
+                            row.key(),
+                            ParentState::Missing {
+                                problem: None,
+                                leave: false,
+                            },
+                        );
+                        continue;
+                    }
+                    self.child_parent::<T>(row.key(), ParentState::New);
+                    self.out
+                        .changes
+                        .push(T::change(RowChange::Create { parent, row, set }));
+                }
+            }
+        }
+        for rows in seen.into_values() {
+            for old in rows {
+                self.delete(old);
+            }
+        }
+    }
+
+    /// Records what a row of a parent family (port groups) is, for its children.
+    fn child_parent<T: NbRow>(&mut self, name: &str, state: ParentState) {
+        if T::FAMILY.table() == PORT_GROUP {
+            self.parents.insert((PORT_GROUP, name.to_owned()), state);
+        }
+    }
+}
+
+impl FamilyVisitor for Diff<'_> {
+    fn visit<T: NbRow>(&mut self) {
+        self.family::<T>();
+    }
 }
 
 /// Group observed rows by id; the first (lowest uuid) is the keeper, the rest duplicates.
 ///
 /// Borrows: a pass over ~10k rows of ours would otherwise copy every one of them just to
 /// find that almost all are unchanged.
-fn by_id<'a, T>(
-    seen: &'a [Seen<T>],
-    id: impl Fn(&'a T) -> &'a str,
-) -> BTreeMap<&'a str, Vec<&'a Seen<T>>> {
-    let mut m: BTreeMap<&'a str, Vec<&'a Seen<T>>> = BTreeMap::new();
+fn by_id<T: NbRow>(seen: &[Seen<T>]) -> BTreeMap<&str, Vec<&Seen<T>>> {
+    let mut m: BTreeMap<&str, Vec<&Seen<T>>> = BTreeMap::new();
     for s in seen {
-        m.entry(id(&s.row)).or_default().push(s);
+        m.entry(s.row.owner().id.as_str()).or_default().push(s);
     }
     for v in m.values_mut() {
         v.sort_by_key(|s| s.uuid);
@@ -137,484 +342,50 @@ fn by_id<'a, T>(
 
 /// Computes the changes that take `observed` to `desired`.
 pub fn diff(desired: &DesiredNb, observed: &Observed) -> NbDiff {
-    let mut d = NbDiff::default();
-    let blocked = address_sets(desired, observed, &mut d);
-    port_groups_and_acls(desired, observed, &mut d);
-    policies(desired, observed, &blocked, &mut d);
-    static_routes(desired, observed, &mut d);
-    d.problems.sort();
-    d.problems.dedup();
-    d
-}
-
-fn name_taken(observed: &Observed, table: &str, name: &str) -> bool {
-    observed
-        .foreign_names
-        .contains(&(table.to_owned(), name.to_owned()))
-}
-
-/// Returns the names of the sets not written because a foreign row holds the name.
-fn address_sets(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) -> BTreeSet<String> {
-    let mut blocked = BTreeSet::new();
-    let mut seen = by_id(&observed.address_sets, |r| &r.owner.id);
-    for want in &desired.address_sets {
-        match seen.remove(want.owner.id.as_str()) {
-            Some(rows) if rows[0].row.name == want.name => {
-                let have = &rows[0];
-                let add: BTreeSet<_> = want
-                    .addresses
-                    .difference(&have.row.addresses)
-                    .cloned()
-                    .collect();
-                let remove: BTreeSet<_> = have
-                    .row
-                    .addresses
-                    .difference(&want.addresses)
-                    .cloned()
-                    .collect();
-                if !add.is_empty() || !remove.is_empty() {
-                    d.changes.push(NbChange::UpdateAddressSet {
-                        uuid: have.uuid,
-                        name: want.name.clone(),
-                        add,
-                        remove,
-                    });
-                }
-                for dup in &rows[1..] {
-                    d.changes.push(NbChange::DeleteAddressSet {
-                        uuid: dup.uuid,
-                        name: dup.row.name.clone(),
-                    });
-                }
-            }
-            other => {
-                // A renamed set is replaced: its name is what matches refer to.
-                for old in other.into_iter().flatten() {
-                    d.changes.push(NbChange::DeleteAddressSet {
-                        uuid: old.uuid,
-                        name: old.row.name.clone(),
-                    });
-                }
-                if name_taken(observed, ADDRESS_SET, &want.name) {
-                    problem(
-                        d,
-                        &want.owner.route,
-                        "NameTaken",
-                        format!(
-                            "Address_Set {} exists and is not owned by ovnkube-route",
-                            want.name
-                        ),
-                    );
-                    blocked.insert(want.name.clone());
-                } else {
-                    d.changes.push(NbChange::CreateAddressSet(want.clone()));
-                }
-            }
-        }
-    }
-    for rows in seen.into_values() {
-        for old in rows {
-            d.changes.push(NbChange::DeleteAddressSet {
-                uuid: old.uuid,
-                name: old.row.name.clone(),
-            });
-        }
-    }
-    blocked
-}
-
-fn resolve_ports(group: &NbPortGroup, observed: &Observed, d: &mut NbDiff) -> BTreeSet<Uuid> {
-    let mut out = BTreeSet::new();
-    for p in &group.ports {
-        match observed.switch_ports.get(p) {
-            Some(u) => {
-                out.insert(*u);
-            }
-            None => problem(
-                d,
-                &group.owner.route,
-                "PortNotFound",
-                format!(
-                    "logical switch port {p} does not exist (yet); its pod is left out of {}",
-                    group.name
-                ),
-            ),
-        }
-    }
+    let mut d = Diff {
+        observed,
+        desired,
+        out: NbDiff::default(),
+        parents: BTreeMap::new(),
+        deleted: BTreeSet::new(),
+        foreign_sets: BTreeSet::new(),
+    };
+    each_family(&mut d);
+    let mut out = d.out;
+    out.problems.sort();
+    out.problems.dedup();
     out
-}
-
-fn port_groups_and_acls(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    let mut seen = by_id(&observed.port_groups, |r| &r.0.owner.id);
-    let mut acls_seen = by_id(&observed.acls, |r| &r.owner.id);
-    let mut acls_wanted: BTreeMap<&str, Vec<&NbAcl>> = BTreeMap::new();
-    for a in &desired.acls {
-        acls_wanted
-            .entry(a.port_group.as_str())
-            .or_default()
-            .push(a);
-    }
-    for want in &desired.port_groups {
-        let ports = resolve_ports(want, observed, d);
-        let wanted_acls = acls_wanted.remove(want.name.as_str()).unwrap_or_default();
-        match seen.remove(want.owner.id.as_str()) {
-            Some(rows) if rows[0].row.0.name == want.name => {
-                let have = &rows[0];
-                let have_ports: BTreeSet<Uuid> = have
-                    .row
-                    .0
-                    .ports
-                    .iter()
-                    .filter_map(|p| observed.switch_ports.get(p).copied())
-                    .collect();
-                let add: BTreeSet<_> = ports.difference(&have_ports).copied().collect();
-                let remove: BTreeSet<_> = have_ports.difference(&ports).copied().collect();
-                if !add.is_empty() || !remove.is_empty() {
-                    d.changes.push(NbChange::UpdatePortGroup {
-                        uuid: have.uuid,
-                        name: want.name.clone(),
-                        add,
-                        remove,
-                    });
-                }
-                for dup in &rows[1..] {
-                    d.changes.push(NbChange::DeletePortGroup {
-                        uuid: dup.uuid,
-                        name: dup.row.0.name.clone(),
-                    });
-                }
-                for acl in wanted_acls {
-                    match acls_seen.remove(acl.owner.id.as_str()) {
-                        Some(rows) if rows[0].row.port_group == want.name => {
-                            if rows[0].row != *acl {
-                                d.changes.push(NbChange::UpdateAcl {
-                                    uuid: rows[0].uuid,
-                                    acl: acl.clone(),
-                                });
-                            }
-                            for dup in &rows[1..] {
-                                d.changes.push(NbChange::DeleteAcl {
-                                    port_group: have.uuid,
-                                    uuid: dup.uuid,
-                                    acl: dup.row.clone(),
-                                });
-                            }
-                        }
-                        other => {
-                            for old in other.into_iter().flatten() {
-                                delete_acl(observed, old, d);
-                            }
-                            d.changes.push(NbChange::CreateAcl {
-                                port_group: have.uuid,
-                                acl: acl.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-            other => {
-                for old in other.into_iter().flatten() {
-                    d.changes.push(NbChange::DeletePortGroup {
-                        uuid: old.uuid,
-                        name: old.row.0.name.clone(),
-                    });
-                }
-                if name_taken(observed, PORT_GROUP, &want.name) {
-                    problem(
-                        d,
-                        &want.owner.route,
-                        "NameTaken",
-                        format!(
-                            "Port_Group {} exists and is not owned by ovnkube-route",
-                            want.name
-                        ),
-                    );
-                    continue;
-                }
-                // Deleting the old group (if any) drops its ACLs with it (strong references).
-                for acl in &wanted_acls {
-                    acls_seen.remove(acl.owner.id.as_str());
-                }
-                d.changes.push(NbChange::CreatePortGroup {
-                    group: want.clone(),
-                    ports,
-                    acls: wanted_acls.into_iter().cloned().collect(),
-                });
-            }
-        }
-    }
-    for (pg, acls) in acls_wanted {
-        for acl in acls {
-            problem(
-                d,
-                &acl.owner.route,
-                "PortGroupNotPlanned",
-                format!(
-                    "ACL {} refers to port group {pg}, which is not planned",
-                    acl.owner.id
-                ),
-            );
-        }
-    }
-    let deleted_groups: BTreeSet<String> = seen
-        .values()
-        .flatten()
-        .map(|s| s.row.0.name.clone())
-        .collect();
-    for rows in seen.into_values() {
-        for old in rows {
-            d.changes.push(NbChange::DeletePortGroup {
-                uuid: old.uuid,
-                name: old.row.0.name.clone(),
-            });
-        }
-    }
-    for rows in acls_seen.into_values() {
-        for old in rows {
-            if !deleted_groups.contains(&old.row.port_group) {
-                delete_acl(observed, old, d);
-            }
-        }
-    }
-}
-
-fn delete_acl(observed: &Observed, old: &Seen<NbAcl>, d: &mut NbDiff) {
-    let pg = observed
-        .port_groups
-        .iter()
-        .find(|p| p.row.1.contains(&old.uuid));
-    if let Some(pg) = pg {
-        d.changes.push(NbChange::DeleteAcl {
-            port_group: pg.uuid,
-            uuid: old.uuid,
-            acl: old.row.clone(),
-        });
-    }
-    // An ACL no port group references is already being garbage-collected.
-}
-
-/// A row hanging off a logical router (policies and static routes): same matching, router
-/// and next-hop checks, and create / update / delete shapes.
-trait RouterRow: Clone + PartialEq {
-    const WHAT: &'static str;
-    fn owner(&self) -> &Owner;
-    fn router(&self) -> &str;
-    /// Next hops that must lie on a network of the router's ports.
-    fn nexthops_to_check(&self) -> Vec<&str>;
-    fn create(router: Uuid, row: Self) -> NbChange;
-    fn update(uuid: Uuid, row: Self) -> NbChange;
-    fn delete(router: Uuid, uuid: Uuid, row: Self) -> NbChange;
-}
-
-impl RouterRow for NbPolicy {
-    const WHAT: &'static str = "policy";
-    fn owner(&self) -> &Owner {
-        &self.owner
-    }
-    fn router(&self) -> &str {
-        &self.router
-    }
-    fn nexthops_to_check(&self) -> Vec<&str> {
-        if self.action == "reroute" {
-            self.nexthops.iter().map(String::as_str).collect()
-        } else {
-            Vec::new()
-        }
-    }
-    fn create(router: Uuid, policy: Self) -> NbChange {
-        NbChange::CreatePolicy { router, policy }
-    }
-    fn update(uuid: Uuid, policy: Self) -> NbChange {
-        NbChange::UpdatePolicy { uuid, policy }
-    }
-    fn delete(router: Uuid, uuid: Uuid, policy: Self) -> NbChange {
-        NbChange::DeletePolicy {
-            router,
-            uuid,
-            policy,
-        }
-    }
-}
-
-impl RouterRow for NbStaticRoute {
-    const WHAT: &'static str = "static route";
-    fn owner(&self) -> &Owner {
-        &self.owner
-    }
-    fn router(&self) -> &str {
-        &self.router
-    }
-    fn nexthops_to_check(&self) -> Vec<&str> {
-        vec![self.nexthop.as_str()]
-    }
-    fn create(router: Uuid, route: Self) -> NbChange {
-        NbChange::CreateStaticRoute { router, route }
-    }
-    fn update(uuid: Uuid, route: Self) -> NbChange {
-        NbChange::UpdateStaticRoute { uuid, route }
-    }
-    fn delete(router: Uuid, uuid: Uuid, route: Self) -> NbChange {
-        NbChange::DeleteStaticRoute {
-            router,
-            uuid,
-            route,
-        }
-    }
-}
-
-fn policies(desired: &DesiredNb, observed: &Observed, blocked: &BTreeSet<String>, d: &mut NbDiff) {
-    // `$name` in a match is resolved by name: with a foreign set of that name the policy
-    // would reroute addresses we never selected. Not written; a row of ours for it is
-    // deleted (it is left out of the wanted rows) for the same reason.
-    let mut wanted = Vec::with_capacity(desired.policies.len());
-    for want in &desired.policies {
-        let foreign_set = want
-            .match_
-            .split_whitespace()
-            .filter_map(|t| t.strip_prefix('$'))
-            .find(|n| blocked.contains(*n));
-        match foreign_set {
-            Some(set) => problem(
-                d,
-                &want.owner.route,
-                "NameTaken",
-                format!(
-                    "policy {} not written: its match refers to Address_Set {set}, which is not owned by ovnkube-route",
-                    want.owner.id
-                ),
-            ),
-            None => wanted.push(want.clone()),
-        }
-    }
-    router_rows(&wanted, &observed.policies, observed, d);
-}
-
-fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    let mut wanted = desired.static_routes.clone();
-    for want in wanted.iter_mut().filter(|w| w.bfd) {
-        // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
-        // reuse them safely, the route is programmed without BFD and the Route says so.
-        problem(
-            d,
-            &want.owner.route,
-            "BfdNotSupported",
-            format!(
-                "bfd for next hop {} is not supported yet; the route is programmed without BFD",
-                want.nexthop
-            ),
-        );
-        want.bfd = false;
-    }
-    router_rows(&wanted, &observed.static_routes, observed, d);
-}
-
-fn router_rows<T: RouterRow>(wanted: &[T], seen: &[Seen<T>], observed: &Observed, d: &mut NbDiff) {
-    let mut seen = by_id(seen, |r| r.owner().id.as_str());
-    for want in wanted {
-        let id = want.owner().id.as_str();
-        let Some((router, info)) = observed
-            .routers
-            .get(want.router())
-            .and_then(|r| r.uuid.map(|u| (u, r)))
-        else {
-            problem(
-                d,
-                &want.owner().route,
-                "RouterNotFound",
-                format!(
-                    "logical router {} does not exist; {} {id} waits for it",
-                    want.router(),
-                    T::WHAT
-                ),
-            );
-            // Leave what exists for it alone.
-            seen.remove(id);
-            continue;
-        };
-        let unreachable: Vec<&str> = want
-            .nexthops_to_check()
-            .into_iter()
-            .filter(|h| !h.parse().is_ok_and(|ip| info.reaches(ip)))
-            .collect();
-        if !unreachable.is_empty() {
-            problem(
-                d,
-                &want.owner().route,
-                "NextHopUnreachable",
-                format!(
-                    "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the {}",
-                    unreachable.join(","),
-                    want.router(),
-                    T::WHAT
-                ),
-            );
-            // Leave an existing row alone rather than tear down what was programmed.
-            seen.remove(id);
-            continue;
-        }
-        match seen.remove(id) {
-            Some(rows) if rows[0].row.router() == want.router() => {
-                if rows[0].row != *want {
-                    d.changes.push(T::update(rows[0].uuid, want.clone()));
-                }
-                for dup in &rows[1..] {
-                    d.changes.push(T::delete(router, dup.uuid, dup.row.clone()));
-                }
-            }
-            other => {
-                for old in other.into_iter().flatten() {
-                    delete_router_row(observed, old, d);
-                }
-                d.changes.push(T::create(router, want.clone()));
-            }
-        }
-    }
-    for old in seen.into_values().flatten() {
-        delete_router_row(observed, old, d);
-    }
-}
-
-fn delete_router_row<T: RouterRow>(observed: &Observed, old: &Seen<T>, d: &mut NbDiff) {
-    // A row whose router is gone went with it (non-root table): nothing to do.
-    if let Some(router) = observed.routers.get(old.row.router()).and_then(|r| r.uuid) {
-        d.changes.push(T::delete(router, old.uuid, old.row.clone()));
-    }
 }
 
 /// Every desired row as a creation, for showing a plan without a database to diff against
 /// (router and port uuids are unknown and left nil; such changes are for display only).
 pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
-    let nil = Uuid(uuid::Uuid::nil());
-    let mut out: Vec<NbChange> = desired
-        .address_sets
-        .iter()
-        .cloned()
-        .map(NbChange::CreateAddressSet)
-        .collect();
-    for g in &desired.port_groups {
-        let acls = desired
-            .acls
-            .iter()
-            .filter(|a| a.port_group == g.name)
-            .cloned()
-            .collect();
-        out.push(NbChange::CreatePortGroup {
-            group: g.clone(),
-            ports: BTreeSet::new(),
-            acls,
-        });
+    struct Creates<'a> {
+        desired: &'a DesiredNb,
+        out: Vec<NbChange>,
     }
-    for p in &desired.policies {
-        out.push(NbChange::CreatePolicy {
-            router: nil,
-            policy: p.clone(),
-        });
+    impl FamilyVisitor for Creates<'_> {
+        fn visit<T: NbRow>(&mut self) {
+            let nil = Uuid(uuid::Uuid::nil());
+            for row in T::desired(self.desired) {
+                let parent = match T::FAMILY.parent() {
+                    None => Parent::None,
+                    Some(l) if l.table == ROUTER => Parent::Row(nil),
+                    Some(_) => Parent::New(row.key().to_owned()),
+                };
+                let set = row.set_atoms(&|_| Some(nil), &mut Vec::new());
+                self.out.push(T::change(RowChange::Create {
+                    parent,
+                    row: row.clone(),
+                    set,
+                }));
+            }
+        }
     }
-    for r in &desired.static_routes {
-        out.push(NbChange::CreateStaticRoute {
-            router: nil,
-            route: r.clone(),
-        });
-    }
-    out
+    let mut c = Creates {
+        desired,
+        out: Vec::new(),
+    };
+    each_family(&mut c);
+    c.out
 }

@@ -2,10 +2,12 @@
 //! observed rows of ours, the diff against the plan, and the transaction that applies it.
 //! Never touches a row without our ownership `external_ids`.
 pub mod diff;
+mod families;
 pub mod model;
 pub mod observed;
 pub mod ops;
 pub mod reconcile;
+pub mod row;
 
 #[cfg(test)]
 mod tests;

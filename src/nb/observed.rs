@@ -10,22 +10,18 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::row::{FamilyVisitor, NbRow, ReadContext, each_family};
 use crate::ovsdb::replica::ColumnRef;
-use crate::ovsdb::{Atom, Row, Snapshot, Uuid};
+use crate::ovsdb::{Atom, ColumnSource, Row, Snapshot, TypedRow, Uuid};
 use crate::plan::nb::{
-    ID_KEY, NAME_KEY, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, OWNER_CONTROLLER,
-    OWNER_CONTROLLER_KEY, Owner,
+    ID_KEY, NAME_KEY, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute,
 };
+use crate::plan::nb::{OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner};
 
-pub const ADDRESS_SET: &str = "Address_Set";
-pub const PORT_GROUP: &str = "Port_Group";
-pub const POLICY: &str = "Logical_Router_Policy";
-pub const STATIC_ROUTE: &str = "Logical_Router_Static_Route";
-pub const ACL: &str = "ACL";
-pub const ROUTER: &str = "Logical_Router";
-pub const ROUTER_PORT: &str = "Logical_Router_Port";
-pub const SWITCH_PORT: &str = "Logical_Switch_Port";
-pub const LOAD_BALANCER: &str = "Load_Balancer";
+pub use super::row::{
+    ACL, ADDRESS_SET, LOAD_BALANCER, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT, STATIC_ROUTE,
+    SWITCH_PORT,
+};
 
 /// Column access on one row, whatever the storage behind it.
 pub trait RowView {
@@ -41,6 +37,13 @@ impl RowView for Row {
 impl RowView for crate::ovsdb::ReplicaRow {
     fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
         crate::ovsdb::ReplicaRow::column(self, name)
+    }
+}
+
+/// Typed rows read straight from whatever a view hands out.
+impl ColumnSource for dyn RowView + '_ {
+    fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>> {
+        self.column(name)
     }
 }
 
@@ -78,20 +81,6 @@ fn string(row: &dyn RowView, col: &str) -> String {
         .unwrap_or_default()
 }
 
-fn opt_string(row: &dyn RowView, col: &str) -> Option<String> {
-    row.column(col)?
-        .set_iter()
-        .next()?
-        .as_str()
-        .map(str::to_owned)
-}
-
-fn integer(row: &dyn RowView, col: &str) -> i64 {
-    row.column(col)
-        .and_then(|c| c.as_atom().and_then(Atom::as_i64))
-        .unwrap_or_default()
-}
-
 fn strings(row: &dyn RowView, col: &str) -> BTreeSet<String> {
     row.column(col)
         .map(|v| {
@@ -123,9 +112,9 @@ fn string_map(row: &dyn RowView, col: &str) -> BTreeMap<String, String> {
 /// The owner of a row, if it is ours. A row of ours without an id is still ours (and will be
 /// removed as garbage); its owner gets an empty id.
 ///
-/// Called for every row of the big tables on every pass, so it reads the three keys in place
-/// instead of copying the whole `external_ids` map.
-fn owner_of(row: &dyn RowView) -> Option<Owner> {
+/// Called for every row of the big tables on every full pass, so it reads the three keys in
+/// place instead of copying the whole `external_ids` map.
+pub(crate) fn owner_of(row: &dyn RowView) -> Option<Owner> {
     let ids = row.column("external_ids")?;
     let (mut ours, mut route, mut id) = (false, None, None);
     for (k, v) in ids.map_iter()? {
@@ -145,12 +134,10 @@ fn owner_of(row: &dyn RowView) -> Option<Owner> {
     })
 }
 
-/// A logical router: its row, the rows it references, and its ports' networks.
+/// A logical router: its row and its ports' networks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RouterInfo {
     pub uuid: Option<Uuid>,
-    pub policies: BTreeSet<Uuid>,
-    pub static_routes: BTreeSet<Uuid>,
     pub networks: Vec<IpNet>,
 }
 
@@ -162,10 +149,13 @@ impl RouterInfo {
     }
 }
 
-/// An observed row of ours: its uuid and its content in desired-row terms.
+/// An observed row of ours: its uuid, the row referencing it (router / port group; `None`
+/// for root tables and for rows nobody references, which are being garbage-collected), and
+/// its content in desired-row terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen<T> {
     pub uuid: Uuid,
+    pub parent: Option<Uuid>,
     pub row: T,
 }
 
@@ -173,13 +163,13 @@ pub struct Seen<T> {
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
     pub address_sets: Vec<Seen<NbAddressSet>>,
-    /// Port groups with their ports as LSP names (unknown uuids dropped) and their ACL uuids.
-    pub port_groups: Vec<Seen<(NbPortGroup, BTreeSet<Uuid>)>>,
+    /// Port groups with their ports as LSP names (unknown uuids dropped).
+    pub port_groups: Vec<Seen<NbPortGroup>>,
+    /// ACLs with `port_group` set to the port group that references them.
+    pub acls: Vec<Seen<NbAcl>>,
     /// Policies with `router` set to the router that references them.
     pub policies: Vec<Seen<NbPolicy>>,
     pub static_routes: Vec<Seen<NbStaticRoute>>,
-    /// ACLs with `port_group` set to the port group that references them.
-    pub acls: Vec<Seen<NbAcl>>,
     pub routers: BTreeMap<String, RouterInfo>,
     /// Logical_Switch_Port name -> uuid.
     pub switch_ports: BTreeMap<String, Uuid>,
@@ -200,6 +190,68 @@ fn vip_ip(vip: &str) -> Option<IpAddr> {
     vip.rsplit_once(':')?.0.parse().ok()
 }
 
+/// Reads one family's rows of ours (and the names others hold) from a full scan.
+struct FullRead<'a> {
+    view: &'a dyn NbView,
+    lsp_names: &'a BTreeMap<Uuid, String>,
+    o: &'a mut Observed,
+}
+
+impl FamilyVisitor for FullRead<'_> {
+    fn visit<T: NbRow>(&mut self) {
+        let table = T::FAMILY.table();
+        let named = T::FAMILY.named();
+        let mut ours: Vec<(Uuid, T::Model, Owner)> = Vec::new();
+        let foreign = &mut self.o.foreign_names;
+        self.view.scan(table, &mut |uuid, row| match owner_of(row) {
+            Some(owner) => match T::Model::from_source(uuid, row) {
+                Ok(m) => ours.push((uuid, m, owner)),
+                Err(e) => unreadable(table, uuid, &e.to_string()),
+            },
+            None if named => {
+                foreign.insert((table.to_owned(), string(row, "name")));
+            }
+            None => {}
+        });
+        if ours.is_empty() {
+            return;
+        }
+        // Reverse references, only needed (and only built) when rows of ours exist.
+        let mut parents: BTreeMap<Uuid, (Uuid, String)> = BTreeMap::new();
+        if let Some(link) = T::FAMILY.parent() {
+            self.view.scan(link.table, &mut |uuid, row| {
+                let name = string(row, "name");
+                for child in uuids(row, link.column) {
+                    parents.insert(child, (uuid, name.clone()));
+                }
+            });
+        }
+        let port_name = |u: Uuid| self.lsp_names.get(&u).cloned();
+        for (uuid, m, owner) in ours {
+            let parent = parents.get(&uuid);
+            let ctx = ReadContext {
+                parent: parent.map_or("", |(_, n)| n.as_str()),
+                port_name: &port_name,
+            };
+            match T::from_model(m, owner, &ctx) {
+                Ok(row) => T::observed_mut(self.o).push(Seen {
+                    uuid,
+                    parent: parent.map(|(u, _)| *u),
+                    row,
+                }),
+                Err(e) => unreadable(table, uuid, &e),
+            }
+        }
+    }
+}
+
+/// A row of ours the schema's types do not describe cannot be compared, so it is left as it
+/// is (never rewritten blind) and said loudly. ovsdb-server enforces the schema, so this
+/// takes a server that does not.
+fn unreadable(table: &str, uuid: Uuid, why: &str) {
+    tracing::warn!(%table, %uuid, "row of ours left alone, it cannot be read: {why}");
+}
+
 impl Observed {
     pub fn collect(view: &dyn NbView) -> Observed {
         let mut o = Observed::default();
@@ -211,15 +263,9 @@ impl Observed {
                 .collect();
             router_ports.insert(uuid, nets);
         });
-        // Reverse references for our non-root rows: which router / port group holds them.
-        let mut policy_router: BTreeMap<Uuid, String> = BTreeMap::new();
-        let mut route_router: BTreeMap<Uuid, String> = BTreeMap::new();
         view.scan(ROUTER, &mut |uuid, row| {
-            let name = string(row, "name");
             let info = RouterInfo {
                 uuid: Some(uuid),
-                policies: uuids(row, "policies"),
-                static_routes: uuids(row, "static_routes"),
                 networks: uuids(row, "ports")
                     .iter()
                     .filter_map(|p| router_ports.get(p))
@@ -227,7 +273,7 @@ impl Observed {
                     .copied()
                     .collect(),
             };
-            o.routers.insert(name, info);
+            o.routers.insert(string(row, "name"), info);
         });
         let mut lsp_names: BTreeMap<Uuid, String> = BTreeMap::new();
         view.scan(SWITCH_PORT, &mut |uuid, row| {
@@ -239,129 +285,28 @@ impl Observed {
             o.lb_vips
                 .extend(string_map(row, "vips").keys().filter_map(|k| vip_ip(k)));
         });
-        view.scan(ADDRESS_SET, &mut |uuid, row| match owner_of(row) {
-            Some(owner) => o.address_sets.push(Seen {
-                uuid,
-                row: NbAddressSet {
-                    owner,
-                    name: string(row, "name"),
-                    addresses: strings(row, "addresses"),
-                },
-            }),
-            None => {
-                o.foreign_names
-                    .insert((ADDRESS_SET.into(), string(row, "name")));
-            }
-        });
-        let mut acl_pg: BTreeMap<Uuid, String> = BTreeMap::new();
-        view.scan(PORT_GROUP, &mut |uuid, row| {
-            let name = string(row, "name");
-            let acls = uuids(row, "acls");
-            for a in &acls {
-                acl_pg.insert(*a, name.clone());
-            }
-            match owner_of(row) {
-                Some(owner) => {
-                    let ports = uuids(row, "ports")
-                        .iter()
-                        .filter_map(|p| lsp_names.get(p).cloned())
-                        .collect();
-                    o.port_groups.push(Seen {
-                        uuid,
-                        row: (NbPortGroup { owner, name, ports }, acls),
-                    })
-                }
-                None => {
-                    o.foreign_names.insert((PORT_GROUP.into(), name));
-                }
-            }
-        });
-        // Only rows of ours are looked at in the big non-root tables; reverse references are
-        // needed just for those, so they are built lazily from the routers' sets.
-        let mut owned_policies = Vec::new();
-        view.scan(POLICY, &mut |uuid, row| {
-            if let Some(owner) = owner_of(row) {
-                owned_policies.push(Seen {
-                    uuid,
-                    row: NbPolicy {
-                        owner,
-                        router: String::new(),
-                        priority: integer(row, "priority"),
-                        match_: string(row, "match"),
-                        action: string(row, "action"),
-                        nexthops: strings(row, "nexthops")
-                            .into_iter()
-                            .chain(opt_string(row, "nexthop"))
-                            .collect(),
-                    },
-                });
-            }
-        });
-        let mut owned_routes = Vec::new();
-        view.scan(STATIC_ROUTE, &mut |uuid, row| {
-            if let Some(owner) = owner_of(row) {
-                owned_routes.push(Seen {
-                    uuid,
-                    row: NbStaticRoute {
-                        owner,
-                        router: String::new(),
-                        ip_prefix: string(row, "ip_prefix"),
-                        nexthop: string(row, "nexthop"),
-                        policy: opt_string(row, "policy"),
-                        bfd: row
-                            .column("bfd")
-                            .is_some_and(|v| v.set_iter().next().is_some()),
-                    },
-                });
-            }
-        });
-        if !owned_policies.is_empty() || !owned_routes.is_empty() {
-            for (name, r) in &o.routers {
-                for p in &r.policies {
-                    policy_router.insert(*p, name.clone());
-                }
-                for s in &r.static_routes {
-                    route_router.insert(*s, name.clone());
-                }
-            }
-        }
-        for mut p in owned_policies {
-            p.row.router = policy_router.get(&p.uuid).cloned().unwrap_or_default();
-            o.policies.push(p);
-        }
-        for mut s in owned_routes {
-            s.row.router = route_router.get(&s.uuid).cloned().unwrap_or_default();
-            o.static_routes.push(s);
-        }
-        view.scan(ACL, &mut |uuid, row| {
-            if let Some(owner) = owner_of(row) {
-                o.acls.push(Seen {
-                    uuid,
-                    row: NbAcl {
-                        owner,
-                        port_group: acl_pg.get(&uuid).cloned().unwrap_or_default(),
-                        direction: string(row, "direction"),
-                        priority: integer(row, "priority"),
-                        match_: string(row, "match"),
-                        action: string(row, "action"),
-                    },
-                });
-            }
+        each_family(&mut FullRead {
+            view,
+            lsp_names: &lsp_names,
+            o: &mut o,
         });
         o
     }
-}
 
-impl Observed {
     /// Forgets rows of ours for which `keep` says "leave as is": a diff then neither updates
     /// nor deletes them. Used to keep what was programmed for a Route whose new version is
     /// unreadable or invalid.
     pub fn leave_alone(&mut self, keep: impl Fn(&Owner) -> bool) {
-        self.address_sets.retain(|s| !keep(&s.row.owner));
-        self.port_groups.retain(|s| !keep(&s.row.0.owner));
-        self.policies.retain(|s| !keep(&s.row.owner));
-        self.static_routes.retain(|s| !keep(&s.row.owner));
-        self.acls.retain(|s| !keep(&s.row.owner));
+        struct Forget<'a, F> {
+            o: &'a mut Observed,
+            keep: F,
+        }
+        impl<F: Fn(&Owner) -> bool> FamilyVisitor for Forget<'_, F> {
+            fn visit<T: NbRow>(&mut self) {
+                T::observed_mut(self.o).retain(|s| !(self.keep)(s.row.owner()));
+            }
+        }
+        each_family(&mut Forget { o: self, keep });
     }
 }
 

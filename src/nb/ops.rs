@@ -6,10 +6,10 @@
 //! are not root tables) is guarded by a `wait` that the row is still ours. So a row that
 //! changed hands or vanished since the replica was read fails the transaction instead of
 //! being clobbered, and the next pass works from fresh data.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::diff::NbChange;
-use super::observed::{ACL, ADDRESS_SET, POLICY, PORT_GROUP, ROUTER, STATIC_ROUTE};
+use super::diff::{ChangeVisitor, NbChange, Parent, RowChange};
+use super::row::{NbRow, written_columns};
 use crate::ovsdb::{Atom, Condition, Mutation, OpResult, Operation, Row, Uuid, Value, WaitUntil};
 use crate::plan::nb::{
     ID_KEY, NbAcl, NbPolicy, NbStaticRoute, OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner,
@@ -76,41 +76,24 @@ fn uuid_set(us: &BTreeSet<Uuid>) -> Value {
     Value::set(us.iter().map(|u| Atom::Uuid(*u)))
 }
 
-fn str_set<'a>(items: impl IntoIterator<Item = &'a String>) -> Value {
-    Value::set(items.into_iter().map(|s| Atom::string(s.as_str())))
+fn atom_set(atoms: &BTreeSet<Atom>) -> Value {
+    Value::set(atoms.iter().cloned())
 }
 
 fn named(name: &str) -> Value {
     Value::set([Atom::NamedUuid(name.to_owned())])
 }
 
-fn ids(owner: &Owner) -> Value {
-    Value::map(owner.external_ids())
-}
-
-/// `_uuid == u` and still ours with this id.
+/// `_uuid == u` and still ours (with this id, when the row had one: a row of ours without
+/// an id is garbage and only ever deleted).
 fn ours(u: Uuid, owner: &Owner) -> Vec<Condition> {
+    let mut keys = vec![(OWNER_CONTROLLER_KEY, OWNER_CONTROLLER)];
+    if !owner.id.is_empty() {
+        keys.push((ID_KEY, owner.id.as_str()));
+    }
     vec![
         Condition::uuid(u),
-        Condition::includes(
-            "external_ids",
-            Value::map([
-                (OWNER_CONTROLLER_KEY, OWNER_CONTROLLER),
-                (ID_KEY, owner.id.as_str()),
-            ]),
-        ),
-    ]
-}
-
-/// Root-table rows of ours (address sets, port groups) are matched by uuid and ownership
-/// marker; the id is not needed since the uuid was read from a row that carried it.
-fn ours_any(u: Uuid) -> Vec<Condition> {
-    vec![
-        Condition::uuid(u),
-        Condition::includes(
-            "external_ids",
-            Value::map([(OWNER_CONTROLLER_KEY, OWNER_CONTROLLER)]),
-        ),
+        Condition::includes("external_ids", Value::map(keys)),
     ]
 }
 
@@ -133,10 +116,6 @@ fn guard(t: &mut NbTxn, table: &str, conditions: Vec<Condition>) {
     );
 }
 
-fn guard_still_ours(t: &mut NbTxn, table: &str, u: Uuid, owner: &Owner) {
-    guard(t, table, ours(u, owner));
-}
-
 fn mutate(t: &mut NbTxn, table: &str, conditions: Vec<Condition>, mutations: Vec<Mutation>) {
     guard(t, table, conditions.clone());
     t.push(
@@ -147,39 +126,6 @@ fn mutate(t: &mut NbTxn, table: &str, conditions: Vec<Condition>, mutations: Vec
         },
         Expect::Count(1),
     );
-}
-
-fn row(cols: Vec<(&str, Value)>) -> Row {
-    cols.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-}
-
-fn policy_row(p: &NbPolicy) -> Row {
-    row(vec![
-        ("priority", p.priority.into()),
-        ("match", p.match_.clone().into()),
-        ("action", p.action.clone().into()),
-        ("nexthops", str_set(&p.nexthops)),
-        ("external_ids", ids(&p.owner)),
-    ])
-}
-
-fn route_row(r: &NbStaticRoute) -> Row {
-    row(vec![
-        ("ip_prefix", r.ip_prefix.clone().into()),
-        ("nexthop", r.nexthop.clone().into()),
-        ("policy", str_set(r.policy.iter())),
-        ("external_ids", ids(&r.owner)),
-    ])
-}
-
-fn acl_row(a: &NbAcl) -> Row {
-    row(vec![
-        ("direction", a.direction.clone().into()),
-        ("priority", a.priority.into()),
-        ("match", a.match_.clone().into()),
-        ("action", a.action.clone().into()),
-        ("external_ids", ids(&a.owner)),
-    ])
 }
 
 fn insert(t: &mut NbTxn, table: &str, row: Row, uuid_name: Option<String>) {
@@ -193,208 +139,159 @@ fn insert(t: &mut NbTxn, table: &str, row: Row, uuid_name: Option<String>) {
     );
 }
 
-fn update(t: &mut NbTxn, table: &str, conditions: Vec<Condition>, row: Row) {
-    guard(t, table, conditions.clone());
-    t.push(
-        Operation::Update {
-            table: table.to_owned(),
-            conditions,
-            row,
-        },
-        Expect::Count(1),
-    );
+/// Builds the operations of one transaction, change by change (see [`transaction`]).
+struct Builder {
+    t: NbTxn,
+    next_name: usize,
+    /// (parent table, parent name) -> (reference column, named uuids) of rows inserted for
+    /// a parent that this transaction creates too.
+    pending: BTreeMap<(&'static str, String), Vec<(&'static str, String)>>,
+    /// First round: only creations under a new parent. Second round: everything else.
+    first_round: bool,
 }
 
-fn set_mutations(
-    column: &str,
-    add: Value,
-    remove: Value,
-    any_add: bool,
-    any_remove: bool,
-) -> Vec<Mutation> {
-    let mut m = Vec::new();
-    if any_remove {
-        m.push(Mutation::delete(column, remove));
+impl Builder {
+    fn name(&mut self) -> String {
+        self.next_name += 1;
+        format!("r{}", self.next_name - 1)
     }
-    if any_add {
-        m.push(Mutation::insert(column, add));
+
+    fn create<T: NbRow>(&mut self, parent: &Parent, row: &T, set: &BTreeSet<Atom>) {
+        let table = T::FAMILY.table();
+        let mut cols = written_columns(row);
+        if let Some(c) = T::SET_COLUMN {
+            cols.insert(c.to_owned(), atom_set(set));
+        }
+        // References to children inserted just before (a new port group lists its ACLs).
+        let children = self
+            .pending
+            .remove(&(table, row.key().to_owned()))
+            .unwrap_or_default();
+        for (_, link) in T::FAMILY.children() {
+            let names = children
+                .iter()
+                .filter(|(col, _)| *col == link.column)
+                .map(|(_, n)| Atom::NamedUuid(n.clone()));
+            cols.insert(link.column.to_owned(), Value::set(names));
+        }
+        let Some(link) = T::FAMILY.parent() else {
+            insert(&mut self.t, table, cols, None);
+            return;
+        };
+        let nm = self.name();
+        insert(&mut self.t, table, cols, Some(nm.clone()));
+        match parent {
+            Parent::Row(p) => mutate(
+                &mut self.t,
+                link.table,
+                vec![Condition::uuid(*p)],
+                vec![Mutation::insert(link.column, named(&nm))],
+            ),
+            Parent::New(name) => self
+                .pending
+                .entry((link.table, name.clone()))
+                .or_default()
+                .push((link.column, nm)),
+            // A child without a parent would be garbage-collected at commit.
+            Parent::None => {}
+        }
     }
-    m
+}
+
+impl ChangeVisitor for Builder {
+    fn visit<T: NbRow>(&mut self, c: &RowChange<T>) {
+        let under_new = matches!(
+            c,
+            RowChange::Create {
+                parent: Parent::New(_),
+                ..
+            }
+        );
+        if self.first_round != under_new {
+            return;
+        }
+        let table = T::FAMILY.table();
+        match c {
+            RowChange::Create { parent, row, set } => self.create(parent, row, set),
+            RowChange::Update {
+                uuid,
+                row,
+                columns,
+                add,
+                remove,
+            } => {
+                let cond = ours(*uuid, row.owner());
+                if *columns {
+                    guard(&mut self.t, table, cond.clone());
+                    self.t.push(
+                        Operation::Update {
+                            table: table.to_owned(),
+                            conditions: cond.clone(),
+                            row: written_columns(row),
+                        },
+                        Expect::Count(1),
+                    );
+                }
+                if let Some(col) = T::SET_COLUMN
+                    && (!add.is_empty() || !remove.is_empty())
+                {
+                    let mut m = Vec::new();
+                    if !remove.is_empty() {
+                        m.push(Mutation::delete(col, atom_set(remove)));
+                    }
+                    if !add.is_empty() {
+                        m.push(Mutation::insert(col, atom_set(add)));
+                    }
+                    mutate(&mut self.t, table, cond, m);
+                }
+            }
+            RowChange::Delete { parent, uuid, row } => match (parent, T::FAMILY.parent()) {
+                (Parent::Row(p), Some(link)) => {
+                    // Removing the parent's reference is enough: the table is not a root
+                    // table, so the row is garbage-collected at commit (ovsdb-server(7),
+                    // RFC 7047 section 3.2 isRoot).
+                    guard(&mut self.t, table, ours(*uuid, row.owner()));
+                    mutate(
+                        &mut self.t,
+                        link.table,
+                        vec![Condition::uuid(*p)],
+                        vec![Mutation::delete(
+                            link.column,
+                            uuid_set(&BTreeSet::from([*uuid])),
+                        )],
+                    );
+                }
+                _ => self.t.push(
+                    Operation::Delete {
+                        table: table.to_owned(),
+                        conditions: ours(*uuid, row.owner()),
+                    },
+                    Expect::Count(1),
+                ),
+            },
+        }
+    }
 }
 
 /// Builds one transaction for all changes. Named uuids are `r0`, `r1`, ... (RFC 7047
-/// section 5.2.1 `uuid-name`, which must be an `<id>`).
+/// section 5.2.1 `uuid-name`, which must be an `<id>`). Rows whose parent is created in the
+/// same transaction (the ACLs of a new port group) are inserted first, and the parent's
+/// insert lists them.
 pub fn transaction(changes: &[NbChange]) -> NbTxn {
-    let mut t = NbTxn::default();
-    let mut n = 0usize;
-    let mut name = || {
-        n += 1;
-        format!("r{}", n - 1)
+    let mut b = Builder {
+        t: NbTxn::default(),
+        next_name: 0,
+        pending: BTreeMap::new(),
+        first_round: true,
     };
     for c in changes {
-        match c {
-            NbChange::CreateAddressSet(a) => insert(
-                &mut t,
-                ADDRESS_SET,
-                row(vec![
-                    ("name", a.name.clone().into()),
-                    ("addresses", str_set(&a.addresses)),
-                    ("external_ids", ids(&a.owner)),
-                ]),
-                None,
-            ),
-            NbChange::UpdateAddressSet {
-                uuid: u,
-                add,
-                remove,
-                ..
-            } => {
-                let m = set_mutations(
-                    "addresses",
-                    str_set(add),
-                    str_set(remove),
-                    !add.is_empty(),
-                    !remove.is_empty(),
-                );
-                mutate(&mut t, ADDRESS_SET, ours_any(*u), m);
-            }
-            NbChange::DeleteAddressSet { uuid: u, .. } => t.push(
-                Operation::Delete {
-                    table: ADDRESS_SET.to_owned(),
-                    conditions: ours_any(*u),
-                },
-                Expect::Count(1),
-            ),
-            NbChange::CreatePortGroup { group, ports, acls } => {
-                let mut acl_names = Vec::new();
-                for a in acls {
-                    let nm = name();
-                    insert(&mut t, ACL, acl_row(a), Some(nm.clone()));
-                    acl_names.push(Atom::NamedUuid(nm));
-                }
-                insert(
-                    &mut t,
-                    PORT_GROUP,
-                    row(vec![
-                        ("name", group.name.clone().into()),
-                        ("ports", uuid_set(ports)),
-                        ("acls", Value::set(acl_names)),
-                        ("external_ids", ids(&group.owner)),
-                    ]),
-                    None,
-                );
-            }
-            NbChange::UpdatePortGroup {
-                uuid: u,
-                add,
-                remove,
-                ..
-            } => {
-                let m = set_mutations(
-                    "ports",
-                    uuid_set(add),
-                    uuid_set(remove),
-                    !add.is_empty(),
-                    !remove.is_empty(),
-                );
-                mutate(&mut t, PORT_GROUP, ours_any(*u), m);
-            }
-            NbChange::DeletePortGroup { uuid: u, .. } => t.push(
-                Operation::Delete {
-                    table: PORT_GROUP.to_owned(),
-                    conditions: ours_any(*u),
-                },
-                Expect::Count(1),
-            ),
-            NbChange::CreatePolicy { router, policy } => {
-                let nm = name();
-                insert(&mut t, POLICY, policy_row(policy), Some(nm.clone()));
-                mutate(
-                    &mut t,
-                    ROUTER,
-                    vec![Condition::uuid(*router)],
-                    vec![Mutation::insert("policies", named(&nm))],
-                );
-            }
-            NbChange::UpdatePolicy { uuid: u, policy } => {
-                update(&mut t, POLICY, ours(*u, &policy.owner), policy_row(policy))
-            }
-            NbChange::DeletePolicy {
-                router,
-                uuid: u,
-                policy,
-            } => {
-                guard_still_ours(&mut t, POLICY, *u, &policy.owner);
-                mutate(
-                    &mut t,
-                    ROUTER,
-                    vec![Condition::uuid(*router)],
-                    vec![Mutation::delete(
-                        "policies",
-                        uuid_set(&BTreeSet::from([*u])),
-                    )],
-                );
-            }
-            NbChange::CreateStaticRoute { router, route } => {
-                let nm = name();
-                insert(&mut t, STATIC_ROUTE, route_row(route), Some(nm.clone()));
-                mutate(
-                    &mut t,
-                    ROUTER,
-                    vec![Condition::uuid(*router)],
-                    vec![Mutation::insert("static_routes", named(&nm))],
-                );
-            }
-            NbChange::UpdateStaticRoute { uuid: u, route } => update(
-                &mut t,
-                STATIC_ROUTE,
-                ours(*u, &route.owner),
-                route_row(route),
-            ),
-            NbChange::DeleteStaticRoute {
-                router,
-                uuid: u,
-                route,
-            } => {
-                guard_still_ours(&mut t, STATIC_ROUTE, *u, &route.owner);
-                mutate(
-                    &mut t,
-                    ROUTER,
-                    vec![Condition::uuid(*router)],
-                    vec![Mutation::delete(
-                        "static_routes",
-                        uuid_set(&BTreeSet::from([*u])),
-                    )],
-                );
-            }
-            NbChange::CreateAcl { port_group, acl } => {
-                let nm = name();
-                insert(&mut t, ACL, acl_row(acl), Some(nm.clone()));
-                mutate(
-                    &mut t,
-                    PORT_GROUP,
-                    vec![Condition::uuid(*port_group)],
-                    vec![Mutation::insert("acls", named(&nm))],
-                );
-            }
-            NbChange::UpdateAcl { uuid: u, acl } => {
-                update(&mut t, ACL, ours(*u, &acl.owner), acl_row(acl))
-            }
-            NbChange::DeleteAcl {
-                port_group,
-                uuid: u,
-                acl,
-            } => {
-                guard_still_ours(&mut t, ACL, *u, &acl.owner);
-                mutate(
-                    &mut t,
-                    PORT_GROUP,
-                    vec![Condition::uuid(*port_group)],
-                    vec![Mutation::delete("acls", uuid_set(&BTreeSet::from([*u])))],
-                );
-            }
-        }
+        c.visit(&mut b);
     }
+    b.first_round = false;
+    for c in changes {
+        c.visit(&mut b);
+    }
+    let mut t = b.t;
     if !t.is_empty() {
         t.push(
             Operation::Comment(format!("ovnkube-route: {} change(s)", changes.len())),
@@ -404,116 +301,122 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
     t
 }
 
-/// One line per change, in the words of `ovn-nbctl`, for `plan` output and logs.
-pub fn describe(c: &NbChange) -> String {
-    fn q(s: &str) -> String {
-        format!("'{s}'")
-    }
-    fn hops(h: &BTreeSet<String>) -> String {
-        h.iter().cloned().collect::<Vec<_>>().join(",")
-    }
-    match c {
-        NbChange::CreateAddressSet(a) => format!(
-            "ovn-nbctl create Address_Set name={} addresses={} # {}",
-            a.name,
-            q(&a.addresses.iter().cloned().collect::<Vec<_>>().join(",")),
-            a.owner.id
-        ),
-        NbChange::UpdateAddressSet {
-            name, add, remove, ..
-        } => {
-            let mut parts = Vec::new();
-            for a in add {
-                parts.push(format!("ovn-nbctl add Address_Set {name} addresses {a}"));
-            }
-            for r in remove {
-                parts.push(format!("ovn-nbctl remove Address_Set {name} addresses {r}"));
-            }
-            parts.join("\n")
-        }
-        NbChange::DeleteAddressSet { name, .. } => format!("ovn-nbctl destroy Address_Set {name}"),
-        NbChange::CreatePortGroup { group, acls, .. } => {
-            let mut s = format!(
-                "ovn-nbctl pg-add {} {}",
-                group.name,
-                group.ports.iter().cloned().collect::<Vec<_>>().join(" ")
-            );
-            for a in acls {
-                s.push_str(&format!("\n{}", describe_acl_add(a)));
-            }
-            s
-        }
-        NbChange::UpdatePortGroup {
-            name, add, remove, ..
-        } => format!(
-            "ovn-nbctl pg-set-ports {name} # +{} -{} port(s)",
-            add.len(),
-            remove.len()
-        ),
-        NbChange::DeletePortGroup { name, .. } => format!("ovn-nbctl pg-del {name}"),
-        NbChange::CreatePolicy { policy: p, .. } | NbChange::UpdatePolicy { policy: p, .. } => {
-            let verb = if matches!(c, NbChange::CreatePolicy { .. }) {
-                ""
-            } else {
-                "# update: "
-            };
-            format!(
-                "{verb}ovn-nbctl lr-policy-add {} {} {} {} {}",
-                p.router,
-                p.priority,
-                q(&p.match_),
-                p.action,
-                hops(&p.nexthops)
-            )
-        }
-        NbChange::DeletePolicy {
-            policy: p, uuid, ..
-        } => {
-            format!(
-                "ovn-nbctl lr-policy-del {} {uuid} # {} {}",
-                p.router,
-                p.priority,
-                q(&p.match_)
-            )
-        }
-        NbChange::CreateStaticRoute { route: r, .. }
-        | NbChange::UpdateStaticRoute { route: r, .. } => {
-            let verb = if matches!(c, NbChange::CreateStaticRoute { .. }) {
-                ""
-            } else {
-                "# update: "
-            };
-            let pol = r
-                .policy
-                .as_deref()
-                .map(|p| format!("--policy={p} "))
-                .unwrap_or_default();
-            format!(
-                "{verb}ovn-nbctl {pol}lr-route-add {} {} {}",
-                r.router, r.ip_prefix, r.nexthop
-            )
-        }
-        NbChange::DeleteStaticRoute { route: r, .. } => {
-            format!(
-                "ovn-nbctl lr-route-del {} {} {}",
-                r.router, r.ip_prefix, r.nexthop
-            )
-        }
-        NbChange::CreateAcl { acl, .. } => describe_acl_add(acl),
-        NbChange::UpdateAcl { acl, .. } => format!("# update: {}", describe_acl_add(acl)),
-        NbChange::DeleteAcl { acl, .. } => format!(
-            "ovn-nbctl acl-del {} {} {} {}",
-            acl.port_group,
-            acl.direction,
-            acl.priority,
-            q(&acl.match_)
-        ),
+fn q(s: &str) -> String {
+    format!("'{s}'")
+}
+
+fn joined<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> String {
+    items.into_iter().cloned().collect::<Vec<_>>().join(sep)
+}
+
+fn atom_text(a: &Atom) -> String {
+    match a {
+        Atom::String(s) => s.clone(),
+        other => format!("{other:?}"),
     }
 }
 
-fn describe_acl_add(a: &NbAcl) -> String {
+fn acl_add(a: &NbAcl) -> String {
     format!(
         "ovn-nbctl --type=port-group acl-add {} {} {} '{}' {}",
         a.port_group, a.direction, a.priority, a.match_, a.action
     )
+}
+
+fn policy_add(p: &NbPolicy) -> String {
+    format!(
+        "ovn-nbctl lr-policy-add {} {} {} {} {}",
+        p.router,
+        p.priority,
+        q(&p.match_),
+        p.action,
+        joined(&p.nexthops, ",")
+    )
+}
+
+fn route_add(r: &NbStaticRoute) -> String {
+    let pol = r
+        .policy
+        .map(|p| format!("--policy={p} "))
+        .unwrap_or_default();
+    format!(
+        "ovn-nbctl {pol}lr-route-add {} {} {}",
+        r.router, r.ip_prefix, r.nexthop
+    )
+}
+
+/// One line per change, in the words of `ovn-nbctl`, for `plan` output and logs.
+pub fn describe(c: &NbChange) -> String {
+    match c {
+        NbChange::AddressSet(RowChange::Create { row, .. }) => format!(
+            "ovn-nbctl create Address_Set name={} addresses={} # {}",
+            row.name,
+            q(&joined(&row.addresses, ",")),
+            row.owner.id
+        ),
+        NbChange::AddressSet(RowChange::Update {
+            row, add, remove, ..
+        }) => {
+            let mut parts = Vec::new();
+            for a in add {
+                parts.push(format!(
+                    "ovn-nbctl add Address_Set {} addresses {}",
+                    row.name,
+                    atom_text(a)
+                ));
+            }
+            for r in remove {
+                parts.push(format!(
+                    "ovn-nbctl remove Address_Set {} addresses {}",
+                    row.name,
+                    atom_text(r)
+                ));
+            }
+            parts.join("\n")
+        }
+        NbChange::AddressSet(RowChange::Delete { row, .. }) => {
+            format!("ovn-nbctl destroy Address_Set {}", row.name)
+        }
+        NbChange::PortGroup(RowChange::Create { row, .. }) => {
+            format!("ovn-nbctl pg-add {} {}", row.name, joined(&row.ports, " "))
+        }
+        NbChange::PortGroup(RowChange::Update {
+            row, add, remove, ..
+        }) => format!(
+            "ovn-nbctl pg-set-ports {} # +{} -{} port(s)",
+            row.name,
+            add.len(),
+            remove.len()
+        ),
+        NbChange::PortGroup(RowChange::Delete { row, .. }) => {
+            format!("ovn-nbctl pg-del {}", row.name)
+        }
+        NbChange::Acl(RowChange::Create { row, .. }) => acl_add(row),
+        NbChange::Acl(RowChange::Update { row, .. }) => format!("# update: {}", acl_add(row)),
+        NbChange::Acl(RowChange::Delete { row, .. }) => format!(
+            "ovn-nbctl acl-del {} {} {} {}",
+            row.port_group,
+            row.direction,
+            row.priority,
+            q(&row.match_)
+        ),
+        NbChange::Policy(RowChange::Create { row, .. }) => policy_add(row),
+        NbChange::Policy(RowChange::Update { row, .. }) => {
+            format!("# update: {}", policy_add(row))
+        }
+        NbChange::Policy(RowChange::Delete { row, uuid, .. }) => format!(
+            "ovn-nbctl lr-policy-del {} {uuid} # {} {}",
+            row.router,
+            row.priority,
+            q(&row.match_)
+        ),
+        NbChange::StaticRoute(RowChange::Create { row, .. }) => route_add(row),
+        NbChange::StaticRoute(RowChange::Update { row, .. }) => {
+            format!("# update: {}", route_add(row))
+        }
+        NbChange::StaticRoute(RowChange::Delete { row, .. }) => format!(
+            "ovn-nbctl lr-route-del {} {} {}",
+            row.router, row.ip_prefix, row.nexthop
+        ),
+    }
 }

@@ -18,6 +18,7 @@ use super::observed::{
     STATIC_ROUTE, SWITCH_PORT,
 };
 use super::ops::transaction;
+use super::row::{Family, desired_owners};
 use crate::ovsdb::{
     Client, ClientConfig, DatabaseSchema, Error as OvsdbError, ReplicaFeed, Snapshot, Subscription,
     TableSpec,
@@ -120,57 +121,13 @@ pub struct NbIntent<'a> {
 
 /// Diff with the `keep` rules and the load balancer check applied. Pure.
 pub fn plan_changes(intent: NbIntent<'_>, mut observed: Observed) -> NbDiff {
-    let desired_routes: BTreeSet<&str> = intent
-        .desired
-        .address_sets
+    let owners = desired_owners(intent.desired);
+    let desired_routes: BTreeSet<&str> = owners
         .iter()
-        .map(|r| r.owner.route.as_str())
-        .chain(
-            intent
-                .desired
-                .port_groups
-                .iter()
-                .map(|r| r.owner.route.as_str()),
-        )
-        .chain(
-            intent
-                .desired
-                .policies
-                .iter()
-                .map(|r| r.owner.route.as_str()),
-        )
-        .chain(
-            intent
-                .desired
-                .static_routes
-                .iter()
-                .map(|r| r.owner.route.as_str()),
-        )
-        .chain(intent.desired.acls.iter().map(|r| r.owner.route.as_str()))
+        .map(|o| o.route.as_str())
         .chain(intent.service_ips.keys().map(String::as_str))
         .collect();
-    let desired_ids: BTreeSet<&str> = intent
-        .desired
-        .address_sets
-        .iter()
-        .map(|r| r.owner.id.as_str())
-        .chain(
-            intent
-                .desired
-                .port_groups
-                .iter()
-                .map(|r| r.owner.id.as_str()),
-        )
-        .chain(intent.desired.policies.iter().map(|r| r.owner.id.as_str()))
-        .chain(
-            intent
-                .desired
-                .static_routes
-                .iter()
-                .map(|r| r.owner.id.as_str()),
-        )
-        .chain(intent.desired.acls.iter().map(|r| r.owner.id.as_str()))
-        .collect();
+    let desired_ids: BTreeSet<&str> = owners.iter().map(|o| o.id.as_str()).collect();
     let keep = intent.keep;
     observed.leave_alone(|o| {
         keep.routes.contains(&o.route)
@@ -296,11 +253,11 @@ impl NbReconciler {
         loop {
             let applied = self.feed.applied();
             let snap = self.replica.snapshot();
-            let tables = [POLICY, STATIC_ROUTE, ACL, ADDRESS_SET, PORT_GROUP];
-            if inserted
-                .iter()
-                .all(|u| tables.iter().any(|t| snap.get(t, *u).is_some()))
-            {
+            if inserted.iter().all(|u| {
+                Family::ALL
+                    .iter()
+                    .any(|f| snap.get(f.table(), *u).is_some())
+            }) {
                 // Even with nothing inserted, wait for the monitor to deliver our update
                 // when it has not yet: a cheap round trip bounds the staleness.
                 return Ok(());

@@ -2,10 +2,12 @@
 //! in tests/nb_*.rs.
 use std::collections::BTreeSet;
 
-use super::diff::{NbChange, diff};
+use super::diff::{ChangeVisitor, NbChange, Parent, RowChange, diff};
+use super::model;
 use super::observed::*;
 use super::ops::{Expect, describe, transaction};
-use crate::ovsdb::{Atom, Row, Uuid, Value};
+use super::row::NbRow;
+use crate::ovsdb::{Atom, Row, TypedRow, Uuid, Value};
 use crate::plan::nb::*;
 
 fn u(n: u128) -> Uuid {
@@ -19,83 +21,82 @@ fn owner(route: &str, id: &str) -> Owner {
     }
 }
 
-fn row(cols: &[(&str, Value)]) -> Row {
-    cols.iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
+fn strs(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }
 
-fn ids(o: &Owner) -> Value {
-    Value::map(o.external_ids())
+fn put(img: &mut NbImage, id: Uuid, r: impl TypedRow) {
+    img.entry(r_table(&r).to_string())
+        .or_default()
+        .insert(id, r.to_row());
 }
 
-fn strs(items: &[&str]) -> Value {
-    Value::set(items.iter().map(|s| Atom::string(*s)))
-}
-
-fn uuids(items: &[Uuid]) -> Value {
-    Value::set(items.iter().map(|u| Atom::Uuid(*u)))
+fn r_table<T: TypedRow>(_: &T) -> &'static str {
+    T::TABLE
 }
 
 /// A small ovn-kubernetes-shaped NB: ovn_cluster_router with a join port 100.64.0.1/16, a
-/// foreign policy (priority 102) and address set, and two switch ports.
+/// foreign policy (priority 102) and address set, and two switch ports. Rows carry every
+/// column, as the replica's do.
 fn base() -> NbImage {
     let mut img = NbImage::new();
-    let mut put = |t: &str, id: Uuid, r: Row| {
-        img.entry(t.to_string()).or_default().insert(id, r);
-    };
     put(
-        ROUTER_PORT,
+        &mut img,
         u(10),
-        row(&[
-            ("name", "rtoj-ovn_cluster_router".into()),
-            ("networks", strs(&["100.64.0.1/16"])),
-        ]),
+        model::LogicalRouterPort {
+            name: "rtoj-ovn_cluster_router".into(),
+            networks: strs(&["100.64.0.1/16"]),
+            ..Default::default()
+        },
     );
     put(
-        POLICY,
+        &mut img,
         u(11),
-        row(&[
-            ("priority", 102.into()),
-            ("match", "ip4.src == 10.244.0.0/16".into()),
-            ("action", "allow".into()),
-            (
-                "external_ids",
-                Value::map([("k8s.ovn.org/owner-controller", "default-network-controller")]),
-            ),
-        ]),
+        model::LogicalRouterPolicy {
+            priority: 102,
+            r#match: "ip4.src == 10.244.0.0/16".into(),
+            action: "allow".into(),
+            external_ids: [(
+                "k8s.ovn.org/owner-controller".to_string(),
+                "default-network-controller".to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        },
     );
     put(
-        ROUTER,
+        &mut img,
         u(1),
-        row(&[
-            ("name", "ovn_cluster_router".into()),
-            ("ports", uuids(&[u(10)])),
-            ("policies", uuids(&[u(11)])),
-            ("static_routes", uuids(&[])),
-        ]),
+        model::LogicalRouter {
+            name: "ovn_cluster_router".into(),
+            ports: [u(10)].into(),
+            policies: [u(11)].into(),
+            ..Default::default()
+        },
     );
+    for (id, name) in [(u(20), "default_client-a"), (u(21), "default_client-b")] {
+        put(
+            &mut img,
+            id,
+            model::LogicalSwitchPort {
+                name: name.into(),
+                ..Default::default()
+            },
+        );
+    }
     put(
-        SWITCH_PORT,
-        u(20),
-        row(&[("name", "default_client-a".into())]),
-    );
-    put(
-        SWITCH_PORT,
-        u(21),
-        row(&[("name", "default_client-b".into())]),
-    );
-    put(
-        ADDRESS_SET,
+        &mut img,
         u(30),
-        row(&[
-            ("name", "a1234".into()),
-            ("addresses", strs(&["10.244.1.5"])),
-            (
-                "external_ids",
-                Value::map([("k8s.ovn.org/owner-type", "Namespace")]),
-            ),
-        ]),
+        model::AddressSet {
+            name: "a1234".into(),
+            addresses: strs(&["10.244.1.5"]),
+            external_ids: [(
+                "k8s.ovn.org/owner-type".to_string(),
+                "Namespace".to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        },
     );
     img
 }
@@ -118,90 +119,87 @@ fn desired() -> DesiredNb {
             router: "ovn_cluster_router".into(),
             priority: 250,
             match_: "ip4.src == $ovnkube_route_r1_v4 && ip4.dst == 172.16.20.0/24".into(),
-            action: "reroute".into(),
+            action: PolicyAction::Reroute,
             nexthops: BTreeSet::from(["100.64.0.2".into(), "100.64.0.3".into()]),
         }],
         static_routes: vec![],
         acls: vec![NbAcl {
             owner: o("acl:192.168.50.0/24"),
             port_group: "ovnkube_route_r1".into(),
-            direction: "from-lport".into(),
+            direction: AclDirection::FromLport,
             priority: 1000,
             match_: "ip4.dst == 192.168.50.0/24".into(),
-            action: "drop".into(),
+            action: AclAction::Drop,
         }],
     }
 }
 
-/// Applies the changes to the image the way ovsdb-server would (enough for these tests), so
+/// Applies creations to the image the way ovsdb-server would (enough for these tests), so
 /// a second diff can be checked to be empty.
 fn apply(img: &mut NbImage, changes: &[NbChange]) {
-    let mut next = 1000u128;
-    let mut fresh = || {
-        next += 1;
-        u(next)
-    };
-    for c in changes {
-        match c {
-            NbChange::CreateAddressSet(a) => {
-                let r = row(&[
-                    ("name", a.name.clone().into()),
-                    (
-                        "addresses",
-                        Value::set(a.addresses.iter().map(|s| Atom::string(s.clone()))),
-                    ),
-                    ("external_ids", ids(&a.owner)),
-                ]);
-                img.entry(ADDRESS_SET.into())
-                    .or_default()
-                    .insert(fresh(), r);
+    struct Apply<'a> {
+        img: &'a mut NbImage,
+        next: u128,
+        /// Children created under a parent created by the same changes.
+        pending: Vec<(String, &'static str, Uuid)>,
+    }
+    impl ChangeVisitor for Apply<'_> {
+        fn visit<T: NbRow>(&mut self, c: &RowChange<T>) {
+            let RowChange::Create { parent, row, set } = c else {
+                panic!("test apply models creations only: {c:?}");
+            };
+            self.next += 1;
+            let id = u(self.next);
+            let mut r: Row = TypedRow::to_row(&row.to_model());
+            if let Some(col) = T::SET_COLUMN {
+                r.insert(col.into(), Value::set(set.iter().cloned()));
             }
-            NbChange::CreatePortGroup { group, ports, acls } => {
-                let mut acl_ids = vec![];
-                for a in acls {
-                    let id = fresh();
-                    acl_ids.push(id);
-                    img.entry(ACL.into()).or_default().insert(id, acl(a));
+            for (name, col, child) in std::mem::take(&mut self.pending) {
+                if name == row.key() && T::FAMILY.parent().is_none() {
+                    let mut s = r[col].clone().into_set();
+                    s.insert(Atom::Uuid(child));
+                    r.insert(col.into(), Value::Set(s));
+                } else {
+                    self.pending.push((name, col, child));
                 }
-                let r = row(&[
-                    ("name", group.name.clone().into()),
-                    ("ports", Value::set(ports.iter().map(|p| Atom::Uuid(*p)))),
-                    ("acls", uuids(&acl_ids)),
-                    ("external_ids", ids(&group.owner)),
-                ]);
-                img.entry(PORT_GROUP.into()).or_default().insert(fresh(), r);
             }
-            NbChange::CreatePolicy { router, policy } => {
-                let id = fresh();
-                let r = row(&[
-                    ("priority", policy.priority.into()),
-                    ("match", policy.match_.clone().into()),
-                    ("action", policy.action.clone().into()),
-                    (
-                        "nexthops",
-                        Value::set(policy.nexthops.iter().map(|s| Atom::string(s.clone()))),
-                    ),
-                    ("external_ids", ids(&policy.owner)),
-                ]);
-                img.entry(POLICY.into()).or_default().insert(id, r);
-                let rt = img.get_mut(ROUTER).unwrap().get_mut(router).unwrap();
-                let mut set = rt["policies"].clone().into_set();
-                set.insert(Atom::Uuid(id));
-                rt.insert("policies".into(), Value::Set(set));
+            self.img
+                .entry(T::FAMILY.table().into())
+                .or_default()
+                .insert(id, r);
+            let link = T::FAMILY.parent();
+            match (parent, link) {
+                (Parent::Row(p), Some(l)) => {
+                    let pr = self.img.get_mut(l.table).unwrap().get_mut(p).unwrap();
+                    let mut s = pr[l.column].clone().into_set();
+                    s.insert(Atom::Uuid(id));
+                    pr.insert(l.column.into(), Value::Set(s));
+                }
+                (Parent::New(name), Some(l)) => self.pending.push((name.clone(), l.column, id)),
+                _ => {}
             }
-            other => panic!("test apply does not model {other:?}"),
         }
     }
-}
-
-fn acl(a: &NbAcl) -> Row {
-    row(&[
-        ("direction", a.direction.clone().into()),
-        ("priority", a.priority.into()),
-        ("match", a.match_.clone().into()),
-        ("action", a.action.clone().into()),
-        ("external_ids", ids(&a.owner)),
-    ])
+    let next = 1000 + img.values().map(|t| t.len() as u128).sum::<u128>();
+    let mut a = Apply {
+        img,
+        next,
+        pending: Vec::new(),
+    };
+    // Children under a new parent first, as the transaction orders them.
+    let (first, rest): (Vec<&NbChange>, Vec<&NbChange>) = changes.iter().partition(|c| {
+        matches!(
+            c,
+            NbChange::Acl(RowChange::Create {
+                parent: Parent::New(_),
+                ..
+            })
+        )
+    });
+    for c in first.into_iter().chain(rest) {
+        c.visit(&mut a);
+    }
+    assert!(a.pending.is_empty(), "children without a parent");
 }
 
 #[test]
@@ -217,20 +215,35 @@ fn creates_then_converges_to_no_change() {
     let mut img = base();
     let d = diff(&desired(), &Observed::collect(&img));
     assert!(d.problems.is_empty(), "{:?}", d.problems);
-    assert_eq!(d.changes.len(), 3, "{:?}", d.changes);
-    assert!(matches!(&d.changes[0], NbChange::CreateAddressSet(a) if a.addresses.len() == 2));
+    assert_eq!(d.changes.len(), 4, "{:?}", d.changes);
+    assert!(
+        matches!(&d.changes[0], NbChange::AddressSet(RowChange::Create { set, .. }) if set.len() == 2)
+    );
     match &d.changes[1] {
-        NbChange::CreatePortGroup { ports, acls, .. } => {
-            assert_eq!(ports, &BTreeSet::from([u(20)]));
-            assert_eq!(acls.len(), 1);
+        NbChange::PortGroup(RowChange::Create { set, .. }) => {
+            assert_eq!(set, &BTreeSet::from([Atom::Uuid(u(20))]));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&d.changes[2], NbChange::CreatePolicy { router, .. } if *router == u(1)));
+    assert!(matches!(
+        &d.changes[2],
+        NbChange::Acl(RowChange::Create { parent: Parent::New(pg), .. }) if pg == "ovnkube_route_r1"
+    ));
+    assert!(matches!(
+        &d.changes[3],
+        NbChange::Policy(RowChange::Create { parent: Parent::Row(router), .. }) if *router == u(1)
+    ));
     let txn = transaction(&d.changes);
-    // AS insert, ACL insert, PG insert, policy insert, router guard, router mutate, comment.
+    // ACL insert (its port group is new: first, so the group can list it), AS insert, PG
+    // insert, policy insert, router guard, router mutate, comment.
     assert_eq!(txn.ops.len(), 7);
     let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
+    assert_eq!(ops[0]["table"], ACL);
+    assert_eq!(ops[2]["table"], PORT_GROUP);
+    assert_eq!(
+        ops[2]["row"]["acls"],
+        serde_json::json!(["set", [["named-uuid", ops[0]["uuid-name"]]]])
+    );
     assert_eq!(ops[4]["op"], "wait");
     assert_eq!(ops[4]["timeout"], 0);
     assert_eq!(ops[4]["where"], ops[5]["where"]);
@@ -257,9 +270,15 @@ fn address_changes_are_mutations_not_rewrites() {
     let d = diff(&want, &Observed::collect(&img));
     assert_eq!(d.changes.len(), 2, "{:?}", d.changes);
     match &d.changes[0] {
-        NbChange::UpdateAddressSet { add, remove, .. } => {
-            assert_eq!(add, &BTreeSet::from(["10.244.1.9".to_string()]));
-            assert_eq!(remove, &BTreeSet::from(["10.244.1.3".to_string()]));
+        NbChange::AddressSet(RowChange::Update {
+            add,
+            remove,
+            columns,
+            ..
+        }) => {
+            assert!(!columns);
+            assert_eq!(add, &BTreeSet::from([Atom::from("10.244.1.9")]));
+            assert_eq!(remove, &BTreeSet::from([Atom::from("10.244.1.3")]));
         }
         other => panic!("{other:?}"),
     }
@@ -282,12 +301,13 @@ fn rows_of_a_deleted_route_are_removed_and_only_those() {
         .changes
         .iter()
         .map(|c| match c {
-            NbChange::DeleteAddressSet { .. } => "as",
-            NbChange::DeletePortGroup { .. } => "pg",
-            NbChange::DeletePolicy { .. } => "pol",
+            NbChange::AddressSet(RowChange::Delete { .. }) => "as",
+            NbChange::PortGroup(RowChange::Delete { .. }) => "pg",
+            NbChange::Policy(RowChange::Delete { .. }) => "pol",
             other => panic!("unexpected {other:?}"),
         })
         .collect();
+    // The ACL goes with its port group: no change of its own.
     assert_eq!(kinds, ["as", "pg", "pol"]);
     let txn = transaction(&d.changes);
     // Never a delete of the foreign policy u(11) or address set u(30).
@@ -308,14 +328,21 @@ fn duplicates_of_our_rows_are_collapsed() {
     let first = diff(&d, &Observed::collect(&img)).changes;
     apply(&mut img, &first);
     // A second copy of the policy, as a crash between two writers could leave.
-    let dup = NbChange::CreatePolicy {
-        router: u(1),
-        policy: d.policies[0].clone(),
-    };
+    let dup = NbChange::Policy(RowChange::Create {
+        parent: Parent::Row(u(1)),
+        row: d.policies[0].clone(),
+        set: BTreeSet::new(),
+    });
     apply(&mut img, &[dup]);
     let again = diff(&d, &Observed::collect(&img));
     assert_eq!(again.changes.len(), 1, "{:?}", again.changes);
-    assert!(matches!(again.changes[0], NbChange::DeletePolicy { .. }));
+    assert!(matches!(
+        again.changes[0],
+        NbChange::Policy(RowChange::Delete {
+            parent: Parent::Row(_),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -330,9 +357,10 @@ fn edited_policy_is_restored() {
         }
     }
     let again = diff(&d, &Observed::collect(&img));
-    assert!(
-        matches!(&again.changes[..], [NbChange::UpdatePolicy { policy, .. }] if policy.priority == 250)
-    );
+    assert!(matches!(
+        &again.changes[..],
+        [NbChange::Policy(RowChange::Update { row, columns: true, .. })] if row.priority == 250
+    ));
     assert!(describe(&again.changes[0]).contains("lr-policy-add ovn_cluster_router 250"));
 }
 
@@ -360,7 +388,7 @@ fn unusable_rows_are_reported_not_written() {
     }
     assert!(!d.changes.iter().any(|c| matches!(
         c,
-        NbChange::CreatePolicy { .. } | NbChange::CreateAddressSet(_)
+        NbChange::Policy(RowChange::Create { .. }) | NbChange::AddressSet(RowChange::Create { .. })
     )));
 }
 
@@ -382,8 +410,8 @@ fn static_routes_are_checked_like_policies() {
     let d = diff(&want, &Observed::collect(&img));
     // The reachable one is created (without BFD, reported); the other is reported only.
     assert!(
-        matches!(&d.changes[..], [NbChange::CreateStaticRoute { route, router }]
-            if route.nexthop == "100.64.0.2" && !route.bfd && *router == u(1)),
+        matches!(&d.changes[..], [NbChange::StaticRoute(RowChange::Create { row, parent: Parent::Row(router), .. })]
+            if row.nexthop == "100.64.0.2" && !row.bfd && *router == u(1)),
         "{:?}",
         d.changes
     );

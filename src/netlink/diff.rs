@@ -192,13 +192,13 @@ pub fn plan_pod(
     // Families whose default route is wanted but whose dev is missing: leave as is.
     let mut held_families: HashSet<bool> = HashSet::new();
     for d in &desired.default_routes {
-        if !default_families.insert(d.ipv6) {
+        if !default_families.insert(d.family.is_v6()) {
             continue;
         }
-        match resolve(default_dst(d.ipv6), &d.dev, &d.next_hop) {
+        match resolve(default_dst(d.family.is_v6()), &d.dev, &d.next_hop) {
             Some(k) => wanted.push(k),
             None => {
-                held_families.insert(d.ipv6);
+                held_families.insert(d.family.is_v6());
             }
         }
     }

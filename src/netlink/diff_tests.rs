@@ -101,7 +101,7 @@ fn default_takeover_records_and_restore_when_unwanted() {
     let want = PodRoutes {
         routes: vec![],
         default_routes: vec![DefaultRoute {
-            ipv6: false,
+            family: crate::plan::IpFamily::V4,
             dev: "eth1".into(),
             next_hop: NextHop::Via("10.244.1.1".parse().unwrap()),
             owner: "r".into(),
@@ -143,7 +143,7 @@ fn default_with_missing_dev_holds_ours_and_does_not_restore() {
     let want = PodRoutes {
         routes: vec![],
         default_routes: vec![DefaultRoute {
-            ipv6: false,
+            family: crate::plan::IpFamily::V4,
             dev: "eth9".into(),
             next_hop: NextHop::DevGateway,
             owner: "r".into(),
@@ -221,7 +221,7 @@ proptest! {
                     via.then_some("10.244.1.1"))
             }).collect(),
             default_routes: if with_default {
-                vec![DefaultRoute { ipv6: false, dev: "eth1".into(), next_hop: NextHop::DevGateway, owner: "r".into() }]
+                vec![DefaultRoute { family: crate::plan::IpFamily::V4, dev: "eth1".into(), next_hop: NextHop::DevGateway, owner: "r".into() }]
             } else { vec![] },
         };
         let plan = plan_pod(&want, &links(), &cur, &pod_state(), P);

@@ -31,7 +31,7 @@ pub fn ip_route_lines(netns: &str, routes: &PodRoutes, protocol: u8) -> Vec<Stri
         out.push(s);
     };
     for d in &routes.default_routes {
-        line(d.ipv6, "default", &d.dev, &d.next_hop, &d.owner);
+        line(d.family.is_v6(), "default", &d.dev, &d.next_hop, &d.owner);
     }
     for r in &routes.routes {
         line(
@@ -60,7 +60,7 @@ mod tests {
                 owner: "demo".into(),
             }],
             default_routes: vec![DefaultRoute {
-                ipv6: true,
+                family: crate::plan::IpFamily::V6,
                 dev: "eth0".into(),
                 next_hop: NextHop::DevGateway,
                 owner: "demo".into(),

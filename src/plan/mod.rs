@@ -5,6 +5,7 @@
 //! holds the per-pod kernel routes ([`pod::PodRoutes`], for `netlink`), the NB rows
 //! ([`nb::DesiredNb`], for `nb`), per-Route status material ([`RouteReport`]) and the next
 //! hops each router relies on (for the NB side's reachability check).
+mod family;
 pub mod nb;
 mod ovn;
 pub mod pod;
@@ -23,6 +24,7 @@ use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
 use crate::cluster::World;
 
+pub use family::IpFamily;
 pub use ovn::{address_set_name, port_group_name};
 pub use report::{ConditionSummary, RouteReport, SkipReason, Summary};
 

@@ -50,6 +50,77 @@ pub struct NbPortGroup {
     pub ports: BTreeSet<String>,
 }
 
+/// Column values the schema enumerates, as Rust enums: `as_str` is the schema's word,
+/// `parse` its inverse (`None` for a word the schema does not list).
+macro_rules! schema_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vm])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($word => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+schema_enum!(
+    /// Logical_Router_Policy `action` (ovn-nb(5)).
+    PolicyAction {
+        Allow = "allow",
+        Drop = "drop",
+        /// To `nexthops` (one, or several for ECMP).
+        Reroute = "reroute",
+    }
+);
+
+schema_enum!(
+    /// ACL `direction` (ovn-nb(5)).
+    AclDirection {
+        /// Traffic entering OVN from the port (sent by the pod).
+        FromLport = "from-lport",
+        ToLport = "to-lport",
+    }
+);
+
+schema_enum!(
+    /// ACL `action` (ovn-nb(5)).
+    AclAction {
+        Allow = "allow",
+        AllowRelated = "allow-related",
+        AllowStateless = "allow-stateless",
+        Drop = "drop",
+        Reject = "reject",
+    }
+);
+
+schema_enum!(
+    /// Logical_Router_Static_Route `policy` (ovn-nb(5)); absent means `dst-ip`.
+    RoutePolicy {
+        DstIp = "dst-ip",
+        SrcIp = "src-ip",
+    }
+);
+
 /// Logical_Router_Policy on `router` (ovn-nb(5)).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NbPolicy {
@@ -57,8 +128,7 @@ pub struct NbPolicy {
     pub router: String,
     pub priority: i64,
     pub match_: String,
-    /// `reroute`, `allow` or `drop`.
-    pub action: String,
+    pub action: PolicyAction,
     /// For `reroute`: one next hop, or several for ECMP.
     pub nexthops: BTreeSet<String>,
 }
@@ -70,8 +140,8 @@ pub struct NbStaticRoute {
     pub router: String,
     pub ip_prefix: String,
     pub nexthop: String,
-    /// `dst-ip` (default) or `src-ip`.
-    pub policy: Option<String>,
+    /// `None` is `dst-ip`.
+    pub policy: Option<RoutePolicy>,
     pub bfd: bool,
 }
 
@@ -80,12 +150,10 @@ pub struct NbStaticRoute {
 pub struct NbAcl {
     pub owner: Owner,
     pub port_group: String,
-    /// `from-lport` or `to-lport`.
-    pub direction: String,
+    pub direction: AclDirection,
     pub priority: i64,
     pub match_: String,
-    /// `drop`, `reject`, `allow`, `allow-related`, ...
-    pub action: String,
+    pub action: AclAction,
 }
 
 /// Every NB row the planner wants, in a stable order.

@@ -16,7 +16,11 @@ use ipnet::IpNet;
 use crate::api::Problem;
 use crate::api::validate::ValidatedRoute;
 
-use super::nb::{DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner};
+use super::family::IpFamily;
+use super::nb::{
+    AclAction, AclDirection, DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute,
+    Owner, PolicyAction,
+};
 use super::report::reason;
 use super::routes::{ResolvedRoute, Selected};
 use super::{NbScope, PlanConfig};
@@ -37,21 +41,13 @@ fn ident(route: &str) -> String {
 /// named `<port group>_ip4` / `<port group>_ip6` from every Port_Group, so an NB Address_Set
 /// with such a name collides with the one derived from our own Port_Group and makes every
 /// Southbound commit of ovn-northd fail ("constraint violation"), for the whole cluster.
-pub fn address_set_name(route: &str, v6: bool) -> String {
-    format!("{}_{}", ident(route), if v6 { "v6" } else { "v4" })
+pub fn address_set_name(route: &str, family: IpFamily) -> String {
+    format!("{}_{}", ident(route), family.suffix())
 }
 
 /// `@name` of a Route's Port_Group.
 pub fn port_group_name(route: &str) -> String {
     ident(route)
-}
-
-fn fam(v6: bool) -> &'static str {
-    if v6 { "ip6" } else { "ip4" }
-}
-
-fn is_v6(n: &IpNet) -> bool {
-    matches!(n, IpNet::V6(_))
 }
 
 /// Policy priority inside the band: the destination's prefix length decides first (more
@@ -62,10 +58,9 @@ pub(crate) fn policy_priority(cfg: &PlanConfig, dst: &IpNet, rank: usize) -> i64
     let lo = cfg.priority_min.min(cfg.priority_max);
     let hi = cfg.priority_max.max(cfg.priority_min);
     let slots = hi - lo + 1;
-    let bucket = if is_v6(dst) {
-        (i64::from(dst.prefix_len()) + 3) / 4
-    } else {
-        i64::from(dst.prefix_len())
+    let bucket = match IpFamily::of_net(dst) {
+        IpFamily::V6 => (i64::from(dst.prefix_len()) + 3) / 4,
+        IpFamily::V4 => i64::from(dst.prefix_len()),
     };
     const BUCKETS: i64 = 33;
     if slots < BUCKETS {
@@ -98,8 +93,7 @@ pub(crate) fn desired_nb(
             route: name.clone(),
             id: format!("{name}/{id}"),
         };
-        let mut ip4 = BTreeSet::new();
-        let mut ip6 = BTreeSet::new();
+        let mut addresses: BTreeMap<IpFamily, BTreeSet<String>> = BTreeMap::new();
         let mut ports = BTreeSet::new();
         for &pi in &sel.per_route[ri].members {
             let pod = sel.pods[pi];
@@ -113,23 +107,21 @@ pub(crate) fn desired_nb(
             }
             let Some(o) = &pod.ovn else { continue };
             for ip in &o.ips {
-                match ip.addr() {
-                    a @ IpAddr::V4(_) => ip4.insert(a.to_string()),
-                    a @ IpAddr::V6(_) => ip6.insert(a.to_string()),
-                };
+                addresses
+                    .entry(IpFamily::of_addr(&ip.addr()))
+                    .or_default()
+                    .insert(ip.addr().to_string());
             }
             ports.insert(pod.lsp_name());
         }
-        nb.address_sets.push(NbAddressSet {
-            owner: owner("address-set/ip4".into()),
-            name: address_set_name(name, false),
-            addresses: ip4,
-        });
-        nb.address_sets.push(NbAddressSet {
-            owner: owner("address-set/ip6".into()),
-            name: address_set_name(name, true),
-            addresses: ip6,
-        });
+        for family in IpFamily::ALL {
+            nb.address_sets.push(NbAddressSet {
+                // The id keeps the OVN field word (`ip4`): ids never change across versions.
+                owner: owner(format!("address-set/{}", family.ovn_field())),
+                name: address_set_name(name, family),
+                addresses: addresses.remove(&family).unwrap_or_default(),
+            });
+        }
         let pg = port_group_name(name);
         nb.port_groups.push(NbPortGroup {
             owner: owner("port-group".into()),
@@ -161,13 +153,13 @@ pub(crate) fn desired_nb(
                 if !done.insert(rule.dst) {
                     continue;
                 }
-                let v6 = is_v6(&rule.dst);
+                let family = IpFamily::of_net(&rule.dst);
                 let hops: BTreeSet<IpAddr> = r
                     .ovn
                     .next_hops
                     .iter()
                     .copied()
-                    .filter(|h| h.is_ipv6() == v6)
+                    .filter(|h| IpFamily::of_addr(h) == family)
                     .collect();
                 if hops.is_empty() {
                     problems[ri].push(Problem {
@@ -175,8 +167,7 @@ pub(crate) fn desired_nb(
                         pod: None,
                         reason: reason::NO_NEXT_HOP_FOR_FAMILY.into(),
                         message: format!(
-                            "spec.ovn.nextHops has no {} address for {}; no OVN row for it",
-                            if v6 { "IPv6" } else { "IPv4" },
+                            "spec.ovn.nextHops has no {family} address for {}; no OVN row for it",
                             rule.dst
                         ),
                     });
@@ -219,11 +210,11 @@ pub(crate) fn desired_nb(
                         priority,
                         match_: format!(
                             "{f}.src == ${} && {f}.dst == {}",
-                            address_set_name(name, v6),
+                            address_set_name(name, family),
                             rule.dst,
-                            f = fam(v6)
+                            f = family.ovn_field()
                         ),
-                        action: "reroute".into(),
+                        action: PolicyAction::Reroute,
                         nexthops: hops.iter().map(|h| h.to_string()).collect(),
                     });
                 }
@@ -248,10 +239,13 @@ pub(crate) fn desired_nb(
                 nb.acls.push(NbAcl {
                     owner: owner(format!("acl/{dst}")),
                     port_group: pg.clone(),
-                    direction: "from-lport".into(),
+                    direction: AclDirection::FromLport,
                     priority: cfg.acl_priority,
-                    match_: format!("inport == @{pg} && {}.dst == {dst}", fam(is_v6(&dst))),
-                    action: "drop".into(),
+                    match_: format!(
+                        "inport == @{pg} && {}.dst == {dst}",
+                        IpFamily::of_net(&dst).ovn_field()
+                    ),
+                    action: AclAction::Drop,
                 });
             }
         }

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::family::IpFamily;
+
 /// Identifies a pod: namespace, name and uid (uid tells a recreated pod from the old one).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PodKey {
@@ -42,8 +44,8 @@ pub struct PodRoute {
 /// A replacement default route for one IP family (`defaultRoute`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DefaultRoute {
-    /// true for `::/0`, false for `0.0.0.0/0`.
-    pub ipv6: bool,
+    /// `0.0.0.0/0` or `::/0`.
+    pub family: IpFamily,
     pub dev: String,
     pub next_hop: NextHop,
     pub owner: String,

@@ -10,6 +10,7 @@ use crate::api::validate::{Destination, ValidatedRoute};
 use crate::cluster::{PodInfo, PodPhase, World};
 
 use super::PlanConfig;
+use super::family::IpFamily;
 use super::pod::{DefaultRoute, NextHop, PodKey, PodRoute, PodRoutes};
 use super::report::{SkipReason, reason};
 use super::select;
@@ -152,17 +153,17 @@ pub(crate) fn select_all<'w>(
     let mut per_route: Vec<RouteSelection> = vec![RouteSelection::default(); order.len()];
     // Distinct (dev, family) pairs each Route needs, for the per-rule skip counts; `None`
     // for a default route without via, whose families follow the pod's addresses.
-    let needs: Vec<BTreeSet<(String, Option<bool>)>> = order
+    let needs: Vec<BTreeSet<(String, Option<IpFamily>)>> = order
         .iter()
         .zip(resolved)
         .map(|(r, rr)| {
-            let mut s: BTreeSet<(String, Option<bool>)> = rr
+            let mut s: BTreeSet<(String, Option<IpFamily>)> = rr
                 .rules
                 .iter()
-                .map(|x| (x.dev.clone(), Some(matches!(x.dst, IpNet::V6(_)))))
+                .map(|x| (x.dev.clone(), Some(IpFamily::of_net(&x.dst))))
                 .collect();
             if let Some(d) = &r.default_route {
-                s.insert((d.dev.clone(), d.via.map(|v| v.is_ipv6())));
+                s.insert((d.dev.clone(), d.via.as_ref().map(IpFamily::of_addr)));
             }
             s
         })
@@ -192,11 +193,11 @@ pub(crate) fn select_all<'w>(
             sel.members.push(pi);
             let mut missing_dev = false;
             let mut no_family = false;
-            for (dev, v6) in &needs[ri] {
+            for (dev, family) in &needs[ri] {
                 if !select::has_dev(pod, dev, cfg) {
                     missing_dev = true;
-                } else if let Some(v6) = v6
-                    && !select::family_ok(pod, dev, *v6, cfg)
+                } else if let Some(family) = family
+                    && !select::family_ok(pod, dev, *family, cfg)
                 {
                     no_family = true;
                 }
@@ -212,8 +213,14 @@ pub(crate) fn select_all<'w>(
     Selected { pods, per_route }
 }
 
-fn next_hop(pod: &PodInfo, dev: &str, via: Option<IpAddr>, v6: bool, cfg: &PlanConfig) -> NextHop {
-    match via.or_else(|| select::dev_gateway(pod, dev, v6, cfg)) {
+fn next_hop(
+    pod: &PodInfo,
+    dev: &str,
+    via: Option<IpAddr>,
+    family: IpFamily,
+    cfg: &PlanConfig,
+) -> NextHop {
+    match via.or_else(|| select::dev_gateway(pod, dev, family, cfg)) {
         Some(ip) => NextHop::Via(ip),
         None => NextHop::DevGateway,
     }
@@ -254,20 +261,22 @@ pub(crate) fn pod_routes(
             continue;
         }
         let mut chosen: BTreeMap<IpNet, (PodRoute, Claim)> = BTreeMap::new();
-        let mut defaults: BTreeMap<bool, (DefaultRoute, Claim)> = BTreeMap::new();
+        let mut defaults: BTreeMap<IpFamily, (DefaultRoute, Claim)> = BTreeMap::new();
         let mut contributed: BTreeSet<usize> = BTreeSet::new();
-        let mut dev_cache: BTreeMap<(&str, bool), Option<NextHop>> = BTreeMap::new();
+        let mut dev_cache: BTreeMap<(&str, IpFamily), Option<NextHop>> = BTreeMap::new();
         for ri in ris {
             let r = order[ri];
             for rule in &resolved[ri].rules {
-                let v6 = matches!(rule.dst, IpNet::V6(_));
+                let family = IpFamily::of_net(&rule.dst);
                 // (dev, family) -> the dev's next hop, or None when the rule is skipped;
                 // Routes with thousands of rules hit few distinct pairs.
-                let usable = dev_cache.entry((rule.dev.as_str(), v6)).or_insert_with(|| {
-                    (select::has_dev(pod, &rule.dev, cfg)
-                        && select::family_ok(pod, &rule.dev, v6, cfg))
-                    .then(|| next_hop(pod, &rule.dev, None, v6, cfg))
-                });
+                let usable = dev_cache
+                    .entry((rule.dev.as_str(), family))
+                    .or_insert_with(|| {
+                        (select::has_dev(pod, &rule.dev, cfg)
+                            && select::family_ok(pod, &rule.dev, family, cfg))
+                        .then(|| next_hop(pod, &rule.dev, None, family, cfg))
+                    });
                 let Some(dev_hop) = usable else {
                     continue;
                 };
@@ -309,18 +318,18 @@ pub(crate) fn pod_routes(
                 }
             }
             if let Some(d) = &r.default_route {
-                for v6 in default_families(pod, d.via, &d.dev, cfg) {
+                for family in default_families(pod, d.via, &d.dev, cfg) {
                     let dr = DefaultRoute {
-                        ipv6: v6,
+                        family,
                         dev: d.dev.clone(),
-                        next_hop: next_hop(pod, &d.dev, d.via, v6, cfg),
+                        next_hop: next_hop(pod, &d.dev, d.via, family, cfg),
                         owner: r.name.clone(),
                     };
-                    match defaults.get(&v6) {
+                    match defaults.get(&family) {
                         None => {
                             contributed.insert(ri);
                             defaults.insert(
-                                v6,
+                                family,
                                 (
                                     dr,
                                     Claim {
@@ -334,14 +343,14 @@ pub(crate) fn pod_routes(
                             if won.dev == dr.dev && won.next_hop == dr.next_hop {
                                 continue;
                             }
-                            let dst = if v6 { "::/0" } else { "0.0.0.0/0" };
+                            let dst = family.default_dst().to_string();
                             let e = conflicts
                                 .entry((
                                     ri,
                                     "spec.defaultRoute".into(),
                                     claim.route,
                                     claim.path.clone(),
-                                    dst.into(),
+                                    dst,
                                 ))
                                 .or_insert_with(|| (0, pod.to_string_key()));
                             e.0 += 1;
@@ -387,19 +396,25 @@ pub(crate) fn pod_routes(
 
 /// Families for a default route: the via's family when given, else every family the pod
 /// has an address of on that dev (IPv4 when nothing is known).
-fn default_families(pod: &PodInfo, via: Option<IpAddr>, dev: &str, cfg: &PlanConfig) -> Vec<bool> {
+fn default_families(
+    pod: &PodInfo,
+    via: Option<IpAddr>,
+    dev: &str,
+    cfg: &PlanConfig,
+) -> Vec<IpFamily> {
     if let Some(v) = via {
-        return if select::family_ok(pod, dev, v.is_ipv6(), cfg) {
-            vec![v.is_ipv6()]
+        let family = IpFamily::of_addr(&v);
+        return if select::family_ok(pod, dev, family, cfg) {
+            vec![family]
         } else {
             vec![]
         };
     }
     let addrs = select::dev_addrs(pod, dev, cfg);
     if addrs.is_empty() {
-        return vec![false];
+        return vec![IpFamily::V4];
     }
-    let mut fams: Vec<bool> = addrs.iter().map(|a| a.is_ipv6()).collect();
+    let mut fams: Vec<IpFamily> = addrs.iter().map(IpFamily::of_addr).collect();
     fams.sort();
     fams.dedup();
     fams

@@ -10,6 +10,7 @@ use crate::api::validate::{Exclusion, Selection, TargetKind, TargetRef, Validate
 use crate::cluster::{LinkKind, PodInfo, World};
 
 use super::PlanConfig;
+use super::family::IpFamily;
 
 /// The label Kubernetes puts on every namespace; added when a namespace is not (yet) known
 /// so that selectors on it still work.
@@ -184,10 +185,10 @@ pub(crate) fn dev_addrs(pod: &PodInfo, dev: &str, cfg: &PlanConfig) -> Vec<IpAdd
 
 /// Whether a route of the given family can live on `dev`: the dev's known addresses decide;
 /// with none known, any address of the pod; with nothing known at all, yes.
-pub(crate) fn family_ok(pod: &PodInfo, dev: &str, v6: bool, cfg: &PlanConfig) -> bool {
+pub(crate) fn family_ok(pod: &PodInfo, dev: &str, family: IpFamily, cfg: &PlanConfig) -> bool {
     let addrs = dev_addrs(pod, dev, cfg);
     if !addrs.is_empty() {
-        return addrs.iter().any(|a| a.is_ipv6() == v6);
+        return addrs.iter().any(|a| IpFamily::of_addr(a) == family);
     }
     let all: Vec<IpAddr> = pod
         .pod_ips
@@ -196,24 +197,34 @@ pub(crate) fn family_ok(pod: &PodInfo, dev: &str, v6: bool, cfg: &PlanConfig) ->
         .chain(pod.ovn.iter().flat_map(|o| o.ips.iter().map(|n| n.addr())))
         .chain(pod.interfaces.iter().flat_map(|i| i.ips.iter().copied()))
         .collect();
-    all.is_empty() || all.iter().any(|a| a.is_ipv6() == v6)
+    all.is_empty() || all.iter().any(|a| IpFamily::of_addr(a) == family)
 }
 
 /// The dev's gateway of the family, from `network-status` then (for the OVN interface)
 /// `pod-networks`.
-pub(crate) fn dev_gateway(pod: &PodInfo, dev: &str, v6: bool, cfg: &PlanConfig) -> Option<IpAddr> {
+pub(crate) fn dev_gateway(
+    pod: &PodInfo,
+    dev: &str,
+    family: IpFamily,
+    cfg: &PlanConfig,
+) -> Option<IpAddr> {
     let from_status = pod
         .interfaces
         .iter()
         .filter(|i| i.name == dev)
         .flat_map(|i| i.gateways.iter())
-        .find(|g| g.is_ipv6() == v6)
+        .find(|g| IpFamily::of_addr(g) == family)
         .copied();
     from_status.or_else(|| {
         (dev == cfg.ovn_dev)
             .then_some(pod.ovn.as_ref())
             .flatten()
-            .and_then(|o| o.gateways.iter().find(|g| g.is_ipv6() == v6).copied())
+            .and_then(|o| {
+                o.gateways
+                    .iter()
+                    .find(|g| IpFamily::of_addr(g) == family)
+                    .copied()
+            })
     })
 }
 

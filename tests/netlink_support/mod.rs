@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use ovnkube_route::plan::IpFamily;
 use ovnkube_route::plan::pod::{DefaultRoute, NextHop, PodKey, PodRoute, PodRoutes};
 
 /// Panics loudly unless we are root with iproute2 available: these tests must never
@@ -249,7 +250,7 @@ pub fn route(dst: &str, dev: &str, via: Option<&str>) -> PodRoute {
 
 pub fn default_route(ipv6: bool, dev: &str, via: Option<&str>) -> DefaultRoute {
     DefaultRoute {
-        ipv6,
+        family: if ipv6 { IpFamily::V6 } else { IpFamily::V4 },
         dev: dev.into(),
         next_hop: match via {
             Some(v) => NextHop::Via(v.parse().expect("via")),

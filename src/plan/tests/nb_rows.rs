@@ -1,6 +1,6 @@
 //! NB rows: address sets, port groups, policies, static routes, ACLs, ids, priorities.
 use crate::api::OvnSpec;
-use crate::plan::nb::{ID_KEY, NAME_KEY};
+use crate::plan::nb::{ID_KEY, NAME_KEY, PolicyAction};
 use crate::plan::testkit::*;
 use crate::plan::{PlanConfig, plan};
 
@@ -61,7 +61,7 @@ fn next_hops_make_reroute_policies_for_ovn_rules_only() {
     let pol = &p.nb.policies;
     assert_eq!(pol.len(), 1);
     assert_eq!(pol[0].router, "ovn_cluster_router");
-    assert_eq!(pol[0].action, "reroute");
+    assert_eq!(pol[0].action, PolicyAction::Reroute);
     assert_eq!(
         pol[0].match_,
         "ip4.src == $ovnkube_route_r_v4 && ip4.dst == 172.16.10.0/24"

@@ -1,6 +1,7 @@
 //! Selection, exclusion and skip rules.
 use crate::api::Exclude;
 use crate::cluster::PodPhase;
+use crate::plan::IpFamily;
 use crate::plan::testkit::*;
 use crate::plan::{SkipReason, plan};
 
@@ -241,7 +242,7 @@ fn default_route_per_family_with_gateway() {
     let p = plan(&world([pod.into()]), &[r], &cfg());
     let d = &routes_of(&p, "default", "p").unwrap().default_routes;
     assert_eq!(d.len(), 2);
-    assert!(!d[0].ipv6 && d[1].ipv6);
+    assert_eq!((d[0].family, d[1].family), (IpFamily::V4, IpFamily::V6));
     assert_eq!(d[1].next_hop, via("fd00:124::1"));
     assert_eq!(d[0].dev, "eth1");
 }
