@@ -127,6 +127,15 @@ impl World {
         self.pods.values()
     }
 
+    /// The pods of one namespace, ordered by name.
+    pub fn pods_in<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a PodInfo> + 'a {
+        let ns = namespace.to_owned();
+        self.pods
+            .range((ns.clone(), String::new())..)
+            .take_while(move |((n, _), _)| *n == ns)
+            .map(|(_, p)| p)
+    }
+
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
         self.pods.get(&(namespace.to_owned(), name.to_owned()))
     }
@@ -141,6 +150,10 @@ impl World {
 
     pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
         self.services.values()
+    }
+
+    pub fn endpoint_slice(&self, namespace: &str, name: &str) -> Option<&EndpointSliceInfo> {
+        self.slices.get(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// Ready endpoint addresses of a Service, over all its slices, sorted.

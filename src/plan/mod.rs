@@ -6,6 +6,8 @@
 //! ([`nb::DesiredNb`], for `nb`), per-Route status material ([`RouteReport`]) and the next
 //! hops each router relies on (for the NB side's reachability check).
 mod family;
+pub mod incremental;
+mod merge;
 pub mod nb;
 mod ovn;
 pub mod pod;
@@ -99,58 +101,195 @@ pub fn plan(world: &World, routes: &[Route], cfg: &PlanConfig) -> Plan {
     plan_validated(world, &validated, cfg)
 }
 
+/// Precedence between Routes: higher priority, then older, then name. Sorting by this key
+/// puts the Route with precedence first.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Precedence {
+    priority: std::cmp::Reverse<i32>,
+    created: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    pub name: String,
+}
+
+impl Precedence {
+    pub(crate) fn of(r: &ValidatedRoute) -> Precedence {
+        Precedence {
+            priority: std::cmp::Reverse(r.priority),
+            created: r.created.clone(),
+            name: r.name.clone(),
+        }
+    }
+}
+
+/// Slots as the full plan sees them while walking Routes in precedence order: everything
+/// claimed by the Routes walked so far.
+#[derive(Default)]
+struct Walk {
+    policies: BTreeMap<ovn::Slot, usize>,
+    statics: BTreeMap<ovn::Slot, (String, BTreeSet<IpAddr>)>,
+}
+
+impl ovn::Slots for Walk {
+    fn policy_rank(&self, slot: &ovn::Slot, _me: &Precedence) -> usize {
+        self.policies.get(slot).copied().unwrap_or_default()
+    }
+    fn static_owner(
+        &self,
+        slot: &ovn::Slot,
+        _me: &Precedence,
+    ) -> Option<(&str, &BTreeSet<IpAddr>)> {
+        self.statics.get(slot).map(|(n, h)| (n.as_str(), h))
+    }
+}
+
+impl Walk {
+    fn add(&mut self, route: &str, claims: Vec<(ovn::Slot, ovn::ClaimKind)>) {
+        for (slot, kind) in claims {
+            match kind {
+                ovn::ClaimKind::Policy => *self.policies.entry(slot).or_default() += 1,
+                ovn::ClaimKind::Static(hops) => {
+                    self.statics.entry(slot).or_insert((route.to_owned(), hops));
+                }
+            }
+        }
+    }
+}
+
+/// Conflicts one Route lost, keyed for the report's order (path, winner's precedence,
+/// winner's path, destination) -> (pods, first pod).
+type Lost = BTreeMap<(String, usize, String, String), (usize, String)>;
+
 /// Plans already validated Routes (lets a caller cache validation per generation).
+///
+/// The whole plan at once; [`incremental::Engine`] keeps the same result up to date event
+/// by event from the same per-Route and per-pod steps.
 pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig) -> Plan {
-    // Precedence order: higher priority, then older, then name. Everything below walks
-    // Routes in this order, so the first claimant of a destination is the winner.
     let mut order: Vec<&ValidatedRoute> = routes.iter().collect();
-    order.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then_with(|| a.created.cmp(&b.created))
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    order.sort_by_cached_key(|r| Precedence::of(r));
     // Two CRs with the same name cannot exist in one cluster; in file mode keep the one
     // with precedence.
     let mut names = BTreeSet::new();
     order.retain(|r| names.insert(r.name.as_str()));
-
-    let mut reports: BTreeMap<String, RouteReport> = BTreeMap::new();
-    let mut problems: Vec<Vec<crate::api::Problem>> =
-        order.iter().map(|r| r.problems.clone()).collect();
-    let resolved: Vec<routes::ResolvedRoute> = order
+    let prepared: Vec<routes::Prepared> = order
         .iter()
-        .zip(problems.iter_mut())
-        .map(|(r, p)| routes::resolve(world, r, p))
+        .map(|r| routes::prepare(world, (*r).clone()))
+        .collect();
+    let index: BTreeMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), i))
         .collect();
 
-    let selection = routes::select_all(world, &order, &resolved, cfg);
-    let mut selection = selection;
-    let pods = routes::pod_routes(&order, &resolved, &mut selection, cfg, &mut problems);
-    let ovn = ovn::desired_nb(&order, &resolved, &selection, cfg, &mut problems);
-
-    for (i, r) in order.iter().enumerate() {
-        let sel = &selection.per_route[i];
-        let mut report = RouteReport {
-            selected: sel.selected,
-            programmable: sel.programmable,
-            skipped: sel.skipped.len(),
-            skipped_by_reason: sel.skipped_by_reason.clone(),
-            ..RouteReport::default()
-        };
-        for p in std::mem::take(&mut problems[i]) {
-            report.push_problem(p, cfg.max_problems);
+    let n = prepared.len();
+    let mut counts = vec![select::SelCounts::default(); n];
+    let mut members: Vec<Vec<&crate::cluster::PodInfo>> = vec![Vec::new(); n];
+    let mut programmable = vec![0usize; n];
+    let mut lost: Vec<Lost> = vec![Lost::new(); n];
+    let mut pods = BTreeMap::new();
+    let mut ns_cache: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    for pod in world.pods() {
+        let ns_labels = ns_cache
+            .entry(pod.namespace.as_str())
+            .or_insert_with(|| select::namespace_labels(world, &pod.namespace));
+        let mut mine = Vec::new();
+        for (ri, p) in prepared.iter().enumerate() {
+            let Some(pair) = select::pair(world, p, pod, ns_labels, cfg) else {
+                continue;
+            };
+            counts[ri].count(pair, true);
+            if pair.is_member() {
+                members[ri].push(pod);
+                mine.push(ri);
+            }
         }
-        let waiting = sel.selected > 0 && sel.programmable == 0 && sel.waiting == sel.selected;
-        report.finish(r.is_invalid(), waiting);
-        reports.insert(r.name.clone(), report);
+        if mine.is_empty() || !cfg.is_local(pod) {
+            continue;
+        }
+        let m = merge::merge_pod(pod, mine.iter().map(|&ri| &prepared[ri]), cfg);
+        for name in &m.contributed {
+            programmable[index[name.as_str()]] += 1;
+        }
+        for c in &m.conflicts {
+            let key = (
+                c.path.clone(),
+                index[c.winner.as_str()],
+                c.wpath.clone(),
+                c.dst.clone(),
+            );
+            let e = lost[index[c.loser.as_str()]]
+                .entry(key)
+                .or_insert_with(|| (0, format!("{}/{}", pod.namespace, pod.name)));
+            e.0 += 1;
+        }
+        if !m.routes.is_empty() {
+            pods.insert(pod::PodKey::of(pod), m.routes);
+        }
     }
 
-    Plan {
+    let mut walk = Walk::default();
+    let mut out = Plan {
         pods,
-        nb: ovn.nb,
-        reports,
-        next_hops: ovn.next_hops,
-        ovn_service_ips: ovn.ovn_service_ips,
+        ..Plan::default()
+    };
+    for (ri, p) in prepared.iter().enumerate() {
+        let name = &p.route.name;
+        let rnb = ovn::route_nb(p, members[ri].iter().copied(), &walk, cfg);
+        walk.add(name, ovn::claims(p, cfg));
+        let conflicts = lost[ri]
+            .iter()
+            .map(|((path, w, wpath, dst), (count, pod))| {
+                let c = merge::Conflict {
+                    loser: name.clone(),
+                    path: path.clone(),
+                    winner: prepared[*w].route.name.clone(),
+                    wpath: wpath.clone(),
+                    dst: dst.clone(),
+                };
+                report::conflict_problem(&c, *count, pod)
+            });
+        let problems = p
+            .problems
+            .iter()
+            .cloned()
+            .chain(conflicts)
+            .chain(rnb.problems.iter().cloned());
+        let r = report::build(
+            &counts[ri],
+            programmable[ri],
+            problems,
+            p.route.is_invalid(),
+            cfg.max_problems,
+        );
+        out.reports.insert(name.clone(), r);
+        out.add_route_nb(name, rnb);
+    }
+    out.nb.sort();
+    out
+}
+
+impl Plan {
+    /// Adds one Route's OVN side (rows appended unsorted: call `nb.sort()` after).
+    pub(crate) fn add_route_nb(&mut self, name: &str, rnb: ovn::RouteNb) {
+        for (router, hop) in rnb.next_hops {
+            self.next_hops
+                .entry(router)
+                .or_default()
+                .entry(hop)
+                .or_default()
+                .insert(name.to_owned());
+        }
+        if !rnb.service_ips.is_empty() {
+            self.ovn_service_ips
+                .insert(name.to_owned(), rnb.service_ips);
+        }
+        self.nb.extend(rnb.nb);
+    }
+}
+
+impl PlanConfig {
+    /// Whether the pod runs on this node (every pod when no node is set).
+    pub(crate) fn is_local(&self, pod: &crate::cluster::PodInfo) -> bool {
+        self.node
+            .as_ref()
+            .is_none_or(|n| pod.node.as_ref() == Some(n))
     }
 }

@@ -165,3 +165,23 @@ pub struct DesiredNb {
     pub static_routes: Vec<NbStaticRoute>,
     pub acls: Vec<NbAcl>,
 }
+
+impl DesiredNb {
+    /// Appends another set of rows (call [`DesiredNb::sort`] when done).
+    pub fn extend(&mut self, other: DesiredNb) {
+        self.address_sets.extend(other.address_sets);
+        self.port_groups.extend(other.port_groups);
+        self.policies.extend(other.policies);
+        self.static_routes.extend(other.static_routes);
+        self.acls.extend(other.acls);
+    }
+
+    /// Puts every family in its stable order (by owner, then content).
+    pub fn sort(&mut self) {
+        self.address_sets.sort();
+        self.port_groups.sort();
+        self.policies.sort();
+        self.static_routes.sort();
+        self.acls.sort();
+    }
+}

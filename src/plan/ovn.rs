@@ -1,6 +1,6 @@
 //! The OVN Northbound rows a set of Routes needs (see `docs/semantics.md`, "OVN side").
 //!
-//! Per Route: Address_Sets `ovnkube_route_<name>_ip4` / `_ip6` and Port_Group
+//! Per Route: Address_Sets `ovnkube_route_<name>_v4` / `_v6` and Port_Group
 //! `ovnkube_route_<name>` (`-` becomes `_`; OVN identifiers allow `[A-Za-z0-9_.]`, and
 //! Kubernetes names never contain `_`, so the mapping is injective). With `ovn.nextHops`:
 //! reroute Logical_Router_Policy rows, or Logical_Router_Static_Route rows when the Route
@@ -8,13 +8,17 @@
 //!
 //! Row ids come only from the Route name and rule content (family, destination, next
 //! hop), never from positions, so reordering rules changes nothing.
+//!
+//! A Route's rows depend on the Route, its members, and the Routes sharing a (router,
+//! destination) slot with it ([`Slots`]: policy rank, static route owner), never on any
+//! other Route (see `docs/semantics.md`, "Stability").
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use crate::api::Problem;
-use crate::api::validate::ValidatedRoute;
+use crate::cluster::PodInfo;
 
 use super::family::IpFamily;
 use super::nb::{
@@ -22,14 +26,8 @@ use super::nb::{
     Owner, PolicyAction,
 };
 use super::report::reason;
-use super::routes::{ResolvedRoute, Selected};
-use super::{NbScope, PlanConfig};
-
-pub(crate) struct OvnPlan {
-    pub nb: DesiredNb,
-    pub next_hops: BTreeMap<String, BTreeMap<IpAddr, BTreeSet<String>>>,
-    pub ovn_service_ips: BTreeMap<String, BTreeSet<IpAddr>>,
-}
+use super::routes::{Prepared, ResolvedRule};
+use super::{NbScope, PlanConfig, Precedence};
 
 fn ident(route: &str) -> String {
     format!("ovnkube_route_{}", route.replace('-', "_"))
@@ -72,182 +70,235 @@ pub(crate) fn policy_priority(cfg: &PlanConfig, dst: &IpNet, rank: usize) -> i64
     (lo + bucket * width + offset).min(hi)
 }
 
-pub(crate) fn desired_nb(
-    order: &[&ValidatedRoute],
-    resolved: &[ResolvedRoute],
-    sel: &Selected<'_>,
+/// What a Route asks of a (router, destination) slot shared with other Routes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ClaimKind {
+    /// A reroute policy: Routes with a policy for the same slot are ranked by precedence.
+    Policy,
+    /// Static routes to these next hops: the first claimant owns the prefix.
+    Static(BTreeSet<IpAddr>),
+}
+
+/// A slot: router and destination.
+pub(crate) type Slot = (String, IpNet);
+
+/// How the slots a Route claims are shared, as decided over the Routes claiming them.
+pub(crate) trait Slots {
+    /// Policies for the slot from Routes of higher precedence than `me`.
+    fn policy_rank(&self, slot: &Slot, me: &Precedence) -> usize;
+    /// The Route owning the slot's static routes and its next hops (`me` itself or one of
+    /// higher precedence).
+    fn static_owner(&self, slot: &Slot, me: &Precedence) -> Option<(&str, &BTreeSet<IpAddr>)>;
+}
+
+/// The router a Route's OVN rows go to.
+fn router_of(p: &Prepared, cfg: &PlanConfig) -> String {
+    p.route
+        .ovn
+        .router
+        .clone()
+        .unwrap_or_else(|| cfg.default_router.clone())
+}
+
+/// The next hops of a family, and the CIDR rules that get OVN rows: only rules sent over
+/// the OVN interface, and not ClusterIP rules (ClusterIP traffic is load-balanced, DNAT to a
+/// backend, on the logical switch before it reaches the router, so a policy on a ClusterIP
+/// would never match). Each destination once.
+fn ovn_rules<'p>(
+    p: &'p Prepared,
     cfg: &PlanConfig,
-    problems: &mut [Vec<Problem>],
-) -> OvnPlan {
-    let mut nb = DesiredNb::default();
-    let mut next_hops: BTreeMap<String, BTreeMap<IpAddr, BTreeSet<String>>> = BTreeMap::new();
-    let mut ovn_service_ips: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
-    // (router, dst) -> how many higher-precedence Routes already have a policy for it.
-    let mut policy_rank: BTreeMap<(String, IpNet), usize> = BTreeMap::new();
-    // (router, prefix) -> (Route index, next hops) of the static route owner.
-    let mut static_claims: BTreeMap<(String, IpNet), (usize, BTreeSet<IpAddr>)> = BTreeMap::new();
+) -> impl Iterator<Item = (&'p ResolvedRule, BTreeSet<IpAddr>)> + 'p {
+    let mut done: BTreeSet<IpNet> = BTreeSet::new();
+    let ovn_dev = cfg.ovn_dev.clone();
+    let with_hops = !p.route.ovn.next_hops.is_empty();
+    p.resolved
+        .rules
+        .iter()
+        .filter(move |x| with_hops && !x.from_svc && x.dev == ovn_dev)
+        .filter(move |x| done.insert(x.dst))
+        .map(|rule| {
+            let family = IpFamily::of_net(&rule.dst);
+            let hops = p
+                .route
+                .ovn
+                .next_hops
+                .iter()
+                .copied()
+                .filter(|h| IpFamily::of_addr(h) == family)
+                .collect();
+            (rule, hops)
+        })
+}
 
-    for (ri, r) in order.iter().enumerate() {
-        let name = &r.name;
-        let owner = |id: String| Owner {
-            route: name.clone(),
-            id: format!("{name}/{id}"),
-        };
-        let mut addresses: BTreeMap<IpFamily, BTreeSet<String>> = BTreeMap::new();
-        let mut ports = BTreeSet::new();
-        for &pi in &sel.per_route[ri].members {
-            let pod = sel.pods[pi];
-            if cfg.nb_scope == NbScope::Node
-                && cfg
-                    .node
-                    .as_ref()
-                    .is_some_and(|n| pod.node.as_ref() != Some(n))
-            {
-                continue;
-            }
-            let Some(o) = &pod.ovn else { continue };
-            for ip in &o.ips {
-                addresses
-                    .entry(IpFamily::of_addr(&ip.addr()))
-                    .or_default()
-                    .insert(ip.addr().to_string());
-            }
-            ports.insert(pod.lsp_name());
+/// The slots a Route claims (rules without a next hop of their family claim none).
+pub(crate) fn claims(p: &Prepared, cfg: &PlanConfig) -> Vec<(Slot, ClaimKind)> {
+    let router = router_of(p, cfg);
+    ovn_rules(p, cfg)
+        .filter(|(_, hops)| !hops.is_empty())
+        .map(|(rule, hops)| {
+            let kind = if p.everything {
+                ClaimKind::Static(hops)
+            } else {
+                ClaimKind::Policy
+            };
+            ((router.clone(), rule.dst), kind)
+        })
+        .collect()
+}
+
+/// One Route's OVN side.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RouteNb {
+    /// This Route's rows, each family sorted.
+    pub nb: DesiredNb,
+    /// (router, next hop) pairs its rows rely on.
+    pub next_hops: BTreeSet<(String, IpAddr)>,
+    /// ClusterIPs it sends over the OVN interface (each needs a Load_Balancer VIP).
+    pub service_ips: BTreeSet<IpAddr>,
+    pub problems: Vec<Problem>,
+}
+
+/// The rows of one Route whose members are `members`. Depends on the Route, its members and
+/// how its slots are shared ([`Slots`]), nothing else.
+pub(crate) fn route_nb<'a>(
+    p: &Prepared,
+    members: impl IntoIterator<Item = &'a PodInfo>,
+    slots: &dyn Slots,
+    cfg: &PlanConfig,
+) -> RouteNb {
+    let name = &p.route.name;
+    let me = Precedence::of(&p.route);
+    let owner = |id: String| Owner {
+        route: name.clone(),
+        id: format!("{name}/{id}"),
+    };
+    let mut out = RouteNb::default();
+    let nb = &mut out.nb;
+    let mut addresses: BTreeMap<IpFamily, BTreeSet<String>> = BTreeMap::new();
+    let mut ports = BTreeSet::new();
+    for pod in members {
+        if cfg.nb_scope == NbScope::Node
+            && cfg
+                .node
+                .as_ref()
+                .is_some_and(|n| pod.node.as_ref() != Some(n))
+        {
+            continue;
         }
-        for family in IpFamily::ALL {
-            nb.address_sets.push(NbAddressSet {
-                // The id keeps the OVN field word (`ip4`): ids never change across versions.
-                owner: owner(format!("address-set/{}", family.ovn_field())),
-                name: address_set_name(name, family),
-                addresses: addresses.remove(&family).unwrap_or_default(),
-            });
-        }
-        let pg = port_group_name(name);
-        nb.port_groups.push(NbPortGroup {
-            owner: owner("port-group".into()),
-            name: pg.clone(),
-            ports,
-        });
-
-        let router = r
-            .ovn
-            .router
-            .clone()
-            .unwrap_or_else(|| cfg.default_router.clone());
-        let everything = r.selection.is_everything() && r.exclude.is_empty();
-        let rules = &resolved[ri].rules;
-
-        for rule in rules.iter().filter(|x| x.from_svc && x.dev == cfg.ovn_dev) {
-            ovn_service_ips
-                .entry(name.clone())
+        let Some(o) = &pod.ovn else { continue };
+        for ip in &o.ips {
+            addresses
+                .entry(IpFamily::of_addr(&ip.addr()))
                 .or_default()
-                .insert(rule.dst.addr());
+                .insert(ip.addr().to_string());
         }
+        ports.insert(pod.lsp_name());
+    }
+    for family in IpFamily::ALL {
+        nb.address_sets.push(NbAddressSet {
+            // The id keeps the OVN field word (`ip4`): ids never change across versions.
+            owner: owner(format!("address-set/{}", family.ovn_field())),
+            name: address_set_name(name, family),
+            addresses: addresses.remove(&family).unwrap_or_default(),
+        });
+    }
+    let pg = port_group_name(name);
+    nb.port_groups.push(NbPortGroup {
+        owner: owner("port-group".into()),
+        name: pg.clone(),
+        ports,
+    });
 
-        if !r.ovn.next_hops.is_empty() {
-            let mut done: BTreeSet<IpNet> = BTreeSet::new();
-            // ClusterIP traffic is load-balanced (DNAT to a backend) on the logical switch
-            // before it reaches the router, so a policy on a ClusterIP would never match:
-            // only CIDR rules get policies.
-            for rule in rules.iter().filter(|x| !x.from_svc && x.dev == cfg.ovn_dev) {
-                if !done.insert(rule.dst) {
-                    continue;
-                }
-                let family = IpFamily::of_net(&rule.dst);
-                let hops: BTreeSet<IpAddr> = r
-                    .ovn
-                    .next_hops
-                    .iter()
-                    .copied()
-                    .filter(|h| IpFamily::of_addr(h) == family)
-                    .collect();
-                if hops.is_empty() {
-                    problems[ri].push(Problem {
-                        path: Some(format!("{}.dst", rule.path)),
-                        pod: None,
-                        reason: reason::NO_NEXT_HOP_FOR_FAMILY.into(),
-                        message: format!(
-                            "spec.ovn.nextHops has no {family} address for {}; no OVN row for it",
-                            rule.dst
-                        ),
-                    });
-                    continue;
-                }
-                if everything {
-                    let key = (router.clone(), rule.dst);
-                    if let Some((winner, whops)) = static_claims.get(&key) {
-                        if *whops != hops {
-                            problems[ri].push(Problem {
-                                path: Some(rule.path.clone()),
-                                pod: None,
-                                reason: reason::CONFLICT.into(),
-                                message: format!(
-                                    "static route {} on {router} is owned by Route {:?}, which wins",
-                                    rule.dst, order[*winner].name
-                                ),
-                            });
-                        }
-                        continue;
-                    }
-                    static_claims.insert(key, (ri, hops.clone()));
-                    for h in &hops {
-                        nb.static_routes.push(NbStaticRoute {
-                            owner: owner(format!("static-route/{}/{h}", rule.dst)),
-                            router: router.clone(),
-                            ip_prefix: rule.dst.to_string(),
-                            nexthop: h.to_string(),
-                            policy: None,
-                            bfd: r.ovn.bfd,
+    let router = router_of(p, cfg);
+    let rules = &p.resolved.rules;
+    out.service_ips = rules
+        .iter()
+        .filter(|x| x.from_svc && x.dev == cfg.ovn_dev)
+        .map(|x| x.dst.addr())
+        .collect();
+
+    for (rule, hops) in ovn_rules(p, cfg) {
+        let family = IpFamily::of_net(&rule.dst);
+        if hops.is_empty() {
+            out.problems.push(Problem {
+                path: Some(format!("{}.dst", rule.path)),
+                pod: None,
+                reason: reason::NO_NEXT_HOP_FOR_FAMILY.into(),
+                message: format!(
+                    "spec.ovn.nextHops has no {family} address for {}; no OVN row for it",
+                    rule.dst
+                ),
+            });
+            continue;
+        }
+        let slot = (router.clone(), rule.dst);
+        if p.everything {
+            match slots.static_owner(&slot, &me) {
+                Some((winner, whops)) if winner != name.as_str() => {
+                    if *whops != hops {
+                        out.problems.push(Problem {
+                            path: Some(rule.path.clone()),
+                            pod: None,
+                            reason: reason::CONFLICT.into(),
+                            message: format!(
+                                "static route {} on {router} is owned by Route {winner:?}, which wins",
+                                rule.dst
+                            ),
                         });
                     }
-                } else {
-                    let rank = policy_rank.entry((router.clone(), rule.dst)).or_default();
-                    let priority = policy_priority(cfg, &rule.dst, *rank);
-                    *rank += 1;
-                    nb.policies.push(NbPolicy {
-                        owner: owner(format!("policy/{}", rule.dst)),
-                        router: router.clone(),
-                        priority,
-                        match_: format!(
-                            "{f}.src == ${} && {f}.dst == {}",
-                            address_set_name(name, family),
-                            rule.dst,
-                            f = family.ovn_field()
-                        ),
-                        action: PolicyAction::Reroute,
-                        nexthops: hops.iter().map(|h| h.to_string()).collect(),
-                    });
+                    continue;
                 }
-                for h in hops {
-                    next_hops
-                        .entry(router.clone())
-                        .or_default()
-                        .entry(h)
-                        .or_default()
-                        .insert(name.clone());
-                }
+                _ => {}
             }
-        }
-
-        if r.ovn.enforce {
-            let dsts: BTreeSet<IpNet> = rules
-                .iter()
-                .filter(|x| x.dev != cfg.ovn_dev)
-                .map(|x| x.dst)
-                .collect();
-            for dst in dsts {
-                nb.acls.push(NbAcl {
-                    owner: owner(format!("acl/{dst}")),
-                    port_group: pg.clone(),
-                    direction: AclDirection::FromLport,
-                    priority: cfg.acl_priority,
-                    match_: format!(
-                        "inport == @{pg} && {}.dst == {dst}",
-                        IpFamily::of_net(&dst).ovn_field()
-                    ),
-                    action: AclAction::Drop,
+            for h in &hops {
+                nb.static_routes.push(NbStaticRoute {
+                    owner: owner(format!("static-route/{}/{h}", rule.dst)),
+                    router: router.clone(),
+                    ip_prefix: rule.dst.to_string(),
+                    nexthop: h.to_string(),
+                    policy: None,
+                    bfd: p.route.ovn.bfd,
                 });
             }
+        } else {
+            let priority = policy_priority(cfg, &rule.dst, slots.policy_rank(&slot, &me));
+            nb.policies.push(NbPolicy {
+                owner: owner(format!("policy/{}", rule.dst)),
+                router: router.clone(),
+                priority,
+                match_: format!(
+                    "{f}.src == ${} && {f}.dst == {}",
+                    address_set_name(name, family),
+                    rule.dst,
+                    f = family.ovn_field()
+                ),
+                action: PolicyAction::Reroute,
+                nexthops: hops.iter().map(|h| h.to_string()).collect(),
+            });
+        }
+        for h in hops {
+            out.next_hops.insert((router.clone(), h));
+        }
+    }
+
+    if p.route.ovn.enforce {
+        let dsts: BTreeSet<IpNet> = rules
+            .iter()
+            .filter(|x| x.dev != cfg.ovn_dev)
+            .map(|x| x.dst)
+            .collect();
+        for dst in dsts {
+            nb.acls.push(NbAcl {
+                owner: owner(format!("acl/{dst}")),
+                port_group: pg.clone(),
+                direction: AclDirection::FromLport,
+                priority: cfg.acl_priority,
+                match_: format!(
+                    "inport == @{pg} && {}.dst == {dst}",
+                    IpFamily::of_net(&dst).ovn_field()
+                ),
+                action: AclAction::Drop,
+            });
         }
     }
 
@@ -256,9 +307,5 @@ pub(crate) fn desired_nb(
     nb.policies.sort();
     nb.static_routes.sort();
     nb.acls.sort();
-    OvnPlan {
-        nb,
-        next_hops,
-        ovn_service_ips,
-    }
+    out
 }

@@ -14,6 +14,16 @@ pub struct PodKey {
     pub uid: String,
 }
 
+impl PodKey {
+    pub fn of(pod: &crate::cluster::PodInfo) -> PodKey {
+        PodKey {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for PodKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -57,4 +67,10 @@ pub struct DefaultRoute {
 pub struct PodRoutes {
     pub routes: Vec<PodRoute>,
     pub default_routes: Vec<DefaultRoute>,
+}
+
+impl PodRoutes {
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.default_routes.is_empty()
+    }
 }

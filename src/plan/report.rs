@@ -175,3 +175,46 @@ impl RouteReport {
         self.summary = summary;
     }
 }
+
+/// The problem a Route gets for a destination it lost in `count` pod(s), the first of which
+/// (in pod order) is `pod`.
+pub(crate) fn conflict_problem(c: &super::merge::Conflict, count: usize, pod: &str) -> Problem {
+    let whose = if c.loser == c.winner {
+        format!("this Route's {}", c.wpath)
+    } else {
+        format!("Route {:?} ({})", c.winner, c.wpath)
+    };
+    Problem {
+        path: Some(c.path.clone()),
+        pod: Some(pod.to_owned()),
+        reason: reason::CONFLICT.to_owned(),
+        message: format!(
+            "{} is routed differently by {whose}, which wins; {count} pod(s) affected",
+            c.dst
+        ),
+    }
+}
+
+/// A Route's report from its selection counts, how many pods it is programmable in, and its
+/// problems in order (validation and Services, conflicts, OVN rows).
+pub(crate) fn build(
+    counts: &super::select::SelCounts,
+    programmable: usize,
+    problems: impl IntoIterator<Item = Problem>,
+    invalid: bool,
+    max_problems: usize,
+) -> RouteReport {
+    let mut report = RouteReport {
+        selected: counts.selected,
+        programmable,
+        skipped: counts.skipped,
+        skipped_by_reason: counts.by_reason.clone(),
+        ..RouteReport::default()
+    };
+    for p in problems {
+        report.push_problem(p, max_problems);
+    }
+    let waiting = counts.selected > 0 && programmable == 0 && counts.waiting == counts.selected;
+    report.finish(invalid, waiting);
+    report
+}

@@ -1,22 +1,21 @@
-//! Rules resolved against the world (Services -> addresses), selection per Route, and the
-//! per-pod kernel routes with conflicts between Routes resolved.
-use std::collections::{BTreeMap, BTreeSet};
+//! A Route prepared for planning: validated, its rules resolved against the world
+//! (Services -> addresses), and what a pod must have for its rules (devs and families).
+//! Everything here depends on the Route and the Services it names only, never on other
+//! Routes or on pods.
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use crate::api::Problem;
 use crate::api::validate::{Destination, ValidatedRoute};
-use crate::cluster::{PodInfo, PodPhase, World};
+use crate::cluster::{ObjectKey, World};
 
-use super::PlanConfig;
 use super::family::IpFamily;
-use super::pod::{DefaultRoute, NextHop, PodKey, PodRoute, PodRoutes};
-use super::report::{SkipReason, reason};
-use super::select;
+use super::report::reason;
 
 /// One rule with a concrete destination (a Service rule yields one per address).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ResolvedRule {
     pub path: String,
     pub dst: IpNet,
@@ -25,7 +24,7 @@ pub(crate) struct ResolvedRule {
     pub from_svc: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ResolvedRoute {
     pub rules: Vec<ResolvedRule>,
 }
@@ -117,315 +116,50 @@ pub(crate) fn resolve(
     out
 }
 
-/// Who a Route selected.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RouteSelection {
-    /// Indexes into [`Selected::pods`] of selected pods not skipped entirely.
-    pub members: Vec<usize>,
-    pub selected: usize,
-    pub programmable: usize,
-    /// Selected pods still Pending.
-    pub waiting: usize,
-    pub skipped: BTreeSet<usize>,
-    pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+/// A Route ready to plan.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Prepared {
+    pub route: ValidatedRoute,
+    pub resolved: ResolvedRoute,
+    /// Validation problems, then Service resolution problems, in rule order.
+    pub problems: Vec<Problem>,
+    /// Distinct (dev, family) pairs the Route's rules need in a pod, for the per-rule skip
+    /// counts; `None` for a default route without via, whose families follow the pod's
+    /// addresses.
+    pub needs: BTreeSet<(String, Option<IpFamily>)>,
+    /// Selects every pod and excludes none: OVN rows may be static routes.
+    pub everything: bool,
 }
 
-impl RouteSelection {
-    fn skip(&mut self, pod: usize, why: SkipReason) {
-        self.skipped.insert(pod);
-        *self.skipped_by_reason.entry(why).or_default() += 1;
-    }
-}
-
-pub(crate) struct Selected<'w> {
-    pub pods: Vec<&'w PodInfo>,
-    pub per_route: Vec<RouteSelection>,
-}
-
-/// Applies selection, exclusion and the skip rules for every Route over every pod.
-pub(crate) fn select_all<'w>(
-    world: &'w World,
-    order: &[&ValidatedRoute],
-    resolved: &[ResolvedRoute],
-    cfg: &PlanConfig,
-) -> Selected<'w> {
-    let pods: Vec<&PodInfo> = world.pods().collect();
-    let mut per_route: Vec<RouteSelection> = vec![RouteSelection::default(); order.len()];
-    // Distinct (dev, family) pairs each Route needs, for the per-rule skip counts; `None`
-    // for a default route without via, whose families follow the pod's addresses.
-    let needs: Vec<BTreeSet<(String, Option<IpFamily>)>> = order
+pub(crate) fn prepare(world: &World, route: ValidatedRoute) -> Prepared {
+    let mut problems = route.problems.clone();
+    let resolved = resolve(world, &route, &mut problems);
+    let mut needs: BTreeSet<(String, Option<IpFamily>)> = resolved
+        .rules
         .iter()
-        .zip(resolved)
-        .map(|(r, rr)| {
-            let mut s: BTreeSet<(String, Option<IpFamily>)> = rr
-                .rules
-                .iter()
-                .map(|x| (x.dev.clone(), Some(IpFamily::of_net(&x.dst))))
-                .collect();
-            if let Some(d) = &r.default_route {
-                s.insert((d.dev.clone(), d.via.as_ref().map(IpFamily::of_addr)));
-            }
-            s
-        })
+        .map(|x| (x.dev.clone(), Some(IpFamily::of_net(&x.dst))))
         .collect();
-    let mut ns_cache: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
-    for (pi, pod) in pods.iter().enumerate() {
-        let ns_labels = ns_cache
-            .entry(pod.namespace.as_str())
-            .or_insert_with(|| select::namespace_labels(world, &pod.namespace));
-        for (ri, r) in order.iter().enumerate() {
-            if !select::selects(world, r, pod, ns_labels) {
-                continue;
-            }
-            let sel = &mut per_route[ri];
-            sel.selected += 1;
-            if pod.host_network {
-                sel.skip(pi, SkipReason::HostNetwork);
-                continue;
-            }
-            if pod.phase == PodPhase::Finished {
-                sel.skip(pi, SkipReason::Finished);
-                continue;
-            }
-            if pod.phase == PodPhase::Pending {
-                sel.waiting += 1;
-            }
-            sel.members.push(pi);
-            let mut missing_dev = false;
-            let mut no_family = false;
-            for (dev, family) in &needs[ri] {
-                if !select::has_dev(pod, dev, cfg) {
-                    missing_dev = true;
-                } else if let Some(family) = family
-                    && !select::family_ok(pod, dev, *family, cfg)
-                {
-                    no_family = true;
-                }
-            }
-            if missing_dev {
-                sel.skip(pi, SkipReason::MissingDev);
-            }
-            if no_family {
-                sel.skip(pi, SkipReason::NoAddressOfFamily);
-            }
-        }
+    if let Some(d) = &route.default_route {
+        needs.insert((d.dev.clone(), d.via.as_ref().map(IpFamily::of_addr)));
     }
-    Selected { pods, per_route }
-}
-
-fn next_hop(
-    pod: &PodInfo,
-    dev: &str,
-    via: Option<IpAddr>,
-    family: IpFamily,
-    cfg: &PlanConfig,
-) -> NextHop {
-    match via.or_else(|| select::dev_gateway(pod, dev, family, cfg)) {
-        Some(ip) => NextHop::Via(ip),
-        None => NextHop::DevGateway,
+    let everything = route.selection.is_everything() && route.exclude.is_empty();
+    Prepared {
+        route,
+        resolved,
+        problems,
+        needs,
+        everything,
     }
 }
 
-/// Who claimed a destination in a pod first.
-struct Claim {
-    route: usize,
-    path: String,
-}
-
-/// Conflicts are reported once per (loser rule, winner rule, destination) with a pod count.
-type ConflictKey = (usize, String, usize, String, String);
-
-pub(crate) fn pod_routes(
-    order: &[&ValidatedRoute],
-    resolved: &[ResolvedRoute],
-    sel: &mut Selected<'_>,
-    cfg: &PlanConfig,
-    problems: &mut [Vec<Problem>],
-) -> BTreeMap<PodKey, PodRoutes> {
-    // Per pod, the Routes that apply, in precedence order.
-    let mut by_pod: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (ri, s) in sel.per_route.iter().enumerate() {
-        for &pi in &s.members {
-            by_pod.entry(pi).or_default().push(ri);
-        }
-    }
-    let mut conflicts: BTreeMap<ConflictKey, (usize, String)> = BTreeMap::new();
-    let mut out = BTreeMap::new();
-    for (pi, ris) in by_pod {
-        let pod = sel.pods[pi];
-        if cfg
-            .node
-            .as_ref()
-            .is_some_and(|n| pod.node.as_ref() != Some(n))
-        {
-            continue;
-        }
-        let mut chosen: BTreeMap<IpNet, (PodRoute, Claim)> = BTreeMap::new();
-        let mut defaults: BTreeMap<IpFamily, (DefaultRoute, Claim)> = BTreeMap::new();
-        let mut contributed: BTreeSet<usize> = BTreeSet::new();
-        let mut dev_cache: BTreeMap<(&str, IpFamily), Option<NextHop>> = BTreeMap::new();
-        for ri in ris {
-            let r = order[ri];
-            for rule in &resolved[ri].rules {
-                let family = IpFamily::of_net(&rule.dst);
-                // (dev, family) -> the dev's next hop, or None when the rule is skipped;
-                // Routes with thousands of rules hit few distinct pairs.
-                let usable = dev_cache
-                    .entry((rule.dev.as_str(), family))
-                    .or_insert_with(|| {
-                        (select::has_dev(pod, &rule.dev, cfg)
-                            && select::family_ok(pod, &rule.dev, family, cfg))
-                        .then(|| next_hop(pod, &rule.dev, None, family, cfg))
-                    });
-                let Some(dev_hop) = usable else {
-                    continue;
-                };
-                let route = PodRoute {
-                    dst: rule.dst,
-                    dev: rule.dev.clone(),
-                    next_hop: rule.via.map_or_else(|| dev_hop.clone(), NextHop::Via),
-                    owner: r.name.clone(),
-                };
-                match chosen.get(&rule.dst) {
-                    None => {
-                        contributed.insert(ri);
-                        chosen.insert(
-                            rule.dst,
-                            (
-                                route,
-                                Claim {
-                                    route: ri,
-                                    path: rule.path.clone(),
-                                },
-                            ),
-                        );
-                    }
-                    Some((won, claim)) => {
-                        if won.dev == route.dev && won.next_hop == route.next_hop {
-                            continue; // identical: not a conflict
-                        }
-                        let e = conflicts
-                            .entry((
-                                ri,
-                                rule.path.clone(),
-                                claim.route,
-                                claim.path.clone(),
-                                rule.dst.to_string(),
-                            ))
-                            .or_insert_with(|| (0, pod.to_string_key()));
-                        e.0 += 1;
-                    }
-                }
-            }
-            if let Some(d) = &r.default_route {
-                for family in default_families(pod, d.via, &d.dev, cfg) {
-                    let dr = DefaultRoute {
-                        family,
-                        dev: d.dev.clone(),
-                        next_hop: next_hop(pod, &d.dev, d.via, family, cfg),
-                        owner: r.name.clone(),
-                    };
-                    match defaults.get(&family) {
-                        None => {
-                            contributed.insert(ri);
-                            defaults.insert(
-                                family,
-                                (
-                                    dr,
-                                    Claim {
-                                        route: ri,
-                                        path: "spec.defaultRoute".into(),
-                                    },
-                                ),
-                            );
-                        }
-                        Some((won, claim)) => {
-                            if won.dev == dr.dev && won.next_hop == dr.next_hop {
-                                continue;
-                            }
-                            let dst = family.default_dst().to_string();
-                            let e = conflicts
-                                .entry((
-                                    ri,
-                                    "spec.defaultRoute".into(),
-                                    claim.route,
-                                    claim.path.clone(),
-                                    dst,
-                                ))
-                                .or_insert_with(|| (0, pod.to_string_key()));
-                            e.0 += 1;
-                        }
-                    }
-                }
-            }
-        }
-        for ri in contributed {
-            sel.per_route[ri].programmable += 1;
-        }
-        if chosen.is_empty() && defaults.is_empty() {
-            continue;
-        }
-        out.insert(
-            PodKey {
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-            },
-            PodRoutes {
-                routes: chosen.into_values().map(|(r, _)| r).collect(),
-                default_routes: defaults.into_values().map(|(d, _)| d).collect(),
-            },
-        );
-    }
-    for ((loser, path, winner, wpath, dst), (count, pod)) in conflicts {
-        let winner_name = &order[winner].name;
-        let whose = if loser == winner {
-            format!("this Route's {wpath}")
-        } else {
-            format!("Route {winner_name:?} ({wpath})")
-        };
-        problems[loser].push(problem(
-            &path,
-            Some(pod),
-            reason::CONFLICT,
-            format!("{dst} is routed differently by {whose}, which wins; {count} pod(s) affected"),
-        ));
-    }
-    out
-}
-
-/// Families for a default route: the via's family when given, else every family the pod
-/// has an address of on that dev (IPv4 when nothing is known).
-fn default_families(
-    pod: &PodInfo,
-    via: Option<IpAddr>,
-    dev: &str,
-    cfg: &PlanConfig,
-) -> Vec<IpFamily> {
-    if let Some(v) = via {
-        let family = IpFamily::of_addr(&v);
-        return if select::family_ok(pod, dev, family, cfg) {
-            vec![family]
-        } else {
-            vec![]
-        };
-    }
-    let addrs = select::dev_addrs(pod, dev, cfg);
-    if addrs.is_empty() {
-        return vec![IpFamily::V4];
-    }
-    let mut fams: Vec<IpFamily> = addrs.iter().map(IpFamily::of_addr).collect();
-    fams.sort();
-    fams.dedup();
-    fams
-}
-
-trait PodName {
-    fn to_string_key(&self) -> String;
-}
-
-impl PodName for PodInfo {
-    fn to_string_key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
+/// The Services a Route's rules name, `(namespace, name)`.
+pub(crate) fn services(route: &ValidatedRoute) -> BTreeSet<ObjectKey> {
+    route
+        .rules
+        .iter()
+        .filter_map(|r| match &r.dst {
+            Destination::Service { namespace, name } => Some((namespace.clone(), name.clone())),
+            Destination::Net(_) => None,
+        })
+        .collect()
 }

@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::api::validate::{Exclusion, Selection, TargetKind, TargetRef, ValidatedRoute};
-use crate::cluster::{LinkKind, PodInfo, World};
+use crate::cluster::{LinkKind, PodInfo, PodPhase, World};
 
 use super::PlanConfig;
 use super::family::IpFamily;
+use super::report::SkipReason;
+use super::routes::Prepared;
 
 /// The label Kubernetes puts on every namespace; added when a namespace is not (yet) known
 /// so that selectors on it still work.
@@ -226,6 +228,115 @@ pub(crate) fn dev_gateway(
                     .copied()
             })
     })
+}
+
+/// What a Route makes of one pod it selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PairSel {
+    /// Selected but never programmed (hostNetwork, finished).
+    Skipped(SkipReason),
+    /// Selected and in the Route's Address_Set / Port_Group; `missing_dev` / `no_family`:
+    /// some of the Route's rules cannot live in this pod (skipped rule by rule).
+    Member {
+        pending: bool,
+        missing_dev: bool,
+        no_family: bool,
+    },
+}
+
+impl PairSel {
+    pub(crate) fn is_member(self) -> bool {
+        matches!(self, PairSel::Member { .. })
+    }
+}
+
+/// Whether and how the Route (prepared as `p`) applies to the pod.
+pub(crate) fn pair(
+    world: &World,
+    p: &Prepared,
+    pod: &PodInfo,
+    ns_labels: &BTreeMap<String, String>,
+    cfg: &PlanConfig,
+) -> Option<PairSel> {
+    if !selects(world, &p.route, pod, ns_labels) {
+        return None;
+    }
+    if pod.host_network {
+        return Some(PairSel::Skipped(SkipReason::HostNetwork));
+    }
+    if pod.phase == PodPhase::Finished {
+        return Some(PairSel::Skipped(SkipReason::Finished));
+    }
+    let mut missing_dev = false;
+    let mut no_family = false;
+    for (dev, family) in &p.needs {
+        if !has_dev(pod, dev, cfg) {
+            missing_dev = true;
+        } else if let Some(family) = family
+            && !family_ok(pod, dev, *family, cfg)
+        {
+            no_family = true;
+        }
+    }
+    Some(PairSel::Member {
+        pending: pod.phase == PodPhase::Pending,
+        missing_dev,
+        no_family,
+    })
+}
+
+/// A Route's selection counts, summed over its pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SelCounts {
+    pub selected: usize,
+    /// Pods skipped entirely or for some rules (each pod once).
+    pub skipped: usize,
+    pub waiting: usize,
+    pub by_reason: BTreeMap<SkipReason, usize>,
+}
+
+impl SelCounts {
+    /// Adds (`add`) or takes away one pair's share.
+    pub(crate) fn count(&mut self, p: PairSel, add: bool) {
+        let step = |n: &mut usize| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        step(&mut self.selected);
+        let reasons: Vec<SkipReason> = match p {
+            PairSel::Skipped(r) => vec![r],
+            PairSel::Member {
+                pending,
+                missing_dev,
+                no_family,
+            } => {
+                if pending {
+                    step(&mut self.waiting);
+                }
+                let mut v = Vec::new();
+                if missing_dev {
+                    v.push(SkipReason::MissingDev);
+                }
+                if no_family {
+                    v.push(SkipReason::NoAddressOfFamily);
+                }
+                v
+            }
+        };
+        if !reasons.is_empty() {
+            step(&mut self.skipped);
+        }
+        for r in reasons {
+            let n = self.by_reason.entry(r).or_default();
+            step(n);
+            if *n == 0 {
+                self.by_reason.remove(&r);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,566 @@
+//! The incremental planner: the plan kept up to date event by event. Pure: no I/O, no
+//! clock. Owns the World, the Routes and each Route's cached plan, and indexes from what can
+//! change (a pod, a namespace's labels, a workload, a Service, a destination, a router) to
+//! the Routes it can concern. Each entry point applies one change and accumulates what it
+//! made dirty ([`Dirty`]: Routes whose NB rows or report changed, pods whose routes
+//! changed); [`Engine::take_dirty`] hands it to the I/O side.
+//!
+//! The result is always what [`super::plan_validated`] computes from scratch for the same
+//! World and Routes ([`Engine::plan`] equals it; a property test checks this after every
+//! step of random event sequences). Both are built from the same per-Route and per-pod
+//! steps (`routes::prepare`, `select::pair`, `merge::merge_pod`, `ovn::route_nb`); only the
+//! bookkeeping of what to recompute lives here.
+//!
+//! Must not: read files, talk to Kubernetes or OVN, or know about the keep rules for bad
+//! input (the controller applies those to what it reads from here).
+mod index;
+mod settle;
+mod slots;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::api::Route;
+use crate::api::validate::{ValidatedRoute, validate};
+use crate::cluster::{ObjectKey, World, WorldObject, WorldRef};
+
+use super::merge::{Conflict, PodMerge};
+use super::nb::DesiredNb;
+use super::ovn::{ClaimKind, RouteNb, Slot};
+use super::pod::{PodKey, PodRoutes};
+use super::routes::{Prepared, prepare};
+use super::select::{PairSel, SelCounts};
+use super::{Plan, PlanConfig, Precedence, RouteReport};
+
+use index::{Index, Key};
+use settle::Touched;
+use slots::SlotIndex;
+
+/// What changed since the last [`Engine::take_dirty`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// Routes whose NB rows (or Service IPs) changed or drifted: diff their rows again.
+    /// A Route deleted since is included (its rows go).
+    pub nb: BTreeSet<String>,
+    /// Pods `(namespace, name)` to program again: their routes changed, their netns
+    /// appeared, or they are gone ([`Engine::pod_routes`] says `None`).
+    pub pods: BTreeSet<ObjectKey>,
+    /// Routes whose report (status) changed, deleted ones included.
+    pub reports: BTreeSet<String>,
+}
+
+impl Dirty {
+    pub fn is_empty(&self) -> bool {
+        self.nb.is_empty() && self.pods.is_empty() && self.reports.is_empty()
+    }
+
+    /// Adds another batch (later events on top of earlier ones).
+    pub fn merge(&mut self, other: Dirty) {
+        self.nb.extend(other.nb);
+        self.pods.extend(other.pods);
+        self.reports.extend(other.reports);
+    }
+}
+
+/// One Route and its cached plan.
+#[derive(Clone, Debug)]
+struct RouteEntry {
+    prec: Precedence,
+    p: Prepared,
+    claims: Vec<(Slot, ClaimKind)>,
+    /// Pods it selects, and what it makes of each.
+    pairs: BTreeMap<ObjectKey, PairSel>,
+    counts: SelCounts,
+    /// Pods (of this node) where it won at least one destination.
+    programmable: usize,
+    /// Claims it lost: conflict -> pod -> times.
+    lost: BTreeMap<Conflict, BTreeMap<ObjectKey, usize>>,
+    nb: RouteNb,
+    report: RouteReport,
+}
+
+/// One pod's share of the plan.
+#[derive(Clone, Debug, Default)]
+struct PodEntry {
+    /// Routes selecting it (members or skipped).
+    selected_by: BTreeSet<String>,
+    /// Routes having it as a member, in precedence order.
+    members: BTreeSet<Precedence>,
+    /// Its merged routes (pods of this node with members only), and the uid they are for.
+    merge: Option<(String, PodMerge)>,
+}
+
+/// The incremental planner (see the module comment).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    cfg: PlanConfig,
+    world: World,
+    routes: BTreeMap<String, RouteEntry>,
+    pods: BTreeMap<ObjectKey, PodEntry>,
+    index: Index,
+    slots: SlotIndex,
+    dirty: Dirty,
+}
+
+impl Engine {
+    pub fn new(cfg: PlanConfig) -> Engine {
+        Engine {
+            cfg,
+            world: World::new(),
+            routes: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            index: Index::default(),
+            slots: SlotIndex::default(),
+            dirty: Dirty::default(),
+        }
+    }
+
+    pub fn config(&self) -> &PlanConfig {
+        &self.cfg
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// Everything dirty since the last call.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    // ----- world events -----
+
+    /// A pod, Service, EndpointSlice, namespace or workload link was added or changed.
+    pub fn apply(&mut self, obj: impl Into<WorldObject>) {
+        let obj = obj.into();
+        let mut t = Touched::default();
+        match &obj {
+            WorldObject::Pod(p) => {
+                let key = (p.namespace.clone(), p.name.clone());
+                let old = self.world.pod(&key.0, &key.1).cloned();
+                if !self.world.apply(obj) {
+                    return;
+                }
+                self.pod_changed(&key, old.as_ref(), &mut t);
+            }
+            WorldObject::Service(s) => {
+                let key = (s.namespace.clone(), s.name.clone());
+                if self.world.apply(obj) {
+                    self.services_changed([key], &mut t);
+                }
+            }
+            WorldObject::EndpointSlice(s) => {
+                let key = (s.namespace.clone(), s.name.clone());
+                let old = self.slice_service(&key);
+                let new = s.service.clone().map(|n| (s.namespace.clone(), n));
+                if self.world.apply(obj) {
+                    self.services_changed(old.into_iter().chain(new), &mut t);
+                }
+            }
+            WorldObject::Namespace(n) => {
+                let name = n.name.clone();
+                if self.world.apply(obj) {
+                    self.namespace_changed(&name, Key::NamespaceLabels, &mut t);
+                }
+            }
+            WorldObject::Link(_, l) => {
+                let ns = l.namespace.clone();
+                if self.world.apply(obj) {
+                    self.namespace_changed(&ns, Key::Links(ns.clone()), &mut t);
+                }
+            }
+        }
+        self.settle(t);
+    }
+
+    /// A pod, Service, EndpointSlice, namespace or workload link was deleted.
+    pub fn delete(&mut self, r: &WorldRef) {
+        let mut t = Touched::default();
+        match r {
+            WorldRef::Pod(key) => {
+                let old = self.world.pod(&key.0, &key.1).cloned();
+                if self.world.delete(r) {
+                    self.pod_changed(key, old.as_ref(), &mut t);
+                }
+            }
+            WorldRef::Service(key) => {
+                if self.world.delete(r) {
+                    self.services_changed([key.clone()], &mut t);
+                }
+            }
+            WorldRef::EndpointSlice(key) => {
+                let old = self.slice_service(key);
+                if self.world.delete(r) {
+                    self.services_changed(old, &mut t);
+                }
+            }
+            WorldRef::Namespace(n) => {
+                if self.world.delete(r) {
+                    self.namespace_changed(n, Key::NamespaceLabels, &mut t);
+                }
+            }
+            WorldRef::Link(_, (ns, _)) => {
+                if self.world.delete(r) {
+                    self.namespace_changed(ns, Key::Links(ns.clone()), &mut t);
+                }
+            }
+        }
+        self.settle(t);
+    }
+
+    /// A complete relist: the world becomes `world` (a relist is not a deletion, so the
+    /// caller swaps only once a complete list has arrived). Everything is planned again and
+    /// what differs from before is dirty.
+    pub fn replace_world(&mut self, world: World) {
+        let routes: Vec<ValidatedRoute> = self.routes.values().map(|e| e.p.route.clone()).collect();
+        let mut fresh = Engine::new(self.cfg.clone());
+        fresh.world = world;
+        fresh.replace_validated(routes);
+        fresh.dirty = Dirty::default();
+        let dirty = self.differences(&fresh);
+        fresh.dirty = std::mem::take(&mut self.dirty);
+        fresh.dirty.merge(dirty);
+        *self = fresh;
+    }
+
+    // ----- Route events -----
+
+    /// A Route was added or changed.
+    pub fn upsert_route(&mut self, route: &Route) {
+        let mut t = Touched::default();
+        self.set_route(prepare(&self.world, validate(route)), &mut t);
+        self.settle(t);
+    }
+
+    /// A Route was deleted.
+    pub fn delete_route(&mut self, name: &str) {
+        let mut t = Touched::default();
+        self.remove_route(name, &mut t);
+        self.settle(t);
+    }
+
+    /// A complete list of the Routes (start, relist, file reload): Routes absent from it are
+    /// deleted. Of several Routes with one name, the one with precedence is kept.
+    pub fn replace_routes(&mut self, routes: &[Route]) {
+        self.replace_validated(routes.iter().map(validate).collect());
+    }
+
+    fn replace_validated(&mut self, routes: Vec<ValidatedRoute>) {
+        let mut by_name: BTreeMap<String, ValidatedRoute> = BTreeMap::new();
+        for v in routes {
+            match by_name.get(&v.name) {
+                Some(have) if Precedence::of(have) < Precedence::of(&v) => {}
+                _ => {
+                    by_name.insert(v.name.clone(), v);
+                }
+            }
+        }
+        let mut t = Touched::default();
+        let gone: Vec<String> = self
+            .routes
+            .keys()
+            .filter(|n| !by_name.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove_route(&name, &mut t);
+        }
+        for v in by_name.into_values() {
+            self.set_route(prepare(&self.world, v), &mut t);
+        }
+        self.settle(t);
+    }
+
+    // ----- I/O side events -----
+
+    /// The NB rows of a Route drifted (someone edited or deleted them): diff them again.
+    pub fn nb_drifted(&mut self, route: &str) {
+        self.dirty.nb.insert(route.to_owned());
+    }
+
+    /// A pod's network namespace appeared (its CNI result was written): program it.
+    pub fn netns_appeared(&mut self, namespace: &str, name: &str) {
+        let key = (namespace.to_owned(), name.to_owned());
+        if self.world.pod(namespace, name).is_some() {
+            self.dirty.pods.insert(key);
+        }
+    }
+
+    // ----- reads -----
+
+    /// The routes pod `(namespace, name)` should carry; `None` when it should carry none of
+    /// ours (unknown, not on this node, or selected by no Route with a usable rule).
+    pub fn pod_routes(&self, key: &ObjectKey) -> Option<(PodKey, &PodRoutes)> {
+        let (uid, m) = self.pods.get(key)?.merge.as_ref()?;
+        if m.routes.is_empty() {
+            return None;
+        }
+        let pk = PodKey {
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            uid: uid.clone(),
+        };
+        Some((pk, &m.routes))
+    }
+
+    pub fn report(&self, route: &str) -> Option<&RouteReport> {
+        self.routes.get(route).map(|e| &e.report)
+    }
+
+    pub fn route_names(&self) -> impl Iterator<Item = &String> {
+        self.routes.keys()
+    }
+
+    /// The desired NB rows and Service IPs of some Routes (unknown names have none).
+    pub fn desired_nb<'a>(
+        &self,
+        routes: impl IntoIterator<Item = &'a String>,
+    ) -> (DesiredNb, BTreeMap<String, BTreeSet<IpAddr>>) {
+        let mut nb = DesiredNb::default();
+        let mut ips = BTreeMap::new();
+        for name in routes {
+            if let Some(e) = self.routes.get(name) {
+                nb.extend(e.nb.nb.clone());
+                if !e.nb.service_ips.is_empty() {
+                    ips.insert(name.clone(), e.nb.service_ips.clone());
+                }
+            }
+        }
+        nb.sort();
+        (nb, ips)
+    }
+
+    /// Routes with OVN rows on `router` (its ports decide whether their next hops work).
+    pub fn routes_on_router(&self, router: &str) -> BTreeSet<String> {
+        self.index
+            .routes(&Key::Router(router.to_owned()))
+            .cloned()
+            .collect()
+    }
+
+    /// Routes whose Port_Group wants the logical switch port `<namespace>_<pod>`.
+    pub fn routes_with_port(&self, lsp: &str) -> BTreeSet<String> {
+        let Some((ns, name)) = lsp.split_once('_') else {
+            return BTreeSet::new();
+        };
+        let Some(pod) = self.pods.get(&(ns.to_owned(), name.to_owned())) else {
+            return BTreeSet::new();
+        };
+        pod.members.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Routes sending ClusterIPs over the OVN interface (they need Load_Balancer VIPs).
+    pub fn routes_with_service_ips(&self) -> BTreeSet<String> {
+        self.routes
+            .iter()
+            .filter(|(_, e)| !e.nb.service_ips.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The whole plan, assembled from the cached parts. Equal to
+    /// [`super::plan_validated`] of the same World and Routes.
+    pub fn plan(&self) -> Plan {
+        let mut out = Plan::default();
+        for (key, pod) in &self.pods {
+            if let Some((uid, m)) = &pod.merge
+                && !m.routes.is_empty()
+            {
+                let pk = PodKey {
+                    namespace: key.0.clone(),
+                    name: key.1.clone(),
+                    uid: uid.clone(),
+                };
+                out.pods.insert(pk, m.routes.clone());
+            }
+        }
+        for (name, e) in &self.routes {
+            out.reports.insert(name.clone(), e.report.clone());
+            out.add_route_nb(name, e.nb.clone());
+        }
+        out.nb.sort();
+        out
+    }
+
+    // ----- internals -----
+
+    /// The Service an EndpointSlice belongs to now.
+    fn slice_service(&self, key: &ObjectKey) -> Option<ObjectKey> {
+        let s = self.world.endpoint_slice(&key.0, &key.1)?;
+        Some((s.namespace.clone(), s.service.clone()?))
+    }
+
+    /// Puts a prepared Route in place of the one with its name.
+    fn set_route(&mut self, p: Prepared, t: &mut Touched) {
+        let name = p.route.name.clone();
+        let prec = Precedence::of(&p.route);
+        let claims = super::ovn::claims(&p, &self.cfg);
+        let old = self.routes.remove(&name);
+        let mut entry = match old {
+            Some(old) if old.p == p && old.prec == prec => {
+                self.routes.insert(name, old);
+                return;
+            }
+            Some(old) => {
+                if old.p.route.selection != p.route.selection
+                    || old.p.route.exclude != p.route.exclude
+                {
+                    t.all_pods(&name);
+                } else if old.p.needs != p.needs {
+                    t.pairs(&name, old.pairs.keys().cloned());
+                }
+                if old.prec != prec
+                    || old.p.resolved != p.resolved
+                    || old.p.route.default_route != p.route.default_route
+                {
+                    t.merge.extend(
+                        old.pairs
+                            .iter()
+                            .filter(|(_, s)| s.is_member())
+                            .map(|(k, _)| k.clone()),
+                    );
+                }
+                if old.prec != prec {
+                    for (k, s) in &old.pairs {
+                        if let Some(pe) = self.pods.get_mut(k)
+                            && s.is_member()
+                        {
+                            pe.members.remove(&old.prec);
+                            pe.members.insert(prec.clone());
+                        }
+                    }
+                }
+                self.slots.remove(&old.prec, &old.claims);
+                let slots = old.claims.iter().chain(&claims).map(|(s, _)| s);
+                self.slots.sharing(slots, &mut t.nb);
+                RouteEntry {
+                    prec: prec.clone(),
+                    p,
+                    claims,
+                    ..old
+                }
+            }
+            None => {
+                t.all_pods(&name);
+                self.slots.sharing(claims.iter().map(|(s, _)| s), &mut t.nb);
+                RouteEntry {
+                    prec: prec.clone(),
+                    p,
+                    claims,
+                    pairs: BTreeMap::new(),
+                    counts: SelCounts::default(),
+                    programmable: 0,
+                    lost: BTreeMap::new(),
+                    nb: RouteNb::default(),
+                    report: RouteReport::default(),
+                }
+            }
+        };
+        self.slots.add(&prec, &entry.claims);
+        self.index.set(&name, index::keys(&entry.p, &self.cfg));
+        entry.claims.shrink_to_fit();
+        self.routes.insert(name.clone(), entry);
+        t.nb.insert(name.clone());
+        t.report.insert(name);
+    }
+
+    fn remove_route(&mut self, name: &str, t: &mut Touched) {
+        let Some(old) = self.routes.remove(name) else {
+            return;
+        };
+        for (k, s) in &old.pairs {
+            if let Some(pe) = self.pods.get_mut(k) {
+                pe.selected_by.remove(name);
+                if s.is_member() {
+                    pe.members.remove(&old.prec);
+                    t.merge.insert(k.clone());
+                }
+            }
+        }
+        self.slots.remove(&old.prec, &old.claims);
+        self.slots
+            .sharing(old.claims.iter().map(|(s, _)| s), &mut t.nb);
+        self.index.remove(name);
+        self.dirty.nb.insert(name.to_owned());
+        self.dirty.reports.insert(name.to_owned());
+    }
+
+    fn pod_changed(
+        &mut self,
+        key: &ObjectKey,
+        old: Option<&crate::cluster::PodInfo>,
+        t: &mut Touched,
+    ) {
+        let mut routes = BTreeSet::new();
+        if let Some(pe) = self.pods.get(key) {
+            routes.extend(pe.selected_by.iter().cloned());
+        }
+        let new = self.world.pod(&key.0, &key.1);
+        if let Some(p) = new {
+            self.index.candidates(p, &mut routes);
+        }
+        for r in &routes {
+            t.pair(r, key);
+        }
+        t.merge.insert(key.clone());
+        // What the NB rows take from a pod: its OVN addresses, its node (ic scope).
+        let nb_view =
+            |p: Option<&crate::cluster::PodInfo>| p.map(|p| (p.ovn.clone(), p.node.clone()));
+        if nb_view(old) != nb_view(new)
+            && let Some(pe) = self.pods.get(key)
+        {
+            t.nb.extend(pe.members.iter().map(|p| p.name.clone()));
+        }
+    }
+
+    fn services_changed(&mut self, services: impl IntoIterator<Item = ObjectKey>, t: &mut Touched) {
+        let mut names = BTreeSet::new();
+        for s in services {
+            names.extend(self.index.routes(&Key::Service(s)).cloned());
+        }
+        for name in names {
+            if let Some(e) = self.routes.get(&name) {
+                let route = e.p.route.clone();
+                self.set_route(prepare(&self.world, route), t);
+            }
+        }
+    }
+
+    /// The Routes under `key` look at every pod of `namespace` again.
+    fn namespace_changed(&mut self, namespace: &str, key: Key, t: &mut Touched) {
+        let routes: Vec<String> = self.index.routes(&key).cloned().collect();
+        let pods: Vec<ObjectKey> = self
+            .world
+            .pods_in(namespace)
+            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .collect();
+        for r in &routes {
+            t.pairs(r, pods.iter().cloned());
+        }
+    }
+
+    /// What differs between two engines' results (for a relist).
+    fn differences(&self, other: &Engine) -> Dirty {
+        let mut d = Dirty::default();
+        let names: BTreeSet<&String> = self.routes.keys().chain(other.routes.keys()).collect();
+        for n in names {
+            let (a, b) = (self.routes.get(n), other.routes.get(n));
+            if a.map(|e| &e.nb) != b.map(|e| &e.nb) {
+                d.nb.insert(n.clone());
+            }
+            if a.map(|e| &e.report) != b.map(|e| &e.report) {
+                d.reports.insert(n.clone());
+            }
+        }
+        let pods: BTreeSet<&ObjectKey> = self.pods.keys().chain(other.pods.keys()).collect();
+        for k in pods {
+            let merged = |e: &Engine| e.pods.get(k).and_then(|p| p.merge.clone());
+            if merged(self) != merged(other) {
+                d.pods.insert(k.clone());
+            }
+        }
+        d
+    }
+}

@@ -1,0 +1,302 @@
+//! Bringing the cached plan up to date after a change, in dependency order: selection pairs
+//! (Route x pod), then the pods whose member Routes changed, then the Routes whose rows may
+//! have changed, then the reports. Each step compares with what was cached and marks dirty
+//! only what really changed.
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cluster::{ObjectKey, PodInfo};
+use crate::plan::merge::{Conflict, merge_pod};
+use crate::plan::ovn::route_nb;
+use crate::plan::select::{namespace_labels, pair};
+use crate::plan::{Precedence, report};
+
+use super::{Engine, PodEntry};
+
+/// What a change asks to look at again.
+#[derive(Debug, Default)]
+pub(super) struct Touched {
+    /// Routes to evaluate against every pod.
+    all: BTreeSet<String>,
+    /// Routes to evaluate against some pods.
+    pairs: BTreeMap<String, BTreeSet<ObjectKey>>,
+    /// Pods to merge again.
+    pub merge: BTreeSet<ObjectKey>,
+    /// Routes whose rows to compute again.
+    pub nb: BTreeSet<String>,
+    /// Routes whose report to build again.
+    pub report: BTreeSet<String>,
+}
+
+impl Touched {
+    pub(super) fn all_pods(&mut self, route: &str) {
+        self.all.insert(route.to_owned());
+    }
+
+    pub(super) fn pair(&mut self, route: &str, pod: &ObjectKey) {
+        self.pairs
+            .entry(route.to_owned())
+            .or_default()
+            .insert(pod.clone());
+    }
+
+    pub(super) fn pairs(&mut self, route: &str, pods: impl IntoIterator<Item = ObjectKey>) {
+        self.pairs.entry(route.to_owned()).or_default().extend(pods);
+    }
+}
+
+impl Engine {
+    pub(super) fn settle(&mut self, mut t: Touched) {
+        self.settle_pairs(&mut t);
+        self.settle_merges(&mut t);
+        self.settle_nb(&mut t);
+        self.settle_reports(&t);
+    }
+
+    fn settle_pairs(&mut self, t: &mut Touched) {
+        let mut ns_cache: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut work: Vec<(String, ObjectKey)> = Vec::new();
+        if !t.all.is_empty() {
+            // Every pod for these Routes, plus pods they select that may be gone.
+            for pod in self.world.pods() {
+                let key = (pod.namespace.clone(), pod.name.clone());
+                for r in &t.all {
+                    work.push((r.clone(), key.clone()));
+                }
+            }
+            for r in &t.all {
+                if let Some(e) = self.routes.get(r) {
+                    work.extend(e.pairs.keys().map(|k| (r.clone(), k.clone())));
+                }
+            }
+        }
+        for (r, pods) in std::mem::take(&mut t.pairs) {
+            if !t.all.contains(&r) {
+                work.extend(pods.into_iter().map(|k| (r.clone(), k)));
+            }
+        }
+        for (r, key) in work {
+            self.evaluate(&r, &key, &mut ns_cache, t);
+        }
+    }
+
+    /// One Route x pod pair again.
+    fn evaluate(
+        &mut self,
+        route: &str,
+        key: &ObjectKey,
+        ns_cache: &mut BTreeMap<String, BTreeMap<String, String>>,
+        t: &mut Touched,
+    ) {
+        let Engine {
+            cfg,
+            world,
+            routes,
+            pods,
+            ..
+        } = self;
+        let Some(entry) = routes.get_mut(route) else {
+            return;
+        };
+        let new = world.pod(&key.0, &key.1).and_then(|pod: &PodInfo| {
+            let labels = ns_cache
+                .entry(pod.namespace.clone())
+                .or_insert_with(|| namespace_labels(world, &pod.namespace));
+            pair(world, &entry.p, pod, labels, cfg)
+        });
+        let old = entry.pairs.get(key).copied();
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            entry.counts.count(o, false);
+        }
+        match new {
+            Some(n) => {
+                entry.counts.count(n, true);
+                entry.pairs.insert(key.clone(), n);
+            }
+            None => {
+                entry.pairs.remove(key);
+            }
+        }
+        let pe = pods.entry(key.clone()).or_default();
+        if new.is_some() {
+            pe.selected_by.insert(route.to_owned());
+        } else {
+            pe.selected_by.remove(route);
+        }
+        let (was, is) = (
+            old.is_some_and(|s| s.is_member()),
+            new.is_some_and(|s| s.is_member()),
+        );
+        if was != is {
+            if is {
+                pe.members.insert(entry.prec.clone());
+            } else {
+                pe.members.remove(&entry.prec);
+            }
+            t.merge.insert(key.clone());
+            t.nb.insert(route.to_owned());
+        }
+        t.report.insert(route.to_owned());
+    }
+
+    fn settle_merges(&mut self, t: &mut Touched) {
+        let Engine {
+            cfg,
+            world,
+            routes,
+            pods,
+            dirty,
+            ..
+        } = self;
+        for key in &t.merge {
+            let Some(pe) = pods.get_mut(key) else {
+                continue;
+            };
+            let new = match world.pod(&key.0, &key.1) {
+                Some(pod) if cfg.is_local(pod) && !pe.members.is_empty() => {
+                    let members = pe.members.iter().filter_map(|p| routes.get(&p.name));
+                    Some((pod.uid.clone(), merge_pod(pod, members.map(|e| &e.p), cfg)))
+                }
+                _ => None,
+            };
+            let old = pe.merge.take();
+            if old != new {
+                let routes_of = |m: &Option<(String, crate::plan::merge::PodMerge)>| {
+                    m.as_ref()
+                        .filter(|(_, m)| !m.routes.is_empty())
+                        .map(|(u, m)| (u.clone(), m.routes.clone()))
+                };
+                if routes_of(&old) != routes_of(&new) {
+                    dirty.pods.insert(key.clone());
+                }
+                if let Some((_, m)) = &old {
+                    share(routes, key, m, false, &mut t.report);
+                }
+                if let Some((_, m)) = &new {
+                    share(routes, key, m, true, &mut t.report);
+                }
+            }
+            pe.merge = new;
+            if is_empty(pe) {
+                pods.remove(key);
+            }
+        }
+    }
+
+    fn settle_nb(&mut self, t: &mut Touched) {
+        let Engine {
+            cfg,
+            world,
+            routes,
+            slots,
+            dirty,
+            ..
+        } = self;
+        for name in &t.nb {
+            let Some(e) = routes.get_mut(name) else {
+                continue;
+            };
+            let members = e
+                .pairs
+                .iter()
+                .filter(|(_, s)| s.is_member())
+                .filter_map(|(k, _)| world.pod(&k.0, &k.1));
+            let new = route_nb(&e.p, members, slots, cfg);
+            if new != e.nb {
+                dirty.nb.insert(name.clone());
+                e.nb = new;
+            }
+            t.report.insert(name.clone());
+        }
+    }
+
+    fn settle_reports(&mut self, t: &Touched) {
+        for name in &t.report {
+            let Some(e) = self.routes.get(name) else {
+                continue;
+            };
+            // Conflicts in the full plan's order: path, the winner's precedence, the
+            // winner's path, destination.
+            let mut lost: Vec<(&Conflict, Option<&Precedence>, usize, &ObjectKey)> = e
+                .lost
+                .iter()
+                .filter_map(|(c, pods)| {
+                    let first = pods.keys().next()?;
+                    let winner = self.routes.get(&c.winner).map(|w| &w.prec);
+                    Some((c, winner, pods.values().sum(), first))
+                })
+                .collect();
+            lost.sort_by(|a, b| {
+                (&a.0.path, a.1, &a.0.wpath, &a.0.dst).cmp(&(&b.0.path, b.1, &b.0.wpath, &b.0.dst))
+            });
+            let conflicts = lost.into_iter().map(|(c, _, n, pod)| {
+                report::conflict_problem(c, n, &format!("{}/{}", pod.0, pod.1))
+            });
+            let problems =
+                e.p.problems
+                    .iter()
+                    .cloned()
+                    .chain(conflicts)
+                    .chain(e.nb.problems.iter().cloned());
+            let r = report::build(
+                &e.counts,
+                e.programmable,
+                problems,
+                e.p.route.is_invalid(),
+                self.cfg.max_problems,
+            );
+            if r != e.report {
+                self.dirty.reports.insert(name.clone());
+                if let Some(e) = self.routes.get_mut(name) {
+                    e.report = r;
+                }
+            }
+        }
+    }
+}
+
+fn is_empty(pe: &PodEntry) -> bool {
+    pe.selected_by.is_empty() && pe.members.is_empty() && pe.merge.is_none()
+}
+
+/// Adds (`add`) or takes away one pod merge's share of its Routes' reports: where they are
+/// programmable, and the claims they lost.
+fn share(
+    routes: &mut BTreeMap<String, super::RouteEntry>,
+    pod: &ObjectKey,
+    m: &crate::plan::merge::PodMerge,
+    add: bool,
+    touched: &mut BTreeSet<String>,
+) {
+    for name in &m.contributed {
+        if let Some(e) = routes.get_mut(name) {
+            if add {
+                e.programmable += 1;
+            } else {
+                e.programmable = e.programmable.saturating_sub(1);
+            }
+            touched.insert(name.clone());
+        }
+    }
+    for c in &m.conflicts {
+        let Some(e) = routes.get_mut(&c.loser) else {
+            continue;
+        };
+        touched.insert(c.loser.clone());
+        let pods = e.lost.entry(c.clone()).or_default();
+        let n = pods.entry(pod.clone()).or_default();
+        if add {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+        }
+        if *n == 0 {
+            pods.remove(pod);
+        }
+        if pods.is_empty() {
+            e.lost.remove(c);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Destination -> Routes sharing it: who claims each (router, destination) slot, in
+//! precedence order. A Route's policy rank and static route ownership are read from its
+//! slots alone, so only Routes sharing a slot with a changed Route are planned again.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::plan::Precedence;
+use crate::plan::ovn::{ClaimKind, Slot, Slots};
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct SlotIndex {
+    slots: BTreeMap<Slot, BTreeMap<Precedence, ClaimKind>>,
+}
+
+impl SlotIndex {
+    pub(super) fn add(&mut self, prec: &Precedence, claims: &[(Slot, ClaimKind)]) {
+        for (slot, kind) in claims {
+            self.slots
+                .entry(slot.clone())
+                .or_default()
+                .insert(prec.clone(), kind.clone());
+        }
+    }
+
+    pub(super) fn remove(&mut self, prec: &Precedence, claims: &[(Slot, ClaimKind)]) {
+        for (slot, _) in claims {
+            if let Some(c) = self.slots.get_mut(slot) {
+                c.remove(prec);
+                if c.is_empty() {
+                    self.slots.remove(slot);
+                }
+            }
+        }
+    }
+
+    /// Names of the Routes claiming any of `slots`.
+    pub(super) fn sharing<'a>(
+        &self,
+        slots: impl IntoIterator<Item = &'a Slot>,
+        out: &mut BTreeSet<String>,
+    ) {
+        for s in slots {
+            if let Some(c) = self.slots.get(s) {
+                out.extend(c.keys().map(|p| p.name.clone()));
+            }
+        }
+    }
+}
+
+impl Slots for SlotIndex {
+    fn policy_rank(&self, slot: &Slot, me: &Precedence) -> usize {
+        self.slots.get(slot).map_or(0, |c| {
+            c.range(..me)
+                .filter(|(_, k)| **k == ClaimKind::Policy)
+                .count()
+        })
+    }
+
+    fn static_owner(&self, slot: &Slot, _me: &Precedence) -> Option<(&str, &BTreeSet<IpAddr>)> {
+        self.slots.get(slot)?.iter().find_map(|(p, k)| match k {
+            ClaimKind::Static(hops) => Some((p.name.as_str(), hops)),
+            ClaimKind::Policy => None,
+        })
+    }
+}

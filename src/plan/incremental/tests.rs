@@ -1,0 +1,399 @@
+//! The engine against the full planner: fixed scenarios for what must (and must not) become
+//! dirty, and random event sequences after each step of which the engine's plan equals a
+//! fresh full plan and every change is in the dirty sets.
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+
+use super::{Dirty, Engine};
+use crate::api::{DefaultRouteRule, Exclude, OvnSpec, Route};
+use crate::cluster::{LinkKind, PodPhase, World, WorldObject, WorldRef};
+use crate::plan::testkit::*;
+use crate::plan::{Plan, PlanConfig, plan};
+
+fn ovn(r: &mut Route, hops: &[&str]) {
+    r.spec.ovn = Some(OvnSpec {
+        next_hops: hops.iter().map(|s| s.to_string()).collect(),
+        ..OvnSpec::default()
+    });
+}
+
+fn engine(world_objs: Vec<WorldObject>, routes: &[Route]) -> Engine {
+    let mut e = Engine::new(cfg());
+    for o in world_objs {
+        e.apply(o);
+    }
+    e.replace_routes(routes);
+    e.take_dirty();
+    e
+}
+
+fn check(e: &Engine, routes: &[Route]) {
+    let full = plan(e.world(), routes, e.config());
+    assert_eq!(e.plan(), full);
+}
+
+#[test]
+fn pod_label_change_moves_a_pod_between_routes_and_touches_only_them() {
+    let mut a = mk_route("a", vec![rr("10.1.0.0/16", "eth1")], vec![]);
+    a.spec.pod_selector = Some(sel(&[("app", "a")]));
+    let mut b = mk_route("b", vec![rr("10.2.0.0/16", "eth1")], vec![]);
+    b.spec.pod_selector = Some(sel(&[("app", "b")]));
+    let mut c = mk_route("c", vec![rr("10.3.0.0/16", "eth1")], vec![]);
+    c.spec.pod_selector = Some(sel(&[("app", "c")]));
+    let routes = vec![a, b, c];
+    let p = with_labels(mk_pod("default", "p"), &[("app", "a")]);
+    let mut e = engine(vec![p.clone().into()], &routes);
+    e.apply(with_labels(p, &[("app", "b")]));
+    let d = e.take_dirty();
+    assert_eq!(d.nb, BTreeSet::from(["a".to_string(), "b".to_string()]));
+    assert_eq!(d.reports, d.nb);
+    assert_eq!(d.pods, BTreeSet::from([("default".into(), "p".into())]));
+    let (_, r) = e.pod_routes(&("default".into(), "p".into())).unwrap();
+    assert_eq!(r.routes[0].dst.to_string(), "10.2.0.0/16");
+    check(&e, &routes);
+}
+
+#[test]
+fn editing_a_route_leaves_unrelated_routes_alone_and_reranks_only_its_slot() {
+    let mk = |name: &str, dst: &str, prio: i32| {
+        let mut r = mk_route(name, vec![rr(dst, "eth1")], vec![]);
+        r.spec.pod_selector = Some(sel(&[("app", name)]));
+        r.spec.priority = prio;
+        ovn(&mut r, &["100.64.0.2"]);
+        r
+    };
+    // a and b share 10.1.0.0/16 on the router; c is elsewhere.
+    let mut routes = vec![
+        mk("a", "10.1.0.0/16", 1),
+        mk("b", "10.1.0.0/16", 0),
+        mk("c", "10.9.0.0/16", 0),
+    ];
+    let pods = ["a", "b", "c"]
+        .iter()
+        .map(|n| with_labels(mk_pod("default", n), &[("app", n)]).into())
+        .collect();
+    let mut e = engine(pods, &routes);
+    let prio_of = |e: &Engine, r: &str| e.desired_nb([&r.to_string()]).0.policies[0].priority;
+    let b_before = prio_of(&e, "b");
+    // c changes destination: nothing else moves.
+    routes[2] = mk("c", "10.8.0.0/16", 0);
+    e.upsert_route(&routes[2]);
+    assert_eq!(e.take_dirty().nb, BTreeSet::from(["c".to_string()]));
+    // a leaves the shared slot: b, which shared it, is ranked first now.
+    routes[0] = mk("a", "10.7.0.0/16", 1);
+    e.upsert_route(&routes[0]);
+    let d = e.take_dirty();
+    assert_eq!(d.nb, BTreeSet::from(["a".to_string(), "b".to_string()]));
+    assert!(prio_of(&e, "b") > b_before);
+    check(&e, &routes);
+}
+
+#[test]
+fn services_namespaces_and_workloads_reach_the_routes_that_name_them() {
+    let mut svc = mk_route("svc", vec![], vec![sr("default", "db", "eth1")]);
+    svc.spec.pod_selector = Some(sel(&[("app", "x")]));
+    let mut nsr = mk_route("ns", vec![rr("10.5.0.0/16", "eth1")], vec![]);
+    nsr.spec.namespace_selector = Some(sel(&[("team", "t")]));
+    let mut dep = mk_route("dep", vec![rr("10.6.0.0/16", "eth1")], vec![]);
+    dep.spec.targets = vec![target("Deployment", Some("default"), "web")];
+    let routes = vec![svc, nsr, dep];
+    let p = owned_by(
+        with_labels(mk_pod("default", "p"), &[("app", "x")]),
+        "ReplicaSet",
+        "rs1",
+    );
+    let mut e = engine(
+        vec![p.into(), mk_svc("default", "db", &["10.96.0.5"]).into()],
+        &routes,
+    );
+    check(&e, &routes);
+    e.apply(mk_svc("default", "db", &["10.96.0.6"]));
+    assert_eq!(e.take_dirty().pods.len(), 1);
+    e.apply(mk_ns("default", &[("team", "t")]));
+    assert!(e.take_dirty().nb.contains("ns"));
+    e.apply(mk_link(
+        LinkKind::ReplicaSet,
+        "default",
+        "rs1",
+        "Deployment",
+        "web",
+    ));
+    assert!(e.take_dirty().nb.contains("dep"));
+    check(&e, &routes);
+    e.delete(&WorldRef::Service(("default".into(), "db".into())));
+    e.delete(&WorldRef::Namespace("default".into()));
+    e.delete(&WorldRef::Link(
+        LinkKind::ReplicaSet,
+        ("default".into(), "rs1".into()),
+    ));
+    check(&e, &routes);
+}
+
+#[test]
+fn drift_and_netns_events_mark_without_replanning() {
+    let r = mk_route("r", vec![rr("10.1.0.0/16", "eth1")], vec![]);
+    let mut e = engine(vec![mk_pod("default", "p").into()], &[r]);
+    e.nb_drifted("r");
+    e.netns_appeared("default", "p");
+    e.netns_appeared("default", "unknown");
+    assert_eq!(
+        e.take_dirty(),
+        Dirty {
+            nb: BTreeSet::from(["r".to_string()]),
+            pods: BTreeSet::from([("default".into(), "p".into())]),
+            reports: BTreeSet::new(),
+        }
+    );
+}
+
+// ----- random event sequences -----
+
+#[derive(Clone, Debug)]
+enum Event {
+    Route(Box<Route>),
+    DeleteRoute(String),
+    Pod(Box<crate::cluster::PodInfo>),
+    DeletePod(String, String),
+    Namespace(String, bool),
+    DeleteNamespace(String),
+    Service(String, u8),
+    DeleteService(String),
+    Slice(String, u8),
+    Link(bool),
+    DeleteLink,
+    Relist,
+}
+
+const NAMES: [&str; 4] = ["r0", "r1", "r2", "r3"];
+const DSTS: [&str; 4] = ["10.1.0.0/16", "10.2.0.0/16", "10.1.0.0/24", "fd00:1::/64"];
+const PODS: [(&str, &str); 6] = [
+    ("ns0", "p0"),
+    ("ns0", "p1"),
+    ("ns0", "web-1"),
+    ("ns1", "p3"),
+    ("ns1", "p4"),
+    ("ns1", "p5"),
+];
+
+fn route_strategy() -> impl Strategy<Value = Route> {
+    (
+        0usize..4,
+        -1i32..2,
+        0u8..6,
+        prop::collection::vec((0usize..4, prop::bool::ANY), 0..4),
+        prop::option::of(0u8..2),
+        0u8..4,
+        prop::bool::ANY,
+        0u8..3,
+    )
+        .prop_map(|(n, prio, selection, rules, svc, hops, enforce, extra)| {
+            let name = NAMES[n];
+            let rules = rules
+                .into_iter()
+                .map(|(d, ovn)| rr(DSTS[d], if ovn { "eth1" } else { "eth0" }))
+                .collect();
+            let svcs = svc
+                .map(|s| vec![sr("ns0", &format!("svc{s}"), "eth1")])
+                .unwrap_or_default();
+            let mut r = mk_route(name, rules, svcs);
+            r.spec.priority = prio;
+            match selection {
+                0 => {}
+                1 => r.spec.pod_selector = Some(sel(&[("app", "a")])),
+                2 => r.spec.pod_selector = Some(sel_expr("app", "Exists", &[])),
+                3 => r.spec.namespace_selector = Some(sel(&[("team", "t")])),
+                4 => r.spec.targets = vec![target("Deployment", Some("ns0"), "web")],
+                _ => r.spec.pod_selector = Some(sel_expr("app", "NotIn", &["a"])),
+            }
+            match extra {
+                1 => {
+                    r.spec.exclude = Some(Exclude {
+                        pods: vec!["ns1/p3".into()],
+                        ..Exclude::default()
+                    })
+                }
+                2 => {
+                    r.spec.default_route = Some(DefaultRouteRule {
+                        dev: "eth1".into(),
+                        via: None,
+                    })
+                }
+                _ => {}
+            }
+            let hops: &[&str] = match hops {
+                0 => &[],
+                1 => &["100.64.0.2"],
+                2 => &["100.64.0.2", "100.64.0.3"],
+                _ => &["100.64.0.2", "fd98::2"],
+            };
+            if !hops.is_empty() || enforce {
+                ovn(&mut r, hops);
+                if let Some(o) = r.spec.ovn.as_mut() {
+                    o.enforce = Some(enforce);
+                }
+            }
+            r
+        })
+}
+
+fn pod_strategy() -> impl Strategy<Value = crate::cluster::PodInfo> {
+    (0usize..6, 0u8..3, 0u8..5, prop::bool::ANY, 0u32..3).prop_map(|(i, app, kind, node1, addr)| {
+        let (ns, name) = PODS[i];
+        let mut p = mk_pod_n(ns, name, i as u32 * 3 + addr);
+        match app {
+            0 => {}
+            1 => p = with_labels(p, &[("app", "a")]),
+            _ => p = with_labels(p, &[("app", "b")]),
+        }
+        if name.starts_with("web") {
+            p = owned_by(p, "ReplicaSet", "web-abc");
+        }
+        match kind {
+            1 => p.host_network = true,
+            2 => p.phase = PodPhase::Pending,
+            3 => p = calico_only(p),
+            _ => {}
+        }
+        if !node1 {
+            p = on_node(p, "node2");
+        }
+        p
+    })
+}
+
+fn event_strategy() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        4 => route_strategy().prop_map(|r| Event::Route(Box::new(r))),
+        1 => (0usize..4).prop_map(|n| Event::DeleteRoute(NAMES[n].into())),
+        4 => pod_strategy().prop_map(|p| Event::Pod(Box::new(p))),
+        1 => (0usize..6).prop_map(|i| Event::DeletePod(PODS[i].0.into(), PODS[i].1.into())),
+        1 => (0usize..2, prop::bool::ANY).prop_map(|(i, t)| Event::Namespace(format!("ns{i}"), t)),
+        1 => (0usize..2).prop_map(|i| Event::DeleteNamespace(format!("ns{i}"))),
+        1 => (0usize..2, 0u8..4).prop_map(|(i, v)| Event::Service(format!("svc{i}"), v)),
+        1 => (0usize..2).prop_map(|i| Event::DeleteService(format!("svc{i}"))),
+        1 => (0usize..2, 0u8..3).prop_map(|(i, v)| Event::Slice(format!("svc{i}"), v)),
+        1 => prop::bool::ANY.prop_map(Event::Link),
+        1 => Just(Event::DeleteLink),
+        1 => Just(Event::Relist),
+    ]
+}
+
+/// What a step changed in the full plans before and after it.
+fn changed(before: &Plan, after: &Plan) -> Dirty {
+    let mut d = Dirty::default();
+    let routes: BTreeSet<&String> = before.reports.keys().chain(after.reports.keys()).collect();
+    for r in routes {
+        let rows = |p: &Plan| {
+            let mut nb = p.nb.clone();
+            nb.address_sets.retain(|x| &x.owner.route == r);
+            nb.port_groups.retain(|x| &x.owner.route == r);
+            nb.policies.retain(|x| &x.owner.route == r);
+            nb.static_routes.retain(|x| &x.owner.route == r);
+            nb.acls.retain(|x| &x.owner.route == r);
+            (nb, p.ovn_service_ips.get(r).cloned())
+        };
+        if rows(before) != rows(after) {
+            d.nb.insert(r.clone());
+        }
+        if before.reports.get(r) != after.reports.get(r) {
+            d.reports.insert(r.clone());
+        }
+    }
+    let pods: BTreeSet<_> = before.pods.keys().chain(after.pods.keys()).collect();
+    for k in pods {
+        if before.pods.get(k) != after.pods.get(k) {
+            d.pods.insert((k.namespace.clone(), k.name.clone()));
+        }
+    }
+    d
+}
+
+fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
+    match ev {
+        Event::Route(r) => {
+            let name = r.metadata.name.clone();
+            routes.retain(|x| x.metadata.name != name);
+            routes.push((*r).clone());
+            e.upsert_route(&r);
+        }
+        Event::DeleteRoute(n) => {
+            routes.retain(|x| x.metadata.name.as_deref() != Some(n.as_str()));
+            e.delete_route(&n);
+        }
+        Event::Pod(p) => e.apply(*p),
+        Event::DeletePod(ns, n) => e.delete(&WorldRef::Pod((ns, n))),
+        Event::Namespace(n, team) => {
+            let l: &[(&str, &str)] = if team { &[("team", "t")] } else { &[] };
+            e.apply(mk_ns(&n, l));
+        }
+        Event::DeleteNamespace(n) => e.delete(&WorldRef::Namespace(n)),
+        Event::Service(n, v) => match v {
+            0 => e.apply(mk_svc("ns0", &n, &["10.96.0.10"])),
+            1 => e.apply(mk_svc("ns0", &n, &["10.96.0.11", "fd97::11"])),
+            2 => e.apply(mk_headless("ns0", &n)),
+            _ => e.apply(mk_svc("ns0", &n, &[])),
+        },
+        Event::DeleteService(n) => e.delete(&WorldRef::Service(("ns0".into(), n))),
+        Event::Slice(svc, v) => {
+            let ready: &[&str] = match v {
+                0 => &[],
+                1 => &["10.124.9.9"],
+                _ => &["10.124.9.9", "10.124.9.10"],
+            };
+            e.apply(mk_slice("ns0", &format!("{svc}-x"), &svc, ready));
+        }
+        Event::Link(to_web) => e.apply(mk_link(
+            LinkKind::ReplicaSet,
+            "ns0",
+            "web-abc",
+            "Deployment",
+            if to_web { "web" } else { "other" },
+        )),
+        Event::DeleteLink => e.delete(&WorldRef::Link(
+            LinkKind::ReplicaSet,
+            ("ns0".into(), "web-abc".into()),
+        )),
+        Event::Relist => {
+            let w: World = e.world().clone();
+            e.replace_world(w);
+            e.replace_routes(routes);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_equals_a_fresh_full_plan_after_every_event(
+        events in prop::collection::vec(event_strategy(), 1..40),
+        node_local in prop::bool::ANY,
+        band in prop::bool::ANY,
+    ) {
+        let mut cfg = PlanConfig::default();
+        if node_local {
+            cfg.node = Some("node1".into());
+            cfg.nb_scope = crate::plan::NbScope::Node;
+        }
+        if band {
+            // A narrow band: several prefix lengths share a priority.
+            cfg.priority_min = 200;
+            cfg.priority_max = 210;
+        }
+        let mut e = Engine::new(cfg.clone());
+        let mut routes: Vec<Route> = Vec::new();
+        let mut before = plan(e.world(), &routes, &cfg);
+        for ev in events {
+            apply_event(&mut e, &mut routes, ev.clone());
+            let full = plan(e.world(), &routes, &cfg);
+            prop_assert_eq!(&e.plan(), &full, "after {:?}", ev);
+            let d = e.take_dirty();
+            let must = changed(&before, &full);
+            prop_assert!(must.nb.is_subset(&d.nb), "NB {:?} not in {:?} after {:?}", must.nb, d.nb, ev);
+            prop_assert!(must.pods.is_subset(&d.pods), "pods {:?} not in {:?} after {:?}", must.pods, d.pods, ev);
+            prop_assert!(must.reports.is_subset(&d.reports), "reports {:?} not in {:?} after {:?}", must.reports, d.reports, ev);
+            before = full;
+        }
+    }
+}
