@@ -8,6 +8,7 @@ pub mod observed;
 pub mod ops;
 pub mod reconcile;
 pub mod row;
+mod scoped;
 
 #[cfg(test)]
 mod tests;

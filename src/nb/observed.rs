@@ -75,13 +75,13 @@ impl NbView for NbImage {
     }
 }
 
-fn string(row: &dyn RowView, col: &str) -> String {
+pub(crate) fn string(row: &dyn RowView, col: &str) -> String {
     row.column(col)
         .and_then(|c| c.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
 
-fn strings(row: &dyn RowView, col: &str) -> BTreeSet<String> {
+pub(crate) fn strings(row: &dyn RowView, col: &str) -> BTreeSet<String> {
     row.column(col)
         .map(|v| {
             v.set_iter()
@@ -190,6 +190,15 @@ fn vip_ip(vip: &str) -> Option<IpAddr> {
     vip.rsplit_once(':')?.0.parse().ok()
 }
 
+/// Every IP that is a VIP of some Load_Balancer.
+pub(crate) fn lb_vips(view: &dyn NbView) -> BTreeSet<IpAddr> {
+    let mut out = BTreeSet::new();
+    view.scan(LOAD_BALANCER, &mut |_, row| {
+        out.extend(string_map(row, "vips").keys().filter_map(|k| vip_ip(k)));
+    });
+    out
+}
+
 /// Reads one family's rows of ours (and the names others hold) from a full scan.
 struct FullRead<'a> {
     view: &'a dyn NbView,
@@ -248,7 +257,7 @@ impl FamilyVisitor for FullRead<'_> {
 /// A row of ours the schema's types do not describe cannot be compared, so it is left as it
 /// is (never rewritten blind) and said loudly. ovsdb-server enforces the schema, so this
 /// takes a server that does not.
-fn unreadable(table: &str, uuid: Uuid, why: &str) {
+pub(crate) fn unreadable(table: &str, uuid: Uuid, why: &str) {
     tracing::warn!(%table, %uuid, "row of ours left alone, it cannot be read: {why}");
 }
 
@@ -281,10 +290,7 @@ impl Observed {
             lsp_names.insert(uuid, name.clone());
             o.switch_ports.insert(name, uuid);
         });
-        view.scan(LOAD_BALANCER, &mut |_, row| {
-            o.lb_vips
-                .extend(string_map(row, "vips").keys().filter_map(|k| vip_ip(k)));
-        });
+        o.lb_vips = lb_vips(view);
         each_family(&mut FullRead {
             view,
             lsp_names: &lsp_names,

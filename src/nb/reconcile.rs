@@ -71,7 +71,9 @@ impl NbError {
 pub fn table_specs() -> Vec<TableSpec> {
     let owned = [ID_KEY, NAME_KEY];
     vec![
-        TableSpec::all(ROUTER).with_columns(&["name", "ports", "policies", "static_routes"]),
+        TableSpec::all(ROUTER)
+            .with_columns(&["name", "ports", "policies", "static_routes"])
+            .with_index(&["name"]),
         TableSpec::all(ROUTER_PORT).with_columns(&["name", "networks"]),
         TableSpec::all(POLICY).with_external_id_keys(&owned),
         TableSpec::all(STATIC_ROUTE).with_external_id_keys(&owned),
@@ -206,10 +208,36 @@ impl NbReconciler {
         plan_changes(intent, Observed::collect(&self.replica.snapshot()))
     }
 
+    /// What a pass over only `routes` would do now: their rows of ours, read through the
+    /// replica's name index, against `intent` (which should hold the desired rows of
+    /// these Routes only; rows of other Routes in it are ignored).
+    pub fn preview_routes(&self, intent: NbIntent<'_>, routes: &BTreeSet<String>) -> NbDiff {
+        let vips = intent.service_ips.keys().any(|r| routes.contains(r));
+        let observed =
+            Observed::collect_routes(&self.replica.snapshot(), routes, intent.desired, vips);
+        plan_changes(intent, observed)
+    }
+
     /// One pass: diff, one transaction, wait until the replica shows it.
     pub async fn reconcile(&self, intent: NbIntent<'_>) -> Result<NbPass, NbError> {
         let start = Instant::now();
         let d = self.preview(intent);
+        self.write(d, start).await
+    }
+
+    /// One pass over only the rows of `routes` (see [`NbReconciler::preview_routes`]): what
+    /// an event touching a few Routes costs, whatever the size of the NB.
+    pub async fn reconcile_routes(
+        &self,
+        intent: NbIntent<'_>,
+        routes: &BTreeSet<String>,
+    ) -> Result<NbPass, NbError> {
+        let start = Instant::now();
+        let d = self.preview_routes(intent, routes);
+        self.write(d, start).await
+    }
+
+    async fn write(&self, d: NbDiff, start: Instant) -> Result<NbPass, NbError> {
         if d.changes.is_empty() {
             return Ok(NbPass {
                 problems: d.problems,
@@ -218,6 +246,7 @@ impl NbReconciler {
             });
         }
         let txn = transaction(&d.changes);
+        let before = self.feed.applied();
         let results = match self.client.transact(DATABASE, &txn.ops).await {
             Ok(r) => r,
             // A guard fired: a row we planned to change changed hands or vanished.
@@ -232,7 +261,7 @@ impl NbReconciler {
             return Err(NbError::Conflict(why));
         }
         let inserted: Vec<_> = results.iter().filter_map(OpResult::uuid).collect();
-        self.wait_visible(&inserted).await?;
+        self.wait_visible(&inserted, before).await?;
         tracing::info!(
             changes = d.changes.len(),
             operations = txn.ops.len(),
@@ -248,25 +277,44 @@ impl NbReconciler {
     }
 
     /// Waits until every inserted row is in the replica (our own update notification came).
-    async fn wait_visible(&self, inserted: &[crate::ovsdb::Uuid]) -> Result<(), NbError> {
+    /// Waits until every inserted row is in the replica (our own update notification came),
+    /// and until the replica has applied some update since `before` (the feed's count when
+    /// the transaction was sent): a transaction that only updates or deletes rows must be
+    /// visible too, or the next pass (an event on the same Route a moment later) would read
+    /// the old rows and redo the change.
+    async fn wait_visible(
+        &self,
+        inserted: &[crate::ovsdb::Uuid],
+        before: u64,
+    ) -> Result<(), NbError> {
         let deadline = Instant::now() + self.visible_timeout;
+        // A transaction that changed nothing the server sees (rewriting equal values) gets
+        // no update: do not wait for one longer than this.
+        let update_deadline = Instant::now() + UPDATE_WAIT;
         loop {
             let applied = self.feed.applied();
             let snap = self.replica.snapshot();
-            if inserted.iter().all(|u| {
+            let rows_visible = inserted.iter().all(|u| {
                 Family::ALL
                     .iter()
                     .any(|f| snap.get(f.table(), *u).is_some())
-            }) {
-                // Even with nothing inserted, wait for the monitor to deliver our update
-                // when it has not yet: a cheap round trip bounds the staleness.
+            });
+            if rows_visible && (applied > before || Instant::now() >= update_deadline) {
                 return Ok(());
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let until = if rows_visible {
+                update_deadline
+            } else {
+                deadline
+            };
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() && !rows_visible {
                 return Err(NbError::NotVisible(self.visible_timeout));
             }
             let _ = tokio::time::timeout(left, self.feed.wait_applied(applied)).await;
         }
     }
 }
+
+/// How long a pass waits for the update of a transaction that inserted nothing.
+const UPDATE_WAIT: Duration = Duration::from_millis(200);

@@ -127,6 +127,16 @@ impl<'a> ColumnRef<'a> {
         }
     }
 
+    /// Whether a set (or scalar) holds `a`; a binary search on stored sets.
+    pub fn contains(&self, a: &Atom) -> bool {
+        match self.0 {
+            Inner::Value(v) => v.set_iter().any(|x| x == a),
+            Inner::Atom(x) => x == a,
+            Inner::Set(s) => s.contains(a),
+            Inner::Map(_) => false,
+        }
+    }
+
     /// Pairs of a map; `None` when the value is not a map (nor an empty set).
     pub fn map_iter(&self) -> Option<Box<dyn Iterator<Item = (&'a Atom, &'a Atom)> + 'a>> {
         match self.0 {

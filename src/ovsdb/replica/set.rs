@@ -53,6 +53,14 @@ impl ChunkedSet {
         self.chunks.iter().flat_map(|c| c.iter())
     }
 
+    /// Whether `a` is an element: two binary searches (the chunk, then within it).
+    pub(crate) fn contains(&self, a: &Atom) -> bool {
+        let i = self
+            .chunks
+            .partition_point(|c| c.first().is_some_and(|f| f <= a));
+        i > 0 && self.chunks[i - 1].binary_search(a).is_ok()
+    }
+
     /// The only element of a one-element set.
     pub(crate) fn single(&self) -> Option<&Atom> {
         match &*self.chunks {
@@ -189,6 +197,10 @@ mod tests {
             prop_assert!(got.iter().eq(want.iter()));
             prop_assert!(got.chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK_MAX));
             prop_assert_eq!(&got, &ChunkedSet::from_sorted(want));
+            for probe in diff.iter().chain(old.iter()).take(50) {
+                let a = Atom::Integer(i64::from(*probe));
+                prop_assert_eq!(got.contains(&a), old.contains(probe) != diff.contains(probe));
+            }
         }
     }
 }

@@ -1,0 +1,163 @@
+//! Reading only what a pass for some Routes needs: their rows of ours, found by the
+//! replica's `k8s.ovn.org/name` index, and the surroundings those rows and the desired ones
+//! mention (routers, switch ports, names held by others, load balancer VIPs), each found by
+//! an index or a lookup by uuid. A scoped pass costs what its Routes' rows cost, not what
+//! the whole NB costs.
+//!
+//! The result is an [`Observed`] like [`Observed::collect`] gives, restricted to those
+//! Routes: `diff` runs on it unchanged.
+use std::collections::BTreeSet;
+
+use super::observed::{Observed, RouterInfo, Seen, owner_of, string, strings, uuids};
+use super::row::{
+    FamilyVisitor, NbRow, PORT_GROUP, ROUTER, ROUTER_PORT, ReadContext, SWITCH_PORT, each_family,
+};
+use crate::ovsdb::{Atom, ReplicaRow, Snapshot, TypedRow, Uuid, Value};
+use crate::plan::nb::{DesiredNb, NAME_KEY};
+
+struct ScopedRead<'a> {
+    snap: &'a Snapshot,
+    routes: &'a BTreeSet<String>,
+    o: &'a mut Observed,
+}
+
+fn port_name(snap: &Snapshot, u: Uuid) -> Option<String> {
+    snap.get(SWITCH_PORT, u)?
+        .column("name")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+impl FamilyVisitor for ScopedRead<'_> {
+    fn visit<T: NbRow>(&mut self) {
+        let table = T::FAMILY.table();
+        let link = T::FAMILY.parent();
+        // Rows that may reference rows of this family: every router (a small table), or
+        // the port groups of these Routes.
+        let parents: Vec<ReplicaRow> = match link {
+            None => Vec::new(),
+            Some(l) if l.table == ROUTER => self.snap.iter(ROUTER).collect(),
+            Some(l) => self
+                .routes
+                .iter()
+                .flat_map(|r| self.snap.find_by_external_id(l.table, NAME_KEY, r))
+                .collect(),
+        };
+        let snap = self.snap;
+        let names = |u: Uuid| port_name(snap, u);
+        for route in self.routes {
+            for row in self.snap.find_by_external_id(table, NAME_KEY, route) {
+                let Some(owner) = owner_of(&row) else {
+                    continue;
+                };
+                let uuid = row.uuid();
+                let model = match T::Model::from_replica(&row) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        super::observed::unreadable(table, uuid, &e.to_string());
+                        continue;
+                    }
+                };
+                let me = Atom::Uuid(uuid);
+                let parent = link.and_then(|l| {
+                    parents
+                        .iter()
+                        .find(|p| p.column(l.column).is_some_and(|c| c.contains(&me)))
+                });
+                let pname = parent.map(|p| string(p, "name")).unwrap_or_default();
+                let ctx = ReadContext {
+                    parent: &pname,
+                    port_name: &names,
+                };
+                match T::from_model(model, owner, &ctx) {
+                    Ok(r) => T::observed_mut(self.o).push(Seen {
+                        uuid,
+                        parent: parent.map(ReplicaRow::uuid),
+                        row: r,
+                    }),
+                    Err(e) => super::observed::unreadable(table, uuid, &e),
+                }
+            }
+        }
+    }
+}
+
+impl Observed {
+    /// Rows of ours of `routes` and the surroundings that they and `desired` (the desired
+    /// rows of the same Routes) mention. `vips`: also read the load balancers' VIPs.
+    pub fn collect_routes(
+        snap: &Snapshot,
+        routes: &BTreeSet<String>,
+        desired: &DesiredNb,
+        vips: bool,
+    ) -> Observed {
+        let mut o = Observed::default();
+        each_family(&mut ScopedRead {
+            snap,
+            routes,
+            o: &mut o,
+        });
+
+        let routers: BTreeSet<&str> = desired
+            .policies
+            .iter()
+            .map(|p| p.router.as_str())
+            .chain(desired.static_routes.iter().map(|r| r.router.as_str()))
+            .chain(o.policies.iter().map(|p| p.row.router.as_str()))
+            .chain(o.static_routes.iter().map(|r| r.row.router.as_str()))
+            .filter(|n| !n.is_empty())
+            .collect();
+        let mut found = Vec::new();
+        for name in routers {
+            if let Some(r) = snap.find_by_index(ROUTER, "name", &Value::from(name)) {
+                let networks = uuids(&r, "ports")
+                    .into_iter()
+                    .filter_map(|p| snap.get(ROUTER_PORT, p))
+                    .flat_map(|p| strings(&p, "networks"))
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                let info = RouterInfo {
+                    uuid: Some(r.uuid()),
+                    networks,
+                };
+                found.push((name.to_owned(), info));
+            }
+        }
+        o.routers.extend(found);
+
+        let ports: BTreeSet<&String> = desired
+            .port_groups
+            .iter()
+            .chain(o.port_groups.iter().map(|s| &s.row))
+            .flat_map(|g| g.ports.iter())
+            .collect();
+        let mut switch_ports = Vec::new();
+        for p in ports {
+            if let Some(r) = snap.find_by_index(SWITCH_PORT, "name", &Value::from(p.as_str())) {
+                switch_ports.push((p.clone(), r.uuid()));
+            }
+        }
+        o.switch_ports.extend(switch_ports);
+
+        let named = desired
+            .address_sets
+            .iter()
+            .map(|a| (super::row::ADDRESS_SET, &a.name))
+            .chain(desired.port_groups.iter().map(|g| (PORT_GROUP, &g.name)));
+        let mut foreign = Vec::new();
+        for (table, name) in named {
+            if snap
+                .find_by_index(table, "name", &Value::from(name.as_str()))
+                .is_some_and(|r| owner_of(&r).is_none())
+            {
+                foreign.push((table.to_owned(), name.clone()));
+            }
+        }
+        o.foreign_names.extend(foreign);
+
+        if vips {
+            o.lb_vips = super::observed::lb_vips(snap);
+        }
+        o
+    }
+}
