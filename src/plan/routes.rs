@@ -33,6 +33,7 @@ fn problem(path: &str, pod: Option<String>, reason: &str, message: String) -> Pr
     Problem {
         path: Some(path.to_owned()),
         pod,
+        node: None,
         reason: reason.to_owned(),
         message,
     }
@@ -127,6 +128,8 @@ pub(crate) struct RouteSelection {
     pub waiting: usize,
     pub skipped: BTreeSet<usize>,
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// The same, counted over this node's pods only (all pods when no node is set).
+    pub here: super::report::NodeCounts,
 }
 
 impl RouteSelection {
@@ -177,17 +180,25 @@ pub(crate) fn select_all<'w>(
                 continue;
             }
             let sel = &mut per_route[ri];
+            let here = cfg
+                .node
+                .as_ref()
+                .is_none_or(|n| pod.node.as_ref() == Some(n));
             sel.selected += 1;
-            if pod.host_network {
-                sel.skip(pi, SkipReason::HostNetwork);
-                continue;
-            }
-            if pod.phase == PodPhase::Finished {
-                sel.skip(pi, SkipReason::Finished);
+            sel.here.selected += usize::from(here);
+            if pod.host_network || pod.phase == PodPhase::Finished {
+                sel.here.skipped += usize::from(here);
+                let why = if pod.host_network {
+                    SkipReason::HostNetwork
+                } else {
+                    SkipReason::Finished
+                };
+                sel.skip(pi, why);
                 continue;
             }
             if pod.phase == PodPhase::Pending {
                 sel.waiting += 1;
+                sel.here.waiting += usize::from(here);
             }
             sel.members.push(pi);
             let mut missing_dev = false;
