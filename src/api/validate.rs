@@ -207,6 +207,7 @@ pub(crate) fn problem(path: String, reason: &str, message: String) -> Problem {
     Problem {
         path: Some(path),
         pod: None,
+        node: None,
         reason: reason.to_owned(),
         message,
     }

@@ -28,7 +28,7 @@ use crate::cluster::World;
 
 pub use family::IpFamily;
 pub use ovn::{address_set_name, port_group_name};
-pub use report::{ConditionSummary, RouteReport, SkipReason, Summary};
+pub use report::{ConditionSummary, NodeCounts, RouteReport, SkipReason, Summary};
 
 /// Which pods' NB rows this instance plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -223,6 +223,7 @@ pub(crate) fn route_nb<'a>(
             out.problems.push(Problem {
                 path: Some(format!("{}.dst", rule.path)),
                 pod: None,
+                node: None,
                 reason: reason::NO_NEXT_HOP_FOR_FAMILY.into(),
                 message: format!(
                     "spec.ovn.nextHops has no {family} address for {}; no OVN row for it",
@@ -239,6 +240,7 @@ pub(crate) fn route_nb<'a>(
                         out.problems.push(Problem {
                             path: Some(rule.path.clone()),
                             pod: None,
+                            node: None,
                             reason: reason::CONFLICT.into(),
                             message: format!(
                                 "static route {} on {router} is owned by Route {winner:?}, which wins",

@@ -63,6 +63,19 @@ impl Summary {
     }
 }
 
+/// A Route's selected pods on this node (on every node when the planner has no node), for
+/// the node's share of the status counts. The pod side adds which of the rest were
+/// programmed, failed or are still waiting for a network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NodeCounts {
+    /// Pods the Route selects (excluded ones are not selected).
+    pub selected: usize,
+    /// Selected pods the Route never touches: hostNetwork or finished.
+    pub skipped: usize,
+    /// Selected pods still in phase Pending.
+    pub waiting: usize,
+}
+
 /// A condition without its timestamps (metav1.Condition minus time and generation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConditionSummary {
@@ -85,6 +98,8 @@ pub struct RouteReport {
     pub skipped: usize,
     /// Pods per skip reason (a pod may count under several reasons).
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// The selection counted over this node's pods.
+    pub here: NodeCounts,
     /// At most `PlanConfig::max_problems`, validation problems first.
     pub problems: Vec<Problem>,
     /// Problems beyond the bound.
@@ -187,6 +202,7 @@ pub(crate) fn conflict_problem(c: &super::merge::Conflict, count: usize, pod: &s
     Problem {
         path: Some(c.path.clone()),
         pod: Some(pod.to_owned()),
+        node: None,
         reason: reason::CONFLICT.to_owned(),
         message: format!(
             "{} is routed differently by {whose}, which wins; {count} pod(s) affected",
@@ -209,6 +225,7 @@ pub(crate) fn build(
         programmable,
         skipped: counts.skipped,
         skipped_by_reason: counts.by_reason.clone(),
+        here: counts.here,
         ..RouteReport::default()
     };
     for p in problems {

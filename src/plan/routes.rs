@@ -33,6 +33,7 @@ fn problem(path: &str, pod: Option<String>, reason: &str, message: String) -> Pr
     Problem {
         path: Some(path.to_owned()),
         pod,
+        node: None,
         reason: reason.to_owned(),
         message,
     }

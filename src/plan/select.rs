@@ -11,7 +11,7 @@ use crate::cluster::{LinkKind, PodInfo, PodPhase, World};
 
 use super::PlanConfig;
 use super::family::IpFamily;
-use super::report::SkipReason;
+use super::report::{NodeCounts, SkipReason};
 use super::routes::Prepared;
 
 /// The label Kubernetes puts on every namespace; added when a namespace is not (yet) known
@@ -230,9 +230,15 @@ pub(crate) fn dev_gateway(
     })
 }
 
-/// What a Route makes of one pod it selects.
+/// What a Route makes of one pod it selects, and whether the pod is on this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PairSel {
+pub(crate) struct PairSel {
+    pub how: How,
+    pub here: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum How {
     /// Selected but never programmed (hostNetwork, finished).
     Skipped(SkipReason),
     /// Selected and in the Route's Address_Set / Port_Group; `missing_dev` / `no_family`:
@@ -246,7 +252,7 @@ pub(crate) enum PairSel {
 
 impl PairSel {
     pub(crate) fn is_member(self) -> bool {
-        matches!(self, PairSel::Member { .. })
+        matches!(self.how, How::Member { .. })
     }
 }
 
@@ -261,11 +267,18 @@ pub(crate) fn pair(
     if !selects(world, &p.route, pod, ns_labels) {
         return None;
     }
+    let here = cfg.is_local(pod);
+    let skipped = |why| {
+        Some(PairSel {
+            how: How::Skipped(why),
+            here,
+        })
+    };
     if pod.host_network {
-        return Some(PairSel::Skipped(SkipReason::HostNetwork));
+        return skipped(SkipReason::HostNetwork);
     }
     if pod.phase == PodPhase::Finished {
-        return Some(PairSel::Skipped(SkipReason::Finished));
+        return skipped(SkipReason::Finished);
     }
     let mut missing_dev = false;
     let mut no_family = false;
@@ -278,10 +291,13 @@ pub(crate) fn pair(
             no_family = true;
         }
     }
-    Some(PairSel::Member {
-        pending: pod.phase == PodPhase::Pending,
-        missing_dev,
-        no_family,
+    Some(PairSel {
+        how: How::Member {
+            pending: pod.phase == PodPhase::Pending,
+            missing_dev,
+            no_family,
+        },
+        here,
     })
 }
 
@@ -293,6 +309,8 @@ pub(crate) struct SelCounts {
     pub skipped: usize,
     pub waiting: usize,
     pub by_reason: BTreeMap<SkipReason, usize>,
+    /// Selected, skipped entirely and waiting, over this node's pods.
+    pub here: NodeCounts,
 }
 
 impl SelCounts {
@@ -306,15 +324,26 @@ impl SelCounts {
             }
         };
         step(&mut self.selected);
-        let reasons: Vec<SkipReason> = match p {
-            PairSel::Skipped(r) => vec![r],
-            PairSel::Member {
+        if p.here {
+            step(&mut self.here.selected);
+        }
+        let reasons: Vec<SkipReason> = match p.how {
+            How::Skipped(r) => {
+                if p.here {
+                    step(&mut self.here.skipped);
+                }
+                vec![r]
+            }
+            How::Member {
                 pending,
                 missing_dev,
                 no_family,
             } => {
                 if pending {
                     step(&mut self.waiting);
+                    if p.here {
+                        step(&mut self.here.waiting);
+                    }
                 }
                 let mut v = Vec::new();
                 if missing_dev {
