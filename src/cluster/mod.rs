@@ -50,6 +50,18 @@ pub enum ObjectKind {
     Link(LinkKind),
 }
 
+impl ObjectKind {
+    /// Every kind, in the order a whole world is best applied (what pods refer to first).
+    pub const ALL: [ObjectKind; 6] = [
+        ObjectKind::Namespace,
+        ObjectKind::Link(LinkKind::ReplicaSet),
+        ObjectKind::Link(LinkKind::Job),
+        ObjectKind::Service,
+        ObjectKind::EndpointSlice,
+        ObjectKind::Pod,
+    ];
+}
+
 impl WorldObject {
     pub fn kind(&self) -> ObjectKind {
         match self {
@@ -165,6 +177,21 @@ impl World {
             changed |= self.apply(o);
         }
         changed
+    }
+
+    /// Every object, handed out (namespaces and workload links first, pods last).
+    pub fn into_objects(self) -> Vec<WorldObject> {
+        let mut out: Vec<WorldObject> = Vec::new();
+        out.extend(self.namespaces.into_values().map(WorldObject::Namespace));
+        out.extend(
+            self.links
+                .into_iter()
+                .map(|((k, _, _), l)| WorldObject::Link(k, l)),
+        );
+        out.extend(self.services.into_values().map(WorldObject::Service));
+        out.extend(self.slices.into_values().map(WorldObject::EndpointSlice));
+        out.extend(self.pods.into_values().map(WorldObject::Pod));
+        out
     }
 
     /// Every object of one kind, as references.

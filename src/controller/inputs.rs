@@ -3,13 +3,17 @@
 //!
 //! Owns: applying [`Update`]s, and the rule that bad input never replaces good input — a
 //! Route whose new version is invalid as a whole keeps being planned from its last good
-//! version. Must not: plan, or talk to a source.
+//! version. World objects go straight into the incremental planner ([`Engine`]), which
+//! holds the world; Routes are kept as delivered and the loop hands their effective
+//! versions to the planner ([`Inputs::take_route_changes`]). Must not: talk to a source.
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::Route;
 use crate::api::validate::validate;
 use crate::cluster::{ObjectKind, World, WorldObject, WorldRef};
 use crate::config::ConfigError;
+use crate::plan::PlanConfig;
+use crate::plan::incremental::Engine;
 
 /// One change a source reports.
 #[derive(Debug)]
@@ -42,12 +46,24 @@ pub enum Update {
     Unsynced,
 }
 
-/// The world and the Routes as last delivered.
-#[derive(Debug, Default)]
+/// Which Routes changed since the loop last looked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteChanges {
+    /// The whole list was replaced (file re-read, relist).
+    All,
+    /// These Routes were applied or deleted.
+    Some(BTreeSet<String>),
+}
+
+/// The world (inside the planner) and the Routes as last delivered.
+#[derive(Debug)]
 pub struct Inputs {
-    pub world: World,
+    /// The incremental planner; it owns the world.
+    pub engine: Engine,
     /// As delivered, in delivery order (file order in file mode, by name otherwise).
     routes: Vec<Route>,
+    /// Routes changed and not yet handed to the planner.
+    route_changes: Option<RouteChanges>,
     /// Documents that could not be loaded (file mode).
     pub errors: Vec<ConfigError>,
     /// Every watch has listed once since the last `Unsynced`.
@@ -60,7 +76,48 @@ fn name(r: &Route) -> &str {
     r.metadata.name.as_deref().unwrap_or_default()
 }
 
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs::new(PlanConfig::default())
+    }
+}
+
 impl Inputs {
+    pub fn new(cfg: PlanConfig) -> Inputs {
+        Inputs {
+            engine: Engine::new(cfg),
+            routes: Vec::new(),
+            route_changes: None,
+            errors: Vec::new(),
+            synced: false,
+            cluster_pods: false,
+        }
+    }
+
+    pub fn world(&self) -> &World {
+        self.engine.world()
+    }
+
+    fn route_changed(&mut self, name: &str) {
+        match &mut self.route_changes {
+            Some(RouteChanges::All) => {}
+            Some(RouteChanges::Some(names)) => {
+                names.insert(name.to_owned());
+            }
+            None => self.route_changes = Some(RouteChanges::Some([name.to_owned()].into())),
+        }
+    }
+
+    /// The Routes changed since the last call, if any.
+    pub fn take_route_changes(&mut self) -> Option<RouteChanges> {
+        self.route_changes.take()
+    }
+
+    /// The Route of that name as delivered.
+    pub fn route(&self, n: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| name(r) == n)
+    }
+
     /// Applies one update. Returns true when what the planner sees may have changed.
     pub fn apply(&mut self, u: Update) -> bool {
         match u {
@@ -69,17 +126,19 @@ impl Inputs {
                 routes,
                 errors,
             } => {
-                self.world = world;
+                self.engine.replace_world(world);
                 self.routes = routes;
                 self.errors = errors;
+                self.route_changes = Some(RouteChanges::All);
                 true
             }
-            Update::Apply(o) => self.world.apply(o),
-            Update::Delete(r) => self.world.delete(&r),
-            Update::Relist(kind, objects) => self.world.replace_kind(kind, objects),
+            Update::Apply(o) => self.engine.apply(o),
+            Update::Delete(r) => self.engine.delete(&r),
+            Update::Relist(kind, objects) => self.engine.replace_kind(kind, objects),
             Update::RouteApplied(r) => {
                 let r = *r;
-                match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
+                let n = name(&r).to_owned();
+                let changed = match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
                     Some(old) if *old == r => false,
                     Some(old) => {
                         *old = r;
@@ -90,12 +149,20 @@ impl Inputs {
                         self.routes.insert(at, r);
                         true
                     }
+                };
+                if changed {
+                    self.route_changed(&n);
                 }
+                changed
             }
             Update::RouteDeleted(n) => {
                 let before = self.routes.len();
                 self.routes.retain(|r| name(r) != n);
-                before != self.routes.len()
+                let changed = before != self.routes.len();
+                if changed {
+                    self.route_changed(&n);
+                }
+                changed
             }
             Update::RoutesRelisted(mut routes) => {
                 routes.sort_by(|a, b| name(a).cmp(name(b)));
@@ -103,6 +170,7 @@ impl Inputs {
                     return false;
                 }
                 self.routes = routes;
+                self.route_changes = Some(RouteChanges::All);
                 true
             }
             Update::Synced { cluster_pods } => {
@@ -167,6 +235,26 @@ impl LastGood {
         }
         out
     }
+
+    /// The version of one Route to plan (see [`LastGood::effective`]), for a single Route
+    /// event.
+    pub fn effective_one(&mut self, r: &Route) -> Route {
+        let n = name(r).to_owned();
+        if validate(r).is_invalid() {
+            if let Some(good) = self.routes.get(&n) {
+                tracing::warn!(route = %n, "new version is invalid; keeping the last good one");
+                return good.clone();
+            }
+        } else {
+            self.routes.insert(n, r.clone());
+        }
+        r.clone()
+    }
+
+    /// A Route was deleted: its last good version goes too.
+    pub fn forget(&mut self, n: &str) {
+        self.routes.remove(n);
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +298,32 @@ mod tests {
             route("b", "10.0.0.0/8")
         ])));
         assert_eq!(names(i.routes()), ["b", "c"]);
+    }
+
+    #[test]
+    fn route_changes_name_what_the_planner_must_look_at() {
+        let mut i = Inputs::default();
+        assert_eq!(i.take_route_changes(), None);
+        i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8"))));
+        i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8"))));
+        i.apply(Update::RouteDeleted("b".into()));
+        i.apply(Update::RouteApplied(Box::new(route("c", "10.0.0.0/8"))));
+        assert_eq!(
+            i.take_route_changes(),
+            Some(RouteChanges::Some(["a".into(), "c".into()].into()))
+        );
+        assert_eq!(i.take_route_changes(), None);
+        i.apply(Update::RouteDeleted("a".into()));
+        i.apply(Update::RoutesRelisted(vec![route("d", "10.0.0.0/8")]));
+        assert_eq!(i.take_route_changes(), Some(RouteChanges::All));
+        // World objects go to the planner, which reports whether anything changed.
+        let ns = crate::cluster::NamespaceInfo {
+            name: "x".into(),
+            labels: Default::default(),
+        };
+        assert!(i.apply(Update::Apply(ns.clone().into())));
+        assert!(!i.apply(Update::Apply(ns.into())));
+        assert!(i.world().namespace("x").is_some());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::api::validate::validate;
 use crate::config::ConfigError;
 use crate::nb::reconcile::Keep;
 use crate::nb::row::{FamilyVisitor, NbRow, each_family};
+use crate::plan::incremental::Engine;
 use crate::plan::nb::DesiredNb;
 use crate::plan::{Plan, Summary};
 
@@ -50,8 +51,42 @@ pub fn keep_for(errors: &[ConfigError], routes: &[Route], plan: &Plan) -> Keep {
     keep
 }
 
+/// Keep rules for a pass over some Routes only, from the planner's state (no Route is
+/// validated again: the planner holds each one validated).
+pub fn keep_for_routes(errors: &[ConfigError], engine: &Engine, routes: &BTreeSet<String>) -> Keep {
+    let mut keep = Keep::default();
+    for e in errors {
+        match e.route_name() {
+            Some(name) => {
+                keep.routes.insert(name.to_owned());
+            }
+            None => keep.absent = true,
+        }
+    }
+    for name in routes {
+        if engine
+            .report(name)
+            .is_some_and(|r| r.summary == Summary::Invalid)
+        {
+            keep.routes.insert(name.clone());
+        } else if engine
+            .validated(name)
+            .is_some_and(|v| !v.problems.is_empty())
+            && !keep.routes.contains(name)
+        {
+            keep.no_delete.insert(name.clone());
+        }
+    }
+    keep
+}
+
 /// The plan's NB rows without those of Routes kept as they are.
 pub fn without_kept(plan: &mut Plan, keep: &Keep) {
+    drop_kept(&mut plan.nb, keep);
+}
+
+/// Desired rows without those of Routes kept as they are.
+pub fn drop_kept(nb: &mut DesiredNb, keep: &Keep) {
     struct Drop<'a> {
         nb: &'a mut DesiredNb,
         keep: &'a Keep,
@@ -61,8 +96,5 @@ pub fn without_kept(plan: &mut Plan, keep: &Keep) {
             T::desired_mut(self.nb).retain(|r| !self.keep.routes.contains(&r.owner().route));
         }
     }
-    each_family(&mut Drop {
-        nb: &mut plan.nb,
-        keep,
-    });
+    each_family(&mut Drop { nb, keep });
 }

@@ -1,12 +1,13 @@
 //! The pod pass: every pod of this node gets exactly the routes the plan holds for it (none,
 //! for pods the plan does not list), in its network namespace found by discovery.
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::cluster::World;
+use crate::cluster::{ObjectKey, World};
 use crate::netlink::{
     Discovery, DiscoveryConfig, PodReport, PodRouteReconciler, ReconcilerConfig, discover,
 };
 use crate::plan::Plan;
+use crate::plan::incremental::Engine;
 use crate::plan::pod::{PodKey, PodRoutes};
 
 use super::{ControllerError, PodOptions};
@@ -90,6 +91,52 @@ pub async fn program(
     }
     if let Err(e) = rec.prune_state(&live).await {
         tracing::warn!(error = %e, "could not prune pod state");
+    }
+    pass
+}
+
+/// Programs only the pods `keys` (namespace, name): each gets what the planner holds for
+/// it now; a pod gone from the world (or from this node), or recreated with a new uid,
+/// loses our routes under its old uid.
+pub async fn program_some(
+    rec: &PodRouteReconciler,
+    engine: &Engine,
+    keys: &BTreeSet<ObjectKey>,
+    node: Option<&str>,
+    discovery: &Discovery,
+) -> PodPass {
+    let mut pass = PodPass::default();
+    let mut batch = Vec::new();
+    let mut current: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
+    for k in keys {
+        let Some(pod) = engine.world().pod(&k.0, &k.1) else {
+            continue;
+        };
+        if pod.host_network || node.is_some_and(|n| pod.node.as_deref() != Some(n)) {
+            continue;
+        }
+        current.insert(k, &pod.uid);
+        let key = PodKey::of(pod);
+        let desired = engine
+            .pod_routes(k)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
+        match discovery.get(&key.uid) {
+            Some(ns) => batch.push((key, ns.netns.clone(), desired)),
+            None if !desired.is_empty() => pass.no_netns.push(key),
+            None => {}
+        }
+    }
+    let gone = rec.known_pods().into_iter().filter(|p| {
+        let k = (p.namespace.clone(), p.name.clone());
+        keys.contains(&k) && current.get(&k) != Some(&p.uid.as_str())
+    });
+    for g in gone.collect::<Vec<_>>() {
+        let report = rec.remove(&g).await;
+        account(&mut pass, g, &report);
+    }
+    for (key, report) in rec.set_desired_many(batch).await {
+        account(&mut pass, key, &report);
     }
     pass
 }

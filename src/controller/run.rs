@@ -1,5 +1,9 @@
-//! `run`: the long-running loop, the same for every source. Level-driven: a pass recomputes
-//! the plan from the current inputs and converges both sides to it.
+//! `run`: the long-running loop, the same for every source. Event-driven with a
+//! level-driven safety net: each update from the source goes into the incremental planner
+//! (`plan::incremental`), and only what it reports dirty is reconciled (the NB rows of those
+//! Routes, those pods; see `step`). A full pass recomputes the plan from scratch, checks the
+//! incremental one against it, and converges both sides to it: at start, periodically, after
+//! a replica resync, on a role change and after a failed pass.
 //!
 //! Triggers: updates from the source (files re-read, or Kubernetes watch events), a change
 //! in the NB replica (drift repair: someone deleted or edited a row, or a router / switch
@@ -22,7 +26,6 @@ use crate::api::Route;
 use crate::nb::diff::NbProblem;
 use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
 use crate::netlink::PodRouteReconciler;
-use crate::ovsdb::ReplicaEvent;
 use crate::plan::{NbScope, Plan, Summary, plan};
 
 use super::inputs::{Inputs, LastGood, Update};
@@ -54,30 +57,38 @@ pub struct Wiring {
     pub metrics: Arc<Metrics>,
 }
 
-struct Loop {
-    opts: Options,
-    nb: NbReconciler,
-    pods: Option<PodRouteReconciler>,
-    metrics: Arc<Metrics>,
-    inputs: Inputs,
-    last_good: LastGood,
-    routes: Vec<Route>,
-    plan: Plan,
-    role: Role,
-    fence: Fence,
-    nb_problems: Vec<NbProblem>,
-    pod_outcome: PodOutcome,
-    status: Option<watch::Sender<Arc<NodeStatus>>>,
+pub(super) struct Loop {
+    pub(super) opts: Options,
+    pub(super) nb: NbReconciler,
+    pub(super) pods: Option<PodRouteReconciler>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) inputs: Inputs,
+    pub(super) last_good: LastGood,
+    /// The effective Routes (last good versions substituted).
+    pub(super) routes: Vec<Route>,
+    /// Reports and pod routes are kept current event by event; the NB rows, next hops and
+    /// Service IPs are those of the last full plan (`plan_stale` says whether events came
+    /// since).
+    pub(super) plan: Plan,
+    pub(super) plan_stale: bool,
+    pub(super) role: Role,
+    pub(super) fence: Fence,
+    pub(super) nb_problems: Vec<NbProblem>,
+    pub(super) pod_outcome: PodOutcome,
+    pub(super) status: Option<watch::Sender<Arc<NodeStatus>>>,
     /// Status words last logged (file mode).
-    summaries: BTreeMap<String, Summary>,
+    pub(super) summaries: BTreeMap<String, Summary>,
     /// The last NB pass failed: try again on the next trigger of any kind.
-    nb_retry: bool,
+    pub(super) nb_retry: bool,
+    /// Pods' network namespaces as last discovered.
+    pub(super) discovery: Option<crate::netlink::Discovery>,
 }
 
 impl Loop {
     fn replan(&mut self) {
-        self.routes = self.last_good.effective(&self.inputs);
-        let mut p = plan(&self.inputs.world, &self.routes, &self.opts.plan);
+        let mut p = plan(self.inputs.world(), &self.routes, &self.opts.plan);
+        self.check_engine(&p);
+        self.plan_stale = false;
         let keep = keep_for(&self.inputs.errors, &self.routes, &p);
         without_kept(&mut p, &keep);
         self.metrics.routes.set(p.reports.len() as i64);
@@ -91,7 +102,7 @@ impl Loop {
     }
 
     /// Whether this instance may write the NB now, and if not, why (for the log).
-    fn nb_blocked(&self) -> Option<&'static str> {
+    pub(super) fn nb_blocked(&self) -> Option<&'static str> {
         if !self.role.write_nb {
             Some("not the NB writer")
         } else if !self.inputs.synced {
@@ -111,26 +122,47 @@ impl Loop {
             tracing::debug!(why, "NB pass skipped");
             return;
         }
+        if self.plan_stale {
+            self.replan();
+        }
         let keep = keep_for(&self.inputs.errors, &self.routes, &self.plan);
         let intent = NbIntent {
             desired: &self.plan.nb,
             service_ips: &self.plan.ovn_service_ips,
             keep: &keep,
         };
-        let m = self.metrics.clone();
         let start = Instant::now();
         let result = self.nb.reconcile(intent).await;
-        m.observe_pass("nb", start.elapsed());
+        self.metrics.observe_pass("nb", start.elapsed());
+        self.nb_done(result, None);
+    }
+
+    /// Accounts for an NB pass over every Route (`scope` None) or over some.
+    pub(super) fn nb_done(
+        &mut self,
+        result: Result<crate::nb::reconcile::NbPass, NbError>,
+        scope: Option<&std::collections::BTreeSet<String>>,
+    ) {
+        let m = self.metrics.clone();
         match result {
             Ok(pass) => {
-                self.nb_retry = false;
+                if scope.is_none() {
+                    self.nb_retry = false;
+                }
                 if pass.changes > 0 {
                     m.nb_transactions
                         .get_or_create(&ResultLabel { result: "ok" })
                         .inc();
                     m.nb_changes.inc_by(pass.changes as u64);
                 }
-                self.nb_problems = pass.problems;
+                match scope {
+                    None => self.nb_problems = pass.problems,
+                    Some(routes) => {
+                        self.nb_problems.retain(|p| !routes.contains(&p.route));
+                        self.nb_problems.extend(pass.problems);
+                        self.nb_problems.sort();
+                    }
+                }
             }
             Err(e) => {
                 self.nb_retry = true;
@@ -161,12 +193,13 @@ impl Loop {
         let discovery = pods::find_netns(&self.opts.pods);
         let p = pods::program(
             rec,
-            &self.inputs.world,
+            self.inputs.world(),
             &self.plan,
             self.opts.plan.node.as_deref(),
             &discovery,
         )
         .await;
+        self.discovery = Some(discovery);
         let m = &self.metrics;
         m.observe_pass("pods", start.elapsed());
         m.pod_routes_added.inc_by(p.routes_changed as u64);
@@ -185,13 +218,13 @@ impl Loop {
 
     /// Hands this instance's view of every Route to the status writer, or logs each Route
     /// whose status word changed (file mode).
-    fn publish_status(&mut self) {
+    pub(super) fn publish_status(&mut self) {
         if !self.inputs.synced {
             return;
         }
         let view = node_status(
             &self.routes,
-            &self.inputs.world,
+            self.inputs.world(),
             &self.plan,
             &self.nb_problems,
             &self.pod_outcome,
@@ -235,6 +268,8 @@ impl Loop {
         self.nb_pass().await;
         self.pod_pass().await;
         self.publish_status();
+        // Everything the incremental planner marked is covered by this pass.
+        self.inputs.engine.take_dirty();
         if self.inputs.synced && !self.metrics.health.first_pass_done.load(Ordering::Relaxed) {
             self.metrics
                 .health
@@ -294,15 +329,17 @@ pub async fn run_loop(
     let pod_resync = pods.as_ref().map(PodRouteReconciler::spawn_resync);
     let mut subs = nb.subscribe();
     let role = *roles.borrow_and_update();
+    let plan_cfg = opts.plan.clone();
     let mut lp = Loop {
         opts,
         nb,
         pods,
         metrics: metrics.clone(),
-        inputs: Inputs::default(),
+        inputs: Inputs::new(plan_cfg),
         last_good: LastGood::default(),
         routes: Vec::new(),
         plan: Plan::default(),
+        plan_stale: false,
         role,
         fence,
         nb_problems: Vec::new(),
@@ -310,6 +347,7 @@ pub async fn run_loop(
         status,
         summaries: BTreeMap::new(),
         nb_retry: false,
+        discovery: None,
     };
     let mut full = tokio::time::interval(run.resync);
     full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,14 +359,21 @@ pub async fn run_loop(
                 let Some(u) = u else {
                     return Err(ControllerError::SourceEnded);
                 };
-                // Coalesce a burst of updates into one pass.
+                // Coalesce a burst of updates into one step.
+                let before = (lp.inputs.synced, lp.inputs.cluster_pods);
                 let mut changed = lp.inputs.apply(u);
                 while let Ok(more) = updates.try_recv() {
                     changed |= lp.inputs.apply(more);
                 }
+                lp.sync_routes();
                 lp.metrics.health.inputs_synced.store(lp.inputs.synced, Ordering::Relaxed);
+                let first = !lp.metrics.health.first_pass_done.load(Ordering::Relaxed);
                 if changed && lp.inputs.synced {
-                    lp.pass().await;
+                    if first || before != (lp.inputs.synced, lp.inputs.cluster_pods) {
+                        lp.pass().await;
+                    } else {
+                        lp.step().await;
+                    }
                 }
             }
             ev = subs.recv() => {
@@ -341,13 +386,21 @@ pub async fn run_loop(
                 while let Some(more) = subs.try_recv() {
                     events.push(more);
                 }
-                let relevant = events.iter().any(|e| match e {
-                    ReplicaEvent::Changes(c) => !c.is_empty(),
-                    ReplicaEvent::Resync { .. } => true,
-                });
-                if relevant || lp.nb_retry {
+                if lp.nb_retry {
                     lp.nb_pass().await;
                     lp.publish_status();
+                } else {
+                    match super::step::drifted(&lp.inputs.engine, &events) {
+                        super::step::Drift::Nothing => {}
+                        super::step::Drift::Routes(routes) => {
+                            lp.nb_pass_routes(&routes).await;
+                            lp.publish_status();
+                        }
+                        super::step::Drift::Everything => {
+                            lp.nb_pass().await;
+                            lp.publish_status();
+                        }
+                    }
                 }
             }
             changed = roles.changed(), if roles_open => {

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
-use crate::cluster::{ObjectKey, World, WorldObject, WorldRef};
+use crate::cluster::{ObjectKey, ObjectKind, World, WorldObject, WorldRef};
 
 use super::merge::{Conflict, PodMerge};
 use super::nb::DesiredNb;
@@ -133,7 +133,8 @@ impl Engine {
     // ----- world events -----
 
     /// A pod, Service, EndpointSlice, namespace or workload link was added or changed.
-    pub fn apply(&mut self, obj: impl Into<WorldObject>) {
+    /// Returns true when the world changed.
+    pub fn apply(&mut self, obj: impl Into<WorldObject>) -> bool {
         let obj = obj.into();
         let mut t = Touched::default();
         match &obj {
@@ -141,88 +142,134 @@ impl Engine {
                 let key = (p.namespace.clone(), p.name.clone());
                 let old = self.world.pod(&key.0, &key.1).cloned();
                 if !self.world.apply(obj) {
-                    return;
+                    return false;
                 }
                 self.pod_changed(&key, old.as_ref(), &mut t);
             }
             WorldObject::Service(s) => {
                 let key = (s.namespace.clone(), s.name.clone());
-                if self.world.apply(obj) {
-                    self.services_changed([key], &mut t);
+                if !self.world.apply(obj) {
+                    return false;
                 }
+                self.services_changed([key], &mut t);
             }
             WorldObject::EndpointSlice(s) => {
                 let key = (s.namespace.clone(), s.name.clone());
                 let old = self.slice_service(&key);
                 let new = s.service.clone().map(|n| (s.namespace.clone(), n));
-                if self.world.apply(obj) {
-                    self.services_changed(old.into_iter().chain(new), &mut t);
+                if !self.world.apply(obj) {
+                    return false;
                 }
+                self.services_changed(old.into_iter().chain(new), &mut t);
             }
             WorldObject::Namespace(n) => {
                 let name = n.name.clone();
-                if self.world.apply(obj) {
-                    self.namespace_changed(&name, Key::NamespaceLabels, &mut t);
+                if !self.world.apply(obj) {
+                    return false;
                 }
+                self.namespace_changed(&name, Key::NamespaceLabels, &mut t);
             }
             WorldObject::Link(_, l) => {
                 let ns = l.namespace.clone();
-                if self.world.apply(obj) {
-                    self.namespace_changed(&ns, Key::Links(ns.clone()), &mut t);
+                if !self.world.apply(obj) {
+                    return false;
                 }
+                self.namespace_changed(&ns, Key::Links(ns.clone()), &mut t);
             }
         }
         self.settle(t);
+        true
     }
 
-    /// A pod, Service, EndpointSlice, namespace or workload link was deleted.
-    pub fn delete(&mut self, r: &WorldRef) {
+    /// A pod, Service, EndpointSlice, namespace or workload link was deleted. Returns true
+    /// when it was known.
+    pub fn delete(&mut self, r: &WorldRef) -> bool {
         let mut t = Touched::default();
         match r {
             WorldRef::Pod(key) => {
                 let old = self.world.pod(&key.0, &key.1).cloned();
-                if self.world.delete(r) {
-                    self.pod_changed(key, old.as_ref(), &mut t);
+                if !self.world.delete(r) {
+                    return false;
                 }
+                self.pod_changed(key, old.as_ref(), &mut t);
             }
             WorldRef::Service(key) => {
-                if self.world.delete(r) {
-                    self.services_changed([key.clone()], &mut t);
+                if !self.world.delete(r) {
+                    return false;
                 }
+                self.services_changed([key.clone()], &mut t);
             }
             WorldRef::EndpointSlice(key) => {
                 let old = self.slice_service(key);
-                if self.world.delete(r) {
-                    self.services_changed(old, &mut t);
+                if !self.world.delete(r) {
+                    return false;
                 }
+                self.services_changed(old, &mut t);
             }
             WorldRef::Namespace(n) => {
-                if self.world.delete(r) {
-                    self.namespace_changed(n, Key::NamespaceLabels, &mut t);
+                if !self.world.delete(r) {
+                    return false;
                 }
+                self.namespace_changed(n, Key::NamespaceLabels, &mut t);
             }
             WorldRef::Link(_, (ns, _)) => {
-                if self.world.delete(r) {
-                    self.namespace_changed(ns, Key::Links(ns.clone()), &mut t);
+                if !self.world.delete(r) {
+                    return false;
                 }
+                self.namespace_changed(ns, Key::Links(ns.clone()), &mut t);
             }
         }
         self.settle(t);
+        true
     }
 
-    /// A complete relist: the world becomes `world` (a relist is not a deletion, so the
-    /// caller swaps only once a complete list has arrived). Everything is planned again and
-    /// what differs from before is dirty.
-    pub fn replace_world(&mut self, world: World) {
-        let routes: Vec<ValidatedRoute> = self.routes.values().map(|e| e.p.route.clone()).collect();
+    /// A relist of one kind completed: `objects` is every object of that kind. Objects
+    /// absent from it are deleted (a relist is not a deletion until it is complete, so the
+    /// caller passes only complete lists). Unchanged objects cost a comparison. Returns true
+    /// when the world changed.
+    pub fn replace_kind(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
+        let objects: Vec<WorldObject> = objects.into_iter().filter(|o| o.kind() == kind).collect();
+        let fresh: std::collections::HashSet<WorldRef> =
+            objects.iter().map(WorldObject::to_ref).collect();
+        let stale: Vec<WorldRef> = self
+            .world
+            .refs(kind)
+            .into_iter()
+            .filter(|r| !fresh.contains(r))
+            .collect();
+        let mut changed = false;
+        for r in &stale {
+            changed |= self.delete(r);
+        }
+        for o in objects {
+            changed |= self.apply(o);
+        }
+        changed
+    }
+
+    /// The whole world replaced (files re-read): every kind replaced as by
+    /// [`Engine::replace_kind`], so only what differs is planned again. Returns true when
+    /// the world changed.
+    pub fn replace_world(&mut self, world: World) -> bool {
+        let mut by_kind: BTreeMap<ObjectKind, Vec<WorldObject>> = BTreeMap::new();
+        for o in world.into_objects() {
+            by_kind.entry(o.kind()).or_default().push(o);
+        }
+        let mut changed = false;
+        for kind in ObjectKind::ALL {
+            changed |= self.replace_kind(kind, by_kind.remove(&kind).unwrap_or_default());
+        }
+        changed
+    }
+
+    /// The same World and Routes planned from scratch into a new engine (nothing dirty):
+    /// what the caller falls back to if this one ever disagrees with the full planner.
+    pub fn rebuilt(&self) -> Engine {
         let mut fresh = Engine::new(self.cfg.clone());
-        fresh.world = world;
-        fresh.replace_validated(routes);
+        fresh.replace_world(self.world.clone());
+        fresh.replace_validated(self.routes.values().map(|e| e.p.route.clone()).collect());
         fresh.dirty = Dirty::default();
-        let dirty = self.differences(&fresh);
-        fresh.dirty = std::mem::take(&mut self.dirty);
-        fresh.dirty.merge(dirty);
-        *self = fresh;
+        fresh
     }
 
     // ----- Route events -----
@@ -251,7 +298,7 @@ impl Engine {
         let mut by_name: BTreeMap<String, ValidatedRoute> = BTreeMap::new();
         for v in routes {
             match by_name.get(&v.name) {
-                Some(have) if Precedence::of(have) < Precedence::of(&v) => {}
+                Some(have) if Precedence::of(have) <= Precedence::of(&v) => {}
                 _ => {
                     by_name.insert(v.name.clone(), v);
                 }
@@ -309,6 +356,11 @@ impl Engine {
         self.routes.get(route).map(|e| &e.report)
     }
 
+    /// The Route as validated (the version planned).
+    pub fn validated(&self, route: &str) -> Option<&ValidatedRoute> {
+        self.routes.get(route).map(|e| &e.p.route)
+    }
+
     pub fn route_names(&self) -> impl Iterator<Item = &String> {
         self.routes.keys()
     }
@@ -338,6 +390,13 @@ impl Engine {
             .routes(&Key::Router(router.to_owned()))
             .cloned()
             .collect()
+    }
+
+    /// Whether a Route has (or wants) rows on a router: it has OVN next hops.
+    pub fn has_router_rows(&self, route: &str) -> bool {
+        self.routes
+            .get(route)
+            .is_some_and(|e| !e.p.route.ovn.next_hops.is_empty())
     }
 
     /// Routes whose Port_Group wants the logical switch port `<namespace>_<pod>`.
@@ -539,28 +598,5 @@ impl Engine {
         for r in &routes {
             t.pairs(r, pods.iter().cloned());
         }
-    }
-
-    /// What differs between two engines' results (for a relist).
-    fn differences(&self, other: &Engine) -> Dirty {
-        let mut d = Dirty::default();
-        let names: BTreeSet<&String> = self.routes.keys().chain(other.routes.keys()).collect();
-        for n in names {
-            let (a, b) = (self.routes.get(n), other.routes.get(n));
-            if a.map(|e| &e.nb) != b.map(|e| &e.nb) {
-                d.nb.insert(n.clone());
-            }
-            if a.map(|e| &e.report) != b.map(|e| &e.report) {
-                d.reports.insert(n.clone());
-            }
-        }
-        let pods: BTreeSet<&ObjectKey> = self.pods.keys().chain(other.pods.keys()).collect();
-        for k in pods {
-            let merged = |e: &Engine| e.pods.get(k).and_then(|p| p.merge.clone());
-            if merged(self) != merged(other) {
-                d.pods.insert(k.clone());
-            }
-        }
-        d
     }
 }

@@ -21,7 +21,7 @@ fn ovn(r: &mut Route, hops: &[&str]) {
 fn engine(world_objs: Vec<WorldObject>, routes: &[Route]) -> Engine {
     let mut e = Engine::new(cfg());
     for o in world_objs {
-        e.apply(o);
+        assert!(e.apply(o));
     }
     e.replace_routes(routes);
     e.take_dirty();
@@ -162,7 +162,8 @@ enum Event {
     Slice(String, u8),
     Link(bool),
     DeleteLink,
-    Relist,
+    Relist(Option<Box<crate::cluster::PodInfo>>),
+    Rebuild,
 }
 
 const NAMES: [&str; 4] = ["r0", "r1", "r2", "r3"];
@@ -275,7 +276,8 @@ fn event_strategy() -> impl Strategy<Value = Event> {
         1 => (0usize..2, 0u8..3).prop_map(|(i, v)| Event::Slice(format!("svc{i}"), v)),
         1 => prop::bool::ANY.prop_map(Event::Link),
         1 => Just(Event::DeleteLink),
-        1 => Just(Event::Relist),
+        1 => prop::option::of(pod_strategy()).prop_map(|p| Event::Relist(p.map(Box::new))),
+        1 => Just(Event::Rebuild),
     ]
 }
 
@@ -310,22 +312,24 @@ fn changed(before: &Plan, after: &Plan) -> Dirty {
 }
 
 fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
-    match ev {
+    let _ = match ev {
         Event::Route(r) => {
             let name = r.metadata.name.clone();
             routes.retain(|x| x.metadata.name != name);
             routes.push((*r).clone());
             e.upsert_route(&r);
+            true
         }
         Event::DeleteRoute(n) => {
             routes.retain(|x| x.metadata.name.as_deref() != Some(n.as_str()));
             e.delete_route(&n);
+            true
         }
         Event::Pod(p) => e.apply(*p),
         Event::DeletePod(ns, n) => e.delete(&WorldRef::Pod((ns, n))),
         Event::Namespace(n, team) => {
             let l: &[(&str, &str)] = if team { &[("team", "t")] } else { &[] };
-            e.apply(mk_ns(&n, l));
+            e.apply(mk_ns(&n, l))
         }
         Event::DeleteNamespace(n) => e.delete(&WorldRef::Namespace(n)),
         Event::Service(n, v) => match v {
@@ -341,7 +345,7 @@ fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
                 1 => &["10.124.9.9"],
                 _ => &["10.124.9.9", "10.124.9.10"],
             };
-            e.apply(mk_slice("ns0", &format!("{svc}-x"), &svc, ready));
+            e.apply(mk_slice("ns0", &format!("{svc}-x"), &svc, ready))
         }
         Event::Link(to_web) => e.apply(mk_link(
             LinkKind::ReplicaSet,
@@ -354,12 +358,23 @@ fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
             LinkKind::ReplicaSet,
             ("ns0".into(), "web-abc".into()),
         )),
-        Event::Relist => {
-            let w: World = e.world().clone();
-            e.replace_world(w);
+        Event::Relist(w) => {
+            let mut world: World = e.world().clone();
+            // A relist that lost a pod and a namespace, and changed another pod.
+            world.delete(&WorldRef::Pod(("ns1".into(), "p4".into())));
+            world.delete(&WorldRef::Namespace("ns0".into()));
+            if let Some(p) = w {
+                world.apply(*p);
+            }
+            e.replace_world(world);
             e.replace_routes(routes);
+            true
         }
-    }
+        Event::Rebuild => {
+            *e = e.rebuilt();
+            true
+        }
+    };
 }
 
 proptest! {
