@@ -203,6 +203,7 @@ pub(crate) fn select_all<'w>(
             sel.members.push(pi);
             let mut missing_dev = false;
             let mut no_family = false;
+            let mut usable = 0;
             for (dev, v6) in &needs[ri] {
                 if !select::has_dev(pod, dev, cfg) {
                     missing_dev = true;
@@ -210,7 +211,13 @@ pub(crate) fn select_all<'w>(
                     && !select::family_ok(pod, dev, *v6, cfg)
                 {
                     no_family = true;
+                } else {
+                    usable += 1;
                 }
+            }
+            if usable == 0 && !needs[ri].is_empty() {
+                // Nothing of this Route applies to the pod: it is skipped as a whole.
+                sel.here.skipped += usize::from(here);
             }
             if missing_dev {
                 sel.skip(pi, SkipReason::MissingDev);
