@@ -200,7 +200,7 @@ pub fn spawn(kube: &Kube, ovn: &Ovn, i: Instance<'_>) -> Controller {
     ])
     .args(["--nb", &ovn.nb_remote(), "--mode", i.mode, "--node", i.node])
     .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-    .args(["--resync-secs", "3600", "--status-interval-ms", "200"])
+    .args(["--resync-secs", "3600"])
     .args([
         "--lease-duration-secs",
         "4",
@@ -218,6 +218,9 @@ pub fn spawn(kube: &Kube, ovn: &Ovn, i: Instance<'_>) -> Controller {
             cmd.args(["--cni-results", cni.to_str().unwrap()])
                 .args(["--state-dir", state.to_str().unwrap()]);
         }
+    }
+    if !i.extra.contains(&"--status-interval-ms") {
+        cmd.args(["--status-interval-ms", "200"]);
     }
     cmd.args(i.extra)
         .env("KUBECONFIG", &kube.kubeconfig)
