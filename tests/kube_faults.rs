@@ -409,4 +409,5 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
         }
     });
     assert_foreign_unchanged(&foreign, &ovn.foreign());
+    assert_only_granted_calls(&kube);
 }

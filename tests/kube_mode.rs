@@ -98,6 +98,16 @@ fn routes_from_the_api_reach_pods_nb_and_status() {
     let out = kube.kubectl(&["get", "routes"]);
     assert!(out.contains("Applied"), "{out}");
     assert_foreign_unchanged(&foreign, &ovn.foreign());
+    assert_only_granted_calls(&kube);
+    // SIGTERM: a clean exit that leaves everything programmed.
+    let owned = ovn.owned();
+    let table = net.routes(a);
+    let pid = nix::unistd::Pid::from_raw(c.proc.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = c.proc.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", c.proc.log());
+    assert_eq!(ovn.owned(), owned);
+    assert_eq!(net.routes(a), table);
 }
 
 fn pod_obj(

@@ -270,3 +270,25 @@ pub fn wait_status(kube: &Kube, c: &mut Controller, route: &str, word: &str) -> 
     });
     last
 }
+
+/// Every request the controller sent (kubectl's are the test's) is one that
+/// `src/k8s/access.rs`, and so `deploy/rbac.yaml`, allows.
+pub fn assert_only_granted_calls(kube: &Kube) {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in kube.bg.api.requests() {
+        if r.verb.is_empty() || r.user_agent.starts_with("kubectl") {
+            continue;
+        }
+        assert!(
+            ovnkube_route::k8s::access::allowed(&r.group, &r.resource, &r.verb),
+            "the controller made a call RBAC does not grant: {} {} ({} on {}/{})",
+            r.method,
+            r.path,
+            r.verb,
+            r.group,
+            r.resource
+        );
+        seen.insert(format!("{}/{}:{}", r.group, r.resource, r.verb));
+    }
+    assert!(!seen.is_empty(), "no request from the controller was logged");
+}
