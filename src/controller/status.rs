@@ -20,7 +20,8 @@ pub struct PodCounts {
     pub selected: usize,
     /// Selected pods whose routes from this Route are all in place.
     pub programmed: usize,
-    /// Selected pods the Route never touches (hostNetwork, finished).
+    /// Selected pods the Route never touches (hostNetwork, finished, or lacking every
+    /// interface / address family its rules need).
     pub skipped: usize,
     /// Selected pods whose programming failed.
     pub failed: usize,

@@ -176,7 +176,13 @@ pub async fn run_kubernetes(
         metrics.clone(),
     ));
     let status = tokio::spawn(write_status(
-        StatusWriter::new(client, &k.identity, metrics.clone(), k.status_interval),
+        StatusWriter::new(
+            client,
+            &k.identity,
+            &k.node,
+            metrics.clone(),
+            k.status_interval,
+        ),
         routes,
         dirty,
         status_rx,

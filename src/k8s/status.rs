@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams};
@@ -80,35 +80,37 @@ impl DirtyRoutes {
     }
 }
 
+/// This node's entry for one Route, when the Route concerns the node.
+fn entry(name: &str, l: &RouteLocal) -> Option<NodeRouteReport> {
+    // Pod-level planner problems (conflicts on this node's pods) only this node sees.
+    let problems: Vec<_> = l
+        .route_problems
+        .iter()
+        .filter(|p| p.pod.is_some())
+        .chain(&l.node_problems)
+        .cloned()
+        .collect();
+    (l.counts.selected > 0 || !problems.is_empty()).then(|| NodeRouteReport {
+        route: name.to_owned(),
+        generation: l.generation,
+        selected: l.counts.selected as i64,
+        programmed: l.counts.programmed as i64,
+        skipped: l.counts.skipped as i64,
+        failed: l.counts.failed as i64,
+        pending: l.counts.pending as i64,
+        problems,
+    })
+}
+
 /// The report this node should publish.
 pub fn node_report(node: &str, view: &NodeStatus) -> RouteNodeReportSpec {
-    let routes = view
-        .routes
-        .iter()
-        .filter_map(|(name, l)| {
-            // Pod-level planner problems (conflicts on this node's pods) only this node sees.
-            let problems: Vec<_> = l
-                .route_problems
-                .iter()
-                .filter(|p| p.pod.is_some())
-                .chain(&l.node_problems)
-                .cloned()
-                .collect();
-            (l.counts.selected > 0 || !problems.is_empty()).then(|| NodeRouteReport {
-                route: name.clone(),
-                generation: l.generation,
-                selected: l.counts.selected as i64,
-                programmed: l.counts.programmed as i64,
-                skipped: l.counts.skipped as i64,
-                failed: l.counts.failed as i64,
-                pending: l.counts.pending as i64,
-                problems,
-            })
-        })
-        .collect();
     RouteNodeReportSpec {
         node: node.to_owned(),
-        routes,
+        routes: view
+            .routes
+            .iter()
+            .filter_map(|(name, l)| entry(name, l))
+            .collect(),
     }
 }
 
@@ -182,6 +184,9 @@ pub async fn write_node_reports(
 /// Writes Route status while this instance is the status writer (`active` is true).
 pub struct StatusWriter {
     client: Client,
+    /// This instance's node: its share comes from the loop's view directly, fresher than
+    /// its own report.
+    node: String,
     metrics: Arc<Metrics>,
     interval: Duration,
     recorder: Recorder,
@@ -191,7 +196,13 @@ pub struct StatusWriter {
 }
 
 impl StatusWriter {
-    pub fn new(client: Client, instance: &str, metrics: Arc<Metrics>, interval: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        instance: &str,
+        node: &str,
+        metrics: Arc<Metrics>,
+        interval: Duration,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: Some(instance.to_owned()),
@@ -199,6 +210,7 @@ impl StatusWriter {
         StatusWriter {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            node: node.to_owned(),
             metrics,
             interval,
             events: HashMap::new(),
@@ -219,7 +231,7 @@ impl StatusWriter {
         let (reports, writer) = reflector::store::<RouteNodeReport>();
         let stream =
             reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff()
+                .backoff(super::watch::RetryBackoff::default())
                 .touched_objects();
         let mut stream = std::pin::pin!(stream);
         self.report_routes.clear();
@@ -255,7 +267,10 @@ impl StatusWriter {
                     last_local = now;
                 }
                 _ = tick.tick() => {
-                    if routes.wait_until_ready().await.is_ok() && reports.wait_until_ready().await.is_ok() {
+                    // Not awaited: the report stream is only driven by this loop.
+                    let ready = routes.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+                        && reports.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok());
+                    if ready {
                         self.flush(routes, &reports, dirty, &last_local).await;
                     }
                 }
@@ -302,8 +317,10 @@ impl StatusWriter {
             let Some(route) = routes.get(&ObjectRef::new(&name)) else {
                 continue; // deleted: nothing to write
             };
+            let own = local.routes.get(&name).and_then(|l| entry(&name, l));
             let entries: Vec<(&str, &NodeRouteReport)> = all_reports
                 .iter()
+                .filter(|rep| rep.metadata.name.as_deref() != Some(self.node.as_str()))
                 .flat_map(|rep| {
                     let node = rep.metadata.name.as_deref().unwrap_or_default();
                     rep.spec
@@ -312,6 +329,7 @@ impl StatusWriter {
                         .filter(|e| e.route == name)
                         .map(move |e| (node, e))
                 })
+                .chain(own.as_ref().map(|e| (self.node.as_str(), e)))
                 .collect();
             let l: Option<&RouteLocal> = local
                 .routes

@@ -70,7 +70,8 @@ impl Summary {
 pub struct NodeCounts {
     /// Pods the Route selects (excluded ones are not selected).
     pub selected: usize,
-    /// Selected pods the Route never touches: hostNetwork or finished.
+    /// Selected pods the Route never touches: hostNetwork, finished, or lacking every
+    /// interface (or address family) its rules need.
     pub skipped: usize,
     /// Selected pods still in phase Pending.
     pub waiting: usize,

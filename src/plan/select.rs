@@ -242,11 +242,13 @@ pub(crate) enum How {
     /// Selected but never programmed (hostNetwork, finished).
     Skipped(SkipReason),
     /// Selected and in the Route's Address_Set / Port_Group; `missing_dev` / `no_family`:
-    /// some of the Route's rules cannot live in this pod (skipped rule by rule).
+    /// some of the Route's rules cannot live in this pod (skipped rule by rule);
+    /// `none_usable`: none can (the pod counts as skipped on its node).
     Member {
         pending: bool,
         missing_dev: bool,
         no_family: bool,
+        none_usable: bool,
     },
 }
 
@@ -282,6 +284,7 @@ pub(crate) fn pair(
     }
     let mut missing_dev = false;
     let mut no_family = false;
+    let mut usable = 0;
     for (dev, family) in &p.needs {
         if !has_dev(pod, dev, cfg) {
             missing_dev = true;
@@ -289,6 +292,8 @@ pub(crate) fn pair(
             && !family_ok(pod, dev, *family, cfg)
         {
             no_family = true;
+        } else {
+            usable += 1;
         }
     }
     Some(PairSel {
@@ -296,6 +301,7 @@ pub(crate) fn pair(
             pending: pod.phase == PodPhase::Pending,
             missing_dev,
             no_family,
+            none_usable: usable == 0 && !p.needs.is_empty(),
         },
         here,
     })
@@ -338,7 +344,11 @@ impl SelCounts {
                 pending,
                 missing_dev,
                 no_family,
+                none_usable,
             } => {
+                if none_usable && p.here {
+                    step(&mut self.here.skipped);
+                }
                 if pending {
                     step(&mut self.waiting);
                     if p.here {

@@ -74,12 +74,11 @@ struct Continue {
     after: (String, String),
 }
 
-/// Objects matching the request, at the snapshot it asks for: `(objects, rv, continue)`.
-pub fn select(
-    db: &Db,
-    t: &Target,
-    query: &Query,
-) -> Result<(Vec<Arc<Obj>>, u64, Option<String>), ApiError> {
+/// Objects, the resourceVersion of their snapshot, and the continue token of the next page.
+pub type Page = (Vec<Arc<Obj>>, u64, Option<String>);
+
+/// Objects matching the request, at the snapshot it asks for.
+pub fn select(db: &Db, t: &Target, query: &Query) -> Result<Page, ApiError> {
     let labels = LabelSelector::parse(q(query, "labelSelector").unwrap_or_default())?;
     let fields = FieldSelector::parse(q(query, "fieldSelector").unwrap_or_default(), &t.ty)?;
     let token = match q(query, "continue").filter(|c| !c.is_empty()) {

@@ -451,3 +451,28 @@ impl ApiServer {
             .count()
     }
 }
+
+/// The server on a runtime of its own, for tests that are otherwise synchronous (the
+/// fixture's polls block their thread).
+pub struct Background {
+    pub api: Arc<ApiServer>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Background {
+    pub fn start() -> Background {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let api = rt.block_on(ApiServer::start());
+        Background { api, rt }
+    }
+
+    /// Takes the server down for `d` in the background; returns at once.
+    pub fn down_for(&self, d: Duration) {
+        let api = self.api.clone();
+        self.rt.spawn(async move { api.down_for(d).await });
+    }
+}
