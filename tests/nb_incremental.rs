@@ -180,11 +180,11 @@ async fn run_sequence(seed: u64, steps: usize) {
                 format!("delete pod {}", p.name)
             }
             7 => {
-                match rng.below(3) {
+                let _changed = match rng.below(3) {
                     0 => e.delete(&WorldRef::Service(("default".into(), "nginx".into()))),
                     1 => e.apply(nginx("10.96.100.10")),
                     _ => e.apply(nginx("10.96.100.99")),
-                }
+                };
                 "service".to_string()
             }
             _ => match delete_owned_row(&ovn, &mut rng) {
