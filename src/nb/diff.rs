@@ -199,7 +199,8 @@ impl Diff<'_> {
         for want in T::desired(self.desired) {
             let id = want.owner().id.as_str();
             let route = want.owner().route.as_str();
-            let mut row = want.clone();
+            let adjusted = want.written();
+            let row: &T = adjusted.as_ref().unwrap_or(want);
             let mut problems = Vec::new();
             let router = link
                 .filter(|l| l.table == ROUTER)
@@ -208,7 +209,9 @@ impl Diff<'_> {
                 router,
                 foreign_sets: &self.foreign_sets,
             };
-            let verdict = row.check(&ctx, &mut problems);
+            // The desired row is checked (it says what cannot be written); the adjusted one
+            // is what is compared and written.
+            let verdict = want.check(&ctx, &mut problems);
             for p in problems.drain(..) {
                 self.problem(route, p);
             }
@@ -264,7 +267,7 @@ impl Diff<'_> {
                     if columns || !add.is_empty() || !remove.is_empty() {
                         self.out.changes.push(T::change(RowChange::Update {
                             uuid: have.uuid,
-                            row,
+                            row: row.clone(),
                             columns,
                             add,
                             remove,
@@ -298,9 +301,11 @@ impl Diff<'_> {
                         continue;
                     }
                     self.child_parent::<T>(row.key(), ParentState::New);
-                    self.out
-                        .changes
-                        .push(T::change(RowChange::Create { parent, row, set }));
+                    self.out.changes.push(T::change(RowChange::Create {
+                        parent,
+                        row: row.clone(),
+                        set,
+                    }));
                 }
             }
         }

@@ -238,7 +238,7 @@ impl NbRow for NbPolicy {
     fn same_columns(&self, other: &Self) -> bool {
         self == other
     }
-    fn check(&mut self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
+    fn check(&self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
         // `$name` in a match is resolved by name: with a foreign set of that name the policy
         // would reroute addresses we never selected. Not written, and a row of ours for it
         // is removed for the same reason.
@@ -336,7 +336,7 @@ impl NbRow for NbStaticRoute {
     fn same_columns(&self, other: &Self) -> bool {
         self == other
     }
-    fn check(&mut self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
+    fn check(&self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
         if self.bfd {
             // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
             // reuse them safely, the route is programmed without BFD and the Route says so.
@@ -347,7 +347,6 @@ impl NbRow for NbStaticRoute {
                     self.nexthop
                 ),
             ));
-            self.bfd = false;
         }
         let hops = unreachable(ctx.router, std::iter::once(self.nexthop.as_str()));
         if hops.is_empty() {
@@ -363,6 +362,12 @@ impl NbRow for NbStaticRoute {
             ),
         ));
         Verdict::Leave
+    }
+    fn written(&self) -> Option<Self> {
+        self.bfd.then(|| NbStaticRoute {
+            bfd: false,
+            ..self.clone()
+        })
     }
     fn to_model(&self) -> model::LogicalRouterStaticRoute {
         model::LogicalRouterStaticRoute {

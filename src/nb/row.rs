@@ -169,9 +169,15 @@ pub trait NbRow: Clone + Eq + Ord + fmt::Debug + Sized + 'static {
         BTreeSet::new()
     }
 
-    /// Checks beyond the parent's existence; may adjust the row (what is written instead).
-    fn check(&mut self, _ctx: &CheckContext<'_>, _problems: &mut Vec<RowProblem>) -> Verdict {
+    /// Checks beyond the parent's existence.
+    fn check(&self, _ctx: &CheckContext<'_>, _problems: &mut Vec<RowProblem>) -> Verdict {
         Verdict::Write
+    }
+
+    /// What is written instead of the desired row, when that differs (a part that cannot
+    /// be written yet is left out; [`NbRow::check`] says so).
+    fn written(&self) -> Option<Self> {
+        None
     }
 
     /// The row as the typed model; columns we do not write keep their defaults.
