@@ -8,7 +8,9 @@
 //! Routes: `diff` runs on it unchanged.
 use std::collections::BTreeSet;
 
-use super::observed::{Observed, RouterInfo, Seen, owner_of, string, strings, uuids};
+use super::observed::{
+    Observed, RouterInfo, Seen, WithoutIds, owner_of, string, strings, uuids,
+};
 use super::row::{
     FamilyVisitor, NbRow, PORT_GROUP, ROUTER, ROUTER_PORT, ReadContext, SWITCH_PORT, each_family,
 };
@@ -51,7 +53,7 @@ impl FamilyVisitor for ScopedRead<'_> {
                     continue;
                 };
                 let uuid = row.uuid();
-                let model = match T::Model::from_replica(&row) {
+                let model = match T::Model::from_source(uuid, &WithoutIds(&row)) {
                     Ok(m) => m,
                     Err(e) => {
                         super::observed::unreadable(table, uuid, &e.to_string());
