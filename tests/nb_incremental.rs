@@ -216,7 +216,9 @@ async fn run_sequence(seed: u64, steps: usize) {
                 dirty.nb, pass.changes
             );
         }
-        // The oracle: a full pass over the whole plan finds nothing left to do.
+        // The oracle: a full pass over the whole plan finds nothing left to do (once the
+        // replica shows the write: a pass returns at the commit).
+        nb.settle().await.unwrap();
         let full = e.plan();
         let left = nb.preview(NbIntent {
             desired: &full.nb,

@@ -1,9 +1,11 @@
 //! The NB reconciler: the I/O edge between the plan and the Northbound database.
 //!
 //! One pass = snapshot the monitored replica, [`diff`] against the desired rows, send one
-//! transaction ([`transaction`]) whose every result is checked, then wait until the replica
-//! shows what was written, so the next pass never works from data older than its own write
-//! (which is how controllers end up inserting the same non-indexed row twice).
+//! transaction ([`transaction`]) whose every result is checked. The pass returns when the
+//! server has committed it; before the next pass reads anything, it waits until the replica
+//! shows what the previous one wrote ([`NbReconciler::settle`]), so no pass works from data
+//! older than its own write (which is how controllers end up inserting the same
+//! non-indexed row twice), and no pass waits for its own echo when nothing follows.
 //!
 //! Drift repair is the caller's loop: [`NbReconciler::subscribe`] reports every replica change;
 //! a change to a table of ours triggers a pass, which restores deleted or edited rows.
@@ -159,6 +161,8 @@ pub struct NbReconciler {
     replica: Arc<Replica>,
     feed: ReplicaFeed,
     visible_timeout: Duration,
+    /// The last write, until the replica shows it.
+    unseen: std::sync::Mutex<Option<Unseen>>,
     /// Names the writer in every transaction's comment (`ovsdb-tool show-log -m`), so the
     /// NB's own log shows which instance wrote what.
     writer: Option<String>,
@@ -189,6 +193,7 @@ impl NbReconciler {
             replica,
             feed,
             visible_timeout: Duration::from_secs(10),
+            unseen: std::sync::Mutex::new(None),
             writer: None,
         })
     }
@@ -230,6 +235,7 @@ impl NbReconciler {
     /// One pass: diff, one transaction, wait until the replica shows it.
     pub async fn reconcile(&self, intent: NbIntent<'_>) -> Result<NbPass, NbError> {
         let start = Instant::now();
+        self.settle().await?;
         let d = self.preview(intent);
         self.write(d, start).await
     }
@@ -242,6 +248,7 @@ impl NbReconciler {
         routes: &BTreeSet<String>,
     ) -> Result<NbPass, NbError> {
         let start = Instant::now();
+        self.settle().await?;
         let d = self.preview_routes(intent, routes);
         self.write(d, start).await
     }
@@ -276,7 +283,9 @@ impl NbReconciler {
             return Err(NbError::Conflict(why));
         }
         let inserted: Vec<_> = results.iter().filter_map(OpResult::uuid).collect();
-        self.wait_visible(&inserted, before).await?;
+        if let Ok(mut u) = self.unseen.lock() {
+            *u = Some(Unseen { inserted, before });
+        }
         tracing::info!(
             changes = d.changes.len(),
             operations = txn.ops.len(),
@@ -292,6 +301,17 @@ impl NbReconciler {
     }
 
     /// Waits until every inserted row is in the replica (our own update notification came).
+    /// Waits until the replica shows the last write (nothing to wait for when it does, or
+    /// when nothing was written). Every pass does this before reading; call it before
+    /// [`NbReconciler::preview`] or [`NbReconciler::snapshot`] right after a pass.
+    pub async fn settle(&self) -> Result<(), NbError> {
+        let unseen = self.unseen.lock().ok().and_then(|mut u| u.take());
+        match unseen {
+            Some(u) => self.wait_visible(&u.inserted, u.before).await,
+            None => Ok(()),
+        }
+    }
+
     /// Waits until every inserted row is in the replica (our own update notification came),
     /// and until the replica has applied some update since `before` (the feed's count when
     /// the transaction was sent): a transaction that only updates or deletes rows must be
@@ -329,6 +349,13 @@ impl NbReconciler {
             let _ = tokio::time::timeout(left, self.feed.wait_applied(applied)).await;
         }
     }
+}
+
+/// A write the replica may not show yet: the rows it inserted, and the feed's count when it
+/// was sent.
+struct Unseen {
+    inserted: Vec<crate::ovsdb::Uuid>,
+    before: u64,
 }
 
 /// How long a pass waits for the update of a transaction that inserted nothing.
