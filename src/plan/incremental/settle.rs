@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::cluster::{ObjectKey, PodInfo};
 use crate::plan::merge::{Conflict, merge_pod};
 use crate::plan::ovn::route_nb;
-use crate::plan::select::{namespace_labels, pair};
+use crate::plan::select::{PairSel, namespace_labels, pair};
 use crate::plan::{Precedence, report};
 
 use super::{Engine, PodEntry};
@@ -54,28 +54,76 @@ impl Engine {
 
     fn settle_pairs(&mut self, t: &mut Touched) {
         let mut ns_cache: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        let mut work: Vec<(String, ObjectKey)> = Vec::new();
-        if !t.all.is_empty() {
-            // Every pod for these Routes, plus pods they select that may be gone.
-            for pod in self.world.pods() {
-                let key = (pod.namespace.clone(), pod.name.clone());
-                for r in &t.all {
-                    work.push((r.clone(), key.clone()));
-                }
-            }
-            for r in &t.all {
-                if let Some(e) = self.routes.get(r) {
-                    work.extend(e.pairs.keys().map(|k| (r.clone(), k.clone())));
-                }
-            }
+        for r in std::mem::take(&mut t.all) {
+            t.pairs.remove(&r);
+            self.reselect(&r, &mut ns_cache, t);
         }
         for (r, pods) in std::mem::take(&mut t.pairs) {
-            if !t.all.contains(&r) {
-                work.extend(pods.into_iter().map(|k| (r.clone(), k)));
+            for key in pods {
+                self.evaluate(&r, &key, &mut ns_cache, t);
             }
         }
-        for (r, key) in work {
-            self.evaluate(&r, &key, &mut ns_cache, t);
+    }
+
+    /// One Route against every pod: the pods and the Route's pairs are both in key order,
+    /// so they are walked side by side (no lookup, no key copied unless something changed).
+    fn reselect(
+        &mut self,
+        route: &str,
+        ns_cache: &mut BTreeMap<String, BTreeMap<String, String>>,
+        t: &mut Touched,
+    ) {
+        let Engine {
+            cfg, world, routes, ..
+        } = self;
+        let Some(entry) = routes.get_mut(route) else {
+            return;
+        };
+        let mut old = std::mem::take(&mut entry.pairs).into_iter().peekable();
+        let mut kept: Vec<(ObjectKey, PairSel)> = Vec::new();
+        let mut changes: Vec<(ObjectKey, Option<PairSel>, Option<PairSel>)> = Vec::new();
+        for pod in world.pods() {
+            let here = (pod.namespace.as_str(), pod.name.as_str());
+            while old
+                .peek()
+                .is_some_and(|(k, _)| (k.0.as_str(), k.1.as_str()) < here)
+            {
+                if let Some((k, s)) = old.next() {
+                    changes.push((k, Some(s), None));
+                }
+            }
+            let prev = match old.peek() {
+                Some((k, _)) if (k.0.as_str(), k.1.as_str()) == here => old.next(),
+                _ => None,
+            };
+            if !ns_cache.contains_key(pod.namespace.as_str()) {
+                ns_cache.insert(
+                    pod.namespace.clone(),
+                    namespace_labels(world, &pod.namespace),
+                );
+            }
+            let labels = ns_cache.get(pod.namespace.as_str());
+            let new = labels.and_then(|l| pair(world, &entry.p, pod, l, cfg));
+            match (prev, new) {
+                (Some((k, p)), Some(n)) => {
+                    if p != n {
+                        changes.push((k.clone(), Some(p), Some(n)));
+                    }
+                    kept.push((k, n));
+                }
+                (Some((k, p)), None) => changes.push((k, Some(p), None)),
+                (None, Some(n)) => {
+                    let k = (pod.namespace.clone(), pod.name.clone());
+                    changes.push((k.clone(), None, Some(n)));
+                    kept.push((k, n));
+                }
+                (None, None) => {}
+            }
+        }
+        changes.extend(old.map(|(k, s)| (k, Some(s), None)));
+        entry.pairs = kept.into_iter().collect();
+        for (key, old, new) in changes {
+            self.account(route, &key, old, new, t);
         }
     }
 
@@ -88,11 +136,7 @@ impl Engine {
         t: &mut Touched,
     ) {
         let Engine {
-            cfg,
-            world,
-            routes,
-            pods,
-            ..
+            cfg, world, routes, ..
         } = self;
         let Some(entry) = routes.get_mut(route) else {
             return;
@@ -107,19 +151,37 @@ impl Engine {
         if old == new {
             return;
         }
-        if let Some(o) = old {
-            entry.counts.count(o, false);
-        }
         match new {
             Some(n) => {
-                entry.counts.count(n, true);
                 entry.pairs.insert(key.clone(), n);
             }
             None => {
                 entry.pairs.remove(key);
             }
         }
-        let pe = pods.entry(key.clone()).or_default();
+        self.account(route, key, old, new, t);
+    }
+
+    /// Bookkeeping of one pair that changed from `old` to `new` (the Route's pairs already
+    /// hold `new`): counts, the pod's Routes, what to look at next.
+    fn account(
+        &mut self,
+        route: &str,
+        key: &ObjectKey,
+        old: Option<PairSel>,
+        new: Option<PairSel>,
+        t: &mut Touched,
+    ) {
+        let Some(entry) = self.routes.get_mut(route) else {
+            return;
+        };
+        if let Some(o) = old {
+            entry.counts.count(o, false);
+        }
+        if let Some(n) = new {
+            entry.counts.count(n, true);
+        }
+        let pe = self.pods.entry(key.clone()).or_default();
         if new.is_some() {
             pe.selected_by.insert(route.to_owned());
         } else {
