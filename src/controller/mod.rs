@@ -11,7 +11,7 @@ pub mod role;
 pub mod run;
 pub mod source;
 pub mod status;
-mod step;
+pub mod step;
 
 use std::path::PathBuf;
 use std::time::Duration;
