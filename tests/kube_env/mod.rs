@@ -290,5 +290,8 @@ pub fn assert_only_granted_calls(kube: &Kube) {
         );
         seen.insert(format!("{}/{}:{}", r.group, r.resource, r.verb));
     }
-    assert!(!seen.is_empty(), "no request from the controller was logged");
+    assert!(
+        !seen.is_empty(),
+        "no request from the controller was logged"
+    );
 }
