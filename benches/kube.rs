@@ -5,6 +5,7 @@
 //! - `ic` mode: one node's instance, which watches its node's 100 pods;
 //! - `central` mode, the leader, which watches all 10,000 pods and writes the NB;
 //! - the same binary with an empty cluster, as the base.
+//!
 //! VmRSS after the first pass settles and VmHWM (peak) come from /proc/<pid>/status.
 //!
 //! Run: `cargo bench --bench kube`. Under `cargo test --all-targets` it runs a smoke round

@@ -616,3 +616,85 @@ fn status_writes_are_coalesced_and_none_when_nothing_changes() {
     );
     println!("quiet: 0 status writes and 0 report writes in 5 s");
 }
+
+/// A Route object the controller cannot decode (here a priority beyond int32, which the API
+/// server's schema, `format: int32`, does not enforce) stops nothing else, keeps what its last
+/// readable version programmed, and says so in its status.
+#[test]
+fn an_undecodable_route_blocks_nothing_and_keeps_what_it_programmed() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let net = PodNet::new("k8ud");
+    let kube = Kube::start();
+    load_world(&kube, Some(&net), &[NGINX]);
+    kube.apply(WEB);
+    // Never readable from the start.
+    kube.put(&serde_json::json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route", "metadata": {"name": "huge"},
+        "spec": {"priority": 99_999_999_999_i64, "route": [{"dst": "172.16.50.0/24", "dev": "eth1"}]}}));
+    let mut c = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: Some(&net),
+            extra: &[],
+        },
+    );
+    c.wait_ready();
+    let (a, b) = (pod("client-a"), pod("client-b"));
+    wait_routes(
+        &net,
+        &mut c,
+        a,
+        &["172.16.10.0/24 via 10.244.1.1 dev eth1"],
+        &[],
+        "the readable Route applies",
+    );
+    let st = wait_status(&kube, &mut c, "huge", "Invalid");
+    assert_eq!(st["problems"][0]["reason"], "Undecodable", "{st}");
+    // A programmed Route turns undecodable: what it programmed stays.
+    let owned = ovn.owned();
+    let table = net.routes(a);
+    let web = kube.route("web").unwrap();
+    kube.bg
+        .api
+        .merge(
+            &web,
+            serde_json::json!({"spec": {"priority": 5_000_000_000_i64}}),
+        )
+        .unwrap();
+    let st = wait_status(&kube, &mut c, "web", "Invalid");
+    assert!(
+        st["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last readable version"),
+        "{st}"
+    );
+    assert_eq!(st["observedGeneration"], 2);
+    // Other Routes still flow.
+    kube.apply(LATE);
+    wait_routes(
+        &net,
+        &mut c,
+        b,
+        &["172.16.23.0/24 via 10.244.1.1 dev eth1"],
+        &[],
+        "another Route meanwhile",
+    );
+    assert_eq!(net.routes(a), table);
+    for (t, rows) in &owned {
+        for r in rows {
+            assert!(ovn.owned()[t].contains(r), "{t}: {r} removed");
+        }
+    }
+    // Fixed: back to Applied.
+    kube.bg
+        .api
+        .merge(&web, serde_json::json!({"spec": {"priority": 5}}))
+        .unwrap();
+    wait_status(&kube, &mut c, "web", "Applied");
+    assert_only_granted_calls(&kube);
+}

@@ -75,10 +75,17 @@ struct Loop {
 }
 
 impl Loop {
+    /// What must stay as it is: bad input never tears down what is programmed.
+    fn keep(&self, plan: &Plan) -> crate::nb::reconcile::Keep {
+        let mut keep = keep_for(&self.inputs.errors, &self.routes, plan);
+        keep.routes.extend(self.inputs.undecodable.keys().cloned());
+        keep
+    }
+
     fn replan(&mut self) {
         self.routes = self.last_good.effective(&self.inputs);
         let mut p = plan(&self.inputs.world, &self.routes, &self.opts.plan);
-        let keep = keep_for(&self.inputs.errors, &self.routes, &p);
+        let keep = self.keep(&p);
         without_kept(&mut p, &keep);
         self.metrics.routes.set(p.reports.len() as i64);
         let invalid = p
@@ -111,7 +118,7 @@ impl Loop {
             tracing::debug!(why, "NB pass skipped");
             return;
         }
-        let keep = keep_for(&self.inputs.errors, &self.routes, &self.plan);
+        let keep = self.keep(&self.plan);
         let intent = NbIntent {
             desired: &self.plan.nb,
             service_ips: &self.plan.ovn_service_ips,
@@ -189,13 +196,14 @@ impl Loop {
         if !self.inputs.synced {
             return;
         }
-        let view = node_status(
+        let mut view = node_status(
             &self.routes,
             &self.inputs.world,
             &self.plan,
             &self.nb_problems,
             &self.pod_outcome,
         );
+        super::status::mark_undecodable(&mut view, self.inputs.undecodable.values());
         let total: usize = view
             .routes
             .values()

@@ -19,15 +19,18 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::DynamicObject;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
+
+use super::watch::route_resource;
 use tokio::sync::{Notify, watch};
 
-use crate::api::{NodeRouteReport, Route, RouteNodeReport, RouteNodeReportSpec, RouteStatus};
+use crate::api::{NodeRouteReport, RouteNodeReport, RouteNodeReportSpec, RouteStatus};
 use crate::controller::metrics::{Metrics, ResultLabel, WriteLabel};
 use crate::controller::status::{NodeStatus, RouteLocal};
 use crate::plan::Summary;
@@ -222,7 +225,7 @@ impl StatusWriter {
     /// true. `routes` is the Route watch's store, `dirty` its marks, `local` the loop's view.
     pub async fn run(
         &mut self,
-        routes: &Store<Route>,
+        routes: &Store<DynamicObject>,
         dirty: &DirtyRoutes,
         local: &mut watch::Receiver<Arc<NodeStatus>>,
         active: &mut watch::Receiver<bool>,
@@ -294,7 +297,7 @@ impl StatusWriter {
     /// Writes the status of every dirty Route that differs from what the server holds.
     async fn flush(
         &mut self,
-        routes: &Store<Route>,
+        routes: &Store<DynamicObject>,
         reports: &Store<RouteNodeReport>,
         dirty: &DirtyRoutes,
         local: &NodeStatus,
@@ -312,11 +315,16 @@ impl StatusWriter {
         }
         let all_reports = reports.state();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let api: Api<Route> = Api::all(self.client.clone());
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &route_resource());
         for name in names {
-            let Some(route) = routes.get(&ObjectRef::new(&name)) else {
+            let Some(route) = routes.get(&ObjectRef::new_with(&name, route_resource())) else {
                 continue; // deleted: nothing to write
             };
+            // A status that does not decode is rewritten.
+            let observed: Option<RouteStatus> = route
+                .data
+                .get("status")
+                .and_then(|s| serde_json::from_value(s.clone()).ok());
             let own = local.routes.get(&name).and_then(|l| entry(&name, l));
             let entries: Vec<(&str, &NodeRouteReport)> = all_reports
                 .iter()
@@ -336,8 +344,8 @@ impl StatusWriter {
                 .get(&name)
                 // Only a view of this generation speaks for it.
                 .filter(|l| l.generation == route.metadata.generation);
-            let want = route_status(l, &entries, route.status.as_ref(), &now);
-            if route.status.as_ref() == Some(&want) {
+            let want = route_status(l, &entries, observed.as_ref(), &now);
+            if observed.as_ref() == Some(&want) {
                 continue;
             }
             let ok = self.write(&api, &name, &want).await;
@@ -345,11 +353,11 @@ impl StatusWriter {
                 dirty.mark(name.clone());
                 continue;
             }
-            self.maybe_event(&route, route.status.as_ref(), &want).await;
+            self.maybe_event(&route, observed.as_ref(), &want).await;
         }
     }
 
-    async fn write(&self, api: &Api<Route>, name: &str, status: &RouteStatus) -> bool {
+    async fn write(&self, api: &Api<DynamicObject>, name: &str, status: &RouteStatus) -> bool {
         let patch = serde_json::json!({
             "apiVersion": "k8s.ovn.org/v1",
             "kind": "Route",
@@ -374,7 +382,12 @@ impl StatusWriter {
     }
 
     /// A Warning Event when the Route turns Degraded or Invalid, or a new node fails.
-    async fn maybe_event(&mut self, route: &Route, old: Option<&RouteStatus>, new: &RouteStatus) {
+    async fn maybe_event(
+        &mut self,
+        route: &DynamicObject,
+        old: Option<&RouteStatus>,
+        new: &RouteStatus,
+    ) {
         let bad = |s: Option<&RouteStatus>| {
             s.and_then(|s| s.status.as_deref())
                 .is_some_and(|w| w == Summary::Degraded.as_str() || w == Summary::Invalid.as_str())
@@ -417,7 +430,7 @@ impl StatusWriter {
             action: "Reconcile".into(),
             secondary: None,
         };
-        let reference: ObjectReference = route.object_ref(&());
+        let reference: ObjectReference = route.object_ref(&route_resource());
         let result = self.recorder.publish(&ev, &reference).await;
         let label = ResultLabel {
             result: if result.is_ok() { "ok" } else { "error" },
