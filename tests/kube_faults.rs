@@ -95,7 +95,7 @@ fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
     let owned = ovn.owned();
     let table_a = net.routes(a);
     let txns = ok_transactions(&c);
-    let lists_before = kube.bg.api.count("list", "routes");
+    let lists_before = kube.bg.api.count("list", "pods");
     // Every resourceVersion the controller holds becomes too old, and its watches are cut:
     // each re-watch gets 410 Gone and has to relist; a Route created meanwhile must arrive.
     kube.bg.api.compact();
