@@ -37,6 +37,14 @@ use crate::plan::Summary;
 
 use super::aggregate::route_status;
 
+/// Longest wait between retries of a failing write (API server down, CRD missing).
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The next retry delay after a failure: double, from `interval` up to [`MAX_RETRY`].
+fn next_retry(current: Option<Duration>, interval: Duration) -> Duration {
+    current.map_or(interval, |d| (d * 2).min(MAX_RETRY))
+}
+
 /// Field manager of every status and report write.
 pub const FIELD_MANAGER: &str = "ovnkube-route";
 /// At most one Event per Route and reason this often.
@@ -135,6 +143,7 @@ pub async fn write_node_reports(
     metrics: Arc<Metrics>,
 ) {
     let api: Api<RouteNodeReport> = Api::all(client);
+    let mut retry: Option<Duration> = None;
     // What the server holds, so a restart with nothing changed writes nothing.
     let mut last: Option<RouteNodeReportSpec> = match api.get_opt(&node).await {
         Ok(r) => r.map(|r| r.spec),
@@ -165,10 +174,15 @@ pub async fn write_node_reports(
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not write this node's Route report; retrying");
+                let d = next_retry(retry, interval);
+                retry = Some(d);
+                tracing::warn!(error = %e, retry_in_s = d.as_secs_f64(), "could not write this node's Route report");
                 false
             }
         };
+        if ok {
+            retry = None;
+        }
         metrics
             .status_writes
             .get_or_create(&WriteLabel {
@@ -177,7 +191,7 @@ pub async fn write_node_reports(
             })
             .inc();
         // Coalesce: whatever changes meanwhile goes out in the next write.
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(retry.unwrap_or(interval)).await;
         if !ok {
             view.mark_changed();
         }
@@ -196,6 +210,8 @@ pub struct StatusWriter {
     events: HashMap<(String, String), Instant>,
     /// Node -> Routes in its report, to know which Routes a report change touches.
     report_routes: BTreeMap<String, BTreeSet<String>>,
+    /// After a failed write: no writes before this, and the current retry delay.
+    backoff: Option<(Instant, Duration)>,
 }
 
 impl StatusWriter {
@@ -218,6 +234,7 @@ impl StatusWriter {
             interval,
             events: HashMap::new(),
             report_routes: BTreeMap::new(),
+            backoff: None,
         }
     }
 
@@ -302,6 +319,12 @@ impl StatusWriter {
         dirty: &DirtyRoutes,
         local: &NodeStatus,
     ) {
+        if self
+            .backoff
+            .is_some_and(|(until, _)| Instant::now() < until)
+        {
+            return;
+        }
         let names: Vec<String> = match dirty.take() {
             Some(n) => n.into_iter().collect(),
             None => routes
@@ -350,9 +373,14 @@ impl StatusWriter {
             }
             let ok = self.write(&api, &name, &want).await;
             if !ok {
-                dirty.mark(name.clone());
-                continue;
+                // Retry later, all of what is left (the API server or the CRD is likely the
+                // problem, not this Route).
+                let d = next_retry(self.backoff.map(|(_, d)| d), self.interval);
+                self.backoff = Some((Instant::now() + d, d));
+                dirty.mark_all();
+                return;
             }
+            self.backoff = None;
             self.maybe_event(&route, observed.as_ref(), &want).await;
         }
     }
@@ -496,6 +524,19 @@ mod tests {
         assert_eq!(r.routes[0].selected, 3);
         assert_eq!(r.routes[0].generation, Some(2));
         assert_eq!(r.routes[1].problems[0].reason, "Conflict");
+    }
+
+    #[test]
+    fn retries_back_off_to_a_minute() {
+        let i = Duration::from_secs(1);
+        let mut d = None;
+        let mut seen = vec![];
+        for _ in 0..8 {
+            let n = next_retry(d, i);
+            seen.push(n.as_secs());
+            d = Some(n);
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 60, 60]);
     }
 
     #[test]
