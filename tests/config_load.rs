@@ -37,7 +37,7 @@ fn the_seed_demo_loads_from_yaml_and_from_json() {
     assert_eq!(demo.spec.route.len(), 2);
     assert_eq!(demo.spec.svc[2], svc("kube-system", "nginx2", "eth0", None));
     let as_json =
-        serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(SEED_DEMO).unwrap())
+        serde_json::to_string(&serde_yaml_ng::from_str::<serde_json::Value>(SEED_DEMO).unwrap())
             .unwrap();
     let j = load_bytes(Path::new("demo.json"), as_json.as_bytes());
     assert!(j.errors.is_empty());

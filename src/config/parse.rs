@@ -120,7 +120,7 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
         if is_preamble(&chunk) {
             continue;
         }
-        for de in serde_yaml::Deserializer::from_str(&chunk) {
+        for de in serde_yaml_ng::Deserializer::from_str(&chunk) {
             number += 1;
             let mut at = Location {
                 file: path.to_path_buf(),
@@ -128,8 +128,8 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
                 line: Some(start),
                 ..Location::default()
             };
-            match serde_yaml::Value::deserialize(de) {
-                Ok(serde_yaml::Value::Null) => {}
+            match serde_yaml_ng::Value::deserialize(de) {
+                Ok(serde_yaml_ng::Value::Null) => {}
                 Ok(v) => match yaml_to_json(v, "") {
                     Ok(value) => docs.push(Doc { at, value }),
                     Err(message) => errors.push(ConfigError::Shape { at, message }),
@@ -140,7 +140,7 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
                         at.column = Some(loc.column());
                     }
                     let mut message = e.to_string();
-                    // serde_yaml reads integers beyond 64 bits as u128, which its Value
+                    // the YAML reader takes integers beyond 64 bits as u128, which its Value
                     // cannot hold; say so in the user's words.
                     if message.contains(" as u128") {
                         message = format!("integer too large (more than 64 bits): {message}");
@@ -161,7 +161,7 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
 
 /// YAML data model -> JSON, as Kubernetes' YAML reader does: scalar keys become strings;
 /// tags, collection keys and non-finite floats have no JSON form and are refused.
-fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
+fn yaml_to_json(v: serde_yaml_ng::Value, path: &str) -> Result<Value, String> {
     let at = |p: &str| {
         if p.is_empty() {
             "<document>".to_string()
@@ -170,10 +170,10 @@ fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
         }
     };
     Ok(match v {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(b),
-        serde_yaml::Value::String(s) => Value::String(s),
-        serde_yaml::Value::Number(n) => {
+        serde_yaml_ng::Value::Null => Value::Null,
+        serde_yaml_ng::Value::Bool(b) => Value::Bool(b),
+        serde_yaml_ng::Value::String(s) => Value::String(s),
+        serde_yaml_ng::Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Value::Number(i.into())
             } else if let Some(u) = n.as_u64() {
@@ -186,21 +186,21 @@ fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
                 )
             }
         }
-        serde_yaml::Value::Sequence(items) => Value::Array(
+        serde_yaml_ng::Value::Sequence(items) => Value::Array(
             items
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| yaml_to_json(item, &format!("{}[{i}]", at(path))))
                 .collect::<Result<_, _>>()?,
         ),
-        serde_yaml::Value::Mapping(m) => {
+        serde_yaml_ng::Value::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
                 let key = match k {
-                    serde_yaml::Value::String(s) => s,
-                    serde_yaml::Value::Bool(b) => b.to_string(),
-                    serde_yaml::Value::Number(n) => n.to_string(),
-                    serde_yaml::Value::Null => "null".to_string(),
+                    serde_yaml_ng::Value::String(s) => s,
+                    serde_yaml_ng::Value::Bool(b) => b.to_string(),
+                    serde_yaml_ng::Value::Number(n) => n.to_string(),
+                    serde_yaml_ng::Value::Null => "null".to_string(),
                     other => {
                         return Err(format!(
                             "{}: a mapping key must be a scalar, found {}",
@@ -219,17 +219,17 @@ fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
             }
             Value::Object(out)
         }
-        serde_yaml::Value::Tagged(t) => {
+        serde_yaml_ng::Value::Tagged(t) => {
             return Err(format!("{}: YAML tag {} is not supported", at(path), t.tag));
         }
     })
 }
 
-fn kind_of(v: &serde_yaml::Value) -> &'static str {
+fn kind_of(v: &serde_yaml_ng::Value) -> &'static str {
     match v {
-        serde_yaml::Value::Sequence(_) => "a sequence",
-        serde_yaml::Value::Mapping(_) => "a mapping",
-        serde_yaml::Value::Tagged(_) => "a tagged value",
+        serde_yaml_ng::Value::Sequence(_) => "a sequence",
+        serde_yaml_ng::Value::Mapping(_) => "a mapping",
+        serde_yaml_ng::Value::Tagged(_) => "a tagged value",
         _ => "a scalar",
     }
 }
