@@ -81,6 +81,8 @@ enum Command {
         /// Full re-check of NB rows and pod routes at least this often (seconds).
         #[arg(long, default_value_t = 5)]
         resync_secs: u64,
+        #[command(flatten)]
+        limits: InputArgs,
     },
 }
 
@@ -89,6 +91,28 @@ struct Files {
     /// Route / world files or directories (JSON or YAML; repeatable).
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    limits: InputArgs,
+}
+
+/// Bounds of file input: anything larger is refused with an error naming the file.
+#[derive(Args)]
+struct InputArgs {
+    /// Largest input file read, in bytes (default 4 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Largest whole input (all files of one load), in bytes (default 64 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
+}
+
+impl InputArgs {
+    fn limits(&self) -> ovnkube_route::config::Limits {
+        ovnkube_route::config::Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_input_bytes: self.max_input_bytes,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -220,6 +244,7 @@ fn options(
         nb_probe_interval: Duration::from_secs(nb_opts.nb_probe_secs.max(1)),
         plan: planner_config(planner)?,
         pods: pod_options(pods),
+        input: ovnkube_route::config::Limits::default(),
     })
 }
 
@@ -238,7 +263,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             output,
         } => {
-            let opts = options(nb, &nb_opts, &planner, &pods)?;
+            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let format = match output {
                 Output::Text => OutputFormat::Text,
                 Output::Json => OutputFormat::Json,
@@ -258,7 +284,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;
             print!("{}", outcome.rendered);
             Ok(if outcome.ok() {
@@ -275,8 +302,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             metrics_addr,
             resync_secs,
+            limits,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = limits.limits();
             let paths = match source.split_once(':') {
                 Some(("file", list)) if !list.is_empty() => {
                     list.split(',').map(PathBuf::from).collect::<Vec<_>>()

@@ -101,17 +101,19 @@ pub enum ViolationKind {
 
 impl fmt::Display for SchemaViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        let text = match &self.kind {
             ViolationKind::WrongType { expected, found } => {
-                write!(f, "{}: expected {expected}, found {found}", self.path)
+                format!("{}: expected {expected}, found {found}", self.path)
             }
-            ViolationKind::Missing => write!(f, "{}: required field is missing", self.path),
-            ViolationKind::UnknownField => write!(f, "{}: unknown field", self.path),
+            ViolationKind::Missing => format!("{}: required field is missing", self.path),
+            ViolationKind::UnknownField => format!("{}: unknown field", self.path),
             ViolationKind::OutOfRange { value, format } => {
-                write!(f, "{}: {value} is not a valid {format}", self.path)
+                format!("{}: {value} is not a valid {format}", self.path)
             }
-            ViolationKind::Null => write!(f, "{}: must not be null", self.path),
-        }
+            ViolationKind::Null => format!("{}: must not be null", self.path),
+        };
+        // Paths carry input keys and values: a hostile one must not flood the output.
+        f.write_str(&super::quote::bounded(text))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `Route` API: CRD types and their validation. No I/O.
 pub mod crd;
+pub mod quote;
 pub mod types;
 pub mod validate;
 

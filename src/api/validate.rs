@@ -10,6 +10,7 @@
 mod selection;
 pub mod selector;
 
+use crate::api::quote::quote;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -224,15 +225,17 @@ pub fn parse_dst(s: &str) -> Result<IpNet, String> {
     }
     let net: IpNet = t
         .parse()
-        .map_err(|_| format!("not a CIDR or IP address: {s:?}"))?;
+        .map_err(|_| format!("not a CIDR or IP address: {}", quote(&s)))?;
     if net.prefix_len() == 0 {
         return Err(format!(
-            "{s:?} would replace the default route; use spec.defaultRoute for that"
+            "{} would replace the default route; use spec.defaultRoute for that",
+            quote(&s)
         ));
     }
     if net.trunc() != net {
         return Err(format!(
-            "{s:?} has host bits set; did you mean {}?",
+            "{} has host bits set; did you mean {}?",
+            quote(&s),
             net.trunc()
         ));
     }
@@ -246,7 +249,10 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
         return Err("empty interface name".into());
     }
     if dev.len() > 15 {
-        return Err(format!("interface name {dev:?} is longer than 15 bytes"));
+        return Err(format!(
+            "interface name {} is longer than 15 bytes",
+            quote(&dev)
+        ));
     }
     if dev == "."
         || dev == ".."
@@ -254,7 +260,10 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
-        return Err(format!("{dev:?} is not a valid Linux interface name"));
+        return Err(format!(
+            "{} is not a valid Linux interface name",
+            quote(&dev)
+        ));
     }
     Ok(())
 }
@@ -265,7 +274,7 @@ fn parse_via(via: &Option<String>) -> Result<Option<IpAddr>, String> {
         Some(v) => v
             .parse::<IpAddr>()
             .map(Some)
-            .map_err(|_| format!("via {v:?} is not an IP address")),
+            .map_err(|_| format!("via {} is not an IP address", quote(&v))),
     }
 }
 
@@ -345,7 +354,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             problems.push(problem(
                 format!("{path}.namespace"),
                 reason::INVALID_SERVICE,
-                format!("{:?} is not a namespace name", s.namespace),
+                format!("{} is not a namespace name", quote(&s.namespace)),
             ));
             ok = false;
         }
@@ -353,7 +362,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             problems.push(problem(
                 format!("{path}.name"),
                 reason::INVALID_SERVICE,
-                format!("{:?} is not a Service name", s.name),
+                format!("{} is not a Service name", quote(&s.name)),
             ));
             ok = false;
         }
@@ -454,7 +463,7 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             problems.push(problem(
                 "spec.ovn.router".into(),
                 reason::INVALID_ROUTER,
-                format!("{r:?} is not a logical router name"),
+                format!("{} is not a logical router name", quote(&r)),
             ));
             None
         }
@@ -471,7 +480,7 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             Err(_) => problems.push(problem(
                 format!("spec.ovn.nextHops[{i}]"),
                 reason::INVALID_NEXT_HOP,
-                format!("{h:?} is not an IP address"),
+                format!("{} is not an IP address", quote(&h)),
             )),
         }
     }

@@ -44,6 +44,8 @@ pub struct Options {
     pub nb_probe_interval: Duration,
     pub plan: PlanConfig,
     pub pods: PodOptions,
+    /// Size bounds of file input.
+    pub input: crate::config::Limits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

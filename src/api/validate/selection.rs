@@ -1,6 +1,7 @@
 //! Validation of who a Route is for: `podSelector`, `namespaceSelector`, `targets` and
 //! `exclude`. A selector that does not validate marks the selection (or exclusion) broken
 //! rather than being dropped, so a typo never widens a Route to every pod.
+use crate::api::quote::quote;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::{
@@ -54,8 +55,8 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                     format!("{path}.kind"),
                     reason::INVALID_TARGET_KIND,
                     format!(
-                        "unknown kind {:?}; allowed: {}",
-                        t.kind,
+                        "unknown kind {}; allowed: {}",
+                        quote(&t.kind),
                         TargetKind::ALL.map(|k| k.as_str()).join(", ")
                     ),
                 ));
@@ -65,7 +66,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                 problems.push(problem(
                     format!("{path}.name"),
                     reason::INVALID_TARGET,
-                    format!("{:?} is not an object name", t.name),
+                    format!("{} is not an object name", quote(&t.name)),
                 ));
                 continue;
             }
@@ -78,7 +79,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                         problems.push(problem(
                             format!("{path}.namespace"),
                             reason::INVALID_TARGET,
-                            format!("{ns:?} is not a namespace name"),
+                            format!("{} is not a namespace name", quote(&ns)),
                         ));
                         continue;
                     }
@@ -121,7 +122,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             _ => problems.push(problem(
                 format!("spec.exclude.pods[{i}]"),
                 reason::INVALID_EXCLUDE,
-                format!("{p:?} is not of the form namespace/name"),
+                format!("{} is not of the form namespace/name", quote(&p)),
             )),
         }
     }
@@ -132,7 +133,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             problems.push(problem(
                 format!("spec.exclude.namespaces[{i}]"),
                 reason::INVALID_EXCLUDE,
-                format!("{ns:?} is not a namespace name"),
+                format!("{} is not a namespace name", quote(&ns)),
             ));
         }
     }
