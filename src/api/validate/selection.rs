@@ -60,6 +60,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                         TargetKind::ALL.map(|k| k.as_str()).join(", ")
                     ),
                 ));
+                broken = true;
                 continue;
             };
             if !check_k8s_name(&t.name) {
@@ -68,6 +69,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                     reason::INVALID_TARGET,
                     format!("{} is not an object name", quote(&t.name)),
                 ));
+                broken = true;
                 continue;
             }
             let namespace = if kind == TargetKind::Namespace {
@@ -81,7 +83,8 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                             reason::INVALID_TARGET,
                             format!("{} is not a namespace name", quote(&ns)),
                         ));
-                        continue;
+                        broken = true;
+                continue;
                     }
                     _ => {
                         problems.push(problem(
@@ -89,7 +92,8 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                             reason::MISSING_NAMESPACE,
                             format!("a {} target needs a namespace", kind.as_str()),
                         ));
-                        continue;
+                        broken = true;
+                continue;
                     }
                 }
             };
