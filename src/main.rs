@@ -161,6 +161,21 @@ struct PlannerArgs {
     /// The pod's default (Calico) interface.
     #[arg(long, default_value = "eth0")]
     default_dev: String,
+    /// The cluster's pod network(s): a rule covering one whole is refused unless its Route
+    /// sets feature_gate allowClusterNetworkCapture (comma-separated or repeated).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    cluster_cidr: Vec<ipnet::IpNet>,
+    /// The cluster's service network(s), guarded like --cluster-cidr.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    service_cidr: Vec<ipnet::IpNet>,
+    /// Gateway(s) of the default interface that pods' annotations may not state; a rule
+    /// covering one is refused unless allowGatewayCapture [default: Calico's 169.254.1.1,
+    /// fe80::ecee:eeff:feee:eeee].
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    default_dev_gateway: Vec<std::net::IpAddr>,
+    /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
+    #[arg(long, default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD)]
+    max_routes_per_pod: usize,
 }
 
 #[derive(Args)]
@@ -215,6 +230,14 @@ fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
         priority_max: hi,
         ovn_dev: p.ovn_dev.clone(),
         default_dev: p.default_dev.clone(),
+        cluster_networks: p.cluster_cidr.clone(),
+        service_networks: p.service_cidr.clone(),
+        default_gateways: if p.default_dev_gateway.is_empty() {
+            ovnkube_route::plan::calico_gateways()
+        } else {
+            p.default_dev_gateway.clone()
+        },
+        max_routes_per_pod: p.max_routes_per_pod,
         ..PlanConfig::default()
     })
 }

@@ -193,6 +193,40 @@ pub struct ValidatedRoute {
     pub problems: Vec<Problem>,
     /// How many rules (route, svc, defaultRoute) were written, valid or not.
     pub rules_written: usize,
+    /// Guard rails this Route lifts through `spec.feature_gate`.
+    pub gates: Gates,
+}
+
+/// `spec.feature_gate` keys that lift a guard rail of the planner (see docs/crd.md,
+/// "Guard rails"). Each must be set to `"true"`; any other value, and any other key, is
+/// ignored (the map is free-form in the original API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gates {
+    /// `allowPodSubnetCapture`: a rule may route a pod's own subnet (or address) over the
+    /// other interface.
+    pub pod_subnet: bool,
+    /// `allowGatewayCapture`: a rule may cover an interface's gateway.
+    pub gateway: bool,
+    /// `allowClusterNetworkCapture`: a rule may cover a whole cluster pod or service network.
+    pub cluster_network: bool,
+}
+
+impl Gates {
+    pub const POD_SUBNET: &'static str = "allowPodSubnetCapture";
+    pub const GATEWAY: &'static str = "allowGatewayCapture";
+    pub const CLUSTER_NETWORK: &'static str = "allowClusterNetworkCapture";
+
+    fn from_map(m: &std::collections::BTreeMap<String, String>) -> Gates {
+        let on = |k: &str| {
+            m.get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        Gates {
+            pod_subnet: on(Self::POD_SUBNET),
+            gateway: on(Self::GATEWAY),
+            cluster_network: on(Self::CLUSTER_NETWORK),
+        }
+    }
 }
 
 impl ValidatedRoute {
@@ -441,6 +475,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
         exclude,
         ovn,
         problems,
+        gates: Gates::from_map(&spec.feature_gate),
         rules_written: spec.route.len()
             + spec.svc.len()
             + usize::from(spec.default_route.is_some()),

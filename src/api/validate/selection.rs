@@ -84,7 +84,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                             format!("{} is not a namespace name", quote(&ns)),
                         ));
                         broken = true;
-                continue;
+                        continue;
                     }
                     _ => {
                         problems.push(problem(
@@ -93,7 +93,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                             format!("a {} target needs a namespace", kind.as_str()),
                         ));
                         broken = true;
-                continue;
+                        continue;
                     }
                 }
             };
