@@ -1,6 +1,7 @@
 //! controller: wires sources, the planner and both reconcilers; status and metrics.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod files;
 pub mod keep;
 pub mod metrics;
 pub mod oneshot;

@@ -1,8 +1,8 @@
 //! `run --source file:...`: the long-running loop. Level-driven: every pass recomputes the
 //! whole plan from the current input and converges both sides to it.
 //!
-//! Triggers: a change to the input files (checked every second by size + mtime, no inotify
-//! dependency and it works on every filesystem), a change in the NB replica (drift repair:
+//! Triggers: a change to the input files (`files::FileSource`: inotify, loading off the
+//! loop, bounded and regular files only), a change in the NB replica (drift repair:
 //! someone deleted or edited a row, or a router / switch port / load balancer appeared),
 //! and a periodic resync. The pod side also re-checks every pod on its own timer
 //! (`netlink::DEFAULT_RESYNC`), which repairs routes flushed by link flaps.
@@ -14,97 +14,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::api::Route;
-use crate::api::validate::validate;
-use crate::config::{ConfigError, load_paths};
 use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
 use crate::netlink::PodRouteReconciler;
 use crate::ovsdb::ReplicaEvent;
 use crate::plan::{Plan, Summary, plan};
 
+use super::files::{FileSource, Input as Inputs};
 use super::keep::{keep_for, without_kept};
 use super::metrics::Metrics;
-use super::source::world_from;
 use super::{ControllerError, Options, pods};
-
-/// Size and modification time of every input file: a cheap change detector.
-fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut out = Vec::new();
-    for p in paths {
-        let entries: Vec<PathBuf> = if p.is_dir() {
-            std::fs::read_dir(p)
-                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default()
-        } else {
-            vec![p.clone()]
-        };
-        for e in entries {
-            let meta = std::fs::metadata(&e).ok();
-            out.push((
-                e,
-                meta.as_ref().map_or(0, |m| m.len()),
-                meta.and_then(|m| m.modified().ok()),
-            ));
-        }
-    }
-    out.sort();
-    out
-}
-
-/// The inputs of one pass, after last-good substitution.
-struct Inputs {
-    world: crate::cluster::World,
-    routes: Vec<Route>,
-    errors: Vec<ConfigError>,
-}
-
-fn load(paths: &[PathBuf], last_good: &mut BTreeMap<String, Route>) -> Inputs {
-    let (docs, errors) = match load_paths(paths) {
-        Ok(l) => (l.documents, l.errors),
-        Err(e) => (crate::config::Documents::default(), vec![e]),
-    };
-    for e in &errors {
-        tracing::error!(error = %e, "input rejected");
-    }
-    let (world, fresh) = world_from(&docs);
-    let mut routes = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for r in fresh {
-        let name = r.metadata.name.clone().unwrap_or_default();
-        seen.insert(name.clone());
-        if validate(&r).is_invalid() {
-            if let Some(good) = last_good.get(&name) {
-                tracing::warn!(route = %name, "new version is invalid; keeping the last good one");
-                routes.push(good.clone());
-                continue;
-            }
-        } else {
-            last_good.insert(name, r.clone());
-        }
-        routes.push(r);
-    }
-    for e in &errors {
-        if let Some(name) = e.route_name()
-            && !seen.contains(name)
-            && let Some(good) = last_good.get(name)
-        {
-            seen.insert(name.to_owned());
-            routes.push(good.clone());
-        }
-    }
-    // A Route gone from readable input is deleted; when some input was unreadable, absence
-    // proves nothing and the last good versions stay.
-    if errors.iter().all(|e| e.route_name().is_some()) {
-        last_good.retain(|name, _| seen.contains(name));
-    }
-    Inputs {
-        world,
-        routes,
-        errors,
-    }
-}
 
 struct Loop {
     opts: Options,
@@ -252,9 +172,8 @@ pub async fn run_files(
         Some(pods::reconciler(&opts.pods)?)
     };
     let pod_resync = pods.as_ref().map(PodRouteReconciler::spawn_resync);
-    let mut last_good = BTreeMap::new();
-    let inputs = load(&paths, &mut last_good);
-    let mut fp = fingerprint(&paths);
+    let mut source = FileSource::watch(paths, opts.input);
+    let inputs = source.load().await;
     let mut subs = nb.subscribe();
     let mut lp = Loop {
         opts,
@@ -271,9 +190,7 @@ pub async fn run_files(
     metrics.ready.store(true, Ordering::Relaxed);
     tracing::info!("initial pass done; watching inputs and the NB database");
 
-    let mut files = tokio::time::interval(Duration::from_secs(1));
     let mut full = tokio::time::interval(resync);
-    files.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ControllerError::Metrics)?;
@@ -300,16 +217,12 @@ pub async fn run_files(
                     tracing::debug!(elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "NB pass after replica change");
                 }
             }
-            _ = files.tick() => {
-                let now = fingerprint(&paths);
-                if now != fp {
-                    fp = now;
-                    tracing::info!("input files changed; replanning");
-                    lp.inputs = load(&paths, &mut last_good);
-                    lp.replan();
-                    lp.nb_pass().await;
-                    lp.pod_pass().await;
-                }
+            () = source.changed() => {
+                tracing::info!("input files changed; replanning");
+                lp.inputs = source.load().await;
+                lp.replan();
+                lp.nb_pass().await;
+                lp.pod_pass().await;
             }
             _ = full.tick() => {
                 lp.nb_pass().await;
