@@ -240,6 +240,16 @@ impl Server {
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
 
+    /// Whether `cluster/status` of this (clustered NB) member says it is the leader.
+    pub fn is_raft_leader(&self) -> bool {
+        Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(self.file("ctl"))
+            .args(["cluster/status", NB])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Role: leader"))
+    }
+
     fn tcp_remote(&self) -> String {
         format!("ptcp:{}:127.0.0.1", self.port)
     }
