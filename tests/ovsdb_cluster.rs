@@ -336,6 +336,7 @@ async fn leader_leaving_the_cluster_makes_the_client_move() {
     let client = connect(cluster.remotes()).await;
     let leader = member_index(&cluster, &client.state().endpoint.unwrap());
     let before = client.state().connections;
+    cluster.wait_settled();
     cluster.members[leader].appctl(&["cluster/leave", NB]);
     tokio::time::timeout(Duration::from_secs(20), client.wait_reconnected(before))
         .await
