@@ -34,6 +34,10 @@ struct Loop {
     inputs: Inputs,
     plan: Plan,
     summaries: BTreeMap<String, Summary>,
+    /// Set when the last NB pass failed for want of a connection: the client's connection
+    /// count at the start of that pass. The pass is retried once the client has connected
+    /// again (at once if it already has), not on the next periodic resync.
+    retry_after: Option<u64>,
 }
 
 impl Loop {
@@ -88,6 +92,8 @@ impl Loop {
             keep: &keep,
         };
         let m = self.metrics.clone();
+        let connections = self.nb.client().state().connections;
+        self.retry_after = None;
         match self.nb.reconcile(intent).await {
             Ok(pass) => {
                 m.nb_passes.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +109,10 @@ impl Loop {
             Err(e) => {
                 m.nb_transactions_failed.fetch_add(1, Ordering::Relaxed);
                 let level_conflict = matches!(e, NbError::Conflict(_));
-                if level_conflict {
+                if e.retry_on_reconnect() {
+                    self.retry_after = Some(connections);
+                    tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried as soon as the NB client is connected again");
+                } else if level_conflict {
                     tracing::info!(error = %e, "NB pass retried on fresh data");
                 } else {
                     tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried on the next trigger");
@@ -183,6 +192,7 @@ pub async fn run_files(
         inputs,
         plan: Plan::default(),
         summaries: BTreeMap::new(),
+        retry_after: None,
     };
     lp.replan();
     lp.nb_pass().await;
@@ -194,8 +204,19 @@ pub async fn run_files(
     full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ControllerError::Metrics)?;
+    let client = lp.nb.client().clone();
     loop {
+        let retry = lp.retry_after;
         tokio::select! {
+            r = client.wait_reconnected(retry.unwrap_or(u64::MAX)), if retry.is_some() => {
+                if r.is_ok() {
+                    tracing::info!("NB client connected again; retrying the failed pass");
+                    lp.nb_pass().await;
+                } else {
+                    // The client is shut down; the replica feed ending stops the loop.
+                    lp.retry_after = None;
+                }
+            }
             ev = subs.recv() => {
                 // The replica's feed only ends when the client is shut down: without it there
                 // is no drift repair, so stop loudly rather than carry on half blind.

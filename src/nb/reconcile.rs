@@ -52,6 +52,22 @@ pub enum NbError {
 }
 
 impl NbError {
+    /// The pass failed because the connection went away (its write may or may not have
+    /// committed): worth retrying as soon as the client has reconnected, rather than on
+    /// the next periodic resync.
+    pub fn retry_on_reconnect(&self) -> bool {
+        matches!(
+            self,
+            NbError::Ovsdb(
+                OvsdbError::OutcomeUnknown
+                    | OvsdbError::NotConnected
+                    | OvsdbError::ConnectionLost { .. }
+                    | OvsdbError::Timeout { .. }
+            ) | NbError::NotVisible(_)
+                | NbError::Unreachable { .. }
+        )
+    }
+
     /// A short stable label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
