@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions};
+use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions, RunOptions};
+use ovnkube_route::k8s::KubeOptions;
+use ovnkube_route::k8s::lease::Timing;
+use ovnkube_route::k8s::status::PodIdentity;
 use ovnkube_route::plan::{NbScope, PlanConfig};
 
 #[derive(Parser)]
@@ -31,7 +34,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the Route CustomResourceDefinition (deploy/crd.yaml is this output).
-    Crd,
+    Crd {
+        /// Print the RouteNodeReport CRD instead (deploy/crd-nodereport.yaml).
+        #[arg(long)]
+        node_report: bool,
+    },
     /// Show what would change: NB rows (as ovn-nbctl lines) and pod routes (as ip lines).
     Plan {
         #[command(flatten)]
@@ -64,9 +71,12 @@ enum Command {
     },
     /// Keep reconciling: watch the source and the NB database, repair drift.
     Run {
-        /// `file:PATH[,PATH...]` (files or directories, watched for changes) or `kubernetes`.
+        /// `file:PATH[,PATH...]` (files or directories, watched for changes) or `kubernetes`
+        /// (Route CRs and the world from the API server; kubeconfig from $KUBECONFIG or the
+        /// in-cluster service account).
         #[arg(long, value_name = "SOURCE")]
         source: String,
+        /// NB database: unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT; comma-separated for a cluster.
         #[arg(long, value_name = "ENDPOINT")]
         nb: String,
         #[command(flatten)]
@@ -81,9 +91,42 @@ enum Command {
         /// Full re-check of NB rows and pod routes at least this often (seconds).
         #[arg(long, default_value_t = 5)]
         resync_secs: u64,
+        /// /healthz fails when the loop has not come round for this long (seconds).
+        #[arg(long, default_value_t = 120)]
+        watchdog_secs: u64,
+        #[command(flatten)]
+        kube: KubeArgs,
         #[command(flatten)]
         limits: InputArgs,
     },
+}
+
+/// Kubernetes mode (`--source kubernetes`).
+#[derive(Args)]
+struct KubeArgs {
+    /// This instance's name in the Lease and in Events (default: $POD_NAME, else the node).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// UID of this instance's Pod, owner of its RouteNodeReport (garbage-collected with it).
+    #[arg(long, env = "POD_UID", hide = true)]
+    pod_uid: Option<String>,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else ovn-kubernetes).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ovn-kubernetes")]
+    lease_namespace: String,
+    #[arg(long, default_value = "ovnkube-route")]
+    lease_name: String,
+    /// Lease validity after a renewal (seconds).
+    #[arg(long, default_value_t = 15)]
+    lease_duration_secs: u64,
+    /// The leader stops writing when it could not renew for this long (seconds; < lease).
+    #[arg(long, default_value_t = 10)]
+    renew_deadline_secs: u64,
+    /// How often the Lease is tried or renewed (seconds).
+    #[arg(long, default_value_t = 2)]
+    retry_period_secs: u64,
+    /// Node reports and Route status are written at most once per this interval (ms).
+    #[arg(long, default_value_t = 1000)]
+    status_interval_ms: u64,
 }
 
 #[derive(Args)]
@@ -273,9 +316,13 @@ fn options(
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Crd => {
-            // print!, not println!: deploy/crd.yaml is this output byte for byte.
-            print!("{}", ovnkube_route::api::crd_yaml());
+        Command::Crd { node_report } => {
+            // print!, not println!: deploy/crd*.yaml are this output byte for byte.
+            if node_report {
+                print!("{}", ovnkube_route::api::node_report_crd_yaml());
+            } else {
+                print!("{}", ovnkube_route::api::crd_yaml());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -325,29 +372,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             metrics_addr,
             resync_secs,
+            watchdog_secs,
+            kube,
             limits,
         } => {
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = limits.limits();
-            let paths = match source.split_once(':') {
-                Some(("file", list)) if !list.is_empty() => {
-                    list.split(',').map(PathBuf::from).collect::<Vec<_>>()
-                }
-                _ if source == "kubernetes" => bail!(
-                    "--source kubernetes is not available in this build; use --source file:PATH"
-                ),
-                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
-            };
-            controller::run_files(
-                paths,
-                opts,
+            let run = RunOptions {
                 metrics_addr,
-                Duration::from_secs(resync_secs.max(1)),
-            )
-            .await?;
+                resync: Duration::from_secs(resync_secs.max(1)),
+                watchdog: Duration::from_secs(watchdog_secs.max(1)),
+                instance: kube
+                    .identity
+                    .clone()
+                    .or_else(|| planner.node.clone())
+                    .unwrap_or_else(|| "ovnkube-route".into()),
+            };
+            match source.split_once(':') {
+                Some(("file", list)) if !list.is_empty() => {
+                    let paths = list.split(',').map(PathBuf::from).collect::<Vec<_>>();
+                    controller::run_files(paths, opts, run).await?;
+                }
+                _ if source == "kubernetes" => {
+                    let k = kube_options(&kube, &planner)?;
+                    ovnkube_route::k8s::run_kubernetes(opts, run, k).await?;
+                }
+                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn kube_options(k: &KubeArgs, planner: &PlannerArgs) -> anyhow::Result<KubeOptions> {
+    let Some(node) = planner.node.clone().filter(|n| !n.is_empty()) else {
+        bail!("--source kubernetes needs --node (or $NODE_NAME): pods are programmed per node");
+    };
+    Ok(KubeOptions {
+        mode: match planner.mode {
+            Mode::Ic => ovnkube_route::k8s::Mode::Ic,
+            Mode::Central => ovnkube_route::k8s::Mode::Central,
+        },
+        identity: k.identity.clone().unwrap_or_else(|| node.clone()),
+        node,
+        lease_namespace: k.lease_namespace.clone(),
+        lease_name: k.lease_name.clone(),
+        timing: Timing {
+            lease_duration: Duration::from_secs(k.lease_duration_secs),
+            renew_deadline: Duration::from_secs(k.renew_deadline_secs),
+            retry_period: Duration::from_secs(k.retry_period_secs),
+        },
+        status_interval: Duration::from_millis(k.status_interval_ms.max(10)),
+        pod: PodIdentity {
+            name: k.identity.clone(),
+            namespace: Some(k.lease_namespace.clone()),
+            uid: k.pod_uid.clone(),
+        },
+    })
 }
 
 /// The error and its causes, skipping a cause whose text the message already carries (most
@@ -368,8 +449,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal; files and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();

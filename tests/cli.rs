@@ -1,5 +1,6 @@
 //! The binary's contract with people and scripts: messages on stderr and exit codes
 //! (0 ok, 1 bad input, 2 fatal), and `crd` printing deploy/crd.yaml byte for byte.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {

@@ -76,13 +76,13 @@ fn load_one(file: &str) -> Loaded {
     let path = corpus_dir().join(file);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(|| load_path(&path));
+        let r = std::panic::catch_unwind(|| load_path(&path).map_err(Box::new));
         let _ = tx.send(r);
     });
     match rx.recv_timeout(std::time::Duration::from_secs(20)) {
         Ok(Ok(Ok(l))) => l,
         Ok(Ok(Err(e))) => Loaded {
-            errors: vec![e],
+            errors: vec![*e],
             ..Loaded::default()
         },
         Ok(Err(_)) => panic!("{file}: the loader panicked"),

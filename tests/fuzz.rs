@@ -66,11 +66,8 @@ proptest! {
         let mut d = Decoder::new(512);
         for c in &chunks {
             d.extend(c);
-            loop {
-                match d.next_message() {
-                    Ok(Some(m)) => { let _ = Message::from_json(m); }
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(m)) = d.next_message() {
+                let _ = Message::from_json(m);
             }
         }
     }
@@ -94,11 +91,10 @@ proptest! {
         }
         prop_assert_eq!(&got, &msgs);
         for m in got {
-            if let Ok(Message::Notification { params, .. }) = Message::from_json(m) {
-                if let Some(u) = params.as_array().and_then(|p| p.last()) {
+            if let Ok(Message::Notification { params, .. }) = Message::from_json(m)
+                && let Some(u) = params.as_array().and_then(|p| p.last()) {
                     let _ = parse_table_updates2(u);
                 }
-            }
         }
     }
 

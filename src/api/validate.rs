@@ -242,6 +242,7 @@ pub(crate) fn problem(path: String, reason: &str, message: String) -> Problem {
     Problem {
         path: Some(path),
         pod: None,
+        node: None,
         reason: reason.to_owned(),
         message,
     }
@@ -259,17 +260,17 @@ pub fn parse_dst(s: &str) -> Result<IpNet, String> {
     }
     let net: IpNet = t
         .parse()
-        .map_err(|_| format!("not a CIDR or IP address: {}", quote(&s)))?;
+        .map_err(|_| format!("not a CIDR or IP address: {}", quote(s)))?;
     if net.prefix_len() == 0 {
         return Err(format!(
             "{} would replace the default route; use spec.defaultRoute for that",
-            quote(&s)
+            quote(s)
         ));
     }
     if net.trunc() != net {
         return Err(format!(
             "{} has host bits set; did you mean {}?",
-            quote(&s),
+            quote(s),
             net.trunc()
         ));
     }
@@ -285,7 +286,7 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
     if dev.len() > 15 {
         return Err(format!(
             "interface name {} is longer than 15 bytes",
-            quote(&dev)
+            quote(dev)
         ));
     }
     if dev == "."
@@ -296,7 +297,7 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
     {
         return Err(format!(
             "{} is not a valid Linux interface name",
-            quote(&dev)
+            quote(dev)
         ));
     }
     Ok(())
@@ -308,7 +309,7 @@ fn parse_via(via: &Option<String>) -> Result<Option<IpAddr>, String> {
         Some(v) => v
             .parse::<IpAddr>()
             .map(Some)
-            .map_err(|_| format!("via {} is not an IP address", quote(&v))),
+            .map_err(|_| format!("via {} is not an IP address", quote(v))),
     }
 }
 
@@ -498,7 +499,7 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             problems.push(problem(
                 "spec.ovn.router".into(),
                 reason::INVALID_ROUTER,
-                format!("{} is not a logical router name", quote(&r)),
+                format!("{} is not a logical router name", quote(r)),
             ));
             None
         }
@@ -515,7 +516,7 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             Err(_) => problems.push(problem(
                 format!("spec.ovn.nextHops[{i}]"),
                 reason::INVALID_NEXT_HOP,
-                format!("{} is not an IP address", quote(&h)),
+                format!("{} is not an IP address", quote(h)),
             )),
         }
     }

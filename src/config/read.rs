@@ -53,6 +53,10 @@ pub(crate) fn file_kind(ft: &std::fs::FileType) -> &'static str {
 
 /// Refuses anything but a regular file (symlinks are followed: ConfigMap volumes are
 /// symlinks to regular files).
+#[allow(
+    clippy::result_large_err,
+    reason = "once per file; the error carries its path inline, like the loader's"
+)]
 pub(crate) fn check_regular(path: &Path) -> Result<u64, ConfigError> {
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -73,6 +77,10 @@ pub(crate) fn check_regular(path: &Path) -> Result<u64, ConfigError> {
 /// (the path may have been swapped in between). The open is non-blocking, so even a FIFO
 /// that slipped through cannot hang the caller, and the read stops one byte past `limit`,
 /// so a file that grows (or lies about its size, as /proc files do) is still bounded.
+#[allow(
+    clippy::result_large_err,
+    reason = "once per file; the error carries its path inline, like the loader's"
+)]
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ConfigError> {
     let too_large = |size: u64| ConfigError::TooLarge {
         path: path.to_path_buf(),

@@ -1,9 +1,9 @@
 //! The file source of `run --source file:PATH[,PATH...]`: when the input changed, and what
 //! it says now.
 //!
-//! Owns watching (inotify through `notify`) and loading off the async workers. The run loop
-//! only awaits [`FileSource::changed`] and calls [`FileSource::load`]; it never touches the
-//! filesystem itself, so no input can stall it:
+//! Owns watching (inotify through `notify`) and loading off the async workers.
+//! `source::spawn_files` only awaits [`FileSource::changed`] and calls [`FileSource::load`],
+//! and the run loop only receives the resulting updates, so no input can stall it:
 //! - the loader reads regular files only, bounded (`config::Limits`): a FIFO, a symlink to
 //!   `/dev/zero`, a huge file are skipped and reported by name;
 //! - loading runs on a blocking thread;
@@ -14,10 +14,9 @@
 //!   check of sizes and times ([`FALLBACK_POLL`]) covers filesystems without inotify
 //!   (NFS, some FUSE mounts).
 //!
-//! Must not plan or reconcile. Bad input keeps the last good version of a Route: a Route
-//! whose new version does not load, or is invalid as a whole, or is defined twice, keeps
-//! being planned from its last good version.
-use std::collections::{BTreeMap, BTreeSet};
+//! Must not plan or reconcile, nor decide what bad input means (that is `inputs::LastGood`
+//! and `keep`).
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -25,24 +24,15 @@ use std::time::{Duration, SystemTime};
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::Notify;
 
-use crate::api::Route;
-use crate::api::validate::validate;
-use crate::cluster::World;
-use crate::config::{ConfigError, Documents, Limits, load_paths_with};
+use crate::config::Limits;
 
-use super::source::world_from;
+use super::inputs::Update;
+use super::source::read;
 
 /// Events closer together than this make one reload (an editor's save is several events).
 pub const SETTLE: Duration = Duration::from_millis(50);
 /// The safety net for filesystems whose changes inotify does not report.
 pub const FALLBACK_POLL: Duration = Duration::from_secs(30);
-
-/// What one load of the input gives the planner, after last-good substitution.
-pub struct Input {
-    pub world: World,
-    pub routes: Vec<Route>,
-    pub errors: Vec<ConfigError>,
-}
 
 /// Watches and loads the input paths of `run`.
 pub struct FileSource {
@@ -51,7 +41,6 @@ pub struct FileSource {
     changed: Arc<Notify>,
     watcher: Option<notify::RecommendedWatcher>,
     watched: Arc<Mutex<BTreeSet<PathBuf>>>,
-    last_good: BTreeMap<String, Route>,
     fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
     poll: tokio::time::Interval,
     /// A change was seen and not yet reported.
@@ -167,7 +156,6 @@ impl FileSource {
             changed,
             watcher,
             watched,
-            last_good: BTreeMap::new(),
             poll,
             pending: false,
         }
@@ -201,77 +189,14 @@ impl FileSource {
         self.pending = false;
     }
 
-    /// Loads the input now (on a blocking thread) and substitutes last good versions.
-    pub async fn load(&mut self) -> Input {
+    /// Loads the input now, on a blocking thread; `None` when the runtime is shutting down.
+    pub async fn load(&self) -> Option<Update> {
         let paths = self.paths.clone();
         let limits = self.limits;
-        let loaded = tokio::task::spawn_blocking(move || load_paths_with(&paths, &limits)).await;
-        let (docs, errors) = match loaded {
-            Ok(Ok(l)) => (l.documents, l.errors),
-            Ok(Err(e)) => (Documents::default(), vec![e]),
-            Err(join) => {
-                // The loader panicked: treat the whole input as unreadable (nothing deleted).
-                tracing::error!(error = %join, "input loader failed");
-                (
-                    Documents::default(),
-                    vec![ConfigError::Read {
-                        path: self.paths.first().cloned().unwrap_or_default(),
-                        source: std::io::Error::other("loader failed"),
-                    }],
-                )
-            }
-        };
-        for e in &errors {
-            tracing::error!(error = %e, "input rejected");
-        }
-        let (world, fresh) = world_from(&docs);
-        let routes = with_last_good(fresh, &errors, &mut self.last_good);
-        Input {
-            world,
-            routes,
-            errors,
-        }
+        tokio::task::spawn_blocking(move || read(&paths, &limits))
+            .await
+            .ok()
     }
-}
-
-/// Routes to plan: each fresh Route, or its last good version when the fresh one is invalid
-/// as a whole or did not load; remembers good versions for next time.
-fn with_last_good(
-    fresh: Vec<Route>,
-    errors: &[ConfigError],
-    last_good: &mut BTreeMap<String, Route>,
-) -> Vec<Route> {
-    let mut routes = Vec::new();
-    let mut seen = BTreeSet::new();
-    for r in fresh {
-        let name = r.metadata.name.clone().unwrap_or_default();
-        seen.insert(name.clone());
-        if validate(&r).is_invalid() {
-            if let Some(good) = last_good.get(&name) {
-                tracing::warn!(route = %name, "new version is invalid; keeping the last good one");
-                routes.push(good.clone());
-                continue;
-            }
-        } else {
-            last_good.insert(name, r.clone());
-        }
-        routes.push(r);
-    }
-    for e in errors {
-        if let Some(name) = e.route_name()
-            && !seen.contains(name)
-            && let Some(good) = last_good.get(name)
-        {
-            seen.insert(name.to_owned());
-            routes.push(good.clone());
-        }
-    }
-    // A Route gone from readable input is deleted; when some input was unreadable, absence
-    // proves nothing and the last good versions stay.
-    if errors.iter().all(|e| e.route_name().is_some()) {
-        last_good.retain(|name, _| seen.contains(name));
-    }
-    routes
 }
 
 #[cfg(test)]
@@ -289,6 +214,14 @@ mod tests {
         assert!(!concerns(&paths, Path::new("/in/routes/sub/a.yaml")));
         let t = watch_targets(&paths);
         assert!(t.contains(Path::new("/in")) && t.contains(Path::new("/in/routes")));
+    }
+
+    /// (Routes, errors) of a load.
+    fn counts(u: Option<Update>) -> (usize, usize) {
+        match u {
+            Some(Update::Replace { routes, errors, .. }) => (routes.len(), errors.len()),
+            other => panic!("not a whole read: {other:?}"),
+        }
     }
 
     async fn wait(src: &mut FileSource) {
@@ -310,15 +243,14 @@ mod tests {
         std::fs::write(&tmp, "[{route: 172.16.0.0/16, dev: eth1}]").expect("write");
         std::fs::rename(&tmp, routes.join("a.yaml")).expect("rename");
         wait(&mut src).await;
-        assert_eq!(src.load().await.routes.len(), 1);
+        assert_eq!(counts(src.load().await), (1, 0));
         // A FIFO: seen, skipped by name, never opened for a blocking read.
         nix::unistd::mkfifo(&routes.join("p.yaml"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
         wait(&mut src).await;
         let input = tokio::time::timeout(Duration::from_secs(5), src.load())
             .await
             .expect("loading with a FIFO returns");
-        assert!(input.errors[0].to_string().contains("FIFO"));
-        assert_eq!(input.routes.len(), 1);
+        assert_eq!(counts(input), (1, 1));
         // The directory goes away and comes back: watched again.
         std::fs::remove_dir_all(&routes).expect("rm");
         wait(&mut src).await;
@@ -327,6 +259,6 @@ mod tests {
         std::fs::write(routes.join("b.yaml"), "[{route: 172.17.0.0/16, dev: eth1}]")
             .expect("write");
         wait(&mut src).await;
-        assert_eq!(src.load().await.routes.len(), 1);
+        assert_eq!(counts(src.load().await), (1, 0));
     }
 }

@@ -234,6 +234,9 @@ pub struct NbReconciler {
     replica: Arc<Replica>,
     feed: ReplicaFeed,
     visible_timeout: Duration,
+    /// Names the writer in every transaction's comment (`ovsdb-tool show-log -m`), so the
+    /// NB's own log shows which instance wrote what.
+    writer: Option<String>,
 }
 
 impl NbReconciler {
@@ -261,11 +264,17 @@ impl NbReconciler {
             replica,
             feed,
             visible_timeout: Duration::from_secs(10),
+            writer: None,
         })
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Names this writer in the comment of every transaction it sends.
+    pub fn set_writer(&mut self, writer: impl Into<String>) {
+        self.writer = Some(writer.into());
     }
 
     /// A consistent view of the monitored tables.
@@ -294,7 +303,13 @@ impl NbReconciler {
                 ..NbPass::default()
             });
         }
-        let txn = transaction(&d.changes);
+        let mut txn = transaction(&d.changes);
+        if let (Some(w), Some(crate::ovsdb::Operation::Comment(c))) =
+            (&self.writer, txn.ops.last_mut())
+        {
+            c.push_str(" by ");
+            c.push_str(w);
+        }
         let results = match self.client.transact(DATABASE, &txn.ops).await {
             Ok(r) => r,
             // A guard fired: a row we planned to change changed hands or vanished.

@@ -63,6 +63,7 @@ pub(crate) fn cluster_networks(
             problems.push(Problem {
                 path: Some(format!("{}.dst", rule.path)),
                 pod: None,
+                node: None,
                 reason: reason::CAPTURES_CLUSTER_NETWORK.into(),
                 message: format!(
                     "{} covers the cluster's whole {what} network {net}: every pod would \

@@ -25,7 +25,7 @@ use crate::api::validate::{ValidatedRoute, validate};
 use crate::cluster::World;
 
 pub use ovn::{address_set_name, port_group_name};
-pub use report::{ConditionSummary, RouteReport, SkipReason, Summary};
+pub use report::{ConditionSummary, NodeCounts, RouteReport, SkipReason, Summary};
 
 /// Which pods' NB rows this instance plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -167,6 +167,7 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
             programmable: sel.programmable,
             skipped: sel.skipped.len(),
             skipped_by_reason: sel.skipped_by_reason.clone(),
+            here: sel.here,
             ..RouteReport::default()
         };
         for p in std::mem::take(&mut problems[i]) {

@@ -34,6 +34,7 @@ fn problem(path: &str, pod: Option<String>, reason: &str, message: String) -> Pr
     Problem {
         path: Some(path.to_owned()),
         pod,
+        node: None,
         reason: reason.to_owned(),
         message,
     }
@@ -128,6 +129,8 @@ pub(crate) struct RouteSelection {
     pub waiting: usize,
     pub skipped: BTreeSet<usize>,
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// The same, counted over this node's pods only (all pods when no node is set).
+    pub here: super::report::NodeCounts,
 }
 
 impl RouteSelection {
@@ -178,21 +181,30 @@ pub(crate) fn select_all<'w>(
                 continue;
             }
             let sel = &mut per_route[ri];
+            let here = cfg
+                .node
+                .as_ref()
+                .is_none_or(|n| pod.node.as_ref() == Some(n));
             sel.selected += 1;
-            if pod.host_network {
-                sel.skip(pi, SkipReason::HostNetwork);
-                continue;
-            }
-            if pod.phase == PodPhase::Finished {
-                sel.skip(pi, SkipReason::Finished);
+            sel.here.selected += usize::from(here);
+            if pod.host_network || pod.phase == PodPhase::Finished {
+                sel.here.skipped += usize::from(here);
+                let why = if pod.host_network {
+                    SkipReason::HostNetwork
+                } else {
+                    SkipReason::Finished
+                };
+                sel.skip(pi, why);
                 continue;
             }
             if pod.phase == PodPhase::Pending {
                 sel.waiting += 1;
+                sel.here.waiting += usize::from(here);
             }
             sel.members.push(pi);
             let mut missing_dev = false;
             let mut no_family = false;
+            let mut usable = 0;
             for (dev, v6) in &needs[ri] {
                 if !select::has_dev(pod, dev, cfg) {
                     missing_dev = true;
@@ -200,7 +212,13 @@ pub(crate) fn select_all<'w>(
                     && !select::family_ok(pod, dev, *v6, cfg)
                 {
                     no_family = true;
+                } else {
+                    usable += 1;
                 }
+            }
+            if usable == 0 && !needs[ri].is_empty() {
+                // Nothing of this Route applies to the pod: it is skipped as a whole.
+                sel.here.skipped += usize::from(here);
             }
             if missing_dev {
                 sel.skip(pi, SkipReason::MissingDev);
@@ -406,6 +424,7 @@ pub(crate) fn pod_routes(
         problems[ri].push(Problem {
             path: None,
             pod: Some(pod),
+            node: None,
             reason: guard::reason::TOO_MANY_ROUTES.into(),
             message: format!(
                 "{routes} route(s) over the limit of {} per pod not programmed, in {pods} pod(s) \

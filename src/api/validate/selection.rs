@@ -81,7 +81,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                         problems.push(problem(
                             format!("{path}.namespace"),
                             reason::INVALID_TARGET,
-                            format!("{} is not a namespace name", quote(&ns)),
+                            format!("{} is not a namespace name", quote(ns)),
                         ));
                         broken = true;
                         continue;
@@ -126,7 +126,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             _ => problems.push(problem(
                 format!("spec.exclude.pods[{i}]"),
                 reason::INVALID_EXCLUDE,
-                format!("{} is not of the form namespace/name", quote(&p)),
+                format!("{} is not of the form namespace/name", quote(p)),
             )),
         }
     }
@@ -137,7 +137,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             problems.push(problem(
                 format!("spec.exclude.namespaces[{i}]"),
                 reason::INVALID_EXCLUDE,
-                format!("{} is not a namespace name", quote(&ns)),
+                format!("{} is not a namespace name", quote(ns)),
             ));
         }
     }

@@ -89,7 +89,7 @@ pub fn compile(sel: &LabelSelector) -> Result<Selector, Vec<(String, String)>> {
                     format!("{path}.operator"),
                     format!(
                         "unknown operator {} (In, NotIn, Exists, DoesNotExist)",
-                        quote(&other)
+                        quote(other)
                     ),
                 ));
                 continue;
@@ -113,12 +113,12 @@ fn check_key(key: &str) -> Result<(), String> {
                 .split('.')
                 .all(|l| !l.is_empty() && is_dns_label_like(l, false)))
     {
-        return Err(format!("label key {}: invalid prefix", quote(&key)));
+        return Err(format!("label key {}: invalid prefix", quote(key)));
     }
     if name.is_empty() || name.len() > 63 || !is_dns_label_like(name, true) {
         return Err(format!(
             "label key {}: name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
-            quote(&key)
+            quote(key)
         ));
     }
     Ok(())
@@ -131,7 +131,7 @@ fn check_value(v: &str) -> Result<(), String> {
     if v.len() > 63 || !is_dns_label_like(v, true) {
         return Err(format!(
             "label value {}: at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
-            quote(&v)
+            quote(v)
         ));
     }
     Ok(())
