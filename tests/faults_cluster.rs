@@ -63,6 +63,7 @@ async fn a_hung_leader_is_left_for_the_new_one_and_not_returned_to() {
     common::tracing();
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path());
+    cluster.wait_settled();
     let client = client(&cluster).await;
     write_until_ok(&client, "before", Duration::from_secs(10)).await;
     let old = member(&cluster, &client.state().endpoint.unwrap());
@@ -132,6 +133,8 @@ async fn quorum_lost_fails_in_bounded_time_and_resumes() {
     common::tracing();
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path());
+    // A member killed before it has finished joining may not come back as a member.
+    cluster.wait_settled();
     let client = client(&cluster).await;
     write_until_ok(&client, "before", Duration::from_secs(10)).await;
     let leader = member(&cluster, &client.state().endpoint.unwrap());
