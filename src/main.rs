@@ -108,7 +108,7 @@ struct KubeArgs {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// UID of this instance's Pod, owner of its RouteNodeReport (garbage-collected with it).
-    #[arg(long, env = "POD_UID", hide = true)]
+    #[arg(long, env = "POD_UID")]
     pod_uid: Option<String>,
     /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else ovn-kubernetes).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ovn-kubernetes")]
@@ -161,13 +161,13 @@ impl InputArgs {
 #[derive(Args)]
 struct NbArgs {
     /// TLS private key for ssl: endpoints.
-    #[arg(long)]
+    #[arg(long, env = "OVNKUBE_ROUTE_NB_PRIVATE_KEY")]
     nb_private_key: Option<PathBuf>,
     /// TLS certificate for ssl: endpoints.
-    #[arg(long)]
+    #[arg(long, env = "OVNKUBE_ROUTE_NB_CERTIFICATE")]
     nb_certificate: Option<PathBuf>,
     /// CA certificate the NB server's certificate must chain to.
-    #[arg(long)]
+    #[arg(long, env = "OVNKUBE_ROUTE_NB_CA_CERT")]
     nb_ca_cert: Option<PathBuf>,
     /// Allow writing through a Raft follower instead of moving to the leader.
     #[arg(long)]

@@ -7,6 +7,8 @@ mod fixture;
 mod kube_api;
 mod kube_env;
 
+use std::time::Instant;
+
 use fixture::*;
 use kube_env::*;
 
@@ -96,6 +98,16 @@ fn routes_from_the_api_reach_pods_nb_and_status() {
     let out = kube.kubectl(&["get", "routes"]);
     assert!(out.contains("Applied"), "{out}");
     assert_foreign_unchanged(&foreign, &ovn.foreign());
+    assert_only_granted_calls(&kube);
+    // SIGTERM: a clean exit that leaves everything programmed.
+    let owned = ovn.owned();
+    let table = net.routes(a);
+    let pid = nix::unistd::Pid::from_raw(c.proc.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = c.proc.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", c.proc.log());
+    assert_eq!(ovn.owned(), owned);
+    assert_eq!(net.routes(a), table);
 }
 
 fn pod_obj(
@@ -494,4 +506,113 @@ fn status_reports_counts_problems_and_events() {
         out.contains("SELECTED") && out.contains("PROGRAMMED"),
         "{out}"
     );
+}
+
+const MANY: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: many}
+spec:
+  podSelector: {matchLabels: {app: many}}
+  route:
+    - {dst: "172.16.40.0/24", dev: eth1}
+"#;
+
+fn many_pod(i: usize, app: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("many-{i}"), "namespace": "default", "labels": {"app": app},
+            "annotations": {"k8s.ovn.org/pod-networks": format!("{{\"default\":{{\"ip_addresses\":[\"10.245.{}.{}/16\"],\"gateway_ips\":[\"10.245.0.1\"]}}}}", i / 250, i % 250 + 2)}},
+        "spec": {"nodeName": "node1", "containers": [{"name": "m", "image": "x"}]},
+        "status": {"phase": "Running", "podIP": format!("192.169.{}.{}", i / 250, i % 250 + 2)}})
+}
+
+/// 1,000 pods churning make at most one status write per Route per interval; a quiet
+/// cluster makes none (neither Route status nor node reports).
+#[test]
+fn status_writes_are_coalesced_and_none_when_nothing_changes() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let kube = Kube::start();
+    load_world(&kube, None, &[NGINX]);
+    for i in 0..1000 {
+        kube.put(&many_pod(i, "many"));
+    }
+    kube.apply(MANY);
+    let mut c = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: None,
+            extra: &["--skip-pods", "--status-interval-ms", "1000"],
+        },
+    );
+    c.wait_ready();
+    poll(30, "1,000 pods counted", || {
+        let st = kube.route("many").unwrap()["status"].clone();
+        if st["selectedPods"] == 1000 {
+            Ok(())
+        } else {
+            Err(st)
+        }
+    });
+    let api = &kube.bg.api;
+    let status_writes = || {
+        api.requests()
+            .iter()
+            .filter(|r| r.verb == "patch" && r.resource == "routes/status")
+            .count()
+    };
+    let report_writes = || {
+        api.requests()
+            .iter()
+            .filter(|r| r.verb == "patch" && r.resource == "routenodereports")
+            .count()
+    };
+    api.clear_requests();
+    let churn = Instant::now();
+    let mut flips = 0;
+    while churn.elapsed() < std::time::Duration::from_secs(6) {
+        for k in 0..50 {
+            let i = (flips * 50 + k) % 1000;
+            let app = if flips % 2 == 0 { "other" } else { "many" };
+            kube.bg
+                .api
+                .merge(
+                    &many_pod(i, app),
+                    serde_json::json!({"metadata": {"labels": {"app": app}}}),
+                )
+                .unwrap();
+        }
+        flips += 1;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let secs = churn.elapsed().as_secs_f64();
+    let (s, r) = (status_writes(), report_writes());
+    println!(
+        "churn: {} pod label changes in {secs:.1} s -> {s} Route status writes, {r} node report writes",
+        flips * 50
+    );
+    assert!(s >= 2, "status did not follow the churn ({s} writes)");
+    assert!(
+        (s as f64) <= secs + 2.0,
+        "{s} status writes in {secs:.1} s: not coalesced"
+    );
+    assert!(
+        (r as f64) <= secs + 2.0,
+        "{r} node report writes in {secs:.1} s: not coalesced"
+    );
+    // Settle, then a quiet cluster writes nothing.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    api.clear_requests();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    c.proc.assert_alive();
+    assert_eq!(
+        (status_writes(), report_writes()),
+        (0, 0),
+        "writes while nothing changed"
+    );
+    println!("quiet: 0 status writes and 0 report writes in 5 s");
 }

@@ -231,7 +231,7 @@ impl StatusWriter {
         let (reports, writer) = reflector::store::<RouteNodeReport>();
         let stream =
             reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff()
+                .backoff(super::watch::RetryBackoff::default())
                 .touched_objects();
         let mut stream = std::pin::pin!(stream);
         self.report_routes.clear();

@@ -20,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -29,6 +30,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use tokio::sync::mpsc;
@@ -43,6 +45,43 @@ use super::status::DirtyRoutes;
 
 /// Label the EndpointSlice controller puts on slices of headless Services.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+
+/// Retry delays of a failing watch: 0.5 s doubling to at most 5 s, with jitter. Shorter than
+/// kube's default (30 s) so that the world is current again within seconds of the API
+/// server coming back; the jitter spreads a fleet's retries.
+#[derive(Debug, Clone)]
+pub struct RetryBackoff {
+    next: Duration,
+}
+
+impl RetryBackoff {
+    pub const MIN: Duration = Duration::from_millis(500);
+    pub const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        RetryBackoff { next: Self::MIN }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        // Up to 25% less, never more than MAX.
+        let jitter = rand::random::<f64>() * 0.25;
+        Some(d.mul_f64(1.0 - jitter))
+    }
+}
+
+impl Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
 
 /// Which watches have delivered their first complete list.
 #[derive(Debug)]
@@ -305,7 +344,7 @@ impl Watches {
         let route_events = reflector::reflector(
             writer,
             watcher::watcher(Api::<Route>::all(client.clone()), cfg())
-                .default_backoff()
+                .backoff(RetryBackoff::default())
                 .modify(|r| r.metadata.managed_fields = None),
         );
         others.push(tokio::spawn(pump_routes(
@@ -316,7 +355,8 @@ impl Watches {
             dirty,
         )));
         others.push(tokio::spawn(pump_world(
-            watcher::watcher(Api::<Service>::all(client.clone()), cfg()).default_backoff(),
+            watcher::watcher(Api::<Service>::all(client.clone()), cfg())
+                .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "services",
                 kind: ObjectKind::Service,
@@ -332,7 +372,7 @@ impl Watches {
                 Api::<EndpointSlice>::all(client.clone()),
                 cfg().labels(HEADLESS_LABEL),
             )
-            .default_backoff(),
+            .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "endpointslices",
                 kind: ObjectKind::EndpointSlice,
@@ -348,7 +388,7 @@ impl Watches {
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
                 cfg(),
             )
-            .default_backoff(),
+            .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "namespaces",
                 kind: ObjectKind::Namespace,
@@ -364,7 +404,7 @@ impl Watches {
                 Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
                 cfg(),
             )
-            .default_backoff(),
+            .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "replicasets",
                 kind: ObjectKind::Link(LinkKind::ReplicaSet),
@@ -377,7 +417,7 @@ impl Watches {
         )));
         others.push(tokio::spawn(pump_world(
             watcher::watcher(Api::<PartialObjectMeta<Job>>::all(client.clone()), cfg())
-                .default_backoff(),
+                .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "jobs",
                 kind: ObjectKind::Link(LinkKind::Job),
@@ -407,7 +447,8 @@ impl Watches {
             cfg = cfg.fields(&format!("spec.nodeName={}", self.node));
         }
         tokio::spawn(pump_world(
-            watcher::watcher(Api::<Pod>::all(self.client.clone()), cfg).default_backoff(),
+            watcher::watcher(Api::<Pod>::all(self.client.clone()), cfg)
+                .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "pods",
                 kind: ObjectKind::Pod,
@@ -433,5 +474,21 @@ impl Watches {
         }
         tracing::info!(?scope, "pod watch scope changed");
         self.pods = Some((scope, self.spawn_pods(scope)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_bound_and_reset() {
+        let mut b = RetryBackoff::default();
+        let d: Vec<Duration> = (0..8).filter_map(|_| b.next()).collect();
+        assert!(d[0] <= RetryBackoff::MIN && d[0] >= RetryBackoff::MIN.mul_f64(0.75));
+        assert!(d.iter().all(|x| *x <= RetryBackoff::MAX));
+        assert!(d[7] >= RetryBackoff::MAX.mul_f64(0.75), "{d:?}");
+        b.reset();
+        assert!(b.next().unwrap() <= RetryBackoff::MIN);
     }
 }

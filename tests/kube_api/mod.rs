@@ -48,6 +48,8 @@ use tokio::task::AbortHandle;
 
 pub use errors::ApiError;
 pub use http::Format;
+#[allow(unused_imports)] // used by some of the including crates
+pub use select::LabelSelector;
 use store::Db;
 
 /// One request, as the server saw it.

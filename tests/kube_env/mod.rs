@@ -200,7 +200,7 @@ pub fn spawn(kube: &Kube, ovn: &Ovn, i: Instance<'_>) -> Controller {
     ])
     .args(["--nb", &ovn.nb_remote(), "--mode", i.mode, "--node", i.node])
     .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-    .args(["--resync-secs", "3600", "--status-interval-ms", "200"])
+    .args(["--resync-secs", "3600"])
     .args([
         "--lease-duration-secs",
         "4",
@@ -218,6 +218,9 @@ pub fn spawn(kube: &Kube, ovn: &Ovn, i: Instance<'_>) -> Controller {
             cmd.args(["--cni-results", cni.to_str().unwrap()])
                 .args(["--state-dir", state.to_str().unwrap()]);
         }
+    }
+    if !i.extra.contains(&"--status-interval-ms") {
+        cmd.args(["--status-interval-ms", "200"]);
     }
     cmd.args(i.extra)
         .env("KUBECONFIG", &kube.kubeconfig)
@@ -266,4 +269,29 @@ pub fn wait_status(kube: &Kube, c: &mut Controller, route: &str, word: &str) -> 
         }
     });
     last
+}
+
+/// Every request the controller sent (kubectl's are the test's) is one that
+/// `src/k8s/access.rs`, and so `deploy/rbac.yaml`, allows.
+pub fn assert_only_granted_calls(kube: &Kube) {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in kube.bg.api.requests() {
+        if r.verb.is_empty() || r.user_agent.starts_with("kubectl") {
+            continue;
+        }
+        assert!(
+            ovnkube_route::k8s::access::allowed(&r.group, &r.resource, &r.verb),
+            "the controller made a call RBAC does not grant: {} {} ({} on {}/{})",
+            r.method,
+            r.path,
+            r.verb,
+            r.group,
+            r.resource
+        );
+        seen.insert(format!("{}/{}:{}", r.group, r.resource, r.verb));
+    }
+    assert!(
+        !seen.is_empty(),
+        "no request from the controller was logged"
+    );
 }
