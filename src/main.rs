@@ -96,6 +96,8 @@ enum Command {
         watchdog_secs: u64,
         #[command(flatten)]
         kube: KubeArgs,
+        #[command(flatten)]
+        limits: InputArgs,
     },
 }
 
@@ -132,6 +134,28 @@ struct Files {
     /// Route / world files or directories (JSON or YAML; repeatable).
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    limits: InputArgs,
+}
+
+/// Bounds of file input: anything larger is refused with an error naming the file.
+#[derive(Args)]
+struct InputArgs {
+    /// Largest input file read, in bytes (default 4 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Largest whole input (all files of one load), in bytes (default 64 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
+}
+
+impl InputArgs {
+    fn limits(&self) -> ovnkube_route::config::Limits {
+        ovnkube_route::config::Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_input_bytes: self.max_input_bytes,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -180,6 +204,21 @@ struct PlannerArgs {
     /// The pod's default (Calico) interface.
     #[arg(long, default_value = "eth0")]
     default_dev: String,
+    /// The cluster's pod network(s): a rule covering one whole is refused unless its Route
+    /// sets feature_gate allowClusterNetworkCapture (comma-separated or repeated).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    cluster_cidr: Vec<ipnet::IpNet>,
+    /// The cluster's service network(s), guarded like --cluster-cidr.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    service_cidr: Vec<ipnet::IpNet>,
+    /// Gateway(s) of the default interface that pods' annotations may not state; a rule
+    /// covering one is refused unless allowGatewayCapture [default: Calico's 169.254.1.1,
+    /// fe80::ecee:eeff:feee:eeee].
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    default_dev_gateway: Vec<std::net::IpAddr>,
+    /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
+    #[arg(long, default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD)]
+    max_routes_per_pod: usize,
 }
 
 #[derive(Args)]
@@ -234,6 +273,14 @@ fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
         priority_max: hi,
         ovn_dev: p.ovn_dev.clone(),
         default_dev: p.default_dev.clone(),
+        cluster_networks: p.cluster_cidr.clone(),
+        service_networks: p.service_cidr.clone(),
+        default_gateways: if p.default_dev_gateway.is_empty() {
+            ovnkube_route::plan::calico_gateways()
+        } else {
+            p.default_dev_gateway.clone()
+        },
+        max_routes_per_pod: p.max_routes_per_pod,
         ..PlanConfig::default()
     })
 }
@@ -263,6 +310,7 @@ fn options(
         nb_probe_interval: Duration::from_secs(nb_opts.nb_probe_secs.max(1)),
         plan: planner_config(planner)?,
         pods: pod_options(pods),
+        input: ovnkube_route::config::Limits::default(),
     })
 }
 
@@ -285,7 +333,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             output,
         } => {
-            let opts = options(nb, &nb_opts, &planner, &pods)?;
+            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let format = match output {
                 Output::Text => OutputFormat::Text,
                 Output::Json => OutputFormat::Json,
@@ -305,7 +354,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;
             print!("{}", outcome.rendered);
             Ok(if outcome.ok() {
@@ -324,8 +374,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resync_secs,
             watchdog_secs,
             kube,
+            limits,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = limits.limits();
             let run = RunOptions {
                 metrics_addr,
                 resync: Duration::from_secs(resync_secs.max(1)),

@@ -1,6 +1,7 @@
 //! controller: wires sources, the planner and both reconcilers; status and metrics.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod files;
 pub mod inputs;
 pub mod keep;
 pub mod metrics;
@@ -47,6 +48,8 @@ pub struct Options {
     pub nb_probe_interval: Duration,
     pub plan: PlanConfig,
     pub pods: PodOptions,
+    /// Size bounds of file input.
+    pub input: crate::config::Limits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

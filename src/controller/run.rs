@@ -72,6 +72,10 @@ struct Loop {
     summaries: BTreeMap<String, Summary>,
     /// The last NB pass failed: try again on the next trigger of any kind.
     nb_retry: bool,
+    /// The last NB pass failed for want of a connection: the client's connection count at
+    /// its start. It is retried as soon as the client has connected again (at once if it
+    /// already has), not on the next periodic resync.
+    retry_after: Option<u64>,
 }
 
 impl Loop {
@@ -126,6 +130,8 @@ impl Loop {
         };
         let m = self.metrics.clone();
         let start = Instant::now();
+        let connections = self.nb.client().state().connections;
+        self.retry_after = None;
         let result = self.nb.reconcile(intent).await;
         m.observe_pass("nb", start.elapsed());
         match result {
@@ -147,7 +153,10 @@ impl Loop {
                 m.nb_pass_failures
                     .get_or_create(&ErrorLabel { error: e.label() })
                     .inc();
-                if matches!(e, NbError::Conflict(_)) {
+                if e.retry_on_reconnect() {
+                    self.retry_after = Some(connections);
+                    tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried as soon as the NB client is connected again");
+                } else if matches!(e, NbError::Conflict(_)) {
                     tracing::info!(error = %e, "NB pass retried on fresh data");
                 } else {
                     tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried on the next trigger");
@@ -318,13 +327,26 @@ pub async fn run_loop(
         status,
         summaries: BTreeMap::new(),
         nb_retry: false,
+        retry_after: None,
     };
     let mut full = tokio::time::interval(run.resync);
     full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut roles_open = true;
+    let client = lp.nb.client().clone();
     loop {
         metrics.health.beat();
+        let retry = lp.retry_after;
         tokio::select! {
+            r = client.wait_reconnected(retry.unwrap_or(u64::MAX)), if retry.is_some() => {
+                if r.is_ok() {
+                    tracing::info!("NB client connected again; retrying the failed pass");
+                    lp.nb_pass().await;
+                    lp.publish_status();
+                } else {
+                    // The client is shut down; the replica feed ending stops the loop.
+                    lp.retry_after = None;
+                }
+            }
             u = updates.recv() => {
                 let Some(u) = u else {
                     return Err(ControllerError::SourceEnded);
@@ -401,7 +423,7 @@ pub async fn run_files(
         .await
         .map_err(ControllerError::Metrics)?;
     let (tx, rx) = mpsc::channel(64);
-    let source = super::source::spawn_files(paths, tx);
+    let source = super::source::spawn_files(paths, opts.input, tx);
     let (_role_tx, role_rx) = watch::channel(Role::ALL);
     let wiring = Wiring {
         updates: rx,

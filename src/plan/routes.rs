@@ -10,6 +10,7 @@ use crate::api::validate::{Destination, ValidatedRoute};
 use crate::cluster::{PodInfo, PodPhase, World};
 
 use super::PlanConfig;
+use super::guard::{self, PodNets};
 use super::pod::{DefaultRoute, NextHop, PodKey, PodRoute, PodRoutes};
 use super::report::{SkipReason, reason};
 use super::select;
@@ -261,6 +262,11 @@ pub(crate) fn pod_routes(
         }
     }
     let mut conflicts: BTreeMap<ConflictKey, (usize, String)> = BTreeMap::new();
+    // (Route, rule path, reason) -> (pods, first pod, message) of rules a guard refused.
+    let mut refused: BTreeMap<(usize, String, &'static str), (usize, String, String)> =
+        BTreeMap::new();
+    // Route -> (pods, routes not given, first pod) over the per-pod cap.
+    let mut capped: BTreeMap<usize, (usize, usize, String)> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for (pi, ris) in by_pod {
         let pod = sel.pods[pi];
@@ -275,8 +281,10 @@ pub(crate) fn pod_routes(
         let mut defaults: BTreeMap<bool, (DefaultRoute, Claim)> = BTreeMap::new();
         let mut contributed: BTreeSet<usize> = BTreeSet::new();
         let mut dev_cache: BTreeMap<(&str, bool), Option<NextHop>> = BTreeMap::new();
+        let own = PodNets::of(pod, cfg);
         for ri in ris {
             let r = order[ri];
+            let mut over_cap = 0;
             for rule in &resolved[ri].rules {
                 let v6 = matches!(rule.dst, IpNet::V6(_));
                 // (dev, family) -> the dev's next hop, or None when the rule is skipped;
@@ -289,6 +297,17 @@ pub(crate) fn pod_routes(
                 let Some(dev_hop) = usable else {
                     continue;
                 };
+                if let Some((why, message)) = own.refuse(rule, r.gates) {
+                    let e = refused
+                        .entry((ri, rule.path.clone(), why))
+                        .or_insert_with(|| (0, pod.to_string_key(), message));
+                    e.0 += 1;
+                    continue;
+                }
+                if chosen.len() >= cfg.max_routes_per_pod && !chosen.contains_key(&rule.dst) {
+                    over_cap += 1;
+                    continue;
+                }
                 let route = PodRoute {
                     dst: rule.dst,
                     dev: rule.dev.clone(),
@@ -325,6 +344,13 @@ pub(crate) fn pod_routes(
                         e.0 += 1;
                     }
                 }
+            }
+            if over_cap > 0 {
+                let e = capped
+                    .entry(ri)
+                    .or_insert_with(|| (0, 0, pod.to_string_key()));
+                e.0 += 1;
+                e.1 += over_cap;
             }
             if let Some(d) = &r.default_route {
                 for v6 in default_families(pod, d.via, &d.dev, cfg) {
@@ -385,6 +411,27 @@ pub(crate) fn pod_routes(
                 default_routes: defaults.into_values().map(|(d, _)| d).collect(),
             },
         );
+    }
+    for ((ri, path, why), (count, pod, message)) in refused {
+        problems[ri].push(problem(
+            &format!("{path}.dst"),
+            Some(pod),
+            why,
+            format!("{message}; {count} pod(s) affected"),
+        ));
+    }
+    for (ri, (pods, routes, pod)) in capped {
+        problems[ri].push(Problem {
+            path: None,
+            pod: Some(pod),
+            node: None,
+            reason: guard::reason::TOO_MANY_ROUTES.into(),
+            message: format!(
+                "{routes} route(s) over the limit of {} per pod not programmed, in {pods} pod(s) \
+                 (--max-routes-per-pod; Routes of higher precedence are served first)",
+                cfg.max_routes_per_pod
+            ),
+        });
     }
     for ((loser, path, winner, wpath, dst), (count, pod)) in conflicts {
         let winner_name = &order[winner].name;

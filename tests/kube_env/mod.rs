@@ -68,7 +68,7 @@ impl Kube {
 
     /// Every document of a YAML string, through [`Kube::put`].
     pub fn put_yaml(&self, yaml: &str) -> Vec<Value> {
-        serde_yaml::Deserializer::from_str(yaml)
+        serde_yaml_ng::Deserializer::from_str(yaml)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .filter(|v: &Value| !v.is_null())
             .map(|v| self.put(&v))
