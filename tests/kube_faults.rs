@@ -9,54 +9,10 @@ mod fixture;
 mod kube_api;
 mod kube_env;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fixture::*;
 use kube_env::*;
-
-const WEB: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: web}
-spec:
-  podSelector: {matchLabels: {app: client-a}}
-  route:
-    - {dst: "172.16.10.0/24", dev: eth1}
-  ovn:
-    nextHops: ["100.64.0.2"]
-"#;
-
-const LATE: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: late}
-spec:
-  podSelector: {matchLabels: {app: client-b}}
-  route:
-    - {dst: "172.16.23.0/24", dev: eth1}
-  ovn:
-    nextHops: ["100.64.0.3"]
-"#;
-
-fn has_route(net: &PodNet, p: &Pod, prefix: &str) -> bool {
-    net.routes(p).iter().any(|l| l.starts_with(prefix))
-}
-
-/// Every row in `before` is still there (rows may have been added).
-fn nothing_removed(
-    before: &BTreeMap<String, Vec<String>>,
-    after: &BTreeMap<String, Vec<String>>,
-) -> Result<(), String> {
-    for (table, rows) in before {
-        for r in rows {
-            if !after.get(table).is_some_and(|a| a.contains(r)) {
-                return Err(format!("{table}: {r} gone"));
-            }
-        }
-    }
-    Ok(())
-}
 
 fn ok_transactions(c: &Controller) -> f64 {
     c.metric("ovnkube_route_nb_transactions_total{result=\"ok\"}")

@@ -12,38 +12,6 @@ use std::time::Instant;
 use fixture::*;
 use kube_env::*;
 
-const WEB: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: web}
-spec:
-  podSelector: {matchLabels: {app: client-a}}
-  route:
-    - {dst: "172.16.10.0/24", dev: eth1}
-  svc:
-    - {namespace: default, name: nginx, dev: eth1}
-  ovn:
-    nextHops: ["100.64.0.2"]
-"#;
-
-fn wait_routes(
-    net: &PodNet,
-    c: &mut Controller,
-    p: &Pod,
-    present: &[&str],
-    absent: &[&str],
-    what: &str,
-) {
-    let took = poll(15, what, || {
-        c.proc.assert_alive();
-        let t = net.routes(p);
-        let ok = present.iter().all(|w| t.iter().any(|l| l.starts_with(w)))
-            && absent.iter().all(|w| !t.iter().any(|l| l.starts_with(w)));
-        if ok { Ok(()) } else { Err((t, c.proc.log())) }
-    });
-    println!("{what}: {took:?}");
-}
-
 #[test]
 fn routes_from_the_api_reach_pods_nb_and_status() {
     let ovn = Ovn::start();
@@ -163,16 +131,6 @@ spec:
   targets: [{kind: Deployment, namespace: default, name: web}]
   route:
     - {dst: "172.16.22.0/24", dev: eth1}
-"#;
-
-const LATE: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: late}
-spec:
-  podSelector: {matchLabels: {app: client-b}}
-  route:
-    - {dst: "172.16.23.0/24", dev: eth1}
 "#;
 
 #[test]
