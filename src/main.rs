@@ -78,9 +78,15 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:9476")]
         metrics_addr: SocketAddr,
-        /// Full re-check of NB rows and pod routes at least this often (seconds).
+        /// Full NB pass at least this often (seconds). Every timer of `run` is listed in
+        /// docs/timers.md.
         #[arg(long, default_value_t = 5)]
         resync_secs: u64,
+        /// Pod side safety net: every watched pod is re-dumped once per this many minutes,
+        /// a few pods at a time spread over the period (0 = off). Route, link and address
+        /// changes inside pods and netns appearing are handled from events at once.
+        #[arg(long, default_value_t = 10)]
+        pod_recheck_mins: u64,
     },
 }
 
@@ -202,6 +208,7 @@ fn pod_options(p: &PodArgs) -> PodOptions {
         proc_root: p.proc_root.clone(),
         state_dir: p.state_dir.clone(),
         skip: p.skip_pods,
+        recheck: ovnkube_route::netlink::DEFAULT_RECHECK,
     }
 }
 
@@ -275,8 +282,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             metrics_addr,
             resync_secs,
+            pod_recheck_mins,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.pods.recheck = Duration::from_secs(pod_recheck_mins.saturating_mul(60));
             let paths = match source.split_once(':') {
                 Some(("file", list)) if !list.is_empty() => {
                     list.split(',').map(PathBuf::from).collect::<Vec<_>>()

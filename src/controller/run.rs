@@ -4,8 +4,8 @@
 //! Triggers: a change to the input files (checked every second by size + mtime, no inotify
 //! dependency and it works on every filesystem), a change in the NB replica (drift repair:
 //! someone deleted or edited a row, or a router / switch port / load balancer appeared),
-//! and a periodic resync. The pod side also re-checks every pod on its own timer
-//! (`netlink::DEFAULT_RESYNC`), which repairs routes flushed by link flaps.
+//! and a periodic resync. The pod side keeps routes true on its own from events inside the
+//! pods (netlink) and from netns appearing (inotify); see `controller::pods::sync`.
 //!
 //! Bad input never tears down what is programmed: a Route whose new version does not load
 //! or is invalid as a whole keeps being planned from its last good version.
@@ -196,13 +196,11 @@ impl Loop {
 
     async fn pod_pass(&self) {
         let Some(rec) = &self.pods else { return };
-        let discovery = pods::find_netns(&self.opts.pods);
-        let p = pods::program(
+        let p = pods::sync(
             rec,
             &self.inputs.world,
             &self.plan,
             self.opts.plan.node.as_deref(),
-            &discovery,
         )
         .await;
         let m = &self.metrics;
@@ -215,9 +213,7 @@ impl Loop {
             .fetch_add(p.failed.len() as u64, Ordering::Relaxed);
         m.pods_programmed
             .store((p.pods - p.failed.len()) as u64, Ordering::Relaxed);
-        for (pod, why) in &p.failed {
-            tracing::warn!(%pod, "pod routes failed: {why}");
-        }
+        // Failures were logged per pod by the reconciler (once per distinct failure).
     }
 }
 
@@ -249,9 +245,8 @@ pub async fn run_files(
     let pods = if opts.pods.skip {
         None
     } else {
-        Some(pods::reconciler(&opts.pods)?)
+        Some(pods::watching_reconciler(&opts.pods)?)
     };
-    let pod_resync = pods.as_ref().map(PodRouteReconciler::spawn_resync);
     let mut last_good = BTreeMap::new();
     let inputs = load(&paths, &mut last_good);
     let mut fp = fingerprint(&paths);
@@ -320,9 +315,6 @@ pub async fn run_files(
         }
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
-    if let Some(h) = pod_resync {
-        h.abort();
-    }
     server.abort();
     Ok(())
 }

@@ -79,8 +79,9 @@ impl Default for PlanConfig {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Plan {
     /// Pods (of this node) with at least one desired route. A pod absent here should carry
-    /// none of our routes.
-    pub pods: BTreeMap<pod::PodKey, pod::PodRoutes>,
+    /// none of our routes. Shared (`Arc`): the pod side keeps the same copy, so each
+    /// pod's routes are held once.
+    pub pods: BTreeMap<pod::PodKey, std::sync::Arc<pod::PodRoutes>>,
     pub nb: nb::DesiredNb,
     /// Per Route name.
     pub reports: BTreeMap<String, RouteReport>,
