@@ -47,7 +47,12 @@ pub fn per_route(node: &Node) {
         node: Some("node1".into()),
         ..PlanConfig::default()
     };
+    let start = std::time::Instant::now();
     let mut p = plan(&world, &routes, &cfg);
+    println!(
+        "plan() of this node in-process: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     let count: usize = p.pods.values().map(|r| r.routes.len()).sum();
     let pods = p.pods.len();
     let before = LIVE.load(Ordering::Relaxed);

@@ -37,6 +37,8 @@ struct Args {
     deletions: usize,
     flaps: usize,
     edits: usize,
+    /// Seconds to pause after the cold apply (profiling by hand).
+    hold: Option<u64>,
 }
 
 fn args() -> Args {
@@ -56,6 +58,7 @@ fn args() -> Args {
         deletions: num("--deletions", if full { 20 } else { 2 }) as usize,
         flaps: num("--flaps", if full { 5 } else { 1 }) as usize,
         edits: num("--edits", if full { 10 } else { 2 }) as usize,
+        hold: argv.iter().any(|x| x == "--hold").then(|| num("--hold", 0)),
     }
 }
 
@@ -143,6 +146,21 @@ fn main() {
     );
     let variants = vec![0; ROUTES];
     check_all(&node, &variants, RULES, a.full);
+    if let Some(secs) = a.hold {
+        // For profiling by hand: the node stays as it is until the hold file is removed
+        // (or `secs` pass).
+        let flag = node.path("hold");
+        std::fs::write(&flag, "").unwrap();
+        println!(
+            "holding up to {secs} s (rm {} to go on); apply command: {}",
+            flag.display(),
+            apply.join(" ")
+        );
+        let until = Instant::now() + Duration::from_secs(secs);
+        while flag.exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
     let mut noop = Vec::new();
     for _ in 0..3 {
         let (t, peak) = measured(&apply);
@@ -152,6 +170,18 @@ fn main() {
         "apply no-op (3 runs): {}",
         noop.iter()
             .map(|(t, p)| format!("{:.3} s / peak {:.1} MiB", t.as_secs_f64(), mib(*p)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let paths: Vec<PathBuf> = (0..a.pods).map(|i| node.ns_path(i)).collect();
+    let floors: Vec<(Duration, usize)> = (0..3).map(|_| probe::dump_floor(&paths)).collect();
+    println!(
+        "floor of a no-op check (one thread dumps every pod's table, {} routes): {}",
+        floors[0].1,
+        floors
+            .iter()
+            .map(|(t, _)| format!("{:.3} s", t.as_secs_f64()))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -343,6 +373,18 @@ fn log_time(line: &str) -> Option<f64> {
     Some(secs as f64 + format!("0.{frac}").parse::<f64>().ok()?)
 }
 
+/// A numeric field `name=value` of a log line (ANSI codes around it are skipped).
+fn field(line: &str, name: &str) -> Option<f64> {
+    let at = line.find(name)? + name.len();
+    let rest = &line[at..];
+    let start = rest.find(|c: char| c.is_ascii_digit())?;
+    let num: String = rest[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    num.parse().ok()
+}
+
 fn now_epoch() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -434,6 +476,7 @@ fn run_phase(node: &Node, a: &Args, total: usize) {
         .filter(|i| selected(*i).contains(&0))
         .collect();
     let (mut from_write, mut from_seen, mut lines_per_edit) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pod_pass = Vec::new();
     let mut variants = vec![0; ROUTES];
     for e in 1..=a.edits {
         let (old, new) = (rule_dst(0, 0, variants[0]), rule_dst(0, 0, e));
@@ -465,7 +508,16 @@ fn run_phase(node: &Node, a: &Args, total: usize) {
             .unwrap();
         from_seen.push((last.as_secs_f64() - (seen - wall)) * 1e3);
         std::thread::sleep(Duration::from_millis(500));
-        lines_per_edit.push((run.lines().len() - lines0) as f64);
+        let lines = run.lines();
+        lines_per_edit.push((lines.len() - lines0) as f64);
+        // The pod side's share: the plan pass's own summary line.
+        if let Some(ms) = lines[lines0..]
+            .iter()
+            .filter(|l| l.contains("pod pass") && l.contains("plan"))
+            .find_map(|l| field(l, "elapsed_ms"))
+        {
+            pod_pass.push(ms);
+        }
     }
     println!(
         "Route edit ({} affected pods) -> all changed, from the file write (ms): {}",
@@ -475,6 +527,10 @@ fn run_phase(node: &Node, a: &Args, total: usize) {
     println!(
         "  same, from the moment run logged the change (ms): {}",
         spread(from_seen)
+    );
+    println!(
+        "  of which the pod pass (its own summary line, ms): {}",
+        spread(pod_pass)
     );
     println!("  log lines per edit: {}", spread(lines_per_edit));
     check_all(node, &variants, RULES, a.full);

@@ -205,3 +205,41 @@ pub fn measured(cmd: &[String]) -> (Duration, u64) {
         f[1].parse().expect("kib"),
     )
 }
+
+/// The floor of a no-op check: one thread reads every pod's routing table (enter the netns,
+/// open an rtnetlink socket, dump both families) and does nothing else.
+pub fn dump_floor(paths: &[std::path::PathBuf]) -> (Duration, usize) {
+    use futures::TryStreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let host = File::open("/proc/thread-self/ns/net").expect("host netns");
+            let start = Instant::now();
+            let mut routes = 0;
+            rt.block_on(async {
+                for p in paths {
+                    let ns = File::open(p).expect("netns");
+                    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        .expect("setns");
+                    let (conn, handle, _) = rtnetlink::new_connection().expect("socket");
+                    nix::sched::setns(host.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        .expect("setns back");
+                    let task = tokio::spawn(conn);
+                    let mut req = rtnetlink::packet_route::route::RouteMessage::default();
+                    req.header.address_family = rtnetlink::packet_route::AddressFamily::Unspec;
+                    let mut dump = handle.route().get(req).execute();
+                    while let Some(_m) = dump.try_next().await.expect("dump") {
+                        routes += 1;
+                    }
+                    task.abort();
+                }
+            });
+            (start.elapsed(), routes)
+        })
+        .join()
+        .expect("floor thread")
+    })
+}

@@ -22,7 +22,7 @@ use crate::config::{ConfigError, load_paths};
 use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
 use crate::netlink::PodRouteReconciler;
 use crate::ovsdb::ReplicaEvent;
-use crate::plan::{Plan, Summary, plan};
+use crate::plan::{Plan, Summary, plan_reusing};
 
 use super::keep::{keep_for, without_kept};
 use super::metrics::Metrics;
@@ -118,7 +118,13 @@ struct Loop {
 
 impl Loop {
     fn replan(&mut self) {
-        let mut p = plan(&self.inputs.world, &self.inputs.routes, &self.opts.plan);
+        // Unchanged pods keep the previous plan's routes (one copy in memory, not two).
+        let mut p = plan_reusing(
+            &self.inputs.world,
+            &self.inputs.routes,
+            &self.opts.plan,
+            &self.plan,
+        );
         let keep = keep_for(&self.inputs.errors, &self.inputs.routes, &p);
         without_kept(&mut p, &keep);
         let m = &self.metrics;

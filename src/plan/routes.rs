@@ -237,6 +237,7 @@ pub(crate) fn pod_routes(
     sel: &mut Selected<'_>,
     cfg: &PlanConfig,
     problems: &mut [Vec<Problem>],
+    previous: Option<&BTreeMap<PodKey, Arc<PodRoutes>>>,
 ) -> BTreeMap<PodKey, Arc<PodRoutes>> {
     // Per pod, the Routes that apply, in precedence order.
     let mut by_pod: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -361,17 +362,20 @@ pub(crate) fn pod_routes(
         if chosen.is_empty() && defaults.is_empty() {
             continue;
         }
-        out.insert(
-            PodKey {
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-            },
-            Arc::new(PodRoutes {
-                routes: chosen.into_values().map(|(r, _)| r).collect(),
-                default_routes: defaults.into_values().map(|(d, _)| d).collect(),
-            }),
-        );
+        let key = PodKey {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+        };
+        let routes = PodRoutes {
+            routes: chosen.into_values().map(|(r, _)| r).collect(),
+            default_routes: defaults.into_values().map(|(d, _)| d).collect(),
+        };
+        let shared = match previous.and_then(|p| p.get(&key)) {
+            Some(old) if **old == routes => old.clone(),
+            _ => Arc::new(routes),
+        };
+        out.insert(key, shared);
     }
     for ((loser, path, winner, wpath, dst), (count, pod)) in conflicts {
         let winner_name = &order[winner].name;
