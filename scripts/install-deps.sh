@@ -10,11 +10,14 @@ command -v ovn-nbctl >/dev/null || need+=(ovn-common)
 command -v ip >/dev/null || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
 command -v jq >/dev/null || need+=(jq)
+# The image build (scripts/build-image.sh, tested in tests/image.rs): OCI images without an
+# engine or a registry.
+command -v umoci >/dev/null || need+=(umoci)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends ovn-central ovn-common openvswitch-common iproute2 openssl jq
+  apt-get install -y --no-install-recommends ovn-central ovn-common openvswitch-common iproute2 openssl jq umoci
 fi
 # Debian's packages try to start services through systemd, which does not run here; make sure
 # nothing the package may have started stays around to collide with the tests' own servers.

@@ -9,10 +9,12 @@
 //! - [`nb`]: typed OVN Northbound rows, ownership, diff -> one transaction per pass.
 //! - [`netlink`]: pod network namespace discovery and kernel route reconcile.
 //! - [`controller`]: event loop wiring sources, planner and both reconcilers.
+//! - [`k8s`]: the Kubernetes edge: watches, leader election, Route status and events.
 pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod k8s;
 pub mod nb;
 pub mod netlink;
 pub mod ovsdb;

@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions};
+use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions, RunOptions};
+use ovnkube_route::k8s::KubeOptions;
+use ovnkube_route::k8s::lease::Timing;
+use ovnkube_route::k8s::status::PodIdentity;
 use ovnkube_route::plan::{NbScope, PlanConfig};
 
 #[derive(Parser)]
@@ -31,7 +34,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print the Route CustomResourceDefinition (deploy/crd.yaml is this output).
-    Crd,
+    Crd {
+        /// Print the RouteNodeReport CRD instead (deploy/crd-nodereport.yaml).
+        #[arg(long)]
+        node_report: bool,
+    },
     /// Show what would change: NB rows (as ovn-nbctl lines) and pod routes (as ip lines).
     Plan {
         #[command(flatten)]
@@ -64,9 +71,12 @@ enum Command {
     },
     /// Keep reconciling: watch the source and the NB database, repair drift.
     Run {
-        /// `file:PATH[,PATH...]` (files or directories, watched for changes) or `kubernetes`.
+        /// `file:PATH[,PATH...]` (files or directories, watched for changes) or `kubernetes`
+        /// (Route CRs and the world from the API server; kubeconfig from $KUBECONFIG or the
+        /// in-cluster service account).
         #[arg(long, value_name = "SOURCE")]
         source: String,
+        /// NB database: unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT; comma-separated for a cluster.
         #[arg(long, value_name = "ENDPOINT")]
         nb: String,
         #[command(flatten)]
@@ -87,7 +97,42 @@ enum Command {
         /// changes inside pods and netns appearing are handled from events at once.
         #[arg(long, default_value_t = 10)]
         pod_recheck_mins: u64,
+        /// /healthz fails when the loop has not come round for this long (seconds).
+        #[arg(long, default_value_t = 120)]
+        watchdog_secs: u64,
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(flatten)]
+        limits: InputArgs,
     },
+}
+
+/// Kubernetes mode (`--source kubernetes`).
+#[derive(Args)]
+struct KubeArgs {
+    /// This instance's name in the Lease and in Events (default: $POD_NAME, else the node).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// UID of this instance's Pod, owner of its RouteNodeReport (garbage-collected with it).
+    #[arg(long, env = "POD_UID")]
+    pod_uid: Option<String>,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else ovn-kubernetes).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ovn-kubernetes")]
+    lease_namespace: String,
+    #[arg(long, default_value = "ovnkube-route")]
+    lease_name: String,
+    /// Lease validity after a renewal (seconds).
+    #[arg(long, default_value_t = 15)]
+    lease_duration_secs: u64,
+    /// The leader stops writing when it could not renew for this long (seconds; < lease).
+    #[arg(long, default_value_t = 10)]
+    renew_deadline_secs: u64,
+    /// How often the Lease is tried or renewed (seconds).
+    #[arg(long, default_value_t = 2)]
+    retry_period_secs: u64,
+    /// Node reports and Route status are written at most once per this interval (ms).
+    #[arg(long, default_value_t = 1000)]
+    status_interval_ms: u64,
 }
 
 #[derive(Args)]
@@ -95,18 +140,40 @@ struct Files {
     /// Route / world files or directories (JSON or YAML; repeatable).
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    limits: InputArgs,
+}
+
+/// Bounds of file input: anything larger is refused with an error naming the file.
+#[derive(Args)]
+struct InputArgs {
+    /// Largest input file read, in bytes (default 4 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Largest whole input (all files of one load), in bytes (default 64 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
+}
+
+impl InputArgs {
+    fn limits(&self) -> ovnkube_route::config::Limits {
+        ovnkube_route::config::Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_input_bytes: self.max_input_bytes,
+        }
+    }
 }
 
 #[derive(Args)]
 struct NbArgs {
     /// TLS private key for ssl: endpoints.
-    #[arg(long)]
+    #[arg(long, env = "OVNKUBE_ROUTE_NB_PRIVATE_KEY")]
     nb_private_key: Option<PathBuf>,
     /// TLS certificate for ssl: endpoints.
-    #[arg(long)]
+    #[arg(long, env = "OVNKUBE_ROUTE_NB_CERTIFICATE")]
     nb_certificate: Option<PathBuf>,
     /// CA certificate the NB server's certificate must chain to.
-    #[arg(long)]
+    #[arg(long, env = "OVNKUBE_ROUTE_NB_CA_CERT")]
     nb_ca_cert: Option<PathBuf>,
     /// Allow writing through a Raft follower instead of moving to the leader.
     #[arg(long)]
@@ -143,6 +210,21 @@ struct PlannerArgs {
     /// The pod's default (Calico) interface.
     #[arg(long, default_value = "eth0")]
     default_dev: String,
+    /// The cluster's pod network(s): a rule covering one whole is refused unless its Route
+    /// sets feature_gate allowClusterNetworkCapture (comma-separated or repeated).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    cluster_cidr: Vec<ipnet::IpNet>,
+    /// The cluster's service network(s), guarded like --cluster-cidr.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    service_cidr: Vec<ipnet::IpNet>,
+    /// Gateway(s) of the default interface that pods' annotations may not state; a rule
+    /// covering one is refused unless allowGatewayCapture [default: Calico's 169.254.1.1,
+    /// fe80::ecee:eeff:feee:eeee].
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    default_dev_gateway: Vec<std::net::IpAddr>,
+    /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
+    #[arg(long, default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD)]
+    max_routes_per_pod: usize,
 }
 
 #[derive(Args)]
@@ -197,6 +279,14 @@ fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
         priority_max: hi,
         ovn_dev: p.ovn_dev.clone(),
         default_dev: p.default_dev.clone(),
+        cluster_networks: p.cluster_cidr.clone(),
+        service_networks: p.service_cidr.clone(),
+        default_gateways: if p.default_dev_gateway.is_empty() {
+            ovnkube_route::plan::calico_gateways()
+        } else {
+            p.default_dev_gateway.clone()
+        },
+        max_routes_per_pod: p.max_routes_per_pod,
         ..PlanConfig::default()
     })
 }
@@ -227,14 +317,19 @@ fn options(
         nb_probe_interval: Duration::from_secs(nb_opts.nb_probe_secs.max(1)),
         plan: planner_config(planner)?,
         pods: pod_options(pods),
+        input: ovnkube_route::config::Limits::default(),
     })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Crd => {
-            // print!, not println!: deploy/crd.yaml is this output byte for byte.
-            print!("{}", ovnkube_route::api::crd_yaml());
+        Command::Crd { node_report } => {
+            // print!, not println!: deploy/crd*.yaml are this output byte for byte.
+            if node_report {
+                print!("{}", ovnkube_route::api::node_report_crd_yaml());
+            } else {
+                print!("{}", ovnkube_route::api::crd_yaml());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -245,7 +340,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             output,
         } => {
-            let opts = options(nb, &nb_opts, &planner, &pods)?;
+            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let format = match output {
                 Output::Text => OutputFormat::Text,
                 Output::Json => OutputFormat::Json,
@@ -265,7 +361,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;
             print!("{}", outcome.rendered);
             Ok(if outcome.ok() {
@@ -283,28 +380,64 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metrics_addr,
             resync_secs,
             pod_recheck_mins,
+            watchdog_secs,
+            kube,
+            limits,
         } => {
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = limits.limits();
             opts.pods.recheck = Duration::from_secs(pod_recheck_mins.saturating_mul(60));
-            let paths = match source.split_once(':') {
-                Some(("file", list)) if !list.is_empty() => {
-                    list.split(',').map(PathBuf::from).collect::<Vec<_>>()
-                }
-                _ if source == "kubernetes" => bail!(
-                    "--source kubernetes is not available in this build; use --source file:PATH"
-                ),
-                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
-            };
-            controller::run_files(
-                paths,
-                opts,
+            let run = RunOptions {
                 metrics_addr,
-                Duration::from_secs(resync_secs.max(1)),
-            )
-            .await?;
+                resync: Duration::from_secs(resync_secs.max(1)),
+                watchdog: Duration::from_secs(watchdog_secs.max(1)),
+                instance: kube
+                    .identity
+                    .clone()
+                    .or_else(|| planner.node.clone())
+                    .unwrap_or_else(|| "ovnkube-route".into()),
+            };
+            match source.split_once(':') {
+                Some(("file", list)) if !list.is_empty() => {
+                    let paths = list.split(',').map(PathBuf::from).collect::<Vec<_>>();
+                    controller::run_files(paths, opts, run).await?;
+                }
+                _ if source == "kubernetes" => {
+                    let k = kube_options(&kube, &planner)?;
+                    ovnkube_route::k8s::run_kubernetes(opts, run, k).await?;
+                }
+                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn kube_options(k: &KubeArgs, planner: &PlannerArgs) -> anyhow::Result<KubeOptions> {
+    let Some(node) = planner.node.clone().filter(|n| !n.is_empty()) else {
+        bail!("--source kubernetes needs --node (or $NODE_NAME): pods are programmed per node");
+    };
+    Ok(KubeOptions {
+        mode: match planner.mode {
+            Mode::Ic => ovnkube_route::k8s::Mode::Ic,
+            Mode::Central => ovnkube_route::k8s::Mode::Central,
+        },
+        identity: k.identity.clone().unwrap_or_else(|| node.clone()),
+        node,
+        lease_namespace: k.lease_namespace.clone(),
+        lease_name: k.lease_name.clone(),
+        timing: Timing {
+            lease_duration: Duration::from_secs(k.lease_duration_secs),
+            renew_deadline: Duration::from_secs(k.renew_deadline_secs),
+            retry_period: Duration::from_secs(k.retry_period_secs),
+        },
+        status_interval: Duration::from_millis(k.status_interval_ms.max(10)),
+        pod: PodIdentity {
+            name: k.identity.clone(),
+            namespace: Some(k.lease_namespace.clone()),
+            uid: k.pod_uid.clone(),
+        },
+    })
 }
 
 /// The error and its causes, skipping a cause whose text the message already carries (most
@@ -344,8 +477,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal; files and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,7 +24,7 @@ fn rendered() -> Vec<Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
         .collect()
@@ -41,47 +41,64 @@ fn find<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str, name: &str) 
 #[test]
 fn renders_the_expected_objects() {
     let docs = rendered();
-    let kinds: BTreeSet<(String, String)> = docs
+    let kinds: BTreeSet<(String, String, String)> = docs
         .iter()
         .map(|d| {
+            let name = d["metadata"]["name"].as_str().unwrap();
+            // The generated ConfigMap's name carries a content hash.
+            let name = if d["kind"] == "ConfigMap" {
+                name.rsplit_once('-').unwrap().0
+            } else {
+                name
+            };
             (
                 d["kind"].as_str().unwrap().to_string(),
-                d["metadata"]["name"].as_str().unwrap().to_string(),
+                name.to_string(),
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
             )
         })
         .collect();
-    let want: BTreeSet<(String, String)> = [
-        ("CustomResourceDefinition", "routes.k8s.ovn.org"),
-        ("ServiceAccount", "ovnkube-route"),
-        ("ClusterRole", "ovnkube-route"),
-        ("ClusterRoleBinding", "ovnkube-route"),
-        ("Role", "ovnkube-route-leader-election"),
-        ("RoleBinding", "ovnkube-route-leader-election"),
-        ("DaemonSet", "ovnkube-route"),
+    let want: BTreeSet<(String, String, String)> = [
+        ("CustomResourceDefinition", "routes.k8s.ovn.org", ""),
+        (
+            "CustomResourceDefinition",
+            "routenodereports.k8s.ovn.org",
+            "",
+        ),
+        ("ServiceAccount", "ovnkube-route", "ovn-kubernetes"),
+        ("ClusterRole", "ovnkube-route", ""),
+        ("ClusterRoleBinding", "ovnkube-route", ""),
+        ("Role", "ovnkube-route-leader-election", "ovn-kubernetes"),
+        (
+            "RoleBinding",
+            "ovnkube-route-leader-election",
+            "ovn-kubernetes",
+        ),
+        ("Role", "ovnkube-route-events", "default"),
+        ("RoleBinding", "ovnkube-route-events", "default"),
+        ("ConfigMap", "ovnkube-route-settings", "ovn-kubernetes"),
+        ("DaemonSet", "ovnkube-route", "ovn-kubernetes"),
     ]
     .into_iter()
-    .map(|(k, n)| (k.to_string(), n.to_string()))
+    .map(|(k, n, ns)| (k.to_string(), n.to_string(), ns.to_string()))
     .collect();
     assert_eq!(kinds, want);
-    for d in &docs {
-        let namespaced = !matches!(
-            d["kind"].as_str(),
-            Some("CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding")
-        );
-        if namespaced {
-            assert_eq!(
-                d["metadata"]["namespace"], "ovn-kubernetes",
-                "{}",
-                d["kind"]
-            );
-        }
-    }
-    // The rendered CRD is the generated one.
+    // The rendered CRDs are the generated ones.
     let crd: CustomResourceDefinition =
         find(&docs, "CustomResourceDefinition", "routes.k8s.ovn.org");
     assert_eq!(crd, ovnkube_route::api::crd());
+    let crd: CustomResourceDefinition = find(
+        &docs,
+        "CustomResourceDefinition",
+        "routenodereports.k8s.ovn.org",
+    );
+    assert_eq!(crd, ovnkube_route::api::node_report_crd());
 }
 
+/// `group/resource:verb` for every grant, and which ones are restricted by name.
 fn grants(rules: &[PolicyRule]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for r in rules {
@@ -89,12 +106,7 @@ fn grants(rules: &[PolicyRule]) -> BTreeSet<String> {
         for g in r.api_groups.iter().flatten() {
             for res in r.resources.iter().flatten() {
                 for v in &r.verbs {
-                    let names = r
-                        .resource_names
-                        .as_ref()
-                        .map(|n| format!("[{}]", n.join(",")))
-                        .unwrap_or_default();
-                    out.insert(format!("{g}/{res}{names}:{v}"));
+                    out.insert(format!("{g}/{res}:{v}"));
                 }
             }
         }
@@ -103,54 +115,46 @@ fn grants(rules: &[PolicyRule]) -> BTreeSet<String> {
 }
 
 #[test]
-fn rbac_is_least_privilege() {
+fn rbac_grants_exactly_the_calls_the_code_makes() {
     let docs = rendered();
-    let cluster: ClusterRole = find(&docs, "ClusterRole", "ovnkube-route");
-    let got = grants(cluster.rules.as_deref().unwrap());
-    let mut want = BTreeSet::new();
-    let read = ["get", "list", "watch"];
-    for (group, resources) in [
-        ("k8s.ovn.org", &["routes"][..]),
-        ("", &["pods", "services", "namespaces"][..]),
-        ("discovery.k8s.io", &["endpointslices"][..]),
-        (
-            "apps",
-            &["replicasets", "deployments", "daemonsets", "statefulsets"][..],
-        ),
-        ("batch", &["jobs", "cronjobs"][..]),
-    ] {
-        for r in resources {
-            for v in read {
-                want.insert(format!("{group}/{r}:{v}"));
-            }
-        }
+    let mut got = BTreeSet::new();
+    for d in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
+        let rules: Vec<PolicyRule> = serde_json::from_value(d["rules"].clone()).unwrap();
+        got.extend(grants(&rules));
     }
-    for v in ["patch", "update"] {
-        want.insert(format!("k8s.ovn.org/routes/status:{v}"));
-    }
-    for g in ["", "events.k8s.io"] {
-        for v in ["create", "patch"] {
-            want.insert(format!("{g}/events:{v}"));
-        }
-    }
-    assert_eq!(got, want);
+    let want: BTreeSet<String> = ovnkube_route::k8s::access::ACCESS
+        .iter()
+        .flat_map(|a| {
+            a.verbs
+                .iter()
+                .map(move |v| format!("{}/{}:{v}", a.group, a.resource))
+        })
+        .collect();
+    assert_eq!(got, want, "deploy/rbac.yaml and src/k8s/access.rs disagree");
     assert!(!got.iter().any(|g| g.contains('*')), "no wildcards");
+    // Narrower than the resource: the Lease by name, Events in `default` only.
     let role: Role = find(&docs, "Role", "ovnkube-route-leader-election");
+    let rules = role.rules.unwrap();
+    let by_name: Vec<&PolicyRule> = rules
+        .iter()
+        .filter(|r| r.resource_names.is_some())
+        .collect();
+    assert_eq!(by_name.len(), 1);
     assert_eq!(
-        grants(role.rules.as_deref().unwrap()),
-        [
-            "coordination.k8s.io/leases:create",
-            "coordination.k8s.io/leases[ovnkube-route]:get",
-            "coordination.k8s.io/leases[ovnkube-route]:update"
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect()
+        by_name[0].resource_names.as_deref().unwrap(),
+        ["ovnkube-route"]
     );
+    assert_eq!(by_name[0].verbs, ["get", "update"]);
+    let events: Role = find(&docs, "Role", "ovnkube-route-events");
+    assert_eq!(events.metadata.namespace.as_deref(), Some("default"));
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
-        let b = docs.iter().find(|d| d["kind"] == binding).unwrap();
-        assert_eq!(b["subjects"][0]["name"], "ovnkube-route");
-        assert_eq!(b["subjects"][0]["namespace"], "ovn-kubernetes");
+        for b in docs.iter().filter(|d| d["kind"] == binding) {
+            assert_eq!(b["subjects"][0]["name"], "ovnkube-route");
+            assert_eq!(b["subjects"][0]["namespace"], "ovn-kubernetes");
+        }
     }
 }
 
@@ -178,24 +182,81 @@ fn daemonset_runs_on_every_node_with_the_host_access_it_needs() {
             "run",
             "--source",
             "kubernetes",
+            "--mode",
+            "$(OVNKUBE_ROUTE_MODE)",
             "--nb",
-            "unix:/var/run/ovn/ovnnb_db.sock",
+            "$(OVNKUBE_ROUTE_NB)",
+            "--priority-band",
+            "$(OVNKUBE_ROUTE_PRIORITY_BAND)",
             "--node",
             "$(NODE_NAME)"
         ]
     );
     let env = c.env.as_ref().unwrap();
-    let node = env.iter().find(|e| e.name == "NODE_NAME").unwrap();
-    assert_eq!(
-        node.value_from
+    let field = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no env {name}"))
+            .value_from
             .as_ref()
             .unwrap()
             .field_ref
             .as_ref()
             .unwrap()
-            .field_path,
-        "spec.nodeName"
+            .field_path
+            .clone()
+    };
+    assert_eq!(field("NODE_NAME"), "spec.nodeName");
+    assert_eq!(field("POD_NAME"), "metadata.name");
+    assert_eq!(field("POD_NAMESPACE"), "metadata.namespace");
+    assert_eq!(field("POD_UID"), "metadata.uid");
+    // The settings come from the generated ConfigMap, whose keys the binary reads.
+    let cm_name = c.env_from.as_ref().unwrap()[0]
+        .config_map_ref
+        .as_ref()
+        .unwrap()
+        .name
+        .clone();
+    let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert_eq!(
+        cm["metadata"]["name"],
+        cm_name.as_str(),
+        "envFrom must name the generated ConfigMap"
     );
+    let data = cm["data"].as_object().unwrap();
+    for key in [
+        "OVNKUBE_ROUTE_MODE",
+        "OVNKUBE_ROUTE_NB",
+        "OVNKUBE_ROUTE_PRIORITY_BAND",
+        "OVNKUBE_ROUTE_LOG",
+    ] {
+        assert!(data.contains_key(key), "settings lack {key}");
+    }
+    assert!(
+        !data.contains_key("RUST_LOG"),
+        "the binary reads OVNKUBE_ROUTE_LOG"
+    );
+    assert!(matches!(
+        data["OVNKUBE_ROUTE_MODE"].as_str(),
+        Some("ic" | "central")
+    ));
+    let help = Command::new(env!("CARGO_BIN_EXE_ovnkube-route"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for key in [
+        "OVNKUBE_ROUTE_NB_PRIVATE_KEY",
+        "OVNKUBE_ROUTE_NB_CERTIFICATE",
+        "OVNKUBE_ROUTE_NB_CA_CERT",
+        "OVNKUBE_ROUTE_LOG",
+        "POD_NAME",
+        "POD_UID",
+        "POD_NAMESPACE",
+        "NODE_NAME",
+    ] {
+        assert!(help.contains(key), "`run --help` does not mention {key}");
+    }
     let caps = c
         .security_context
         .as_ref()
@@ -206,9 +267,7 @@ fn daemonset_runs_on_every_node_with_the_host_access_it_needs() {
         .add
         .clone()
         .unwrap();
-    for cap in ["NET_ADMIN", "SYS_ADMIN"] {
-        assert!(caps.iter().any(|c| c == cap), "missing capability {cap}");
-    }
+    assert_eq!(caps, ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]);
     let port = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
         let get = probe.as_ref().unwrap().http_get.clone().unwrap();
         (get.path.unwrap(), serde_json::to_value(get.port).unwrap())
@@ -219,7 +278,7 @@ fn daemonset_runs_on_every_node_with_the_host_access_it_needs() {
     );
     assert_eq!(
         port(&c.readiness_probe),
-        ("/healthz".to_string(), serde_json::json!(9476))
+        ("/readyz".to_string(), serde_json::json!(9476))
     );
     assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 9476);
     let requests = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
@@ -243,25 +302,37 @@ fn daemonset_runs_on_every_node_with_the_host_access_it_needs() {
             .find(|m| m.mount_path == path)
             .unwrap_or_else(|| panic!("no mount {path}"))
     };
-    for path in [
-        "/var/lib/cni/results",
-        "/var/run/netns",
-        "/var/run/ovn",
-        "/var/lib/ovnkube-route",
+    for (path, read_only) in [
+        ("/var/lib/cni/results", true),
+        ("/var/run/netns", true),
+        ("/var/run/ovn", true),
+        ("/var/lib/ovnkube-route", false),
     ] {
         assert_eq!(
             host_path(&mount(path).name),
             path,
             "{path} must be the host's"
         );
+        assert_eq!(
+            mount(path).read_only.unwrap_or(false),
+            read_only,
+            "{path} read-only"
+        );
     }
     assert_eq!(
         mount("/var/run/netns").mount_propagation.as_deref(),
         Some("HostToContainer")
     );
-    assert_ne!(
-        mount("/var/lib/ovnkube-route").read_only,
+    let tls = volumes
+        .iter()
+        .find(|v| v.name == "nb-tls")
+        .unwrap()
+        .secret
+        .clone()
+        .unwrap();
+    assert_eq!(
+        tls.optional,
         Some(true),
-        "state dir must be writable"
+        "the TLS Secret is only needed for ssl: endpoints"
     );
 }

@@ -43,7 +43,7 @@ fn deploy_crd_yaml_is_the_generated_crd() {
 
 #[test]
 fn deploy_crd_yaml_parses_back_to_the_same_crd() {
-    let parsed: CustomResourceDefinition = serde_yaml::from_str(&crd_yaml()).unwrap();
+    let parsed: CustomResourceDefinition = serde_yaml_ng::from_str(&crd_yaml()).unwrap();
     assert_eq!(parsed, crd());
 }
 
@@ -197,4 +197,41 @@ fn structural_checker_catches_what_the_api_server_refuses() {
             "missing {needle:?} in:\n{problems}"
         );
     }
+}
+
+#[test]
+fn deploy_node_report_crd_is_the_generated_crd() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crd-nodereport.yaml");
+    let want = ovnkube_route::api::node_report_crd_yaml();
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have != want && std::env::var_os("UPDATE_GENERATED").is_some() {
+        std::fs::write(&path, &want).unwrap();
+        return;
+    }
+    assert!(
+        have == want,
+        "{} is stale; regenerate it with: UPDATE_GENERATED=1 cargo test --test crd_generated \
+         (or: cargo run -- crd --node-report > deploy/crd-nodereport.yaml)",
+        path.display()
+    );
+    let crd = ovnkube_route::api::node_report_crd();
+    assert_eq!(crd.spec.scope, "Cluster");
+    assert_eq!(crd.spec.names.plural, "routenodereports");
+    assert!(
+        check_structural(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap()
+        )
+        .is_empty()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ovnkube-route"))
+        .args(["crd", "--node-report"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
 }

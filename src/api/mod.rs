@@ -1,8 +1,13 @@
 //! The `Route` API: CRD types and their validation. No I/O.
 pub mod crd;
+pub mod node_report;
+pub mod quote;
 pub mod types;
 pub mod validate;
 
 pub use crd::{crd, crd_yaml};
+pub use node_report::{
+    NodeRouteReport, RouteNodeReport, RouteNodeReportSpec, node_report_crd, node_report_crd_yaml,
+};
 pub use types::*;
 pub use validate::{ValidatedRoute, validate};

@@ -170,9 +170,21 @@ pub struct RouteStatus {
     pub skipped_pods: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_pods: Option<i64>,
+    /// Selected pods not programmable yet (starting, or no network namespace found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_pods: Option<i64>,
     /// A bounded list of per-rule and per-pod problems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
+    /// Problems beyond the bound of `problems`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems_omitted: Option<i64>,
+    /// Nodes that report failed pods or node-side problems for this Route (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_nodes: Vec<String>,
+    /// Failing nodes beyond the bound of `failingNodes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_nodes_omitted: Option<i64>,
 }
 
 /// One thing that is wrong with a rule or with a pod, in words an operator can act on.
@@ -184,6 +196,9 @@ pub struct Problem {
     /// `namespace/name` of the pod concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// The node that reported it, for problems only that node sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// CamelCase machine-readable reason, e.g. `InvalidCIDR`, `Conflict`, `ServiceNotFound`.
     pub reason: String,
     pub message: String,

@@ -30,7 +30,7 @@ pub enum WorldObject {
 }
 
 /// Which object [`World::delete`] removes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum WorldRef {
     Pod(ObjectKey),
     Service(ObjectKey),
@@ -38,6 +38,41 @@ pub enum WorldRef {
     /// A namespace by name.
     Namespace(String),
     Link(LinkKind, ObjectKey),
+}
+
+/// A kind of world object: what one watch delivers, and what a relist replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Pod,
+    Service,
+    EndpointSlice,
+    Namespace,
+    Link(LinkKind),
+}
+
+impl WorldObject {
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            WorldObject::Pod(_) => ObjectKind::Pod,
+            WorldObject::Service(_) => ObjectKind::Service,
+            WorldObject::EndpointSlice(_) => ObjectKind::EndpointSlice,
+            WorldObject::Namespace(_) => ObjectKind::Namespace,
+            WorldObject::Link(k, _) => ObjectKind::Link(*k),
+        }
+    }
+
+    /// The reference that deletes this object.
+    pub fn to_ref(&self) -> WorldRef {
+        match self {
+            WorldObject::Pod(p) => WorldRef::Pod((p.namespace.clone(), p.name.clone())),
+            WorldObject::Service(s) => WorldRef::Service((s.namespace.clone(), s.name.clone())),
+            WorldObject::EndpointSlice(s) => {
+                WorldRef::EndpointSlice((s.namespace.clone(), s.name.clone()))
+            }
+            WorldObject::Namespace(n) => WorldRef::Namespace(n.name.clone()),
+            WorldObject::Link(k, l) => WorldRef::Link(*k, (l.namespace.clone(), l.name.clone())),
+        }
+    }
 }
 
 /// The indexed world. Maps are ordered so that everything read from it is in a stable order.
@@ -104,6 +139,62 @@ impl World {
                 .links
                 .remove(&(*kind, ns.clone(), name.clone()))
                 .is_some(),
+        }
+    }
+
+    /// Replaces every object of `kind` with `objects`, the complete result of a relist:
+    /// objects missing from it are deleted, the others applied. Returns true when the world
+    /// changed. Only a complete list may be passed here; a partial one would delete objects
+    /// that still exist.
+    pub fn replace_kind(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
+        let fresh: std::collections::HashSet<WorldRef> = objects
+            .iter()
+            .filter(|o| o.kind() == kind)
+            .map(WorldObject::to_ref)
+            .collect();
+        let stale: Vec<WorldRef> = self
+            .refs(kind)
+            .into_iter()
+            .filter(|r| !fresh.contains(r))
+            .collect();
+        let mut changed = false;
+        for r in &stale {
+            changed |= self.delete(r);
+        }
+        for o in objects.into_iter().filter(|o| o.kind() == kind) {
+            changed |= self.apply(o);
+        }
+        changed
+    }
+
+    /// Every object of one kind, as references.
+    pub fn refs(&self, kind: ObjectKind) -> Vec<WorldRef> {
+        match kind {
+            ObjectKind::Pod => self.pods.keys().cloned().map(WorldRef::Pod).collect(),
+            ObjectKind::Service => self
+                .services
+                .keys()
+                .cloned()
+                .map(WorldRef::Service)
+                .collect(),
+            ObjectKind::EndpointSlice => self
+                .slices
+                .keys()
+                .cloned()
+                .map(WorldRef::EndpointSlice)
+                .collect(),
+            ObjectKind::Namespace => self
+                .namespaces
+                .keys()
+                .cloned()
+                .map(WorldRef::Namespace)
+                .collect(),
+            ObjectKind::Link(k) => self
+                .links
+                .keys()
+                .filter(|(lk, _, _)| *lk == k)
+                .map(|(lk, ns, name)| WorldRef::Link(*lk, (ns.clone(), name.clone())))
+                .collect(),
         }
     }
 
@@ -288,6 +379,34 @@ mod tests {
         assert!(w.has_link(LinkKind::ReplicaSet, "", ""));
         assert!(w.delete(&WorldRef::Pod(("default".into(), "p".into()))));
         assert_eq!(w.pod_count(), 0);
+    }
+
+    fn ns(name: &str) -> WorldObject {
+        WorldObject::Namespace(NamespaceInfo {
+            name: name.into(),
+            labels: BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn replace_kind_deletes_what_the_relist_lacks_and_nothing_else() {
+        let mut w = World::new();
+        w.apply(ns("a"));
+        w.apply(ns("b"));
+        w.apply(slice("db-1", "db", &["10.0.0.1"]));
+        // The relist of namespaces holds b and c: a goes, c comes, slices are untouched.
+        assert!(w.replace_kind(ObjectKind::Namespace, vec![ns("b"), ns("c")]));
+        let names: Vec<&str> = w.namespaces().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!(w.ready_endpoints("default", "db").len(), 1);
+        // The same list again changes nothing; objects of another kind in it are ignored.
+        assert!(!w.replace_kind(ObjectKind::Namespace, vec![ns("b"), ns("c")]));
+        assert!(!w.replace_kind(ObjectKind::Service, vec![ns("zzz")]));
+        assert_eq!(w.namespaces().count(), 2);
+        // An empty complete list empties that kind only.
+        assert!(w.replace_kind(ObjectKind::EndpointSlice, vec![]));
+        assert!(w.ready_endpoints("default", "db").is_empty());
+        assert_eq!(w.namespaces().count(), 2);
     }
 
     #[test]

@@ -86,12 +86,19 @@ pub struct NamespaceInfo {
     pub labels: BTreeMap<String, String>,
 }
 
+impl NamespaceInfo {
+    /// From a namespace's metadata alone (what a metadata-only watch delivers).
+    pub fn from_meta(meta: &ObjectMeta) -> Self {
+        NamespaceInfo {
+            name: meta.name.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl From<&Namespace> for NamespaceInfo {
     fn from(ns: &Namespace) -> Self {
-        NamespaceInfo {
-            name: ns.metadata.name.clone().unwrap_or_default(),
-            labels: ns.metadata.labels.clone().unwrap_or_default(),
-        }
+        NamespaceInfo::from_meta(&ns.metadata)
     }
 }
 
@@ -121,23 +128,26 @@ fn controller_owner(meta: &ObjectMeta) -> Option<(String, String)> {
         .map(|o| (o.kind.clone(), o.name.clone()))
 }
 
-fn link(meta: &ObjectMeta) -> WorkloadLink {
-    WorkloadLink {
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        owner: controller_owner(meta),
+impl WorkloadLink {
+    /// From a ReplicaSet's or Job's metadata alone (what a metadata-only watch delivers).
+    pub fn from_meta(meta: &ObjectMeta) -> Self {
+        WorkloadLink {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            owner: controller_owner(meta),
+        }
     }
 }
 
 impl From<&ReplicaSet> for WorkloadLink {
     fn from(rs: &ReplicaSet) -> Self {
-        link(&rs.metadata)
+        WorkloadLink::from_meta(&rs.metadata)
     }
 }
 
 impl From<&Job> for WorkloadLink {
     fn from(job: &Job) -> Self {
-        link(&job.metadata)
+        WorkloadLink::from_meta(&job.metadata)
     }
 }
 

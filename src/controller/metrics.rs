@@ -1,231 +1,446 @@
-//! Process metrics (Prometheus text format 0.0.4) and the health endpoint the DaemonSet
-//! probes: `GET /metrics`, `GET /healthz`, `GET /readyz`.
+//! Process metrics (Prometheus text format, via `prometheus-client`) and the endpoints the
+//! DaemonSet probes: `GET /metrics`, `GET /healthz`, `GET /readyz` (served by axum).
 //!
-//! Counters are plain atomics updated by the reconcilers; the HTTP side is a deliberately tiny
-//! HTTP/1.1 responder (one request per connection, bounded request size and read time) so the
-//! endpoint cannot be used to exhaust the controller.
-use std::fmt::Write as _;
+//! Owns: the metric handles the loop, the sources and the status writer update, and the
+//! meaning of health and readiness (see [`Health`]). Must not: decide anything about routes.
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
-/// Counters and gauges exported on `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub nb_transactions_ok: AtomicU64,
-    pub nb_transactions_failed: AtomicU64,
-    pub nb_changes: AtomicU64,
-    pub nb_passes: AtomicU64,
-    pub nb_pass_micros_sum: AtomicU64,
-    pub pod_passes: AtomicU64,
-    pub pod_routes_added: AtomicU64,
-    pub pod_routes_deleted: AtomicU64,
-    pub pod_failures: AtomicU64,
-    pub routes: AtomicU64,
-    pub routes_invalid: AtomicU64,
-    pub problems: AtomicU64,
-    pub pods_programmed: AtomicU64,
-    pub nb_connected: AtomicBool,
-    /// Set once the first full pass (NB and pods) has completed.
-    pub ready: AtomicBool,
+/// `result="ok"|"error"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, kind: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP ovnkube_route_{name} {help}\n# TYPE ovnkube_route_{name} {kind}\novnkube_route_{name} {v}"
-    );
+/// `error="<label of the error enum>"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub error: &'static str,
+}
+
+/// `side="nb"|"pods"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SideLabel {
+    pub side: &'static str,
+}
+
+/// `resource="pods"|...`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub resource: &'static str,
+}
+
+/// `kind="route"|"node_report"`, `result="ok"|"error"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabel {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+/// Every metric the controller exports. Handles are cheap to clone and update concurrently.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub nb_transactions: Family<ResultLabel, Counter>,
+    pub nb_changes: Counter,
+    pub nb_pass_failures: Family<ErrorLabel, Counter>,
+    pub pass_duration: Family<SideLabel, Histogram>,
+    pub pod_routes_added: Counter,
+    pub pod_routes_deleted: Counter,
+    pub pod_failures: Counter,
+    pub routes: Gauge,
+    pub routes_invalid: Gauge,
+    pub problems: Gauge,
+    pub pods_programmed: Gauge,
+    pub nb_connected: Gauge,
+    pub ready: Gauge,
+    pub watch_restarts: Family<ResourceLabel, Counter>,
+    pub watch_errors: Family<ResourceLabel, Counter>,
+    pub status_writes: Family<WriteLabel, Counter>,
+    pub lease_transitions: Counter,
+    pub leader: Gauge,
+    pub events: Family<ResultLabel, Counter>,
+    pub health: Health,
+}
+
+fn duration_histogram() -> Histogram {
+    // 100 us .. ~100 s
+    Histogram::new(exponential_buckets(0.0001, 4.0, 11))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    pub fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "# HELP ovnkube_route_nb_transactions_total NB transactions by result.\n\
-             # TYPE ovnkube_route_nb_transactions_total counter\n\
-             ovnkube_route_nb_transactions_total{{result=\"ok\"}} {}\n\
-             ovnkube_route_nb_transactions_total{{result=\"error\"}} {}",
-            g(&self.nb_transactions_ok),
-            g(&self.nb_transactions_failed)
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("ovnkube_route");
+        let m = Metrics {
+            nb_transactions: Family::default(),
+            nb_changes: Counter::default(),
+            nb_pass_failures: Family::default(),
+            pass_duration: Family::new_with_constructor(duration_histogram),
+            pod_routes_added: Counter::default(),
+            pod_routes_deleted: Counter::default(),
+            pod_failures: Counter::default(),
+            routes: Gauge::default(),
+            routes_invalid: Gauge::default(),
+            problems: Gauge::default(),
+            pods_programmed: Gauge::default(),
+            nb_connected: Gauge::default(),
+            ready: Gauge::default(),
+            watch_restarts: Family::default(),
+            watch_errors: Family::default(),
+            status_writes: Family::default(),
+            lease_transitions: Counter::default(),
+            leader: Gauge::default(),
+            events: Family::default(),
+            health: Health::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "nb_transactions",
+            "NB transactions sent, by result",
+            m.nb_transactions.clone(),
         );
-        counter(
-            &mut s,
-            "nb_changes_total",
-            "Row changes written to the NB database.",
-            "counter",
-            g(&self.nb_changes),
+        r.register(
+            "nb_changes",
+            "Row changes written to the NB database",
+            m.nb_changes.clone(),
         );
-        counter(
-            &mut s,
-            "nb_passes_total",
-            "NB reconcile passes.",
-            "counter",
-            g(&self.nb_passes),
+        r.register(
+            "nb_pass_failures",
+            "NB passes that failed, by error kind",
+            m.nb_pass_failures.clone(),
         );
-        let secs = g(&self.nb_pass_micros_sum) as f64 / 1e6;
-        let _ = writeln!(
-            s,
-            "# HELP ovnkube_route_nb_pass_seconds_sum Time spent in NB passes.\n\
-             # TYPE ovnkube_route_nb_pass_seconds_sum counter\n\
-             ovnkube_route_nb_pass_seconds_sum {secs}"
+        r.register(
+            "reconcile_duration_seconds",
+            "Duration of reconcile passes, by side (nb, pods)",
+            m.pass_duration.clone(),
         );
-        counter(
-            &mut s,
-            "pod_passes_total",
-            "Pod route reconcile passes.",
-            "counter",
-            g(&self.pod_passes),
+        r.register(
+            "pod_routes_added",
+            "Kernel routes added or replaced in pods",
+            m.pod_routes_added.clone(),
         );
-        counter(
-            &mut s,
-            "pod_routes_added_total",
-            "Kernel routes added or replaced in pods.",
-            "counter",
-            g(&self.pod_routes_added),
+        r.register(
+            "pod_routes_deleted",
+            "Kernel routes deleted from pods",
+            m.pod_routes_deleted.clone(),
         );
-        counter(
-            &mut s,
-            "pod_routes_deleted_total",
-            "Kernel routes deleted from pods.",
-            "counter",
-            g(&self.pod_routes_deleted),
+        r.register(
+            "pod_failures",
+            "Pods whose programming failed in a pass",
+            m.pod_failures.clone(),
         );
-        counter(
-            &mut s,
-            "pod_failures_total",
-            "Pods whose programming failed in a pass.",
-            "counter",
-            g(&self.pod_failures),
-        );
-        counter(
-            &mut s,
-            "routes",
-            "Route objects known.",
-            "gauge",
-            g(&self.routes),
-        );
-        counter(
-            &mut s,
+        r.register("routes", "Route objects known", m.routes.clone());
+        r.register(
             "routes_invalid",
-            "Route objects with at least one invalid rule.",
-            "gauge",
-            g(&self.routes_invalid),
+            "Route objects that are Invalid as a whole",
+            m.routes_invalid.clone(),
         );
-        counter(
-            &mut s,
+        r.register(
             "problems",
-            "Problems currently reported across all Routes.",
-            "gauge",
-            g(&self.problems),
+            "Problems currently reported across all Routes",
+            m.problems.clone(),
         );
-        counter(
-            &mut s,
+        r.register(
             "pods_programmed",
-            "Pods on this node whose routes are programmed.",
-            "gauge",
-            g(&self.pods_programmed),
+            "Pods on this node whose routes are programmed",
+            m.pods_programmed.clone(),
         );
-        counter(
-            &mut s,
+        r.register(
             "nb_connected",
-            "1 when the NB database connection is up.",
-            "gauge",
-            self.nb_connected.load(Ordering::Relaxed) as u64,
+            "1 when the NB database connection is up",
+            m.nb_connected.clone(),
         );
-        counter(
-            &mut s,
+        r.register(
             "ready",
-            "1 once the first full pass has completed.",
-            "gauge",
-            self.ready.load(Ordering::Relaxed) as u64,
+            "1 once the inputs and the NB replica are synced and a full pass has completed",
+            m.ready.clone(),
         );
-        s
+        r.register(
+            "watch_restarts",
+            "Kubernetes watches restarted with a full relist, by resource",
+            m.watch_restarts.clone(),
+        );
+        r.register(
+            "watch_errors",
+            "Kubernetes watch errors (API unreachable, expired, refused), by resource",
+            m.watch_errors.clone(),
+        );
+        r.register(
+            "status_writes",
+            "Writes of Route status and of this node's report, by kind and result",
+            m.status_writes.clone(),
+        );
+        r.register(
+            "lease_transitions",
+            "Times this instance became or stopped being the leader",
+            m.lease_transitions.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this instance holds the leader Lease",
+            m.leader.clone(),
+        );
+        r.register(
+            "events",
+            "Kubernetes Events published on Routes, by result",
+            m.events.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records a pass of one side.
+    pub fn observe_pass(&self, side: &'static str, elapsed: Duration) {
+        self.pass_duration
+            .get_or_create(&SideLabel { side })
+            .observe(elapsed.as_secs_f64());
     }
 }
 
-/// Serves the endpoints until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-    loop {
-        let (mut sock, _) = listener.accept().await?;
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let read = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
-            let Ok(Ok(n)) = read else { return };
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let path = req.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match path {
-                "/metrics" => ("200 OK", metrics.render()),
-                "/healthz" => ("200 OK", "ok\n".to_owned()),
-                "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-                    ("200 OK", "ready\n".to_owned())
-                }
-                "/readyz" => ("503 Service Unavailable", "not ready\n".to_owned()),
-                _ => ("404 Not Found", "not found\n".to_owned()),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-        });
+/// Liveness and readiness.
+///
+/// - healthy (`/healthz`): the loop has come round within the watchdog bound. It does not
+///   depend on the NB or the API server being reachable, so an outage does not get every
+///   instance restarted; a loop stuck on one step (a blocked read, a hung pass) does.
+/// - ready (`/readyz`): the inputs are synced (files read, or every Kubernetes watch listed
+///   once), the NB replica holds its initial snapshot, and a first pass has completed.
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    /// Milliseconds since `started` of the loop's last heartbeat.
+    last_beat_ms: AtomicU64,
+    /// Longest the loop may go without a heartbeat.
+    bound: Mutex<Duration>,
+    pub inputs_synced: AtomicBool,
+    pub nb_synced: AtomicBool,
+    pub first_pass_done: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            started: Instant::now(),
+            last_beat_ms: AtomicU64::new(0),
+            bound: Mutex::new(Duration::from_secs(60)),
+            inputs_synced: AtomicBool::new(false),
+            nb_synced: AtomicBool::new(false),
+            first_pass_done: AtomicBool::new(false),
+        }
     }
+}
+
+impl Health {
+    /// The loop is alive now.
+    pub fn beat(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_beat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn set_bound(&self, bound: Duration) {
+        if let Ok(mut b) = self.bound.lock() {
+            *b = bound;
+        }
+    }
+
+    /// Time since the last heartbeat.
+    pub fn since_beat(&self) -> Duration {
+        let last = Duration::from_millis(self.last_beat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    pub fn healthy(&self) -> bool {
+        let bound = self.bound.lock().map(|b| *b).unwrap_or(Duration::MAX);
+        self.since_beat() <= bound
+    }
+
+    pub fn ready(&self) -> bool {
+        self.inputs_synced.load(Ordering::Relaxed)
+            && self.nb_synced.load(Ordering::Relaxed)
+            && self.first_pass_done.load(Ordering::Relaxed)
+    }
+
+    /// Why `/readyz` says no, for the response body.
+    fn not_ready_reason(&self) -> &'static str {
+        if !self.inputs_synced.load(Ordering::Relaxed) {
+            "inputs not synced\n"
+        } else if !self.nb_synced.load(Ordering::Relaxed) {
+            "NB replica not synced\n"
+        } else {
+            "first pass not done\n"
+        }
+    }
+}
+
+async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
+}
+
+async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    if m.health.healthy() {
+        (StatusCode::OK, "ok\n".to_owned())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "loop stalled: no pass for {:.0} s\n",
+                m.health.since_beat().as_secs_f64()
+            ),
+        )
+    }
+}
+
+async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    if m.health.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, m.health.not_ready_reason())
+    }
+}
+
+/// The router for `/metrics`, `/healthz` and `/readyz`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(metrics)
+}
+
+/// Binds `addr` (so a taken port fails at start-up, not later) and returns the serving task.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "serving /metrics, /healthz, /readyz");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(metrics)).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn renders_prometheus_text() {
-        let m = Metrics::default();
-        m.nb_transactions_ok.fetch_add(3, Ordering::Relaxed);
-        m.nb_pass_micros_sum.fetch_add(1_500_000, Ordering::Relaxed);
+        let m = Metrics::new();
+        m.nb_transactions
+            .get_or_create(&ResultLabel { result: "ok" })
+            .inc_by(3);
+        m.observe_pass("nb", Duration::from_millis(2));
+        m.nb_pass_failures
+            .get_or_create(&ErrorLabel { error: "timed_out" })
+            .inc();
         let text = m.render();
-        assert!(text.contains("ovnkube_route_nb_transactions_total{result=\"ok\"} 3"));
-        assert!(text.contains("ovnkube_route_nb_pass_seconds_sum 1.5"));
+        assert!(
+            text.contains("ovnkube_route_nb_transactions_total{result=\"ok\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("ovnkube_route_nb_pass_failures_total{error=\"timed_out\"} 1"));
+        assert!(text.contains("ovnkube_route_reconcile_duration_seconds_count{side=\"nb\"} 1"));
         assert!(text.contains("# TYPE ovnkube_route_routes gauge"));
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let v = line.rsplit(' ').next().unwrap();
-            assert!(v.parse::<f64>().is_ok(), "bad sample line {line:?}");
-        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn health_follows_the_heartbeat_and_readiness_needs_all_three() {
+        let h = Health::default();
+        h.set_bound(Duration::from_millis(50));
+        h.beat();
+        assert!(h.healthy());
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!h.healthy(), "a loop silent past the bound is not healthy");
+        h.beat();
+        assert!(h.healthy());
+        assert!(!h.ready());
+        h.inputs_synced.store(true, Ordering::Relaxed);
+        h.nb_synced.store(true, Ordering::Relaxed);
+        assert!(!h.ready(), "no pass yet");
+        h.first_pass_done.store(true, Ordering::Relaxed);
+        assert!(h.ready());
+        h.nb_synced.store(false, Ordering::Relaxed);
+        assert!(!h.ready());
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
     }
 
     #[tokio::test]
     async fn serves_health_and_metrics() {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let m = Arc::new(Metrics::default());
-        let server = tokio::spawn(serve(addr, m.clone()));
-        let get = |path: &'static str| async move {
-            for _ in 0..50 {
-                if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-                    s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
-                        .await
-                        .unwrap();
-                    let mut out = String::new();
-                    s.read_to_string(&mut out).await.unwrap();
-                    return out;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("metrics server did not come up");
-        };
-        assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
-        assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
-        m.ready.store(true, Ordering::Relaxed);
-        assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
-        assert!(get("/metrics").await.contains("ovnkube_route_ready 1"));
-        assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+        let m = Arc::new(Metrics::new());
+        m.health.beat();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(axum::serve(listener, router(m.clone())).into_future());
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        let r = get(addr, "/readyz").await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.contains("inputs not synced"));
+        for flag in [
+            &m.health.inputs_synced,
+            &m.health.nb_synced,
+            &m.health.first_pass_done,
+        ] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        m.ready.set(1);
+        assert!(
+            get(addr, "/metrics")
+                .await
+                .contains("ovnkube_route_ready 1")
+        );
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        m.health.set_bound(Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 503"));
         server.abort();
     }
 }

@@ -1,13 +1,17 @@
 //! controller: wires sources, the planner and both reconcilers; status and metrics.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod files;
+pub mod inputs;
 pub mod keep;
 pub mod metrics;
 pub mod oneshot;
 pub mod pods;
 pub mod render;
+pub mod role;
 pub mod run;
 pub mod source;
+pub mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +23,7 @@ use crate::ovsdb::{ClientConfig, TlsFiles, parse_remotes};
 use crate::plan::PlanConfig;
 
 pub use oneshot::{ApplyOutcome, PlanOutcome, apply_once, plan_once};
-pub use run::run_files;
+pub use run::{RunOptions, Wiring, run_files, run_loop};
 
 /// Where pods' network namespaces are found and where node-local state lives.
 #[derive(Clone, Debug)]
@@ -46,6 +50,8 @@ pub struct Options {
     pub nb_probe_interval: Duration,
     pub plan: PlanConfig,
     pub pods: PodOptions,
+    /// Size bounds of file input.
+    pub input: crate::config::Limits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +79,27 @@ pub enum ControllerError {
     /// The metrics endpoint could not be served.
     #[error("metrics endpoint: {0}")]
     Metrics(std::io::Error),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+    /// The source stopped delivering updates (its task ended).
+    #[error("the input source stopped")]
+    SourceEnded,
+}
+
+impl ControllerError {
+    /// A short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ControllerError::Config(_) => "config",
+            ControllerError::Nb(e) => e.label(),
+            ControllerError::Netlink(_) => "netlink",
+            ControllerError::PartialTls => "partial_tls",
+            ControllerError::Metrics(_) => "metrics",
+            ControllerError::Signal(_) => "signal",
+            ControllerError::SourceEnded => "source_ended",
+        }
+    }
 }
 
 impl Options {

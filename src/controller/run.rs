@@ -1,109 +1,59 @@
-//! `run --source file:...`: the long-running loop. Level-driven: every pass recomputes the
-//! whole plan from the current input and converges both sides to it.
+//! `run`: the long-running loop, the same for every source. Level-driven: a pass recomputes
+//! the plan from the current inputs and converges both sides to it.
 //!
-//! Triggers: a change to the input files (checked every second by size + mtime, no inotify
-//! dependency and it works on every filesystem), a change in the NB replica (drift repair:
-//! someone deleted or edited a row, or a router / switch port / load balancer appeared),
-//! and a periodic resync. The pod side keeps routes true on its own from events inside the
-//! pods (netlink) and from netns appearing (inotify); see `controller::pods::sync`.
+//! Triggers: updates from the source (files re-read, or Kubernetes watch events), a change
+//! in the NB replica (drift repair: someone deleted or edited a row, or a router / switch
+//! port / load balancer appeared), a change of role (leadership), and a periodic resync.
+//! The pod side keeps routes true on its own, from events inside the pods (netlink) and
+//! netns appearing (inotify); a pod pass hands it the plan and it programs only what
+//! changed (`controller::pods::sync`). Every timer: docs/timers.md.
 //!
-//! Bad input never tears down what is programmed: a Route whose new version does not load
-//! or is invalid as a whole keeps being planned from its last good version.
+//! Nothing is deleted on incomplete knowledge: no pass runs before the source has delivered
+//! a complete list of everything (`Update::Synced`), and in `central` mode the NB is written
+//! only from a world that holds every pod of the cluster. Bad input never tears down what is
+//! programmed (see `inputs::LastGood` and `keep`).
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
 
 use crate::api::Route;
-use crate::api::validate::validate;
-use crate::config::{ConfigError, load_paths};
+use crate::nb::diff::NbProblem;
 use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
 use crate::netlink::PodRouteReconciler;
 use crate::ovsdb::ReplicaEvent;
-use crate::plan::{Plan, Summary, plan_reusing};
+use crate::plan::{NbScope, Plan, Summary, plan_reusing};
 
+use super::inputs::{Inputs, LastGood, Update};
 use super::keep::{keep_for, without_kept};
-use super::metrics::Metrics;
-use super::source::world_from;
+use super::metrics::{ErrorLabel, Metrics, ResultLabel};
+use super::role::{Fence, Role};
+use super::status::{NodeStatus, PodOutcome, node_status};
 use super::{ControllerError, Options, pods};
 
-/// Size and modification time of every input file: a cheap change detector.
-fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut out = Vec::new();
-    for p in paths {
-        let entries: Vec<PathBuf> = if p.is_dir() {
-            std::fs::read_dir(p)
-                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default()
-        } else {
-            vec![p.clone()]
-        };
-        for e in entries {
-            let meta = std::fs::metadata(&e).ok();
-            out.push((
-                e,
-                meta.as_ref().map_or(0, |m| m.len()),
-                meta.and_then(|m| m.modified().ok()),
-            ));
-        }
-    }
-    out.sort();
-    out
+/// Settings of the long-running loop.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub metrics_addr: SocketAddr,
+    /// Full re-check of NB rows and pod routes at least this often.
+    pub resync: Duration,
+    /// `/healthz` fails when the loop has not come round for this long.
+    pub watchdog: Duration,
+    /// Names this instance in the NB's transaction log.
+    pub instance: String,
 }
 
-/// The inputs of one pass, after last-good substitution.
-struct Inputs {
-    world: crate::cluster::World,
-    routes: Vec<Route>,
-    errors: Vec<ConfigError>,
-}
-
-fn load(paths: &[PathBuf], last_good: &mut BTreeMap<String, Route>) -> Inputs {
-    let (docs, errors) = match load_paths(paths) {
-        Ok(l) => (l.documents, l.errors),
-        Err(e) => (crate::config::Documents::default(), vec![e]),
-    };
-    for e in &errors {
-        tracing::error!(error = %e, "input rejected");
-    }
-    let (world, fresh) = world_from(&docs);
-    let mut routes = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for r in fresh {
-        let name = r.metadata.name.clone().unwrap_or_default();
-        seen.insert(name.clone());
-        if validate(&r).is_invalid() {
-            if let Some(good) = last_good.get(&name) {
-                tracing::warn!(route = %name, "new version is invalid; keeping the last good one");
-                routes.push(good.clone());
-                continue;
-            }
-        } else {
-            last_good.insert(name, r.clone());
-        }
-        routes.push(r);
-    }
-    for e in &errors {
-        if let Some(name) = e.route_name()
-            && !seen.contains(name)
-            && let Some(good) = last_good.get(name)
-        {
-            seen.insert(name.to_owned());
-            routes.push(good.clone());
-        }
-    }
-    // A Route gone from readable input is deleted; when some input was unreadable, absence
-    // proves nothing and the last good versions stay.
-    if errors.iter().all(|e| e.route_name().is_some()) {
-        last_good.retain(|name, _| seen.contains(name));
-    }
-    Inputs {
-        world,
-        routes,
-        errors,
-    }
+/// What the loop is connected to besides the NB and the pods.
+pub struct Wiring {
+    pub updates: mpsc::Receiver<Update>,
+    pub role: watch::Receiver<Role>,
+    pub fence: Fence,
+    /// Where this instance's view of Route status goes (Kubernetes mode); `None` logs it.
+    pub status: Option<watch::Sender<Arc<NodeStatus>>>,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Loop {
@@ -112,84 +62,109 @@ struct Loop {
     pods: Option<PodRouteReconciler>,
     metrics: Arc<Metrics>,
     inputs: Inputs,
+    last_good: LastGood,
+    routes: Vec<Route>,
     plan: Plan,
+    role: Role,
+    fence: Fence,
+    nb_problems: Vec<NbProblem>,
+    pod_outcome: PodOutcome,
+    status: Option<watch::Sender<Arc<NodeStatus>>>,
+    /// Status words last logged (file mode).
     summaries: BTreeMap<String, Summary>,
+    /// The last NB pass failed: try again on the next trigger of any kind.
+    nb_retry: bool,
+    /// The last NB pass failed for want of a connection: the client's connection count at
+    /// its start. It is retried as soon as the client has connected again (at once if it
+    /// already has), not on the next periodic resync.
+    retry_after: Option<u64>,
 }
 
 impl Loop {
+    /// What must stay as it is: bad input never tears down what is programmed.
+    fn keep(&self, plan: &Plan) -> crate::nb::reconcile::Keep {
+        let mut keep = keep_for(&self.inputs.errors, &self.routes, plan);
+        keep.routes.extend(self.inputs.undecodable.keys().cloned());
+        keep
+    }
+
     fn replan(&mut self) {
+        self.routes = self.last_good.effective(&self.inputs);
         // Unchanged pods keep the previous plan's routes (one copy in memory, not two).
         let mut p = plan_reusing(
             &self.inputs.world,
-            &self.inputs.routes,
+            &self.routes,
             &self.opts.plan,
             &self.plan,
         );
-        let keep = keep_for(&self.inputs.errors, &self.inputs.routes, &p);
+        let keep = self.keep(&p);
         without_kept(&mut p, &keep);
-        let m = &self.metrics;
-        m.routes.store(p.reports.len() as u64, Ordering::Relaxed);
+        self.metrics.routes.set(p.reports.len() as i64);
         let invalid = p
             .reports
             .values()
             .filter(|r| r.summary == Summary::Invalid)
             .count();
-        m.routes_invalid.store(invalid as u64, Ordering::Relaxed);
+        self.metrics.routes_invalid.set(invalid as i64);
         self.plan = p;
     }
 
-    /// Logs each Route whose status word changed (the NB side's problems included).
-    fn report_status(&mut self, nb_problems: &[crate::nb::diff::NbProblem]) {
-        let mut now = BTreeMap::new();
-        for (name, r) in &self.plan.reports {
-            let summary = super::summary_with_nb(r, name, nb_problems);
-            if self.summaries.get(name) != Some(&summary) {
-                tracing::info!(route = %name, status = summary.as_str(), selected = r.selected,
-                    programmable = r.programmable, problems = r.problems.len(), "route status");
-                for pr in &r.problems {
-                    tracing::warn!(route = %name, path = ?pr.path, pod = ?pr.pod, reason = %pr.reason, "{}", pr.message);
-                }
-                for pr in nb_problems.iter().filter(|p| &p.route == name) {
-                    tracing::warn!(route = %name, reason = %pr.reason, "{}", pr.message);
-                }
-            }
-            now.insert(name.clone(), summary);
+    /// Whether this instance may write the NB now, and if not, why (for the log).
+    fn nb_blocked(&self) -> Option<&'static str> {
+        if !self.role.write_nb {
+            Some("not the NB writer")
+        } else if !self.inputs.synced {
+            Some("inputs not synced")
+        } else if self.opts.plan.nb_scope == NbScope::Cluster && !self.inputs.cluster_pods {
+            // A new leader warming up: its world holds only its node's pods yet.
+            Some("warming up: the cluster's pods are not listed yet")
+        } else if !self.fence.may_write() {
+            Some("leadership not confirmed recently")
+        } else {
+            None
         }
-        self.summaries = now;
-        let planner: usize = self
-            .plan
-            .reports
-            .values()
-            .map(|r| r.problems.len() + r.problems_omitted)
-            .sum();
-        let total = planner + nb_problems.len();
-        self.metrics.problems.store(total as u64, Ordering::Relaxed);
     }
 
     async fn nb_pass(&mut self) {
-        let keep = keep_for(&self.inputs.errors, &self.inputs.routes, &self.plan);
+        if let Some(why) = self.nb_blocked() {
+            tracing::debug!(why, "NB pass skipped");
+            return;
+        }
+        let keep = self.keep(&self.plan);
         let intent = NbIntent {
             desired: &self.plan.nb,
             service_ips: &self.plan.ovn_service_ips,
             keep: &keep,
         };
         let m = self.metrics.clone();
-        match self.nb.reconcile(intent).await {
+        let start = Instant::now();
+        let connections = self.nb.client().state().connections;
+        self.retry_after = None;
+        let result = self.nb.reconcile(intent).await;
+        m.observe_pass("nb", start.elapsed());
+        match result {
             Ok(pass) => {
-                m.nb_passes.fetch_add(1, Ordering::Relaxed);
-                m.nb_pass_micros_sum
-                    .fetch_add(pass.elapsed.as_micros() as u64, Ordering::Relaxed);
+                self.nb_retry = false;
                 if pass.changes > 0 {
-                    m.nb_transactions_ok.fetch_add(1, Ordering::Relaxed);
-                    m.nb_changes
-                        .fetch_add(pass.changes as u64, Ordering::Relaxed);
+                    m.nb_transactions
+                        .get_or_create(&ResultLabel { result: "ok" })
+                        .inc();
+                    m.nb_changes.inc_by(pass.changes as u64);
                 }
-                self.report_status(&pass.problems);
+                self.nb_problems = pass.problems;
             }
             Err(e) => {
-                m.nb_transactions_failed.fetch_add(1, Ordering::Relaxed);
-                let level_conflict = matches!(e, NbError::Conflict(_));
-                if level_conflict {
+                self.nb_retry = true;
+                m.nb_transactions
+                    .get_or_create(&ResultLabel { result: "error" })
+                    .inc();
+                m.nb_pass_failures
+                    .get_or_create(&ErrorLabel { error: e.label() })
+                    .inc();
+                if e.retry_on_reconnect() {
+                    self.retry_after = Some(connections);
+                    tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried as soon as the NB client is connected again");
+                } else if matches!(e, NbError::Conflict(_)) {
                     tracing::info!(error = %e, "NB pass retried on fresh data");
                 } else {
                     tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried on the next trigger");
@@ -197,11 +172,16 @@ impl Loop {
             }
         }
         m.nb_connected
-            .store(self.nb.client().is_connected(), Ordering::Relaxed);
+            .set(i64::from(self.nb.client().is_connected()));
     }
 
-    async fn pod_pass(&self) {
+    async fn pod_pass(&mut self) {
         let Some(rec) = &self.pods else { return };
+        if !self.inputs.synced {
+            // Pods absent from an incomplete world would lose their routes.
+            return;
+        }
+        let start = Instant::now();
         let p = pods::sync(
             rec,
             &self.inputs.world,
@@ -210,83 +190,186 @@ impl Loop {
         )
         .await;
         let m = &self.metrics;
-        m.pod_passes.fetch_add(1, Ordering::Relaxed);
-        m.pod_routes_added
-            .fetch_add(p.routes_changed as u64, Ordering::Relaxed);
-        m.pod_routes_deleted
-            .fetch_add(p.routes_deleted as u64, Ordering::Relaxed);
-        m.pod_failures
-            .fetch_add(p.failed.len() as u64, Ordering::Relaxed);
+        m.observe_pass("pods", start.elapsed());
+        m.pod_routes_added.inc_by(p.routes_changed as u64);
+        m.pod_routes_deleted.inc_by(p.routes_deleted as u64);
+        m.pod_failures.inc_by(p.failed.len() as u64);
         m.pods_programmed
-            .store((p.pods - p.failed.len()) as u64, Ordering::Relaxed);
-        // Failures were logged per pod by the reconciler (once per distinct failure).
+            .set(p.pods.saturating_sub(p.failed.len()) as i64);
+        // Failures were logged per pod by the reconciler, once per distinct failure.
+        self.pod_outcome = PodOutcome {
+            failed: p.failed.into_iter().collect(),
+            no_netns: p.no_netns.into_iter().collect(),
+        };
+    }
+
+    /// Hands this instance's view of every Route to the status writer, or logs each Route
+    /// whose status word changed (file mode).
+    fn publish_status(&mut self) {
+        if !self.inputs.synced {
+            return;
+        }
+        let mut view = node_status(
+            &self.routes,
+            &self.inputs.world,
+            &self.plan,
+            &self.nb_problems,
+            &self.pod_outcome,
+        );
+        super::status::mark_undecodable(&mut view, self.inputs.undecodable.values());
+        let total: usize = view
+            .routes
+            .values()
+            .map(|r| r.route_problems.len() + r.route_problems_omitted + r.node_problems.len())
+            .sum();
+        self.metrics.problems.set(total as i64);
+        if let Some(tx) = &self.status {
+            tx.send_if_modified(|old| {
+                if **old == view {
+                    false
+                } else {
+                    *old = Arc::new(view);
+                    true
+                }
+            });
+            return;
+        }
+        let mut now = BTreeMap::new();
+        for (name, r) in &view.routes {
+            if self.summaries.get(name) != Some(&r.summary) {
+                let c = r.counts;
+                tracing::info!(route = %name, status = r.summary.as_str(), selected = c.selected,
+                    programmed = c.programmed, skipped = c.skipped, failed = c.failed,
+                    pending = c.pending, "route status");
+                for pr in r.route_problems.iter().chain(&r.node_problems) {
+                    tracing::warn!(route = %name, path = ?pr.path, pod = ?pr.pod, reason = %pr.reason, "{}", pr.message);
+                }
+            }
+            now.insert(name.clone(), r.summary);
+        }
+        self.summaries = now;
+    }
+
+    /// A full pass: plan, NB, pods, status.
+    async fn pass(&mut self) {
+        self.replan();
+        self.nb_pass().await;
+        self.pod_pass().await;
+        self.publish_status();
+        if self.inputs.synced && !self.metrics.health.first_pass_done.load(Ordering::Relaxed) {
+            self.metrics
+                .health
+                .first_pass_done
+                .store(true, Ordering::Relaxed);
+            self.metrics.ready.set(1);
+            tracing::info!("initial pass done; watching inputs and the NB database");
+        }
     }
 }
 
-/// Connects, waiting as long as it takes (one log line per failed window).
-async fn connect(opts: &Options, remotes: &str) -> Result<NbReconciler, ControllerError> {
+/// Connects, waiting as long as it takes (one log line per failed window), keeping the
+/// health endpoint alive meanwhile: an unreachable NB is an outage, not a stuck process.
+async fn connect(opts: &Options, metrics: &Metrics) -> Result<NbReconciler, ControllerError> {
+    let remotes = opts.nb.clone().unwrap_or_default();
     loop {
-        match NbReconciler::connect(opts.client_config(remotes)?, Duration::from_secs(30)).await {
+        metrics.health.beat();
+        match NbReconciler::connect(opts.client_config(&remotes)?, Duration::from_secs(10)).await {
             Ok(nb) => return Ok(nb),
             Err(NbError::Unreachable { .. }) => {
-                tracing::warn!(remotes, "NB database not reachable yet; still trying");
+                tracing::warn!(%remotes, "NB database not reachable yet; still trying");
             }
             Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// Runs until SIGINT / SIGTERM.
-pub async fn run_files(
-    paths: Vec<PathBuf>,
+/// Runs until SIGINT / SIGTERM, or until the NB replica's feed ends.
+pub async fn run_loop(
     opts: Options,
-    metrics_addr: SocketAddr,
-    resync: Duration,
+    run: RunOptions,
+    wiring: Wiring,
 ) -> Result<(), ControllerError> {
-    let metrics = Arc::new(Metrics::default());
-    let server = tokio::spawn(super::metrics::serve(metrics_addr, metrics.clone()));
-    let remotes = opts.nb.clone().unwrap_or_default();
-    let nb = connect(&opts, &remotes).await?;
-    metrics.nb_connected.store(true, Ordering::Relaxed);
+    let Wiring {
+        mut updates,
+        role: mut roles,
+        fence,
+        status,
+        metrics,
+    } = wiring;
+    metrics.health.set_bound(run.watchdog);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ControllerError::Signal)?;
+    let mut nb = tokio::select! {
+        nb = connect(&opts, &metrics) => nb?,
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = term.recv() => return Ok(()),
+    };
+    nb.set_writer(run.instance.clone());
+    metrics.nb_connected.set(1);
+    metrics.health.nb_synced.store(true, Ordering::Relaxed);
     let pods = if opts.pods.skip {
         None
     } else {
         Some(pods::watching_reconciler(&opts.pods)?)
     };
-    let mut last_good = BTreeMap::new();
-    let inputs = load(&paths, &mut last_good);
-    let mut fp = fingerprint(&paths);
     let mut subs = nb.subscribe();
+    let role = *roles.borrow_and_update();
     let mut lp = Loop {
         opts,
         nb,
         pods,
         metrics: metrics.clone(),
-        inputs,
+        inputs: Inputs::default(),
+        last_good: LastGood::default(),
+        routes: Vec::new(),
         plan: Plan::default(),
+        role,
+        fence,
+        nb_problems: Vec::new(),
+        pod_outcome: PodOutcome::default(),
+        status,
         summaries: BTreeMap::new(),
+        nb_retry: false,
+        retry_after: None,
     };
-    lp.replan();
-    lp.nb_pass().await;
-    lp.pod_pass().await;
-    metrics.ready.store(true, Ordering::Relaxed);
-    tracing::info!("initial pass done; watching inputs and the NB database");
-
-    let mut files = tokio::time::interval(Duration::from_secs(1));
-    let mut full = tokio::time::interval(resync);
-    files.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut full = tokio::time::interval(run.resync);
     full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(ControllerError::Metrics)?;
+    let mut roles_open = true;
+    let client = lp.nb.client().clone();
     loop {
+        metrics.health.beat();
+        let retry = lp.retry_after;
         tokio::select! {
+            r = client.wait_reconnected(retry.unwrap_or(u64::MAX)), if retry.is_some() => {
+                if r.is_ok() {
+                    tracing::info!("NB client connected again; retrying the failed pass");
+                    lp.nb_pass().await;
+                    lp.publish_status();
+                } else {
+                    // The client is shut down; the replica feed ending stops the loop.
+                    lp.retry_after = None;
+                }
+            }
+            u = updates.recv() => {
+                let Some(u) = u else {
+                    return Err(ControllerError::SourceEnded);
+                };
+                // Coalesce a burst of updates into one pass.
+                let mut changed = lp.inputs.apply(u);
+                while let Ok(more) = updates.try_recv() {
+                    changed |= lp.inputs.apply(more);
+                }
+                lp.metrics.health.inputs_synced.store(lp.inputs.synced, Ordering::Relaxed);
+                if changed && lp.inputs.synced {
+                    lp.pass().await;
+                }
+            }
             ev = subs.recv() => {
                 // The replica's feed only ends when the client is shut down: without it there
                 // is no drift repair, so stop loudly rather than carry on half blind.
                 let Some(ev) = ev else {
                     return Err(ControllerError::Nb(NbError::Ovsdb(crate::ovsdb::Error::Closed)));
                 };
-                // Coalesce a burst of changes into one pass.
                 let mut events = vec![ev];
                 while let Some(more) = subs.try_recv() {
                     events.push(more);
@@ -295,32 +378,62 @@ pub async fn run_files(
                     ReplicaEvent::Changes(c) => !c.is_empty(),
                     ReplicaEvent::Resync { .. } => true,
                 });
-                if relevant {
-                    let start = Instant::now();
+                if relevant || lp.nb_retry {
                     lp.nb_pass().await;
-                    tracing::debug!(elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "NB pass after replica change");
+                    lp.publish_status();
                 }
             }
-            _ = files.tick() => {
-                let now = fingerprint(&paths);
-                if now != fp {
-                    fp = now;
-                    tracing::info!("input files changed; replanning");
-                    lp.inputs = load(&paths, &mut last_good);
-                    lp.replan();
-                    lp.nb_pass().await;
-                    lp.pod_pass().await;
+            changed = roles.changed(), if roles_open => {
+                if changed.is_err() {
+                    // The elector is gone (shutting down): keep the last role, fenced.
+                    roles_open = false;
+                    continue;
+                }
+                let new = *roles.borrow_and_update();
+                if new != lp.role {
+                    tracing::info!(write_nb = new.write_nb, write_status = new.write_status, "role changed");
+                    lp.role = new;
+                    if lp.inputs.synced {
+                        lp.nb_pass().await;
+                        lp.publish_status();
+                    }
                 }
             }
             _ = full.tick() => {
-                lp.nb_pass().await;
-                lp.pod_pass().await;
+                if lp.inputs.synced {
+                    lp.pass().await;
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
-    server.abort();
     Ok(())
+}
+
+/// `run --source file:...`: the file source feeding the loop; this instance writes everything.
+pub async fn run_files(
+    paths: Vec<std::path::PathBuf>,
+    opts: Options,
+    run: RunOptions,
+) -> Result<(), ControllerError> {
+    let metrics = Arc::new(Metrics::new());
+    let server = super::metrics::serve(run.metrics_addr, metrics.clone())
+        .await
+        .map_err(ControllerError::Metrics)?;
+    let (tx, rx) = mpsc::channel(64);
+    let source = super::source::spawn_files(paths, opts.input, tx);
+    let (_role_tx, role_rx) = watch::channel(Role::ALL);
+    let wiring = Wiring {
+        updates: rx,
+        role: role_rx,
+        fence: Fence::always(),
+        status: None,
+        metrics,
+    };
+    let result = run_loop(opts, run, wiring).await;
+    source.abort();
+    server.abort();
+    result
 }

@@ -1,8 +1,15 @@
-//! Turns loaded documents into the planner's inputs: the world and the Routes.
-//! File mode only; the Kubernetes source feeds the same `World` through watchers.
+//! File mode's source: the world and the Routes described by files, re-read when they change.
+//! The Kubernetes source (`crate::k8s`) feeds the same [`Update`]s from watches.
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
 use crate::api::Route;
 use crate::cluster::World;
-use crate::config::Documents;
+use crate::config::{ConfigError, Documents, Limits, load_paths_with};
+
+use super::files::FileSource;
+use super::inputs::Update;
 
 /// The world the documents describe, and their Routes in file order.
 pub fn world_from(docs: &Documents) -> (World, Vec<Route>) {
@@ -26,4 +33,54 @@ pub fn world_from(docs: &Documents) -> (World, Vec<Route>) {
         world.apply(job);
     }
     (world, docs.routes.clone())
+}
+
+/// Reads every input: the whole world and the Routes, with what could not be loaded.
+pub fn read(paths: &[PathBuf], limits: &Limits) -> Update {
+    let (docs, errors): (Documents, Vec<ConfigError>) = match load_paths_with(paths, limits) {
+        Ok(l) => (l.documents, l.errors),
+        Err(e) => (Documents::default(), vec![e]),
+    };
+    for e in &errors {
+        tracing::error!(error = %e, "input rejected");
+    }
+    let (world, routes) = world_from(&docs);
+    Update::Replace {
+        world,
+        routes,
+        errors,
+    }
+}
+
+/// Reads the inputs now and again whenever they change (`files::FileSource`: inotify,
+/// regular files only, bounded), sending each complete read as one [`Update::Replace`].
+/// Reads run on the blocking pool so the loop never waits on a file.
+pub fn spawn_files(
+    paths: Vec<PathBuf>,
+    limits: Limits,
+    tx: mpsc::Sender<Update>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut source = FileSource::watch(paths, limits);
+        let mut first = true;
+        loop {
+            if !first {
+                source.changed().await;
+                tracing::info!("input files changed; replanning");
+            }
+            first = false;
+            let Some(update) = source.load().await else {
+                return;
+            };
+            // Files describe the whole world: every read is complete.
+            let closed = tx.send(update).await.is_err()
+                || tx
+                    .send(Update::Synced { cluster_pods: true })
+                    .await
+                    .is_err();
+            if closed {
+                return;
+            }
+        }
+    })
 }

@@ -5,6 +5,7 @@
 //! holds the per-pod kernel routes ([`pod::PodRoutes`], for `netlink`), the NB rows
 //! ([`nb::DesiredNb`], for `nb`), per-Route status material ([`RouteReport`]) and the next
 //! hops each router relies on (for the NB side's reachability check).
+pub mod guard;
 pub mod nb;
 mod ovn;
 pub mod pod;
@@ -24,7 +25,7 @@ use crate::api::validate::{ValidatedRoute, validate};
 use crate::cluster::World;
 
 pub use ovn::{address_set_name, port_group_name};
-pub use report::{ConditionSummary, RouteReport, SkipReason, Summary};
+pub use report::{ConditionSummary, NodeCounts, RouteReport, SkipReason, Summary};
 
 /// Which pods' NB rows this instance plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -57,6 +58,30 @@ pub struct PlanConfig {
     pub default_dev: String,
     /// Bound on problems listed per Route (the rest is counted).
     pub max_problems: usize,
+    /// The cluster's pod networks (`--cluster-cidr`): a rule covering one whole is refused
+    /// unless its Route lifts the guard (see `guard`). Empty: not checked.
+    pub cluster_networks: Vec<ipnet::IpNet>,
+    /// The cluster's service networks (`--service-cidr`), guarded the same way.
+    pub service_networks: Vec<ipnet::IpNet>,
+    /// Gateways of the default interface that pods' annotations may not state: Calico's
+    /// fixed 169.254.1.1 and fe80::ecee:eeff:feee:eeee (`--default-dev-gateway`).
+    pub default_gateways: Vec<IpAddr>,
+    /// Most routes one pod gets (`--max-routes-per-pod`); the rest is reported.
+    pub max_routes_per_pod: usize,
+}
+
+/// Default of [`PlanConfig::max_routes_per_pod`].
+pub const DEFAULT_MAX_ROUTES_PER_POD: usize = 10_000;
+
+/// Calico's gateways on every pod's eth0: link-local, fixed, answered by proxy ARP / NDP on
+/// the host side of the veth.
+pub fn calico_gateways() -> Vec<IpAddr> {
+    vec![
+        IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 1, 1)),
+        IpAddr::V6(std::net::Ipv6Addr::new(
+            0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee,
+        )),
+    ]
 }
 
 impl Default for PlanConfig {
@@ -71,6 +96,10 @@ impl Default for PlanConfig {
             ovn_dev: "eth1".into(),
             default_dev: "eth0".into(),
             max_problems: 20,
+            cluster_networks: Vec::new(),
+            service_networks: Vec::new(),
+            default_gateways: calico_gateways(),
+            max_routes_per_pod: DEFAULT_MAX_ROUTES_PER_POD,
         }
     }
 }
@@ -139,7 +168,11 @@ pub fn plan_validated_reusing(
     let resolved: Vec<routes::ResolvedRoute> = order
         .iter()
         .zip(problems.iter_mut())
-        .map(|(r, p)| routes::resolve(world, r, p))
+        .map(|(r, p)| {
+            let mut rr = routes::resolve(world, r, p);
+            guard::cluster_networks(r, &mut rr, cfg, p);
+            rr
+        })
         .collect();
 
     let selection = routes::select_all(world, &order, &resolved, cfg);
@@ -161,6 +194,7 @@ pub fn plan_validated_reusing(
             programmable: sel.programmable,
             skipped: sel.skipped.len(),
             skipped_by_reason: sel.skipped_by_reason.clone(),
+            here: sel.here,
             ..RouteReport::default()
         };
         for p in std::mem::take(&mut problems[i]) {

@@ -179,6 +179,7 @@ pub(crate) fn desired_nb(
                     problems[ri].push(Problem {
                         path: Some(format!("{}.dst", rule.path)),
                         pod: None,
+                        node: None,
                         reason: reason::NO_NEXT_HOP_FOR_FAMILY.into(),
                         message: format!(
                             "spec.ovn.nextHops has no {} address for {}; no OVN row for it",
@@ -195,6 +196,7 @@ pub(crate) fn desired_nb(
                             problems[ri].push(Problem {
                                 path: Some(rule.path.clone()),
                                 pod: None,
+                                node: None,
                                 reason: reason::CONFLICT.into(),
                                 message: format!(
                                     "static route {} on {router} is owned by Route {:?}, which wins",

@@ -63,6 +63,20 @@ impl Summary {
     }
 }
 
+/// A Route's selected pods on this node (on every node when the planner has no node), for
+/// the node's share of the status counts. The pod side adds which of the rest were
+/// programmed, failed or are still waiting for a network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NodeCounts {
+    /// Pods the Route selects (excluded ones are not selected).
+    pub selected: usize,
+    /// Selected pods the Route never touches: hostNetwork, finished, or lacking every
+    /// interface (or address family) its rules need.
+    pub skipped: usize,
+    /// Selected pods still in phase Pending.
+    pub waiting: usize,
+}
+
 /// A condition without its timestamps (metav1.Condition minus time and generation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConditionSummary {
@@ -85,6 +99,8 @@ pub struct RouteReport {
     pub skipped: usize,
     /// Pods per skip reason (a pod may count under several reasons).
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// The selection counted over this node's pods.
+    pub here: NodeCounts,
     /// At most `PlanConfig::max_problems`, validation problems first.
     pub problems: Vec<Problem>,
     /// Problems beyond the bound.

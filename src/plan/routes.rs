@@ -11,6 +11,7 @@ use crate::api::validate::{Destination, ValidatedRoute};
 use crate::cluster::{PodInfo, PodPhase, World};
 
 use super::PlanConfig;
+use super::guard::{self, PodNets};
 use super::pod::{DefaultRoute, NextHop, PodKey, PodRoute, PodRoutes};
 use super::report::{SkipReason, reason};
 use super::select;
@@ -35,6 +36,7 @@ fn problem(path: &str, pod: Option<String>, reason: &str, message: String) -> Pr
     Problem {
         path: Some(path.to_owned()),
         pod,
+        node: None,
         reason: reason.to_owned(),
         message,
     }
@@ -130,6 +132,8 @@ pub(crate) struct RouteSelection {
     pub waiting: usize,
     pub skipped: BTreeSet<usize>,
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// The same, counted over this node's pods only (all pods when no node is set).
+    pub here: super::report::NodeCounts,
 }
 
 impl RouteSelection {
@@ -180,21 +184,30 @@ pub(crate) fn select_all<'w>(
                 continue;
             }
             let sel = &mut per_route[ri];
+            let here = cfg
+                .node
+                .as_ref()
+                .is_none_or(|n| pod.node.as_ref() == Some(n));
             sel.selected += 1;
-            if pod.host_network {
-                sel.skip(pi, SkipReason::HostNetwork);
-                continue;
-            }
-            if pod.phase == PodPhase::Finished {
-                sel.skip(pi, SkipReason::Finished);
+            sel.here.selected += usize::from(here);
+            if pod.host_network || pod.phase == PodPhase::Finished {
+                sel.here.skipped += usize::from(here);
+                let why = if pod.host_network {
+                    SkipReason::HostNetwork
+                } else {
+                    SkipReason::Finished
+                };
+                sel.skip(pi, why);
                 continue;
             }
             if pod.phase == PodPhase::Pending {
                 sel.waiting += 1;
+                sel.here.waiting += usize::from(here);
             }
             sel.members.push(pi);
             let mut missing_dev = false;
             let mut no_family = false;
+            let mut usable = 0;
             for (dev, v6) in &needs[ri] {
                 if !select::has_dev(pod, dev, cfg) {
                     missing_dev = true;
@@ -202,7 +215,13 @@ pub(crate) fn select_all<'w>(
                     && !select::family_ok(pod, dev, *v6, cfg)
                 {
                     no_family = true;
+                } else {
+                    usable += 1;
                 }
+            }
+            if usable == 0 && !needs[ri].is_empty() {
+                // Nothing of this Route applies to the pod: it is skipped as a whole.
+                sel.here.skipped += usize::from(here);
             }
             if missing_dev {
                 sel.skip(pi, SkipReason::MissingDev);
@@ -247,6 +266,11 @@ pub(crate) fn pod_routes(
         }
     }
     let mut conflicts: BTreeMap<ConflictKey, (usize, String)> = BTreeMap::new();
+    // (Route, rule path, reason) -> (pods, first pod, message) of rules a guard refused.
+    let mut refused: BTreeMap<(usize, String, &'static str), (usize, String, String)> =
+        BTreeMap::new();
+    // Route -> (pods, routes not given, first pod) over the per-pod cap.
+    let mut capped: BTreeMap<usize, (usize, usize, String)> = BTreeMap::new();
     let mut out = BTreeMap::new();
     // One owner string per Route, shared by all its pod routes.
     let owners: Vec<Arc<str>> = order.iter().map(|r| Arc::from(r.name.as_str())).collect();
@@ -263,8 +287,10 @@ pub(crate) fn pod_routes(
         let mut defaults: BTreeMap<bool, (DefaultRoute, Claim)> = BTreeMap::new();
         let mut contributed: BTreeSet<usize> = BTreeSet::new();
         let mut dev_cache: BTreeMap<(&str, bool), Option<NextHop>> = BTreeMap::new();
+        let own = PodNets::of(pod, cfg);
         for ri in ris {
             let r = order[ri];
+            let mut over_cap = 0;
             for rule in &resolved[ri].rules {
                 let v6 = matches!(rule.dst, IpNet::V6(_));
                 // (dev, family) -> the dev's next hop, or None when the rule is skipped;
@@ -277,6 +303,17 @@ pub(crate) fn pod_routes(
                 let Some(dev_hop) = usable else {
                     continue;
                 };
+                if let Some((why, message)) = own.refuse(rule, r.gates) {
+                    let e = refused
+                        .entry((ri, rule.path.clone(), why))
+                        .or_insert_with(|| (0, pod.to_string_key(), message));
+                    e.0 += 1;
+                    continue;
+                }
+                if chosen.len() >= cfg.max_routes_per_pod && !chosen.contains_key(&rule.dst) {
+                    over_cap += 1;
+                    continue;
+                }
                 let route = PodRoute {
                     dst: rule.dst,
                     dev: rule.dev.clone(),
@@ -313,6 +350,13 @@ pub(crate) fn pod_routes(
                         e.0 += 1;
                     }
                 }
+            }
+            if over_cap > 0 {
+                let e = capped
+                    .entry(ri)
+                    .or_insert_with(|| (0, 0, pod.to_string_key()));
+                e.0 += 1;
+                e.1 += over_cap;
             }
             if let Some(d) = &r.default_route {
                 for v6 in default_families(pod, d.via, &d.dev, cfg) {
@@ -376,6 +420,27 @@ pub(crate) fn pod_routes(
             _ => Arc::new(routes),
         };
         out.insert(key, shared);
+    }
+    for ((ri, path, why), (count, pod, message)) in refused {
+        problems[ri].push(problem(
+            &format!("{path}.dst"),
+            Some(pod),
+            why,
+            format!("{message}; {count} pod(s) affected"),
+        ));
+    }
+    for (ri, (pods, routes, pod)) in capped {
+        problems[ri].push(Problem {
+            path: None,
+            pod: Some(pod),
+            node: None,
+            reason: guard::reason::TOO_MANY_ROUTES.into(),
+            message: format!(
+                "{routes} route(s) over the limit of {} per pod not programmed, in {pods} pod(s) \
+                 (--max-routes-per-pod; Routes of higher precedence are served first)",
+                cfg.max_routes_per_pod
+            ),
+        });
     }
     for ((loser, path, winner, wpath, dst), (count, pod)) in conflicts {
         let winner_name = &order[winner].name;

@@ -1,0 +1,312 @@
+//! The loop's inputs: the world and the Routes, as the sources deliver them, one update at a
+//! time (Kubernetes watch events) or all at once (a re-read of the input files).
+//!
+//! Owns: applying [`Update`]s, and the rule that bad input never replaces good input — a
+//! Route whose new version is invalid as a whole keeps being planned from its last good
+//! version. Must not: plan, or talk to a source.
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::Route;
+use crate::api::validate::validate;
+use crate::cluster::{ObjectKind, World, WorldObject, WorldRef};
+use crate::config::ConfigError;
+
+/// One change a source reports.
+#[derive(Debug)]
+pub enum Update {
+    /// The whole input, re-read (file mode).
+    Replace {
+        world: World,
+        routes: Vec<Route>,
+        errors: Vec<ConfigError>,
+    },
+    /// An object was added or changed.
+    Apply(WorldObject),
+    /// An object was deleted.
+    Delete(WorldRef),
+    /// A relist of one kind completed: the complete set of objects of that kind. Objects
+    /// absent from it are deleted only now, never while the list is still arriving.
+    Relist(ObjectKind, Vec<WorldObject>),
+    /// A Route was added or changed.
+    RouteApplied(Box<Route>),
+    /// A Route was deleted.
+    RouteDeleted(String),
+    /// A Route object that does not decode (a field of the wrong type or out of range that
+    /// the API server let through): whatever its last readable version programmed stays,
+    /// and its status says why.
+    RouteUndecodable(Undecodable),
+    /// A relist of Routes completed: the ones that decode, and the ones that do not.
+    RoutesRelisted(Vec<Route>, Vec<Undecodable>),
+    /// Every watch has delivered its first complete list: absence now means deletion.
+    /// `cluster_pods` says whether the pods listed are every pod of the cluster (the NB
+    /// writer in `central` mode) or this node's only.
+    Synced { cluster_pods: bool },
+    /// The source can no longer be trusted to be complete (the pod watch is being switched
+    /// to another scope); passes wait for the next `Synced`.
+    Unsynced,
+}
+
+/// A Route the source could not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    pub name: String,
+    pub generation: Option<i64>,
+    /// Why, bounded in length.
+    pub error: String,
+}
+
+/// The world and the Routes as last delivered.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub world: World,
+    /// As delivered, in delivery order (file order in file mode, by name otherwise).
+    routes: Vec<Route>,
+    /// Documents that could not be loaded (file mode).
+    pub errors: Vec<ConfigError>,
+    /// Route objects that do not decode (Kubernetes mode), by name; their last readable
+    /// version, if any, stays in `routes`.
+    pub undecodable: BTreeMap<String, Undecodable>,
+    /// Every watch has listed once since the last `Unsynced`.
+    pub synced: bool,
+    /// The pods in the world are every pod of the cluster, not only this node's.
+    pub cluster_pods: bool,
+}
+
+fn name(r: &Route) -> &str {
+    r.metadata.name.as_deref().unwrap_or_default()
+}
+
+impl Inputs {
+    /// Applies one update. Returns true when what the planner sees may have changed.
+    pub fn apply(&mut self, u: Update) -> bool {
+        match u {
+            Update::Replace {
+                world,
+                routes,
+                errors,
+            } => {
+                self.world = world;
+                self.routes = routes;
+                self.errors = errors;
+                true
+            }
+            Update::Apply(o) => self.world.apply(o),
+            Update::Delete(r) => self.world.delete(&r),
+            Update::Relist(kind, objects) => self.world.replace_kind(kind, objects),
+            Update::RouteUndecodable(u) => {
+                let changed = self.undecodable.get(&u.name) != Some(&u);
+                self.undecodable.insert(u.name.clone(), u);
+                changed
+            }
+            Update::RouteApplied(r) => {
+                let r = *r;
+                let was_undecodable = self.undecodable.remove(name(&r)).is_some();
+                match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
+                    Some(old) if *old == r => was_undecodable,
+                    Some(old) => {
+                        *old = r;
+                        true
+                    }
+                    None => {
+                        let at = self.routes.partition_point(|x| name(x) < name(&r));
+                        self.routes.insert(at, r);
+                        true
+                    }
+                }
+            }
+            Update::RouteDeleted(n) => {
+                let before = self.routes.len();
+                self.routes.retain(|r| name(r) != n);
+                let was_undecodable = self.undecodable.remove(&n).is_some();
+                before != self.routes.len() || was_undecodable
+            }
+            Update::RoutesRelisted(mut routes, undecodable) => {
+                // An undecodable Route keeps its last readable version.
+                for u in &undecodable {
+                    if let Some(old) = self.routes.iter().find(|r| name(r) == u.name) {
+                        routes.push(old.clone());
+                    }
+                }
+                routes.sort_by(|a, b| name(a).cmp(name(b)));
+                let undecodable: BTreeMap<String, Undecodable> = undecodable
+                    .into_iter()
+                    .map(|u| (u.name.clone(), u))
+                    .collect();
+                if routes == self.routes && undecodable == self.undecodable {
+                    return false;
+                }
+                self.routes = routes;
+                self.undecodable = undecodable;
+                true
+            }
+            Update::Synced { cluster_pods } => {
+                let changed = !self.synced || self.cluster_pods != cluster_pods;
+                self.synced = true;
+                self.cluster_pods = cluster_pods;
+                changed
+            }
+            Update::Unsynced => {
+                self.synced = false;
+                false
+            }
+        }
+    }
+
+    /// The Routes as delivered.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+}
+
+/// Remembers the last good version of every Route.
+#[derive(Debug, Default)]
+pub struct LastGood {
+    routes: BTreeMap<String, Route>,
+}
+
+impl LastGood {
+    /// The Routes to plan: each Route as delivered, except that a version invalid as a whole
+    /// is replaced by the last good one, and a Route whose document could not be read keeps
+    /// its last good version. A Route absent from complete input is forgotten.
+    pub fn effective(&mut self, inputs: &Inputs) -> Vec<Route> {
+        let mut out = Vec::with_capacity(inputs.routes.len());
+        let mut seen = BTreeSet::new();
+        for r in &inputs.routes {
+            let n = name(r).to_owned();
+            seen.insert(n.clone());
+            if validate(r).is_invalid() {
+                if let Some(good) = self.routes.get(&n) {
+                    tracing::warn!(route = %n, "new version is invalid; keeping the last good one");
+                    out.push(good.clone());
+                    continue;
+                }
+            } else {
+                self.routes.insert(n, r.clone());
+            }
+            out.push(r.clone());
+        }
+        for e in &inputs.errors {
+            if let Some(n) = e.route_name()
+                && !seen.contains(n)
+                && let Some(good) = self.routes.get(n)
+            {
+                seen.insert(n.to_owned());
+                out.push(good.clone());
+            }
+        }
+        // When some input was unreadable, absence proves nothing and the last good versions
+        // stay.
+        if inputs.errors.iter().all(|e| e.route_name().is_some()) {
+            self.routes.retain(|n, _| seen.contains(n));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{RouteRule, RouteSpec};
+
+    fn route(name: &str, dst: &str) -> Route {
+        let mut r = Route::new(
+            name,
+            RouteSpec {
+                route: vec![RouteRule {
+                    dst: dst.into(),
+                    dev: "eth1".into(),
+                    via: None,
+                }],
+                ..RouteSpec::default()
+            },
+        );
+        r.metadata.generation = Some(1);
+        r
+    }
+
+    fn names(routes: &[Route]) -> Vec<&str> {
+        routes.iter().map(name).collect()
+    }
+
+    #[test]
+    fn route_events_keep_routes_sorted_and_report_changes() {
+        let mut i = Inputs::default();
+        assert!(i.apply(Update::RouteApplied(Box::new(route("b", "10.0.0.0/8")))));
+        assert!(i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8")))));
+        assert!(!i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8")))));
+        assert!(i.apply(Update::RouteApplied(Box::new(route("a", "10.1.0.0/16")))));
+        assert_eq!(names(i.routes()), ["a", "b"]);
+        assert!(i.apply(Update::RouteDeleted("a".into())));
+        assert!(!i.apply(Update::RouteDeleted("a".into())));
+        assert!(!i.apply(Update::RoutesRelisted(
+            vec![route("b", "10.0.0.0/8")],
+            vec![]
+        )));
+        assert!(i.apply(Update::RoutesRelisted(
+            vec![route("c", "10.0.0.0/8"), route("b", "10.0.0.0/8")],
+            vec![]
+        )));
+        assert_eq!(names(i.routes()), ["b", "c"]);
+    }
+
+    fn undecodable(name: &str) -> Undecodable {
+        Undecodable {
+            name: name.into(),
+            generation: Some(2),
+            error: "spec.priority: invalid value".into(),
+        }
+    }
+
+    #[test]
+    fn an_undecodable_route_keeps_its_last_readable_version() {
+        let mut i = Inputs::default();
+        i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8"))));
+        assert!(i.apply(Update::RouteUndecodable(undecodable("a"))));
+        assert!(!i.apply(Update::RouteUndecodable(undecodable("a"))));
+        assert_eq!(names(i.routes()), ["a"], "the readable version stays");
+        assert!(i.undecodable.contains_key("a"));
+        // A relist in which it still does not decode keeps it; a readable one clears it.
+        assert!(!i.apply(Update::RoutesRelisted(vec![], vec![undecodable("a")])));
+        assert_eq!(names(i.routes()), ["a"]);
+        assert!(i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8")))));
+        assert!(i.undecodable.is_empty());
+        // Deleted while undecodable: gone, with its error.
+        i.apply(Update::RouteUndecodable(undecodable("a")));
+        assert!(i.apply(Update::RouteDeleted("a".into())));
+        assert!(i.routes().is_empty() && i.undecodable.is_empty());
+        // Never readable: nothing to plan, but known.
+        assert!(i.apply(Update::RoutesRelisted(vec![], vec![undecodable("z")])));
+        assert!(i.routes().is_empty() && i.undecodable.contains_key("z"));
+    }
+
+    #[test]
+    fn synced_and_unsynced() {
+        let mut i = Inputs::default();
+        assert!(!i.synced);
+        assert!(i.apply(Update::Synced {
+            cluster_pods: false
+        }));
+        assert!(!i.apply(Update::Synced {
+            cluster_pods: false
+        }));
+        assert!(i.apply(Update::Synced { cluster_pods: true }));
+        assert!(i.cluster_pods);
+        i.apply(Update::Unsynced);
+        assert!(!i.synced);
+    }
+
+    #[test]
+    fn an_invalid_new_version_is_replaced_by_the_last_good_one() {
+        let mut lg = LastGood::default();
+        let mut i = Inputs::default();
+        i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8"))));
+        assert_eq!(lg.effective(&i)[0].spec.route[0].dst, "10.0.0.0/8");
+        i.apply(Update::RouteApplied(Box::new(route("a", "not-a-cidr"))));
+        assert_eq!(lg.effective(&i)[0].spec.route[0].dst, "10.0.0.0/8");
+        // deleted: forgotten, and a later invalid version has nothing to fall back to
+        i.apply(Update::RouteDeleted("a".into()));
+        assert!(lg.effective(&i).is_empty());
+        i.apply(Update::RouteApplied(Box::new(route("a", "not-a-cidr"))));
+        assert_eq!(lg.effective(&i)[0].spec.route[0].dst, "not-a-cidr");
+    }
+}

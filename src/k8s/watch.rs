@@ -1,0 +1,545 @@
+//! The Kubernetes source: one watch per resource, each event turned into an [`Update`] for
+//! the loop, as it happens.
+//!
+//! Watched, and why (memory: objects are converted to the world's compact form at once; no
+//! full object is kept):
+//! - Routes: full objects, cluster-wide. Status and bookkeeping fields are dropped before the
+//!   loop sees them, so a status write is not a change to plan.
+//! - Pods: full objects (IPs, annotations, nodeName); this node's only (field selector
+//!   `spec.nodeName`), or every pod while this instance writes cluster-wide NB rows.
+//! - Services: full (ClusterIPs). EndpointSlices: headless Services' only (label selector
+//!   `service.kubernetes.io/headless`).
+//! - Namespaces, ReplicaSets, Jobs: metadata only (labels and owner references suffice:
+//!   Deployment, DaemonSet, StatefulSet and CronJob targets are resolved through the owner
+//!   references of pods, ReplicaSets and Jobs, so those objects are never read).
+//!
+//! A relist (first list, watch expired with 410 Gone, API server restarted) is buffered until
+//! complete and only then handed over as one [`Update::Relist`]: a relist never looks like
+//! "everything was deleted". While the API server is unreachable the watches retry with
+//! backoff and the loop keeps its last world.
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::api::Route;
+use crate::cluster::{LinkKind, NamespaceInfo, ObjectKind, WorkloadLink, WorldObject};
+use crate::controller::inputs::{Undecodable, Update};
+use crate::controller::metrics::{Metrics, ResourceLabel};
+
+use super::status::DirtyRoutes;
+
+/// Label the EndpointSlice controller puts on slices of headless Services.
+pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+
+/// Retry delays of a failing watch: 0.5 s doubling to at most 5 s, with jitter. Shorter than
+/// kube's default (30 s) so that the world is current again within seconds of the API
+/// server coming back; the jitter spreads a fleet's retries.
+#[derive(Debug, Clone)]
+pub struct RetryBackoff {
+    next: Duration,
+}
+
+impl RetryBackoff {
+    pub const MIN: Duration = Duration::from_millis(500);
+    pub const MAX: Duration = Duration::from_secs(5);
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        RetryBackoff { next: Self::MIN }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        // Up to 25% less, never more than MAX.
+        let jitter = rand::random::<f64>() * 0.25;
+        Some(d.mul_f64(1.0 - jitter))
+    }
+}
+
+impl Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
+/// Which watches have delivered their first complete list.
+#[derive(Debug)]
+struct SyncState {
+    waiting: BTreeSet<&'static str>,
+    cluster_pods: bool,
+    sent: bool,
+}
+
+/// Tells the loop once every watch has listed (and again when the pod scope changes).
+#[derive(Clone, Debug)]
+pub struct Sync {
+    state: Arc<Mutex<SyncState>>,
+    tx: mpsc::Sender<Update>,
+}
+
+impl Sync {
+    fn new(tx: mpsc::Sender<Update>, resources: &[&'static str]) -> Self {
+        Sync {
+            state: Arc::new(Mutex::new(SyncState {
+                waiting: resources.iter().copied().collect(),
+                cluster_pods: false,
+                sent: false,
+            })),
+            tx,
+        }
+    }
+
+    /// `resource` has delivered a complete list.
+    async fn listed(&self, resource: &'static str, cluster_pods: Option<bool>) {
+        let send = {
+            let Ok(mut s) = self.state.lock() else { return };
+            s.waiting.remove(resource);
+            let mut changed = false;
+            if let Some(c) = cluster_pods {
+                changed = s.cluster_pods != c;
+                s.cluster_pods = c;
+            }
+            let send = s.waiting.is_empty() && (!s.sent || changed);
+            if send {
+                s.sent = true;
+            }
+            send.then_some(s.cluster_pods)
+        };
+        if let Some(cluster_pods) = send {
+            let _ = self.tx.send(Update::Synced { cluster_pods }).await;
+        }
+    }
+}
+
+/// How one resource's objects enter the world.
+struct WorldFeed<K> {
+    resource: &'static str,
+    kind: ObjectKind,
+    object: fn(&K) -> WorldObject,
+    /// Set on the pod feed: whether it lists every pod of the cluster.
+    cluster_pods: Option<bool>,
+}
+
+async fn pump_world<K, S>(
+    stream: S,
+    feed: WorldFeed<K>,
+    tx: mpsc::Sender<Update>,
+    sync: Sync,
+    metrics: Arc<Metrics>,
+) where
+    K: Resource + Clone + Debug + Send + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut buffer: Option<Vec<WorldObject>> = None;
+    let mut listed_once = false;
+    let label = ResourceLabel {
+        resource: feed.resource,
+    };
+    while let Some(ev) = stream.next().await {
+        let update = match ev {
+            Ok(Event::Init) => {
+                if listed_once {
+                    metrics.watch_restarts.get_or_create(&label).inc();
+                    tracing::info!(resource = feed.resource, "relisting");
+                }
+                buffer = Some(Vec::new());
+                continue;
+            }
+            Ok(Event::InitApply(o)) => {
+                if let Some(b) = buffer.as_mut() {
+                    b.push((feed.object)(&o));
+                }
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                let objects = buffer.take().unwrap_or_default();
+                tracing::debug!(resource = feed.resource, objects = objects.len(), "listed");
+                if tx.send(Update::Relist(feed.kind, objects)).await.is_err() {
+                    return;
+                }
+                listed_once = true;
+                sync.listed(feed.resource, feed.cluster_pods).await;
+                continue;
+            }
+            Ok(Event::Apply(o)) => Update::Apply((feed.object)(&o)),
+            Ok(Event::Delete(o)) => Update::Delete((feed.object)(&o).to_ref()),
+            Err(e) => {
+                metrics.watch_errors.get_or_create(&label).inc();
+                tracing::warn!(resource = feed.resource, error = %e, "watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        if tx.send(update).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The Route type, as the API server knows it (Routes are watched untyped, so that one
+/// object that does not decode cannot stop the list of all others).
+pub fn route_resource() -> ApiResource {
+    ApiResource::erase::<Route>(&())
+}
+
+/// Longest error text kept from a failed decode.
+const MAX_ERROR: usize = 300;
+
+/// What the loop plans from: the spec and identity, not status or bookkeeping. An object
+/// that does not decode (a value the API server let through, such as a priority beyond
+/// int32) is reported as such, never dropped silently.
+fn decode(o: &DynamicObject) -> Result<Route, Undecodable> {
+    let name = o.metadata.name.clone().unwrap_or_default();
+    let generation = o.metadata.generation;
+    let typed = serde_json::to_value(o)
+        .and_then(serde_json::from_value::<Route>)
+        .map_err(|e| {
+            let mut error = e.to_string();
+            if error.len() > MAX_ERROR {
+                let mut cut = MAX_ERROR;
+                while !error.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                error.truncate(cut);
+                error.push_str("...");
+            }
+            Undecodable {
+                name,
+                generation,
+                error,
+            }
+        })?;
+    let mut r = typed;
+    r.status = None;
+    r.metadata.managed_fields = None;
+    r.metadata.resource_version = None;
+    r.metadata.annotations = None;
+    Ok(r)
+}
+
+/// The update for one Route event.
+fn route_update(o: &DynamicObject) -> Update {
+    match decode(o) {
+        Ok(r) => Update::RouteApplied(Box::new(r)),
+        Err(u) => {
+            tracing::error!(route = %u.name, error = %u.error, "Route object does not decode; its last readable version stays");
+            Update::RouteUndecodable(u)
+        }
+    }
+}
+
+async fn pump_routes<S>(
+    stream: S,
+    tx: mpsc::Sender<Update>,
+    sync: Sync,
+    metrics: Arc<Metrics>,
+    dirty: DirtyRoutes,
+) where
+    S: Stream<Item = Result<Event<DynamicObject>, watcher::Error>> + Send,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut buffer: Option<(Vec<Route>, Vec<Undecodable>)> = None;
+    let mut listed_once = false;
+    let label = ResourceLabel { resource: "routes" };
+    while let Some(ev) = stream.next().await {
+        let update = match ev {
+            Ok(Event::Init) => {
+                if listed_once {
+                    metrics.watch_restarts.get_or_create(&label).inc();
+                    tracing::info!(resource = "routes", "relisting");
+                }
+                buffer = Some((Vec::new(), Vec::new()));
+                continue;
+            }
+            Ok(Event::InitApply(r)) => {
+                dirty.mark(r.metadata.name.clone().unwrap_or_default());
+                if let Some((ok, bad)) = buffer.as_mut() {
+                    match decode(&r) {
+                        Ok(r) => ok.push(r),
+                        Err(u) => bad.push(u),
+                    }
+                }
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                let (routes, bad) = buffer.take().unwrap_or_default();
+                for u in &bad {
+                    tracing::error!(route = %u.name, error = %u.error, "Route object does not decode; its last readable version stays");
+                }
+                if tx.send(Update::RoutesRelisted(routes, bad)).await.is_err() {
+                    return;
+                }
+                dirty.mark_all();
+                listed_once = true;
+                sync.listed("routes", None).await;
+                continue;
+            }
+            Ok(Event::Apply(r)) => {
+                dirty.mark(r.metadata.name.clone().unwrap_or_default());
+                route_update(&r)
+            }
+            Ok(Event::Delete(r)) => {
+                let name = r.metadata.name.clone().unwrap_or_default();
+                dirty.mark(name.clone());
+                Update::RouteDeleted(name)
+            }
+            Err(e) => {
+                metrics.watch_errors.get_or_create(&label).inc();
+                tracing::warn!(resource = "routes", error = %e, "watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        if tx.send(update).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn pod_object(p: &Pod) -> WorldObject {
+    WorldObject::Pod(p.into())
+}
+fn service_object(s: &Service) -> WorldObject {
+    WorldObject::Service(s.into())
+}
+fn slice_object(s: &EndpointSlice) -> WorldObject {
+    WorldObject::EndpointSlice(s.into())
+}
+fn namespace_object(n: &PartialObjectMeta<Namespace>) -> WorldObject {
+    WorldObject::Namespace(NamespaceInfo::from_meta(&n.metadata))
+}
+fn replica_set_object(r: &PartialObjectMeta<ReplicaSet>) -> WorldObject {
+    WorldObject::Link(LinkKind::ReplicaSet, WorkloadLink::from_meta(&r.metadata))
+}
+fn job_object(j: &PartialObjectMeta<Job>) -> WorldObject {
+    WorldObject::Link(LinkKind::Job, WorkloadLink::from_meta(&j.metadata))
+}
+
+/// The pods this instance needs: this node's, or every pod of the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodScope {
+    Node,
+    Cluster,
+}
+
+/// The running watches. Dropping it stops them.
+pub struct Watches {
+    client: Client,
+    node: String,
+    tx: mpsc::Sender<Update>,
+    sync: Sync,
+    metrics: Arc<Metrics>,
+    pods: Option<(PodScope, JoinHandle<()>)>,
+    others: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for h in &self.others {
+            h.abort();
+        }
+        if let Some((_, h)) = &self.pods {
+            h.abort();
+        }
+    }
+}
+
+/// The resources whose first list [`Update::Synced`] waits for.
+const RESOURCES: &[&str] = &[
+    "routes",
+    "pods",
+    "services",
+    "endpointslices",
+    "namespaces",
+    "replicasets",
+    "jobs",
+];
+
+impl Watches {
+    /// Starts every watch; pods in `scope`.
+    pub fn start(
+        client: Client,
+        node: String,
+        scope: PodScope,
+        tx: mpsc::Sender<Update>,
+        metrics: Arc<Metrics>,
+        dirty: DirtyRoutes,
+    ) -> (Self, Store<DynamicObject>) {
+        let sync = Sync::new(tx.clone(), RESOURCES);
+        let cfg = watcher::Config::default;
+        let mut others = Vec::new();
+        // The status writer reads Routes' current status from this store.
+        let ar = route_resource();
+        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+        let routes = writer.as_reader();
+        let route_events = reflector::reflector(
+            writer,
+            watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg())
+                .backoff(RetryBackoff::default())
+                .modify(|r| r.metadata.managed_fields = None),
+        );
+        others.push(tokio::spawn(pump_routes(
+            route_events,
+            tx.clone(),
+            sync.clone(),
+            metrics.clone(),
+            dirty,
+        )));
+        others.push(tokio::spawn(pump_world(
+            watcher::watcher(Api::<Service>::all(client.clone()), cfg())
+                .backoff(RetryBackoff::default()),
+            WorldFeed {
+                resource: "services",
+                kind: ObjectKind::Service,
+                object: service_object,
+                cluster_pods: None,
+            },
+            tx.clone(),
+            sync.clone(),
+            metrics.clone(),
+        )));
+        others.push(tokio::spawn(pump_world(
+            watcher::watcher(
+                Api::<EndpointSlice>::all(client.clone()),
+                cfg().labels(HEADLESS_LABEL),
+            )
+            .backoff(RetryBackoff::default()),
+            WorldFeed {
+                resource: "endpointslices",
+                kind: ObjectKind::EndpointSlice,
+                object: slice_object,
+                cluster_pods: None,
+            },
+            tx.clone(),
+            sync.clone(),
+            metrics.clone(),
+        )));
+        others.push(tokio::spawn(pump_world(
+            watcher::watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                cfg(),
+            )
+            .backoff(RetryBackoff::default()),
+            WorldFeed {
+                resource: "namespaces",
+                kind: ObjectKind::Namespace,
+                object: namespace_object,
+                cluster_pods: None,
+            },
+            tx.clone(),
+            sync.clone(),
+            metrics.clone(),
+        )));
+        others.push(tokio::spawn(pump_world(
+            watcher::watcher(
+                Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
+                cfg(),
+            )
+            .backoff(RetryBackoff::default()),
+            WorldFeed {
+                resource: "replicasets",
+                kind: ObjectKind::Link(LinkKind::ReplicaSet),
+                object: replica_set_object,
+                cluster_pods: None,
+            },
+            tx.clone(),
+            sync.clone(),
+            metrics.clone(),
+        )));
+        others.push(tokio::spawn(pump_world(
+            watcher::watcher(Api::<PartialObjectMeta<Job>>::all(client.clone()), cfg())
+                .backoff(RetryBackoff::default()),
+            WorldFeed {
+                resource: "jobs",
+                kind: ObjectKind::Link(LinkKind::Job),
+                object: job_object,
+                cluster_pods: None,
+            },
+            tx.clone(),
+            sync.clone(),
+            metrics.clone(),
+        )));
+        let mut w = Watches {
+            client,
+            node,
+            tx,
+            sync,
+            metrics,
+            pods: None,
+            others,
+        };
+        w.pods = Some((scope, w.spawn_pods(scope)));
+        (w, routes)
+    }
+
+    fn spawn_pods(&self, scope: PodScope) -> JoinHandle<()> {
+        let mut cfg = watcher::Config::default();
+        if scope == PodScope::Node {
+            cfg = cfg.fields(&format!("spec.nodeName={}", self.node));
+        }
+        tokio::spawn(pump_world(
+            watcher::watcher(Api::<Pod>::all(self.client.clone()), cfg)
+                .backoff(RetryBackoff::default()),
+            WorldFeed {
+                resource: "pods",
+                kind: ObjectKind::Pod,
+                object: pod_object,
+                cluster_pods: Some(scope == PodScope::Cluster),
+            },
+            self.tx.clone(),
+            self.sync.clone(),
+            self.metrics.clone(),
+        ))
+    }
+
+    /// Switches the pod watch to `scope` (the NB writer of `central` mode needs every pod).
+    /// The old watch is stopped before the new one starts, so none of its events can arrive
+    /// after the new watch's first complete list replaces the pods.
+    pub async fn set_pod_scope(&mut self, scope: PodScope) {
+        if self.pods.as_ref().is_some_and(|(s, _)| *s == scope) {
+            return;
+        }
+        if let Some((_, h)) = self.pods.take() {
+            h.abort();
+            let _ = h.await;
+        }
+        tracing::info!(?scope, "pod watch scope changed");
+        self.pods = Some((scope, self.spawn_pods(scope)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_bound_and_reset() {
+        let mut b = RetryBackoff::default();
+        let d: Vec<Duration> = (0..8).filter_map(|_| b.next()).collect();
+        assert!(d[0] <= RetryBackoff::MIN && d[0] >= RetryBackoff::MIN.mul_f64(0.75));
+        assert!(d.iter().all(|x| *x <= RetryBackoff::MAX));
+        assert!(d[7] >= RetryBackoff::MAX.mul_f64(0.75), "{d:?}");
+        b.reset();
+        assert!(b.next().unwrap() <= RetryBackoff::MIN);
+    }
+}

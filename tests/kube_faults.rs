@@ -1,0 +1,413 @@
+//! `run --source kubernetes` when the API server misbehaves: dropped watches and 410 Gone
+//! (relists), the API server down for 30 s, and `central` mode's leader failover (killed,
+//! terminated, cut off from the API) with the NB's own transaction log as the witness that
+//! there is never more than one writer.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod fixture;
+mod kube_api;
+mod kube_env;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use fixture::*;
+use kube_env::*;
+
+const WEB: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: client-a}}
+  route:
+    - {dst: "172.16.10.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.2"]
+"#;
+
+const LATE: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: late}
+spec:
+  podSelector: {matchLabels: {app: client-b}}
+  route:
+    - {dst: "172.16.23.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.3"]
+"#;
+
+fn has_route(net: &PodNet, p: &Pod, prefix: &str) -> bool {
+    net.routes(p).iter().any(|l| l.starts_with(prefix))
+}
+
+/// Every row in `before` is still there (rows may have been added).
+fn nothing_removed(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    for (table, rows) in before {
+        for r in rows {
+            if !after.get(table).is_some_and(|a| a.contains(r)) {
+                return Err(format!("{table}: {r} gone"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ok_transactions(c: &Controller) -> f64 {
+    c.metric("ovnkube_route_nb_transactions_total{result=\"ok\"}")
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let net = PodNet::new("k8rl");
+    let kube = Kube::start();
+    load_world(&kube, Some(&net), &[NGINX]);
+    kube.apply(WEB);
+    let mut c = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: Some(&net),
+            extra: &[],
+        },
+    );
+    c.wait_ready();
+    let (a, b) = (pod("client-a"), pod("client-b"));
+    poll(15, "programmed", || {
+        c.proc.assert_alive();
+        if has_route(&net, a, "172.16.10.0/24") && ovn.owned_policies().len() == 1 {
+            Ok(())
+        } else {
+            Err(c.proc.log())
+        }
+    });
+    let owned = ovn.owned();
+    let table_a = net.routes(a);
+    let txns = ok_transactions(&c);
+    let lists_before = kube.bg.api.count("list", "pods");
+    // Every resourceVersion the controller holds becomes too old, and its watches are cut:
+    // each re-watch gets 410 Gone and has to relist; a Route created meanwhile must arrive.
+    kube.bg.api.compact();
+    kube.bg.api.drop_watches();
+    kube.apply(LATE);
+    poll(20, "the new Route applied after the relist", || {
+        c.proc.assert_alive();
+        if has_route(&net, b, "172.16.23.0/24") && ovn.owned_policies().len() == 2 {
+            Ok(())
+        } else {
+            Err(ovn.owned_policies())
+        }
+    });
+    // Let the relists of every resource finish and settle.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        kube.bg.api.count("list", "routes") > lists_before,
+        "no relist happened"
+    );
+    let restarts = c
+        .metric("ovnkube_route_watch_restarts_total{resource=\"pods\"}")
+        .unwrap_or(0.0);
+    assert!(
+        restarts >= 1.0,
+        "pods were not relisted:\n{}",
+        c.get("/metrics").1
+    );
+    nothing_removed(&owned, &ovn.owned()).unwrap();
+    assert_eq!(
+        net.routes(a),
+        table_a,
+        "client-a's routes changed across the relist"
+    );
+    // Exactly one NB transaction: the new Route's rows. The relisted, unchanged world wrote
+    // nothing.
+    assert_eq!(ok_transactions(&c) - txns, 1.0, "{}", c.proc.log());
+}
+
+#[test]
+fn api_down_for_30_s_keeps_everything_and_drift_is_still_repaired() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let net = PodNet::new("k8dn");
+    let kube = Kube::start();
+    load_world(&kube, Some(&net), &[NGINX]);
+    kube.apply(WEB);
+    let mut c = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: Some(&net),
+            extra: &[],
+        },
+    );
+    c.wait_ready();
+    let a = pod("client-a");
+    poll(15, "programmed", || {
+        if has_route(&net, a, "172.16.10.0/24") && ovn.owned_policies().len() == 1 {
+            Ok(())
+        } else {
+            Err(())
+        }
+    });
+    let owned = ovn.owned();
+    let table = net.routes(a);
+    let start = Instant::now();
+    kube.bg.down_for(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    // Drift on both sides is repaired from the last good world.
+    ip(&["-n", &net.ns(a), "route", "del", "172.16.10.0/24"]);
+    let uuid = ovn.nbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Logical_Router_Policy",
+        "external_ids:k8s.ovn.org/name=web",
+    ]);
+    ovn.nbctl(&["lr-policy-del", "ovn_cluster_router", uuid.trim()]);
+    poll(15, "drift repaired while the API is down", || {
+        c.proc.assert_alive();
+        if net.routes(a) == table && ovn.owned() == owned {
+            Ok(())
+        } else {
+            Err((net.routes(a), ovn.owned()))
+        }
+    });
+    while start.elapsed() < Duration::from_secs(29) {
+        c.proc.assert_alive();
+        assert_eq!(
+            c.get("/healthz").0,
+            200,
+            "an API outage must not fail liveness"
+        );
+        assert_eq!(
+            net.routes(a),
+            table,
+            "pod routes changed while the API was down"
+        );
+        nothing_removed(&owned, &ovn.owned()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Back: a change made now is applied.
+    poll(20, "API back", || {
+        std::net::TcpStream::connect(kube.bg.api.addr()).map(|_| ())
+    });
+    kube.apply(&WEB.replace("172.16.10.0/24", "172.16.12.0/24"));
+    poll(20, "edit after the outage applied", || {
+        c.proc.assert_alive();
+        if has_route(&net, a, "172.16.12.0/24") && !has_route(&net, a, "172.16.10.0/24") {
+            Ok(())
+        } else {
+            Err(net.routes(a))
+        }
+    });
+}
+
+/// `ovsdb-tool show-log -m`: the writer named in each of our transactions' comments, in
+/// commit order.
+fn writers(ovn: &Ovn) -> Vec<String> {
+    let out = std::process::Command::new("ovsdb-tool")
+        .args(["show-log", "-m"])
+        .arg(ovn.nb_db_file())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(" change(s) by ").nth(1))
+        .map(|w| w.trim_end_matches('"').to_owned())
+        .collect()
+}
+
+fn holder(kube: &Kube) -> Option<String> {
+    kube.bg
+        .api
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(LEASE_NS),
+            "ovnkube-route",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let foreign = ovn.foreign();
+    let net = PodNet::new("k8ha");
+    let kube = Kube::start();
+    load_world(&kube, Some(&net), &[NGINX]);
+    kube.apply(WEB);
+    let mut first = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "central",
+            node: "node1",
+            identity: "a",
+            net: Some(&net),
+            extra: &[],
+        },
+    );
+    first.wait_ready();
+    poll(15, "a leads and writes", || {
+        if holder(&kube).as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
+            Ok(())
+        } else {
+            Err(holder(&kube))
+        }
+    });
+    let mut second = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "central",
+            node: "node2",
+            identity: "b",
+            net: None,
+            extra: &[],
+        },
+    );
+    second.wait_ready();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(holder(&kube).as_deref(), Some("a"));
+    assert!(
+        writers(&ovn).iter().all(|w| w == "a"),
+        "{:?}",
+        writers(&ovn)
+    );
+    let owned = ovn.owned();
+
+    // 1. The leader is killed: b takes over within the lease duration (4 s here) plus its
+    //    retry period, and writes; nothing is deleted during the handover.
+    let killed = Instant::now();
+    first.proc.child.kill().unwrap();
+    first.proc.child.wait().unwrap();
+    kube.apply(LATE);
+    poll(15, "b writes after a is killed", || {
+        second.proc.assert_alive();
+        nothing_removed(&owned, &ovn.owned())?;
+        if ovn.owned_policies().len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", writers(&ovn)))
+        }
+    });
+    println!("failover after kill -9: {:?}", killed.elapsed());
+    assert_eq!(holder(&kube).as_deref(), Some("b"));
+    let w = writers(&ovn);
+    let first_b = w.iter().position(|x| x == "b").unwrap();
+    assert!(
+        w[first_b..].iter().all(|x| x == "b"),
+        "a wrote after b took over: {w:?}"
+    );
+
+    // 2. a comes back as a follower; b is terminated (SIGTERM): it releases the Lease and a
+    //    takes over in about one retry period, not a lease duration.
+    let mut first = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "central",
+            node: "node1",
+            identity: "a",
+            net: Some(&net),
+            extra: &[],
+        },
+    );
+    first.wait_ready();
+    let owned = ovn.owned();
+    let term = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second.proc.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    second.proc.child.wait().unwrap();
+    poll(10, "a holds the lease after b's SIGTERM", || {
+        if holder(&kube).as_deref() == Some("a") {
+            Ok(())
+        } else {
+            Err(holder(&kube))
+        }
+    });
+    println!("handover after SIGTERM: {:?}", term.elapsed());
+    assert!(
+        term.elapsed() < Duration::from_secs(4),
+        "handover waited for the lease to expire"
+    );
+    kube.apply(&LATE.replace("172.16.23.0/24", "172.16.24.0/24"));
+    poll(15, "a writes again", || {
+        first.proc.assert_alive();
+        let m = ovn.nbctl(&["lr-policy-list", "ovn_cluster_router"]);
+        if m.contains("172.16.24.0/24") {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    });
+    let w = writers(&ovn);
+    let last_b = w.iter().rposition(|x| x == "b").unwrap();
+    assert!(
+        w[last_b + 1..].iter().all(|x| x == "a") && !w[last_b + 1..].is_empty(),
+        "{w:?}"
+    );
+    nothing_removed(
+        &owned
+            .into_iter()
+            .map(|(t, r)| {
+                (
+                    t,
+                    r.into_iter()
+                        .filter(|x| !x.contains("172.16.23.0/24"))
+                        .collect(),
+                )
+            })
+            .collect(),
+        &ovn.owned(),
+    )
+    .unwrap();
+
+    // 3. The leader cut off from the API server stops writing before its lease can expire:
+    //    NB drift is not repaired while it cannot renew, and is once the API is back.
+    kube.bg.down_for(Duration::from_secs(8));
+    std::thread::sleep(Duration::from_secs(4)); // > renew deadline (3 s)
+    let uuid = ovn.nbctl(&[
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Logical_Router_Policy",
+        "external_ids:k8s.ovn.org/name=web",
+    ]);
+    ovn.nbctl(&["lr-policy-del", "ovn_cluster_router", uuid.trim()]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !ovn.nbctl(&["lr-policy-list", "ovn_cluster_router"])
+            .contains("172.16.10.0/24"),
+        "a leader that could not renew its lease still wrote"
+    );
+    poll(25, "repaired once the lease is renewed", || {
+        first.proc.assert_alive();
+        let m = ovn.nbctl(&["lr-policy-list", "ovn_cluster_router"]);
+        if m.contains("172.16.10.0/24") {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    });
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+    assert_only_granted_calls(&kube);
+}
