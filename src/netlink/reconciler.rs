@@ -379,7 +379,14 @@ impl PodRouteReconciler {
                 .await
             {
                 Ok(()) => e.watched = Some(netns),
-                Err(err) => debug!(pod = %slot.key, error = %err, "cannot watch pod netns"),
+                // Gone already: the pass reports it. Anything else (out of descriptors)
+                // leaves the pod to the re-check, which is worth a warning.
+                Err(err @ NetlinkError::NetnsGone(_)) => {
+                    debug!(pod = %slot.key, error = %err, "cannot watch pod netns")
+                }
+                Err(err) => {
+                    tracing::warn!(pod = %slot.key, error = %err, "cannot watch pod netns; only the re-check keeps its routes true")
+                }
             }
         }
     }

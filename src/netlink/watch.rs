@@ -180,6 +180,7 @@ impl Watcher {
         dirs: Vec<PathBuf>,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
     ) -> Result<Self, NetlinkError> {
+        raise_fd_limit();
         // Opened before anything else, on the thread that starts us: the host netns.
         let host = File::open("/proc/thread-self/ns/net").map_err(NetlinkError::Worker)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io)?;
@@ -431,6 +432,21 @@ impl Thread {
         if changed {
             let _ = self.events.send(Event::Netns(id));
         }
+    }
+}
+
+/// One socket per watched pod: a node with thousands of pods needs thousands of
+/// descriptors, more than the usual soft limit of 1024. Raise it to the hard limit (what
+/// the Go runtime does for every Go program, ovn-kubernetes included).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => warn!(soft, error = %e, "cannot raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot read the open files limit"),
     }
 }
 
