@@ -34,6 +34,8 @@ pub struct PodOptions {
     pub state_dir: PathBuf,
     /// NB side only: never touch pods.
     pub skip: bool,
+    /// `run`: period of the pod side's safety-net re-check (zero: off). See docs/timers.md.
+    pub recheck: Duration,
 }
 
 /// Everything a command needs besides its inputs.

@@ -4,7 +4,9 @@
 //! Triggers: updates from the source (files re-read, or Kubernetes watch events), a change
 //! in the NB replica (drift repair: someone deleted or edited a row, or a router / switch
 //! port / load balancer appeared), a change of role (leadership), and a periodic resync.
-//! The pod side also re-checks every pod on its own timer (`netlink::DEFAULT_RESYNC`).
+//! The pod side keeps routes true on its own, from events inside the pods (netlink) and
+//! netns appearing (inotify); a pod pass hands it the plan and it programs only what
+//! changed (`controller::pods::sync`). Every timer: docs/timers.md.
 //!
 //! Nothing is deleted on incomplete knowledge: no pass runs before the source has delivered
 //! a complete list of everything (`Update::Synced`), and in `central` mode the NB is written
@@ -23,7 +25,7 @@ use crate::nb::diff::NbProblem;
 use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
 use crate::netlink::PodRouteReconciler;
 use crate::ovsdb::ReplicaEvent;
-use crate::plan::{NbScope, Plan, Summary, plan};
+use crate::plan::{NbScope, Plan, Summary, plan_reusing};
 
 use super::inputs::{Inputs, LastGood, Update};
 use super::keep::{keep_for, without_kept};
@@ -88,7 +90,13 @@ impl Loop {
 
     fn replan(&mut self) {
         self.routes = self.last_good.effective(&self.inputs);
-        let mut p = plan(&self.inputs.world, &self.routes, &self.opts.plan);
+        // Unchanged pods keep the previous plan's routes (one copy in memory, not two).
+        let mut p = plan_reusing(
+            &self.inputs.world,
+            &self.routes,
+            &self.opts.plan,
+            &self.plan,
+        );
         let keep = self.keep(&p);
         without_kept(&mut p, &keep);
         self.metrics.routes.set(p.reports.len() as i64);
@@ -174,13 +182,11 @@ impl Loop {
             return;
         }
         let start = Instant::now();
-        let discovery = pods::find_netns(&self.opts.pods);
-        let p = pods::program(
+        let p = pods::sync(
             rec,
             &self.inputs.world,
             &self.plan,
             self.opts.plan.node.as_deref(),
-            &discovery,
         )
         .await;
         let m = &self.metrics;
@@ -190,9 +196,7 @@ impl Loop {
         m.pod_failures.inc_by(p.failed.len() as u64);
         m.pods_programmed
             .set(p.pods.saturating_sub(p.failed.len()) as i64);
-        for (pod, why) in &p.failed {
-            tracing::warn!(%pod, "pod routes failed: {why}");
-        }
+        // Failures were logged per pod by the reconciler, once per distinct failure.
         self.pod_outcome = PodOutcome {
             failed: p.failed.into_iter().collect(),
             no_netns: p.no_netns.into_iter().collect(),
@@ -306,9 +310,8 @@ pub async fn run_loop(
     let pods = if opts.pods.skip {
         None
     } else {
-        Some(pods::reconciler(&opts.pods)?)
+        Some(pods::watching_reconciler(&opts.pods)?)
     };
-    let pod_resync = pods.as_ref().map(PodRouteReconciler::spawn_resync);
     let mut subs = nb.subscribe();
     let role = *roles.borrow_and_update();
     let mut lp = Loop {
@@ -406,9 +409,6 @@ pub async fn run_loop(
         }
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
-    if let Some(h) = pod_resync {
-        h.abort();
-    }
     Ok(())
 }
 

@@ -79,7 +79,7 @@ pub fn node_status(
         let owners: BTreeSet<&str> = pr
             .routes
             .iter()
-            .map(|r| r.owner.as_str())
+            .map(|r| &*r.owner)
             .chain(pr.default_routes.iter().map(|d| d.owner.as_str()))
             .collect();
         if let Some(why) = pods.failed.get(key) {

@@ -124,7 +124,7 @@ impl PodNets {
             && let Some((dev, net)) = self
                 .nets
                 .iter()
-                .find(|(dev, net)| *dev != rule.dev && overlaps(&rule.dst, net))
+                .find(|(dev, net)| **dev != *rule.dev && overlaps(&rule.dst, net))
         {
             return Some((
                 reason::CAPTURES_POD_SUBNET,
@@ -139,7 +139,7 @@ impl PodNets {
         }
         if !gates.gateway
             && let Some((dev, gw)) = self.gateways.iter().find(|(dev, gw)| {
-                rule.dst.contains(gw) && (*dev != rule.dev || rule.via.is_some_and(|v| v != *gw))
+                rule.dst.contains(gw) && (**dev != *rule.dev || rule.via.is_some_and(|v| v != *gw))
             })
         {
             return Some((

@@ -108,8 +108,9 @@ impl Default for PlanConfig {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Plan {
     /// Pods (of this node) with at least one desired route. A pod absent here should carry
-    /// none of our routes.
-    pub pods: BTreeMap<pod::PodKey, pod::PodRoutes>,
+    /// none of our routes. Shared (`Arc`): the pod side keeps the same copy, so each
+    /// pod's routes are held once.
+    pub pods: BTreeMap<pod::PodKey, std::sync::Arc<pod::PodRoutes>>,
     pub nb: nb::DesiredNb,
     /// Per Route name.
     pub reports: BTreeMap<String, RouteReport>,
@@ -126,8 +127,27 @@ pub fn plan(world: &World, routes: &[Route], cfg: &PlanConfig) -> Plan {
     plan_validated(world, &validated, cfg)
 }
 
+/// [`plan`] for a replan: every pod whose routes equal those in `previous` gets
+/// `previous`'s shared copy (the new one is dropped as soon as it is compared), so a
+/// long-running controller holds one copy of the unchanged pods' routes during a replan,
+/// not two, and the pod side sees the same `Arc` for pods that did not change.
+pub fn plan_reusing(world: &World, routes: &[Route], cfg: &PlanConfig, previous: &Plan) -> Plan {
+    let validated: Vec<ValidatedRoute> = routes.iter().map(validate).collect();
+    plan_validated_reusing(world, &validated, cfg, Some(&previous.pods))
+}
+
 /// Plans already validated Routes (lets a caller cache validation per generation).
 pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig) -> Plan {
+    plan_validated_reusing(world, routes, cfg, None)
+}
+
+/// [`plan_validated`] sharing unchanged pods' routes with `previous` (see [`plan_reusing`]).
+pub fn plan_validated_reusing(
+    world: &World,
+    routes: &[ValidatedRoute],
+    cfg: &PlanConfig,
+    previous: Option<&BTreeMap<pod::PodKey, std::sync::Arc<pod::PodRoutes>>>,
+) -> Plan {
     // Precedence order: higher priority, then older, then name. Everything below walks
     // Routes in this order, so the first claimant of a destination is the winner.
     let mut order: Vec<&ValidatedRoute> = routes.iter().collect();
@@ -157,7 +177,14 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
 
     let selection = routes::select_all(world, &order, &resolved, cfg);
     let mut selection = selection;
-    let pods = routes::pod_routes(&order, &resolved, &mut selection, cfg, &mut problems);
+    let pods = routes::pod_routes(
+        &order,
+        &resolved,
+        &mut selection,
+        cfg,
+        &mut problems,
+        previous,
+    );
     let ovn = ovn::desired_nb(&order, &resolved, &selection, cfg, &mut problems);
 
     for (i, r) in order.iter().enumerate() {

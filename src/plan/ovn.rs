@@ -145,7 +145,10 @@ pub(crate) fn desired_nb(
         let everything = r.selection.is_everything() && r.exclude.is_empty();
         let rules = &resolved[ri].rules;
 
-        for rule in rules.iter().filter(|x| x.from_svc && x.dev == cfg.ovn_dev) {
+        for rule in rules
+            .iter()
+            .filter(|x| x.from_svc && *x.dev == *cfg.ovn_dev)
+        {
             ovn_service_ips
                 .entry(name.clone())
                 .or_default()
@@ -157,7 +160,10 @@ pub(crate) fn desired_nb(
             // ClusterIP traffic is load-balanced (DNAT to a backend) on the logical switch
             // before it reaches the router, so a policy on a ClusterIP would never match:
             // only CIDR rules get policies.
-            for rule in rules.iter().filter(|x| !x.from_svc && x.dev == cfg.ovn_dev) {
+            for rule in rules
+                .iter()
+                .filter(|x| !x.from_svc && *x.dev == *cfg.ovn_dev)
+            {
                 if !done.insert(rule.dst) {
                     continue;
                 }
@@ -243,7 +249,7 @@ pub(crate) fn desired_nb(
         if r.ovn.enforce {
             let dsts: BTreeSet<IpNet> = rules
                 .iter()
-                .filter(|x| x.dev != cfg.ovn_dev)
+                .filter(|x| *x.dev != *cfg.ovn_dev)
                 .map(|x| x.dst)
                 .collect();
             for dst in dsts {

@@ -2,6 +2,7 @@
 //! per-pod kernel routes with conflicts between Routes resolved.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -20,7 +21,8 @@ use super::select;
 pub(crate) struct ResolvedRule {
     pub path: String,
     pub dst: IpNet,
-    pub dev: String,
+    /// Shared by every pod route made from this rule (one allocation per rule, not per pod).
+    pub dev: Arc<str>,
     pub via: Option<IpAddr>,
     pub from_svc: bool,
 }
@@ -49,11 +51,12 @@ pub(crate) fn resolve(
 ) -> ResolvedRoute {
     let mut out = ResolvedRoute::default();
     for rule in &route.rules {
+        let dev: Arc<str> = Arc::from(rule.dev.as_str());
         match &rule.dst {
             Destination::Net(net) => out.rules.push(ResolvedRule {
                 path: rule.path.clone(),
                 dst: *net,
-                dev: rule.dev.clone(),
+                dev,
                 via: rule.via,
                 from_svc: false,
             }),
@@ -91,7 +94,7 @@ pub(crate) fn resolve(
                     out.rules.push(ResolvedRule {
                         path: rule.path.clone(),
                         dst: IpNet::from(a),
-                        dev: rule.dev.clone(),
+                        dev: dev.clone(),
                         via: rule.via,
                         from_svc: true,
                     });
@@ -163,7 +166,7 @@ pub(crate) fn select_all<'w>(
             let mut s: BTreeSet<(String, Option<bool>)> = rr
                 .rules
                 .iter()
-                .map(|x| (x.dev.clone(), Some(matches!(x.dst, IpNet::V6(_)))))
+                .map(|x| (x.dev.to_string(), Some(matches!(x.dst, IpNet::V6(_)))))
                 .collect();
             if let Some(d) = &r.default_route {
                 s.insert((d.dev.clone(), d.via.map(|v| v.is_ipv6())));
@@ -253,7 +256,8 @@ pub(crate) fn pod_routes(
     sel: &mut Selected<'_>,
     cfg: &PlanConfig,
     problems: &mut [Vec<Problem>],
-) -> BTreeMap<PodKey, PodRoutes> {
+    previous: Option<&BTreeMap<PodKey, Arc<PodRoutes>>>,
+) -> BTreeMap<PodKey, Arc<PodRoutes>> {
     // Per pod, the Routes that apply, in precedence order.
     let mut by_pod: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (ri, s) in sel.per_route.iter().enumerate() {
@@ -268,6 +272,8 @@ pub(crate) fn pod_routes(
     // Route -> (pods, routes not given, first pod) over the per-pod cap.
     let mut capped: BTreeMap<usize, (usize, usize, String)> = BTreeMap::new();
     let mut out = BTreeMap::new();
+    // One owner string per Route, shared by all its pod routes.
+    let owners: Vec<Arc<str>> = order.iter().map(|r| Arc::from(r.name.as_str())).collect();
     for (pi, ris) in by_pod {
         let pod = sel.pods[pi];
         if cfg
@@ -289,7 +295,7 @@ pub(crate) fn pod_routes(
                 let v6 = matches!(rule.dst, IpNet::V6(_));
                 // (dev, family) -> the dev's next hop, or None when the rule is skipped;
                 // Routes with thousands of rules hit few distinct pairs.
-                let usable = dev_cache.entry((rule.dev.as_str(), v6)).or_insert_with(|| {
+                let usable = dev_cache.entry((&*rule.dev, v6)).or_insert_with(|| {
                     (select::has_dev(pod, &rule.dev, cfg)
                         && select::family_ok(pod, &rule.dev, v6, cfg))
                     .then(|| next_hop(pod, &rule.dev, None, v6, cfg))
@@ -312,7 +318,7 @@ pub(crate) fn pod_routes(
                     dst: rule.dst,
                     dev: rule.dev.clone(),
                     next_hop: rule.via.map_or_else(|| dev_hop.clone(), NextHop::Via),
-                    owner: r.name.clone(),
+                    owner: owners[ri].clone(),
                 };
                 match chosen.get(&rule.dst) {
                     None => {
@@ -400,17 +406,20 @@ pub(crate) fn pod_routes(
         if chosen.is_empty() && defaults.is_empty() {
             continue;
         }
-        out.insert(
-            PodKey {
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-            },
-            PodRoutes {
-                routes: chosen.into_values().map(|(r, _)| r).collect(),
-                default_routes: defaults.into_values().map(|(d, _)| d).collect(),
-            },
-        );
+        let key = PodKey {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+        };
+        let routes = PodRoutes {
+            routes: chosen.into_values().map(|(r, _)| r).collect(),
+            default_routes: defaults.into_values().map(|(d, _)| d).collect(),
+        };
+        let shared = match previous.and_then(|p| p.get(&key)) {
+            Some(old) if **old == routes => old.clone(),
+            _ => Arc::new(routes),
+        };
+        out.insert(key, shared);
     }
     for ((ri, path, why), (count, pod, message)) in refused {
         problems[ri].push(problem(

@@ -34,7 +34,7 @@ fn seed_demo_matches_the_seed_table() {
     assert_eq!(sorted, want_sorted);
     let routes = &routes_of(&p, "default", "app").unwrap().routes;
     for r in routes {
-        match r.dev.as_str() {
+        match &*r.dev {
             // eth1 goes via the OVN gateway from pod-networks
             "eth1" => assert!(matches!(r.next_hop, NextHop::Via(_)), "{r:?}"),
             // eth0 has no gateway in the API: the netlink side uses the pod's own

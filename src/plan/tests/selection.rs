@@ -171,7 +171,7 @@ fn network_status_decides_which_devs_exist_and_their_gateways() {
     let routes = &routes_of(&p, "default", "p").unwrap().routes;
     let got: Vec<_> = routes
         .iter()
-        .map(|x| (x.dst.to_string(), x.dev.as_str(), x.next_hop.clone()))
+        .map(|x| (x.dst.to_string(), &*x.dev, x.next_hop.clone()))
         .collect();
     assert_eq!(
         got,
@@ -243,5 +243,5 @@ fn default_route_per_family_with_gateway() {
     assert_eq!(d.len(), 2);
     assert!(!d[0].ipv6 && d[1].ipv6);
     assert_eq!(d[1].next_hop, via("fd00:124::1"));
-    assert_eq!(d[0].dev, "eth1");
+    assert_eq!(&*d[0].dev, "eth1");
 }
