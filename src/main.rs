@@ -88,14 +88,22 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:9476")]
         metrics_addr: SocketAddr,
-        /// Full re-check of NB rows and pod routes at least this often (seconds).
+        /// Full NB pass at least this often (seconds). Every timer of `run` is listed in
+        /// docs/timers.md.
         #[arg(long, default_value_t = 5)]
         resync_secs: u64,
+        /// Pod side safety net: every watched pod is re-dumped once per this many minutes,
+        /// a few pods at a time spread over the period (0 = off). Route, link and address
+        /// changes inside pods and netns appearing are handled from events at once.
+        #[arg(long, default_value_t = 10)]
+        pod_recheck_mins: u64,
         /// /healthz fails when the loop has not come round for this long (seconds).
         #[arg(long, default_value_t = 120)]
         watchdog_secs: u64,
         #[command(flatten)]
         kube: KubeArgs,
+        #[command(flatten)]
+        limits: InputArgs,
     },
 }
 
@@ -132,6 +140,28 @@ struct Files {
     /// Route / world files or directories (JSON or YAML; repeatable).
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    limits: InputArgs,
+}
+
+/// Bounds of file input: anything larger is refused with an error naming the file.
+#[derive(Args)]
+struct InputArgs {
+    /// Largest input file read, in bytes (default 4 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Largest whole input (all files of one load), in bytes (default 64 MiB).
+    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
+}
+
+impl InputArgs {
+    fn limits(&self) -> ovnkube_route::config::Limits {
+        ovnkube_route::config::Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_input_bytes: self.max_input_bytes,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -180,6 +210,21 @@ struct PlannerArgs {
     /// The pod's default (Calico) interface.
     #[arg(long, default_value = "eth0")]
     default_dev: String,
+    /// The cluster's pod network(s): a rule covering one whole is refused unless its Route
+    /// sets feature_gate allowClusterNetworkCapture (comma-separated or repeated).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    cluster_cidr: Vec<ipnet::IpNet>,
+    /// The cluster's service network(s), guarded like --cluster-cidr.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    service_cidr: Vec<ipnet::IpNet>,
+    /// Gateway(s) of the default interface that pods' annotations may not state; a rule
+    /// covering one is refused unless allowGatewayCapture [default: Calico's 169.254.1.1,
+    /// fe80::ecee:eeff:feee:eeee].
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    default_dev_gateway: Vec<std::net::IpAddr>,
+    /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
+    #[arg(long, default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD)]
+    max_routes_per_pod: usize,
 }
 
 #[derive(Args)]
@@ -234,6 +279,14 @@ fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
         priority_max: hi,
         ovn_dev: p.ovn_dev.clone(),
         default_dev: p.default_dev.clone(),
+        cluster_networks: p.cluster_cidr.clone(),
+        service_networks: p.service_cidr.clone(),
+        default_gateways: if p.default_dev_gateway.is_empty() {
+            ovnkube_route::plan::calico_gateways()
+        } else {
+            p.default_dev_gateway.clone()
+        },
+        max_routes_per_pod: p.max_routes_per_pod,
         ..PlanConfig::default()
     })
 }
@@ -245,6 +298,7 @@ fn pod_options(p: &PodArgs) -> PodOptions {
         proc_root: p.proc_root.clone(),
         state_dir: p.state_dir.clone(),
         skip: p.skip_pods,
+        recheck: ovnkube_route::netlink::DEFAULT_RECHECK,
     }
 }
 
@@ -263,6 +317,7 @@ fn options(
         nb_probe_interval: Duration::from_secs(nb_opts.nb_probe_secs.max(1)),
         plan: planner_config(planner)?,
         pods: pod_options(pods),
+        input: ovnkube_route::config::Limits::default(),
     })
 }
 
@@ -285,7 +340,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             output,
         } => {
-            let opts = options(nb, &nb_opts, &planner, &pods)?;
+            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let format = match output {
                 Output::Text => OutputFormat::Text,
                 Output::Json => OutputFormat::Json,
@@ -305,7 +361,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;
             print!("{}", outcome.rendered);
             Ok(if outcome.ok() {
@@ -322,10 +379,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             metrics_addr,
             resync_secs,
+            pod_recheck_mins,
             watchdog_secs,
             kube,
+            limits,
         } => {
-            let opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            opts.input = limits.limits();
+            opts.pods.recheck = Duration::from_secs(pod_recheck_mins.saturating_mul(60));
             let run = RunOptions {
                 metrics_addr,
                 resync: Duration::from_secs(resync_secs.max(1)),
@@ -393,7 +454,26 @@ fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// One malloc arena for the whole process. glibc gives every thread that allocates its own
+/// arena and keeps what was freed in it; with the pod side's worker threads that is several
+/// MB of resident memory holding nothing (measured at 500 pods x 250 routes after Route
+/// edits: 43 MB resident with the default, 39 MB with one arena; docs/benchmarks.md). The
+/// node agent's threads allocate little at a time, so sharing one arena costs nothing visible.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn one_malloc_arena() {
+    // SAFETY: mallopt only sets an allocator parameter and takes no pointers; it runs first
+    // thing in main, before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
+
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -1,5 +1,6 @@
 //! The binary's contract with people and scripts: messages on stderr and exit codes
 //! (0 ok, 1 bad input, 2 fatal), and `crd` printing deploy/crd.yaml byte for byte.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
@@ -110,4 +111,69 @@ fn bad_input_exits_1_and_says_why() {
     assert!(err.contains("error: Route bad is Invalid"), "{err}");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("spec.route[0].dst"), "{out}");
+}
+
+/// `run` with a deadline: a hung process is killed and reported, not waited on forever.
+fn run_within(args: &[&str], secs: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ovnkube-route"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{args:?} did not return within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 9 points 1 and 2: a FIFO and a symlink to /dev/zero in the input directory are
+/// skipped by name, neither blocks nor takes memory, and the good file is still planned.
+#[test]
+fn fifos_devices_and_huge_files_are_skipped_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("deploy/examples/demo.yaml", dir.path().join("demo.yaml")).unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).unwrap();
+    std::fs::write(dir.path().join("big.yaml"), vec![b'#'; 2048]).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run_within(&["plan", "-f", d, "--max-file-bytes", "1024"], 20);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("pipe.yaml: not a regular file: a FIFO (named pipe); skipped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("zero.yaml: not a regular file: a character device; skipped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("big.yaml: 2048 bytes, more than the limit of 1024"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("ovnkube_route_demo"), "{out}");
+    // Given by name, /dev/zero is refused too; the whole-input bound applies across files.
+    let o = run_within(&["plan", "-f", "/dev/zero"], 20);
+    assert!(stderr(&o).contains("/dev/zero: not a regular file: a character device"));
+    let o = run_within(&["plan", "-f", d, "--max-input-bytes", "16"], 20);
+    assert!(
+        stderr(&o).contains("skipped: the input would exceed its limit of 16 bytes"),
+        "{}",
+        stderr(&o)
+    );
 }

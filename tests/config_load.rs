@@ -37,7 +37,7 @@ fn the_seed_demo_loads_from_yaml_and_from_json() {
     assert_eq!(demo.spec.route.len(), 2);
     assert_eq!(demo.spec.svc[2], svc("kube-system", "nginx2", "eth0", None));
     let as_json =
-        serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(SEED_DEMO).unwrap())
+        serde_json::to_string(&serde_yaml_ng::from_str::<serde_json::Value>(SEED_DEMO).unwrap())
             .unwrap();
     let j = load_bytes(Path::new("demo.json"), as_json.as_bytes());
     assert!(j.errors.is_empty());
@@ -308,17 +308,17 @@ fn a_directory_loads_sorted_config_files_and_reports_bad_ones() {
             .any(|e| e.contains("c-broken.yml:4:1") && e.contains("YAML syntax error")),
         "{text:?}"
     );
-    // sub.yaml is a directory: reported as unreadable, the rest still loads.
+    // sub.yaml is a directory: reported as skipped, the rest still loads.
     assert!(
         text.iter()
-            .any(|e| e.contains("sub.yaml") && e.contains("cannot read")),
+            .any(|e| e.contains("sub.yaml: not a regular file: a directory; skipped")),
         "{text:?}"
     );
     assert!(l.into_result().is_err());
 }
 
 #[test]
-fn duplicates_across_files_keep_the_first_and_name_both() {
+fn a_route_defined_in_two_files_is_used_from_neither_and_named_with_both() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("one.yaml"), SEED_DEMO).unwrap();
     std::fs::write(
@@ -327,13 +327,27 @@ fn duplicates_across_files_keep_the_first_and_name_both() {
     )
     .unwrap();
     let l = load_paths(&[dir.path().join("one.yaml"), dir.path().join("two.yaml")]).unwrap();
-    assert_eq!(l.documents.routes.len(), 1);
-    assert_eq!(l.documents.routes[0].spec.route[0].dst, "172.16.10.0/24");
+    // Which one the user meant is unknown: neither is planned, the caller keeps what is
+    // programmed for it (route_name() lets it do so).
+    assert!(l.documents.routes.is_empty());
+    assert_eq!(l.errors.len(), 1);
+    assert_eq!(l.errors[0].route_name(), Some("demo"));
     let e = l.errors[0].to_string();
     assert!(
-        e.contains("two.yaml") && e.contains("one.yaml") && e.contains("duplicate Route \"demo\""),
+        e.contains("two.yaml")
+            && e.contains("one.yaml")
+            && e.contains("duplicate Route \"demo\"")
+            && e.contains("neither definition is used"),
         "{e}"
     );
+    // A world object defined twice keeps the first.
+    let pod =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: d}\nspec: {containers: []}\n";
+    std::fs::write(dir.path().join("p1.yaml"), pod).unwrap();
+    std::fs::write(dir.path().join("p2.yaml"), pod).unwrap();
+    let l = load_paths(&[dir.path().join("p1.yaml"), dir.path().join("p2.yaml")]).unwrap();
+    assert_eq!(l.documents.pods.len(), 1);
+    assert!(l.errors[0].to_string().contains("keeping the first"));
 }
 
 #[test]

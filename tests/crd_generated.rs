@@ -43,7 +43,7 @@ fn deploy_crd_yaml_is_the_generated_crd() {
 
 #[test]
 fn deploy_crd_yaml_parses_back_to_the_same_crd() {
-    let parsed: CustomResourceDefinition = serde_yaml::from_str(&crd_yaml()).unwrap();
+    let parsed: CustomResourceDefinition = serde_yaml_ng::from_str(&crd_yaml()).unwrap();
     assert_eq!(parsed, crd());
 }
 

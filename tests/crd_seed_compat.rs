@@ -13,7 +13,7 @@ const SEED_CRD: &str = include_str!("corpus/seed/seed-crd.yaml");
 const SEED_DEMO: &str = include_str!("corpus/seed/seed-demo.yaml");
 
 fn seed_schema() -> JSONSchemaProps {
-    let crd: CustomResourceDefinition = serde_yaml::from_str(SEED_CRD).unwrap();
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(SEED_CRD).unwrap();
     crd.spec.versions[0]
         .schema
         .clone()
@@ -23,7 +23,7 @@ fn seed_schema() -> JSONSchemaProps {
 }
 
 fn yaml(s: &str) -> Value {
-    serde_yaml::from_str(s).unwrap()
+    serde_yaml_ng::from_str(s).unwrap()
 }
 
 fn paths(v: &[SchemaViolation]) -> Vec<String> {

@@ -12,38 +12,6 @@ use std::time::Instant;
 use fixture::*;
 use kube_env::*;
 
-const WEB: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: web}
-spec:
-  podSelector: {matchLabels: {app: client-a}}
-  route:
-    - {dst: "172.16.10.0/24", dev: eth1}
-  svc:
-    - {namespace: default, name: nginx, dev: eth1}
-  ovn:
-    nextHops: ["100.64.0.2"]
-"#;
-
-fn wait_routes(
-    net: &PodNet,
-    c: &mut Controller,
-    p: &Pod,
-    present: &[&str],
-    absent: &[&str],
-    what: &str,
-) {
-    let took = poll(15, what, || {
-        c.proc.assert_alive();
-        let t = net.routes(p);
-        let ok = present.iter().all(|w| t.iter().any(|l| l.starts_with(w)))
-            && absent.iter().all(|w| !t.iter().any(|l| l.starts_with(w)));
-        if ok { Ok(()) } else { Err((t, c.proc.log())) }
-    });
-    println!("{what}: {took:?}");
-}
-
 #[test]
 fn routes_from_the_api_reach_pods_nb_and_status() {
     let ovn = Ovn::start();
@@ -163,16 +131,6 @@ spec:
   targets: [{kind: Deployment, namespace: default, name: web}]
   route:
     - {dst: "172.16.22.0/24", dev: eth1}
-"#;
-
-const LATE: &str = r#"
-apiVersion: k8s.ovn.org/v1
-kind: Route
-metadata: {name: late}
-spec:
-  podSelector: {matchLabels: {app: client-b}}
-  route:
-    - {dst: "172.16.23.0/24", dev: eth1}
 "#;
 
 #[test]
@@ -615,4 +573,86 @@ fn status_writes_are_coalesced_and_none_when_nothing_changes() {
         "writes while nothing changed"
     );
     println!("quiet: 0 status writes and 0 report writes in 5 s");
+}
+
+/// A Route object the controller cannot decode (here a priority beyond int32, which the API
+/// server's schema, `format: int32`, does not enforce) stops nothing else, keeps what its last
+/// readable version programmed, and says so in its status.
+#[test]
+fn an_undecodable_route_blocks_nothing_and_keeps_what_it_programmed() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let net = PodNet::new("k8ud");
+    let kube = Kube::start();
+    load_world(&kube, Some(&net), &[NGINX]);
+    kube.apply(WEB);
+    // Never readable from the start.
+    kube.put(&serde_json::json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route", "metadata": {"name": "huge"},
+        "spec": {"priority": 99_999_999_999_i64, "route": [{"dst": "172.16.50.0/24", "dev": "eth1"}]}}));
+    let mut c = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: Some(&net),
+            extra: &[],
+        },
+    );
+    c.wait_ready();
+    let (a, b) = (pod("client-a"), pod("client-b"));
+    wait_routes(
+        &net,
+        &mut c,
+        a,
+        &["172.16.10.0/24 via 10.244.1.1 dev eth1"],
+        &[],
+        "the readable Route applies",
+    );
+    let st = wait_status(&kube, &mut c, "huge", "Invalid");
+    assert_eq!(st["problems"][0]["reason"], "Undecodable", "{st}");
+    // A programmed Route turns undecodable: what it programmed stays.
+    let owned = ovn.owned();
+    let table = net.routes(a);
+    let web = kube.route("web").unwrap();
+    kube.bg
+        .api
+        .merge(
+            &web,
+            serde_json::json!({"spec": {"priority": 5_000_000_000_i64}}),
+        )
+        .unwrap();
+    let st = wait_status(&kube, &mut c, "web", "Invalid");
+    assert!(
+        st["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last readable version"),
+        "{st}"
+    );
+    assert_eq!(st["observedGeneration"], 2);
+    // Other Routes still flow.
+    kube.apply(LATE);
+    wait_routes(
+        &net,
+        &mut c,
+        b,
+        &["172.16.23.0/24 via 10.244.1.1 dev eth1"],
+        &[],
+        "another Route meanwhile",
+    );
+    assert_eq!(net.routes(a), table);
+    for (t, rows) in &owned {
+        for r in rows {
+            assert!(ovn.owned()[t].contains(r), "{t}: {r} removed");
+        }
+    }
+    // Fixed: back to Applied.
+    kube.bg
+        .api
+        .merge(&web, serde_json::json!({"spec": {"priority": 5}}))
+        .unwrap();
+    wait_status(&kube, &mut c, "web", "Applied");
+    assert_only_granted_calls(&kube);
 }

@@ -116,13 +116,19 @@ fn bad_input_corpus_over_a_programmed_state() {
     let mut files: Vec<_> = std::fs::read_dir(CORPUS)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "json"))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 30, "corpus too small: {files:?}");
+    assert!(files.len() >= 80, "corpus too small: {files:?}");
     for f in &files {
         let name = f.file_name().unwrap().to_str().unwrap();
-        std::fs::copy(f, inputs.routes().join(name)).unwrap();
+        match std::fs::read_link(f) {
+            // The symlink to /dev/zero goes in as a symlink: it must be skipped, not read.
+            Ok(target) => std::os::unix::fs::symlink(target, inputs.routes().join(name)).unwrap(),
+            Err(_) => {
+                std::fs::copy(f, inputs.routes().join(name)).unwrap();
+            }
+        }
         let r = apply_nb(&ovn, &inputs);
         assert_no_panic(&r);
         assert!(r.code == 0 || r.code == 1, "{name}: {r}");
@@ -146,5 +152,97 @@ fn bad_input_corpus_over_a_programmed_state() {
     // With the corpus gone, the NB holds exactly the programmed rows again.
     apply_ok(&ovn, &inputs);
     assert_eq!(ovn.owned(), owned);
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+/// Issue 9 point 6: a Route selecting every pod (static routes) with one invalid rule is
+/// narrowed to a podSelector. Its valid rule now needs a policy: the static route that the
+/// policy replaced goes, so the other pods are no longer rerouted; `plan --nb` then shows
+/// no change. Only a row no valid rule speaks for (the invalid rule's) may stay.
+#[test]
+fn bad_input_e_narrowing_a_route_with_a_bad_rule_leaves_no_stale_row() {
+    let (ovn, inputs, foreign) = setup();
+    let with_bad = EVERYONE.replace(
+        "    - {dst: \"172.16.60.0/24\", dev: eth1}",
+        "    - {dst: \"172.16.60.0/24\", dev: eth1}\n    - {dst: \"172.16.61.0/24\", dev: eth1}",
+    );
+    inputs.put("everyone.yaml", &with_bad);
+    apply_ok(&ovn, &inputs);
+    assert_eq!(
+        static_routes(&ovn),
+        vec![
+            "172.16.60.0/24 100.64.0.2",
+            "172.16.60.0/24 100.64.0.3",
+            "172.16.61.0/24 100.64.0.2",
+            "172.16.61.0/24 100.64.0.3",
+        ]
+    );
+    // Narrowed, and the second rule broken in the same edit.
+    let narrowed = with_bad
+        .replace(
+            "spec:\n",
+            "spec:\n  podSelector: {matchLabels: {app: client-a}}\n",
+        )
+        .replace("172.16.61.0/24", "172.16.61.0/33");
+    inputs.put("everyone.yaml", &narrowed);
+    let r = apply_nb(&ovn, &inputs);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("everyone: Degraded"), "{r}");
+    // The valid rule's policy replaced its static routes; the broken rule's rows stay.
+    assert!(
+        matches(&ovn)
+            .iter()
+            .any(|m| m.ends_with("ip4.dst == 172.16.60.0/24")),
+        "{r}"
+    );
+    assert_eq!(
+        static_routes(&ovn),
+        vec!["172.16.61.0/24 100.64.0.2", "172.16.61.0/24 100.64.0.3"],
+        "a static route the new policy replaced is still there:\n{r}"
+    );
+    let world = inputs.world();
+    let routes = inputs.routes();
+    let nb = ovn.nb_remote();
+    let p = ovnkube(&[
+        "plan",
+        "-f",
+        world.to_str().unwrap(),
+        "-f",
+        routes.to_str().unwrap(),
+        "--nb",
+        &nb,
+        "-o",
+        "json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&p.stdout).unwrap();
+    assert_eq!(j["nb"].as_array().map(Vec::len), Some(0), "{p}");
+    assert_foreign_unchanged(&foreign, &ovn.foreign());
+}
+
+/// Issue 9 point 5: a second file defining a programmed Route's name changes nothing
+/// programmed for it (neither definition is used) and is reported naming both files.
+#[test]
+fn bad_input_f_a_route_name_defined_twice_changes_nothing_programmed() {
+    let (ovn, inputs, foreign, owned) = programmed();
+    // Sorted after ecmp.yaml: before the fix the CLI said "keeping the first" while the
+    // other definition's rows were programmed.
+    inputs.put(
+        "zz-ecmp-again.yaml",
+        &ECMP
+            .replace("172.16.20.0/24", "172.16.21.0/24")
+            .replace("client-a", "client-b"),
+    );
+    let r = apply_nb(&ovn, &inputs);
+    assert_no_panic(&r);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("zz-ecmp-again.yaml")
+            && r.stderr.contains("ecmp.yaml:")
+            && r.stderr.contains("duplicate Route \"ecmp\"")
+            && r.stderr.contains("neither definition is used"),
+        "{r}"
+    );
+    assert!(r.stdout.contains("ecmp: kept as programmed"), "{r}");
+    assert_eq!(ovn.owned(), owned, "{r}");
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 }

@@ -51,7 +51,11 @@ fn sizes() -> Vec<usize> {
 
 /// Samples per latency figure: (edits, label changes, new pods, pod drift, NB drift).
 fn samples() -> (usize, usize, usize, usize, usize) {
-    if full() { (50, 20, 10, 10, 20) } else { (2, 2, 1, 1, 2) }
+    if full() {
+        (50, 20, 10, 10, 20)
+    } else {
+        (2, 2, 1, 1, 2)
+    }
 }
 
 /// Waits for `done` (polled), at most `limit`.
@@ -87,8 +91,11 @@ fn address_set(nb: &NbReconciler, g: usize) -> BTreeSet<String> {
         .find_by_external_id(ADDRESS_SET, ID_KEY, &format!("g-{g}/address-set/ip4"))
         .first()
         .and_then(|r| {
-            r.column("addresses")
-                .map(|c| c.set_iter().filter_map(|a| a.as_str().map(str::to_owned)).collect())
+            r.column("addresses").map(|c| {
+                c.set_iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect()
+            })
         })
         .unwrap_or_default()
 }
@@ -139,8 +146,8 @@ impl Drop for Controller {
 }
 
 fn spawn_controller(sb: &Sandbox) -> Controller {
-    let bin = std::env::var("OVNKR_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ovnkube-route").into());
+    let bin =
+        std::env::var("OVNKR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ovnkube-route").into());
     let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg(format!("--source=file:{}", sb.input().display()))
@@ -166,7 +173,10 @@ async fn scripted(sb: &Sandbox, probe: &Probe, nb: &NbReconciler) -> Duration {
     let mut args: Vec<String> = vec![format!("--db=unix:{}", sb.nb.sock.display())];
     for g in 0..sb.groups {
         let members: Vec<&Pod> = sb.pods.iter().filter(|p| p.group == g).collect();
-        let ips: Vec<String> = members.iter().map(|p| format!("\"{}\"", p.ovn_ip)).collect();
+        let ips: Vec<String> = members
+            .iter()
+            .map(|p| format!("\"{}\"", p.ovn_ip))
+            .collect();
         args.extend(["--", "create", "Address_Set"].map(String::from));
         args.push(format!("name=scripted_g{g}"));
         args.push(format!("addresses={}", ips.join(",")));
@@ -180,8 +190,15 @@ async fn scripted(sb: &Sandbox, probe: &Probe, nb: &NbReconciler) -> Duration {
         }
     }
     let start = Instant::now();
-    let out = Command::new("ovn-nbctl").args(&args).output().expect("ovn-nbctl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ovn-nbctl")
+        .args(&args)
+        .output()
+        .expect("ovn-nbctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for p in &sb.pods {
         let lines: String = group_dsts(p.group, 0)
             .iter()
@@ -197,7 +214,10 @@ async fn scripted(sb: &Sandbox, probe: &Probe, nb: &NbReconciler) -> Duration {
     })
     .await;
     for p in &sb.pods {
-        assert_eq!(probe.dsts(p.i, Some(SCRIPTED)).await, group_dsts(p.group, 0));
+        assert_eq!(
+            probe.dsts(p.i, Some(SCRIPTED)).await,
+            group_dsts(p.group, 0)
+        );
     }
     took
 }
@@ -208,7 +228,12 @@ async fn connect(sb: &Sandbox) -> NbReconciler {
         .unwrap()
 }
 
-async fn pods_have(probe: &Probe, pods: &[&Pod], want: &BTreeSet<String>, gone: &BTreeSet<String>) -> bool {
+async fn pods_have(
+    probe: &Probe,
+    pods: &[&Pod],
+    want: &BTreeSet<String>,
+    gone: &BTreeSet<String>,
+) -> bool {
     for p in pods {
         let have = probe.dsts(p.i, Some(OURS)).await;
         if !want.is_subset(&have) || !gone.is_disjoint(&have) {
@@ -246,7 +271,10 @@ async fn run_size(n: usize) -> Size {
     let pid = ctl.0.id();
     let want_rows = sb.groups * RULES;
     let nb_done = until("cold NB", Duration::from_secs(120), async || {
-        nb.snapshot().find_by_external_id(POLICY, "k8s.ovn.org/owner-controller", "ovnkube-route").len() == want_rows
+        nb.snapshot()
+            .find_by_external_id(POLICY, "k8s.ovn.org/owner-controller", "ovnkube-route")
+            .len()
+            == want_rows
     })
     .await;
     let all: Vec<&Pod> = sb.pods.iter().collect();
@@ -266,7 +294,11 @@ async fn run_size(n: usize) -> Size {
     // The full check through `ip -n`, every pod.
     for p in &sb.pods {
         let have = probe::ip_routes(&p.netns);
-        assert!(group_dsts(p.group, 0).is_subset(&have), "ip -n {}: {have:?}", p.netns);
+        assert!(
+            group_dsts(p.group, 0).is_subset(&have),
+            "ip -n {}: {have:?}",
+            p.netns
+        );
     }
     for g in 0..sb.groups {
         assert_eq!(policy_dsts(&nb, g), group_dsts(g, 0));
@@ -293,13 +325,24 @@ async fn run_size(n: usize) -> Size {
     let mut moved: Vec<(usize, usize)> = Vec::new();
     for i in 0..labels {
         let p = sb.pods[(i / 2 * 37) % n].clone();
-        let to = if i % 2 == 0 { (p.group + 1) % sb.groups } else { p.group };
-        let from = if i % 2 == 0 { p.group } else { (p.group + 1) % sb.groups };
+        let to = if i % 2 == 0 {
+            (p.group + 1) % sb.groups
+        } else {
+            p.group
+        };
+        let from = if i % 2 == 0 {
+            p.group
+        } else {
+            (p.group + 1) % sb.groups
+        };
         moved.retain(|(k, _)| *k != p.i);
         if to != p.group {
             moved.push((p.i, to));
         }
-        let (want, gone) = (group_dsts(to, variants[to]), group_dsts(from, variants[from]));
+        let (want, gone) = (
+            group_dsts(to, variants[to]),
+            group_dsts(from, variants[from]),
+        );
         let gone: BTreeSet<String> = gone.difference(&want).cloned().collect();
         let t = Instant::now();
         sb.write_world(&moved);
@@ -343,10 +386,18 @@ async fn run_size(n: usize) -> Size {
     let db = format!("--db=unix:{}", sb.nb.sock.display());
     for i in 0..nb_drifts {
         let g = (i * 11) % sb.groups;
-        let row = nb.snapshot().find_by_external_id(POLICY, NAME_KEY, &format!("g-{g}"))[0].clone();
+        let row = nb
+            .snapshot()
+            .find_by_external_id(POLICY, NAME_KEY, &format!("g-{g}"))[0]
+            .clone();
         let (old, id) = (row.uuid(), row.external_id(ID_KEY).unwrap().to_owned());
         let out = Command::new("ovn-nbctl")
-            .args([db.as_str(), "lr-policy-del", "ovn_cluster_router", &old.to_string()])
+            .args([
+                db.as_str(),
+                "lr-policy-del",
+                "ovn_cluster_router",
+                &old.to_string(),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success());
@@ -374,11 +425,18 @@ async fn run_size(n: usize) -> Size {
     let _ = ctl.0.wait();
     drop(probe);
     println!("  (N = {n}: sandbox built in {:.1} s)", setup.as_secs_f64());
-    Size { n, routes: sb.groups, f }
+    Size {
+        n,
+        routes: sb.groups,
+        f,
+    }
 }
 
 fn main() {
-    assert!(nix::unistd::geteuid().is_root(), "the end-to-end benchmark needs root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the end-to-end benchmark needs root"
+    );
     for t in ["ip", "ovsdb-server", "ovsdb-tool", "ovn-nbctl"] {
         common::require(t);
     }

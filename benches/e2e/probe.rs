@@ -30,8 +30,7 @@ impl Probe {
             let mut out = Vec::new();
             for p in paths {
                 let ns = File::open(&p).expect("pod netns");
-                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                    .expect("setns");
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
                 let (conn, handle, _) = rtnetlink::new_connection().expect("socket");
                 out.push((conn, handle));
             }
@@ -133,6 +132,12 @@ pub fn ip_routes(netns: &str) -> BTreeSet<String> {
         .into_iter()
         .flatten()
         .filter_map(|r| r["dst"].as_str())
-        .map(|d| if d.contains('/') { d.to_owned() } else { format!("{d}/32") })
+        .map(|d| {
+            if d.contains('/') {
+                d.to_owned()
+            } else {
+                format!("{d}/32")
+            }
+        })
         .collect()
 }

@@ -110,11 +110,7 @@ pub fn table(rows: &[Size]) -> String {
         &|f| lat(&f.edit),
         "p99 <= 250 ms",
     );
-    line(
-        "pod label change -> NB and the pod",
-        &|f| lat(&f.label),
-        "",
-    );
+    line("pod label change -> NB and the pod", &|f| lat(&f.label), "");
     line(
         "new pod (netns ready) appears in the input -> its routes and NB",
         &|f| lat(&f.new_pod),
@@ -131,7 +127,11 @@ pub fn table(rows: &[Size]) -> String {
         "",
     );
     line("VmRSS after cold convergence", &|f| mib(f.rss_cold), "");
-    line("VmRSS steady / VmHWM peak", &|f| format!("{} / {}", mib(f.rss), mib(f.hwm)), "<= 40 MiB");
+    line(
+        "VmRSS steady / VmHWM peak",
+        &|f| format!("{} / {}", mib(f.rss), mib(f.hwm)),
+        "<= 40 MiB",
+    );
     line(
         "CPU seconds: cold convergence / whole run",
         &|f| format!("{:.1} / {:.1} s", f.cold_cpu, f.cpu),
@@ -152,7 +152,10 @@ fn machine() -> String {
     format!(
         "Machine: nproc = {nproc}, kernel {}, load average at the end of the run {}.",
         kernel.trim(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 
@@ -162,10 +165,7 @@ pub fn write_docs(table: &str) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.md");
     let doc = std::fs::read_to_string(path).unwrap_or_default();
     let (begin, end) = ("<!-- e2e:begin -->", "<!-- e2e:end -->");
-    let body = format!(
-        "{begin}\n{}\n\n{table}{end}",
-        machine()
-    );
+    let body = format!("{begin}\n{}\n\n{table}{end}", machine());
     let new = match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) if b < e => format!("{}{body}{}", &doc[..b], &doc[e + end.len()..]),
         _ => format!("{doc}\n## End to end\n\n{body}\n"),

@@ -139,7 +139,10 @@ impl Sandbox {
     /// Builds the pods' namespaces and the NB with their ports; no Route yet.
     pub async fn new(n: usize, tag: &str) -> Sandbox {
         let prefix = format!("e2e{tag}{}-", std::process::id() % 100_000);
-        let dir = tempfile::Builder::new().prefix("ovnkr-e2e").tempdir().expect("tmp");
+        let dir = tempfile::Builder::new()
+            .prefix("ovnkr-e2e")
+            .tempdir()
+            .expect("tmp");
         for d in ["input", "cni", "state", "nb"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
@@ -174,7 +177,8 @@ impl Sandbox {
         }
         // Recorded before they exist: Drop removes whatever of these was made.
         self.created.push(self.host.clone());
-        self.created.extend(self.pods.iter().map(|p| p.netns.clone()));
+        self.created
+            .extend(self.pods.iter().map(|p| p.netns.clone()));
         ip_batch(None, &adds);
         let mut host = String::from(
             "link add br-ovn type bridge\naddr add 10.244.0.1/16 dev br-ovn\nlink set br-ovn up\nlink set lo up\n",
@@ -235,11 +239,7 @@ impl Sandbox {
         self.configure(&p);
         // A switch port is not a root row: inserted and attached in one transaction.
         self.transact(vec![
-            Operation::insert_named(
-                "Logical_Switch_Port",
-                row([("name", p.lsp().into())]),
-                "p",
-            ),
+            Operation::insert_named("Logical_Switch_Port", row([("name", p.lsp().into())]), "p"),
             Operation::mutate(
                 "Logical_Switch",
                 vec![Condition::eq("name", "node1")],
@@ -305,7 +305,11 @@ impl Sandbox {
                 ("name", "node1".into()),
                 (
                     "ports",
-                    Value::set(self.pods.iter().map(|p| Atom::NamedUuid(format!("p{}", p.i)))),
+                    Value::set(
+                        self.pods
+                            .iter()
+                            .map(|p| Atom::NamedUuid(format!("p{}", p.i))),
+                    ),
                 ),
             ]),
         ));

@@ -1,6 +1,7 @@
 //! The `Route` API: CRD types and their validation. No I/O.
 pub mod crd;
 pub mod node_report;
+pub mod quote;
 pub mod types;
 pub mod validate;
 

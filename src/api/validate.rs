@@ -10,6 +10,7 @@
 mod selection;
 pub mod selector;
 
+use crate::api::quote::quote;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -192,6 +193,40 @@ pub struct ValidatedRoute {
     pub problems: Vec<Problem>,
     /// How many rules (route, svc, defaultRoute) were written, valid or not.
     pub rules_written: usize,
+    /// Guard rails this Route lifts through `spec.feature_gate`.
+    pub gates: Gates,
+}
+
+/// `spec.feature_gate` keys that lift a guard rail of the planner (see docs/crd.md,
+/// "Guard rails"). Each must be set to `"true"`; any other value, and any other key, is
+/// ignored (the map is free-form in the original API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gates {
+    /// `allowPodSubnetCapture`: a rule may route a pod's own subnet (or address) over the
+    /// other interface.
+    pub pod_subnet: bool,
+    /// `allowGatewayCapture`: a rule may cover an interface's gateway.
+    pub gateway: bool,
+    /// `allowClusterNetworkCapture`: a rule may cover a whole cluster pod or service network.
+    pub cluster_network: bool,
+}
+
+impl Gates {
+    pub const POD_SUBNET: &'static str = "allowPodSubnetCapture";
+    pub const GATEWAY: &'static str = "allowGatewayCapture";
+    pub const CLUSTER_NETWORK: &'static str = "allowClusterNetworkCapture";
+
+    fn from_map(m: &std::collections::BTreeMap<String, String>) -> Gates {
+        let on = |k: &str| {
+            m.get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        Gates {
+            pod_subnet: on(Self::POD_SUBNET),
+            gateway: on(Self::GATEWAY),
+            cluster_network: on(Self::CLUSTER_NETWORK),
+        }
+    }
 }
 
 impl ValidatedRoute {
@@ -225,15 +260,17 @@ pub fn parse_dst(s: &str) -> Result<IpNet, String> {
     }
     let net: IpNet = t
         .parse()
-        .map_err(|_| format!("not a CIDR or IP address: {s:?}"))?;
+        .map_err(|_| format!("not a CIDR or IP address: {}", quote(s)))?;
     if net.prefix_len() == 0 {
         return Err(format!(
-            "{s:?} would replace the default route; use spec.defaultRoute for that"
+            "{} would replace the default route; use spec.defaultRoute for that",
+            quote(s)
         ));
     }
     if net.trunc() != net {
         return Err(format!(
-            "{s:?} has host bits set; did you mean {}?",
+            "{} has host bits set; did you mean {}?",
+            quote(s),
             net.trunc()
         ));
     }
@@ -247,7 +284,10 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
         return Err("empty interface name".into());
     }
     if dev.len() > 15 {
-        return Err(format!("interface name {dev:?} is longer than 15 bytes"));
+        return Err(format!(
+            "interface name {} is longer than 15 bytes",
+            quote(dev)
+        ));
     }
     if dev == "."
         || dev == ".."
@@ -255,7 +295,10 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
-        return Err(format!("{dev:?} is not a valid Linux interface name"));
+        return Err(format!(
+            "{} is not a valid Linux interface name",
+            quote(dev)
+        ));
     }
     Ok(())
 }
@@ -266,7 +309,7 @@ fn parse_via(via: &Option<String>) -> Result<Option<IpAddr>, String> {
         Some(v) => v
             .parse::<IpAddr>()
             .map(Some)
-            .map_err(|_| format!("via {v:?} is not an IP address")),
+            .map_err(|_| format!("via {} is not an IP address", quote(v))),
     }
 }
 
@@ -346,7 +389,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             problems.push(problem(
                 format!("{path}.namespace"),
                 reason::INVALID_SERVICE,
-                format!("{:?} is not a namespace name", s.namespace),
+                format!("{} is not a namespace name", quote(&s.namespace)),
             ));
             ok = false;
         }
@@ -354,7 +397,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             problems.push(problem(
                 format!("{path}.name"),
                 reason::INVALID_SERVICE,
-                format!("{:?} is not a Service name", s.name),
+                format!("{} is not a Service name", quote(&s.name)),
             ));
             ok = false;
         }
@@ -433,6 +476,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
         exclude,
         ovn,
         problems,
+        gates: Gates::from_map(&spec.feature_gate),
         rules_written: spec.route.len()
             + spec.svc.len()
             + usize::from(spec.default_route.is_some()),
@@ -455,7 +499,7 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             problems.push(problem(
                 "spec.ovn.router".into(),
                 reason::INVALID_ROUTER,
-                format!("{r:?} is not a logical router name"),
+                format!("{} is not a logical router name", quote(r)),
             ));
             None
         }
@@ -472,7 +516,7 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             Err(_) => problems.push(problem(
                 format!("spec.ovn.nextHops[{i}]"),
                 reason::INVALID_NEXT_HOP,
-                format!("{h:?} is not an IP address"),
+                format!("{} is not an IP address", quote(h)),
             )),
         }
     }

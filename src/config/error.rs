@@ -3,6 +3,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::api::crd::SchemaViolation;
+use crate::api::quote::quote;
 
 /// Where in the input a problem is: file, 1-based document number in a multi-document
 /// file, 0-based item in a list, and the 1-based line / column when known.
@@ -60,8 +61,12 @@ fn join(v: &[SchemaViolation]) -> String {
 
 fn named(name: &Option<String>) -> String {
     name.as_deref()
-        .map(|n| format!(" {n:?}"))
+        .map(|n| format!(" {}", quote(n)))
         .unwrap_or_default()
+}
+
+fn mib(bytes: &u64) -> String {
+    format!("{:.1} MiB", *bytes as f64 / f64::from(1u32 << 20))
 }
 
 /// Everything that can go wrong reading Routes and world objects from files.
@@ -77,6 +82,27 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// Not a regular file (a FIFO, socket, device or directory found where a file was
+    /// expected): never opened or read, so it cannot block or flood the loader.
+    #[error("{path}: not a regular file: {kind}; skipped")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    /// A file larger than the per-file limit (`--max-file-bytes`).
+    #[error(
+        "{path}: {size} bytes, more than the limit of {limit} ({}); skipped",
+        mib(limit)
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    /// The files read before this one already add up to the whole-input limit
+    /// (`--max-input-bytes`).
+    #[error(
+        "{path}: skipped: the input would exceed its limit of {limit} bytes ({}) with this file",
+        mib(limit)
+    )]
+    InputTooLarge { path: PathBuf, limit: u64 },
     /// The file is not UTF-8 text; `offset` is the first bad byte.
     #[error("{path}: not UTF-8 text (invalid byte at offset {offset})")]
     NotUtf8 { path: PathBuf, offset: usize },
@@ -93,9 +119,11 @@ pub enum ConfigError {
     Shape { at: Location, message: String },
     /// An apiVersion / kind this program does not read.
     #[error(
-        "{at}: unsupported kind {kind:?} (apiVersion {api_version:?}); expected Route \
+        "{at}: unsupported kind {} (apiVersion {}); expected Route \
          (k8s.ovn.org/v1), Pod, Service, Namespace (v1), EndpointSlice (discovery.k8s.io/v1), \
-         Deployment, ReplicaSet, DaemonSet, StatefulSet (apps/v1), Job, CronJob (batch/v1) or a List"
+         Deployment, ReplicaSet, DaemonSet, StatefulSet (apps/v1), Job, CronJob (batch/v1) or a List",
+        quote(kind),
+        quote(api_version)
     )]
     UnknownKind {
         at: Location,
@@ -122,8 +150,18 @@ pub enum ConfigError {
     /// A malformed short-form rule (`{"route": CIDR, "dev": IF}`, `{"svc": "ns/name", "dev": IF}`).
     #[error("{at}: rule: {message}")]
     Rule { at: Location, message: String },
-    /// A second object with the same kind, namespace and name; the first one is kept.
-    #[error("{at}: duplicate {kind} {name:?}, already defined at {first}; keeping the first")]
+    /// A second object with the same kind, namespace and name. For world objects the first
+    /// one is kept; a Route defined twice is ambiguous, so neither version is used and what
+    /// is programmed for it stays as it is until one definition is removed.
+    #[error(
+        "{at}: duplicate {kind} {}, already defined at {first}; {}",
+        quote(name),
+        if kind == "Route" {
+            "neither definition is used: what is programmed for it stays as it is"
+        } else {
+            "keeping the first"
+        }
+    )]
     Duplicate {
         at: Location,
         kind: String,
@@ -140,6 +178,7 @@ impl ConfigError {
         match self {
             ConfigError::RouteSchema { name, .. } => name.as_deref(),
             ConfigError::Object { kind, name, .. } if kind == "Route" => name.as_deref(),
+            ConfigError::Duplicate { kind, name, .. } if kind == "Route" => Some(name),
             _ => None,
         }
     }
@@ -147,9 +186,11 @@ impl ConfigError {
     /// The location of the problem (for `Read`/`NotUtf8`, just the file).
     pub fn location(&self) -> Location {
         match self {
-            ConfigError::Read { path, .. } | ConfigError::NotUtf8 { path, .. } => {
-                Location::file(path.clone())
-            }
+            ConfigError::Read { path, .. }
+            | ConfigError::NotRegular { path, .. }
+            | ConfigError::TooLarge { path, .. }
+            | ConfigError::InputTooLarge { path, .. }
+            | ConfigError::NotUtf8 { path, .. } => Location::file(path.clone()),
             ConfigError::Syntax { at, .. }
             | ConfigError::Shape { at, .. }
             | ConfigError::UnknownKind { at, .. }

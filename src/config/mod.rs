@@ -22,6 +22,7 @@
 //! - A second object with the same kind / namespace / name is reported; the first stays.
 mod error;
 mod parse;
+mod read;
 mod shape;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::api::Route;
 pub use error::{ConfigError, Location};
+pub use read::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_INPUT_BYTES, Limits};
 pub use shape::{SOURCE_ANNOTATION, route_name_for_file};
 
 /// Everything the input files describe, in file order then document order.
@@ -101,8 +103,8 @@ fn is_config_file(path: &Path) -> bool {
 }
 
 /// Loads one file, or every `*.yaml`, `*.yml`, `*.json` file directly in a directory
-/// (not recursive; sorted by name; hidden files skipped). A file given by name loads
-/// whatever its extension (JSON for `.json`, YAML otherwise).
+/// (not recursive; sorted by name; hidden files skipped), within the default [`Limits`].
+/// A file given by name loads whatever its extension (JSON for `.json`, YAML otherwise).
 ///
 /// `Err` only when `path` itself cannot be read; problems inside files (including a file
 /// in the directory that cannot be read) are in [`Loaded::errors`].
@@ -121,45 +123,82 @@ pub fn load_path(path: &Path) -> Result<Loaded, ConfigError> {
     reason = "called once per load; the error carries its location inline"
 )]
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, ConfigError> {
+    load_paths_with(paths, &Limits::default())
+}
+
+/// The files a load of `paths` reads, in order: a path that is a directory stands for its
+/// config files. `Err` only when a path itself cannot be read.
+#[allow(
+    clippy::result_large_err,
+    reason = "called once per load; the error carries its location inline"
+)]
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
     let mut files = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
-        if meta.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    is_config_file(p)
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
+        if !meta.is_dir() {
             files.push(path.clone());
+            continue;
         }
+        let entries = std::fs::read_dir(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                is_config_file(p)
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        found.sort();
+        files.extend(found);
     }
+    Ok(files)
+}
+
+/// [`load_paths`] within `limits`. Only regular files are read (symlinks to them too);
+/// FIFOs, sockets, devices and directories where a file is expected are skipped and
+/// reported by name, as are files over the limits.
+#[allow(
+    clippy::result_large_err,
+    reason = "called once per load; the error carries its location inline"
+)]
+pub fn load_paths_with(paths: &[PathBuf], limits: &Limits) -> Result<Loaded, ConfigError> {
+    let files = input_files(paths)?;
     let mut shaper = shape::Shaper::new();
-    let mut read = Vec::new();
+    let mut read_files = Vec::new();
+    let mut total: u64 = 0;
     for file in files {
-        match std::fs::read(&file) {
-            Ok(bytes) => {
-                load_into(&mut shaper, &file, &bytes);
-                read.push(file);
+        let left = limits.max_input_bytes.saturating_sub(total);
+        let result = read::check_regular(&file).and_then(|size| {
+            if size > limits.max_file_bytes {
+                read::read_bounded(&file, limits.max_file_bytes)
+            } else if size > left {
+                Err(ConfigError::InputTooLarge {
+                    path: file.clone(),
+                    limit: limits.max_input_bytes,
+                })
+            } else {
+                read::read_bounded(&file, limits.max_file_bytes.min(left))
             }
-            Err(source) => shaper.errors.push(ConfigError::Read { path: file, source }),
+        });
+        match result {
+            Ok(bytes) => {
+                total += bytes.len() as u64;
+                load_into(&mut shaper, &file, &bytes);
+                read_files.push(file);
+            }
+            Err(e) => shaper.errors.push(e),
         }
     }
-    Ok(finish(shaper, read))
+    Ok(finish(shaper, read_files))
 }
 
 /// Loads the content of one file already in memory (stdin, tests, a watcher's read).

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use super::error::{ConfigError, Location};
+use crate::api::quote::{bounded, quote};
 
 /// One parsed document and where it starts.
 #[derive(Debug)]
@@ -49,7 +50,9 @@ fn parse_json(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
     if text.trim().is_empty() {
         return Vec::new();
     }
-    match serde_json::from_str::<Value>(text) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = UniqueKeys::deserialize(&mut de).and_then(|v| de.end().map(|()| v.0));
+    match parsed {
         Ok(value) => vec![Doc {
             at: Location {
                 file: path.to_path_buf(),
@@ -68,10 +71,75 @@ fn parse_json(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
                     ..Location::default()
                 },
                 format: "JSON",
-                message: e.to_string(),
+                message: bounded(e.to_string()),
             });
             Vec::new()
         }
+    }
+}
+
+/// A JSON value whose objects have no key twice. `serde_json::Value` keeps the last of
+/// two equal keys silently (a second `dst` would win); RFC 8259 section 4 leaves it to the
+/// reader, and the YAML reader already refuses them, so both formats mean the same.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("{v} has no JSON form")))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {}",
+                    quote(&key)
+                )));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -120,7 +188,7 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
         if is_preamble(&chunk) {
             continue;
         }
-        for de in serde_yaml::Deserializer::from_str(&chunk) {
+        for de in serde_yaml_ng::Deserializer::from_str(&chunk) {
             number += 1;
             let mut at = Location {
                 file: path.to_path_buf(),
@@ -128,8 +196,8 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
                 line: Some(start),
                 ..Location::default()
             };
-            match serde_yaml::Value::deserialize(de) {
-                Ok(serde_yaml::Value::Null) => {}
+            match serde_yaml_ng::Value::deserialize(de) {
+                Ok(serde_yaml_ng::Value::Null) => {}
                 Ok(v) => match yaml_to_json(v, "") {
                     Ok(value) => docs.push(Doc { at, value }),
                     Err(message) => errors.push(ConfigError::Shape { at, message }),
@@ -139,8 +207,8 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
                         at.line = Some(start + loc.line() - 1);
                         at.column = Some(loc.column());
                     }
-                    let mut message = e.to_string();
-                    // serde_yaml reads integers beyond 64 bits as u128, which its Value
+                    let mut message = bounded(e.to_string());
+                    // the YAML reader takes integers beyond 64 bits as u128, which its Value
                     // cannot hold; say so in the user's words.
                     if message.contains(" as u128") {
                         message = format!("integer too large (more than 64 bits): {message}");
@@ -161,7 +229,7 @@ fn parse_yaml(path: &Path, text: &str, errors: &mut Vec<ConfigError>) -> Vec<Doc
 
 /// YAML data model -> JSON, as Kubernetes' YAML reader does: scalar keys become strings;
 /// tags, collection keys and non-finite floats have no JSON form and are refused.
-fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
+fn yaml_to_json(v: serde_yaml_ng::Value, path: &str) -> Result<Value, String> {
     let at = |p: &str| {
         if p.is_empty() {
             "<document>".to_string()
@@ -170,10 +238,10 @@ fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
         }
     };
     Ok(match v {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(b),
-        serde_yaml::Value::String(s) => Value::String(s),
-        serde_yaml::Value::Number(n) => {
+        serde_yaml_ng::Value::Null => Value::Null,
+        serde_yaml_ng::Value::Bool(b) => Value::Bool(b),
+        serde_yaml_ng::Value::String(s) => Value::String(s),
+        serde_yaml_ng::Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Value::Number(i.into())
             } else if let Some(u) = n.as_u64() {
@@ -186,21 +254,21 @@ fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
                 )
             }
         }
-        serde_yaml::Value::Sequence(items) => Value::Array(
+        serde_yaml_ng::Value::Sequence(items) => Value::Array(
             items
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| yaml_to_json(item, &format!("{}[{i}]", at(path))))
                 .collect::<Result<_, _>>()?,
         ),
-        serde_yaml::Value::Mapping(m) => {
+        serde_yaml_ng::Value::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
                 let key = match k {
-                    serde_yaml::Value::String(s) => s,
-                    serde_yaml::Value::Bool(b) => b.to_string(),
-                    serde_yaml::Value::Number(n) => n.to_string(),
-                    serde_yaml::Value::Null => "null".to_string(),
+                    serde_yaml_ng::Value::String(s) => s,
+                    serde_yaml_ng::Value::Bool(b) => b.to_string(),
+                    serde_yaml_ng::Value::Number(n) => n.to_string(),
+                    serde_yaml_ng::Value::Null => "null".to_string(),
                     other => {
                         return Err(format!(
                             "{}: a mapping key must be a scalar, found {}",
@@ -219,17 +287,17 @@ fn yaml_to_json(v: serde_yaml::Value, path: &str) -> Result<Value, String> {
             }
             Value::Object(out)
         }
-        serde_yaml::Value::Tagged(t) => {
+        serde_yaml_ng::Value::Tagged(t) => {
             return Err(format!("{}: YAML tag {} is not supported", at(path), t.tag));
         }
     })
 }
 
-fn kind_of(v: &serde_yaml::Value) -> &'static str {
+fn kind_of(v: &serde_yaml_ng::Value) -> &'static str {
     match v {
-        serde_yaml::Value::Sequence(_) => "a sequence",
-        serde_yaml::Value::Mapping(_) => "a mapping",
-        serde_yaml::Value::Tagged(_) => "a tagged value",
+        serde_yaml_ng::Value::Sequence(_) => "a sequence",
+        serde_yaml_ng::Value::Mapping(_) => "a mapping",
+        serde_yaml_ng::Value::Tagged(_) => "a tagged value",
         _ => "a scalar",
     }
 }
@@ -262,6 +330,34 @@ mod tests {
         let msg = e[0].to_string();
         assert!(msg.starts_with("t.yaml:"), "{msg}");
         assert!(msg.contains("(document 2)"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_in_json_naming_key_and_line() {
+        let mut errors = Vec::new();
+        let text = "{\"route\": [],\n \"spec\": {\"dst\": \"a\",\n  \"dst\": \"b\"}}";
+        let d = parse_file(Path::new("t.json"), text.as_bytes(), &mut errors);
+        assert!(d.is_empty());
+        let msg = errors[0].to_string();
+        assert!(msg.starts_with("t.json:3:"), "{msg}");
+        assert!(msg.contains("duplicate key \"dst\""), "{msg}");
+        // Equal keys in different objects are fine.
+        let mut errors = Vec::new();
+        let d = parse_file(Path::new("t.json"), br#"[{"a":1},{"a":2}]"#, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d[0].value[1]["a"], 2);
+    }
+
+    #[test]
+    fn a_huge_value_is_not_echoed_whole() {
+        let text = format!("{{\"a\": \"{}\" x}}", "v".repeat(1 << 20));
+        let mut errors = Vec::new();
+        parse_file(Path::new("t.json"), text.as_bytes(), &mut errors);
+        assert!(
+            errors[0].to_string().len() < 2048,
+            "{}",
+            errors[0].to_string().len()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::Documents;
 use super::error::{ConfigError, Location};
 use crate::api::crd::{SchemaViolation, ViolationKind, check_document, route_schema};
+use crate::api::quote::{bounded, quote};
 use crate::api::{Route, RouteRule, SvcRule};
 
 /// Lists inside lists deeper than this are refused (a `List` of `List`s is already odd).
@@ -73,12 +74,13 @@ impl Shaper {
             if ["route", "svc", "dst"].iter().any(|k| map.contains_key(*k)) {
                 return self.rule(map, at, rules);
             }
-            let keys: Vec<&str> = map.keys().map(String::as_str).take(5).collect();
+            let keys: Vec<String> = map.keys().map(|k| quote(k)).take(5).collect();
             return self.errors.push(ConfigError::Shape {
                 at: at.clone(),
                 message: format!(
                     "neither a Kubernetes object (no apiVersion/kind) nor a rule (no route/svc \
-                     key); keys: {keys:?}"
+                     key); keys: {}",
+                    keys.join(", ")
                 ),
             });
         }
@@ -196,7 +198,7 @@ impl Shaper {
                 at: at.clone(),
                 kind: "Route".into(),
                 name,
-                message: e.to_string(),
+                message: bounded(e.to_string()),
             }),
         }
     }
@@ -217,7 +219,7 @@ impl Shaper {
         };
         let mut obj = match serde_json::from_value::<K>(value) {
             Ok(o) => o,
-            Err(e) => return self.errors.push(error(e.to_string())),
+            Err(e) => return self.errors.push(error(bounded(e.to_string()))),
         };
         let Some(obj_name) = name.clone().filter(|n| !n.is_empty()) else {
             return self.errors.push(error("metadata.name is missing".into()));
@@ -252,6 +254,12 @@ impl Shaper {
             name,
         );
         if let Some(first) = self.seen.get(&key) {
+            if kind == "Route" {
+                // Ambiguous: which one the user meant is unknown, so neither is planned.
+                self.documents
+                    .routes
+                    .retain(|r| r.metadata.name.as_deref() != Some(key.2.as_str()));
+            }
             let name = match namespace {
                 Some(ns) => format!("{ns}/{}", key.2),
                 None => key.2.clone(),
@@ -339,7 +347,7 @@ fn short_rule(mut map: Map<String, Value>) -> Result<Rule, String> {
             let svc = take("svc", true)?.unwrap_or_default();
             let (namespace, name) = match svc.split_once('/') {
                 Some((ns, n)) if !ns.is_empty() && !n.is_empty() && !n.contains('/') => (ns, n),
-                _ => return Err(format!("svc: {svc:?} is not \"namespace/name\"")),
+                _ => return Err(format!("svc: {} is not \"namespace/name\"", quote(&svc))),
             };
             Rule::Svc(SvcRule {
                 namespace: namespace.to_string(),

@@ -35,8 +35,12 @@ pub enum Update {
     RouteApplied(Box<Route>),
     /// A Route was deleted.
     RouteDeleted(String),
-    /// A relist of Routes completed.
-    RoutesRelisted(Vec<Route>),
+    /// A Route object that does not decode (a field of the wrong type or out of range that
+    /// the API server let through): whatever its last readable version programmed stays,
+    /// and its status says why.
+    RouteUndecodable(Undecodable),
+    /// A relist of Routes completed: the ones that decode, and the ones that do not.
+    RoutesRelisted(Vec<Route>, Vec<Undecodable>),
     /// Every watch has delivered its first complete list: absence now means deletion.
     /// `cluster_pods` says whether the pods listed are every pod of the cluster (the NB
     /// writer in `central` mode) or this node's only.
@@ -55,6 +59,15 @@ pub enum RouteChanges {
     Some(BTreeSet<String>),
 }
 
+/// A Route the source could not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    pub name: String,
+    pub generation: Option<i64>,
+    /// Why, bounded in length.
+    pub error: String,
+}
+
 /// The world (inside the planner) and the Routes as last delivered.
 #[derive(Debug)]
 pub struct Inputs {
@@ -66,6 +79,9 @@ pub struct Inputs {
     route_changes: Option<RouteChanges>,
     /// Documents that could not be loaded (file mode).
     pub errors: Vec<ConfigError>,
+    /// Route objects that do not decode (Kubernetes mode), by name; their last readable
+    /// version, if any, stays in `routes`.
+    pub undecodable: BTreeMap<String, Undecodable>,
     /// Every watch has listed once since the last `Unsynced`.
     pub synced: bool,
     /// The pods in the world are every pod of the cluster, not only this node's.
@@ -89,6 +105,7 @@ impl Inputs {
             routes: Vec::new(),
             route_changes: None,
             errors: Vec::new(),
+            undecodable: BTreeMap::new(),
             synced: false,
             cluster_pods: false,
         }
@@ -135,9 +152,15 @@ impl Inputs {
             Update::Apply(o) => self.engine.apply(o),
             Update::Delete(r) => self.engine.delete(&r),
             Update::Relist(kind, objects) => self.engine.replace_kind(kind, objects),
+            Update::RouteUndecodable(u) => {
+                let changed = self.undecodable.get(&u.name) != Some(&u);
+                self.undecodable.insert(u.name.clone(), u);
+                changed
+            }
             Update::RouteApplied(r) => {
                 let r = *r;
                 let n = name(&r).to_owned();
+                let was_undecodable = self.undecodable.remove(&n).is_some();
                 let changed = match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
                     Some(old) if *old == r => false,
                     Some(old) => {
@@ -153,23 +176,35 @@ impl Inputs {
                 if changed {
                     self.route_changed(&n);
                 }
-                changed
+                changed || was_undecodable
             }
             Update::RouteDeleted(n) => {
                 let before = self.routes.len();
                 self.routes.retain(|r| name(r) != n);
+                let was_undecodable = self.undecodable.remove(&n).is_some();
                 let changed = before != self.routes.len();
                 if changed {
                     self.route_changed(&n);
                 }
-                changed
+                changed || was_undecodable
             }
-            Update::RoutesRelisted(mut routes) => {
+            Update::RoutesRelisted(mut routes, undecodable) => {
+                // An undecodable Route keeps its last readable version.
+                for u in &undecodable {
+                    if let Some(old) = self.routes.iter().find(|r| name(r) == u.name) {
+                        routes.push(old.clone());
+                    }
+                }
                 routes.sort_by(|a, b| name(a).cmp(name(b)));
-                if routes == self.routes {
+                let undecodable: BTreeMap<String, Undecodable> = undecodable
+                    .into_iter()
+                    .map(|u| (u.name.clone(), u))
+                    .collect();
+                if routes == self.routes && undecodable == self.undecodable {
                     return false;
                 }
                 self.routes = routes;
+                self.undecodable = undecodable;
                 self.route_changes = Some(RouteChanges::All);
                 true
             }
@@ -292,12 +327,45 @@ mod tests {
         assert_eq!(names(i.routes()), ["a", "b"]);
         assert!(i.apply(Update::RouteDeleted("a".into())));
         assert!(!i.apply(Update::RouteDeleted("a".into())));
-        assert!(!i.apply(Update::RoutesRelisted(vec![route("b", "10.0.0.0/8")])));
-        assert!(i.apply(Update::RoutesRelisted(vec![
-            route("c", "10.0.0.0/8"),
-            route("b", "10.0.0.0/8")
-        ])));
+        assert!(!i.apply(Update::RoutesRelisted(
+            vec![route("b", "10.0.0.0/8")],
+            vec![]
+        )));
+        assert!(i.apply(Update::RoutesRelisted(
+            vec![route("c", "10.0.0.0/8"), route("b", "10.0.0.0/8")],
+            vec![]
+        )));
         assert_eq!(names(i.routes()), ["b", "c"]);
+    }
+
+    fn undecodable(name: &str) -> Undecodable {
+        Undecodable {
+            name: name.into(),
+            generation: Some(2),
+            error: "spec.priority: invalid value".into(),
+        }
+    }
+
+    #[test]
+    fn an_undecodable_route_keeps_its_last_readable_version() {
+        let mut i = Inputs::default();
+        i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8"))));
+        assert!(i.apply(Update::RouteUndecodable(undecodable("a"))));
+        assert!(!i.apply(Update::RouteUndecodable(undecodable("a"))));
+        assert_eq!(names(i.routes()), ["a"], "the readable version stays");
+        assert!(i.undecodable.contains_key("a"));
+        // A relist in which it still does not decode keeps it; a readable one clears it.
+        assert!(!i.apply(Update::RoutesRelisted(vec![], vec![undecodable("a")])));
+        assert_eq!(names(i.routes()), ["a"]);
+        assert!(i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8")))));
+        assert!(i.undecodable.is_empty());
+        // Deleted while undecodable: gone, with its error.
+        i.apply(Update::RouteUndecodable(undecodable("a")));
+        assert!(i.apply(Update::RouteDeleted("a".into())));
+        assert!(i.routes().is_empty() && i.undecodable.is_empty());
+        // Never readable: nothing to plan, but known.
+        assert!(i.apply(Update::RoutesRelisted(vec![], vec![undecodable("z")])));
+        assert!(i.routes().is_empty() && i.undecodable.contains_key("z"));
     }
 
     #[test]
@@ -314,7 +382,10 @@ mod tests {
         );
         assert_eq!(i.take_route_changes(), None);
         i.apply(Update::RouteDeleted("a".into()));
-        i.apply(Update::RoutesRelisted(vec![route("d", "10.0.0.0/8")]));
+        i.apply(Update::RoutesRelisted(
+            vec![route("d", "10.0.0.0/8")],
+            vec![],
+        ));
         assert_eq!(i.take_route_changes(), Some(RouteChanges::All));
         // World objects go to the planner, which reports whether anything changed.
         let ns = crate::cluster::NamespaceInfo {

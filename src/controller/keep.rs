@@ -4,14 +4,17 @@
 //! - A Route whose document could not be read, or whose new version is invalid as a whole,
 //!   keeps its NB rows exactly as they are (and in `run`, its last good version keeps being
 //!   planned, so its pods keep their routes too).
-//! - A Route with some invalid rules gets its valid rules applied, but none of its existing
-//!   rows deleted until the Route is fixed or deleted.
+//! - A Route with some invalid rules gets its valid rules applied, and keeps only the rows
+//!   that may be its invalid rules' (rows for a destination none of its valid rules has)
+//!   until it is fixed or deleted. A row for a destination a valid rule has is deleted
+//!   when not desired: the valid rule replaced it (e.g. narrowed from every pod, a static
+//!   route becomes a policy).
 //! - When a file could not be read at all, Routes it may have held are unknown: no row of a
 //!   Route absent from the input is deleted.
 use std::collections::BTreeSet;
 
 use crate::api::Route;
-use crate::api::validate::validate;
+use crate::api::validate::{Destination, validate};
 use crate::config::ConfigError;
 use crate::nb::reconcile::Keep;
 use crate::nb::row::{FamilyVisitor, NbRow, each_family};
@@ -45,6 +48,15 @@ pub fn keep_for(errors: &[ConfigError], routes: &[Route], plan: &Plan) -> Keep {
             && !keep.routes.contains(&v.name)
             && loaded.contains(v.name.as_str())
         {
+            let dsts = v
+                .rules
+                .iter()
+                .filter_map(|rule| match &rule.dst {
+                    Destination::Net(net) => Some(net.to_string()),
+                    Destination::Service { .. } => None,
+                })
+                .collect();
+            keep.valid_dsts.insert(v.name.clone(), dsts);
             keep.no_delete.insert(v.name);
         }
     }

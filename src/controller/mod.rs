@@ -1,6 +1,7 @@
 //! controller: wires sources, the planner and both reconcilers; status and metrics.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod files;
 pub mod inputs;
 pub mod keep;
 pub mod metrics;
@@ -34,6 +35,8 @@ pub struct PodOptions {
     pub state_dir: PathBuf,
     /// NB side only: never touch pods.
     pub skip: bool,
+    /// `run`: period of the pod side's safety-net re-check (zero: off). See docs/timers.md.
+    pub recheck: Duration,
 }
 
 /// Everything a command needs besides its inputs.
@@ -48,6 +51,8 @@ pub struct Options {
     pub nb_probe_interval: Duration,
     pub plan: PlanConfig,
     pub pods: PodOptions,
+    /// Size bounds of file input.
+    pub input: crate::config::Limits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

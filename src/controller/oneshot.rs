@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, load_paths};
+use crate::config::{ConfigError, load_paths_with};
 use crate::nb::diff::as_creates;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
 use crate::netlink::ROUTE_PROTOCOL;
@@ -64,7 +64,7 @@ pub async fn plan_once(
     opts: &Options,
     format: OutputFormat,
 ) -> Result<PlanOutcome, ControllerError> {
-    let loaded = load_paths(paths).map_err(boxed)?;
+    let loaded = load_paths_with(paths, &opts.input).map_err(boxed)?;
     report_load_errors(&loaded.errors);
     let (world, routes) = world_from(&loaded.documents);
     let mut plan = plan(&world, &routes, &opts.plan);
@@ -128,7 +128,7 @@ pub async fn apply_once(
     paths: &[PathBuf],
     opts: &Options,
 ) -> Result<ApplyOutcome, ControllerError> {
-    let loaded = load_paths(paths).map_err(boxed)?;
+    let loaded = load_paths_with(paths, &opts.input).map_err(boxed)?;
     report_load_errors(&loaded.errors);
     let (world, routes) = world_from(&loaded.documents);
     let mut plan = plan(&world, &routes, &opts.plan);

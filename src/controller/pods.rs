@@ -1,10 +1,19 @@
 //! The pod pass: every pod of this node gets exactly the routes the plan holds for it (none,
-//! for pods the plan does not list), in its network namespace found by discovery.
+//! for pods the plan does not list), in its network namespace.
+//!
+//! Two ways in: [`program`] (one-shot `apply`: every pod, netns from a fresh discovery) and
+//! [`sync`] (`run`: the reconciler made by [`watching_reconciler`] keeps routes true from
+//! events and knows every netns; a pass only programs pods whose planned routes changed,
+//! whose last pass failed, or which are new), and [`sync_some`], the same over the pods the
+//! incremental planner marked dirty.
+//!
+//! Must not: log per pod (the reconciler does, once per distinct failure).
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use crate::cluster::{ObjectKey, World};
 use crate::netlink::{
-    Discovery, DiscoveryConfig, PodReport, PodRouteReconciler, ReconcilerConfig, discover,
+    Discovery, DiscoveryConfig, PassSummary, PodRouteReconciler, ReconcilerConfig, discover,
 };
 use crate::plan::Plan;
 use crate::plan::incremental::Engine;
@@ -15,17 +24,30 @@ use super::{ControllerError, PodOptions};
 /// What a pod pass did.
 #[derive(Debug, Default)]
 pub struct PodPass {
-    /// Pods reconciled (with or without changes).
+    /// Pods reconciled (dumped and diffed, with or without changes).
     pub pods: usize,
     pub routes_changed: usize,
     pub routes_deleted: usize,
     /// Pods where some route failed, or the pod could not be reconciled at all.
     pub failed: Vec<(PodKey, String)>,
     /// Pods of this node with routes planned but no network namespace found (not started
-    /// yet, or gone): skipped, retried next pass.
+    /// yet, or gone): programmed as soon as their netns appears.
     pub no_netns: Vec<PodKey>,
     /// Routes skipped because the pod lacks their dev (counted, not an error).
     pub skipped_routes: usize,
+}
+
+impl From<PassSummary> for PodPass {
+    fn from(s: PassSummary) -> Self {
+        PodPass {
+            pods: s.pods,
+            routes_changed: s.added + s.replaced + s.restored,
+            routes_deleted: s.deleted,
+            failed: s.failed,
+            no_netns: s.pending,
+            skipped_routes: s.skipped_routes,
+        }
+    }
 }
 
 pub fn discovery_config(opts: &PodOptions) -> DiscoveryConfig {
@@ -39,20 +61,29 @@ pub fn discovery_config(opts: &PodOptions) -> DiscoveryConfig {
 pub fn reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerError> {
     Ok(PodRouteReconciler::new(ReconcilerConfig {
         state_dir: opts.state_dir.join("pods"),
+        recheck: opts.recheck,
         ..ReconcilerConfig::default()
     })?)
 }
 
-/// Programs every non-hostNetwork pod of `node` (all pods when `None`) found in the world.
-pub async fn program(
-    rec: &PodRouteReconciler,
+/// The reconciler of `run`: it watches every programmed pod's netns (netlink
+/// notifications) and the netns sources (inotify), and re-checks pods slowly in the
+/// background (`PodOptions::recheck`). Needs a tokio runtime.
+pub fn watching_reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerError> {
+    let rec = reconciler(opts)?;
+    rec.start_watching(discovery_config(opts))?;
+    Ok(rec)
+}
+
+/// This node's non-hostNetwork pods with their planned routes (a shared empty set for pods
+/// the plan does not list), and their uids.
+fn node_pods(
     world: &World,
     plan: &Plan,
     node: Option<&str>,
-    discovery: &Discovery,
-) -> PodPass {
-    let mut pass = PodPass::default();
-    let mut batch = Vec::new();
+) -> (Vec<(PodKey, Arc<PodRoutes>)>, HashSet<String>) {
+    let none = Arc::new(PodRoutes::default());
+    let mut out = Vec::new();
     let mut live = HashSet::new();
     for pod in world.pods() {
         if pod.host_network || node.is_some_and(|n| pod.node.as_deref() != Some(n)) {
@@ -64,50 +95,95 @@ pub async fn program(
             uid: pod.uid.clone(),
         };
         live.insert(key.uid.clone());
-        let desired = plan
-            .pods
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(PodRoutes::default);
-        match discovery.get(&key.uid) {
-            Some(ns) => batch.push((key, ns.netns.clone(), desired)),
-            None if !desired.routes.is_empty() || !desired.default_routes.is_empty() => {
-                pass.no_netns.push(key)
-            }
-            None => {}
-        }
+        let desired = plan.pods.get(&key).unwrap_or(&none).clone();
+        out.push((key, desired));
     }
-    // Pods we programmed earlier that left the world (or this node): take our routes out.
+    (out, live)
+}
+
+/// Pods we programmed earlier that left the world (or this node): take our routes out.
+async fn remove_gone(rec: &PodRouteReconciler, live: &HashSet<String>, pass: &mut PodPass) {
     for gone in rec
         .known_pods()
         .into_iter()
         .filter(|k| !live.contains(&k.uid))
     {
         let report = rec.remove(&gone).await;
-        account(&mut pass, gone, &report);
+        pass.pods += 1;
+        pass.routes_deleted += report.deleted;
+        pass.routes_changed += report.restored;
+        if let Some(why) = crate::netlink::summary::failure(&report) {
+            pass.failed.push((gone, why));
+        }
     }
-    for (key, report) in rec.set_desired_many(batch).await {
-        account(&mut pass, key, &report);
-    }
-    if let Err(e) = rec.prune_state(&live).await {
+    if let Err(e) = rec.prune_state(live).await {
         tracing::warn!(error = %e, "could not prune pod state");
     }
-    pass
 }
 
-/// Programs only the pods `keys` (namespace, name): each gets what the planner holds for
-/// it now; a pod gone from the world (or from this node), or recreated with a new uid,
-/// loses our routes under its old uid.
-pub async fn program_some(
+/// Programs every non-hostNetwork pod of `node` (all pods when `None`) found in the world,
+/// in the netns `discovery` gives (one-shot `apply`).
+pub async fn program(
+    rec: &PodRouteReconciler,
+    world: &World,
+    plan: &Plan,
+    node: Option<&str>,
+    discovery: &Discovery,
+) -> PodPass {
+    let (pods, live) = node_pods(world, plan, node);
+    let mut pass = PodPass::default();
+    remove_gone(rec, &live, &mut pass).await;
+    let mut batch = Vec::new();
+    for (key, desired) in pods {
+        match discovery.get(&key.uid) {
+            Some(ns) => batch.push((key, ns.netns.clone(), desired)),
+            None if !desired.is_empty() => pass.no_netns.push(key),
+            None => {}
+        }
+    }
+    let mut s = PassSummary::new(crate::netlink::Trigger::Plan);
+    for (key, report) in rec.set_desired_many(batch).await {
+        s.add(&key, &report);
+    }
+    merge(pass, s.into())
+}
+
+/// The `run` pass: hands the plan's routes to the watching reconciler, which programs only
+/// what changed (see [`PodRouteReconciler::sync`]); removes pods that left.
+pub async fn sync(
+    rec: &PodRouteReconciler,
+    world: &World,
+    plan: &Plan,
+    node: Option<&str>,
+) -> PodPass {
+    let (pods, live) = node_pods(world, plan, node);
+    let mut pass = PodPass::default();
+    remove_gone(rec, &live, &mut pass).await;
+    merge(pass, rec.sync(pods).await.into())
+}
+
+fn merge(mut a: PodPass, b: PodPass) -> PodPass {
+    a.pods += b.pods;
+    a.routes_changed += b.routes_changed;
+    a.routes_deleted += b.routes_deleted;
+    a.failed.extend(b.failed);
+    a.no_netns.extend(b.no_netns);
+    a.skipped_routes += b.skipped_routes;
+    a
+}
+
+/// The incremental `run` pass: like [`sync`] over the pods `keys` (namespace, name) only,
+/// each with what the planner holds for it now; a pod gone from the world (or from this
+/// node), or recreated with a new uid, loses our routes under its old uid.
+pub async fn sync_some(
     rec: &PodRouteReconciler,
     engine: &Engine,
     keys: &BTreeSet<ObjectKey>,
     node: Option<&str>,
-    discovery: &Discovery,
 ) -> PodPass {
-    let mut pass = PodPass::default();
-    let mut batch = Vec::new();
+    let none = Arc::new(PodRoutes::default());
     let mut current: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
+    let mut pods = Vec::new();
     for k in keys {
         let Some(pod) = engine.world().pod(&k.0, &k.1) else {
             continue;
@@ -116,42 +192,30 @@ pub async fn program_some(
             continue;
         }
         current.insert(k, &pod.uid);
-        let key = PodKey::of(pod);
         let desired = engine
             .pod_routes(k)
-            .map(|(_, r)| r.clone())
-            .unwrap_or_default();
-        match discovery.get(&key.uid) {
-            Some(ns) => batch.push((key, ns.netns.clone(), desired)),
-            None if !desired.is_empty() => pass.no_netns.push(key),
-            None => {}
+            .map_or_else(|| none.clone(), |(_, r)| r.clone());
+        pods.push((PodKey::of(pod), desired));
+    }
+    let mut pass = PodPass::default();
+    let gone: Vec<PodKey> = rec
+        .known_pods()
+        .into_iter()
+        .filter(|p| {
+            let k = (p.namespace.clone(), p.name.clone());
+            keys.contains(&k) && current.get(&k) != Some(&p.uid.as_str())
+        })
+        .collect();
+    for g in gone {
+        let report = rec.remove(&g).await;
+        pass.pods += 1;
+        pass.routes_deleted += report.deleted;
+        pass.routes_changed += report.restored;
+        if let Some(why) = crate::netlink::summary::failure(&report) {
+            pass.failed.push((g, why));
         }
     }
-    let gone = rec.known_pods().into_iter().filter(|p| {
-        let k = (p.namespace.clone(), p.name.clone());
-        keys.contains(&k) && current.get(&k) != Some(&p.uid.as_str())
-    });
-    for g in gone.collect::<Vec<_>>() {
-        let report = rec.remove(&g).await;
-        account(&mut pass, g, &report);
-    }
-    for (key, report) in rec.set_desired_many(batch).await {
-        account(&mut pass, key, &report);
-    }
-    pass
-}
-
-fn account(pass: &mut PodPass, key: PodKey, report: &PodReport) {
-    pass.pods += 1;
-    pass.routes_changed += report.added + report.replaced + report.restored;
-    pass.routes_deleted += report.deleted;
-    pass.skipped_routes += report.skipped;
-    if let Some(e) = &report.fatal {
-        pass.failed.push((key, e.to_string()));
-    } else if report.failed > 0 {
-        let why: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
-        pass.failed.push((key, why.join("; ")));
-    }
+    merge(pass, rec.sync(pods).await.into())
 }
 
 /// Discovery, logged.

@@ -110,8 +110,8 @@ pub fn json(plan: &Plan, changes: &[NbChange], nb_problems: &[NbProblem]) -> Jso
         .map(|(k, p)| {
             json!({
                 "namespace": k.namespace, "name": k.name, "uid": k.uid,
-                "routes": p.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "dev": r.dev,
-                    "via": next_hop_json(&r.next_hop), "route": r.owner})).collect::<Vec<_>>(),
+                "routes": p.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "dev": &*r.dev,
+                    "via": next_hop_json(&r.next_hop), "route": &*r.owner})).collect::<Vec<_>>(),
                 "defaultRoutes": p.default_routes.iter().map(|d| json!({"ipv6": d.family.is_v6(), "dev": d.dev,
                     "via": next_hop_json(&d.next_hop), "route": d.owner})).collect::<Vec<_>>(),
             })

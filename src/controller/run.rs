@@ -8,7 +8,9 @@
 //! Triggers: updates from the source (files re-read, or Kubernetes watch events), a change
 //! in the NB replica (drift repair: someone deleted or edited a row, or a router / switch
 //! port / load balancer appeared), a change of role (leadership), and a periodic resync.
-//! The pod side also re-checks every pod on its own timer (`netlink::DEFAULT_RESYNC`).
+//! The pod side keeps routes true on its own, from events inside the pods (netlink) and
+//! netns appearing (inotify); a pod pass hands it the plan and it programs only what
+//! changed (`controller::pods::sync`). Every timer: docs/timers.md.
 //!
 //! Nothing is deleted on incomplete knowledge: no pass runs before the source has delivered
 //! a complete list of everything (`Update::Synced`), and in `central` mode the NB is written
@@ -26,7 +28,7 @@ use crate::api::Route;
 use crate::nb::diff::NbProblem;
 use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
 use crate::netlink::PodRouteReconciler;
-use crate::plan::{NbScope, Plan, Summary, plan};
+use crate::plan::{NbScope, Plan, Summary, plan_reusing};
 
 use super::inputs::{Inputs, LastGood, Update};
 use super::keep::{keep_for, without_kept};
@@ -80,16 +82,31 @@ pub(super) struct Loop {
     pub(super) summaries: BTreeMap<String, Summary>,
     /// The last NB pass failed: try again on the next trigger of any kind.
     pub(super) nb_retry: bool,
-    /// Pods' network namespaces as last discovered.
-    pub(super) discovery: Option<crate::netlink::Discovery>,
+    /// The last NB pass failed for want of a connection: the client's connection count at
+    /// its start. It is retried as soon as the client has connected again (at once if it
+    /// already has), not on the next periodic resync.
+    pub(super) retry_after: Option<u64>,
 }
 
 impl Loop {
+    /// What must stay as it is: bad input never tears down what is programmed.
+    pub(super) fn keep(&self, plan: &Plan) -> crate::nb::reconcile::Keep {
+        let mut keep = keep_for(&self.inputs.errors, &self.routes, plan);
+        keep.routes.extend(self.inputs.undecodable.keys().cloned());
+        keep
+    }
+
     fn replan(&mut self) {
-        let mut p = plan(self.inputs.world(), &self.routes, &self.opts.plan);
+        // Unchanged pods keep the previous plan's routes (one copy in memory, not two).
+        let mut p = plan_reusing(
+            self.inputs.world(),
+            &self.routes,
+            &self.opts.plan,
+            &self.plan,
+        );
         self.check_engine(&p);
         self.plan_stale = false;
-        let keep = keep_for(&self.inputs.errors, &self.routes, &p);
+        let keep = self.keep(&p);
         without_kept(&mut p, &keep);
         self.metrics.routes.set(p.reports.len() as i64);
         let invalid = p
@@ -125,16 +142,18 @@ impl Loop {
         if self.plan_stale {
             self.replan();
         }
-        let keep = keep_for(&self.inputs.errors, &self.routes, &self.plan);
+        let keep = self.keep(&self.plan);
         let intent = NbIntent {
             desired: &self.plan.nb,
             service_ips: &self.plan.ovn_service_ips,
             keep: &keep,
         };
         let start = Instant::now();
+        let connections = self.nb.client().state().connections;
+        self.retry_after = None;
         let result = self.nb.reconcile(intent).await;
         self.metrics.observe_pass("nb", start.elapsed());
-        self.nb_done(result, None);
+        self.nb_done(result, None, connections);
     }
 
     /// Accounts for an NB pass over every Route (`scope` None) or over some.
@@ -142,6 +161,7 @@ impl Loop {
         &mut self,
         result: Result<crate::nb::reconcile::NbPass, NbError>,
         scope: Option<&std::collections::BTreeSet<String>>,
+        connections: u64,
     ) {
         let m = self.metrics.clone();
         match result {
@@ -172,7 +192,10 @@ impl Loop {
                 m.nb_pass_failures
                     .get_or_create(&ErrorLabel { error: e.label() })
                     .inc();
-                if matches!(e, NbError::Conflict(_)) {
+                if e.retry_on_reconnect() {
+                    self.retry_after = Some(connections);
+                    tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried as soon as the NB client is connected again");
+                } else if matches!(e, NbError::Conflict(_)) {
                     tracing::info!(error = %e, "NB pass retried on fresh data");
                 } else {
                     tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried on the next trigger");
@@ -190,16 +213,13 @@ impl Loop {
             return;
         }
         let start = Instant::now();
-        let discovery = pods::find_netns(&self.opts.pods);
-        let p = pods::program(
+        let p = pods::sync(
             rec,
             self.inputs.world(),
             &self.plan,
             self.opts.plan.node.as_deref(),
-            &discovery,
         )
         .await;
-        self.discovery = Some(discovery);
         let m = &self.metrics;
         m.observe_pass("pods", start.elapsed());
         m.pod_routes_added.inc_by(p.routes_changed as u64);
@@ -207,9 +227,7 @@ impl Loop {
         m.pod_failures.inc_by(p.failed.len() as u64);
         m.pods_programmed
             .set(p.pods.saturating_sub(p.failed.len()) as i64);
-        for (pod, why) in &p.failed {
-            tracing::warn!(%pod, "pod routes failed: {why}");
-        }
+        // Failures were logged per pod by the reconciler, once per distinct failure.
         self.pod_outcome = PodOutcome {
             failed: p.failed.into_iter().collect(),
             no_netns: p.no_netns.into_iter().collect(),
@@ -222,13 +240,14 @@ impl Loop {
         if !self.inputs.synced {
             return;
         }
-        let view = node_status(
+        let mut view = node_status(
             &self.routes,
             self.inputs.world(),
             &self.plan,
             &self.nb_problems,
             &self.pod_outcome,
         );
+        super::status::mark_undecodable(&mut view, self.inputs.undecodable.values());
         let total: usize = view
             .routes
             .values()
@@ -324,9 +343,8 @@ pub async fn run_loop(
     let pods = if opts.pods.skip {
         None
     } else {
-        Some(pods::reconciler(&opts.pods)?)
+        Some(pods::watching_reconciler(&opts.pods)?)
     };
-    let pod_resync = pods.as_ref().map(PodRouteReconciler::spawn_resync);
     let mut subs = nb.subscribe();
     let role = *roles.borrow_and_update();
     let plan_cfg = opts.plan.clone();
@@ -347,25 +365,40 @@ pub async fn run_loop(
         status,
         summaries: BTreeMap::new(),
         nb_retry: false,
-        discovery: None,
+        retry_after: None,
     };
     let mut full = tokio::time::interval(run.resync);
     full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut roles_open = true;
+    let client = lp.nb.client().clone();
     loop {
         metrics.health.beat();
+        let retry = lp.retry_after;
         tokio::select! {
+            r = client.wait_reconnected(retry.unwrap_or(u64::MAX)), if retry.is_some() => {
+                if r.is_ok() {
+                    tracing::info!("NB client connected again; retrying the failed pass");
+                    lp.nb_pass().await;
+                    lp.publish_status();
+                } else {
+                    // The client is shut down; the replica feed ending stops the loop.
+                    lp.retry_after = None;
+                }
+            }
             u = updates.recv() => {
                 let Some(u) = u else {
                     return Err(ControllerError::SourceEnded);
                 };
                 // Coalesce a burst of updates into one step.
                 let before = (lp.inputs.synced, lp.inputs.cluster_pods);
+                // The planner settles once for the whole burst.
+                lp.inputs.engine.begin();
                 let mut changed = lp.inputs.apply(u);
                 while let Ok(more) = updates.try_recv() {
                     changed |= lp.inputs.apply(more);
                 }
                 lp.sync_routes();
+                lp.inputs.engine.commit();
                 lp.metrics.health.inputs_synced.store(lp.inputs.synced, Ordering::Relaxed);
                 let first = !lp.metrics.health.first_pass_done.load(Ordering::Relaxed);
                 if changed && lp.inputs.synced {
@@ -429,9 +462,6 @@ pub async fn run_loop(
         }
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
-    if let Some(h) = pod_resync {
-        h.abort();
-    }
     Ok(())
 }
 
@@ -446,7 +476,7 @@ pub async fn run_files(
         .await
         .map_err(ControllerError::Metrics)?;
     let (tx, rx) = mpsc::channel(64);
-    let source = super::source::spawn_files(paths, tx);
+    let source = super::source::spawn_files(paths, opts.input, tx);
     let (_role_tx, role_rx) = watch::channel(Role::ALL);
     let wiring = Wiring {
         updates: rx,

@@ -79,7 +79,7 @@ pub fn node_status(
         let owners: BTreeSet<&str> = pr
             .routes
             .iter()
-            .map(|r| r.owner.as_str())
+            .map(|r| &*r.owner)
             .chain(pr.default_routes.iter().map(|d| d.owner.as_str()))
             .collect();
         if let Some(why) = pods.failed.get(key) {
@@ -155,6 +155,28 @@ pub fn node_status(
         );
     }
     out
+}
+
+/// Routes that do not decode are Invalid, whatever their last readable version planned
+/// (that version keeps being planned, so what it programmed stays).
+pub fn mark_undecodable<'a>(
+    view: &mut NodeStatus,
+    routes: impl IntoIterator<Item = &'a crate::controller::inputs::Undecodable>,
+) {
+    for u in routes {
+        let entry = view.routes.entry(u.name.clone()).or_default();
+        entry.generation = u.generation;
+        entry.summary = Summary::Invalid;
+        entry.route_problems = vec![Problem {
+            reason: "Undecodable".into(),
+            message: format!(
+                "the Route object cannot be read ({}); what its last readable version programmed stays",
+                u.error
+            ),
+            ..Problem::default()
+        }];
+        entry.route_problems_omitted = 0;
+    }
 }
 
 #[cfg(test)]

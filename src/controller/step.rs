@@ -149,8 +149,17 @@ impl Loop {
     pub(super) async fn step(&mut self) {
         let dirty = self.inputs.engine.take_dirty();
         if dirty.is_empty() {
+            // Nothing to program; the status may still have changed (a Route that stopped
+            // decoding keeps its plan and says so).
+            self.publish_status();
             return;
         }
+        tracing::debug!(
+            nb = dirty.nb.len(),
+            pods = dirty.pods.len(),
+            reports = dirty.reports.len(),
+            "incremental step"
+        );
         self.plan_stale = true;
         let engine = &self.inputs.engine;
         for r in &dirty.reports {
@@ -208,10 +217,20 @@ impl Loop {
             return;
         }
         let engine = &self.inputs.engine;
-        let keep = keep_for_routes(&self.inputs.errors, engine, routes);
+        let mut keep = keep_for_routes(&self.inputs.errors, engine, routes);
+        // A Route that no longer decodes keeps what its last readable version wrote.
+        keep.routes.extend(
+            self.inputs
+                .undecodable
+                .keys()
+                .filter(|n| routes.contains(*n))
+                .cloned(),
+        );
         let (mut desired, ips) = engine.desired_nb(routes);
         crate::controller::keep::drop_kept(&mut desired, &keep);
         let start = Instant::now();
+        let connections = self.nb.client().state().connections;
+        self.retry_after = None;
         let result = self
             .nb
             .reconcile_routes(
@@ -228,7 +247,7 @@ impl Loop {
             // The full pass is the safety net.
             self.nb_retry = true;
         }
-        self.nb_done(result, Some(routes));
+        self.nb_done(result, Some(routes), connections);
     }
 
     /// A pod pass over some pods only.
@@ -238,25 +257,13 @@ impl Loop {
             return;
         }
         let start = Instant::now();
-        let world = self.inputs.world();
-        let known = |d: &crate::netlink::Discovery| {
-            keys.iter()
-                .filter_map(|k| world.pod(&k.0, &k.1))
-                .all(|p| d.get(&p.uid).is_some())
-        };
-        // A pod new since the last discovery: look again (its netns may have appeared).
-        if !self.discovery.as_ref().is_some_and(known) {
-            self.discovery = Some(pods::find_netns(&self.opts.pods));
-        }
-        let Some(discovery) = &self.discovery else {
-            return;
-        };
-        let p = pods::program_some(
+        // The reconciler knows every pod's netns from its own watch (inotify); a pod whose
+        // netns is not there yet is programmed by the reconciler when it appears.
+        let p = pods::sync_some(
             rec,
             &self.inputs.engine,
             keys,
             self.opts.plan.node.as_deref(),
-            discovery,
         )
         .await;
         let m = &self.metrics;

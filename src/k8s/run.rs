@@ -17,11 +17,11 @@ use kube::Client;
 use kube::runtime::reflector::Store;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::Route;
 use crate::controller::metrics::Metrics;
 use crate::controller::role::{Fence, Role};
 use crate::controller::status::NodeStatus;
 use crate::controller::{Options, RunOptions, Wiring, run_loop};
+use kube::api::DynamicObject;
 
 use super::KubeError;
 use super::lease::{Elector, Timing};
@@ -103,7 +103,7 @@ async fn follow_leadership(
 /// Runs the status writer whenever this instance leads.
 async fn write_status(
     mut writer: StatusWriter,
-    routes: Store<Route>,
+    routes: Store<DynamicObject>,
     dirty: DirtyRoutes,
     mut local: watch::Receiver<Arc<NodeStatus>>,
     mut leader: watch::Receiver<bool>,

@@ -19,20 +19,31 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::DynamicObject;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
+
+use super::watch::route_resource;
 use tokio::sync::{Notify, watch};
 
-use crate::api::{NodeRouteReport, Route, RouteNodeReport, RouteNodeReportSpec, RouteStatus};
+use crate::api::{NodeRouteReport, RouteNodeReport, RouteNodeReportSpec, RouteStatus};
 use crate::controller::metrics::{Metrics, ResultLabel, WriteLabel};
 use crate::controller::status::{NodeStatus, RouteLocal};
 use crate::plan::Summary;
 
 use super::aggregate::route_status;
+
+/// Longest wait between retries of a failing write (API server down, CRD missing).
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The next retry delay after a failure: double, from `interval` up to [`MAX_RETRY`].
+fn next_retry(current: Option<Duration>, interval: Duration) -> Duration {
+    current.map_or(interval, |d| (d * 2).min(MAX_RETRY))
+}
 
 /// Field manager of every status and report write.
 pub const FIELD_MANAGER: &str = "ovnkube-route";
@@ -132,6 +143,7 @@ pub async fn write_node_reports(
     metrics: Arc<Metrics>,
 ) {
     let api: Api<RouteNodeReport> = Api::all(client);
+    let mut retry: Option<Duration> = None;
     // What the server holds, so a restart with nothing changed writes nothing.
     let mut last: Option<RouteNodeReportSpec> = match api.get_opt(&node).await {
         Ok(r) => r.map(|r| r.spec),
@@ -162,10 +174,15 @@ pub async fn write_node_reports(
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not write this node's Route report; retrying");
+                let d = next_retry(retry, interval);
+                retry = Some(d);
+                tracing::warn!(error = %e, retry_in_s = d.as_secs_f64(), "could not write this node's Route report");
                 false
             }
         };
+        if ok {
+            retry = None;
+        }
         metrics
             .status_writes
             .get_or_create(&WriteLabel {
@@ -174,7 +191,7 @@ pub async fn write_node_reports(
             })
             .inc();
         // Coalesce: whatever changes meanwhile goes out in the next write.
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(retry.unwrap_or(interval)).await;
         if !ok {
             view.mark_changed();
         }
@@ -193,6 +210,8 @@ pub struct StatusWriter {
     events: HashMap<(String, String), Instant>,
     /// Node -> Routes in its report, to know which Routes a report change touches.
     report_routes: BTreeMap<String, BTreeSet<String>>,
+    /// After a failed write: no writes before this, and the current retry delay.
+    backoff: Option<(Instant, Duration)>,
 }
 
 impl StatusWriter {
@@ -215,6 +234,7 @@ impl StatusWriter {
             interval,
             events: HashMap::new(),
             report_routes: BTreeMap::new(),
+            backoff: None,
         }
     }
 
@@ -222,7 +242,7 @@ impl StatusWriter {
     /// true. `routes` is the Route watch's store, `dirty` its marks, `local` the loop's view.
     pub async fn run(
         &mut self,
-        routes: &Store<Route>,
+        routes: &Store<DynamicObject>,
         dirty: &DirtyRoutes,
         local: &mut watch::Receiver<Arc<NodeStatus>>,
         active: &mut watch::Receiver<bool>,
@@ -294,11 +314,17 @@ impl StatusWriter {
     /// Writes the status of every dirty Route that differs from what the server holds.
     async fn flush(
         &mut self,
-        routes: &Store<Route>,
+        routes: &Store<DynamicObject>,
         reports: &Store<RouteNodeReport>,
         dirty: &DirtyRoutes,
         local: &NodeStatus,
     ) {
+        if self
+            .backoff
+            .is_some_and(|(until, _)| Instant::now() < until)
+        {
+            return;
+        }
         let names: Vec<String> = match dirty.take() {
             Some(n) => n.into_iter().collect(),
             None => routes
@@ -312,11 +338,16 @@ impl StatusWriter {
         }
         let all_reports = reports.state();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let api: Api<Route> = Api::all(self.client.clone());
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &route_resource());
         for name in names {
-            let Some(route) = routes.get(&ObjectRef::new(&name)) else {
+            let Some(route) = routes.get(&ObjectRef::new_with(&name, route_resource())) else {
                 continue; // deleted: nothing to write
             };
+            // A status that does not decode is rewritten.
+            let observed: Option<RouteStatus> = route
+                .data
+                .get("status")
+                .and_then(|s| serde_json::from_value(s.clone()).ok());
             let own = local.routes.get(&name).and_then(|l| entry(&name, l));
             let entries: Vec<(&str, &NodeRouteReport)> = all_reports
                 .iter()
@@ -336,20 +367,25 @@ impl StatusWriter {
                 .get(&name)
                 // Only a view of this generation speaks for it.
                 .filter(|l| l.generation == route.metadata.generation);
-            let want = route_status(l, &entries, route.status.as_ref(), &now);
-            if route.status.as_ref() == Some(&want) {
+            let want = route_status(l, &entries, observed.as_ref(), &now);
+            if observed.as_ref() == Some(&want) {
                 continue;
             }
             let ok = self.write(&api, &name, &want).await;
             if !ok {
-                dirty.mark(name.clone());
-                continue;
+                // Retry later, all of what is left (the API server or the CRD is likely the
+                // problem, not this Route).
+                let d = next_retry(self.backoff.map(|(_, d)| d), self.interval);
+                self.backoff = Some((Instant::now() + d, d));
+                dirty.mark_all();
+                return;
             }
-            self.maybe_event(&route, route.status.as_ref(), &want).await;
+            self.backoff = None;
+            self.maybe_event(&route, observed.as_ref(), &want).await;
         }
     }
 
-    async fn write(&self, api: &Api<Route>, name: &str, status: &RouteStatus) -> bool {
+    async fn write(&self, api: &Api<DynamicObject>, name: &str, status: &RouteStatus) -> bool {
         let patch = serde_json::json!({
             "apiVersion": "k8s.ovn.org/v1",
             "kind": "Route",
@@ -374,7 +410,12 @@ impl StatusWriter {
     }
 
     /// A Warning Event when the Route turns Degraded or Invalid, or a new node fails.
-    async fn maybe_event(&mut self, route: &Route, old: Option<&RouteStatus>, new: &RouteStatus) {
+    async fn maybe_event(
+        &mut self,
+        route: &DynamicObject,
+        old: Option<&RouteStatus>,
+        new: &RouteStatus,
+    ) {
         let bad = |s: Option<&RouteStatus>| {
             s.and_then(|s| s.status.as_deref())
                 .is_some_and(|w| w == Summary::Degraded.as_str() || w == Summary::Invalid.as_str())
@@ -417,7 +458,7 @@ impl StatusWriter {
             action: "Reconcile".into(),
             secondary: None,
         };
-        let reference: ObjectReference = route.object_ref(&());
+        let reference: ObjectReference = route.object_ref(&route_resource());
         let result = self.recorder.publish(&ev, &reference).await;
         let label = ResultLabel {
             result: if result.is_ok() { "ok" } else { "error" },
@@ -483,6 +524,19 @@ mod tests {
         assert_eq!(r.routes[0].selected, 3);
         assert_eq!(r.routes[0].generation, Some(2));
         assert_eq!(r.routes[1].problems[0].reason, "Conflict");
+    }
+
+    #[test]
+    fn retries_back_off_to_a_minute() {
+        let i = Duration::from_secs(1);
+        let mut d = None;
+        let mut seen = vec![];
+        for _ in 0..8 {
+            let n = next_retry(d, i);
+            seen.push(n.as_secs());
+            d = Some(n);
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 60, 60]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::PartialObjectMeta;
+use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::Backoff;
@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::Route;
 use crate::cluster::{LinkKind, NamespaceInfo, ObjectKind, WorkloadLink, WorldObject};
-use crate::controller::inputs::Update;
+use crate::controller::inputs::{Undecodable, Update};
 use crate::controller::metrics::{Metrics, ResourceLabel};
 
 use super::status::DirtyRoutes;
@@ -197,13 +197,56 @@ async fn pump_world<K, S>(
     }
 }
 
-/// What the loop plans from: the spec and identity, not status or bookkeeping.
-fn plannable(mut r: Route) -> Route {
+/// The Route type, as the API server knows it (Routes are watched untyped, so that one
+/// object that does not decode cannot stop the list of all others).
+pub fn route_resource() -> ApiResource {
+    ApiResource::erase::<Route>(&())
+}
+
+/// Longest error text kept from a failed decode.
+const MAX_ERROR: usize = 300;
+
+/// What the loop plans from: the spec and identity, not status or bookkeeping. An object
+/// that does not decode (a value the API server let through, such as a priority beyond
+/// int32) is reported as such, never dropped silently.
+fn decode(o: &DynamicObject) -> Result<Route, Undecodable> {
+    let name = o.metadata.name.clone().unwrap_or_default();
+    let generation = o.metadata.generation;
+    let typed = serde_json::to_value(o)
+        .and_then(serde_json::from_value::<Route>)
+        .map_err(|e| {
+            let mut error = e.to_string();
+            if error.len() > MAX_ERROR {
+                let mut cut = MAX_ERROR;
+                while !error.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                error.truncate(cut);
+                error.push_str("...");
+            }
+            Undecodable {
+                name,
+                generation,
+                error,
+            }
+        })?;
+    let mut r = typed;
     r.status = None;
     r.metadata.managed_fields = None;
     r.metadata.resource_version = None;
     r.metadata.annotations = None;
-    r
+    Ok(r)
+}
+
+/// The update for one Route event.
+fn route_update(o: &DynamicObject) -> Update {
+    match decode(o) {
+        Ok(r) => Update::RouteApplied(Box::new(r)),
+        Err(u) => {
+            tracing::error!(route = %u.name, error = %u.error, "Route object does not decode; its last readable version stays");
+            Update::RouteUndecodable(u)
+        }
+    }
 }
 
 async fn pump_routes<S>(
@@ -213,10 +256,10 @@ async fn pump_routes<S>(
     metrics: Arc<Metrics>,
     dirty: DirtyRoutes,
 ) where
-    S: Stream<Item = Result<Event<Route>, watcher::Error>> + Send,
+    S: Stream<Item = Result<Event<DynamicObject>, watcher::Error>> + Send,
 {
     let mut stream = std::pin::pin!(stream);
-    let mut buffer: Option<Vec<Route>> = None;
+    let mut buffer: Option<(Vec<Route>, Vec<Undecodable>)> = None;
     let mut listed_once = false;
     let label = ResourceLabel { resource: "routes" };
     while let Some(ev) = stream.next().await {
@@ -226,19 +269,25 @@ async fn pump_routes<S>(
                     metrics.watch_restarts.get_or_create(&label).inc();
                     tracing::info!(resource = "routes", "relisting");
                 }
-                buffer = Some(Vec::new());
+                buffer = Some((Vec::new(), Vec::new()));
                 continue;
             }
             Ok(Event::InitApply(r)) => {
                 dirty.mark(r.metadata.name.clone().unwrap_or_default());
-                if let Some(b) = buffer.as_mut() {
-                    b.push(plannable(r));
+                if let Some((ok, bad)) = buffer.as_mut() {
+                    match decode(&r) {
+                        Ok(r) => ok.push(r),
+                        Err(u) => bad.push(u),
+                    }
                 }
                 continue;
             }
             Ok(Event::InitDone) => {
-                let routes = buffer.take().unwrap_or_default();
-                if tx.send(Update::RoutesRelisted(routes)).await.is_err() {
+                let (routes, bad) = buffer.take().unwrap_or_default();
+                for u in &bad {
+                    tracing::error!(route = %u.name, error = %u.error, "Route object does not decode; its last readable version stays");
+                }
+                if tx.send(Update::RoutesRelisted(routes, bad)).await.is_err() {
                     return;
                 }
                 dirty.mark_all();
@@ -248,7 +297,7 @@ async fn pump_routes<S>(
             }
             Ok(Event::Apply(r)) => {
                 dirty.mark(r.metadata.name.clone().unwrap_or_default());
-                Update::RouteApplied(Box::new(plannable(r)))
+                route_update(&r)
             }
             Ok(Event::Delete(r)) => {
                 let name = r.metadata.name.clone().unwrap_or_default();
@@ -335,15 +384,17 @@ impl Watches {
         tx: mpsc::Sender<Update>,
         metrics: Arc<Metrics>,
         dirty: DirtyRoutes,
-    ) -> (Self, Store<Route>) {
+    ) -> (Self, Store<DynamicObject>) {
         let sync = Sync::new(tx.clone(), RESOURCES);
         let cfg = watcher::Config::default;
         let mut others = Vec::new();
         // The status writer reads Routes' current status from this store.
-        let (routes, writer) = reflector::store::<Route>();
+        let ar = route_resource();
+        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+        let routes = writer.as_reader();
         let route_events = reflector::reflector(
             writer,
-            watcher::watcher(Api::<Route>::all(client.clone()), cfg())
+            watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg())
                 .backoff(RetryBackoff::default())
                 .modify(|r| r.metadata.managed_fields = None),
         );

@@ -55,6 +55,22 @@ pub enum NbError {
 }
 
 impl NbError {
+    /// The pass failed because the connection went away (its write may or may not have
+    /// committed): worth retrying as soon as the client has reconnected, rather than on
+    /// the next periodic resync.
+    pub fn retry_on_reconnect(&self) -> bool {
+        matches!(
+            self,
+            NbError::Ovsdb(
+                OvsdbError::OutcomeUnknown
+                    | OvsdbError::NotConnected
+                    | OvsdbError::ConnectionLost { .. }
+                    | OvsdbError::Timeout { .. }
+            ) | NbError::NotVisible(_)
+                | NbError::Unreachable { .. }
+        )
+    }
+
     /// A short stable label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -112,6 +128,22 @@ pub struct Keep {
     /// Leave rows of Routes absent from the input (part of the input could not be read, so
     /// absence does not mean deletion).
     pub absent: bool,
+    /// Per `no_delete` Route, the destinations of its valid rules. A row of that Route for
+    /// one of them was replaced by a valid rule (e.g. a static route that became a policy
+    /// when the Route was narrowed), so it is deleted: only rows no valid rule speaks for
+    /// can be an invalid rule's, and only those are kept.
+    pub valid_dsts: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Keep {
+    /// A row of `no_delete` Route that a valid rule of the same Route has replaced.
+    pub fn replaced(&self, owner: &crate::plan::nb::Owner) -> bool {
+        owner.destination().is_some_and(|dst| {
+            self.valid_dsts
+                .get(&owner.route)
+                .is_some_and(|set| set.contains(dst))
+        })
+    }
 }
 
 /// What a pass works towards.
@@ -136,7 +168,9 @@ pub fn plan_changes(intent: NbIntent<'_>, mut observed: Observed) -> NbDiff {
     observed.leave_alone(|o| {
         keep.routes.contains(&o.route)
             || (keep.absent && !desired_routes.contains(o.route.as_str()))
-            || (keep.no_delete.contains(&o.route) && !desired_ids.contains(o.id.as_str()))
+            || (keep.no_delete.contains(&o.route)
+                && !desired_ids.contains(o.id.as_str())
+                && !keep.replaced(o))
     });
     let mut d = diff(intent.desired, &observed);
     for (route, ips) in intent.service_ips {

@@ -8,9 +8,7 @@
 //! Routes: `diff` runs on it unchanged.
 use std::collections::BTreeSet;
 
-use super::observed::{
-    Observed, RouterInfo, Seen, WithoutIds, owner_of, string, strings, uuids,
-};
+use super::observed::{Observed, RouterInfo, Seen, WithoutIds, owner_of, string, strings, uuids};
 use super::row::{
     FamilyVisitor, NbRow, PORT_GROUP, ROUTER, ROUTER_PORT, ReadContext, SWITCH_PORT, each_family,
 };

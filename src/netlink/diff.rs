@@ -13,7 +13,7 @@
 //!   the family is no longer wanted.
 //!
 //! Must not: do I/O.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -129,7 +129,17 @@ pub fn plan_pod(
     protocol: u8,
 ) -> PodPlan {
     let mut plan = PodPlan::default();
-    let mut wanted: Vec<KernelRoute> = Vec::new();
+    let mut wanted: Vec<KernelRoute> = Vec::with_capacity(desired.routes.len());
+    let mut wanted_keys: HashSet<(IpNet, u32)> = HashSet::with_capacity(desired.routes.len());
+    // The kernel's routes by (dst, metric): each wanted route looks up its key instead of
+    // scanning the table (a pod carries hundreds of routes).
+    let mut by_key: HashMap<(IpNet, u32), Vec<&KernelRoute>> =
+        HashMap::with_capacity(current.len());
+    for c in current {
+        by_key.entry((c.dst, c.metric)).or_default().push(c);
+    }
+    // The dev gateway of (interface, family), computed once per pod.
+    let mut gateways: HashMap<(u32, bool), Option<IpAddr>> = HashMap::new();
 
     // Keys (dst, metric) of invalid desired routes: our route there is kept as is.
     let mut held_keys: HashSet<(IpNet, u32)> = HashSet::new();
@@ -159,7 +169,9 @@ pub fn plan_pod(
         let recorded = state.family(v6);
         let gateway = match next_hop {
             NextHop::Via(gw) => Some(*gw),
-            NextHop::DevGateway => dev_gateway(current, recorded, dev, oif, v6, protocol),
+            NextHop::DevGateway => *gateways
+                .entry((oif, v6))
+                .or_insert_with(|| dev_gateway(current, recorded, dev, oif, v6, protocol)),
         };
         // IPv6 keeps every route at universe scope; IPv4 link routes are scope link.
         let scope = if gateway.is_none() && !v6 {
@@ -180,10 +192,7 @@ pub fn plan_pod(
     for r in &desired.routes {
         if let Some(k) = resolve(r.dst, &r.dev, &r.next_hop) {
             // The planner de-duplicates; should two still share a key, the first wins.
-            if !wanted
-                .iter()
-                .any(|w| w.dst == k.dst && w.metric == k.metric)
-            {
+            if wanted_keys.insert((k.dst, k.metric)) {
                 wanted.push(k);
             }
         }
@@ -196,14 +205,15 @@ pub fn plan_pod(
             continue;
         }
         match resolve(default_dst(d.family.is_v6()), &d.dev, &d.next_hop) {
-            Some(k) => wanted.push(k),
+            Some(k) => {
+                wanted_keys.insert((k.dst, k.metric));
+                wanted.push(k);
+            }
             None => {
                 held_families.insert(d.family.is_v6());
             }
         }
     }
-
-    let wanted_keys: HashSet<(IpNet, u32)> = wanted.iter().map(|w| (w.dst, w.metric)).collect();
 
     // Our routes not wanted (or held by a family whose dev is missing).
     for cur in current.iter().filter(|c| c.protocol == protocol) {
@@ -216,15 +226,15 @@ pub fn plan_pod(
 
     for w in wanted {
         let is_default = w.dst.prefix_len() == 0 && default_families.contains(&is_v6(&w.dst));
-        let same_key = |c: &&KernelRoute| c.dst == w.dst && c.metric == w.metric;
-        let ours: Vec<&KernelRoute> = current
+        let at_key: &[&KernelRoute] = by_key.get(&(w.dst, w.metric)).map_or(&[], |v| v.as_slice());
+        let ours: Vec<&KernelRoute> = at_key
             .iter()
-            .filter(same_key)
+            .copied()
             .filter(|c| c.protocol == protocol)
             .collect();
-        let foreign: Vec<&KernelRoute> = current
+        let foreign: Vec<&KernelRoute> = at_key
             .iter()
-            .filter(same_key)
+            .copied()
             .filter(|c| c.protocol != protocol)
             .collect();
         if is_default {

@@ -109,7 +109,7 @@ fn default_takeover_records_and_restore_when_unwanted() {
     };
     let plan = plan_pod(&want, &links(), &base(), &pod_state(), P);
     assert_eq!(plan.record.len(), 1);
-    assert_eq!(plan.record[0].dev, "eth0");
+    assert_eq!(&*plan.record[0].dev, "eth0");
     assert_eq!(
         plan.writes,
         vec![(kr("0.0.0.0/0", Some("10.244.1.1"), 3, P, 0), true)]

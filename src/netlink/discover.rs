@@ -25,7 +25,7 @@ use tracing::debug;
 
 /// Where to look. All roots are configurable so tests and the sandbox can point them
 /// at their own directories.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoveryConfig {
     /// CNI cache results directory (default `/var/lib/cni/results`).
     pub cni_cache: PathBuf,
@@ -69,6 +69,9 @@ pub struct Discovery {
     pub by_uid: HashMap<String, PodNetns>,
     /// Files skipped because they were unreadable or not a usable `-lo` cache entry.
     pub skipped_files: usize,
+    /// Every usable CNI cache file -> the uid it names (so the file's removal can be
+    /// matched to its pod later).
+    pub cache_files: HashMap<PathBuf, String>,
 }
 
 impl Discovery {
@@ -183,6 +186,7 @@ fn scan_cni_cache(root: &Path, out: &mut Discovery) {
             out.skipped_files += 1;
             continue;
         };
+        out.cache_files.insert(path.clone(), pod.uid.clone());
         let exists = pod.netns.exists();
         let mtime = fs::metadata(&path)
             .and_then(|m| m.modified())

@@ -9,12 +9,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::Handle;
+use nix::errno::Errno;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
+use rtnetlink::{Handle, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::NetlinkError;
@@ -67,7 +68,7 @@ pub async fn lookup_links(handle: &Handle, names: &[&str]) -> Result<Links, Netl
         match stream.try_next().await {
             Ok(Some(msg)) => Ok(Some((name.to_string(), msg.header.index))),
             Ok(None) => Ok(None),
-            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) if errno(&e) == Some(Errno::ENODEV) => Ok(None),
             Err(e) => Err(NetlinkError::Dump {
                 what: "links",
                 message: e.to_string(),
@@ -162,33 +163,42 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
-/// Builds the netlink message for a route in the main table.
+/// Builds the netlink message for a route in the main table (`RouteMessageBuilder` sets
+/// the main table, unicast type and address family; we add our protocol, scope, metric
+/// and, for a default route, no destination attribute at all, as `ip route` does).
 pub fn route_message(route: &KernelRoute) -> RouteMessage {
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = match route.dst {
+    let mut b = RouteMessageBuilder::<IpAddr>::new();
+    b = match route.dst.prefix_len() {
+        0 => family_only(b, &route.dst),
+        len => match b.destination_prefix(route.dst.network(), len) {
+            Ok(b) => b,
+            // Unreachable: an IpNet's prefix length always fits its family.
+            Err(_) => family_only(RouteMessageBuilder::<IpAddr>::new(), &route.dst),
+        },
+    };
+    if let Some(gw) = route.gateway {
+        // A gateway of the other family is rejected by the builder; the kernel would
+        // refuse it too, and the diff never asks for one (it reports such a route).
+        b = match b.clone().gateway(gw) {
+            Ok(with) => with,
+            Err(_) => b,
+        };
+    }
+    if let Some(oif) = route.oif {
+        b = b.output_interface(oif);
+    }
+    b.protocol(RouteProtocol::from(route.protocol))
+        .scope(RouteScope::from(route.scope))
+        .priority(route.metric)
+        .build()
+}
+
+fn family_only(mut b: RouteMessageBuilder<IpAddr>, dst: &IpNet) -> RouteMessageBuilder<IpAddr> {
+    b.get_mut().header.address_family = match dst {
         IpNet::V4(_) => AddressFamily::Inet,
         IpNet::V6(_) => AddressFamily::Inet6,
     };
-    msg.header.destination_prefix_length = route.dst.prefix_len();
-    msg.header.table = RouteHeader::RT_TABLE_MAIN;
-    msg.header.protocol = RouteProtocol::from(route.protocol);
-    msg.header.scope = RouteScope::from(route.scope);
-    msg.header.kind = RouteType::Unicast;
-    if route.dst.prefix_len() > 0 {
-        msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(
-                route.dst.network(),
-            )));
-    }
-    if let Some(gw) = route.gateway {
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
-    }
-    if let Some(oif) = route.oif {
-        msg.attributes.push(RouteAttribute::Oif(oif));
-    }
-    msg.attributes.push(RouteAttribute::Priority(route.metric));
-    msg
+    b
 }
 
 /// Adds a route; `replace` swaps the route with the same dst + metric in place
@@ -211,17 +221,64 @@ pub async fn del_route(handle: &Handle, route: &KernelRoute) -> Result<(), rtnet
     handle.route().del(route_message(route)).execute().await
 }
 
-/// The errno of a failed netlink request, if the kernel sent one (positive, e.g. 17).
-pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+/// The errno of a failed netlink request, if the kernel sent one.
+pub fn errno(e: &rtnetlink::Error) -> Option<Errno> {
     match e {
-        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        rtnetlink::Error::NetlinkError(m) => Some(Errno::from_raw(m.raw_code().abs())),
         _ => None,
     }
 }
 
-/// EEXIST: the route is already there.
-pub const EEXIST: i32 = 17;
-/// ESRCH: no such route.
-pub const ESRCH: i32 = 3;
-/// ENODEV: the output interface vanished.
-pub const ENODEV: i32 = 19;
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rtnetlink::packet_route::route::RouteHeader;
+
+    use super::*;
+
+    fn kr(dst: &str, gw: Option<&str>, metric: u32) -> KernelRoute {
+        KernelRoute {
+            dst: dst.parse().unwrap(),
+            gateway: gw.map(|g| g.parse().unwrap()),
+            oif: Some(7),
+            protocol: 136,
+            metric,
+            scope: SCOPE_UNIVERSE,
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_through_the_parser() {
+        for r in [
+            kr("10.96.0.0/12", Some("10.244.1.1"), 0),
+            kr("0.0.0.0/0", Some("10.244.1.1"), 0),
+            kr("fd00:96::/64", Some("fd00::1"), 1024),
+            kr("::/0", None, 1024),
+            KernelRoute {
+                scope: SCOPE_LINK,
+                ..kr("172.16.0.0/16", None, 0)
+            },
+        ] {
+            let msg = route_message(&r);
+            assert_eq!(parse_route(&msg), Some(r.clone()), "{msg:?}");
+            assert_eq!(msg.header.table, RouteHeader::RT_TABLE_MAIN);
+            let has_dst = msg
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(_)));
+            // `ip route add default` sends no destination attribute; neither do we.
+            assert_eq!(has_dst, r.dst.prefix_len() > 0, "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn a_gateway_of_the_other_family_is_left_out() {
+        let msg = route_message(&kr("10.0.0.0/8", Some("fd00::1"), 0));
+        assert!(
+            !msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Gateway(_)))
+        );
+        assert_eq!(msg.header.address_family, AddressFamily::Inet);
+    }
+}

@@ -11,32 +11,37 @@
 //!   and drives the socket from its own small current-thread runtime.
 //! - [`program`]: one pod's reconcile (dump, [`diff`], add / replace / delete).
 //! - [`state`]: node-local files recording original default routes (`defaultRoute`).
-//! - [`reconciler`]: the async API the controller calls ([`PodRouteReconciler`]) and the
-//!   periodic resync that keeps routes true.
+//! - [`reconciler`]: the async API the controller calls ([`PodRouteReconciler`]).
+//! - [`watch`], [`index`], [`events`]: keeping routes true from events (netlink
+//!   notifications per pod netns, inotify on the netns sources) plus a slow, spread
+//!   safety-net re-check; [`summary`]: what passes did, for logs and metrics.
 //!
 //! Must not: delete or replace a kernel route that does not carry [`ROUTE_PROTOCOL`]
 //! (the one documented exception is the default route under `defaultRoute`, whose
 //! original is recorded first and restored later); let one pod's failure affect another
-//! pod; call `setns` outside [`pool`]; panic on anything read from the kernel or files.
+//! pod; call `setns` outside [`pool`]; panic on anything read from the kernel or files;
+//! keep a pod's network namespace alive (a watch socket holds it) once its file is gone.
 //!
-//! Keeping it true: a periodic resync (default every 5 s, [`DEFAULT_RESYNC`]) re-runs
-//! every known pod's reconcile. Netlink notifications were not chosen as the mechanism:
-//! IPv4 routes flushed by a link going down are removed by the kernel *without*
-//! RTM_DELROUTE notifications (only the link event is sent), so a notification listener
-//! would still need a full dump to be correct; and listening would need one socket held
-//! open in every pod's netns. A dump of one pod's table is a few microseconds of kernel
-//! time and a resync with nothing to change writes nothing, so a 5 s period keeps drift
-//! under the 10 s bound at negligible cost.
+//! Keeping it true: while nothing changes nothing runs. A pod is re-dumped when a netlink
+//! notification inside its netns says a route, link or address changed (a link going down
+//! flushes IPv4 routes *without* RTM_DELROUTE, so link and address events count too), when
+//! its netns appears or moves, when its planned routes change, and once per
+//! [`DEFAULT_RECHECK`] period by the re-check, which visits pods one slice at a time. See
+//! docs/timers.md for every timer.
 pub mod diff;
 #[cfg(test)]
 mod diff_tests;
 pub mod discover;
+pub mod events;
+pub mod index;
 pub mod kernel;
 pub mod pool;
 pub mod program;
 pub mod reconciler;
 pub mod show;
 pub mod state;
+pub mod summary;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -48,14 +53,17 @@ pub use discover::{Discovery, DiscoveryConfig, NetnsSource, PodNetns, discover};
 pub use program::{PodReport, RouteError, RouteOp, reconcile_pod};
 pub use reconciler::{PodRouteReconciler, ReconcilerConfig};
 pub use show::ip_route_lines;
+pub use summary::{PassSummary, StatsSnapshot, Trigger};
 
 /// Routing protocol number (`rtm_protocol`) carried by every route we install:
 /// 0x88 = 136, unused in iproute2's `/etc/iproute2/rt_protos`. `ip route show proto 136`
 /// lists exactly our routes. Configurable through [`ReconcilerConfig::protocol`].
 pub const ROUTE_PROTOCOL: u8 = 0x88;
 
-/// Default resync period; keeps drift (routes removed by hand, link flaps) under 10 s.
-pub const DEFAULT_RESYNC: Duration = Duration::from_secs(5);
+/// Default period of the safety-net re-check (every watched pod re-dumped once per period,
+/// spread over it). Events repair drift within milliseconds; this only catches what no
+/// event announced.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(10 * 60);
 
 /// Metric we give IPv4 routes (the kernel's default for `ip route add`).
 pub const IPV4_METRIC: u32 = 0;
@@ -98,7 +106,10 @@ pub enum NetlinkError {
     Worker(std::io::Error),
     /// The kernel refused a route request (errno and its text).
     #[error("kernel refused: {message}")]
-    Kernel { errno: Option<i32>, message: String },
+    Kernel {
+        errno: Option<nix::errno::Errno>,
+        message: String,
+    },
     /// A route we did not install (another protocol) has the same destination and
     /// metric as the one we want; it is left alone.
     #[error("foreign route to {dst} (protocol {protocol}, metric {metric}) is in the way")]

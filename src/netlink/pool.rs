@@ -21,13 +21,16 @@ use std::sync::Arc;
 
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::Handle;
+use rtnetlink::sys::AsyncSocket;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tracing::{debug, error};
 
 use super::NetlinkError;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Work = Box<dyn FnOnce(Result<Handle, NetlinkError>) -> BoxFuture + Send>;
+/// The job gets the handle and the netlink port id of its socket (see
+/// [`super::watch::OwnPorts`]).
+type Work = Box<dyn FnOnce(Result<(Handle, u32), NetlinkError>) -> BoxFuture + Send>;
 
 struct Job {
     netns: PathBuf,
@@ -77,11 +80,12 @@ impl NetnsPool {
         self.threads
     }
 
-    /// Runs `f` with an rtnetlink handle whose socket lives in `netns`. The future runs
-    /// on a pool thread's runtime (outside the caller's runtime).
+    /// Runs `f` with an rtnetlink handle whose socket lives in `netns`, and that socket's
+    /// netlink port id. The future runs on a pool thread's runtime (outside the caller's
+    /// runtime).
     pub async fn run<F, Fut, T>(&self, netns: &Path, f: F) -> Result<T, NetlinkError>
     where
-        F: FnOnce(Handle) -> Fut + Send + 'static,
+        F: FnOnce(Handle, u32) -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
@@ -89,7 +93,7 @@ impl NetnsPool {
         let work: Work = Box::new(move |handle| {
             Box::pin(async move {
                 let out = match handle {
-                    Ok(h) => Ok(f(h).await),
+                    Ok((h, port)) => Ok(f(h, port).await),
                     Err(e) => Err(e),
                 };
                 let _ = tx.send(out);
@@ -140,10 +144,10 @@ fn worker(
                 break;
             };
             match open_in_netns(&job.netns, &host) {
-                Ok((conn, handle)) => {
+                Ok((conn, handle, port)) => {
                     let conn_task = tokio::spawn(conn);
                     tokio::spawn(async move {
-                        (job.work)(Ok(handle)).await;
+                        (job.work)(Ok((handle, port))).await;
                         conn_task.abort();
                         drop(permit);
                     });
@@ -162,9 +166,14 @@ fn worker(
 
 type Connection = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
 
-/// Enters `netns`, creates the socket there and returns to `host`. Runs synchronously on
-/// the pool thread, so no other task can run while the thread is in the pod's netns.
-fn open_in_netns(netns: &Path, host: &File) -> Result<(Connection, Handle), NetlinkError> {
+/// Runs `f` inside `netns` on the calling thread and returns to `host`: the only place
+/// that calls `setns`. Only for synchronous work (creating sockets); the calling thread
+/// must be a dedicated one (a pool worker or the watcher thread), never a tokio worker.
+pub(crate) fn in_netns<T>(
+    netns: &Path,
+    host: &File,
+    f: impl FnOnce() -> T,
+) -> Result<T, NetlinkError> {
     let ns = File::open(netns).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             NetlinkError::NetnsGone(netns.to_path_buf())
@@ -179,12 +188,26 @@ fn open_in_netns(netns: &Path, host: &File) -> Result<(Connection, Handle), Netl
         path: netns.to_path_buf(),
         source: e.into(),
     })?;
-    let opened = rtnetlink::new_connection().map_err(NetlinkError::Socket);
+    let out = f();
     if let Err(e) = setns(host.as_fd(), CloneFlags::CLONE_NEWNET) {
-        // Every job enters its own target before creating a socket, so a thread left in
+        // Every use enters its own target before creating a socket, so a thread left in
         // a pod's netns still creates each socket in the right place; log loudly anyway.
-        error!(error = %e, "cannot return netns worker thread to the host namespace");
+        error!(error = %e, "cannot return netns thread to the host namespace");
     }
-    let (conn, handle, _messages) = opened?;
-    Ok((conn, handle))
+    Ok(out)
+}
+
+/// Enters `netns`, creates the socket there and returns to `host`. Runs synchronously on
+/// the pool thread, so no other task can run while the thread is in the pod's netns.
+/// The socket is bound at once so its port id (which the kernel stamps on the
+/// notifications our requests cause) is known before anything is sent.
+fn open_in_netns(netns: &Path, host: &File) -> Result<(Connection, Handle, u32), NetlinkError> {
+    let (mut conn, handle, _messages) =
+        in_netns(netns, host, rtnetlink::new_connection)?.map_err(NetlinkError::Socket)?;
+    let addr = conn
+        .socket_mut()
+        .socket_mut()
+        .bind_auto()
+        .map_err(NetlinkError::Socket)?;
+    Ok((conn, handle, addr.port_number()))
 }

@@ -15,7 +15,9 @@ use tracing::{debug, warn};
 
 use super::NetlinkError;
 use super::diff::{PodPlan, Skip, plan_pod};
-use super::kernel::{self, EEXIST, ESRCH, KernelRoute};
+use nix::errno::Errno;
+
+use super::kernel::{self, KernelRoute};
 use super::state::StateDir;
 use crate::plan::pod::{PodKey, PodRoutes};
 
@@ -116,9 +118,9 @@ pub async fn reconcile_pod(
     let mut names: Vec<&str> = desired
         .routes
         .iter()
-        .map(|r| r.dev.as_str())
+        .map(|r| &*r.dev)
         .chain(desired.default_routes.iter().map(|d| d.dev.as_str()))
-        .chain(state.v4.iter().chain(&state.v6).map(|r| r.dev.as_str()))
+        .chain(state.v4.iter().chain(&state.v6).map(|r| &*r.dev))
         .collect();
     names.sort_unstable();
     names.dedup();
@@ -202,7 +204,7 @@ async fn apply(
     for (r, res) in plan.deletes.iter().zip(results) {
         match res {
             Ok(()) => report.deleted += 1,
-            Err(e) if kernel::errno(&e) == Some(ESRCH) => {}
+            Err(e) if kernel::errno(&e) == Some(Errno::ESRCH) => {}
             Err(e) => report.fail(RouteOp::Delete, r.dst, kernel_err(&e)),
         }
     }
@@ -227,7 +229,7 @@ async fn apply(
         route.oif = Some(oif);
         match kernel::add_route(handle, &route, false).await {
             Ok(()) => report.restored += 1,
-            Err(e) if kernel::errno(&e) == Some(EEXIST) => {}
+            Err(e) if kernel::errno(&e) == Some(Errno::EEXIST) => {}
             Err(e) => {
                 restore_failed[usize::from(v6)] = true;
                 report.fail(RouteOp::Restore, route.dst, kernel_err(&e));
@@ -295,7 +297,7 @@ async fn apply(
     for (r, res) in deletes.iter().zip(results) {
         match res {
             Ok(()) => report.deleted += 1,
-            Err(e) if kernel::errno(&e) == Some(ESRCH) => {}
+            Err(e) if kernel::errno(&e) == Some(Errno::ESRCH) => {}
             Err(e) => report.fail(RouteOp::Delete, r.dst, kernel_err(&e)),
         }
     }

@@ -1,28 +1,34 @@
 //! [`PodRouteReconciler`]: the async API the controller calls. It remembers each pod's
-//! desired routes and netns, programs them through the [`NetnsPool`], and re-checks
-//! every known pod periodically ([`PodRouteReconciler::spawn_resync`]) so routes removed
-//! by someone else, or flushed by a link going down and up, come back within one
-//! resync period (see the module doc of [`super`] for why a periodic resync).
+//! desired routes and netns, programs them through the [`NetnsPool`], and — once
+//! [`PodRouteReconciler::start_watching`] was called — keeps them true from events
+//! ([`super::events`]): a pod is re-dumped only when a netlink notification inside its netns
+//! says something changed, when its netns appears, when its planned routes change, or when
+//! the slow safety-net re-check reaches it.
 //!
 //! Calls for one pod are serialized (a per-pod lock), calls for different pods run in
 //! parallel up to the pool's bound. Every result is per pod: one pod's failure never
 //! reaches another.
 //!
 //! Must not: enter a netns itself (only through the pool); reprogram a pod after
-//! [`PodRouteReconciler::remove`].
+//! [`PodRouteReconciler::remove`]; keep a watch socket (and with it the namespace) open
+//! once the pod is removed or its netns file is gone.
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
+use super::discover::DiscoveryConfig;
+use super::events::Watching;
 use super::pool::NetnsPool;
 use super::program::{PodReport, reconcile_pod};
 use super::state::StateDir;
-use super::{DEFAULT_RESYNC, NetlinkError, ROUTE_PROTOCOL};
+use super::summary::{PassSummary, Stats, StatsSnapshot, Trigger, log_pod};
+use super::watch::OwnPorts;
+use super::{DEFAULT_RECHECK, NetlinkError, ROUTE_PROTOCOL};
 use crate::plan::pod::{PodKey, PodRoutes};
 
 /// Settings of the pod side.
@@ -32,12 +38,13 @@ pub struct ReconcilerConfig {
     pub protocol: u8,
     /// Directory of default-route state files (default `/var/lib/ovnkube-route/pods`).
     pub state_dir: PathBuf,
-    /// Netns worker threads (default 4).
+    /// Netns worker threads (default 2).
     pub threads: usize,
-    /// Pods in flight per worker thread (default 32).
+    /// Pods in flight per worker thread (default 16).
     pub inflight_per_thread: usize,
-    /// Resync period (default [`DEFAULT_RESYNC`], keep it under 10 s).
-    pub resync: Duration,
+    /// Safety-net re-check: every watched pod is re-dumped once per this period, one pod
+    /// at a time spread over the period (default [`DEFAULT_RECHECK`]; zero turns it off).
+    pub recheck: Duration,
 }
 
 impl Default for ReconcilerConfig {
@@ -45,35 +52,61 @@ impl Default for ReconcilerConfig {
         ReconcilerConfig {
             protocol: ROUTE_PROTOCOL,
             state_dir: PathBuf::from("/var/lib/ovnkube-route/pods"),
-            threads: 4,
-            inflight_per_thread: 32,
-            resync: DEFAULT_RESYNC,
+            threads: 2,
+            inflight_per_thread: 16,
+            recheck: DEFAULT_RECHECK,
         }
     }
 }
 
-struct Entry {
-    pod: PodKey,
-    netns: PathBuf,
-    desired: PodRoutes,
-    removed: bool,
+pub(super) struct Entry {
+    /// None: the pod's netns is not known (yet, or any more).
+    pub(super) netns: Option<PathBuf>,
+    pub(super) desired: Arc<PodRoutes>,
+    pub(super) removed: bool,
+    /// The last pass succeeded; with the slot not dirty the table is known to match.
+    pub(super) ok: bool,
+    /// The netns the watch socket is open in.
+    watched: Option<PathBuf>,
+    /// The pod's last failure, so a repeat of the same failure is not logged again.
+    last_error: Option<String>,
+    /// Attempts to enter a netns that appeared but could not be entered yet.
+    pub(super) enter_retries: u8,
 }
 
-/// Pod uid -> (key, the pod's entry behind its own lock).
-type PodMap = HashMap<String, (PodKey, Arc<tokio::sync::Mutex<Entry>>)>;
+/// One pod: its lock-free flags beside the entry behind its own lock.
+pub(super) struct Slot {
+    pub(super) key: PodKey,
+    /// Watch id (unique for the reconciler's life).
+    pub(super) id: u64,
+    /// Set by events (possibly while a pass holds the entry); cleared when a pass starts.
+    pub(super) dirty: AtomicBool,
+    /// Mirrors of the entry for [`PodRouteReconciler::stats`] (readable without its lock):
+    /// a watch socket is open; routes are planned but the netns is unknown.
+    watched: AtomicBool,
+    pending: AtomicBool,
+    own: Arc<OwnPorts>,
+    pub(super) entry: tokio::sync::Mutex<Entry>,
+}
 
-struct Inner {
+pub(super) struct Inner {
     pool: NetnsPool,
     state: StateDir,
     protocol: u8,
-    resync: Duration,
-    pods: Mutex<PodMap>,
+    pub(super) recheck: Duration,
+    /// Pod uid -> slot.
+    pods: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Watch id -> pod uid.
+    ids: Mutex<HashMap<u64, String>>,
+    next_id: AtomicU64,
+    pub(super) watching: OnceLock<Watching>,
+    pub(super) stats: Stats,
 }
 
 /// Keeps the kernel routes of this node's pods equal to the planner's [`PodRoutes`].
 #[derive(Clone)]
 pub struct PodRouteReconciler {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for PodRouteReconciler {
@@ -83,6 +116,21 @@ impl std::fmt::Debug for PodRouteReconciler {
             .field("state_dir", &self.inner.state.path())
             .field("pool", &self.inner.pool)
             .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned map only means a panic elsewhere while holding it; the map is still
+    // consistent (every mutation is a single insert/remove).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Slot {
+    /// Updates the lock-free mirrors from the entry; call after changing it.
+    pub(super) fn publish(&self, e: &Entry) {
+        self.watched.store(e.watched.is_some(), Ordering::Release);
+        let pending = !e.removed && e.netns.is_none() && !e.desired.is_empty();
+        self.pending.store(pending, Ordering::Release);
     }
 }
 
@@ -96,10 +144,30 @@ impl PodRouteReconciler {
                 pool,
                 state,
                 protocol: config.protocol,
-                resync: config.resync,
+                recheck: config.recheck,
                 pods: Mutex::new(HashMap::new()),
+                ids: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(0),
+                watching: OnceLock::new(),
+                stats: Stats::default(),
             }),
         })
+    }
+
+    /// Starts keeping routes true from events: a netlink watch socket in every programmed
+    /// pod's netns, inotify on the CNI cache and netns directories (a pod whose netns
+    /// appears gets its routes at once), and the spread safety-net re-check. Needs a tokio
+    /// runtime; a second call does nothing.
+    pub fn start_watching(&self, discovery: DiscoveryConfig) -> Result<(), NetlinkError> {
+        if self.inner.watching.get().is_some() {
+            return Ok(());
+        }
+        let (w, events) = Watching::start(discovery)?;
+        if self.inner.watching.set(w).is_ok() {
+            tokio::spawn(super::events::dispatch(Arc::downgrade(&self.inner), events));
+            super::events::spawn_recheck(self);
+        }
+        Ok(())
     }
 
     /// The protocol number on our routes.
@@ -107,73 +175,248 @@ impl PodRouteReconciler {
         self.inner.protocol
     }
 
-    fn pods(&self) -> std::sync::MutexGuard<'_, PodMap> {
-        // A poisoned map only means a panic elsewhere while holding it; the map is still
-        // consistent (every mutation is a single insert/remove).
-        self.inner.pods.lock().unwrap_or_else(|p| p.into_inner())
+    /// Counters since start, plus how many pods are watched / wait for their netns now.
+    pub fn stats(&self) -> StatsSnapshot {
+        let (mut watched, mut pending) = (0, 0);
+        for slot in self.slots() {
+            watched += usize::from(slot.watched.load(Ordering::Acquire));
+            pending += usize::from(slot.pending.load(Ordering::Acquire));
+        }
+        self.inner.stats.snapshot(watched, pending)
+    }
+
+    pub(super) fn slots(&self) -> Vec<Arc<Slot>> {
+        lock(&self.inner.pods).values().cloned().collect()
+    }
+
+    pub(super) fn slot_of_uid(&self, uid: &str) -> Option<Arc<Slot>> {
+        lock(&self.inner.pods).get(uid).cloned()
+    }
+
+    /// The pod watched under `id`: its uid and slot.
+    pub(super) fn slot_of_id(&self, id: u64) -> Option<(String, Arc<Slot>)> {
+        let uid = lock(&self.inner.ids).get(&id).cloned()?;
+        let slot = self.slot_of_uid(&uid)?;
+        Some((uid, slot))
+    }
+
+    /// Uids of all known pods.
+    pub(super) fn uids(&self) -> Vec<String> {
+        lock(&self.inner.pods).keys().cloned().collect()
+    }
+
+    /// The pod's slot, created (with nothing desired, not programmed) if new.
+    fn slot(&self, pod: &PodKey) -> Arc<Slot> {
+        let mut pods = lock(&self.inner.pods);
+        if let Some(s) = pods.get(&pod.uid) {
+            return s.clone();
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot {
+            key: pod.clone(),
+            id,
+            dirty: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+            own: Arc::new(OwnPorts::default()),
+            entry: tokio::sync::Mutex::new(Entry {
+                netns: None,
+                desired: Arc::new(PodRoutes::default()),
+                removed: false,
+                ok: false,
+                watched: None,
+                last_error: None,
+                enter_retries: 0,
+            }),
+        });
+        pods.insert(pod.uid.clone(), slot.clone());
+        lock(&self.inner.ids).insert(id, pod.uid.clone());
+        slot
     }
 
     /// Pods currently known (set and not removed).
     pub fn known_pods(&self) -> Vec<PodKey> {
-        let mut out: Vec<PodKey> = self.pods().values().map(|(k, _)| k.clone()).collect();
+        let mut out: Vec<PodKey> = self.slots().iter().map(|s| s.key.clone()).collect();
         out.sort();
         out
     }
 
-    /// Remembers and programs one pod's desired routes now.
-    pub async fn set_desired(&self, pod: PodKey, netns: PathBuf, routes: PodRoutes) -> PodReport {
-        let entry = {
-            let mut pods = self.pods();
-            let slot = pods.entry(pod.uid.clone()).or_insert_with(|| {
-                let entry = Entry {
-                    pod: pod.clone(),
-                    netns: netns.clone(),
-                    desired: PodRoutes::default(),
-                    removed: false,
-                };
-                (pod.clone(), Arc::new(tokio::sync::Mutex::new(entry)))
-            });
-            slot.0 = pod.clone();
-            slot.1.clone()
-        };
-        let mut e = entry.lock().await;
-        e.pod = pod;
-        e.netns = netns;
-        e.desired = routes;
-        e.removed = false;
-        let report = self.program(&e.pod, &e.netns, &e.desired).await;
-        log_report(&e.pod, &report, "set");
-        report
+    /// The pod's netns as the watched index knows it (None when not watching).
+    pub(super) fn lookup(&self, uid: &str) -> Option<PathBuf> {
+        let w = self.inner.watching.get()?;
+        w.index().get(uid).map(Path::to_path_buf)
+    }
+
+    /// Remembers and programs one pod's desired routes now, in `netns`.
+    pub async fn set_desired(
+        &self,
+        pod: PodKey,
+        netns: PathBuf,
+        routes: impl Into<Arc<PodRoutes>>,
+    ) -> PodReport {
+        let slot = self.slot(&pod);
+        {
+            let mut e = slot.entry.lock().await;
+            e.netns = Some(netns);
+            e.desired = routes.into();
+            e.removed = false;
+            slot.publish(&e);
+        }
+        self.pass(&slot, Trigger::Plan)
+            .await
+            .map(|(_, r)| r)
+            .unwrap_or_default()
     }
 
     /// [`Self::set_desired`] for many pods at once, in parallel (bounded by the pool).
-    pub async fn set_desired_many(
+    pub async fn set_desired_many<R: Into<Arc<PodRoutes>>>(
         &self,
-        pods: Vec<(PodKey, PathBuf, PodRoutes)>,
+        pods: Vec<(PodKey, PathBuf, R)>,
     ) -> Vec<(PodKey, PodReport)> {
-        let n = pods.len();
+        let start = Instant::now();
         let out = join_all(pods.into_iter().map(|(pod, netns, routes)| async move {
             let key = pod.clone();
             (key, self.set_desired(pod, netns, routes).await)
         }))
         .await;
-        let failed = out.iter().filter(|(_, r)| !r.is_ok()).count();
-        let changes: usize = out.iter().map(|(_, r)| r.changes()).sum();
-        info!(pods = n, failed, changes, "programmed pod routes");
+        let mut s = PassSummary::new(Trigger::Plan);
+        for (k, r) in &out {
+            s.add(k, r);
+        }
+        s.elapsed = start.elapsed();
+        self.inner.stats.record(&s);
+        s.log();
         out
+    }
+
+    /// The plan pass: sets every listed pod's desired routes and programs only the pods
+    /// whose routes changed, whose last pass failed, or that an event marked since. The
+    /// netns comes from the watched index ([`Self::start_watching`]); pods whose netns is
+    /// not known yet wait for it and are programmed when it appears.
+    pub async fn sync(&self, pods: Vec<(PodKey, Arc<PodRoutes>)>) -> PassSummary {
+        let start = Instant::now();
+        let mut s = PassSummary::new(Trigger::Plan);
+        let mut todo = Vec::new();
+        for (key, routes) in pods {
+            let slot = self.slot(&key);
+            let mut e = slot.entry.lock().await;
+            let same = Arc::ptr_eq(&e.desired, &routes) || *e.desired == *routes;
+            // Adopt the caller's copy even when equal: one copy of each pod's routes.
+            e.desired = routes;
+            e.removed = false;
+            if e.netns.is_none() {
+                e.netns = self.lookup(&key.uid);
+            }
+            slot.publish(&e);
+            if e.netns.is_none() {
+                if !e.desired.is_empty() {
+                    s.pending.push(key);
+                }
+                continue;
+            }
+            if same && e.ok && !slot.dirty.load(Ordering::Acquire) {
+                s.untouched += 1;
+                continue;
+            }
+            drop(e);
+            todo.push(slot);
+        }
+        for (pod, r) in join_all(todo.iter().map(|slot| self.pass(slot, Trigger::Plan)))
+            .await
+            .into_iter()
+            .flatten()
+        {
+            s.add(&pod, &r);
+        }
+        s.elapsed = start.elapsed();
+        self.inner.stats.record(&s);
+        s.log();
+        s
+    }
+
+    /// One pass over one pod (nothing for a removed pod or one without a netns): opens
+    /// the watch socket first (so no change between the dump and the watch is missed),
+    /// then dumps, diffs and writes.
+    pub(super) async fn pass(&self, slot: &Slot, trigger: Trigger) -> Option<(PodKey, PodReport)> {
+        let mut e = slot.entry.lock().await;
+        if e.removed {
+            return None;
+        }
+        let netns = e.netns.clone()?;
+        slot.dirty.store(false, Ordering::Release);
+        self.ensure_watch(slot, &mut e).await;
+        let report = self
+            .program(&slot.key, &netns, &e.desired, Some(slot.own.clone()))
+            .await;
+        if let Some(NetlinkError::NetnsGone(_)) = &report.fatal {
+            debug!(pod = %slot.key, netns = %netns.display(), "pod netns gone; waiting for a new one");
+            self.unwatch(slot, &mut e);
+            e.netns = None;
+        }
+        e.ok = report.is_ok();
+        slot.publish(&e);
+        log_pod(&slot.key, &report, trigger, &mut e.last_error);
+        Some((slot.key.clone(), report))
+    }
+
+    /// Opens (or moves, or closes) the pod's watch socket to match its netns and routes:
+    /// only pods with routes planned are watched.
+    async fn ensure_watch(&self, slot: &Slot, e: &mut Entry) {
+        let Some(w) = self.inner.watching.get() else {
+            return;
+        };
+        let want = e.netns.clone().filter(|_| !e.desired.is_empty());
+        if e.watched == want {
+            return;
+        }
+        if e.watched.take().is_some() {
+            w.watcher().unwatch(slot.id);
+        }
+        if let Some(netns) = want {
+            match w
+                .watcher()
+                .watch(slot.id, netns.clone(), slot.own.clone())
+                .await
+            {
+                Ok(()) => e.watched = Some(netns),
+                // Gone already: the pass reports it. Anything else (out of descriptors)
+                // leaves the pod to the re-check, which is worth a warning.
+                Err(err @ NetlinkError::NetnsGone(_)) => {
+                    debug!(pod = %slot.key, error = %err, "cannot watch pod netns")
+                }
+                Err(err) => {
+                    tracing::warn!(pod = %slot.key, error = %err, "cannot watch pod netns; only the re-check keeps its routes true")
+                }
+            }
+        }
+    }
+
+    pub(super) fn unwatch(&self, slot: &Slot, e: &mut Entry) {
+        if e.watched.take().is_some()
+            && let Some(w) = self.inner.watching.get()
+        {
+            w.watcher().unwatch(slot.id);
+        }
     }
 
     /// Forgets a pod: deletes exactly our routes and restores recorded default routes.
     /// If the pod's netns is already gone there is nothing to restore and its state file
     /// is removed.
     pub async fn remove(&self, pod: &PodKey) -> PodReport {
-        let entry = self.pods().remove(&pod.uid).map(|(_, e)| e);
-        let netns = match &entry {
-            Some(entry) => {
-                let mut e = entry.lock().await;
+        let slot = lock(&self.inner.pods).remove(&pod.uid);
+        let netns = match &slot {
+            Some(slot) => {
+                lock(&self.inner.ids).remove(&slot.id);
+                let mut e = slot.entry.lock().await;
                 e.removed = true;
-                Some(e.netns.clone())
+                self.unwatch(slot, &mut e);
+                slot.publish(&e);
+                e.netns.clone()
             }
+            None => None,
+        };
+        let netns = match netns {
+            Some(n) => Some(n),
             None => match self.inner.state.load_uid(&pod.uid) {
                 Ok(s) => s.and_then(|s| s.netns),
                 Err(e) => return PodReport::fatal(e),
@@ -185,8 +428,10 @@ impl PodRouteReconciler {
                 Err(e) => PodReport::fatal(e),
             };
         };
-        let report = self.program(pod, &netns, &PodRoutes::default()).await;
-        log_report(pod, &report, "remove");
+        let report = self
+            .program(pod, &netns, &Arc::new(PodRoutes::default()), None)
+            .await;
+        log_pod(pod, &report, Trigger::Plan, &mut None);
         match report.fatal {
             Some(NetlinkError::NetnsGone(_)) => match self.inner.state.remove(&pod.uid) {
                 Ok(()) => PodReport::default(),
@@ -202,7 +447,7 @@ impl PodRouteReconciler {
     pub async fn prune_state(&self, live_uids: &HashSet<String>) -> Result<usize, NetlinkError> {
         let mut cleaned = 0;
         for uid in self.inner.state.uids()? {
-            if live_uids.contains(&uid) || self.pods().contains_key(&uid) {
+            if live_uids.contains(&uid) || self.slot_of_uid(&uid).is_some() {
                 continue;
             }
             let pod = match self.inner.state.load_uid(&uid) {
@@ -213,7 +458,7 @@ impl PodRouteReconciler {
                 },
                 Ok(None) => continue,
                 Err(e) => {
-                    warn!(uid, error = %e, "unreadable pod state file kept");
+                    tracing::warn!(uid, error = %e, "unreadable pod state file kept");
                     continue;
                 }
             };
@@ -224,68 +469,41 @@ impl PodRouteReconciler {
         Ok(cleaned)
     }
 
-    /// Re-checks every known pod once; returns the reports of pods where something was
-    /// changed or failed.
+    /// Re-checks every known pod once, now; returns the reports of pods where something
+    /// was changed or failed.
     pub async fn resync_all(&self) -> Vec<(PodKey, PodReport)> {
-        let entries: Vec<_> = self.pods().values().map(|(_, e)| e.clone()).collect();
-        let reports = join_all(entries.into_iter().map(|entry| async move {
-            let e = entry.lock().await;
-            if e.removed {
-                return None;
+        let start = Instant::now();
+        let slots = self.slots();
+        let reports = join_all(slots.iter().map(|s| self.pass(s, Trigger::Recheck))).await;
+        let mut s = PassSummary::new(Trigger::Recheck);
+        let mut out = Vec::new();
+        for (pod, r) in reports.into_iter().flatten() {
+            s.add(&pod, &r);
+            if r.changes() > 0 || !r.is_ok() {
+                out.push((pod, r));
             }
-            let report = self.program(&e.pod, &e.netns, &e.desired).await;
-            (report.changes() > 0 || !report.is_ok()).then(|| (e.pod.clone(), report))
-        }))
-        .await;
-        let out: Vec<_> = reports.into_iter().flatten().collect();
-        for (pod, report) in &out {
-            log_report(pod, report, "resync");
         }
+        s.elapsed = start.elapsed();
+        self.inner.stats.record(&s);
+        s.log();
         out
     }
 
-    /// Runs [`Self::resync_all`] every resync period until the handle is aborted.
-    pub fn spawn_resync(&self) -> JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.inner.resync);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let fixed = this.resync_all().await;
-                debug!(pods_changed = fixed.len(), "pod route resync done");
-            }
-        })
-    }
-
-    async fn program(&self, pod: &PodKey, netns: &Path, desired: &PodRoutes) -> PodReport {
+    async fn program(
+        &self,
+        pod: &PodKey,
+        netns: &Path,
+        desired: &Arc<PodRoutes>,
+        own: Option<Arc<OwnPorts>>,
+    ) -> PodReport {
         let (pod, desired, state) = (pod.clone(), desired.clone(), self.inner.state.clone());
         let (protocol, ns) = (self.inner.protocol, netns.to_path_buf());
-        let run = self.inner.pool.run(netns, move |handle| async move {
+        let run = self.inner.pool.run(netns, move |handle, port| async move {
+            if let Some(own) = own {
+                own.record(port);
+            }
             reconcile_pod(handle, pod, &ns, &desired, &state, protocol).await
         });
         run.await.unwrap_or_else(PodReport::fatal)
-    }
-}
-
-fn log_report(pod: &PodKey, r: &PodReport, what: &str) {
-    if let Some(e @ NetlinkError::NetnsGone(_)) = &r.fatal {
-        // Normal while a pod is being deleted; the controller's remove() follows.
-        debug!(pod = %pod, uid = %pod.uid, what, error = %e, "pod netns gone");
-        return;
-    }
-    if let Some(e) = &r.fatal {
-        warn!(pod = %pod, uid = %pod.uid, what, error = %e, "pod routes not reconciled");
-        return;
-    }
-    for e in &r.errors {
-        warn!(pod = %pod, what, error = %e, "pod route failed");
-    }
-    if r.changes() > 0 {
-        info!(pod = %pod, what, added = r.added, replaced = r.replaced, deleted = r.deleted,
-            restored = r.restored, skipped = r.skipped, failed = r.failed, "pod routes changed");
-    } else {
-        debug!(pod = %pod, what, unchanged = r.unchanged, skipped = r.skipped, "pod routes in sync");
     }
 }

@@ -40,6 +40,10 @@ pub struct ClientConfig {
     pub max_message: usize,
     /// Capacity of each monitor's event channel; a consumer that lets it fill is resynced.
     pub monitor_buffer: usize,
+    /// With several remotes in leader-only mode, watch the other members' `_Server`
+    /// databases and move to a member as soon as it becomes leader (`peers`): a hung
+    /// leader is left in seconds instead of two probe intervals.
+    pub peers: bool,
 }
 
 impl ClientConfig {
@@ -51,10 +55,13 @@ impl ClientConfig {
             leader_only: true,
             probe_interval: Some(Duration::from_secs(5)),
             backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(8),
+            // Short: a restarted server is used within half a second of accepting
+            // connections (a connection attempt to a closed local port costs microseconds).
+            backoff_max: Duration::from_millis(500),
             tcp: TcpOptions::default(),
             max_message: DEFAULT_MAX_MESSAGE,
             monitor_buffer: 1024,
+            peers: true,
         }
     }
 }
@@ -68,6 +75,9 @@ pub struct ConnState {
     pub endpoint: Option<Endpoint>,
     /// How many connections became usable since start (1 after the first).
     pub connections: u64,
+    /// For a clustered database, whether the member is the Raft leader, as its `_Server`
+    /// database says; `None` for other models or before the first `_Server` update.
+    pub leader: Option<bool>,
 }
 
 struct Inner {
@@ -142,6 +152,12 @@ impl Client {
 
     pub fn is_connected(&self) -> bool {
         self.inner.state.borrow().connected
+    }
+
+    /// A receiver of every state change (connections, leadership), for callers that react
+    /// to reconnects (e.g. retrying a write whose outcome was unknown).
+    pub fn state_changes(&self) -> watch::Receiver<ConnState> {
+        self.inner.state.clone()
     }
 
     /// Wait until connected to a usable server.

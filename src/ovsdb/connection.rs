@@ -20,6 +20,7 @@ use super::client::{ClientConfig, ConnState};
 use super::codec::Decoder;
 use super::error::Error;
 use super::monitor::{MonitorEvent, MonitorSpec, Session};
+use super::peers::Peers;
 use super::rpc::Message;
 use super::transport::{Endpoint, Stream, connect};
 use super::value::{Row, Uuid};
@@ -114,6 +115,11 @@ pub(crate) struct Supervisor {
     pub(super) next_id: u64,
     /// Connection attempts so far (for the log).
     pub(super) attempt: u64,
+    /// Leadership watches on the other cluster members (started once the database is
+    /// known to be clustered; see `peers`).
+    peers: Option<Peers>,
+    /// The remote to try next, when a peer said it became leader.
+    prefer: Option<Endpoint>,
 }
 
 impl Supervisor {
@@ -134,6 +140,8 @@ impl Supervisor {
             next_session: 1,
             next_id: 1,
             attempt: 0,
+            peers: None,
+            prefer: None,
         }
     }
 
@@ -167,6 +175,12 @@ impl Supervisor {
         let mut failures = 0u32;
         let mut delay = Duration::ZERO;
         loop {
+            if let Some(leader) = self.prefer.take()
+                && let Some(i) = self.config.remotes.iter().position(|r| *r == leader)
+            {
+                next = i;
+                delay = Duration::ZERO;
+            }
             if !delay.is_zero() && !self.idle(delay).await {
                 break;
             }
@@ -319,8 +333,34 @@ impl Supervisor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
         let mut probe_sent = false;
+        // Taken out of `self` for the loop, so its future can run beside the handlers.
+        let mut peers = self.peers.take();
+        if let Some(p) = peers.as_mut() {
+            p.baseline();
+        }
         let exit = loop {
+            if peers.is_none()
+                && conn.ready
+                && self.config.peers
+                && self.state.borrow().leader.is_some()
+            {
+                peers = Peers::start(&self.config);
+                if let Some(p) = peers.as_mut() {
+                    p.baseline();
+                }
+            }
+            let current = conn.endpoint.clone();
+            let watch_peers = async {
+                match peers.as_mut() {
+                    Some(p) if conn.ready => p.new_leader(&current).await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                leader = watch_peers => {
+                    self.prefer = Some(leader.clone());
+                    break Exit::NotUsable(format!("{leader} became the cluster leader"));
+                },
                 r = rd.read(&mut buf) => match r {
                     Ok(0) => break Exit::Lost("closed by the server".into()),
                     Ok(n) => {
@@ -356,6 +396,7 @@ impl Supervisor {
             }
         };
         writer.abort();
+        self.peers = peers;
         let was_ready = conn.ready;
         self.fail_pending(conn);
         (exit, was_ready)

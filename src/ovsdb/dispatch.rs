@@ -296,6 +296,12 @@ impl Supervisor {
                 }
             }
         }
+        let leader = self.leader_flag(conn);
+        self.state.send_if_modified(|s| {
+            let changed = s.leader != leader;
+            s.leader = leader;
+            changed
+        });
         match self.member_check(conn) {
             Err(reason) => Some(Exit::NotUsable(reason)),
             Ok(clustered) => {
@@ -317,6 +323,24 @@ impl Supervisor {
                 None
             }
         }
+    }
+
+    /// The member's Raft leader flag for our database; `None` unless it is clustered.
+    fn leader_flag(&self, conn: &Conn) -> Option<bool> {
+        let db = self.config.database.as_str();
+        let atom = |r: &Row, c: &str| r.get(c).and_then(|v| v.as_atom()).cloned();
+        let row = conn
+            .server_rows
+            .values()
+            .find(|r| atom(r, "name").as_ref().and_then(|a| a.as_str()) == Some(db))?;
+        if atom(row, "model").as_ref().and_then(|a| a.as_str()) != Some("clustered") {
+            return None;
+        }
+        Some(
+            atom(row, "leader")
+                .and_then(|a| a.as_bool())
+                .unwrap_or(false),
+        )
     }
 
     /// Whether this member may be used; `Ok(true)` for a clustered database.

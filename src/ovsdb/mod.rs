@@ -10,6 +10,7 @@ pub mod follow;
 pub mod modelgen;
 pub mod monitor;
 pub mod ops;
+mod peers;
 pub mod replica;
 pub mod rpc;
 pub mod schema;

@@ -2,10 +2,15 @@
 //! in precedence order. The first Route to claim a destination (or a default route family)
 //! in the pod wins it; a later different claim is a conflict reported to the loser.
 //!
+//! Rules a guard rail refuses for the pod (`guard::PodNets`) and rules over the per-pod cap
+//! (`PlanConfig::max_routes_per_pod`, Routes of precedence served first) are left out and
+//! reported to their Route.
+//!
 //! Depends only on the pod and the Routes selecting it, so a change elsewhere never changes
 //! a pod's routes.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -13,6 +18,7 @@ use crate::cluster::PodInfo;
 
 use super::PlanConfig;
 use super::family::IpFamily;
+use super::guard::PodNets;
 use super::pod::{DefaultRoute, NextHop, PodRoute, PodRoutes};
 use super::routes::Prepared;
 use super::select;
@@ -27,13 +33,22 @@ pub(crate) struct Conflict {
     pub dst: String,
 }
 
+/// Rules of one Route a guard rail refused in one pod: (rule path, reason) -> (rules, the
+/// first one's message). A Service rule refused for several addresses counts each.
+pub(crate) type Refused = BTreeMap<(String, &'static str), (usize, String)>;
+
 /// What merging a pod's Routes gives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PodMerge {
-    pub routes: PodRoutes,
+    /// Shared: the plan, the pod side and the next plan hold the same copy.
+    pub routes: Arc<PodRoutes>,
     /// Routes that won at least one destination here (the pod is programmable for them).
     pub contributed: BTreeSet<String>,
     pub conflicts: Vec<Conflict>,
+    /// Per Route, rules refused by a guard rail.
+    pub refused: BTreeMap<String, Refused>,
+    /// Per Route, routes not given for the per-pod cap.
+    pub capped: BTreeMap<String, usize>,
 }
 
 /// Who holds a destination in the pod, and with what.
@@ -44,8 +59,8 @@ struct Claim<T> {
 }
 
 /// The merge in progress.
-#[derive(Default)]
 struct Merge {
+    own: PodNets,
     chosen: BTreeMap<IpNet, Claim<PodRoute>>,
     defaults: BTreeMap<IpFamily, Claim<DefaultRoute>>,
     out: PodMerge,
@@ -81,24 +96,38 @@ impl Merge {
         // (dev, family) -> the dev's next hop, or None when the rule is skipped; Routes with
         // thousands of rules hit few distinct pairs.
         let mut usable: BTreeMap<(&str, IpFamily), Option<NextHop>> = BTreeMap::new();
+        let mut over_cap = 0;
         for rule in &p.resolved.rules {
             let family = IpFamily::of_net(&rule.dst);
-            let dev_hop = usable
-                .entry((rule.dev.as_str(), family))
-                .or_insert_with(|| {
-                    (select::has_dev(pod, &rule.dev, cfg)
-                        && select::family_ok(pod, &rule.dev, family, cfg))
-                    .then(|| next_hop(pod, &rule.dev, None, family, cfg))
-                });
+            let dev_hop = usable.entry((&*rule.dev, family)).or_insert_with(|| {
+                (select::has_dev(pod, &rule.dev, cfg)
+                    && select::family_ok(pod, &rule.dev, family, cfg))
+                .then(|| next_hop(pod, &rule.dev, None, family, cfg))
+            });
             let Some(dev_hop) = dev_hop else {
                 continue;
             };
+            if let Some((why, message)) = self.own.refuse(rule, p.route.gates) {
+                let e = self
+                    .out
+                    .refused
+                    .entry(p.route.name.clone())
+                    .or_default()
+                    .entry((rule.path.clone(), why))
+                    .or_insert((0, message));
+                e.0 += 1;
+                continue;
+            }
+            if self.chosen.len() >= cfg.max_routes_per_pod && !self.chosen.contains_key(&rule.dst) {
+                over_cap += 1;
+                continue;
+            }
             let claim = Claim {
                 route: PodRoute {
                     dst: rule.dst,
                     dev: rule.dev.clone(),
                     next_hop: rule.via.map_or_else(|| dev_hop.clone(), NextHop::Via),
-                    owner: p.route.name.clone(),
+                    owner: p.owner.clone(),
                 },
                 by: p.route.name.clone(),
                 path: rule.path.clone(),
@@ -111,6 +140,9 @@ impl Merge {
                 claim,
                 |a, b| a.dev == b.dev && a.next_hop == b.next_hop,
             );
+        }
+        if over_cap > 0 {
+            self.out.capped.insert(p.route.name.clone(), over_cap);
         }
     }
 
@@ -147,16 +179,21 @@ pub(crate) fn merge_pod<'a>(
     routes: impl IntoIterator<Item = &'a Prepared>,
     cfg: &PlanConfig,
 ) -> PodMerge {
-    let mut m = Merge::default();
+    let mut m = Merge {
+        own: PodNets::of(pod, cfg),
+        chosen: BTreeMap::new(),
+        defaults: BTreeMap::new(),
+        out: PodMerge::default(),
+    };
     for p in routes {
         m.rules(pod, p, cfg);
         m.default_route(pod, p, cfg);
     }
     let mut out = m.out;
-    out.routes = PodRoutes {
+    out.routes = Arc::new(PodRoutes {
         routes: m.chosen.into_values().map(|c| c.route).collect(),
         default_routes: m.defaults.into_values().map(|c| c.route).collect(),
-    };
+    });
     out
 }
 

@@ -6,6 +6,7 @@
 //! ([`nb::DesiredNb`], for `nb`), per-Route status material ([`RouteReport`]) and the next
 //! hops each router relies on (for the NB side's reachability check).
 mod family;
+pub mod guard;
 pub mod incremental;
 mod merge;
 pub mod nb;
@@ -61,6 +62,30 @@ pub struct PlanConfig {
     pub default_dev: String,
     /// Bound on problems listed per Route (the rest is counted).
     pub max_problems: usize,
+    /// The cluster's pod networks (`--cluster-cidr`): a rule covering one whole is refused
+    /// unless its Route lifts the guard (see `guard`). Empty: not checked.
+    pub cluster_networks: Vec<ipnet::IpNet>,
+    /// The cluster's service networks (`--service-cidr`), guarded the same way.
+    pub service_networks: Vec<ipnet::IpNet>,
+    /// Gateways of the default interface that pods' annotations may not state: Calico's
+    /// fixed 169.254.1.1 and fe80::ecee:eeff:feee:eeee (`--default-dev-gateway`).
+    pub default_gateways: Vec<IpAddr>,
+    /// Most routes one pod gets (`--max-routes-per-pod`); the rest is reported.
+    pub max_routes_per_pod: usize,
+}
+
+/// Default of [`PlanConfig::max_routes_per_pod`].
+pub const DEFAULT_MAX_ROUTES_PER_POD: usize = 10_000;
+
+/// Calico's gateways on every pod's eth0: link-local, fixed, answered by proxy ARP / NDP on
+/// the host side of the veth.
+pub fn calico_gateways() -> Vec<IpAddr> {
+    vec![
+        IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 1, 1)),
+        IpAddr::V6(std::net::Ipv6Addr::new(
+            0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee,
+        )),
+    ]
 }
 
 impl Default for PlanConfig {
@@ -75,6 +100,10 @@ impl Default for PlanConfig {
             ovn_dev: "eth1".into(),
             default_dev: "eth0".into(),
             max_problems: 20,
+            cluster_networks: Vec::new(),
+            service_networks: Vec::new(),
+            default_gateways: calico_gateways(),
+            max_routes_per_pod: DEFAULT_MAX_ROUTES_PER_POD,
         }
     }
 }
@@ -83,8 +112,9 @@ impl Default for PlanConfig {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Plan {
     /// Pods (of this node) with at least one desired route. A pod absent here should carry
-    /// none of our routes.
-    pub pods: BTreeMap<pod::PodKey, pod::PodRoutes>,
+    /// none of our routes. Shared (`Arc`): the pod side keeps the same copy, so each
+    /// pod's routes are held once.
+    pub pods: BTreeMap<pod::PodKey, std::sync::Arc<pod::PodRoutes>>,
     pub nb: nb::DesiredNb,
     /// Per Route name.
     pub reports: BTreeMap<String, RouteReport>,
@@ -158,11 +188,36 @@ impl Walk {
 /// winner's path, destination) -> (pods, first pod).
 type Lost = BTreeMap<(String, usize, String, String), (usize, String)>;
 
+/// Rules of one Route a guard rail refused: (rule path, reason) -> (rules, first pod, its
+/// message).
+type Refusals = BTreeMap<(String, &'static str), (usize, String, String)>;
+
+/// [`plan`] for a replan: every pod whose routes equal those in `previous` gets
+/// `previous`'s shared copy (the new one is dropped as soon as it is compared), so a
+/// long-running controller holds one copy of the unchanged pods' routes during a replan,
+/// not two, and the pod side sees the same `Arc` for pods that did not change.
+pub fn plan_reusing(world: &World, routes: &[Route], cfg: &PlanConfig, previous: &Plan) -> Plan {
+    let validated: Vec<ValidatedRoute> = routes.iter().map(validate).collect();
+    plan_validated_reusing(world, &validated, cfg, Some(&previous.pods))
+}
+
 /// Plans already validated Routes (lets a caller cache validation per generation).
 ///
 /// The whole plan at once; [`incremental::Engine`] keeps the same result up to date event
 /// by event from the same per-Route and per-pod steps.
 pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig) -> Plan {
+    plan_validated_reusing(world, routes, cfg, None)
+}
+
+/// [`plan_validated`] sharing unchanged pods' routes with `previous` (see [`plan_reusing`]).
+pub fn plan_validated_reusing(
+    world: &World,
+    routes: &[ValidatedRoute],
+    cfg: &PlanConfig,
+    previous: Option<&BTreeMap<pod::PodKey, std::sync::Arc<pod::PodRoutes>>>,
+) -> Plan {
+    // Precedence order: higher priority, then older, then name. Everything below walks
+    // Routes in this order, so the first claimant of a destination is the winner.
     let mut order: Vec<&ValidatedRoute> = routes.iter().collect();
     order.sort_by_cached_key(|r| Precedence::of(r));
     // Two CRs with the same name cannot exist in one cluster; in file mode keep the one
@@ -171,7 +226,7 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
     order.retain(|r| names.insert(r.name.as_str()));
     let prepared: Vec<routes::Prepared> = order
         .iter()
-        .map(|r| routes::prepare(world, (*r).clone()))
+        .map(|r| routes::prepare(world, (*r).clone(), cfg))
         .collect();
     let index: BTreeMap<&str, usize> = order
         .iter()
@@ -184,6 +239,9 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
     let mut members: Vec<Vec<&crate::cluster::PodInfo>> = vec![Vec::new(); n];
     let mut programmable = vec![0usize; n];
     let mut lost: Vec<Lost> = vec![Lost::new(); n];
+    let mut refused: Vec<Refusals> = vec![Refusals::new(); n];
+    // Per Route: (pods, routes not given, first pod) over the per-pod cap.
+    let mut capped: Vec<Option<(usize, usize, String)>> = vec![None; n];
     let mut pods = BTreeMap::new();
     let mut ns_cache: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
     for pod in world.pods() {
@@ -220,8 +278,29 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
                 .or_insert_with(|| (0, format!("{}/{}", pod.namespace, pod.name)));
             e.0 += 1;
         }
+        for (name, rules) in m.refused {
+            let mine = &mut refused[index[name.as_str()]];
+            for (key, (count, message)) in rules {
+                let e = mine
+                    .entry(key)
+                    .or_insert_with(|| (0, format!("{}/{}", pod.namespace, pod.name), message));
+                e.0 += count;
+            }
+        }
+        for (name, over) in m.capped {
+            let e = capped[index[name.as_str()]]
+                .get_or_insert_with(|| (0, 0, format!("{}/{}", pod.namespace, pod.name)));
+            e.0 += 1;
+            e.1 += over;
+        }
         if !m.routes.is_empty() {
-            pods.insert(pod::PodKey::of(pod), m.routes);
+            let key = pod::PodKey::of(pod);
+            // An unchanged pod keeps the previous plan's copy.
+            let routes = match previous.and_then(|p| p.get(&key)) {
+                Some(old) if **old == *m.routes => old.clone(),
+                _ => m.routes,
+            };
+            pods.insert(key, routes);
         }
     }
 
@@ -246,10 +325,20 @@ pub fn plan_validated(world: &World, routes: &[ValidatedRoute], cfg: &PlanConfig
                 };
                 report::conflict_problem(&c, *count, pod)
             });
+        let refusals = refused[ri]
+            .iter()
+            .map(|((path, why), (count, pod, message))| {
+                report::refused_problem(path, why, *count, pod, message)
+            });
+        let cap = capped[ri].iter().map(|(pods, routes, pod)| {
+            report::capped_problem(*pods, *routes, pod, cfg.max_routes_per_pod)
+        });
         let problems = p
             .problems
             .iter()
             .cloned()
+            .chain(refusals)
+            .chain(cap)
             .chain(conflicts)
             .chain(rnb.problems.iter().cloned());
         let r = report::build(

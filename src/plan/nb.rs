@@ -21,6 +21,22 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// The destination (CIDR) a policy, static route or ACL row is for, read back from its
+    /// id (`<route>/policy/<dst>`, `<route>/static-route/<dst>/<next hop>`,
+    /// `<route>/acl/<dst>`); `None` for Address_Sets and Port_Groups.
+    pub fn destination(&self) -> Option<&str> {
+        let rest = self
+            .id
+            .strip_prefix(self.route.as_str())?
+            .strip_prefix('/')?;
+        let (kind, rest) = rest.split_once('/')?;
+        match kind {
+            "policy" | "acl" => Some(rest),
+            "static-route" => rest.rsplit_once('/').map(|(dst, _hop)| dst),
+            _ => None,
+        }
+    }
+
     pub fn external_ids(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (OWNER_CONTROLLER_KEY.to_owned(), OWNER_CONTROLLER.to_owned()),

@@ -114,7 +114,7 @@ fn ovn_rules<'p>(
     p.resolved
         .rules
         .iter()
-        .filter(move |x| with_hops && !x.from_svc && x.dev == ovn_dev)
+        .filter(move |x| with_hops && !x.from_svc && *x.dev == *ovn_dev)
         .filter(move |x| done.insert(x.dst))
         .map(|rule| {
             let family = IpFamily::of_net(&rule.dst);
@@ -213,7 +213,7 @@ pub(crate) fn route_nb<'a>(
     let rules = &p.resolved.rules;
     out.service_ips = rules
         .iter()
-        .filter(|x| x.from_svc && x.dev == cfg.ovn_dev)
+        .filter(|x| x.from_svc && *x.dev == *cfg.ovn_dev)
         .map(|x| x.dst.addr())
         .collect();
 
@@ -286,7 +286,7 @@ pub(crate) fn route_nb<'a>(
     if p.route.ovn.enforce {
         let dsts: BTreeSet<IpNet> = rules
             .iter()
-            .filter(|x| x.dev != cfg.ovn_dev)
+            .filter(|x| *x.dev != *cfg.ovn_dev)
             .map(|x| x.dst)
             .collect();
         for dst in dsts {

@@ -1,6 +1,7 @@
 //! The pod side of the plan: the kernel routes each selected pod should carry.
 //! This is the contract between the planner (producer) and `netlink` (consumer).
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -42,13 +43,16 @@ pub enum NextHop {
 }
 
 /// One kernel route in one pod: `dst [via gw] dev <dev>`.
+///
+/// 72 bytes, no allocation of its own: `dev` and `owner` point at strings shared by every
+/// pod route of the same rule / Route (a node holds hundreds of thousands of these).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PodRoute {
     pub dst: IpNet,
-    pub dev: String,
+    pub dev: Arc<str>,
     pub next_hop: NextHop,
     /// The Route CR that asked for it (for status and logs).
-    pub owner: String,
+    pub owner: Arc<str>,
 }
 
 /// A replacement default route for one IP family (`defaultRoute`).
@@ -70,7 +74,39 @@ pub struct PodRoutes {
 }
 
 impl PodRoutes {
+    /// True when the pod should carry none of our routes.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty() && self.default_routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_route_is_small_and_shares_its_strings() {
+        // The per-route memory figure of docs/benchmarks.md rests on this size.
+        assert!(
+            std::mem::size_of::<PodRoute>() <= 72,
+            "{}",
+            std::mem::size_of::<PodRoute>()
+        );
+        let dev: Arc<str> = Arc::from("eth1");
+        let owner: Arc<str> = Arc::from("route-a");
+        let r = PodRoute {
+            dst: "10.0.0.0/8".parse().unwrap_or_default(),
+            dev: dev.clone(),
+            next_hop: NextHop::DevGateway,
+            owner: owner.clone(),
+        };
+        let copy = r.clone();
+        assert!(Arc::ptr_eq(&copy.dev, &dev) && Arc::ptr_eq(&copy.owner, &owner));
+        assert!(PodRoutes::default().is_empty());
+        let some = PodRoutes {
+            routes: vec![r],
+            default_routes: vec![],
+        };
+        assert!(!some.is_empty());
     }
 }

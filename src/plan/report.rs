@@ -212,6 +212,39 @@ pub(crate) fn conflict_problem(c: &super::merge::Conflict, count: usize, pod: &s
     }
 }
 
+/// The problem a Route gets for a rule a guard rail refused (`why`) in `count` place(s),
+/// first in pod `pod` (`message` is that pod's).
+pub(crate) fn refused_problem(
+    path: &str,
+    why: &str,
+    count: usize,
+    pod: &str,
+    message: &str,
+) -> Problem {
+    Problem {
+        path: Some(format!("{path}.dst")),
+        pod: Some(pod.to_owned()),
+        node: None,
+        reason: why.to_owned(),
+        message: format!("{message}; {count} pod(s) affected"),
+    }
+}
+
+/// The problem a Route gets for `routes` route(s) over the per-pod cap in `pods` pod(s), the
+/// first of which is `pod`.
+pub(crate) fn capped_problem(pods: usize, routes: usize, pod: &str, cap: usize) -> Problem {
+    Problem {
+        path: None,
+        pod: Some(pod.to_owned()),
+        node: None,
+        reason: super::guard::reason::TOO_MANY_ROUTES.into(),
+        message: format!(
+            "{routes} route(s) over the limit of {cap} per pod not programmed, in {pods} pod(s) \
+             (--max-routes-per-pod; Routes of higher precedence are served first)"
+        ),
+    }
+}
+
 /// A Route's report from its selection counts, how many pods it is programmable in, and its
 /// problems in order (validation and Services, conflicts, OVN rows).
 pub(crate) fn build(

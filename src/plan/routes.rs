@@ -4,6 +4,7 @@
 //! Routes or on pods.
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -11,7 +12,9 @@ use crate::api::Problem;
 use crate::api::validate::{Destination, ValidatedRoute};
 use crate::cluster::{ObjectKey, World};
 
+use super::PlanConfig;
 use super::family::IpFamily;
+use super::guard;
 use super::report::reason;
 
 /// One rule with a concrete destination (a Service rule yields one per address).
@@ -19,7 +22,8 @@ use super::report::reason;
 pub(crate) struct ResolvedRule {
     pub path: String,
     pub dst: IpNet,
-    pub dev: String,
+    /// Shared by every pod route made from this rule (one allocation per rule, not per pod).
+    pub dev: Arc<str>,
     pub via: Option<IpAddr>,
     pub from_svc: bool,
 }
@@ -48,11 +52,12 @@ pub(crate) fn resolve(
 ) -> ResolvedRoute {
     let mut out = ResolvedRoute::default();
     for rule in &route.rules {
+        let dev: Arc<str> = Arc::from(rule.dev.as_str());
         match &rule.dst {
             Destination::Net(net) => out.rules.push(ResolvedRule {
                 path: rule.path.clone(),
                 dst: *net,
-                dev: rule.dev.clone(),
+                dev,
                 via: rule.via,
                 from_svc: false,
             }),
@@ -90,7 +95,7 @@ pub(crate) fn resolve(
                     out.rules.push(ResolvedRule {
                         path: rule.path.clone(),
                         dst: IpNet::from(a),
-                        dev: rule.dev.clone(),
+                        dev: dev.clone(),
                         via: rule.via,
                         from_svc: true,
                     });
@@ -122,8 +127,11 @@ pub(crate) fn resolve(
 pub(crate) struct Prepared {
     pub route: ValidatedRoute,
     pub resolved: ResolvedRoute,
-    /// Validation problems, then Service resolution problems, in rule order.
+    /// Validation problems, then Service resolution and cluster network problems, in rule
+    /// order.
     pub problems: Vec<Problem>,
+    /// The Route's name, shared by every pod route it gives (one allocation per Route).
+    pub owner: Arc<str>,
     /// Distinct (dev, family) pairs the Route's rules need in a pod, for the per-rule skip
     /// counts; `None` for a default route without via, whose families follow the pod's
     /// addresses.
@@ -132,19 +140,21 @@ pub(crate) struct Prepared {
     pub everything: bool,
 }
 
-pub(crate) fn prepare(world: &World, route: ValidatedRoute) -> Prepared {
+pub(crate) fn prepare(world: &World, route: ValidatedRoute, cfg: &PlanConfig) -> Prepared {
     let mut problems = route.problems.clone();
-    let resolved = resolve(world, &route, &mut problems);
+    let mut resolved = resolve(world, &route, &mut problems);
+    guard::cluster_networks(&route, &mut resolved, cfg, &mut problems);
     let mut needs: BTreeSet<(String, Option<IpFamily>)> = resolved
         .rules
         .iter()
-        .map(|x| (x.dev.clone(), Some(IpFamily::of_net(&x.dst))))
+        .map(|x| (x.dev.to_string(), Some(IpFamily::of_net(&x.dst))))
         .collect();
     if let Some(d) = &route.default_route {
         needs.insert((d.dev.clone(), d.via.as_ref().map(IpFamily::of_addr)));
     }
     let everything = route.selection.is_everything() && route.exclude.is_empty();
     Prepared {
+        owner: Arc::from(route.name.as_str()),
         route,
         resolved,
         problems,

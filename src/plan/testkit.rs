@@ -232,7 +232,7 @@ pub fn routes_of<'p>(plan: &'p Plan, ns: &str, name: &str) -> Option<&'p PodRout
     plan.pods
         .iter()
         .find(|(k, _): &(&PodKey, _)| k.namespace == ns && k.name == name)
-        .map(|(_, v)| v)
+        .map(|(_, v)| &**v)
 }
 
 /// `dst dev` pairs of a pod's routes, as strings, sorted.
@@ -241,7 +241,7 @@ pub fn dst_dev(plan: &Plan, ns: &str, name: &str) -> Vec<(String, String)> {
         .map(|r| {
             r.routes
                 .iter()
-                .map(|x| (x.dst.to_string(), x.dev.clone()))
+                .map(|x| (x.dst.to_string(), x.dev.to_string()))
                 .collect()
         })
         .unwrap_or_default()

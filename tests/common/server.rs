@@ -240,6 +240,16 @@ impl Server {
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
 
+    /// Whether `cluster/status` of this (clustered NB) member says it is the leader.
+    pub fn is_raft_leader(&self) -> bool {
+        Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(self.file("ctl"))
+            .args(["cluster/status", NB])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Role: leader"))
+    }
+
     fn tcp_remote(&self) -> String {
         format!("ptcp:{}:127.0.0.1", self.port)
     }
@@ -354,5 +364,29 @@ impl Cluster {
 
     pub fn remotes(&self) -> Vec<Endpoint> {
         self.members.iter().map(Server::tcp).collect()
+    }
+
+    /// Waits (20 s at most) until every running member is a leader or follower with a
+    /// known leader: a member that has not finished joining can leave the rest unable to
+    /// elect (seen once in 15 runs of a `cluster/leave` right after start).
+    pub fn wait_settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for m in self.members.iter().filter(|m| m.pid().is_some()) {
+            loop {
+                let out = Command::new("ovs-appctl")
+                    .arg("-t")
+                    .arg(m.file("ctl"))
+                    .args(["cluster/status", NB])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let role = out.contains("Role: leader") || out.contains("Role: follower");
+                if role && !out.contains("Leader: unknown") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster not settled: {out}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }

@@ -184,7 +184,7 @@ async fn body_json(req: Request<Incoming>, content_type: &str) -> Result<Value, 
         return Ok(Value::Null);
     }
     if content_type.contains("yaml") {
-        serde_yaml::from_slice(&bytes)
+        serde_yaml_ng::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
         serde_json::from_slice(&bytes)

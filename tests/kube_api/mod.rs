@@ -48,6 +48,8 @@ use tokio::task::AbortHandle;
 
 pub use errors::ApiError;
 pub use http::Format;
+#[allow(unused_imports)] // used by some of the including crates
+pub use select::LabelSelector;
 use store::Db;
 
 /// One request, as the server saw it.
@@ -366,7 +368,7 @@ impl ApiServer {
     /// Creates every CRD in a YAML file (as `kubectl apply` would).
     pub fn create_crds(&self, file: &Path) {
         let text = std::fs::read_to_string(file).expect("read CRD file");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v: Value = serde::Deserialize::deserialize(doc).expect("CRD YAML");
             if !v.is_null() {
                 self.create(v).expect("create CRD");

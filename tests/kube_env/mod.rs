@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
+
 use crate::fixture::{BIN, Ovn, PODS, Pod, PodNet, Spawned, free_port, poll, world_yaml};
 use crate::kube_api::Background;
 
@@ -68,7 +70,7 @@ impl Kube {
 
     /// Every document of a YAML string, through [`Kube::put`].
     pub fn put_yaml(&self, yaml: &str) -> Vec<Value> {
-        serde_yaml::Deserializer::from_str(yaml)
+        serde_yaml_ng::Deserializer::from_str(yaml)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .filter(|v: &Value| !v.is_null())
             .map(|v| self.put(&v))
@@ -290,5 +292,75 @@ pub fn assert_only_granted_calls(kube: &Kube) {
         );
         seen.insert(format!("{}/{}:{}", r.group, r.resource, r.verb));
     }
-    assert!(!seen.is_empty(), "no request from the controller was logged");
+    assert!(
+        !seen.is_empty(),
+        "no request from the controller was logged"
+    );
+}
+
+/// client-a reaches 172.16.10.0/24 and the nginx Service over eth1, rerouted to GR node1.
+pub const WEB: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: client-a}}
+  route:
+    - {dst: "172.16.10.0/24", dev: eth1}
+  svc:
+    - {namespace: default, name: nginx, dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.2"]
+"#;
+
+/// client-b reaches 172.16.23.0/24 over eth1, rerouted to GR node2.
+pub const LATE: &str = r#"
+apiVersion: k8s.ovn.org/v1
+kind: Route
+metadata: {name: late}
+spec:
+  podSelector: {matchLabels: {app: client-b}}
+  route:
+    - {dst: "172.16.23.0/24", dev: eth1}
+  ovn:
+    nextHops: ["100.64.0.3"]
+"#;
+
+/// Polls until `p`'s table has a line starting with each of `present` and none with any
+/// of `absent`.
+pub fn wait_routes(
+    net: &PodNet,
+    c: &mut Controller,
+    p: &Pod,
+    present: &[&str],
+    absent: &[&str],
+    what: &str,
+) {
+    let took = poll(15, what, || {
+        c.proc.assert_alive();
+        let t = net.routes(p);
+        let ok = present.iter().all(|w| t.iter().any(|l| l.starts_with(w)))
+            && absent.iter().all(|w| !t.iter().any(|l| l.starts_with(w)));
+        if ok { Ok(()) } else { Err((t, c.proc.log())) }
+    });
+    println!("{what}: {took:?}");
+}
+
+pub fn has_route(net: &PodNet, p: &Pod, prefix: &str) -> bool {
+    net.routes(p).iter().any(|l| l.starts_with(prefix))
+}
+
+/// Every row in `before` is still there (rows may have been added).
+pub fn nothing_removed(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    for (table, rows) in before {
+        for r in rows {
+            if !after.get(table).is_some_and(|a| a.contains(r)) {
+                return Err(format!("{table}: {r} gone"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -278,3 +278,40 @@ pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Writes the CNI cache `-lo` file that names `pod`'s netns into `dir` (as libcni does after
+/// a successful ADD: to a temp name, then renamed into place).
+pub fn write_cni_cache(dir: &std::path::Path, pod: &PodNs) {
+    let cid = format!("{:064x}", pod.index + 1);
+    let body = serde_json::json!({
+        "kind": "cniCacheV1", "containerId": cid, "ifName": "lo", "networkName": "cni-loopback",
+        "cniArgs": [["K8S_POD_NAMESPACE", pod.key.namespace], ["K8S_POD_NAME", pod.key.name],
+                    ["K8S_POD_UID", pod.key.uid], ["IgnoreUnknown", "1"]],
+        "result": {"cniVersion": "0.3.1",
+                   "interfaces": [{"name": "lo", "sandbox": pod.path()}]}
+    });
+    let tmp = dir.join(format!(".tmp-{cid}"));
+    std::fs::write(&tmp, body.to_string()).expect("write CNI cache file");
+    std::fs::rename(&tmp, dir.join(format!("cni-loopback-{cid}-lo"))).expect("rename");
+}
+
+/// Links of a netns, by name.
+pub fn links(ns: &str) -> Vec<String> {
+    sh(&["ip", "-n", ns, "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// Waits until no IPv6 address in `ns` is tentative (duplicate address detection of new
+/// links sends address events for a second or two; tests that count events wait for it).
+pub async fn settle(ns: &str) {
+    let done = eventually(10, || {
+        !sh(&["ip", "-n", ns, "-6", "addr", "show", "tentative"])
+            .lines()
+            .any(|l| l.contains("inet6"))
+    })
+    .await;
+    assert!(done, "IPv6 addresses in {ns} stay tentative");
+}

@@ -1,6 +1,7 @@
 //! Validation of who a Route is for: `podSelector`, `namespaceSelector`, `targets` and
 //! `exclude`. A selector that does not validate marks the selection (or exclusion) broken
 //! rather than being dropped, so a typo never widens a Route to every pod.
+use crate::api::quote::quote;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::{
@@ -54,19 +55,21 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                     format!("{path}.kind"),
                     reason::INVALID_TARGET_KIND,
                     format!(
-                        "unknown kind {:?}; allowed: {}",
-                        t.kind,
+                        "unknown kind {}; allowed: {}",
+                        quote(&t.kind),
                         TargetKind::ALL.map(|k| k.as_str()).join(", ")
                     ),
                 ));
+                broken = true;
                 continue;
             };
             if !check_k8s_name(&t.name) {
                 problems.push(problem(
                     format!("{path}.name"),
                     reason::INVALID_TARGET,
-                    format!("{:?} is not an object name", t.name),
+                    format!("{} is not an object name", quote(&t.name)),
                 ));
+                broken = true;
                 continue;
             }
             let namespace = if kind == TargetKind::Namespace {
@@ -78,8 +81,9 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                         problems.push(problem(
                             format!("{path}.namespace"),
                             reason::INVALID_TARGET,
-                            format!("{ns:?} is not a namespace name"),
+                            format!("{} is not a namespace name", quote(ns)),
                         ));
+                        broken = true;
                         continue;
                     }
                     _ => {
@@ -88,6 +92,7 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                             reason::MISSING_NAMESPACE,
                             format!("a {} target needs a namespace", kind.as_str()),
                         ));
+                        broken = true;
                         continue;
                     }
                 }
@@ -121,7 +126,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             _ => problems.push(problem(
                 format!("spec.exclude.pods[{i}]"),
                 reason::INVALID_EXCLUDE,
-                format!("{p:?} is not of the form namespace/name"),
+                format!("{} is not of the form namespace/name", quote(p)),
             )),
         }
     }
@@ -132,7 +137,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             problems.push(problem(
                 format!("spec.exclude.namespaces[{i}]"),
                 reason::INVALID_EXCLUDE,
-                format!("{ns:?} is not a namespace name"),
+                format!("{} is not a namespace name", quote(ns)),
             ));
         }
     }

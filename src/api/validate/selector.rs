@@ -4,6 +4,7 @@
 //! requirement must hold; an empty selector (`{}`) matches everything. A selector that does
 //! not validate never reaches the planner as "match all": the caller decides what an
 //! invalid selector means (see `validate`).
+use crate::api::quote::quote;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -86,7 +87,10 @@ pub fn compile(sel: &LabelSelector) -> Result<Selector, Vec<(String, String)>> {
             other => {
                 errs.push((
                     format!("{path}.operator"),
-                    format!("unknown operator {other:?} (In, NotIn, Exists, DoesNotExist)"),
+                    format!(
+                        "unknown operator {} (In, NotIn, Exists, DoesNotExist)",
+                        quote(other)
+                    ),
                 ));
                 continue;
             }
@@ -109,11 +113,12 @@ fn check_key(key: &str) -> Result<(), String> {
                 .split('.')
                 .all(|l| !l.is_empty() && is_dns_label_like(l, false)))
     {
-        return Err(format!("label key {key:?}: invalid prefix"));
+        return Err(format!("label key {}: invalid prefix", quote(key)));
     }
     if name.is_empty() || name.len() > 63 || !is_dns_label_like(name, true) {
         return Err(format!(
-            "label key {key:?}: name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
+            "label key {}: name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+            quote(key)
         ));
     }
     Ok(())
@@ -125,7 +130,8 @@ fn check_value(v: &str) -> Result<(), String> {
     }
     if v.len() > 63 || !is_dns_label_like(v, true) {
         return Err(format!(
-            "label value {v:?}: at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
+            "label value {}: at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+            quote(v)
         ));
     }
     Ok(())

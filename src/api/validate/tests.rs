@@ -187,6 +187,8 @@ fn targets_kinds_and_namespaces() {
     assert_eq!(t[1].kind, TargetKind::Namespace);
     assert_eq!(t[1].namespace, "kube-system");
     assert!(!v.selection.is_everything());
+    // Any unusable target breaks the selection: the Route is invalid as a whole.
+    assert!(v.selection.broken && v.is_invalid());
 }
 
 #[test]

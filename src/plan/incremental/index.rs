@@ -138,7 +138,7 @@ mod tests {
     use crate::plan::testkit::*;
 
     fn keys_of(r: crate::api::Route) -> BTreeSet<Key> {
-        keys(&prepare(&world([]), validate(&r)), &cfg())
+        keys(&prepare(&world([]), validate(&r), &cfg()), &cfg())
     }
 
     #[test]

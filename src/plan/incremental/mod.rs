@@ -21,6 +21,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
@@ -64,6 +65,9 @@ impl Dirty {
     }
 }
 
+/// Rules of one rule path refused in one pod: (times, the first one's message).
+type RefusedIn = (usize, String);
+
 /// One Route and its cached plan.
 #[derive(Clone, Debug)]
 struct RouteEntry {
@@ -77,6 +81,10 @@ struct RouteEntry {
     programmable: usize,
     /// Claims it lost: conflict -> pod -> times.
     lost: BTreeMap<Conflict, BTreeMap<ObjectKey, usize>>,
+    /// Rules a guard rail refused: (rule path, reason) -> pod -> (times, message).
+    refused: BTreeMap<(String, &'static str), BTreeMap<ObjectKey, RefusedIn>>,
+    /// Pods where routes were left out for the per-pod cap -> how many.
+    capped: BTreeMap<ObjectKey, usize>,
     nb: RouteNb,
     report: RouteReport,
 }
@@ -102,6 +110,9 @@ pub struct Engine {
     index: Index,
     slots: SlotIndex,
     dirty: Dirty,
+    /// Inside [`Engine::begin`] .. [`Engine::commit`]: what the changes so far ask to look
+    /// at again, settled once at the commit.
+    batch: Option<Touched>,
 }
 
 impl Engine {
@@ -114,6 +125,34 @@ impl Engine {
             index: Index::default(),
             slots: SlotIndex::default(),
             dirty: Dirty::default(),
+            batch: None,
+        }
+    }
+
+    /// Starts a batch: the changes until [`Engine::commit`] are recorded, and the plan is
+    /// brought up to date once for all of them (a Route with a thousand members re-planned
+    /// once for a burst of pod events, not once per event). Reads in between see the plan
+    /// as it was before the batch.
+    pub fn begin(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some(Touched::default());
+        }
+    }
+
+    /// Settles what an open batch holds so far (the batch stays open). Route events call it
+    /// first: a pod's cached merge names Routes, and its share of a Route's report must be
+    /// taken from the entry it was given to, not from a new entry of the same name.
+    fn settle_batch_so_far(&mut self) {
+        if let Some(t) = self.batch.take() {
+            self.settle_now(t);
+            self.batch = Some(Touched::default());
+        }
+    }
+
+    /// Ends a batch (see [`Engine::begin`]); nothing when none is open.
+    pub fn commit(&mut self) {
+        if let Some(t) = self.batch.take() {
+            self.settle_now(t);
         }
     }
 
@@ -228,6 +267,16 @@ impl Engine {
     /// caller passes only complete lists). Unchanged objects cost a comparison. Returns true
     /// when the world changed.
     pub fn replace_kind(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
+        let outer = self.batch.is_some();
+        self.begin();
+        let changed = self.replace_kind_in_batch(kind, objects);
+        if !outer {
+            self.commit();
+        }
+        changed
+    }
+
+    fn replace_kind_in_batch(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
         let objects: Vec<WorldObject> = objects.into_iter().filter(|o| o.kind() == kind).collect();
         let fresh: std::collections::HashSet<WorldRef> =
             objects.iter().map(WorldObject::to_ref).collect();
@@ -251,6 +300,8 @@ impl Engine {
     /// [`Engine::replace_kind`], so only what differs is planned again. Returns true when
     /// the world changed.
     pub fn replace_world(&mut self, world: World) -> bool {
+        let outer = self.batch.is_some();
+        self.begin();
         let mut by_kind: BTreeMap<ObjectKind, Vec<WorldObject>> = BTreeMap::new();
         for o in world.into_objects() {
             by_kind.entry(o.kind()).or_default().push(o);
@@ -258,6 +309,9 @@ impl Engine {
         let mut changed = false;
         for kind in ObjectKind::ALL {
             changed |= self.replace_kind(kind, by_kind.remove(&kind).unwrap_or_default());
+        }
+        if !outer {
+            self.commit();
         }
         changed
     }
@@ -276,13 +330,15 @@ impl Engine {
 
     /// A Route was added or changed.
     pub fn upsert_route(&mut self, route: &Route) {
+        self.settle_batch_so_far();
         let mut t = Touched::default();
-        self.set_route(prepare(&self.world, validate(route)), &mut t);
+        self.set_route(prepare(&self.world, validate(route), &self.cfg), &mut t);
         self.settle(t);
     }
 
     /// A Route was deleted.
     pub fn delete_route(&mut self, name: &str) {
+        self.settle_batch_so_far();
         let mut t = Touched::default();
         self.remove_route(name, &mut t);
         self.settle(t);
@@ -304,6 +360,7 @@ impl Engine {
                 }
             }
         }
+        self.settle_batch_so_far();
         let mut t = Touched::default();
         let gone: Vec<String> = self
             .routes
@@ -315,7 +372,7 @@ impl Engine {
             self.remove_route(&name, &mut t);
         }
         for v in by_name.into_values() {
-            self.set_route(prepare(&self.world, v), &mut t);
+            self.set_route(prepare(&self.world, v, &self.cfg), &mut t);
         }
         self.settle(t);
     }
@@ -339,7 +396,7 @@ impl Engine {
 
     /// The routes pod `(namespace, name)` should carry; `None` when it should carry none of
     /// ours (unknown, not on this node, or selected by no Route with a usable rule).
-    pub fn pod_routes(&self, key: &ObjectKey) -> Option<(PodKey, &PodRoutes)> {
+    pub fn pod_routes(&self, key: &ObjectKey) -> Option<(PodKey, &Arc<PodRoutes>)> {
         let (uid, m) = self.pods.get(key)?.merge.as_ref()?;
         if m.routes.is_empty() {
             return None;
@@ -512,6 +569,8 @@ impl Engine {
                     counts: SelCounts::default(),
                     programmable: 0,
                     lost: BTreeMap::new(),
+                    refused: BTreeMap::new(),
+                    capped: BTreeMap::new(),
                     nb: RouteNb::default(),
                     report: RouteReport::default(),
                 }
@@ -582,7 +641,7 @@ impl Engine {
         for name in names {
             if let Some(e) = self.routes.get(&name) {
                 let route = e.p.route.clone();
-                self.set_route(prepare(&self.world, route), t);
+                self.set_route(prepare(&self.world, route, &self.cfg), t);
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::plan::{Precedence, report};
 use super::{Engine, PodEntry};
 
 /// What a change asks to look at again.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Touched {
     /// Routes to evaluate against every pod.
     all: BTreeSet<String>,
@@ -42,10 +42,30 @@ impl Touched {
     pub(super) fn pairs(&mut self, route: &str, pods: impl IntoIterator<Item = ObjectKey>) {
         self.pairs.entry(route.to_owned()).or_default().extend(pods);
     }
+
+    /// Adds what `other` asks for (every step re-reads the world and compares with what is
+    /// cached, so looking at something once for several changes is the same as once each).
+    fn absorb(&mut self, other: Touched) {
+        self.all.extend(other.all);
+        for (r, pods) in other.pairs {
+            self.pairs.entry(r).or_default().extend(pods);
+        }
+        self.merge.extend(other.merge);
+        self.nb.extend(other.nb);
+        self.report.extend(other.report);
+    }
 }
 
 impl Engine {
-    pub(super) fn settle(&mut self, mut t: Touched) {
+    /// Brings the plan up to date for `t`, or records it when a batch is open.
+    pub(super) fn settle(&mut self, t: Touched) {
+        match &mut self.batch {
+            Some(b) => b.absorb(t),
+            None => self.settle_now(t),
+        }
+    }
+
+    pub(super) fn settle_now(&mut self, mut t: Touched) {
         self.settle_pairs(&mut t);
         self.settle_merges(&mut t);
         self.settle_nb(&mut t);
@@ -224,6 +244,15 @@ impl Engine {
                 _ => None,
             };
             let old = pe.merge.take();
+            // Unchanged routes keep their shared copy (the pod side compares by pointer
+            // first).
+            let new = match (new, &old) {
+                (Some((uid, mut m)), Some((_, o))) if m.routes == o.routes => {
+                    m.routes = o.routes.clone();
+                    Some((uid, m))
+                }
+                (new, _) => new,
+            };
             if old != new {
                 let routes_of = |m: &Option<(String, crate::plan::merge::PodMerge)>| {
                     m.as_ref()
@@ -296,10 +325,26 @@ impl Engine {
             let conflicts = lost.into_iter().map(|(c, _, n, pod)| {
                 report::conflict_problem(c, n, &format!("{}/{}", pod.0, pod.1))
             });
+            let refusals = e.refused.iter().filter_map(|((path, why), pods)| {
+                let (first, (_, message)) = pods.iter().next()?;
+                let n = pods.values().map(|(n, _)| n).sum();
+                let pod = format!("{}/{}", first.0, first.1);
+                Some(report::refused_problem(path, why, n, &pod, message))
+            });
+            let cap = e.capped.iter().next().map(|(first, _)| {
+                report::capped_problem(
+                    e.capped.len(),
+                    e.capped.values().sum(),
+                    &format!("{}/{}", first.0, first.1),
+                    self.cfg.max_routes_per_pod,
+                )
+            });
             let problems =
                 e.p.problems
                     .iter()
                     .cloned()
+                    .chain(refusals)
+                    .chain(cap)
                     .chain(conflicts)
                     .chain(e.nb.problems.iter().cloned());
             let r = report::build(
@@ -340,6 +385,36 @@ fn share(
                 e.programmable = e.programmable.saturating_sub(1);
             }
             touched.insert(name.clone());
+        }
+    }
+    for (name, rules) in &m.refused {
+        let Some(e) = routes.get_mut(name) else {
+            continue;
+        };
+        touched.insert(name.clone());
+        for (key, seen) in rules {
+            if add {
+                e.refused
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(pod.clone(), seen.clone());
+            } else if let Some(pods) = e.refused.get_mut(key) {
+                pods.remove(pod);
+                if pods.is_empty() {
+                    e.refused.remove(key);
+                }
+            }
+        }
+    }
+    for (name, over) in &m.capped {
+        let Some(e) = routes.get_mut(name) else {
+            continue;
+        };
+        touched.insert(name.clone());
+        if add {
+            e.capped.insert(pod.clone(), *over);
+        } else {
+            e.capped.remove(pod);
         }
     }
     for c in &m.conflicts {

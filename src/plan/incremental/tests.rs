@@ -167,7 +167,16 @@ enum Event {
 }
 
 const NAMES: [&str; 4] = ["r0", "r1", "r2", "r3"];
-const DSTS: [&str; 4] = ["10.1.0.0/16", "10.2.0.0/16", "10.1.0.0/24", "fd00:1::/64"];
+/// The last two trip guard rails: 10.124.0.0/16 holds every test pod's own OVN subnet
+/// (refused over eth0), 169.254.1.1 is Calico's gateway on eth0 (refused over eth1).
+const DSTS: [&str; 6] = [
+    "10.1.0.0/16",
+    "10.2.0.0/16",
+    "10.1.0.0/24",
+    "fd00:1::/64",
+    "10.124.0.0/16",
+    "169.254.1.1/32",
+];
 const PODS: [(&str, &str); 6] = [
     ("ns0", "p0"),
     ("ns0", "p1"),
@@ -182,7 +191,7 @@ fn route_strategy() -> impl Strategy<Value = Route> {
         0usize..4,
         -1i32..2,
         0u8..6,
-        prop::collection::vec((0usize..4, prop::bool::ANY), 0..4),
+        prop::collection::vec((0usize..DSTS.len(), prop::bool::ANY), 0..4),
         prop::option::of(0u8..2),
         0u8..4,
         prop::bool::ANY,
@@ -371,7 +380,16 @@ fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
             true
         }
         Event::Rebuild => {
+            // As after a full pass; what was dirty stays for the caller, and a batch that
+            // was open stays open.
+            let open = e.batch.is_some();
+            e.commit();
+            let dirty = e.take_dirty();
             *e = e.rebuilt();
+            e.dirty = dirty;
+            if open {
+                e.begin();
+            }
             true
         }
     };
@@ -385,6 +403,8 @@ proptest! {
         events in prop::collection::vec(event_strategy(), 1..40),
         node_local in prop::bool::ANY,
         band in prop::bool::ANY,
+        guards in prop::bool::ANY,
+        batch in 1usize..4,
     ) {
         let mut cfg = PlanConfig::default();
         if node_local {
@@ -396,11 +416,24 @@ proptest! {
             cfg.priority_min = 200;
             cfg.priority_max = 210;
         }
+        if guards {
+            // Few routes per pod (Routes of precedence served first), and a cluster
+            // network that 10.1.0.0/16 covers whole.
+            cfg.max_routes_per_pod = 2;
+            cfg.cluster_networks = vec!["10.1.0.0/24".parse().unwrap()];
+        }
         let mut e = Engine::new(cfg.clone());
         let mut routes: Vec<Route> = Vec::new();
         let mut before = plan(e.world(), &routes, &cfg);
-        for ev in events {
-            apply_event(&mut e, &mut routes, ev.clone());
+        // Events in batches of `batch` (Engine::begin .. commit), as the run loop coalesces
+        // a burst of updates.
+        for evs in events.chunks(batch) {
+            e.begin();
+            for ev in evs {
+                apply_event(&mut e, &mut routes, ev.clone());
+            }
+            e.commit();
+            let ev = evs;
             let full = plan(e.world(), &routes, &cfg);
             prop_assert_eq!(&e.plan(), &full, "after {:?}", ev);
             let d = e.take_dirty();
@@ -411,4 +444,53 @@ proptest! {
             before = full;
         }
     }
+}
+
+#[test]
+fn guard_refusals_and_the_cap_follow_pods_in_and_out() {
+    let mut c = cfg();
+    c.max_routes_per_pod = 1;
+    let r = mk_route(
+        "r",
+        vec![rr("10.124.0.0/16", "eth0"), rr("172.16.0.0/16", "eth1")],
+        vec![],
+    );
+    let mut s = mk_route(
+        "s",
+        vec![rr("172.17.0.0/16", "eth1"), rr("172.18.0.0/16", "eth1")],
+        vec![],
+    );
+    s.spec.priority = -1;
+    let routes = vec![r, s];
+    let mut e = Engine::new(c.clone());
+    e.replace_routes(&routes);
+    let full = |e: &Engine| plan(e.world(), &routes, &c);
+    e.apply(WorldObject::from(mk_pod("default", "a")));
+    e.apply(WorldObject::from(mk_pod("default", "b")));
+    assert_eq!(e.plan(), full(&e));
+    let reasons = |e: &Engine, n: &str| -> Vec<String> {
+        e.report(n)
+            .unwrap()
+            .problems
+            .iter()
+            .map(|p| p.reason.clone())
+            .collect()
+    };
+    assert_eq!(reasons(&e, "r"), ["CapturesPodSubnet"]);
+    assert_eq!(reasons(&e, "s"), ["TooManyRoutes"]);
+    assert!(
+        e.report("r").unwrap().problems[0]
+            .message
+            .ends_with("2 pod(s) affected")
+    );
+    e.delete(&WorldRef::Pod(("default".into(), "a".into())));
+    assert_eq!(e.plan(), full(&e));
+    assert!(
+        e.report("r").unwrap().problems[0]
+            .message
+            .ends_with("1 pod(s) affected")
+    );
+    e.delete(&WorldRef::Pod(("default".into(), "b".into())));
+    assert_eq!(e.plan(), full(&e));
+    assert!(reasons(&e, "r").is_empty() && reasons(&e, "s").is_empty());
 }

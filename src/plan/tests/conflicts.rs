@@ -14,9 +14,9 @@ fn higher_priority_wins_and_loser_is_told() {
     );
     let p = plan(&w, &[lo, hi], &cfg());
     let r = &routes_of(&p, "default", "p").unwrap().routes;
-    assert_eq!(r[0].dev, "eth1");
-    assert_eq!(r[0].owner, "zz-high");
-    assert_eq!(r[1].owner, "aa-low");
+    assert_eq!(&*r[0].dev, "eth1");
+    assert_eq!(&*r[0].owner, "zz-high");
+    assert_eq!(&*r[1].owner, "aa-low");
     let lp = &p.reports["aa-low"].problems;
     assert_eq!(lp.len(), 1, "one problem for two pods: {lp:?}");
     assert_eq!(lp[0].reason, "Conflict");
@@ -42,12 +42,18 @@ fn ties_go_to_the_older_then_to_the_name() {
         1000,
     );
     let p = plan(&w, &[young, old], &cfg());
-    assert_eq!(routes_of(&p, "default", "p").unwrap().routes[0].owner, "b");
+    assert_eq!(
+        &*routes_of(&p, "default", "p").unwrap().routes[0].owner,
+        "b"
+    );
 
     let a = mk_route("a", vec![rr("172.16.10.0/24", "eth0")], vec![]);
     let b = mk_route("b", vec![rr("172.16.10.0/24", "eth1")], vec![]);
     let p = plan(&w, &[b, a], &cfg());
-    assert_eq!(routes_of(&p, "default", "p").unwrap().routes[0].owner, "a");
+    assert_eq!(
+        &*routes_of(&p, "default", "p").unwrap().routes[0].owner,
+        "a"
+    );
     assert_eq!(p.reports["b"].problems[0].reason, "Conflict");
 }
 
@@ -119,7 +125,7 @@ fn default_route_conflicts_resolve_the_same_way() {
     let p = plan(&w, &[b, a], &cfg());
     let d = &routes_of(&p, "default", "p").unwrap().default_routes;
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].owner, "a");
+    assert_eq!(&*d[0].owner, "a");
     assert_eq!(
         p.reports["b"].problems[0].path.as_deref(),
         Some("spec.defaultRoute")

@@ -87,3 +87,26 @@ fn world_insertion_order_does_not_matter() {
     assert_eq!(w, w2);
     assert_eq!(plan(&w, &routes, &cfg()), plan(&w2, &routes, &cfg()));
 }
+
+#[test]
+fn a_replan_shares_unchanged_pods_routes_with_the_previous_plan() {
+    use std::sync::Arc;
+    let (w, routes) = input();
+    let first = plan(&w, &routes, &cfg());
+    // Nothing changed: same value as a fresh plan, and every pod's routes are shared.
+    let again = crate::plan::plan_reusing(&w, &routes, &cfg(), &first);
+    assert_eq!(again, plan(&w, &routes, &cfg()));
+    assert!(!again.pods.is_empty());
+    for (k, r) in &again.pods {
+        assert!(Arc::ptr_eq(r, &first.pods[k]), "{k} not shared");
+    }
+    // Route `two` (selecting every pod) gets one more rule: every pod changes, none is
+    // shared, and the result is still exactly a fresh plan.
+    let mut edited = routes.clone();
+    edited[1].spec.route.push(rr("172.16.13.0/24", "eth1"));
+    let next = crate::plan::plan_reusing(&w, &edited, &cfg(), &first);
+    assert_eq!(next, plan(&w, &edited, &cfg()));
+    for (k, r) in &next.pods {
+        assert!(!Arc::ptr_eq(r, &first.pods[k]), "{k} shared but changed");
+    }
+}

@@ -2,6 +2,7 @@
 mod big;
 mod conflicts;
 mod determinism;
+mod guards;
 mod nb_rows;
 mod props;
 mod seed;

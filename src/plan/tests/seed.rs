@@ -6,7 +6,7 @@ use crate::plan::testkit::*;
 
 #[test]
 fn seed_demo_matches_the_seed_table() {
-    let demo: Route = serde_yaml::from_str(SEED_DEMO).unwrap();
+    let demo: Route = serde_yaml_ng::from_str(SEED_DEMO).unwrap();
     let w = world([
         mk_pod("default", "app").into(),
         mk_svc("default", "nginx", &["10.86.205.109"]).into(),
@@ -34,7 +34,7 @@ fn seed_demo_matches_the_seed_table() {
     assert_eq!(sorted, want_sorted);
     let routes = &routes_of(&p, "default", "app").unwrap().routes;
     for r in routes {
-        match r.dev.as_str() {
+        match &*r.dev {
             // eth1 goes via the OVN gateway from pod-networks
             "eth1" => assert!(matches!(r.next_hop, NextHop::Via(_)), "{r:?}"),
             // eth0 has no gateway in the API: the netlink side uses the pod's own
@@ -50,7 +50,7 @@ fn seed_demo_matches_the_seed_table() {
 
 #[test]
 fn seed_demo_without_its_services_still_applies_the_routes() {
-    let demo: Route = serde_yaml::from_str(SEED_DEMO).unwrap();
+    let demo: Route = serde_yaml_ng::from_str(SEED_DEMO).unwrap();
     let w = world([mk_pod("default", "app").into()]);
     let p = plan(&w, &[demo], &cfg());
     assert_eq!(dst_dev(&p, "default", "app").len(), 2);

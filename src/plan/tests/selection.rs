@@ -172,7 +172,7 @@ fn network_status_decides_which_devs_exist_and_their_gateways() {
     let routes = &routes_of(&p, "default", "p").unwrap().routes;
     let got: Vec<_> = routes
         .iter()
-        .map(|x| (x.dst.to_string(), x.dev.as_str(), x.next_hop.clone()))
+        .map(|x| (x.dst.to_string(), &*x.dev, x.next_hop.clone()))
         .collect();
     assert_eq!(
         got,
@@ -244,5 +244,5 @@ fn default_route_per_family_with_gateway() {
     assert_eq!(d.len(), 2);
     assert_eq!((d[0].family, d[1].family), (IpFamily::V4, IpFamily::V6));
     assert_eq!(d[1].next_hop, via("fd00:124::1"));
-    assert_eq!(d[0].dev, "eth1");
+    assert_eq!(&*d[0].dev, "eth1");
 }

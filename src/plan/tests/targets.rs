@@ -132,3 +132,24 @@ fn only_invalid_targets_select_nothing() {
         .collect();
     assert_eq!(reasons, ["InvalidTargetKind", "MissingNamespace"]);
 }
+
+/// Issue 9 point 7: an unusable target (unknown kind, here beside a good one) leaves the
+/// Route's intent unknown: the Route is Invalid as a whole and plans no NB row at all (no
+/// empty Address_Set / Port_Group written), so what is programmed for it stays.
+#[test]
+fn an_unknown_target_kind_makes_the_route_invalid_and_plans_no_row() {
+    let mut r = mk_route("r", vec![rr("172.16.0.0/16", "eth1")], vec![]);
+    r.spec.targets = vec![
+        target("Deployment", Some("app"), "web"),
+        target("deployment", Some("app"), "web"),
+    ];
+    let p = plan(&wl_world(), &[r], &cfg());
+    assert_eq!(p.reports["r"].summary, crate::plan::Summary::Invalid);
+    assert!(p.pods.is_empty());
+    // The controller's keep rule (Invalid: leave as is) then drops every row it planned.
+    let keep = crate::controller::keep::keep_for(&[], &[], &p);
+    assert!(keep.routes.contains("r"));
+    let mut p = p;
+    crate::controller::keep::without_kept(&mut p, &keep);
+    assert!(p.nb.address_sets.is_empty() && p.nb.port_groups.is_empty());
+}
