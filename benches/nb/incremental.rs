@@ -98,7 +98,8 @@ pub async fn bench(tmp: &Path, w: &World, cfg: &PlanConfig) {
     // 2c. Pod label changes: pod 2i leaves app-i for app-j and comes back next time.
     let (mut total, mut visible) = (vec![], vec![]);
     for i in 0..edits() {
-        let from = (i * 13) % routes_n();
+        // Even i moves a pod, odd i moves the same pod back.
+        let from = ((i / 2) * 13) % routes_n();
         let to = (from * 7 + 3) % routes_n();
         let mut p = pod(2 * from);
         if i % 2 == 0 {

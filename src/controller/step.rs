@@ -75,9 +75,14 @@ pub fn drifted(engine: &Engine, events: &[ReplicaEvent]) -> Drift {
                     }
                 }
             } else if table == ROUTER {
-                for row in rows {
-                    if let Some(name) = row.column("name").and_then(|n| n.as_str()) {
-                        routes.extend(engine.routes_on_router(name));
+                // A router's `policies` / `static_routes` sets change with every row added
+                // or removed on it (ours come as their own row changes); only its
+                // existence, name and ports concern the Routes on it.
+                if router_moved(c.old.as_ref(), c.new.as_ref()) {
+                    for row in rows {
+                        if let Some(name) = row.column("name").and_then(|n| n.as_str()) {
+                            routes.extend(engine.routes_on_router(name));
+                        }
                     }
                 }
             } else if table == SWITCH_PORT {
@@ -104,6 +109,21 @@ pub fn drifted(engine: &Engine, events: &[ReplicaEvent]) -> Drift {
     } else {
         Drift::Routes(routes)
     }
+}
+
+/// Whether a router row changed in a way the Routes on it depend on: it appeared or went,
+/// or its name or ports changed.
+fn router_moved(old: Option<&ReplicaRow>, new: Option<&ReplicaRow>) -> bool {
+    let (Some(old), Some(new)) = (old, new) else {
+        return true;
+    };
+    let name = |r: &ReplicaRow| r.column("name").and_then(|n| n.as_str()).map(str::to_owned);
+    let ports = |r: &ReplicaRow| -> Vec<String> {
+        r.column("ports")
+            .map(|p| p.set_iter().map(|a| format!("{a:?}")).collect())
+            .unwrap_or_default()
+    };
+    name(old) != name(new) || ports(old) != ports(new)
 }
 
 impl Loop {
