@@ -200,7 +200,11 @@ impl Sandbox {
             ns = p.netns,
             // A Linux bridge takes at most 1,024 ports ("Exchange full"); routes only need
             // eth1 up with its address, so pods past that are left unbridged.
-            master = if p.i < BRIDGE_PORTS { "master br-ovn " } else { "" },
+            master = if p.i < BRIDGE_PORTS {
+                "master br-ovn "
+            } else {
+                ""
+            },
         )
     }
 
