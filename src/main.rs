@@ -69,6 +69,41 @@ enum Command {
         #[command(flatten)]
         pods: PodArgs,
     },
+    /// Explain one pod's route to one destination: the Route and rule that decided (or why
+    /// each covering rule did not), the route the pod's kernel picks (`ip route get` in its
+    /// netns), and with --nb which of our OVN rows apply (--trace: the ovn-trace verdict).
+    Explain {
+        /// The pod, `namespace/name`.
+        #[arg(value_name = "POD")]
+        pod: String,
+        /// An IP address, or a Service `namespace/name` (each of its addresses is explained).
+        #[arg(value_name = "DST")]
+        dst: String,
+        /// Route / world files or directories, as for `plan` (JSON or YAML; repeatable).
+        #[arg(short = 'f', long = "file", value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// `kubernetes`: read the Routes and the world from the API server once (kubeconfig
+        /// from $KUBECONFIG or the in-cluster service account) instead of -f files.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
+        /// NB database to read our rows from: unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT.
+        #[arg(long, value_name = "ENDPOINT")]
+        nb: Option<String>,
+        #[command(flatten)]
+        nb_opts: NbArgs,
+        /// Run ovn-trace for the pod's first packet against this Southbound database
+        /// (needs ovn-trace, from ovn-central).
+        #[arg(long, value_name = "SB_ENDPOINT")]
+        trace: Option<String>,
+        #[command(flatten)]
+        planner: PlannerArgs,
+        #[command(flatten)]
+        pods: PodArgs,
+        #[command(flatten)]
+        limits: InputArgs,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Keep reconciling: watch the source and the NB database, repair drift.
     Run {
         /// `file:PATH[,PATH...]` (files or directories, watched for changes) or `kubernetes`
@@ -370,6 +405,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Explain {
+            pod,
+            dst,
+            paths,
+            source,
+            nb,
+            nb_opts,
+            trace,
+            planner,
+            pods,
+            limits,
+            output,
+        } => {
+            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            opts.input = limits.limits();
+            let req = controller::explain::ExplainRequest::parse(&pod, &dst, trace)?;
+            let e = match source.as_deref() {
+                None | Some("file") => {
+                    if paths.is_empty() {
+                        bail!("explain needs -f FILE... (or --source kubernetes)");
+                    }
+                    controller::explain::explain_files(&paths, &req, &opts).await?
+                }
+                Some("kubernetes") => {
+                    if !paths.is_empty() {
+                        bail!("explain: -f and --source kubernetes exclude each other");
+                    }
+                    ovnkube_route::k8s::explain_kubernetes(&req, &opts).await?
+                }
+                Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
+            };
+            let format = match output {
+                Output::Text => OutputFormat::Text,
+                Output::Json => OutputFormat::Json,
+            };
+            print!("{}", controller::explain::render(&e, format));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run {
             source,

@@ -35,6 +35,7 @@ pub mod discover;
 pub mod events;
 pub mod index;
 pub mod kernel;
+pub mod lookup;
 pub mod pool;
 pub mod program;
 pub mod reconciler;

@@ -48,6 +48,7 @@ pub enum Outcome {
 
 /// One rule of one Route whose destination covers the address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Candidate {
     pub route: String,
     /// `spec.route[i]`, `spec.svc[i]` or `spec.defaultRoute`.
@@ -62,6 +63,7 @@ pub struct Candidate {
 /// The route our plan gives the pod for the address (longest prefix among our routes,
 /// else our replacement default route).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub route: String,
     pub rule: String,
@@ -74,6 +76,7 @@ pub struct Decision {
 
 /// The planner's answer for one pod and one address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodExplanation {
     pub pod: String,
     pub uid: String,
