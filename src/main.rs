@@ -382,7 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Output::Json => OutputFormat::Json,
             };
             let outcome = controller::plan_once(&files.paths, &opts, format).await?;
-            print!("{}", outcome.rendered);
+            print_then_errors(&outcome.rendered, &outcome.route_errors);
             Ok(if outcome.input_errors {
                 ExitCode::from(1)
             } else {
@@ -399,7 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;
-            print!("{}", outcome.rendered);
+            print_then_errors(&outcome.rendered, &outcome.route_errors);
             Ok(if outcome.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -483,6 +483,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The rendered output, flushed, then the `error:` lines that point into it: in one file
+/// (`2>&1`) they come after what they refer to.
+fn print_then_errors(rendered: &str, errors: &[String]) {
+    use std::io::Write as _;
+    print!("{rendered}");
+    let _ = std::io::stdout().flush();
+    for e in errors {
+        eprintln!("{e}");
     }
 }
 

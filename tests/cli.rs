@@ -77,7 +77,11 @@ fn plan_without_nb_shows_rows_and_pod_routes() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(out.contains("demo: Applied"), "{out}");
-    assert!(out.contains("lr-policy-add ovn_cluster_router"), "{out}");
+    assert!(
+        out.contains("create Logical_Router_Policy")
+            && out.contains("add Logical_Router ovn_cluster_router policies @p"),
+        "{out}"
+    );
     assert!(
         out.contains("route replace 172.16.10.0/24 via 10.244.1.1 dev eth1 proto 136"),
         "{out}"

@@ -44,7 +44,10 @@ fn explain_reads_the_cluster_once() {
     assert_eq!(r.code, 0, "{r}");
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(j["destinations"][0]["plan"]["dst"], "10.96.100.10", "{r}");
-    assert_eq!(j["destinations"][0]["plan"]["decision"]["rule"], "spec.svc[0]", "{r}");
+    assert_eq!(
+        j["destinations"][0]["plan"]["decision"]["rule"], "spec.svc[0]",
+        "{r}"
+    );
     // An unselected pod in the same cluster.
     let r = explain(&kube, &["default/client-b", "172.16.10.5"]);
     assert_eq!(r.code, 0, "{r}");

@@ -333,7 +333,11 @@ fn edited_policy_is_restored() {
     assert!(
         matches!(&again.changes[..], [NbChange::UpdatePolicy { policy, .. }] if policy.priority == 250)
     );
-    assert!(describe(&again.changes[0]).contains("lr-policy-add ovn_cluster_router 250"));
+    let line = describe(&again.changes[0]);
+    assert!(
+        line.contains("set Logical_Router_Policy") && line.contains("priority=250"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -53,7 +53,7 @@ use ipnet::IpNet;
 pub use discover::{Discovery, DiscoveryConfig, NetnsSource, PodNetns, discover};
 pub use program::{PodReport, RouteError, RouteOp, reconcile_pod};
 pub use reconciler::{PodRouteReconciler, ReconcilerConfig};
-pub use show::ip_route_lines;
+pub use show::{Target, ip_route_lines};
 pub use summary::{PassSummary, StatsSnapshot, Trigger};
 
 /// Routing protocol number (`rtm_protocol`) carried by every route we install:

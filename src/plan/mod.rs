@@ -197,8 +197,10 @@ pub fn plan_validated_reusing(
         let mut report = RouteReport {
             selected: sel.selected,
             programmable: sel.programmable,
-            skipped: sel.skipped.len(),
+            skipped: sel.skipped_whole,
             skipped_by_reason: sel.skipped_by_reason.clone(),
+            skipped_rules: sel.skipped_rules,
+            skipped_rules_by_reason: sel.skipped_rules_by_reason.clone(),
             here: sel.here,
             ..RouteReport::default()
         };

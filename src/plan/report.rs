@@ -95,10 +95,18 @@ pub struct RouteReport {
     pub selected: usize,
     /// Selected pods on this node for which the plan holds at least one route of this Route.
     pub programmable: usize,
-    /// Distinct selected pods skipped entirely or for at least one rule.
+    /// Selected pods skipped entirely: hostNetwork, finished, or lacking every interface
+    /// (or address family) the Route's rules need. Over the whole world, like `selected`.
     pub skipped: usize,
-    /// Pods per skip reason (a pod may count under several reasons).
+    /// Pods per skip reason, for pods skipped entirely or for at least one rule (a pod may
+    /// count under several reasons).
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// (pod, rule) pairs not programmed because the pod lacks the rule's interface or
+    /// address family (a Service rule counts once per address). A pod lacking only `eth1`
+    /// skips only the Route's `eth1` rules.
+    pub skipped_rules: usize,
+    /// Those per reason (`MissingDev`, `NoAddressOfFamily`).
+    pub skipped_rules_by_reason: BTreeMap<SkipReason, usize>,
     /// The selection counted over this node's pods.
     pub here: NodeCounts,
     /// At most `PlanConfig::max_problems`, validation problems first.

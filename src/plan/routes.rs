@@ -130,15 +130,20 @@ pub(crate) struct RouteSelection {
     pub programmable: usize,
     /// Selected pods still Pending.
     pub waiting: usize,
-    pub skipped: BTreeSet<usize>,
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// Selected pods skipped entirely (hostNetwork, finished, or no rule usable).
+    pub skipped_whole: usize,
+    /// (pod, rule) pairs skipped because the pod lacks the rule's dev or address family,
+    /// counted over the pods not skipped entirely for another reason.
+    pub skipped_rules: usize,
+    /// Of those, per reason.
+    pub skipped_rules_by_reason: BTreeMap<SkipReason, usize>,
     /// The same, counted over this node's pods only (all pods when no node is set).
     pub here: super::report::NodeCounts,
 }
 
 impl RouteSelection {
-    fn skip(&mut self, pod: usize, why: SkipReason) {
-        self.skipped.insert(pod);
+    fn skip(&mut self, why: SkipReason) {
         *self.skipped_by_reason.entry(why).or_default() += 1;
     }
 }
@@ -159,17 +164,19 @@ pub(crate) fn select_all<'w>(
     let mut per_route: Vec<RouteSelection> = vec![RouteSelection::default(); order.len()];
     // Distinct (dev, family) pairs each Route needs, for the per-rule skip counts; `None`
     // for a default route without via, whose families follow the pod's addresses.
-    let needs: Vec<BTreeSet<(String, Option<bool>)>> = order
+    // With the number of rules (resolved rules, and the default route) behind each pair.
+    let needs: Vec<BTreeMap<(String, Option<bool>), usize>> = order
         .iter()
         .zip(resolved)
         .map(|(r, rr)| {
-            let mut s: BTreeSet<(String, Option<bool>)> = rr
-                .rules
-                .iter()
-                .map(|x| (x.dev.to_string(), Some(matches!(x.dst, IpNet::V6(_)))))
-                .collect();
+            let mut s: BTreeMap<(String, Option<bool>), usize> = BTreeMap::new();
+            for x in &rr.rules {
+                *s.entry((x.dev.to_string(), Some(matches!(x.dst, IpNet::V6(_)))))
+                    .or_default() += 1;
+            }
             if let Some(d) = &r.default_route {
-                s.insert((d.dev.clone(), d.via.map(|v| v.is_ipv6())));
+                *s.entry((d.dev.clone(), d.via.map(|v| v.is_ipv6())))
+                    .or_default() += 1;
             }
             s
         })
@@ -192,12 +199,13 @@ pub(crate) fn select_all<'w>(
             sel.here.selected += usize::from(here);
             if pod.host_network || pod.phase == PodPhase::Finished {
                 sel.here.skipped += usize::from(here);
+                sel.skipped_whole += 1;
                 let why = if pod.host_network {
                     SkipReason::HostNetwork
                 } else {
                     SkipReason::Finished
                 };
-                sel.skip(pi, why);
+                sel.skip(why);
                 continue;
             }
             if pod.phase == PodPhase::Pending {
@@ -208,26 +216,32 @@ pub(crate) fn select_all<'w>(
             let mut missing_dev = false;
             let mut no_family = false;
             let mut usable = 0;
-            for (dev, v6) in &needs[ri] {
-                if !select::has_dev(pod, dev, cfg) {
+            for ((dev, v6), rules) in &needs[ri] {
+                let why = if !select::has_dev(pod, dev, cfg) {
                     missing_dev = true;
+                    SkipReason::MissingDev
                 } else if let Some(v6) = v6
                     && !select::family_ok(pod, dev, *v6, cfg)
                 {
                     no_family = true;
+                    SkipReason::NoAddressOfFamily
                 } else {
                     usable += 1;
-                }
+                    continue;
+                };
+                sel.skipped_rules += rules;
+                *sel.skipped_rules_by_reason.entry(why).or_default() += rules;
             }
             if usable == 0 && !needs[ri].is_empty() {
                 // Nothing of this Route applies to the pod: it is skipped as a whole.
                 sel.here.skipped += usize::from(here);
+                sel.skipped_whole += 1;
             }
             if missing_dev {
-                sel.skip(pi, SkipReason::MissingDev);
+                sel.skip(SkipReason::MissingDev);
             }
             if no_family {
-                sel.skip(pi, SkipReason::NoAddressOfFamily);
+                sel.skip(SkipReason::NoAddressOfFamily);
             }
         }
     }

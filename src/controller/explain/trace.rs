@@ -82,6 +82,9 @@ pub fn read(out: &str) -> Trace {
         {
             dp = rest.split('"').next().unwrap_or_default().to_owned();
             stage.clear();
+            if let Some(port) = l.split("outport=\"").nth(1) {
+                t.output = port.split('"').next().map(str::to_owned);
+            }
             continue;
         }
         let mut words = l.splitn(3, ' ');
@@ -109,10 +112,7 @@ pub fn read(out: &str) -> Trace {
         {
             t.dropped = true;
         }
-        if let Some(port) = l
-            .strip_prefix("output(\"")
-            .or_else(|| l.split("outport=\"").nth(1))
-        {
+        if let Some(port) = l.strip_prefix("output(\"") {
             t.output = port.split('"').next().map(str::to_owned);
         }
     }
