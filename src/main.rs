@@ -52,10 +52,16 @@ enum Command {
         planner: PlannerArgs,
         #[command(flatten)]
         pods: PodArgs,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Apply once: write the NB changes and program the pods of this node, then exit.
+    /// Apply once: write the NB changes and program the pods of --node, then exit.
+    ///
+    /// Pods are programmed only for the node named by --node (or $NODE_NAME): the pods of
+    /// the input whose spec.nodeName is that node and whose netns is found on this machine.
+    /// Without --node, apply refuses to run unless --skip-pods is given (NB side only), so a
+    /// file listing pods of several nodes never has them programmed on the wrong machine.
     Apply {
         #[command(flatten)]
         files: Files,
@@ -101,6 +107,7 @@ enum Command {
         pods: PodArgs,
         #[command(flatten)]
         limits: InputArgs,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -125,15 +132,15 @@ enum Command {
         metrics_addr: SocketAddr,
         /// Full NB pass at least this often (seconds). Every timer of `run` is listed in
         /// docs/timers.md.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         resync_secs: u64,
         /// Pod side safety net: every watched pod is re-dumped once per this many minutes,
         /// a few pods at a time spread over the period (0 = off). Route, link and address
         /// changes inside pods and netns appearing are handled from events at once.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=10_080))]
         pod_recheck_mins: u64,
         /// /healthz fails when the loop has not come round for this long (seconds).
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watchdog_secs: u64,
         #[command(flatten)]
         kube: KubeArgs,
@@ -154,19 +161,20 @@ struct KubeArgs {
     /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else ovn-kubernetes).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ovn-kubernetes")]
     lease_namespace: String,
+    /// Name of the leader-election Lease.
     #[arg(long, default_value = "ovnkube-route")]
     lease_name: String,
     /// Lease validity after a renewal (seconds).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     lease_duration_secs: u64,
     /// The leader stops writing when it could not renew for this long (seconds; < lease).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     renew_deadline_secs: u64,
     /// How often the Lease is tried or renewed (seconds).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     retry_period_secs: u64,
     /// Node reports and Route status are written at most once per this interval (ms).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     status_interval_ms: u64,
 }
 
@@ -214,7 +222,7 @@ struct NbArgs {
     #[arg(long)]
     nb_allow_follower: bool,
     /// Echo probe interval (seconds); a connection silent for two intervals is dropped.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     nb_probe_secs: u64,
 }
 
@@ -258,7 +266,11 @@ struct PlannerArgs {
     #[arg(long, value_name = "IP", value_delimiter = ',')]
     default_dev_gateway: Vec<std::net::IpAddr>,
     /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
-    #[arg(long, default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD)]
+    #[arg(
+        long,
+        default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+    )]
     max_routes_per_pod: usize,
 }
 
@@ -396,6 +408,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
         } => {
+            if planner.node.as_deref().is_none_or(str::is_empty) && !pods.skip_pods {
+                bail!(
+                    "apply programs the pods of one node: pass --node NAME (or set $NODE_NAME), \
+                     or --skip-pods to write the NB side only"
+                );
+            }
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;

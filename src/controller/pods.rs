@@ -68,6 +68,14 @@ pub fn reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerErr
 /// notifications) and the netns sources (inotify), and re-checks pods slowly in the
 /// background (`PodOptions::recheck`). Needs a tokio runtime.
 pub fn watching_reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerError> {
+    // `run` fails at start on a state dir it cannot create, not at the first record.
+    let dir = opts.state_dir.join("pods");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        ControllerError::Netlink(crate::netlink::NetlinkError::State {
+            path: dir.clone(),
+            message: e.to_string(),
+        })
+    })?;
     let rec = reconciler(opts)?;
     rec.start_watching(discovery_config(opts))?;
     Ok(rec)
