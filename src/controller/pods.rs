@@ -28,6 +28,8 @@ pub struct PodPass {
     pub routes_deleted: usize,
     /// Pods where some route failed, or the pod could not be reconciled at all.
     pub failed: Vec<(PodKey, String)>,
+    /// Failures by error label (`NetlinkError::label`), for the failure counter.
+    pub failed_by_label: std::collections::BTreeMap<&'static str, u64>,
     /// Pods of this node with routes planned but no network namespace found (not started
     /// yet, or gone): programmed as soon as their netns appears.
     pub no_netns: Vec<PodKey>,
@@ -42,6 +44,7 @@ impl From<PassSummary> for PodPass {
             routes_changed: s.added + s.replaced + s.restored,
             routes_deleted: s.deleted,
             failed: s.failed,
+            failed_by_label: s.failed_by_label,
             no_netns: s.pending,
             skipped_routes: s.skipped_routes,
         }
@@ -120,6 +123,10 @@ async fn remove_gone(rec: &PodRouteReconciler, live: &HashSet<String>, pass: &mu
         pass.routes_changed += report.restored;
         if let Some(why) = crate::netlink::summary::failure(&report) {
             pass.failed.push((gone, why));
+            *pass
+                .failed_by_label
+                .entry(crate::netlink::summary::failure_label(&report))
+                .or_default() += 1;
         }
     }
     if let Err(e) = rec.prune_state(live).await {
@@ -173,6 +180,9 @@ fn merge(mut a: PodPass, b: PodPass) -> PodPass {
     a.routes_changed += b.routes_changed;
     a.routes_deleted += b.routes_deleted;
     a.failed.extend(b.failed);
+    for (k, v) in b.failed_by_label {
+        *a.failed_by_label.entry(k).or_default() += v;
+    }
     a.no_netns.extend(b.no_netns);
     a.skipped_routes += b.skipped_routes;
     a

@@ -193,7 +193,11 @@ impl Loop {
         m.observe_pass("pods", start.elapsed());
         m.pod_routes_added.inc_by(p.routes_changed as u64);
         m.pod_routes_deleted.inc_by(p.routes_deleted as u64);
-        m.pod_failures.inc_by(p.failed.len() as u64);
+        for (label, n) in &p.failed_by_label {
+            m.pod_failures
+                .get_or_create(&ErrorLabel { error: label })
+                .inc_by(*n);
+        }
         m.pods_programmed
             .set(p.pods.saturating_sub(p.failed.len()) as i64);
         // Failures were logged per pod by the reconciler, once per distinct failure.
