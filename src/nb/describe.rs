@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use crate::plan::nb::{NbAcl, NbPolicy, NbStaticRoute, Owner};
 
+use super::bfd::BfdRef;
 use super::diff::NbChange;
 
 /// A shell word: single-quoted.
@@ -62,6 +63,23 @@ fn route_cols(r: &NbStaticRoute) -> String {
         kv("policy", &set(r.policy.iter())),
     ]
     .join(" ")
+}
+
+/// The `bfd` column: an existing session by uuid; one created by an earlier line is looked
+/// up by its key when the line runs (a shell substitution, unquoted on purpose).
+fn bfd_col(bfd: Option<&BfdRef>) -> String {
+    match bfd {
+        None => kv("bfd", "[]"),
+        Some(BfdRef::Existing(u)) => kv("bfd", &u.to_string()),
+        Some(BfdRef::New {
+            logical_port,
+            dst_ip,
+        }) => format!(
+            "bfd=\"$(ovn-nbctl --bare --columns=_uuid find BFD {} {})\"",
+            sh(&format!("logical_port={}", oq(logical_port))),
+            sh(&format!("dst_ip={}", oq(dst_ip)))
+        ),
+    }
 }
 
 fn acl_cols(a: &NbAcl) -> String {
@@ -153,16 +171,37 @@ pub fn describe(c: &NbChange) -> String {
             "ovn-nbctl lr-policy-del {} {uuid}  # {} {}",
             p.router, p.priority, p.match_
         ),
-        NbChange::CreateStaticRoute { route: r, .. } => format!(
-            "ovn-nbctl --id=@r create Logical_Router_Static_Route {} {} -- add Logical_Router {} static_routes @r",
+        NbChange::CreateStaticRoute { route: r, bfd, .. } => format!(
+            "ovn-nbctl --id=@r create Logical_Router_Static_Route {} {} {} -- add Logical_Router {} static_routes @r",
             route_cols(r),
+            bfd_col(bfd.as_ref()),
             owned(&r.owner),
             r.router
         ),
-        NbChange::UpdateStaticRoute { uuid, route: r } => format!(
-            "ovn-nbctl set Logical_Router_Static_Route {uuid} {}",
-            route_cols(r)
+        NbChange::UpdateStaticRoute {
+            uuid,
+            route: r,
+            bfd,
+        } => format!(
+            "ovn-nbctl set Logical_Router_Static_Route {uuid} {} {}",
+            route_cols(r),
+            bfd_col(bfd.as_ref())
         ),
+        NbChange::CreateBfd {
+            owner,
+            logical_port,
+            dst_ip,
+        } => format!(
+            "ovn-nbctl create BFD {} {} {}",
+            kv("logical_port", &oq(logical_port)),
+            kv("dst_ip", &oq(dst_ip)),
+            owned(owner)
+        ),
+        NbChange::DeleteBfd {
+            uuid,
+            logical_port,
+            dst_ip,
+        } => format!("ovn-nbctl destroy BFD {uuid}  # {logical_port} {dst_ip}"),
         NbChange::DeleteStaticRoute { route: r, uuid, .. } => format!(
             "ovn-nbctl remove Logical_Router {} static_routes {uuid}  # {} via {}",
             r.router, r.ip_prefix, r.nexthop

@@ -13,6 +13,7 @@
 //! - Nothing desired and nothing to remove => no change at all (a restart writes nothing).
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::bfd::BfdRef;
 use super::observed::{ADDRESS_SET, Observed, PORT_GROUP, Seen};
 use crate::ovsdb::Uuid;
 use crate::plan::nb::{
@@ -64,13 +65,28 @@ pub enum NbChange {
         uuid: Uuid,
         policy: NbPolicy,
     },
+    /// `bfd`: the session the route refers to (`route.bfd` set), else none.
     CreateStaticRoute {
         router: Uuid,
         route: NbStaticRoute,
+        bfd: Option<BfdRef>,
     },
     UpdateStaticRoute {
         uuid: Uuid,
         route: NbStaticRoute,
+        bfd: Option<BfdRef>,
+    },
+    /// A BFD session to a next hop that had none (see `nb::bfd`).
+    CreateBfd {
+        owner: Owner,
+        logical_port: String,
+        dst_ip: String,
+    },
+    /// One of our BFD rows no route refers to any more.
+    DeleteBfd {
+        uuid: Uuid,
+        logical_port: String,
+        dst_ip: String,
     },
     DeleteStaticRoute {
         router: Uuid,
@@ -448,10 +464,18 @@ impl RouterRow for NbStaticRoute {
         vec![self.nexthop.as_str()]
     }
     fn create(router: Uuid, route: Self) -> NbChange {
-        NbChange::CreateStaticRoute { router, route }
+        NbChange::CreateStaticRoute {
+            router,
+            route,
+            bfd: None,
+        }
     }
     fn update(uuid: Uuid, route: Self) -> NbChange {
-        NbChange::UpdateStaticRoute { uuid, route }
+        NbChange::UpdateStaticRoute {
+            uuid,
+            route,
+            bfd: None,
+        }
     }
     fn delete(router: Uuid, uuid: Uuid, route: Self) -> NbChange {
         NbChange::DeleteStaticRoute {
@@ -490,22 +514,41 @@ fn policies(desired: &DesiredNb, observed: &Observed, blocked: &BTreeSet<String>
 }
 
 fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    let mut wanted = desired.static_routes.clone();
-    for want in wanted.iter_mut().filter(|w| w.bfd) {
-        // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
-        // reuse them safely, the route is programmed without BFD and the Route says so.
-        problem(
-            d,
-            &want.owner.route,
-            "BfdNotSupported",
-            format!(
-                "bfd for next hop {} is not supported yet; the route is programmed without BFD",
-                want.nexthop
-            ),
-        );
-        want.bfd = false;
+    let wanted = &desired.static_routes;
+    let refs = super::bfd::plan_sessions(wanted, observed, d);
+    let first = d.changes.len();
+    router_rows(wanted, &observed.static_routes, observed, d);
+    let mut touched = BTreeSet::new();
+    for c in &mut d.changes[first..] {
+        if let NbChange::CreateStaticRoute { route, bfd, .. }
+        | NbChange::UpdateStaticRoute { route, bfd, .. } = c
+        {
+            *bfd = refs.get(&route.owner.id).cloned().filter(|_| route.bfd);
+            touched.insert(route.owner.id.clone());
+        }
     }
-    router_rows(&wanted, &observed.static_routes, observed, d);
+    // Unchanged rows whose reference is not the session chosen now (a weak reference that
+    // OVN cleared, or a row of ours that replaced a foreign one): point them at it.
+    for want in wanted
+        .iter()
+        .filter(|w| w.bfd && !touched.contains(&w.owner.id))
+    {
+        let Some(seen) = observed
+            .static_routes
+            .iter()
+            .find(|s| s.row.owner.id == want.owner.id && s.row == *want)
+        else {
+            continue;
+        };
+        let r = refs.get(&want.owner.id);
+        if r.is_some() && !super::bfd::same_session(observed, seen.uuid, r) {
+            d.changes.push(NbChange::UpdateStaticRoute {
+                uuid: seen.uuid,
+                route: want.clone(),
+                bfd: r.cloned(),
+            });
+        }
+    }
 }
 
 fn router_rows<T: RouterRow>(wanted: &[T], seen: &[Seen<T>], observed: &Observed, d: &mut NbDiff) {
@@ -614,6 +657,10 @@ pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
         out.push(NbChange::CreateStaticRoute {
             router: nil,
             route: r.clone(),
+            bfd: r.bfd.then(|| BfdRef::New {
+                logical_port: "<router port towards the next hop>".into(),
+                dst_ip: r.nexthop.clone(),
+            }),
         });
     }
     out

@@ -26,6 +26,7 @@ pub const ROUTER: &str = "Logical_Router";
 pub const ROUTER_PORT: &str = "Logical_Router_Port";
 pub const SWITCH_PORT: &str = "Logical_Switch_Port";
 pub const LOAD_BALANCER: &str = "Load_Balancer";
+pub const BFD: &str = "BFD";
 
 /// Column access on one row, whatever the storage behind it.
 pub trait RowView {
@@ -152,6 +153,8 @@ pub struct RouterInfo {
     pub policies: BTreeSet<Uuid>,
     pub static_routes: BTreeSet<Uuid>,
     pub networks: Vec<IpNet>,
+    /// Port name and its networks (for a BFD session's `logical_port`).
+    pub ports: Vec<(String, Vec<IpNet>)>,
 }
 
 impl RouterInfo {
@@ -159,6 +162,15 @@ impl RouterInfo {
     /// a reroute policy whose next hop does not ("No path for routing policy").
     pub fn reaches(&self, nexthop: IpAddr) -> bool {
         self.networks.iter().any(|n| n.contains(&nexthop))
+    }
+
+    /// The router port whose network holds `nexthop`: where OVN sends the route's traffic,
+    /// and the `logical_port` of a BFD session to that next hop.
+    pub fn port_towards(&self, nexthop: IpAddr) -> Option<&str> {
+        self.ports
+            .iter()
+            .find(|(_, nets)| nets.iter().any(|n| n.contains(&nexthop)))
+            .map(|(name, _)| name.as_str())
     }
 }
 
@@ -187,6 +199,19 @@ pub struct Observed {
     pub foreign_names: BTreeSet<(String, String)>,
     /// Every IP that appears as a VIP of some Load_Balancer.
     pub lb_vips: BTreeSet<IpAddr>,
+    /// Every BFD row (ours and ovn-kubernetes'): sessions are shared by (port, peer).
+    pub bfds: Vec<SeenBfd>,
+    /// Our static routes' `bfd` references, by route uuid.
+    pub route_bfd: BTreeMap<Uuid, Uuid>,
+}
+
+/// One BFD row: its session key and, when we created it, our ownership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenBfd {
+    pub uuid: Uuid,
+    pub logical_port: String,
+    pub dst_ip: String,
+    pub owner: Option<Owner>,
 }
 
 /// `10.96.0.10:80` -> 10.96.0.10, `[fd00::1]:80` -> fd00::1, `10.96.0.10` -> itself.
@@ -203,13 +228,21 @@ fn vip_ip(vip: &str) -> Option<IpAddr> {
 impl Observed {
     pub fn collect(view: &dyn NbView) -> Observed {
         let mut o = Observed::default();
-        let mut router_ports: BTreeMap<Uuid, Vec<IpNet>> = BTreeMap::new();
+        let mut router_ports: BTreeMap<Uuid, (String, Vec<IpNet>)> = BTreeMap::new();
         view.scan(ROUTER_PORT, &mut |uuid, row| {
             let nets = strings(row, "networks")
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect();
-            router_ports.insert(uuid, nets);
+            router_ports.insert(uuid, (string(row, "name"), nets));
+        });
+        view.scan(BFD, &mut |uuid, row| {
+            o.bfds.push(SeenBfd {
+                uuid,
+                logical_port: string(row, "logical_port"),
+                dst_ip: string(row, "dst_ip"),
+                owner: owner_of(row),
+            });
         });
         // Reverse references for our non-root rows: which router / port group holds them.
         let mut policy_router: BTreeMap<Uuid, String> = BTreeMap::new();
@@ -223,8 +256,12 @@ impl Observed {
                 networks: uuids(row, "ports")
                     .iter()
                     .filter_map(|p| router_ports.get(p))
-                    .flatten()
-                    .copied()
+                    .flat_map(|(_, nets)| nets.iter().copied())
+                    .collect(),
+                ports: uuids(row, "ports")
+                    .iter()
+                    .filter_map(|p| router_ports.get(p))
+                    .cloned()
                     .collect(),
             };
             o.routers.insert(name, info);
@@ -298,8 +335,12 @@ impl Observed {
             }
         });
         let mut owned_routes = Vec::new();
+        let mut route_bfds = Vec::new();
         view.scan(STATIC_ROUTE, &mut |uuid, row| {
             if let Some(owner) = owner_of(row) {
+                if let Some(b) = uuids(row, "bfd").into_iter().next() {
+                    route_bfds.push((uuid, b));
+                }
                 owned_routes.push(Seen {
                     uuid,
                     row: NbStaticRoute {
@@ -325,6 +366,7 @@ impl Observed {
                 }
             }
         }
+        o.route_bfd.extend(route_bfds);
         for mut p in owned_policies {
             p.row.router = policy_router.get(&p.uuid).cloned().unwrap_or_default();
             o.policies.push(p);

@@ -6,10 +6,11 @@
 //! are not root tables) is guarded by a `wait` that the row is still ours. So a row that
 //! changed hands or vanished since the replica was read fails the transaction instead of
 //! being clobbered, and the next pass works from fresh data.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::bfd::BfdRef;
 use super::diff::NbChange;
-use super::observed::{ACL, ADDRESS_SET, POLICY, PORT_GROUP, ROUTER, STATIC_ROUTE};
+use super::observed::{ACL, ADDRESS_SET, BFD, POLICY, PORT_GROUP, ROUTER, STATIC_ROUTE};
 use crate::ovsdb::{Atom, Condition, Mutation, OpResult, Operation, Row, Uuid, Value, WaitUntil};
 use crate::plan::nb::{
     ID_KEY, NbAcl, NbPolicy, NbStaticRoute, OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner,
@@ -163,11 +164,28 @@ fn policy_row(p: &NbPolicy) -> Row {
     ])
 }
 
-fn route_row(r: &NbStaticRoute) -> Row {
+/// `bfd_names`: the named uuids of BFD rows created in the same transaction.
+fn route_row(
+    r: &NbStaticRoute,
+    bfd: Option<&BfdRef>,
+    bfd_names: &BTreeMap<(String, String), String>,
+) -> Row {
+    let session = match bfd {
+        Some(BfdRef::Existing(u)) => Value::set([Atom::Uuid(*u)]),
+        Some(BfdRef::New {
+            logical_port,
+            dst_ip,
+        }) => match bfd_names.get(&(logical_port.clone(), dst_ip.clone())) {
+            Some(n) => named(n),
+            None => Value::set([]),
+        },
+        None => Value::set([]),
+    };
     row(vec![
         ("ip_prefix", r.ip_prefix.clone().into()),
         ("nexthop", r.nexthop.clone().into()),
         ("policy", str_set(r.policy.iter())),
+        ("bfd", session),
         ("external_ids", ids(&r.owner)),
     ])
 }
@@ -231,8 +249,39 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
         n += 1;
         format!("r{}", n - 1)
     };
+    // BFD rows first: static routes later in the transaction refer to them by name.
+    let mut bfd_names: BTreeMap<(String, String), String> = BTreeMap::new();
+    for c in changes {
+        if let NbChange::CreateBfd {
+            owner,
+            logical_port,
+            dst_ip,
+        } = c
+        {
+            let nm = name();
+            insert(
+                &mut t,
+                BFD,
+                row(vec![
+                    ("logical_port", logical_port.clone().into()),
+                    ("dst_ip", dst_ip.clone().into()),
+                    ("external_ids", ids(owner)),
+                ]),
+                Some(nm.clone()),
+            );
+            bfd_names.insert((logical_port.clone(), dst_ip.clone()), nm);
+        }
+    }
     for c in changes {
         match c {
+            NbChange::CreateBfd { .. } => {}
+            NbChange::DeleteBfd { uuid: u, .. } => t.push(
+                Operation::Delete {
+                    table: BFD.to_owned(),
+                    conditions: ours_any(*u),
+                },
+                Expect::Count(1),
+            ),
             NbChange::CreateAddressSet(a) => insert(
                 &mut t,
                 ADDRESS_SET,
@@ -335,9 +384,14 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
                     )],
                 );
             }
-            NbChange::CreateStaticRoute { router, route } => {
+            NbChange::CreateStaticRoute { router, route, bfd } => {
                 let nm = name();
-                insert(&mut t, STATIC_ROUTE, route_row(route), Some(nm.clone()));
+                insert(
+                    &mut t,
+                    STATIC_ROUTE,
+                    route_row(route, bfd.as_ref(), &bfd_names),
+                    Some(nm.clone()),
+                );
                 mutate(
                     &mut t,
                     ROUTER,
@@ -345,11 +399,15 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
                     vec![Mutation::insert("static_routes", named(&nm))],
                 );
             }
-            NbChange::UpdateStaticRoute { uuid: u, route } => update(
+            NbChange::UpdateStaticRoute {
+                uuid: u,
+                route,
+                bfd,
+            } => update(
                 &mut t,
                 STATIC_ROUTE,
                 ours(*u, &route.owner),
-                route_row(route),
+                route_row(route, bfd.as_ref(), &bfd_names),
             ),
             NbChange::DeleteStaticRoute {
                 router,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::diff::{NbDiff, NbProblem, diff};
 use super::observed::{
-    ACL, ADDRESS_SET, LOAD_BALANCER, Observed, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT,
+    ACL, ADDRESS_SET, BFD, LOAD_BALANCER, Observed, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT,
     STATIC_ROUTE, SWITCH_PORT,
 };
 use super::ops::transaction;
@@ -88,6 +88,8 @@ pub fn table_specs() -> Vec<TableSpec> {
     vec![
         TableSpec::all(ROUTER).with_columns(&["name", "ports", "policies", "static_routes"]),
         TableSpec::all(ROUTER_PORT).with_columns(&["name", "networks"]),
+        // Every BFD row: a session to a next hop may already exist (ovn-kubernetes').
+        TableSpec::all(BFD).with_columns(&["logical_port", "dst_ip", "external_ids"]),
         TableSpec::all(POLICY).with_external_id_keys(&owned),
         TableSpec::all(STATIC_ROUTE).with_external_id_keys(&owned),
         TableSpec::all(ACL).with_external_id_keys(&owned),

@@ -2,6 +2,7 @@
 //! in tests/nb_*.rs.
 use std::collections::BTreeSet;
 
+use super::bfd::BfdRef;
 use super::diff::{NbChange, diff};
 use super::observed::*;
 use super::ops::{Expect, describe, transaction};
@@ -384,17 +385,58 @@ fn static_routes_are_checked_like_policies() {
         ..DesiredNb::default()
     };
     let d = diff(&want, &Observed::collect(&img));
-    // The reachable one is created (without BFD, reported); the other is reported only.
+    // The reachable one is created with a new BFD session on the router port towards its
+    // next hop (owned by us); the other is reported only.
     assert!(
-        matches!(&d.changes[..], [NbChange::CreateStaticRoute { route, router }]
-            if route.nexthop == "100.64.0.2" && !route.bfd && *router == u(1)),
+        matches!(&d.changes[..], [
+            NbChange::CreateBfd { logical_port, dst_ip, owner },
+            NbChange::CreateStaticRoute { route, router, bfd: Some(BfdRef::New { .. }) },
+        ] if route.nexthop == "100.64.0.2" && route.bfd && *router == u(1)
+            && logical_port == "rtoj-ovn_cluster_router" && dst_ip == "100.64.0.2"
+            && owner.route == "all"),
         "{:?}",
         d.changes
     );
     let reasons: Vec<&str> = d.problems.iter().map(|p| p.reason.as_str()).collect();
-    assert_eq!(reasons, ["BfdNotSupported", "NextHopUnreachable"]);
+    assert_eq!(reasons, ["NextHopUnreachable"]);
     let txn = transaction(&d.changes);
     let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
-    assert_eq!(ops[0]["table"], STATIC_ROUTE);
-    assert_eq!(ops[2]["mutations"][0][0], "static_routes");
+    assert_eq!(ops[0]["table"], "BFD");
+    assert_eq!(ops[1]["table"], STATIC_ROUTE);
+    assert_eq!(
+        ops[1]["row"]["bfd"],
+        serde_json::json!(["set", [["named-uuid", ops[0]["uuid-name"]]]])
+    );
+    assert_eq!(ops[3]["mutations"][0][0], "static_routes");
+
+    // A session that exists already (ovn-kubernetes') is referred to, never touched; with
+    // the route gone, only a BFD row of ours would be deleted.
+    let mut img = base();
+    img.entry("BFD".into()).or_default().insert(
+        u(70),
+        row(&[
+            ("logical_port", "rtoj-ovn_cluster_router".into()),
+            ("dst_ip", "100.64.0.2".into()),
+            (
+                "external_ids",
+                Value::map([("k8s.ovn.org/owner-controller", "default-network-controller")]),
+            ),
+        ]),
+    );
+    let want = DesiredNb {
+        static_routes: vec![route("100.64.0.2", true)],
+        ..DesiredNb::default()
+    };
+    let d = diff(&want, &Observed::collect(&img));
+    assert!(
+        matches!(&d.changes[..], [NbChange::CreateStaticRoute { bfd: Some(BfdRef::Existing(b)), .. }] if *b == u(70)),
+        "{:?}",
+        d.changes
+    );
+    let d = diff(&DesiredNb::default(), &Observed::collect(&img));
+    assert!(
+        d.changes.is_empty(),
+        "a foreign BFD row is left alone: {:?}",
+        d.changes
+    );
 }
