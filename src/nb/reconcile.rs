@@ -347,7 +347,7 @@ impl NbReconciler {
         loop {
             let applied = self.feed.applied();
             let snap = self.replica.snapshot();
-            let tables = [POLICY, STATIC_ROUTE, ACL, ADDRESS_SET, PORT_GROUP];
+            let tables = [POLICY, STATIC_ROUTE, ACL, ADDRESS_SET, PORT_GROUP, BFD];
             if inserted
                 .iter()
                 .all(|u| tables.iter().any(|t| snap.get(t, *u).is_some()))
