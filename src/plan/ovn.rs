@@ -155,6 +155,18 @@ pub(crate) fn desired_nb(
                 .insert(rule.dst.addr());
         }
 
+        if r.ovn.bfd && !everything && !r.ovn.next_hops.is_empty() {
+            problems[ri].push(Problem {
+                path: Some("spec.ovn.bfd".into()),
+                pod: None,
+                node: None,
+                reason: reason::BFD_NOT_SUPPORTED.into(),
+                message: "this Route selects some pods, so it is written as Logical_Router_Policy \
+                          rows, which have no BFD in OVN 23.03 (NB schema 7.0.0); the policies \
+                          are written without it (BFD applies to Routes that select every pod)"
+                    .into(),
+            });
+        }
         if !r.ovn.next_hops.is_empty() {
             let mut done: BTreeSet<IpNet> = BTreeSet::new();
             // ClusterIP traffic is load-balanced (DNAT to a backend) on the logical switch

@@ -12,6 +12,7 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     pub const FAMILY_MISMATCH: &str = "FamilyMismatch";
     pub const NO_NEXT_HOP_FOR_FAMILY: &str = "NoNextHopForFamily";
+    pub const BFD_NOT_SUPPORTED: &str = "BfdNotSupported";
 }
 
 /// Why a selected pod (or one rule for it) was not programmed. Not an error.
