@@ -299,6 +299,15 @@ enum Output {
     Json,
 }
 
+impl From<Output> for OutputFormat {
+    fn from(o: Output) -> Self {
+        match o {
+            Output::Text => OutputFormat::Text,
+            Output::Json => OutputFormat::Json,
+        }
+    }
+}
+
 fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
     let (lo, hi) = p
         .priority_band
@@ -389,11 +398,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let mut opts = options(nb, &nb_opts, &planner, &pods)?;
             opts.input = files.limits.limits();
-            let format = match output {
-                Output::Text => OutputFormat::Text,
-                Output::Json => OutputFormat::Json,
-            };
-            let outcome = controller::plan_once(&files.paths, &opts, format).await?;
+            let outcome = controller::plan_once(&files.paths, &opts, output.into()).await?;
             print_then_errors(&outcome.rendered, &outcome.route_errors);
             Ok(if outcome.input_errors {
                 ExitCode::from(1)
@@ -455,11 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
             };
-            let format = match output {
-                Output::Text => OutputFormat::Text,
-                Output::Json => OutputFormat::Json,
-            };
-            print!("{}", controller::explain::render(&e, format));
+            print!("{}", controller::explain::render(&e, output.into()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

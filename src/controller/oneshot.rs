@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{ConfigError, load_paths_with};
-use crate::nb::diff::as_creates;
+use crate::nb::describe::as_creates;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
 use crate::netlink::ROUTE_PROTOCOL;
 use crate::netlink::diff::dev_gateway;

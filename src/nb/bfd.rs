@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ovsdb::Uuid;
-use crate::plan::nb::{NbStaticRoute, Owner};
+use crate::plan::nb::{DesiredNb, NbStaticRoute, Owner};
 
 use super::diff::{NbChange, NbDiff};
 use super::observed::Observed;
@@ -92,6 +92,45 @@ pub fn plan_sessions(
         }
     }
     refs
+}
+
+/// Our static routes, each with the BFD session it refers to (see [`plan_sessions`]).
+pub(super) fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
+    let wanted = &desired.static_routes;
+    let refs = plan_sessions(wanted, observed, d);
+    let first = d.changes.len();
+    super::diff::router_rows(wanted, &observed.static_routes, observed, d);
+    let mut touched = BTreeSet::new();
+    for c in &mut d.changes[first..] {
+        if let NbChange::CreateStaticRoute { route, bfd, .. }
+        | NbChange::UpdateStaticRoute { route, bfd, .. } = c
+        {
+            *bfd = refs.get(&route.owner.id).cloned().filter(|_| route.bfd);
+            touched.insert(route.owner.id.clone());
+        }
+    }
+    // Unchanged rows whose reference is not the session chosen now (a weak reference that
+    // OVN cleared, or a row of ours that replaced a foreign one): point them at it.
+    for want in wanted
+        .iter()
+        .filter(|w| w.bfd && !touched.contains(&w.owner.id))
+    {
+        let Some(seen) = observed
+            .static_routes
+            .iter()
+            .find(|s| s.row.owner.id == want.owner.id && s.row == *want)
+        else {
+            continue;
+        };
+        let r = refs.get(&want.owner.id);
+        if r.is_some() && !same_session(observed, seen.uuid, r) {
+            d.changes.push(NbChange::UpdateStaticRoute {
+                uuid: seen.uuid,
+                route: want.clone(),
+                bfd: r.cloned(),
+            });
+        }
+    }
 }
 
 /// Whether an observed route's reference is the session `want` should refer to.

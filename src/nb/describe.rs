@@ -7,7 +7,8 @@
 //! Must not: decide anything; it only words [`NbChange`]s.
 use std::collections::BTreeSet;
 
-use crate::plan::nb::{NbAcl, NbPolicy, NbStaticRoute, Owner};
+use crate::ovsdb::Uuid;
+use crate::plan::nb::{DesiredNb, NbAcl, NbPolicy, NbStaticRoute, Owner};
 
 use super::bfd::BfdRef;
 use super::diff::NbChange;
@@ -215,6 +216,48 @@ pub fn describe(c: &NbChange) -> String {
             acl.port_group, acl.match_
         ),
     }
+}
+
+/// Every desired row as a creation, for showing a plan without a database to diff against
+/// (router and port uuids are unknown and left nil; such changes are for display only).
+pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
+    let nil = Uuid(uuid::Uuid::nil());
+    let mut out: Vec<NbChange> = desired
+        .address_sets
+        .iter()
+        .cloned()
+        .map(NbChange::CreateAddressSet)
+        .collect();
+    for g in &desired.port_groups {
+        let acls = desired
+            .acls
+            .iter()
+            .filter(|a| a.port_group == g.name)
+            .cloned()
+            .collect();
+        out.push(NbChange::CreatePortGroup {
+            group: g.clone(),
+            ports: BTreeSet::new(),
+            acls,
+        });
+    }
+    for p in &desired.policies {
+        out.push(NbChange::CreatePolicy {
+            router: nil,
+            policy: p.clone(),
+        });
+    }
+    for r in &desired.static_routes {
+        out.push(NbChange::CreateStaticRoute {
+            router: nil,
+            route: r.clone(),
+            bfd: r.bfd.then(|| BfdRef::New {
+                logical_port: "<router port towards the next hop>".into(),
+                dst_ip: r.nexthop.clone(),
+            }),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ pub fn diff(desired: &DesiredNb, observed: &Observed) -> NbDiff {
     let blocked = address_sets(desired, observed, &mut d);
     port_groups_and_acls(desired, observed, &mut d);
     policies(desired, observed, &blocked, &mut d);
-    static_routes(desired, observed, &mut d);
+    super::bfd::static_routes(desired, observed, &mut d);
     d.problems.sort();
     d.problems.dedup();
     d
@@ -411,7 +411,7 @@ fn delete_acl(observed: &Observed, old: &Seen<NbAcl>, d: &mut NbDiff) {
 
 /// A row hanging off a logical router (policies and static routes): same matching, router
 /// and next-hop checks, and create / update / delete shapes.
-trait RouterRow: Clone + PartialEq {
+pub(super) trait RouterRow: Clone + PartialEq {
     const WHAT: &'static str;
     fn owner(&self) -> &Owner;
     fn router(&self) -> &str;
@@ -513,45 +513,12 @@ fn policies(desired: &DesiredNb, observed: &Observed, blocked: &BTreeSet<String>
     router_rows(&wanted, &observed.policies, observed, d);
 }
 
-fn static_routes(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
-    let wanted = &desired.static_routes;
-    let refs = super::bfd::plan_sessions(wanted, observed, d);
-    let first = d.changes.len();
-    router_rows(wanted, &observed.static_routes, observed, d);
-    let mut touched = BTreeSet::new();
-    for c in &mut d.changes[first..] {
-        if let NbChange::CreateStaticRoute { route, bfd, .. }
-        | NbChange::UpdateStaticRoute { route, bfd, .. } = c
-        {
-            *bfd = refs.get(&route.owner.id).cloned().filter(|_| route.bfd);
-            touched.insert(route.owner.id.clone());
-        }
-    }
-    // Unchanged rows whose reference is not the session chosen now (a weak reference that
-    // OVN cleared, or a row of ours that replaced a foreign one): point them at it.
-    for want in wanted
-        .iter()
-        .filter(|w| w.bfd && !touched.contains(&w.owner.id))
-    {
-        let Some(seen) = observed
-            .static_routes
-            .iter()
-            .find(|s| s.row.owner.id == want.owner.id && s.row == *want)
-        else {
-            continue;
-        };
-        let r = refs.get(&want.owner.id);
-        if r.is_some() && !super::bfd::same_session(observed, seen.uuid, r) {
-            d.changes.push(NbChange::UpdateStaticRoute {
-                uuid: seen.uuid,
-                route: want.clone(),
-                bfd: r.cloned(),
-            });
-        }
-    }
-}
-
-fn router_rows<T: RouterRow>(wanted: &[T], seen: &[Seen<T>], observed: &Observed, d: &mut NbDiff) {
+pub(super) fn router_rows<T: RouterRow>(
+    wanted: &[T],
+    seen: &[Seen<T>],
+    observed: &Observed,
+    d: &mut NbDiff,
+) {
     let mut seen = by_id(seen, |r| r.owner().id.as_str());
     for want in wanted {
         let id = want.owner().id.as_str();
@@ -622,46 +589,4 @@ fn delete_router_row<T: RouterRow>(observed: &Observed, old: &Seen<T>, d: &mut N
     if let Some(router) = observed.routers.get(old.row.router()).and_then(|r| r.uuid) {
         d.changes.push(T::delete(router, old.uuid, old.row.clone()));
     }
-}
-
-/// Every desired row as a creation, for showing a plan without a database to diff against
-/// (router and port uuids are unknown and left nil; such changes are for display only).
-pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
-    let nil = Uuid(uuid::Uuid::nil());
-    let mut out: Vec<NbChange> = desired
-        .address_sets
-        .iter()
-        .cloned()
-        .map(NbChange::CreateAddressSet)
-        .collect();
-    for g in &desired.port_groups {
-        let acls = desired
-            .acls
-            .iter()
-            .filter(|a| a.port_group == g.name)
-            .cloned()
-            .collect();
-        out.push(NbChange::CreatePortGroup {
-            group: g.clone(),
-            ports: BTreeSet::new(),
-            acls,
-        });
-    }
-    for p in &desired.policies {
-        out.push(NbChange::CreatePolicy {
-            router: nil,
-            policy: p.clone(),
-        });
-    }
-    for r in &desired.static_routes {
-        out.push(NbChange::CreateStaticRoute {
-            router: nil,
-            route: r.clone(),
-            bfd: r.bfd.then(|| BfdRef::New {
-                logical_port: "<router port towards the next hop>".into(),
-                dst_ip: r.nexthop.clone(),
-            }),
-        });
-    }
-    out
 }
