@@ -76,6 +76,9 @@ pub struct NodeCounts {
     pub skipped: usize,
     /// Selected pods still in phase Pending.
     pub waiting: usize,
+    /// (pod, rule) pairs skipped on this node's pods because the pod lacks the rule's
+    /// interface or address family (pods skipped entirely for another reason not counted).
+    pub skipped_rules: usize,
 }
 
 /// A condition without its timestamps (metav1.Condition minus time and generation).

@@ -230,6 +230,7 @@ pub(crate) fn select_all<'w>(
                     continue;
                 };
                 sel.skipped_rules += rules;
+                sel.here.skipped_rules += if here { *rules } else { 0 };
                 *sel.skipped_rules_by_reason.entry(why).or_default() += rules;
             }
             if usable == 0 && !needs[ri].is_empty() {

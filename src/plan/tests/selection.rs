@@ -297,6 +297,29 @@ fn dual_stack_counts_add_up_and_count_skipped_rules() {
         1
     );
     assert_eq!(rep.skipped_rules_by_reason[&SkipReason::MissingDev], 2);
+    assert_eq!(rep.here.skipped_rules, 3, "no node set: every pod is here");
     assert_eq!(dst_dev(&p, "default", "calico").len(), 1);
     assert_eq!(dst_dev(&p, "default", "v4only").len(), 2);
+}
+
+/// A node's share of the skipped rules counts only its own pods (what its report carries).
+#[test]
+fn skipped_rules_here_count_only_this_nodes_pods() {
+    let w = world([
+        calico_only(mk_pod("default", "a")).into(),
+        calico_only(on_node(mk_pod("default", "b"), "node2")).into(),
+        mk_pod("default", "c").into(),
+    ]);
+    let r = mk_route(
+        "r",
+        vec![rr("172.16.10.0/24", "eth1"), rr("172.16.11.0/24", "eth0")],
+        vec![],
+    );
+    let mut c = cfg();
+    c.node = Some("node1".into());
+    let p = plan(&w, &[r], &c);
+    let rep = &p.reports["r"];
+    assert_eq!(rep.skipped_rules, 2, "a and b lack eth1");
+    assert_eq!(rep.here.skipped_rules, 1, "only a is on node1");
+    assert_eq!(rep.here.selected, 2);
 }
