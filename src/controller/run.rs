@@ -72,6 +72,11 @@ struct Loop {
     status: Option<watch::Sender<Arc<NodeStatus>>>,
     /// Status words last logged (file mode).
     summaries: BTreeMap<String, Summary>,
+    /// Inputs changed since the last plan. The plan is a pure function of the inputs and
+    /// the options, so a periodic pass over unchanged inputs reuses it instead of planning
+    /// every pod again (which would be the whole idle cost of a node: 73 ms per pass at 500
+    /// pods x 250 routes).
+    plan_stale: bool,
     /// The last NB pass failed: try again on the next trigger of any kind.
     nb_retry: bool,
     /// The last NB pass failed for want of a connection: the client's connection count at
@@ -256,7 +261,10 @@ impl Loop {
 
     /// A full pass: plan, NB, pods, status.
     async fn pass(&mut self) {
-        self.replan();
+        if self.plan_stale {
+            self.replan();
+            self.plan_stale = false;
+        }
         self.nb_pass().await;
         self.pod_pass().await;
         self.publish_status();
@@ -333,6 +341,7 @@ pub async fn run_loop(
         pod_outcome: PodOutcome::default(),
         status,
         summaries: BTreeMap::new(),
+        plan_stale: true,
         nb_retry: false,
         retry_after: None,
     };
@@ -363,6 +372,7 @@ pub async fn run_loop(
                 while let Ok(more) = updates.try_recv() {
                     changed |= lp.inputs.apply(more);
                 }
+                lp.plan_stale |= changed;
                 lp.metrics.health.inputs_synced.store(lp.inputs.synced, Ordering::Relaxed);
                 if changed && lp.inputs.synced {
                     lp.pass().await;
