@@ -52,10 +52,16 @@ enum Command {
         planner: PlannerArgs,
         #[command(flatten)]
         pods: PodArgs,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Apply once: write the NB changes and program the pods of this node, then exit.
+    /// Apply once: write the NB changes and program the pods of --node, then exit.
+    ///
+    /// Pods are programmed only for the node named by --node (or $NODE_NAME): the pods of
+    /// the input whose spec.nodeName is that node and whose netns is found on this machine.
+    /// Without --node, apply refuses to run unless --skip-pods is given (NB side only), so a
+    /// file listing pods of several nodes never has them programmed on the wrong machine.
     Apply {
         #[command(flatten)]
         files: Files,
@@ -68,6 +74,42 @@ enum Command {
         planner: PlannerArgs,
         #[command(flatten)]
         pods: PodArgs,
+    },
+    /// Explain one pod's route to one destination: the Route and rule that decided (or why
+    /// each covering rule did not), the route the pod's kernel picks (`ip route get` in its
+    /// netns), and with --nb which of our OVN rows apply (--trace: the ovn-trace verdict).
+    Explain {
+        /// The pod, `namespace/name`.
+        #[arg(value_name = "POD")]
+        pod: String,
+        /// An IP address, or a Service `namespace/name` (each of its addresses is explained).
+        #[arg(value_name = "DST")]
+        dst: String,
+        /// Route / world files or directories, as for `plan` (JSON or YAML; repeatable).
+        #[arg(short = 'f', long = "file", value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// `kubernetes`: read the Routes and the world from the API server once (kubeconfig
+        /// from $KUBECONFIG or the in-cluster service account) instead of -f files.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
+        /// NB database to read our rows from: unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT.
+        #[arg(long, value_name = "ENDPOINT")]
+        nb: Option<String>,
+        #[command(flatten)]
+        nb_opts: NbArgs,
+        /// Run ovn-trace for the pod's first packet against this Southbound database
+        /// (needs ovn-trace, from ovn-central).
+        #[arg(long, value_name = "SB_ENDPOINT")]
+        trace: Option<String>,
+        #[command(flatten)]
+        planner: PlannerArgs,
+        #[command(flatten)]
+        pods: PodArgs,
+        #[command(flatten)]
+        limits: InputArgs,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Keep reconciling: watch the source and the NB database, repair drift.
     Run {
@@ -90,15 +132,15 @@ enum Command {
         metrics_addr: SocketAddr,
         /// Full NB pass at least this often (seconds). Every timer of `run` is listed in
         /// docs/timers.md.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         resync_secs: u64,
         /// Pod side safety net: every watched pod is re-dumped once per this many minutes,
         /// a few pods at a time spread over the period (0 = off). Route, link and address
         /// changes inside pods and netns appearing are handled from events at once.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=10_080))]
         pod_recheck_mins: u64,
         /// /healthz fails when the loop has not come round for this long (seconds).
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watchdog_secs: u64,
         #[command(flatten)]
         kube: KubeArgs,
@@ -119,19 +161,20 @@ struct KubeArgs {
     /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else ovn-kubernetes).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ovn-kubernetes")]
     lease_namespace: String,
+    /// Name of the leader-election Lease.
     #[arg(long, default_value = "ovnkube-route")]
     lease_name: String,
     /// Lease validity after a renewal (seconds).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     lease_duration_secs: u64,
     /// The leader stops writing when it could not renew for this long (seconds; < lease).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     renew_deadline_secs: u64,
     /// How often the Lease is tried or renewed (seconds).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     retry_period_secs: u64,
     /// Node reports and Route status are written at most once per this interval (ms).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     status_interval_ms: u64,
 }
 
@@ -179,7 +222,7 @@ struct NbArgs {
     #[arg(long)]
     nb_allow_follower: bool,
     /// Echo probe interval (seconds); a connection silent for two intervals is dropped.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     nb_probe_secs: u64,
 }
 
@@ -223,7 +266,11 @@ struct PlannerArgs {
     #[arg(long, value_name = "IP", value_delimiter = ',')]
     default_dev_gateway: Vec<std::net::IpAddr>,
     /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
-    #[arg(long, default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD)]
+    #[arg(
+        long,
+        default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+    )]
     max_routes_per_pod: usize,
 }
 
@@ -250,6 +297,15 @@ struct PodArgs {
 enum Output {
     Text,
     Json,
+}
+
+impl From<Output> for OutputFormat {
+    fn from(o: Output) -> Self {
+        match o {
+            Output::Text => OutputFormat::Text,
+            Output::Json => OutputFormat::Json,
+        }
+    }
 }
 
 fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
@@ -342,12 +398,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let mut opts = options(nb, &nb_opts, &planner, &pods)?;
             opts.input = files.limits.limits();
-            let format = match output {
-                Output::Text => OutputFormat::Text,
-                Output::Json => OutputFormat::Json,
-            };
-            let outcome = controller::plan_once(&files.paths, &opts, format).await?;
-            print!("{}", outcome.rendered);
+            let outcome = controller::plan_once(&files.paths, &opts, output.into()).await?;
+            print_then_errors(&outcome.rendered, &outcome.route_errors);
             Ok(if outcome.input_errors {
                 ExitCode::from(1)
             } else {
@@ -361,15 +413,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
         } => {
+            if planner.node.as_deref().is_none_or(str::is_empty) && !pods.skip_pods {
+                bail!(
+                    "apply programs the pods of one node: pass --node NAME (or set $NODE_NAME), \
+                     or --skip-pods to write the NB side only"
+                );
+            }
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = files.limits.limits();
             let outcome = controller::apply_once(&files.paths, &opts).await?;
-            print!("{}", outcome.rendered);
+            print_then_errors(&outcome.rendered, &outcome.route_errors);
             Ok(if outcome.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Explain {
+            pod,
+            dst,
+            paths,
+            source,
+            nb,
+            nb_opts,
+            trace,
+            planner,
+            pods,
+            limits,
+            output,
+        } => {
+            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            opts.input = limits.limits();
+            let req = controller::explain::ExplainRequest::parse(&pod, &dst, trace)?;
+            let e = match source.as_deref() {
+                None | Some("file") => {
+                    if paths.is_empty() {
+                        bail!("explain needs -f FILE... (or --source kubernetes)");
+                    }
+                    controller::explain::explain_files(&paths, &req, &opts).await?
+                }
+                Some("kubernetes") => {
+                    if !paths.is_empty() {
+                        bail!("explain: -f and --source kubernetes exclude each other");
+                    }
+                    ovnkube_route::k8s::explain_kubernetes(&req, &opts).await?
+                }
+                Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
+            };
+            print!("{}", controller::explain::render(&e, output.into()));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run {
             source,
@@ -410,6 +502,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The rendered output, flushed, then the `error:` lines that point into it: in one file
+/// (`2>&1`) they come after what they refer to.
+fn print_then_errors(rendered: &str, errors: &[String]) {
+    use std::io::Write as _;
+    print!("{rendered}");
+    let _ = std::io::stdout().flush();
+    for e in errors {
+        eprintln!("{e}");
     }
 }
 

@@ -7,6 +7,7 @@ fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ovnkube-route"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NODE_NAME")
         .output()
         .expect("the binary runs")
 }
@@ -77,7 +78,11 @@ fn plan_without_nb_shows_rows_and_pod_routes() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(out.contains("demo: Applied"), "{out}");
-    assert!(out.contains("lr-policy-add ovn_cluster_router"), "{out}");
+    assert!(
+        out.contains("create Logical_Router_Policy")
+            && out.contains("add Logical_Router ovn_cluster_router policies @p"),
+        "{out}"
+    );
     assert!(
         out.contains("route replace 172.16.10.0/24 via 10.244.1.1 dev eth1 proto 136"),
         "{out}"
@@ -175,5 +180,68 @@ fn fifos_devices_and_huge_files_are_skipped_by_name() {
         stderr(&o).contains("skipped: the input would exceed its limit of 16 bytes"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// Every option of the commands people run says what it does (`--help` shows a line of
+/// text under it, not only `[default: ...]`).
+#[test]
+fn every_option_has_a_description() {
+    for cmd in ["plan", "apply", "run", "explain"] {
+        let o = run(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&o.stdout).into_owned();
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            if !(t.starts_with("--") || (t.starts_with('-') && t.get(2..4) == Some(", "))) {
+                continue;
+            }
+            let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or_default();
+            assert!(
+                !next.is_empty() && !next.starts_with('['),
+                "{cmd} --help: {t} has no description:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn out_of_range_flag_values_are_refused_with_a_message() {
+    for (flag, value) in [
+        ("--nb-probe-secs", "18446744073709551615"),
+        ("--nb-probe-secs", "0"),
+        ("--resync-secs", "99999999999"),
+        ("--status-interval-ms", "1"),
+    ] {
+        let o = run(&[
+            "run",
+            "--source",
+            "file:/nonexistent",
+            "--nb",
+            "unix:/nonexistent",
+            flag,
+            value,
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag) && err.contains("is not in"), "{err}");
+    }
+}
+
+#[test]
+fn apply_without_node_refuses_to_touch_pods() {
+    let o = run(&[
+        "apply",
+        "-f",
+        "ovn-sandbox/world.yaml",
+        "--nb",
+        "unix:/nonexistent",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--node NAME") && err.contains("--skip-pods"),
+        "{err}"
     );
 }

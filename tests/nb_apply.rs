@@ -334,3 +334,36 @@ fn nb_problems_are_reported_and_write_nothing_wrong() {
     );
     assert_foreign_unchanged(&foreign, &ovn.foreign());
 }
+
+/// `apply --node` on a machine where none of that node's pods is found programs no pod and
+/// leaves no state directory behind (it is created with the first record).
+#[test]
+fn apply_that_programs_no_pod_creates_no_state_dir() {
+    let (ovn, inputs, _) = setup();
+    inputs.put("ecmp.yaml", ECMP);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let cni = tmp.path().join("cni");
+    std::fs::create_dir(&cni).unwrap();
+    let world = inputs.world();
+    let routes = inputs.routes();
+    let r = ovnkube(&[
+        "apply",
+        "-f",
+        world.to_str().unwrap(),
+        "-f",
+        routes.to_str().unwrap(),
+        "--nb",
+        &ovn.nb_remote(),
+        "--node",
+        "node1",
+        "--cni-results",
+        cni.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("pods: 0 reconciled"), "{r}");
+    assert!(r.stdout.contains("ecmp: Applied"), "{r}");
+    assert!(!state.exists(), "state dir created: {r}");
+}

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use futures::TryStreamExt;
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 
 /// A netlink socket in each pod's namespace.
 pub struct Probe {

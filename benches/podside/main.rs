@@ -17,6 +17,8 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod heap;
+#[path = "../../tests/netlink_support/mod.rs"]
+mod netlink_support;
 mod node;
 mod probe;
 
@@ -125,19 +127,7 @@ fn main() {
     node.flush_ours();
 
     // 2. apply: cold, then no-op.
-    let mut apply = vec![
-        BIN.to_string(),
-        "--log".into(),
-        "warn".into(),
-        "apply".into(),
-    ];
-    apply.extend([
-        "-f".into(),
-        node::path_str(&node.path("world.yaml")),
-        "-f".into(),
-        node::path_str(&node.path("routes")),
-    ]);
-    apply.extend(node.pod_args());
+    let apply = apply_args(&node);
     let (t, peak) = measured(&apply);
     println!(
         "apply cold: {:.3} s, peak RSS {:.1} MiB",

@@ -8,7 +8,7 @@
 //! (every fifth rule on eth0, the others on eth1, `ovn.nextHops` on the join network); pod
 //! `i` is selected by 3 to 8 of them (deterministic), so it carries 135-360 routes.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
@@ -17,46 +17,7 @@ use crate::common::Server;
 pub const ROUTES: usize = 40;
 pub const RULES: usize = 45;
 
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `ip [-n ns] -batch -` with `lines` on stdin.
-pub fn ip_batch(ns: Option<&str>, lines: &str) {
-    use std::io::Write;
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ip");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.as_bytes())
-        .expect("write to ip");
-    let out = child.wait_with_output().expect("ip -batch");
-    assert!(
-        out.status.success(),
-        "ip -batch in {ns:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use crate::netlink_support::{ip_batch, sh};
 
 fn mix(mut x: u64) -> u64 {
     // splitmix64: a fixed, well-spread pseudo-random choice per pod.

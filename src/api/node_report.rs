@@ -55,6 +55,10 @@ pub struct NodeRouteReport {
     pub failed: i64,
     #[serde(default)]
     pub pending: i64,
+    /// (pod, rule) pairs skipped because the pod lacks the rule's interface or address
+    /// family.
+    #[serde(default)]
+    pub skipped_rules: i64,
     /// Problems of this node's pods (failures, conflicts) and of this node's NB (`ic`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,

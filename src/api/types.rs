@@ -173,6 +173,12 @@ pub struct RouteStatus {
     /// Selected pods not programmable yet (starting, or no network namespace found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_pods: Option<i64>,
+    /// (pod, rule) pairs skipped because a selected pod lacks the rule's interface or
+    /// address family ("a pod without the named interface does not get that route").
+    /// Not part of the pod counts: such a pod still counts as programmed when its other
+    /// rules are in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_rules: Option<i64>,
     /// A bounded list of per-rule and per-pod problems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,

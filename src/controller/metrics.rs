@@ -61,7 +61,8 @@ pub struct Metrics {
     pub pass_duration: Family<SideLabel, Histogram>,
     pub pod_routes_added: Counter,
     pub pod_routes_deleted: Counter,
-    pub pod_failures: Counter,
+    /// By the error's `NetlinkError::label()`.
+    pub pod_failures: Family<ErrorLabel, Counter>,
     pub routes: Gauge,
     pub routes_invalid: Gauge,
     pub problems: Gauge,
@@ -98,7 +99,7 @@ impl Metrics {
             pass_duration: Family::new_with_constructor(duration_histogram),
             pod_routes_added: Counter::default(),
             pod_routes_deleted: Counter::default(),
-            pod_failures: Counter::default(),
+            pod_failures: Family::default(),
             routes: Gauge::default(),
             routes_invalid: Gauge::default(),
             problems: Gauge::default(),
@@ -146,7 +147,7 @@ impl Metrics {
         );
         r.register(
             "pod_failures",
-            "Pods whose programming failed in a pass",
+            "Pods whose programming failed in a pass, by error kind",
             m.pod_failures.clone(),
         );
         r.register("routes", "Route objects known", m.routes.clone());
@@ -369,7 +370,11 @@ mod tests {
         m.nb_pass_failures
             .get_or_create(&ErrorLabel { error: "timed_out" })
             .inc();
+        m.pod_failures
+            .get_or_create(&ErrorLabel { error: "kernel" })
+            .inc_by(2);
         let text = m.render();
+        assert!(text.contains("ovnkube_route_pod_failures_total{error=\"kernel\"} 2"));
         assert!(
             text.contains("ovnkube_route_nb_transactions_total{result=\"ok\"} 3"),
             "{text}"

@@ -1,6 +1,7 @@
 //! controller: wires sources, the planner and both reconcilers; status and metrics.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod explain;
 pub mod files;
 pub mod inputs;
 pub mod keep;
@@ -86,6 +87,9 @@ pub enum ControllerError {
     /// The source stopped delivering updates (its task ended).
     #[error("the input source stopped")]
     SourceEnded,
+    /// `explain` cannot answer: bad arguments, or the pod / Service is not in the input.
+    #[error("{0}")]
+    Explain(String),
 }
 
 impl ControllerError {
@@ -99,6 +103,7 @@ impl ControllerError {
             ControllerError::Metrics(_) => "metrics",
             ControllerError::Signal(_) => "signal",
             ControllerError::SourceEnded => "source_ended",
+            ControllerError::Explain(_) => "explain",
         }
     }
 }

@@ -1,15 +1,21 @@
 //! `plan` and `apply`: one pass over files, then exit.
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{ConfigError, load_paths_with};
-use crate::nb::diff::as_creates;
+use crate::nb::describe::as_creates;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
 use crate::netlink::ROUTE_PROTOCOL;
+use crate::netlink::diff::dev_gateway;
+use crate::netlink::kernel::{dump_links, dump_routes};
+use crate::netlink::pool::NetnsPool;
 use crate::plan::plan;
+use crate::plan::pod::{NextHop, PodKey};
 
 use super::keep::{keep_for, without_kept};
+use super::render::PodAt;
 use super::source::world_from;
 use super::{ControllerError, Options, OutputFormat, pods, render};
 
@@ -18,6 +24,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct PlanOutcome {
     pub rendered: String,
+    /// `error:` lines for Invalid / Degraded Routes, for stderr after `rendered`.
+    pub route_errors: Vec<String>,
     /// Some input could not be loaded, or some Route is Invalid or Degraded (reported in
     /// `rendered` and on stderr).
     pub input_errors: bool,
@@ -25,6 +33,8 @@ pub struct PlanOutcome {
 
 pub struct ApplyOutcome {
     pub rendered: String,
+    /// `error:` lines for Invalid / Degraded Routes, for stderr after `rendered`.
+    pub route_errors: Vec<String>,
     pub input_errors: bool,
     pub nb_changes: usize,
     pub pods_failed: usize,
@@ -44,18 +54,87 @@ fn report_load_errors(errors: &[ConfigError]) {
     }
 }
 
-/// Bad input gets a message on stderr as well as the non-zero exit.
-fn report_failed_routes(failed: &[(String, crate::plan::Summary)]) {
-    for (name, summary) in failed {
-        eprintln!(
-            "error: Route {name} is {}: see its problems above",
-            summary.as_str()
-        );
-    }
+/// Bad input gets a message on stderr as well as the non-zero exit. The caller prints
+/// these after the rendered output (stdout, flushed), so that with both streams in one file
+/// each message follows the problems it points at.
+fn failed_route_messages(failed: &[(String, crate::plan::Summary)]) -> Vec<String> {
+    failed
+        .iter()
+        .map(|(name, summary)| {
+            format!(
+                "error: Route {name} is {}: its problems are listed under \"{name}:\" in the output (stdout)",
+                summary.as_str()
+            )
+        })
+        .collect()
 }
 
 fn boxed(e: ConfigError) -> ControllerError {
     ControllerError::Config(Box::new(e))
+}
+
+/// The planned pods found on this machine, with their own gateways on the devs whose
+/// routes use them (read from the pod's table, as the pod side does when programming).
+async fn pods_at(plan: &crate::plan::Plan, opts: &super::PodOptions) -> BTreeMap<PodKey, PodAt> {
+    let discovery = pods::find_netns(opts);
+    let pool = match NetnsPool::new(1, 8) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look into pods; gateways are not shown");
+            None
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (key, routes) in &plan.pods {
+        let Some(found) = discovery.get(&key.uid) else {
+            continue;
+        };
+        let mut at = PodAt {
+            netns: found.netns.clone(),
+            named: found.netns.parent() == Some(opts.netns_dir.as_path()),
+            gateways: BTreeMap::new(),
+        };
+        let wanted: BTreeSet<(String, bool)> = routes
+            .routes
+            .iter()
+            .filter(|r| r.next_hop == NextHop::DevGateway)
+            .map(|r| (r.dev.to_string(), matches!(r.dst, ipnet::IpNet::V6(_))))
+            .chain(
+                routes
+                    .default_routes
+                    .iter()
+                    .filter(|d| d.next_hop == NextHop::DevGateway)
+                    .map(|d| (d.dev.clone(), d.family.is_v6())),
+            )
+            .collect();
+        if let (Some(pool), false) = (&pool, wanted.is_empty()) {
+            let read = pool
+                .run(&found.netns, |h, _| async move {
+                    Ok::<_, crate::netlink::NetlinkError>((
+                        dump_routes(&h).await?,
+                        dump_links(&h).await?,
+                    ))
+                })
+                .await;
+            match read {
+                Ok(Ok((current, links))) => {
+                    for (dev, v6) in wanted {
+                        if let Some(oif) = links.get(&dev)
+                            && let Some(gw) =
+                                dev_gateway(&current, &[], &dev, *oif, v6, ROUTE_PROTOCOL)
+                        {
+                            at.gateways.insert((dev, v6), gw);
+                        }
+                    }
+                }
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "cannot read the pod's routes");
+                }
+            }
+        }
+        out.insert(key.clone(), at);
+    }
+    out
 }
 
 /// Loads, plans and shows the changes; writes nothing.
@@ -88,24 +167,17 @@ pub async fn plan_once(
                 .to_owned(),
         ),
     };
-    let discovery = pods::find_netns(&opts.pods);
-    // `ip -n` takes a name under the netns dir; anything else is shown as its path.
-    let netns_of = |k: &crate::plan::pod::PodKey| match discovery.get(&k.uid) {
-        Some(n) if n.netns.parent() == Some(opts.pods.netns_dir.as_path()) => {
-            n.netns.file_name().map_or_else(
-                || n.netns.display().to_string(),
-                |f| f.to_string_lossy().into_owned(),
-            )
-        }
-        Some(n) => n.netns.display().to_string(),
-        None => format!("<{k}: netns not found>"),
+    let pods_at = if opts.pods.skip {
+        BTreeMap::new()
+    } else {
+        pods_at(&plan, &opts.pods).await
     };
     let rendered = match format {
         OutputFormat::Text => render::text(
             &plan,
             &changes,
             &nb_problems,
-            &netns_of,
+            &pods_at,
             ROUTE_PROTOCOL,
             &note,
         ),
@@ -116,9 +188,9 @@ pub async fn plan_once(
         }
     };
     let failed = super::any_route_failed(&plan, &nb_problems);
-    report_failed_routes(&failed);
     Ok(PlanOutcome {
         rendered,
+        route_errors: failed_route_messages(&failed),
         input_errors: !loaded.errors.is_empty() || !failed.is_empty(),
     })
 }
@@ -192,8 +264,9 @@ pub async fn apply_once(
     for (name, r) in &plan.reports {
         let _ = writeln!(
             out,
-            "{name}: {}",
-            super::summary_with_nb(r, name, &pass.problems).as_str()
+            "{name}: {}  {}",
+            super::summary_with_nb(r, name, &pass.problems).as_str(),
+            super::render::counts_line(r)
         );
         for p in &r.problems {
             let at = p.path.as_deref().or(p.pod.as_deref()).unwrap_or("-");
@@ -210,9 +283,9 @@ pub async fn apply_once(
         );
     }
     let failed = super::any_route_failed(&plan, &pass.problems);
-    report_failed_routes(&failed);
     Ok(ApplyOutcome {
         rendered: out,
+        route_errors: failed_route_messages(&failed),
         input_errors: !loaded.errors.is_empty() || !failed.is_empty(),
         nb_changes: pass.changes,
         pods_failed,

@@ -30,6 +30,8 @@ pub struct PodPass {
     pub routes_deleted: usize,
     /// Pods where some route failed, or the pod could not be reconciled at all.
     pub failed: Vec<(PodKey, String)>,
+    /// Failures by error label (`NetlinkError::label`), for the failure counter.
+    pub failed_by_label: std::collections::BTreeMap<&'static str, u64>,
     /// Pods of this node with routes planned but no network namespace found (not started
     /// yet, or gone): programmed as soon as their netns appears.
     pub no_netns: Vec<PodKey>,
@@ -44,6 +46,7 @@ impl From<PassSummary> for PodPass {
             routes_changed: s.added + s.replaced + s.restored,
             routes_deleted: s.deleted,
             failed: s.failed,
+            failed_by_label: s.failed_by_label,
             no_netns: s.pending,
             skipped_routes: s.skipped_routes,
         }
@@ -70,6 +73,14 @@ pub fn reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerErr
 /// notifications) and the netns sources (inotify), and re-checks pods slowly in the
 /// background (`PodOptions::recheck`). Needs a tokio runtime.
 pub fn watching_reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerError> {
+    // `run` fails at start on a state dir it cannot create, not at the first record.
+    let dir = opts.state_dir.join("pods");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        ControllerError::Netlink(crate::netlink::NetlinkError::State {
+            path: dir.clone(),
+            message: e.to_string(),
+        })
+    })?;
     let rec = reconciler(opts)?;
     rec.start_watching(discovery_config(opts))?;
     Ok(rec)
@@ -114,6 +125,10 @@ async fn remove_gone(rec: &PodRouteReconciler, live: &HashSet<String>, pass: &mu
         pass.routes_changed += report.restored;
         if let Some(why) = crate::netlink::summary::failure(&report) {
             pass.failed.push((gone, why));
+            *pass
+                .failed_by_label
+                .entry(crate::netlink::summary::failure_label(&report))
+                .or_default() += 1;
         }
     }
     if let Err(e) = rec.prune_state(live).await {
@@ -167,6 +182,9 @@ fn merge(mut a: PodPass, b: PodPass) -> PodPass {
     a.routes_changed += b.routes_changed;
     a.routes_deleted += b.routes_deleted;
     a.failed.extend(b.failed);
+    for (k, v) in b.failed_by_label {
+        *a.failed_by_label.entry(k).or_default() += v;
+    }
     a.no_netns.extend(b.no_netns);
     a.skipped_routes += b.skipped_routes;
     a

@@ -1,44 +1,76 @@
 //! Human and machine renderings of a plan: per-Route status lines, NB changes as `ovn-nbctl`
 //! lines, pod routes as `ip -n <netns> route` lines, or the same as one JSON document.
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value as Json, json};
 
 use crate::nb::diff::{NbChange, NbProblem};
 use crate::nb::ops::describe;
-use crate::netlink::ip_route_lines;
+use crate::netlink::{Target, ip_route_lines};
 use crate::plan::Plan;
 use crate::plan::pod::{NextHop, PodKey};
+
+/// Where `plan` found a pod: its netns file, whether it is a name under the netns dir
+/// (`ip -n NAME`), and the pod's own gateway per (dev, IPv6) for routes that use it.
+#[derive(Clone, Debug, Default)]
+pub struct PodAt {
+    pub netns: std::path::PathBuf,
+    pub named: bool,
+    pub gateways: BTreeMap<(String, bool), std::net::IpAddr>,
+}
+
+/// A Route's counts as `plan` and `apply` print them (defined in docs/crd.md, "Counts in
+/// plan and apply"): over the pods the planner plans routes for (this node's with
+/// `--node`), `selected = programmable + skipped + unprogrammed`; skipped rules are
+/// counted apart, as (pod, rule) pairs.
+pub fn counts_line(r: &crate::plan::RouteReport) -> String {
+    let h = &r.here;
+    let rest = h
+        .selected
+        .saturating_sub(r.programmable)
+        .saturating_sub(h.skipped);
+    let reasons = |m: &std::collections::BTreeMap<crate::plan::SkipReason, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{}: {v}", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!(
+        "selected={} programmable={} skipped={} unprogrammed={}",
+        h.selected, r.programmable, h.skipped, rest
+    );
+    if r.selected != h.selected {
+        let _ = write!(s, " (other nodes: {})", r.selected - h.selected);
+    }
+    if r.skipped_rules > 0 {
+        let _ = write!(
+            s,
+            "; rules skipped={} ({})",
+            r.skipped_rules,
+            reasons(&r.skipped_rules_by_reason)
+        );
+    }
+    s
+}
 
 /// A plan in the text form `ovnkube-route plan` prints.
 pub fn text(
     plan: &Plan,
     changes: &[NbChange],
     nb_problems: &[NbProblem],
-    netns_of: &dyn Fn(&PodKey) -> String,
+    pods_at: &BTreeMap<PodKey, PodAt>,
     proto: u8,
     nb_note: &str,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "== Routes");
     for (name, r) in &plan.reports {
-        let skipped: Vec<String> = r
-            .skipped_by_reason
-            .iter()
-            .map(|(k, v)| format!("{}: {v}", k.as_str()))
-            .collect();
         let _ = writeln!(
             out,
-            "{name}: {}  selected={} programmable={} skipped={}{}",
+            "{name}: {}  {}",
             super::summary_with_nb(r, name, nb_problems).as_str(),
-            r.selected,
-            r.programmable,
-            r.skipped,
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", skipped.join(", "))
-            }
+            counts_line(r)
         );
         for p in &r.problems {
             let at = p.path.as_deref().or(p.pod.as_deref()).unwrap_or("-");
@@ -70,8 +102,33 @@ pub fn text(
         plan.pods.len()
     );
     for (pod, routes) in &plan.pods {
-        let _ = writeln!(out, "# {pod}");
-        for line in ip_route_lines(&netns_of(pod), routes, proto) {
+        let at = pods_at.get(pod);
+        let target = match at {
+            Some(PodAt {
+                netns, named: true, ..
+            }) => netns
+                .file_name()
+                .and_then(|f| f.to_str())
+                .map_or(Target::Path(netns), Target::Named),
+            Some(PodAt { netns, .. }) => Target::Path(netns),
+            None => Target::Unknown,
+        };
+        match target {
+            Target::Unknown => {
+                let _ = writeln!(
+                    out,
+                    "# {pod}: network namespace not found on this machine (a pod of another \
+                     node, not started yet, or see --cni-results / --netns-dir); to run by hand \
+                     in it:"
+                );
+            }
+            _ => {
+                let _ = writeln!(out, "# {pod}");
+            }
+        }
+        let gateway =
+            |dev: &str, v6: bool| at.and_then(|a| a.gateways.get(&(dev.to_owned(), v6)).copied());
+        for line in ip_route_lines(target, routes, proto, &gateway) {
             let _ = writeln!(out, "{line}");
         }
     }
@@ -97,6 +154,8 @@ pub fn json(plan: &Plan, changes: &[NbChange], nb_problems: &[NbProblem]) -> Jso
                 "programmablePods": r.programmable,
                 "skippedPods": r.skipped,
                 "skipped": r.skipped_by_reason.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "skippedRules": r.skipped_rules,
+                "skippedRulesByReason": r.skipped_rules_by_reason.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "problems": r.problems,
                 "problemsOmitted": r.problems_omitted,
                 "ovnProblems": nb_problems.iter().filter(|p| &p.route == name)

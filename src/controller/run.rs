@@ -72,6 +72,10 @@ pub(super) struct Loop {
     /// Service IPs are those of the last full plan (`plan_stale` says whether events came
     /// since).
     pub(super) plan: Plan,
+    /// Inputs changed since the last full plan. The plan is a pure function of the inputs
+    /// and the options, so a periodic pass over unchanged inputs reuses it instead of
+    /// planning every pod again (which would be the whole idle cost of a node: 73 ms per
+    /// pass at 500 pods x 250 routes).
     pub(super) plan_stale: bool,
     pub(super) role: Role,
     pub(super) fence: Fence,
@@ -224,7 +228,11 @@ impl Loop {
         m.observe_pass("pods", start.elapsed());
         m.pod_routes_added.inc_by(p.routes_changed as u64);
         m.pod_routes_deleted.inc_by(p.routes_deleted as u64);
-        m.pod_failures.inc_by(p.failed.len() as u64);
+        for (label, n) in &p.failed_by_label {
+            m.pod_failures
+                .get_or_create(&ErrorLabel { error: label })
+                .inc_by(*n);
+        }
         m.pods_programmed
             .set(p.pods.saturating_sub(p.failed.len()) as i64);
         // Failures were logged per pod by the reconciler, once per distinct failure.
@@ -283,7 +291,10 @@ impl Loop {
 
     /// A full pass: plan, NB, pods, status.
     async fn pass(&mut self) {
-        self.replan();
+        if self.plan_stale {
+            self.replan();
+            self.plan_stale = false;
+        }
         self.nb_pass().await;
         self.pod_pass().await;
         self.publish_status();
@@ -357,13 +368,13 @@ pub async fn run_loop(
         last_good: LastGood::default(),
         routes: Vec::new(),
         plan: Plan::default(),
-        plan_stale: false,
         role,
         fence,
         nb_problems: Vec::new(),
         pod_outcome: PodOutcome::default(),
         status,
         summaries: BTreeMap::new(),
+        plan_stale: true,
         nb_retry: false,
         retry_after: None,
     };
@@ -399,6 +410,7 @@ pub async fn run_loop(
                 }
                 lp.sync_routes();
                 lp.inputs.engine.commit();
+                lp.plan_stale |= changed;
                 lp.metrics.health.inputs_synced.store(lp.inputs.synced, Ordering::Relaxed);
                 let first = !lp.metrics.health.first_pass_done.load(Ordering::Relaxed);
                 if changed && lp.inputs.synced {

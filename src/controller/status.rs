@@ -27,6 +27,9 @@ pub struct PodCounts {
     pub failed: usize,
     /// Selected pods not programmable yet (phase Pending, or no network namespace found).
     pub pending: usize,
+    /// (pod, rule) pairs skipped because the pod lacks the rule's interface or address
+    /// family; not part of the pod sum above.
+    pub skipped_rules: usize,
 }
 
 /// What one instance knows of one Route.
@@ -115,6 +118,7 @@ pub fn node_status(
         let counts = PodCounts {
             selected: here.selected,
             skipped: here.skipped,
+            skipped_rules: here.skipped_rules,
             failed: fails.len(),
             pending,
             programmed: here
@@ -238,7 +242,8 @@ mod tests {
                 programmed: 2,
                 skipped: 1,
                 failed: 1,
-                pending: 1
+                pending: 1,
+                skipped_rules: 0,
             }
         );
         let c = web.counts;

@@ -290,7 +290,11 @@ impl Loop {
         m.observe_pass("pods_some", start.elapsed());
         m.pod_routes_added.inc_by(p.routes_changed as u64);
         m.pod_routes_deleted.inc_by(p.routes_deleted as u64);
-        m.pod_failures.inc_by(p.failed.len() as u64);
+        for (label, n) in &p.failed_by_label {
+            m.pod_failures
+                .get_or_create(&super::metrics::ErrorLabel { error: label })
+                .inc_by(*n);
+        }
         for (pod, why) in &p.failed {
             tracing::warn!(%pod, "pod routes failed: {why}");
         }

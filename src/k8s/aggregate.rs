@@ -32,6 +32,7 @@ pub fn route_status(
 ) -> RouteStatus {
     let mut st = RouteStatus::default();
     let (mut selected, mut programmed, mut skipped, mut failed, mut pending) = (0, 0, 0, 0, 0);
+    let mut skipped_rules = 0;
     // Every distinct problem (the same problem seen by several nodes counts once), the
     // Route's own first; then bounded.
     let mut problems: Vec<Problem> = Vec::new();
@@ -58,6 +59,7 @@ pub fn route_status(
         skipped += r.skipped;
         failed += r.failed;
         pending += r.pending;
+        skipped_rules += r.skipped_rules;
         if r.failed > 0 || !r.problems.is_empty() {
             failing.insert(node);
         }
@@ -92,6 +94,7 @@ pub fn route_status(
     st.skipped_pods = Some(skipped);
     st.failed_pods = Some(failed);
     st.pending_pods = Some(pending);
+    st.skipped_rules = Some(skipped_rules);
     let first = problems.first().map(|p| match &p.path {
         Some(path) => format!("{path}: {}", p.message),
         None => p.message.clone(),
@@ -215,6 +218,7 @@ mod tests {
             skipped: sel - prog - failed - pending,
             failed,
             pending,
+            skipped_rules: 0,
             problems: vec![],
         }
     }
@@ -227,7 +231,8 @@ mod tests {
     fn counts_are_summed_and_add_up() {
         let l = local(Summary::Applied, &[]);
         let a = report(10, 9, 0, 1);
-        let b = report(5, 3, 0, 0);
+        let mut b = report(5, 3, 0, 0);
+        b.skipped_rules = 3;
         let s = route_status(Some(&l), &[("n1", &a), ("n2", &b)], None, &t(100));
         assert_eq!(s.status.as_deref(), Some("Applied"));
         assert_eq!(s.observed_generation, Some(4));
@@ -237,6 +242,7 @@ mod tests {
             + s.pending_pods.unwrap();
         assert_eq!(s.selected_pods, Some(15));
         assert_eq!(sum, 15);
+        assert_eq!(s.skipped_rules, Some(3));
         assert!(s.failing_nodes.is_empty());
         assert_eq!(cond(&s, "Ready").status, "True");
         assert_eq!(cond(&s, "Degraded").status, "False");

@@ -8,10 +8,12 @@ pub mod access;
 pub mod aggregate;
 pub mod lease;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod watch;
 
 pub use run::{KubeOptions, Mode, run_kubernetes};
+pub use snapshot::explain_kubernetes;
 
 /// What the Kubernetes side can fail with as a whole.
 #[derive(Debug, thiserror::Error)]

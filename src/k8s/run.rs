@@ -54,7 +54,7 @@ pub struct KubeOptions {
     pub pod: PodIdentity,
 }
 
-async fn client() -> Result<Client, KubeError> {
+pub(crate) async fn client() -> Result<Client, KubeError> {
     let config = kube::Config::infer()
         .await
         .map_err(|e| KubeError::Config(e.to_string()))?;

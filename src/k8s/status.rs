@@ -109,6 +109,7 @@ fn entry(name: &str, l: &RouteLocal) -> Option<NodeRouteReport> {
         skipped: l.counts.skipped as i64,
         failed: l.counts.failed as i64,
         pending: l.counts.pending as i64,
+        skipped_rules: l.counts.skipped_rules as i64,
         problems,
     })
 }

@@ -209,7 +209,7 @@ const MAX_ERROR: usize = 300;
 /// What the loop plans from: the spec and identity, not status or bookkeeping. An object
 /// that does not decode (a value the API server let through, such as a priority beyond
 /// int32) is reported as such, never dropped silently.
-fn decode(o: &DynamicObject) -> Result<Route, Undecodable> {
+pub(crate) fn decode(o: &DynamicObject) -> Result<Route, Undecodable> {
     let name = o.metadata.name.clone().unwrap_or_default();
     let generation = o.metadata.generation;
     let typed = serde_json::to_value(o)

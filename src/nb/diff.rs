@@ -20,13 +20,16 @@
 //! those of some Routes (a scoped pass, with the desired rows of the same Routes).
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::bfd::BfdRef;
 use super::observed::{Observed, Seen};
 use super::row::{
     ADDRESS_SET, CheckContext, FamilyVisitor, NbRow, PORT_GROUP, ROUTER, RowProblem, Verdict,
     each_family,
 };
 use crate::ovsdb::{Atom, Uuid};
-use crate::plan::nb::{DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute};
+use crate::plan::nb::{
+    DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner,
+};
 
 /// Where a row hangs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +81,23 @@ pub enum NbChange {
     PortGroup(RowChange<NbPortGroup>),
     Acl(RowChange<NbAcl>),
     Policy(RowChange<NbPolicy>),
-    StaticRoute(RowChange<NbStaticRoute>),
+    /// With the BFD session a created or updated route refers to (`row.bfd` set and a
+    /// session chosen, see `nb::bfd`), else none.
+    StaticRoute(RowChange<NbStaticRoute>, Option<BfdRef>),
+    /// A BFD session to a next hop that had none (see `nb::bfd`); not a family of ours:
+    /// BFD rows are shared with ovn-kubernetes by (port, peer).
+    CreateBfd {
+        owner: Owner,
+        logical_port: String,
+        dst_ip: String,
+    },
+    /// One of our BFD rows no route refers to any more.
+    DeleteBfd {
+        uuid: Uuid,
+        owner: Owner,
+        logical_port: String,
+        dst_ip: String,
+    },
 }
 
 /// Something done with a change whatever its family.
@@ -93,7 +112,8 @@ impl NbChange {
             NbChange::PortGroup(c) => v.visit(c),
             NbChange::Acl(c) => v.visit(c),
             NbChange::Policy(c) => v.visit(c),
-            NbChange::StaticRoute(c) => v.visit(c),
+            NbChange::StaticRoute(c, _) => v.visit(c),
+            NbChange::CreateBfd { .. } | NbChange::DeleteBfd { .. } => {}
         }
     }
 }
@@ -357,6 +377,7 @@ pub fn diff(desired: &DesiredNb, observed: &Observed) -> NbDiff {
     };
     each_family(&mut d);
     let mut out = d.out;
+    super::bfd::sessions(desired, observed, &mut out);
     out.problems.sort();
     out.problems.dedup();
     out
@@ -392,5 +413,15 @@ pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
         out: Vec::new(),
     };
     each_family(&mut c);
+    for change in &mut c.out {
+        if let NbChange::StaticRoute(RowChange::Create { row, .. }, bfd) = change
+            && row.bfd
+        {
+            *bfd = Some(BfdRef::New {
+                logical_port: "<router port towards the next hop>".into(),
+                dst_ip: row.nexthop.clone(),
+            });
+        }
+    }
     c.out
 }

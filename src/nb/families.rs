@@ -324,7 +324,8 @@ impl NbRow for NbStaticRoute {
     type Model = model::LogicalRouterStaticRoute;
     const FAMILY: Family = Family::StaticRoute;
     const WHAT: &'static str = "static route";
-    // `bfd` is written (empty) so a row someone attached a BFD session to is put back.
+    // `bfd` is written: the session `nb::bfd` chose, or empty (a row someone attached a
+    // session to without asking for BFD is put back).
     const COLUMNS: &'static [&'static str] = &["ip_prefix", "nexthop", "policy", "bfd"];
 
     fn owner(&self) -> &Owner {
@@ -337,17 +338,6 @@ impl NbRow for NbStaticRoute {
         self == other
     }
     fn check(&self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
-        if self.bfd {
-            // BFD rows are shared with ovn-kubernetes (index logical_port + dst_ip); until we
-            // reuse them safely, the route is programmed without BFD and the Route says so.
-            problems.push((
-                "BfdNotSupported",
-                format!(
-                    "bfd for next hop {} is not supported yet; the route is programmed without BFD",
-                    self.nexthop
-                ),
-            ));
-        }
         let hops = unreachable(ctx.router, std::iter::once(self.nexthop.as_str()));
         if hops.is_empty() {
             return Verdict::Write;
@@ -362,12 +352,6 @@ impl NbRow for NbStaticRoute {
             ),
         ));
         Verdict::Leave
-    }
-    fn written(&self) -> Option<Self> {
-        self.bfd.then(|| NbStaticRoute {
-            bfd: false,
-            ..self.clone()
-        })
     }
     fn to_model(&self) -> model::LogicalRouterStaticRoute {
         model::LogicalRouterStaticRoute {
@@ -408,6 +392,6 @@ impl NbRow for NbStaticRoute {
         &mut o.static_routes
     }
     fn change(c: RowChange<Self>) -> NbChange {
-        NbChange::StaticRoute(c)
+        NbChange::StaticRoute(c, None)
     }
 }

@@ -1,6 +1,8 @@
 //! nb: the OVN Northbound side. Typed rows (generated from the pinned schema, see [`model`]),
 //! observed rows of ours, the diff against the plan, and the transaction that applies it.
 //! Never touches a row without our ownership `external_ids`.
+pub mod bfd;
+pub mod describe;
 pub mod diff;
 mod families;
 pub mod model;

@@ -19,7 +19,7 @@ use crate::plan::nb::{
 use crate::plan::nb::{OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner};
 
 pub use super::row::{
-    ACL, ADDRESS_SET, LOAD_BALANCER, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT, STATIC_ROUTE,
+    ACL, ADDRESS_SET, BFD, LOAD_BALANCER, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT, STATIC_ROUTE,
     SWITCH_PORT,
 };
 
@@ -139,6 +139,8 @@ pub(crate) fn owner_of(row: &dyn RowView) -> Option<Owner> {
 pub struct RouterInfo {
     pub uuid: Option<Uuid>,
     pub networks: Vec<IpNet>,
+    /// Port name and its networks (for a BFD session's `logical_port`).
+    pub ports: Vec<(String, Vec<IpNet>)>,
 }
 
 impl RouterInfo {
@@ -146,6 +148,15 @@ impl RouterInfo {
     /// a reroute policy whose next hop does not ("No path for routing policy").
     pub fn reaches(&self, nexthop: IpAddr) -> bool {
         self.networks.iter().any(|n| n.contains(&nexthop))
+    }
+
+    /// The router port whose network holds `nexthop`: where OVN sends the route's traffic,
+    /// and the `logical_port` of a BFD session to that next hop.
+    pub fn port_towards(&self, nexthop: IpAddr) -> Option<&str> {
+        self.ports
+            .iter()
+            .find(|(_, nets)| nets.iter().any(|n| n.contains(&nexthop)))
+            .map(|(name, _)| name.as_str())
     }
 }
 
@@ -177,6 +188,23 @@ pub struct Observed {
     pub foreign_names: BTreeSet<(String, String)>,
     /// Every IP that appears as a VIP of some Load_Balancer.
     pub lb_vips: BTreeSet<IpAddr>,
+    /// Every BFD row (ours and ovn-kubernetes'): sessions are shared by (port, peer).
+    pub bfds: Vec<SeenBfd>,
+    /// Our static routes' `bfd` references, by route uuid.
+    pub route_bfd: BTreeMap<Uuid, Uuid>,
+    /// BFD rows referred to by static routes of ours that this pass does not diff (rows it
+    /// leaves alone, or Routes outside a scoped pass): never deleted by it, whatever the
+    /// desired rows it sees need.
+    pub bfd_held: BTreeSet<Uuid>,
+}
+
+/// One BFD row: its session key and, when we created it, our ownership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenBfd {
+    pub uuid: Uuid,
+    pub logical_port: String,
+    pub dst_ip: String,
+    pub owner: Option<Owner>,
 }
 
 /// `10.96.0.10:80` -> 10.96.0.10, `[fd00::1]:80` -> fd00::1, `10.96.0.10` -> itself.
@@ -281,13 +309,21 @@ pub(crate) fn unreadable(table: &str, uuid: Uuid, why: &str) {
 impl Observed {
     pub fn collect(view: &dyn NbView) -> Observed {
         let mut o = Observed::default();
-        let mut router_ports: BTreeMap<Uuid, Vec<IpNet>> = BTreeMap::new();
+        let mut router_ports: BTreeMap<Uuid, (String, Vec<IpNet>)> = BTreeMap::new();
         view.scan(ROUTER_PORT, &mut |uuid, row| {
             let nets = strings(row, "networks")
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect();
-            router_ports.insert(uuid, nets);
+            router_ports.insert(uuid, (string(row, "name"), nets));
+        });
+        view.scan(BFD, &mut |uuid, row| {
+            o.bfds.push(SeenBfd {
+                uuid,
+                logical_port: string(row, "logical_port"),
+                dst_ip: string(row, "dst_ip"),
+                owner: owner_of(row),
+            });
         });
         view.scan(ROUTER, &mut |uuid, row| {
             let info = RouterInfo {
@@ -295,8 +331,12 @@ impl Observed {
                 networks: uuids(row, "ports")
                     .iter()
                     .filter_map(|p| router_ports.get(p))
-                    .flatten()
-                    .copied()
+                    .flat_map(|(_, nets)| nets.iter().copied())
+                    .collect(),
+                ports: uuids(row, "ports")
+                    .iter()
+                    .filter_map(|p| router_ports.get(p))
+                    .cloned()
                     .collect(),
             };
             o.routers.insert(string(row, "name"), info);
@@ -313,6 +353,17 @@ impl Observed {
             lsp_names: &lsp_names,
             o: &mut o,
         });
+        if !o.static_routes.is_empty() {
+            let mut refs = Vec::new();
+            view.scan(STATIC_ROUTE, &mut |uuid, row| {
+                if owner_of(row).is_some()
+                    && let Some(b) = uuids(row, "bfd").into_iter().next()
+                {
+                    refs.push((uuid, b));
+                }
+            });
+            o.route_bfd.extend(refs);
+        }
         o
     }
 
@@ -329,6 +380,14 @@ impl Observed {
                 T::observed_mut(self.o).retain(|s| !(self.keep)(s.row.owner()));
             }
         }
+        // The sessions the routes left alone refer to stay with them.
+        let held: Vec<Uuid> = self
+            .static_routes
+            .iter()
+            .filter(|s| keep(&s.row.owner))
+            .filter_map(|s| self.route_bfd.get(&s.uuid).copied())
+            .collect();
+        self.bfd_held.extend(held);
         each_family(&mut Forget { o: self, keep });
     }
 }

@@ -8,12 +8,14 @@
 //! being clobbered, and the next pass works from fresh data.
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::bfd::BfdRef;
 use super::diff::{ChangeVisitor, NbChange, Parent, RowChange};
-use super::row::{NbRow, written_columns};
-use crate::ovsdb::{Atom, Condition, Mutation, OpResult, Operation, Row, Uuid, Value, WaitUntil};
-use crate::plan::nb::{
-    ID_KEY, NbAcl, NbPolicy, NbStaticRoute, OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner,
+use super::model;
+use super::row::{BFD, NbRow, STATIC_ROUTE, written_columns};
+use crate::ovsdb::{
+    Atom, Condition, Mutation, OpResult, Operation, Row, TypedRow, Uuid, Value, WaitUntil,
 };
+use crate::plan::nb::{ID_KEY, OWNER_CONTROLLER, OWNER_CONTROLLER_KEY, Owner};
 
 /// What an operation's result must say for the transaction to count as applied as planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,9 +150,22 @@ struct Builder {
     pending: BTreeMap<(&'static str, String), Vec<(&'static str, String)>>,
     /// First round: only creations under a new parent. Second round: everything else.
     first_round: bool,
+    /// The `bfd` column of the static route change being built (see `nb::bfd`).
+    session: Option<Value>,
 }
 
 impl Builder {
+    /// The written columns, with the BFD session of a static route.
+    fn columns<T: NbRow>(&self, row: &T) -> Row {
+        let mut cols = written_columns(row);
+        if let Some(v) = &self.session
+            && T::FAMILY.table() == STATIC_ROUTE
+        {
+            cols.insert("bfd".to_owned(), v.clone());
+        }
+        cols
+    }
+
     fn name(&mut self) -> String {
         self.next_name += 1;
         format!("r{}", self.next_name - 1)
@@ -158,7 +173,7 @@ impl Builder {
 
     fn create<T: NbRow>(&mut self, parent: &Parent, row: &T, set: &BTreeSet<Atom>) {
         let table = T::FAMILY.table();
-        let mut cols = written_columns(row);
+        let mut cols = self.columns(row);
         if let Some(c) = T::SET_COLUMN {
             cols.insert(c.to_owned(), atom_set(set));
         }
@@ -227,7 +242,7 @@ impl ChangeVisitor for Builder {
                         Operation::Update {
                             table: table.to_owned(),
                             conditions: cond.clone(),
-                            row: written_columns(row),
+                            row: self.columns(row),
                         },
                         Expect::Count(1),
                     );
@@ -283,13 +298,61 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
         next_name: 0,
         pending: BTreeMap::new(),
         first_round: true,
+        session: None,
     };
+    // BFD rows first: static routes later in the transaction refer to them by name.
+    let mut bfd_names: BTreeMap<(&str, &str), String> = BTreeMap::new();
     for c in changes {
-        c.visit(&mut b);
+        match c {
+            NbChange::CreateBfd {
+                owner,
+                logical_port,
+                dst_ip,
+            } => {
+                let nm = b.name();
+                let row = model::Bfd {
+                    logical_port: logical_port.clone(),
+                    dst_ip: dst_ip.clone(),
+                    external_ids: owner.external_ids(),
+                    ..Default::default()
+                }
+                .to_row();
+                let mut cols = row;
+                cols.retain(|k, _| {
+                    ["logical_port", "dst_ip", "external_ids"].contains(&k.as_str())
+                });
+                insert(&mut b.t, BFD, cols, Some(nm.clone()));
+                bfd_names.insert((logical_port.as_str(), dst_ip.as_str()), nm);
+            }
+            NbChange::DeleteBfd { uuid, owner, .. } => b.t.push(
+                Operation::Delete {
+                    table: BFD.to_owned(),
+                    conditions: ours(*uuid, owner),
+                },
+                Expect::Count(1),
+            ),
+            _ => {}
+        }
     }
-    b.first_round = false;
-    for c in changes {
-        c.visit(&mut b);
+    for round in [true, false] {
+        b.first_round = round;
+        for c in changes {
+            b.session = match c {
+                NbChange::StaticRoute(_, bfd) => Some(match bfd {
+                    Some(BfdRef::Existing(u)) => Value::set([Atom::Uuid(*u)]),
+                    Some(BfdRef::New {
+                        logical_port,
+                        dst_ip,
+                    }) => match bfd_names.get(&(logical_port.as_str(), dst_ip.as_str())) {
+                        Some(n) => named(n),
+                        None => Value::set([]),
+                    },
+                    None => Value::set([]),
+                }),
+                _ => None,
+            };
+            c.visit(&mut b);
+        }
     }
     let mut t = b.t;
     if !t.is_empty() {
@@ -301,122 +364,4 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
     t
 }
 
-fn q(s: &str) -> String {
-    format!("'{s}'")
-}
-
-fn joined<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> String {
-    items.into_iter().cloned().collect::<Vec<_>>().join(sep)
-}
-
-fn atom_text(a: &Atom) -> String {
-    match a {
-        Atom::String(s) => s.clone(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn acl_add(a: &NbAcl) -> String {
-    format!(
-        "ovn-nbctl --type=port-group acl-add {} {} {} '{}' {}",
-        a.port_group, a.direction, a.priority, a.match_, a.action
-    )
-}
-
-fn policy_add(p: &NbPolicy) -> String {
-    format!(
-        "ovn-nbctl lr-policy-add {} {} {} {} {}",
-        p.router,
-        p.priority,
-        q(&p.match_),
-        p.action,
-        joined(&p.nexthops, ",")
-    )
-}
-
-fn route_add(r: &NbStaticRoute) -> String {
-    let pol = r
-        .policy
-        .map(|p| format!("--policy={p} "))
-        .unwrap_or_default();
-    format!(
-        "ovn-nbctl {pol}lr-route-add {} {} {}",
-        r.router, r.ip_prefix, r.nexthop
-    )
-}
-
-/// One line per change, in the words of `ovn-nbctl`, for `plan` output and logs.
-pub fn describe(c: &NbChange) -> String {
-    match c {
-        NbChange::AddressSet(RowChange::Create { row, .. }) => format!(
-            "ovn-nbctl create Address_Set name={} addresses={} # {}",
-            row.name,
-            q(&joined(&row.addresses, ",")),
-            row.owner.id
-        ),
-        NbChange::AddressSet(RowChange::Update {
-            row, add, remove, ..
-        }) => {
-            let mut parts = Vec::new();
-            for a in add {
-                parts.push(format!(
-                    "ovn-nbctl add Address_Set {} addresses {}",
-                    row.name,
-                    atom_text(a)
-                ));
-            }
-            for r in remove {
-                parts.push(format!(
-                    "ovn-nbctl remove Address_Set {} addresses {}",
-                    row.name,
-                    atom_text(r)
-                ));
-            }
-            parts.join("\n")
-        }
-        NbChange::AddressSet(RowChange::Delete { row, .. }) => {
-            format!("ovn-nbctl destroy Address_Set {}", row.name)
-        }
-        NbChange::PortGroup(RowChange::Create { row, .. }) => {
-            format!("ovn-nbctl pg-add {} {}", row.name, joined(&row.ports, " "))
-        }
-        NbChange::PortGroup(RowChange::Update {
-            row, add, remove, ..
-        }) => format!(
-            "ovn-nbctl pg-set-ports {} # +{} -{} port(s)",
-            row.name,
-            add.len(),
-            remove.len()
-        ),
-        NbChange::PortGroup(RowChange::Delete { row, .. }) => {
-            format!("ovn-nbctl pg-del {}", row.name)
-        }
-        NbChange::Acl(RowChange::Create { row, .. }) => acl_add(row),
-        NbChange::Acl(RowChange::Update { row, .. }) => format!("# update: {}", acl_add(row)),
-        NbChange::Acl(RowChange::Delete { row, .. }) => format!(
-            "ovn-nbctl acl-del {} {} {} {}",
-            row.port_group,
-            row.direction,
-            row.priority,
-            q(&row.match_)
-        ),
-        NbChange::Policy(RowChange::Create { row, .. }) => policy_add(row),
-        NbChange::Policy(RowChange::Update { row, .. }) => {
-            format!("# update: {}", policy_add(row))
-        }
-        NbChange::Policy(RowChange::Delete { row, uuid, .. }) => format!(
-            "ovn-nbctl lr-policy-del {} {uuid} # {} {}",
-            row.router,
-            row.priority,
-            q(&row.match_)
-        ),
-        NbChange::StaticRoute(RowChange::Create { row, .. }) => route_add(row),
-        NbChange::StaticRoute(RowChange::Update { row, .. }) => {
-            format!("# update: {}", route_add(row))
-        }
-        NbChange::StaticRoute(RowChange::Delete { row, .. }) => format!(
-            "ovn-nbctl lr-route-del {} {} {}",
-            row.router, row.ip_prefix, row.nexthop
-        ),
-    }
-}
+pub use super::describe::describe;

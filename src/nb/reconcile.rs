@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::diff::{NbDiff, NbProblem, diff};
 use super::observed::{
-    ACL, ADDRESS_SET, LOAD_BALANCER, Observed, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT,
+    ACL, ADDRESS_SET, BFD, LOAD_BALANCER, Observed, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT,
     STATIC_ROUTE, SWITCH_PORT,
 };
 use super::ops::transaction;
@@ -93,6 +93,8 @@ pub fn table_specs() -> Vec<TableSpec> {
             .with_columns(&["name", "ports", "policies", "static_routes"])
             .with_index(&["name"]),
         TableSpec::all(ROUTER_PORT).with_columns(&["name", "networks"]),
+        // Every BFD row: a session to a next hop may already exist (ovn-kubernetes').
+        TableSpec::all(BFD).with_columns(&["logical_port", "dst_ip", "external_ids"]),
         TableSpec::all(POLICY).with_external_id_keys(&owned),
         TableSpec::all(STATIC_ROUTE).with_external_id_keys(&owned),
         TableSpec::all(ACL).with_external_id_keys(&owned),
@@ -363,10 +365,13 @@ impl NbReconciler {
         loop {
             let applied = self.feed.applied();
             let snap = self.replica.snapshot();
+            // BFD rows are ours too (sessions created for our static routes).
             let rows_visible = inserted.iter().all(|u| {
                 Family::ALL
                     .iter()
-                    .any(|f| snap.get(f.table(), *u).is_some())
+                    .map(|f| f.table())
+                    .chain([BFD])
+                    .any(|t| snap.get(t, *u).is_some())
             });
             if rows_visible && (applied > before || Instant::now() >= update_deadline) {
                 return Ok(());

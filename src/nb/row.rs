@@ -28,6 +28,8 @@ pub const ROUTER: &str = model::LogicalRouter::TABLE;
 pub const ROUTER_PORT: &str = model::LogicalRouterPort::TABLE;
 pub const SWITCH_PORT: &str = model::LogicalSwitchPort::TABLE;
 pub const LOAD_BALANCER: &str = model::LoadBalancer::TABLE;
+/// Not a family of ours: sessions are shared with ovn-kubernetes (see `nb::bfd`).
+pub const BFD: &str = model::Bfd::TABLE;
 
 /// The families of rows we own, in the order a pass handles them: a row's parent family
 /// comes before it (port groups before their ACLs; routers are never ours).

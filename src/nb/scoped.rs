@@ -8,9 +8,12 @@
 //! Routes: `diff` runs on it unchanged.
 use std::collections::BTreeSet;
 
-use super::observed::{Observed, RouterInfo, Seen, WithoutIds, owner_of, string, strings, uuids};
+use super::observed::{
+    Observed, RouterInfo, Seen, SeenBfd, WithoutIds, owner_of, string, strings, uuids,
+};
 use super::row::{
-    FamilyVisitor, NbRow, PORT_GROUP, ROUTER, ROUTER_PORT, ReadContext, SWITCH_PORT, each_family,
+    BFD, FamilyVisitor, NbRow, PORT_GROUP, ROUTER, ROUTER_PORT, ReadContext, STATIC_ROUTE,
+    SWITCH_PORT, each_family,
 };
 use crate::ovsdb::{Atom, ReplicaRow, Snapshot, TypedRow, Uuid, Value};
 use crate::plan::nb::{DesiredNb, NAME_KEY};
@@ -110,15 +113,21 @@ impl Observed {
         let mut found = Vec::new();
         for name in routers {
             if let Some(r) = snap.find_by_index(ROUTER, "name", &Value::from(name)) {
-                let networks = uuids(&r, "ports")
+                let ports: Vec<(String, Vec<ipnet::IpNet>)> = uuids(&r, "ports")
                     .into_iter()
                     .filter_map(|p| snap.get(ROUTER_PORT, p))
-                    .flat_map(|p| strings(&p, "networks"))
-                    .filter_map(|n| n.parse().ok())
+                    .map(|p| {
+                        let nets = strings(&p, "networks")
+                            .iter()
+                            .filter_map(|n| n.parse().ok())
+                            .collect();
+                        (string(&p, "name"), nets)
+                    })
                     .collect();
                 let info = RouterInfo {
                     uuid: Some(r.uuid()),
-                    networks,
+                    networks: ports.iter().flat_map(|(_, n)| n.iter().copied()).collect(),
+                    ports,
                 };
                 found.push((name.to_owned(), info));
             }
@@ -158,6 +167,40 @@ impl Observed {
         if vips {
             o.lb_vips = super::observed::lb_vips(snap);
         }
+        bfd_sessions(snap, routes, &mut o);
         o
+    }
+}
+
+/// Every BFD row (a small table; sessions are shared by port and peer), the sessions these
+/// Routes' static routes refer to, and those that static routes of other Routes of ours
+/// refer to (which this pass must not delete).
+fn bfd_sessions(snap: &Snapshot, routes: &BTreeSet<String>, o: &mut Observed) {
+    o.bfds = snap
+        .iter(BFD)
+        .map(|row| SeenBfd {
+            uuid: row.uuid(),
+            logical_port: string(&row, "logical_port"),
+            dst_ip: string(&row, "dst_ip"),
+            owner: owner_of(&row),
+        })
+        .collect();
+    let refs: Vec<(Uuid, Uuid)> = o
+        .static_routes
+        .iter()
+        .filter_map(|s| {
+            let row = snap.get(STATIC_ROUTE, s.uuid)?;
+            uuids(&row, "bfd").into_iter().next().map(|b| (s.uuid, b))
+        })
+        .collect();
+    o.route_bfd.extend(refs);
+    if o.bfds.iter().any(|b| b.owner.is_some()) {
+        for row in snap.iter(STATIC_ROUTE) {
+            if owner_of(&row).is_some_and(|w| !routes.contains(&w.route))
+                && let Some(b) = uuids(&row, "bfd").into_iter().next()
+            {
+                o.bfd_held.insert(b);
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! in tests/nb_*.rs.
 use std::collections::BTreeSet;
 
+use super::bfd::BfdRef;
 use super::diff::{ChangeVisitor, NbChange, Parent, RowChange, diff};
 use super::model;
 use super::observed::*;
@@ -361,7 +362,11 @@ fn edited_policy_is_restored() {
         &again.changes[..],
         [NbChange::Policy(RowChange::Update { row, columns: true, .. })] if row.priority == 250
     ));
-    assert!(describe(&again.changes[0]).contains("lr-policy-add ovn_cluster_router 250"));
+    let line = describe(&again.changes[0]);
+    assert!(
+        line.contains("set Logical_Router_Policy") && line.contains("priority=250"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -408,17 +413,129 @@ fn static_routes_are_checked_like_policies() {
         ..DesiredNb::default()
     };
     let d = diff(&want, &Observed::collect(&img));
-    // The reachable one is created (without BFD, reported); the other is reported only.
+    // The reachable one is created with a new BFD session on the router port towards its
+    // next hop (owned by us); the other is reported only.
     assert!(
-        matches!(&d.changes[..], [NbChange::StaticRoute(RowChange::Create { row, parent: Parent::Row(router), .. })]
-            if row.nexthop == "100.64.0.2" && !row.bfd && *router == u(1)),
+        matches!(&d.changes[..], [
+            NbChange::CreateBfd { logical_port, dst_ip, owner },
+            NbChange::StaticRoute(
+                RowChange::Create { row, parent: Parent::Row(router), .. },
+                Some(BfdRef::New { .. }),
+            ),
+        ] if row.nexthop == "100.64.0.2" && row.bfd && *router == u(1)
+            && logical_port == "rtoj-ovn_cluster_router" && dst_ip == "100.64.0.2"
+            && owner.route == "all"),
         "{:?}",
         d.changes
     );
     let reasons: Vec<&str> = d.problems.iter().map(|p| p.reason.as_str()).collect();
-    assert_eq!(reasons, ["BfdNotSupported", "NextHopUnreachable"]);
+    assert_eq!(reasons, ["NextHopUnreachable"]);
     let txn = transaction(&d.changes);
     let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
-    assert_eq!(ops[0]["table"], STATIC_ROUTE);
-    assert_eq!(ops[2]["mutations"][0][0], "static_routes");
+    assert_eq!(ops[0]["table"], "BFD");
+    assert_eq!(ops[1]["table"], STATIC_ROUTE);
+    assert_eq!(
+        ops[1]["row"]["bfd"],
+        serde_json::json!(["set", [["named-uuid", ops[0]["uuid-name"]]]])
+    );
+    assert_eq!(ops[3]["mutations"][0][0], "static_routes");
+
+    // A session that exists already (ovn-kubernetes') is referred to, never touched; with
+    // the route gone, only a BFD row of ours would be deleted.
+    let mut img = base();
+    put(
+        &mut img,
+        u(70),
+        model::Bfd {
+            logical_port: "rtoj-ovn_cluster_router".into(),
+            dst_ip: "100.64.0.2".into(),
+            external_ids: [(
+                "k8s.ovn.org/owner-controller".to_owned(),
+                "default-network-controller".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        },
+    );
+    let want = DesiredNb {
+        static_routes: vec![route("100.64.0.2", true)],
+        ..DesiredNb::default()
+    };
+    let d = diff(&want, &Observed::collect(&img));
+    assert!(
+        matches!(&d.changes[..], [NbChange::StaticRoute(RowChange::Create { .. }, Some(BfdRef::Existing(b)))] if *b == u(70)),
+        "{:?}",
+        d.changes
+    );
+    let d = diff(&DesiredNb::default(), &Observed::collect(&img));
+    assert!(
+        d.changes.is_empty(),
+        "a foreign BFD row is left alone: {:?}",
+        d.changes
+    );
+}
+
+#[test]
+fn bfd_sessions_of_routes_left_alone_are_kept() {
+    let mut img = base();
+    let session = owner("all", "bfd/rtoj-ovn_cluster_router/100.64.0.2");
+    put(
+        &mut img,
+        u(71),
+        model::Bfd {
+            logical_port: "rtoj-ovn_cluster_router".into(),
+            dst_ip: "100.64.0.2".into(),
+            external_ids: session.external_ids(),
+            ..Default::default()
+        },
+    );
+    let route = NbStaticRoute {
+        owner: owner("all", "all/static-route/172.16.30.0/24/100.64.0.2"),
+        router: "ovn_cluster_router".into(),
+        ip_prefix: "172.16.30.0/24".into(),
+        nexthop: "100.64.0.2".into(),
+        policy: None,
+        bfd: true,
+    };
+    put(
+        &mut img,
+        u(72),
+        model::LogicalRouterStaticRoute {
+            ip_prefix: route.ip_prefix.clone(),
+            nexthop: route.nexthop.clone(),
+            bfd: Some(u(71)),
+            external_ids: route.owner.external_ids(),
+            ..Default::default()
+        },
+    );
+    img.get_mut(ROUTER)
+        .unwrap()
+        .get_mut(&u(1))
+        .unwrap()
+        .insert("static_routes".into(), Value::set([Atom::Uuid(u(72))]));
+
+    // Wanted as it is: nothing to do, the route keeps its session.
+    let want = DesiredNb {
+        static_routes: vec![route.clone()],
+        ..DesiredNb::default()
+    };
+    let d = diff(&want, &Observed::collect(&img));
+    assert!(d.changes.is_empty(), "{:?}", d.changes);
+
+    // Not wanted: the route and our session go.
+    let d = diff(&DesiredNb::default(), &Observed::collect(&img));
+    assert!(
+        d.changes
+            .iter()
+            .any(|c| matches!(c, NbChange::DeleteBfd { uuid, .. } if *uuid == u(71))),
+        "{:?}",
+        d.changes
+    );
+
+    // The Route's rows left alone (its new version is invalid, or a scoped pass does not
+    // cover it): its session stays with them.
+    let mut o = Observed::collect(&img);
+    o.leave_alone(|w| w.route == "all");
+    let d = diff(&DesiredNb::default(), &o);
+    assert!(d.changes.is_empty(), "{:?}", d.changes);
 }

@@ -35,6 +35,7 @@ pub mod discover;
 pub mod events;
 pub mod index;
 pub mod kernel;
+pub mod lookup;
 pub mod pool;
 pub mod program;
 pub mod reconciler;
@@ -52,7 +53,7 @@ use ipnet::IpNet;
 pub use discover::{Discovery, DiscoveryConfig, NetnsSource, PodNetns, discover};
 pub use program::{PodReport, RouteError, RouteOp, reconcile_pod};
 pub use reconciler::{PodRouteReconciler, ReconcilerConfig};
-pub use show::ip_route_lines;
+pub use show::{Target, ip_route_lines};
 pub use summary::{PassSummary, StatsSnapshot, Trigger};
 
 /// Routing protocol number (`rtm_protocol`) carried by every route we install:

@@ -1,30 +1,62 @@
 //! Desired pod routes as `ip` command lines, for `plan` output and logs. Pure.
 //!
 //! A `NextHop::DevGateway` is resolved inside the pod at programming time (the gateway of
-//! the pod's own routes on that dev, else a link route), so it is shown as a comment.
+//! the pod's own routes on that dev, else a link route). When the caller could look into
+//! the pod it passes that gateway and the line is exact; for a pod whose netns was not
+//! found the lines are printed commented out, to be completed by hand.
 use std::fmt::Write;
+use std::net::IpAddr;
+use std::path::Path;
 
 use super::is_v6;
 use crate::plan::pod::{NextHop, PodRoutes};
 
+/// Where a pod's lines run.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// A named netns under /var/run/netns: `ip -n NAME`.
+    Named(&'a str),
+    /// Any other netns file: `nsenter --net=PATH ip`.
+    Path(&'a Path),
+    /// Not found on this machine: lines are comments.
+    Unknown,
+}
+
 /// One line per route: `ip -n <netns> route replace <dst> [via <gw>] dev <dev> proto <n>`.
-pub fn ip_route_lines(netns: &str, routes: &PodRoutes, protocol: u8) -> Vec<String> {
+/// `gateway(dev, v6)` is the pod's own gateway on `dev` (for `NextHop::DevGateway`).
+pub fn ip_route_lines(
+    target: Target<'_>,
+    routes: &PodRoutes,
+    protocol: u8,
+    gateway: &dyn Fn(&str, bool) -> Option<IpAddr>,
+) -> Vec<String> {
     let mut out = Vec::with_capacity(routes.routes.len() + routes.default_routes.len());
     let mut line = |v6: bool, dst: &str, dev: &str, next_hop: &NextHop, owner: &str| {
-        let mut s = format!("ip -n {netns} ");
+        let mut s = match target {
+            Target::Named(n) => format!("ip -n {n} "),
+            Target::Path(p) => format!("nsenter --net={} ip ", p.display()),
+            Target::Unknown => "# ip -n <netns> ".to_owned(),
+        };
         if v6 {
             s.push_str("-6 ");
         }
         let _ = write!(s, "route replace {dst}");
-        match next_hop {
-            NextHop::Via(gw) => {
+        let hop = match next_hop {
+            NextHop::Via(gw) => Some(*gw),
+            NextHop::DevGateway => gateway(dev, v6),
+        };
+        match (hop, target) {
+            (Some(gw), _) => {
                 let _ = write!(s, " via {gw} dev {dev} proto {protocol}");
             }
-            NextHop::DevGateway => {
+            (None, Target::Unknown) => {
                 let _ = write!(
                     s,
-                    " dev {dev} proto {protocol}  # via {dev}'s gateway if the pod has one, else scope link"
+                    " dev {dev} proto {protocol}  (via {dev}'s gateway if the pod has one, else scope link)"
                 );
+            }
+            (None, _) => {
+                let _ = write!(s, " dev {dev} proto {protocol} scope link");
             }
         }
         let _ = write!(s, "  # {owner}");
@@ -66,12 +98,25 @@ mod tests {
                 owner: "demo".into(),
             }],
         };
+        let none = |_: &str, _: bool| None;
         assert_eq!(
-            ip_route_lines("cni-1", &routes, 136),
+            ip_route_lines(Target::Named("cni-1"), &routes, 136, &none),
             vec![
-                "ip -n cni-1 -6 route replace default dev eth0 proto 136  # via eth0's gateway if the pod has one, else scope link  # demo",
+                "ip -n cni-1 -6 route replace default dev eth0 proto 136 scope link  # demo",
                 "ip -n cni-1 route replace 10.96.0.0/12 via 10.244.1.1 dev eth1 proto 136  # demo",
             ]
+        );
+        let gw = |dev: &str, v6: bool| {
+            (dev == "eth0" && v6).then(|| "fe80::ecee:eeff:feee:eeee".parse().unwrap())
+        };
+        assert_eq!(
+            ip_route_lines(Target::Path(Path::new("/proc/7/ns/net")), &routes, 136, &gw)[0],
+            "nsenter --net=/proc/7/ns/net ip -6 route replace default via fe80::ecee:eeff:feee:eeee dev eth0 proto 136  # demo"
+        );
+        let lines = ip_route_lines(Target::Unknown, &routes, 136, &gw);
+        assert!(
+            lines.iter().all(|l| l.starts_with("# ip -n <netns> ")),
+            "{lines:?}"
         );
     }
 }

@@ -93,11 +93,14 @@ fn state_err(path: &Path, e: impl std::fmt::Display) -> NetlinkError {
 }
 
 impl StateDir {
-    /// Uses (and creates if needed) `dir`.
+    /// Uses `dir`, created with the first state file: a pass that records nothing leaves
+    /// no directory behind. A path that exists and is not a directory is an error now.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, NetlinkError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| state_err(&dir, e))?;
-        Ok(StateDir { dir })
+        match fs::metadata(&dir) {
+            Ok(m) if !m.is_dir() => Err(state_err(&dir, "exists and is not a directory")),
+            _ => Ok(StateDir { dir }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -127,6 +130,7 @@ impl StateDir {
         if state.is_empty() {
             return self.remove(&state.uid);
         }
+        fs::create_dir_all(&self.dir).map_err(|e| state_err(&self.dir, e))?;
         let tmp = self.dir.join(format!(".{}.json.tmp", state.uid));
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| state_err(&path, e))?;
         let write = || -> std::io::Result<()> {
@@ -157,7 +161,12 @@ impl StateDir {
     /// Uids that have a state file.
     pub fn uids(&self) -> Result<Vec<String>, NetlinkError> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(|e| state_err(&self.dir, e))? {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(state_err(&self.dir, e)),
+        };
+        for entry in entries {
             let entry = entry.map_err(|e| state_err(&self.dir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
@@ -202,7 +211,11 @@ mod tests {
     fn round_trip_and_remove() {
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::open(dir.path().join("s")).unwrap();
+        // Nothing recorded, no directory: created with the first state file.
         assert!(sd.load(&pod()).unwrap().is_empty());
+        assert!(sd.uids().unwrap().is_empty());
+        sd.remove(&pod().uid).unwrap();
+        assert!(!dir.path().join("s").exists());
         let mut st = PodState::new(&pod());
         st.v4.push(RecordedRoute {
             route: KernelRoute {

@@ -53,6 +53,8 @@ pub struct PassSummary {
     pub skipped_routes: usize,
     /// Pods where a route failed, or that could not be reconciled: (pod, why).
     pub failed: Vec<(PodKey, String)>,
+    /// The same failures by [`NetlinkError::label`] of their (first) error, for metrics.
+    pub failed_by_label: std::collections::BTreeMap<&'static str, u64>,
     /// Pods with routes planned whose network namespace is not known yet.
     pub pending: Vec<PodKey>,
     /// Pods whose routes and table were already known to match (no dump).
@@ -72,6 +74,7 @@ impl PassSummary {
             restored: 0,
             skipped_routes: 0,
             failed: Vec::new(),
+            failed_by_label: std::collections::BTreeMap::new(),
             pending: Vec::new(),
             untouched: 0,
             elapsed: Duration::ZERO,
@@ -94,6 +97,7 @@ impl PassSummary {
         self.skipped_routes += r.skipped;
         if let Some(why) = failure(r) {
             self.failed.push((pod.clone(), why));
+            *self.failed_by_label.entry(failure_label(r)).or_default() += 1;
         }
     }
 
@@ -136,6 +140,14 @@ impl PassSummary {
 }
 
 /// A pod's failure as one line (its first errors), or None when it did not fail.
+/// The label of a failed pod's error: the fatal one, else its first failed route's.
+pub fn failure_label(r: &PodReport) -> &'static str {
+    r.fatal
+        .as_ref()
+        .or_else(|| r.errors.first().map(|e| &e.error))
+        .map_or("unknown", NetlinkError::label)
+}
+
 pub fn failure(r: &PodReport) -> Option<String> {
     if let Some(e) = &r.fatal {
         return Some(e.to_string());
@@ -245,5 +257,60 @@ impl Stats {
             watched_pods: watched as u64,
             pending_pods: pending as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::program::{RouteError, RouteOp};
+
+    fn key() -> PodKey {
+        PodKey {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    #[test]
+    fn failures_are_counted_by_their_error_label() {
+        let mut s = PassSummary::new(Trigger::Plan);
+        s.add(
+            &key(),
+            &PodReport::fatal(NetlinkError::EnterNetns {
+                path: "/x".into(),
+                source: std::io::Error::from_raw_os_error(1),
+            }),
+        );
+        let route_failed = PodReport {
+            failed: 1,
+            errors: vec![RouteError {
+                op: RouteOp::Add,
+                dst: "10.0.0.0/8"
+                    .parse()
+                    .unwrap_or_else(|_| ipnet::IpNet::default()),
+                error: NetlinkError::Kernel {
+                    errno: None,
+                    message: "refused".into(),
+                },
+            }],
+            ..PodReport::default()
+        };
+        s.add(&key(), &route_failed);
+        s.add(&key(), &route_failed);
+        // A netns going away is not a failure.
+        s.add(
+            &key(),
+            &PodReport::fatal(NetlinkError::NetnsGone("/gone".into())),
+        );
+        assert_eq!(s.failed.len(), 3);
+        assert_eq!(
+            s.failed_by_label
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect::<Vec<_>>(),
+            vec![("enter_netns", 1), ("kernel", 2)]
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! holds the per-pod kernel routes ([`pod::PodRoutes`], for `netlink`), the NB rows
 //! ([`nb::DesiredNb`], for `nb`), per-Route status material ([`RouteReport`]) and the next
 //! hops each router relies on (for the NB side's reachability check).
+pub mod explain;
 mod family;
 pub mod guard;
 pub mod incremental;
@@ -125,6 +126,17 @@ pub struct Plan {
     pub ovn_service_ips: BTreeMap<String, BTreeSet<IpAddr>>,
 }
 
+/// Routes in precedence order: higher priority, then older, then name. The planner walks
+/// Routes in this order, so the first claimant of a destination is the winner. Two CRs with
+/// the same name cannot exist in one cluster; in file mode the one with precedence is kept.
+pub(crate) fn precedence(routes: &[ValidatedRoute]) -> Vec<&ValidatedRoute> {
+    let mut order: Vec<&ValidatedRoute> = routes.iter().collect();
+    order.sort_by_cached_key(|r| Precedence::of(r));
+    let mut names = BTreeSet::new();
+    order.retain(|r| names.insert(r.name.as_str()));
+    order
+}
+
 /// Validates `routes` and plans them.
 pub fn plan(world: &World, routes: &[Route], cfg: &PlanConfig) -> Plan {
     let validated: Vec<ValidatedRoute> = routes.iter().map(validate).collect();
@@ -216,14 +228,7 @@ pub fn plan_validated_reusing(
     cfg: &PlanConfig,
     previous: Option<&BTreeMap<pod::PodKey, std::sync::Arc<pod::PodRoutes>>>,
 ) -> Plan {
-    // Precedence order: higher priority, then older, then name. Everything below walks
-    // Routes in this order, so the first claimant of a destination is the winner.
-    let mut order: Vec<&ValidatedRoute> = routes.iter().collect();
-    order.sort_by_cached_key(|r| Precedence::of(r));
-    // Two CRs with the same name cannot exist in one cluster; in file mode keep the one
-    // with precedence.
-    let mut names = BTreeSet::new();
-    order.retain(|r| names.insert(r.name.as_str()));
+    let order = precedence(routes);
     let prepared: Vec<routes::Prepared> = order
         .iter()
         .map(|r| routes::prepare(world, (*r).clone(), cfg))

@@ -217,6 +217,18 @@ pub(crate) fn route_nb<'a>(
         .map(|x| x.dst.addr())
         .collect();
 
+    if p.route.ovn.bfd && !p.everything && !p.route.ovn.next_hops.is_empty() {
+        out.problems.push(Problem {
+            path: Some("spec.ovn.bfd".into()),
+            pod: None,
+            node: None,
+            reason: reason::BFD_NOT_SUPPORTED.into(),
+            message: "this Route selects some pods, so it is written as Logical_Router_Policy \
+                      rows, which have no BFD in OVN 23.03 (NB schema 7.0.0); the policies \
+                      are written without it (BFD applies to Routes that select every pod)"
+                .into(),
+        });
+    }
     for (rule, hops) in ovn_rules(p, cfg) {
         let family = IpFamily::of_net(&rule.dst);
         if hops.is_empty() {

@@ -12,6 +12,7 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     pub const FAMILY_MISMATCH: &str = "FamilyMismatch";
     pub const NO_NEXT_HOP_FOR_FAMILY: &str = "NoNextHopForFamily";
+    pub const BFD_NOT_SUPPORTED: &str = "BfdNotSupported";
 }
 
 /// Why a selected pod (or one rule for it) was not programmed. Not an error.
@@ -75,6 +76,9 @@ pub struct NodeCounts {
     pub skipped: usize,
     /// Selected pods still in phase Pending.
     pub waiting: usize,
+    /// (pod, rule) pairs skipped on this node's pods because the pod lacks the rule's
+    /// interface or address family (pods skipped entirely for another reason not counted).
+    pub skipped_rules: usize,
 }
 
 /// A condition without its timestamps (metav1.Condition minus time and generation).
@@ -95,10 +99,18 @@ pub struct RouteReport {
     pub selected: usize,
     /// Selected pods on this node for which the plan holds at least one route of this Route.
     pub programmable: usize,
-    /// Distinct selected pods skipped entirely or for at least one rule.
+    /// Selected pods skipped entirely: hostNetwork, finished, or lacking every interface
+    /// (or address family) the Route's rules need. Over the whole world, like `selected`.
     pub skipped: usize,
-    /// Pods per skip reason (a pod may count under several reasons).
+    /// Pods per skip reason, for pods skipped entirely or for at least one rule (a pod may
+    /// count under several reasons).
     pub skipped_by_reason: BTreeMap<SkipReason, usize>,
+    /// (pod, rule) pairs not programmed because the pod lacks the rule's interface or
+    /// address family (a Service rule counts once per address). A pod lacking only `eth1`
+    /// skips only the Route's `eth1` rules.
+    pub skipped_rules: usize,
+    /// Those per reason (`MissingDev`, `NoAddressOfFamily`).
+    pub skipped_rules_by_reason: BTreeMap<SkipReason, usize>,
     /// The selection counted over this node's pods.
     pub here: NodeCounts,
     /// At most `PlanConfig::max_problems`, validation problems first.
@@ -259,6 +271,8 @@ pub(crate) fn build(
         programmable,
         skipped: counts.skipped,
         skipped_by_reason: counts.by_reason.clone(),
+        skipped_rules: counts.skipped_rules,
+        skipped_rules_by_reason: counts.rules_by_reason.clone(),
         here: counts.here,
         ..RouteReport::default()
     };

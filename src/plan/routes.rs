@@ -2,7 +2,7 @@
 //! (Services -> addresses), and what a pod must have for its rules (devs and families).
 //! Everything here depends on the Route and the Services it names only, never on other
 //! Routes or on pods.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -134,8 +134,9 @@ pub(crate) struct Prepared {
     pub owner: Arc<str>,
     /// Distinct (dev, family) pairs the Route's rules need in a pod, for the per-rule skip
     /// counts; `None` for a default route without via, whose families follow the pod's
-    /// addresses.
-    pub needs: BTreeSet<(String, Option<IpFamily>)>,
+    /// addresses. With the number of rules (resolved rules, and the default route) behind
+    /// each pair: a pod lacking the pair skips that many (pod, rule) pairs.
+    pub needs: BTreeMap<(String, Option<IpFamily>), usize>,
     /// Selects every pod and excludes none: OVN rows may be static routes.
     pub everything: bool,
 }
@@ -144,13 +145,16 @@ pub(crate) fn prepare(world: &World, route: ValidatedRoute, cfg: &PlanConfig) ->
     let mut problems = route.problems.clone();
     let mut resolved = resolve(world, &route, &mut problems);
     guard::cluster_networks(&route, &mut resolved, cfg, &mut problems);
-    let mut needs: BTreeSet<(String, Option<IpFamily>)> = resolved
-        .rules
-        .iter()
-        .map(|x| (x.dev.to_string(), Some(IpFamily::of_net(&x.dst))))
-        .collect();
+    let mut needs: BTreeMap<(String, Option<IpFamily>), usize> = BTreeMap::new();
+    for x in &resolved.rules {
+        *needs
+            .entry((x.dev.to_string(), Some(IpFamily::of_net(&x.dst))))
+            .or_default() += 1;
+    }
     if let Some(d) = &route.default_route {
-        needs.insert((d.dev.clone(), d.via.as_ref().map(IpFamily::of_addr)));
+        *needs
+            .entry((d.dev.clone(), d.via.as_ref().map(IpFamily::of_addr)))
+            .or_default() += 1;
     }
     let everything = route.selection.is_everything() && route.exclude.is_empty();
     Prepared {

@@ -242,12 +242,13 @@ pub(crate) enum How {
     /// Selected but never programmed (hostNetwork, finished).
     Skipped(SkipReason),
     /// Selected and in the Route's Address_Set / Port_Group; `missing_dev` / `no_family`:
-    /// some of the Route's rules cannot live in this pod (skipped rule by rule);
-    /// `none_usable`: none can (the pod counts as skipped on its node).
+    /// how many of the Route's rules cannot live in this pod for lack of the rule's dev or
+    /// an address of its family (skipped rule by rule); `none_usable`: none can (the pod
+    /// counts as skipped).
     Member {
         pending: bool,
-        missing_dev: bool,
-        no_family: bool,
+        missing_dev: usize,
+        no_family: usize,
         none_usable: bool,
     },
 }
@@ -282,16 +283,16 @@ pub(crate) fn pair(
     if pod.phase == PodPhase::Finished {
         return skipped(SkipReason::Finished);
     }
-    let mut missing_dev = false;
-    let mut no_family = false;
+    let mut missing_dev = 0;
+    let mut no_family = 0;
     let mut usable = 0;
-    for (dev, family) in &p.needs {
+    for ((dev, family), rules) in &p.needs {
         if !has_dev(pod, dev, cfg) {
-            missing_dev = true;
+            missing_dev += rules;
         } else if let Some(family) = family
             && !family_ok(pod, dev, *family, cfg)
         {
-            no_family = true;
+            no_family += rules;
         } else {
             usable += 1;
         }
@@ -311,30 +312,39 @@ pub(crate) fn pair(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SelCounts {
     pub selected: usize,
-    /// Pods skipped entirely or for some rules (each pod once).
+    /// Pods skipped entirely: hostNetwork, finished, or no rule usable.
     pub skipped: usize,
     pub waiting: usize,
+    /// Pods per reason, skipped entirely or for some rules (a pod under each of its
+    /// reasons).
     pub by_reason: BTreeMap<SkipReason, usize>,
-    /// Selected, skipped entirely and waiting, over this node's pods.
+    /// (pod, rule) pairs skipped for a missing dev or address family, over the pods not
+    /// skipped entirely for another reason.
+    pub skipped_rules: usize,
+    /// Those per reason.
+    pub rules_by_reason: BTreeMap<SkipReason, usize>,
+    /// Selected, skipped entirely, waiting and skipped rules, over this node's pods.
     pub here: NodeCounts,
 }
 
 impl SelCounts {
     /// Adds (`add`) or takes away one pair's share.
     pub(crate) fn count(&mut self, p: PairSel, add: bool) {
-        let step = |n: &mut usize| {
+        let by = |n: &mut usize, k: usize| {
             if add {
-                *n += 1;
+                *n += k;
             } else {
-                *n = n.saturating_sub(1);
+                *n = n.saturating_sub(k);
             }
         };
+        let step = |n: &mut usize| by(n, 1);
         step(&mut self.selected);
         if p.here {
             step(&mut self.here.selected);
         }
         let reasons: Vec<SkipReason> = match p.how {
             How::Skipped(r) => {
+                step(&mut self.skipped);
                 if p.here {
                     step(&mut self.here.skipped);
                 }
@@ -346,8 +356,11 @@ impl SelCounts {
                 no_family,
                 none_usable,
             } => {
-                if none_usable && p.here {
-                    step(&mut self.here.skipped);
+                if none_usable {
+                    step(&mut self.skipped);
+                    if p.here {
+                        step(&mut self.here.skipped);
+                    }
                 }
                 if pending {
                     step(&mut self.waiting);
@@ -356,18 +369,27 @@ impl SelCounts {
                     }
                 }
                 let mut v = Vec::new();
-                if missing_dev {
-                    v.push(SkipReason::MissingDev);
-                }
-                if no_family {
-                    v.push(SkipReason::NoAddressOfFamily);
+                for (why, rules) in [
+                    (SkipReason::MissingDev, missing_dev),
+                    (SkipReason::NoAddressOfFamily, no_family),
+                ] {
+                    if rules == 0 {
+                        continue;
+                    }
+                    v.push(why);
+                    by(&mut self.skipped_rules, rules);
+                    if p.here {
+                        by(&mut self.here.skipped_rules, rules);
+                    }
+                    let n = self.rules_by_reason.entry(why).or_default();
+                    by(n, rules);
+                    if *n == 0 {
+                        self.rules_by_reason.remove(&why);
+                    }
                 }
                 v
             }
         };
-        if !reasons.is_empty() {
-            step(&mut self.skipped);
-        }
         for r in reasons {
             let n = self.by_reason.entry(r).or_default();
             step(n);

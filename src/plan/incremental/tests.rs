@@ -494,3 +494,39 @@ fn guard_refusals_and_the_cap_follow_pods_in_and_out() {
     assert_eq!(e.plan(), full(&e));
     assert!(reasons(&e, "r").is_empty() && reasons(&e, "s").is_empty());
 }
+
+#[test]
+fn skipped_rules_follow_a_pod_losing_and_regaining_its_ovn_interface() {
+    // Two eth1 rules and one eth0 rule: a pod without eth1 skips two (pod, rule) pairs and
+    // is still programmed; a hostNetwork pod is skipped whole and counts no rule.
+    let r = mk_route(
+        "r",
+        vec![
+            rr("10.1.0.0/16", "eth1"),
+            rr("10.2.0.0/16", "eth1"),
+            rr("10.3.0.0/16", "eth0"),
+        ],
+        vec![],
+    );
+    let routes = vec![r];
+    let p = mk_pod("default", "p");
+    let mut host = mk_pod("default", "h");
+    host.host_network = true;
+    let mut e = engine(vec![p.clone().into(), host.into()], &routes);
+    let counts = |e: &Engine| {
+        let rep = e.report("r").unwrap();
+        (rep.skipped, rep.skipped_rules, rep.here.skipped_rules)
+    };
+    assert_eq!(counts(&e), (1, 0, 0));
+    e.apply(calico_only(p.clone()));
+    assert_eq!(counts(&e), (1, 2, 2));
+    assert_eq!(
+        e.report("r").unwrap().skipped_rules_by_reason,
+        [(crate::plan::SkipReason::MissingDev, 2)].into()
+    );
+    check(&e, &routes);
+    e.apply(p);
+    assert_eq!(counts(&e), (1, 0, 0));
+    assert!(e.report("r").unwrap().skipped_rules_by_reason.is_empty());
+    check(&e, &routes);
+}

@@ -2,6 +2,7 @@
 mod big;
 mod conflicts;
 mod determinism;
+mod explain;
 mod guards;
 mod nb_rows;
 mod props;

@@ -101,6 +101,25 @@ fn select_all_routes_use_static_routes_on_the_named_router() {
             .all(|s| s.router == "GR_node1" && s.ip_prefix == "172.16.10.0/24" && s.bfd)
     );
     assert_ne!(sr[0].owner.id, sr[1].owner.id);
+    assert!(p.reports["all"].problems.is_empty());
+}
+
+#[test]
+fn bfd_on_a_route_written_as_policies_is_reported() {
+    let mut r = mk_route("some", vec![rr("172.16.10.0/24", "eth1")], vec![]);
+    r.spec.pod_selector = Some(sel(&[("app", "x")]));
+    r.spec.ovn = Some(OvnSpec {
+        router: None,
+        next_hops: vec!["100.64.0.2".into()],
+        bfd: Some(true),
+        enforce: None,
+    });
+    let p = plan(&two_pods(), &[r], &cfg());
+    assert_eq!(p.nb.policies.len(), 1);
+    let probs = &p.reports["some"].problems;
+    assert_eq!(probs.len(), 1, "{probs:?}");
+    assert_eq!(probs[0].reason, "BfdNotSupported");
+    assert_eq!(probs[0].path.as_deref(), Some("spec.ovn.bfd"));
 }
 
 #[test]

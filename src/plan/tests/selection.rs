@@ -138,7 +138,15 @@ fn host_network_finished_and_missing_dev_are_skipped_and_counted() {
     assert!(routes_of(&p, "default", "done").is_none());
     let rep = &p.reports["r"];
     assert_eq!(rep.selected, 4);
-    assert_eq!(rep.skipped, 3);
+    // Skipped entirely: host and done; calico skips only its eth1 rule.
+    assert_eq!(rep.skipped, 2);
+    assert_eq!(rep.skipped_rules, 1);
+    assert_eq!(rep.skipped_rules_by_reason[&SkipReason::MissingDev], 1);
+    assert_eq!(
+        rep.selected,
+        rep.programmable + rep.skipped,
+        "the counts add up"
+    );
     assert_eq!(rep.skipped_by_reason[&SkipReason::HostNetwork], 1);
     assert_eq!(rep.skipped_by_reason[&SkipReason::Finished], 1);
     assert_eq!(rep.skipped_by_reason[&SkipReason::MissingDev], 1);
@@ -245,4 +253,74 @@ fn default_route_per_family_with_gateway() {
     assert_eq!((d[0].family, d[1].family), (IpFamily::V4, IpFamily::V6));
     assert_eq!(d[1].next_hop, via("fd00:124::1"));
     assert_eq!(&*d[0].dev, "eth1");
+}
+
+/// The dual-stack case of the counts: pods skipped only for some rules are programmable,
+/// and their skipped rules are counted apart, so `selected = programmable + skipped`.
+#[test]
+fn dual_stack_counts_add_up_and_count_skipped_rules() {
+    let dual = |name: &str, i: u8| {
+        let mut p = mk_pod("default", name);
+        let o = p.ovn.as_mut().unwrap();
+        o.ips.push(format!("fd00:124::{i}/64").parse().unwrap());
+        o.gateways.push("fd00:124::1".parse().unwrap());
+        p.pod_ips.push(format!("fd00:192::{i}").parse().unwrap());
+        p
+    };
+    let mut host = mk_pod("default", "host");
+    host.host_network = true;
+    let w = world([
+        dual("d1", 1).into(),
+        dual("d2", 2).into(),
+        mk_pod("default", "v4only").into(),
+        calico_only(mk_pod("default", "calico")).into(),
+        host.into(),
+    ]);
+    let r = mk_route(
+        "r",
+        vec![
+            rr("172.16.10.0/24", "eth1"),
+            rr("fd00:10::/64", "eth1"),
+            rr("172.16.11.0/24", "eth0"),
+        ],
+        vec![],
+    );
+    let p = plan(&w, &[r], &cfg());
+    let rep = &p.reports["r"];
+    assert_eq!(rep.selected, 5);
+    assert_eq!(rep.programmable, 4, "d1, d2, v4only, calico");
+    assert_eq!(rep.skipped, 1, "host only");
+    assert_eq!(rep.selected, rep.programmable + rep.skipped);
+    // v4only lacks IPv6 on eth1 (1 rule); calico lacks eth1 (2 rules).
+    assert_eq!(rep.skipped_rules, 3);
+    assert_eq!(
+        rep.skipped_rules_by_reason[&SkipReason::NoAddressOfFamily],
+        1
+    );
+    assert_eq!(rep.skipped_rules_by_reason[&SkipReason::MissingDev], 2);
+    assert_eq!(rep.here.skipped_rules, 3, "no node set: every pod is here");
+    assert_eq!(dst_dev(&p, "default", "calico").len(), 1);
+    assert_eq!(dst_dev(&p, "default", "v4only").len(), 2);
+}
+
+/// A node's share of the skipped rules counts only its own pods (what its report carries).
+#[test]
+fn skipped_rules_here_count_only_this_nodes_pods() {
+    let w = world([
+        calico_only(mk_pod("default", "a")).into(),
+        calico_only(on_node(mk_pod("default", "b"), "node2")).into(),
+        mk_pod("default", "c").into(),
+    ]);
+    let r = mk_route(
+        "r",
+        vec![rr("172.16.10.0/24", "eth1"), rr("172.16.11.0/24", "eth0")],
+        vec![],
+    );
+    let mut c = cfg();
+    c.node = Some("node1".into());
+    let p = plan(&w, &[r], &c);
+    let rep = &p.reports["r"];
+    assert_eq!(rep.skipped_rules, 2, "a and b lack eth1");
+    assert_eq!(rep.here.skipped_rules, 1, "only a is on node1");
+    assert_eq!(rep.here.selected, 2);
 }

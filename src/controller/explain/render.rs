@@ -1,0 +1,184 @@
+//! `explain`'s text output: one block per destination address, plan / kernel / OVN / trace
+//! in that order, each line saying where its fact comes from.
+use std::fmt::Write as _;
+
+use crate::plan::explain::{Candidate, Outcome};
+
+use super::{Explanation, KernelSide};
+
+fn outcome(c: &Candidate) -> String {
+    match &c.outcome {
+        Outcome::Programmed => "programmed".into(),
+        Outcome::NotSelected => "not selected: the Route does not select this pod".into(),
+        Outcome::PodSkipped { reason } => format!("skipped: pod is {reason}"),
+        Outcome::MissingDev => format!("skipped: the pod has no {} (MissingDev)", c.dev),
+        Outcome::NoAddressOfFamily => format!(
+            "skipped: the pod has no address of this family on {} (NoAddressOfFamily)",
+            c.dev
+        ),
+        Outcome::Refused { reason, message } => format!("refused ({reason}): {message}"),
+        Outcome::LostConflict {
+            winner,
+            winner_rule,
+            why,
+        } => format!("lost a conflict (Conflict) to Route {winner} {winner_rule}: {why}"),
+        Outcome::SameAsWinner { winner } => {
+            format!("same route as Route {winner}'s, which is recorded as its owner")
+        }
+        Outcome::OverLimit => "not programmed: over --max-routes-per-pod".into(),
+    }
+}
+
+fn lookup_line(l: &crate::netlink::lookup::Lookup) -> String {
+    if let Some(why) = &l.unreachable {
+        return format!("no route: {why}");
+    }
+    let mut s = String::new();
+    if let Some(g) = l.gateway {
+        let _ = write!(s, "via {g} ");
+    }
+    let _ = write!(s, "dev {}", l.dev.as_deref().unwrap_or("?"));
+    if let Some(src) = l.src {
+        let _ = write!(s, " src {src}");
+    }
+    match (l.matched, l.protocol) {
+        (Some(m), Some(p)) if p == crate::netlink::ROUTE_PROTOCOL => {
+            let _ = write!(s, " (entry {m} proto {p}: ours)");
+        }
+        (Some(m), Some(p)) => {
+            let _ = write!(s, " (entry {m} proto {p}: not ours)");
+        }
+        _ => {}
+    }
+    s
+}
+
+pub fn text(e: &Explanation) -> String {
+    let mut out = String::new();
+    for d in &e.destinations {
+        let p = &d.plan;
+        let _ = writeln!(
+            out,
+            "{} -> {}{}",
+            e.pod,
+            p.dst,
+            if e.asked == p.dst.to_string() {
+                String::new()
+            } else {
+                format!(" (Service {})", e.asked)
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  pod: uid {} on {}, {}{}",
+            p.uid,
+            p.node.as_deref().unwrap_or("no node"),
+            p.phase,
+            if p.host_network {
+                ", hostNetwork (shares the node's namespace; never changed by ovnkube-route)"
+            } else {
+                ""
+            }
+        );
+        match &p.decision {
+            Some(dc) => {
+                let _ = writeln!(
+                    out,
+                    "  decided by: Route {} {} -> {} {}dev {}",
+                    dc.route,
+                    dc.rule,
+                    dc.dst,
+                    dc.via.map(|v| format!("via {v} ")).unwrap_or_default(),
+                    dc.dev
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  decided by: no Route of ours covers it for this pod; the pod's own routes decide"
+                );
+            }
+        }
+        for c in &p.candidates {
+            let _ = writeln!(
+                out,
+                "    Route {} (priority {}) {} {} dev {}: {}",
+                c.route,
+                c.priority,
+                c.rule,
+                c.dst,
+                c.dev,
+                outcome(c)
+            );
+        }
+        match &d.kernel {
+            KernelSide::Looked {
+                netns,
+                lookup,
+                agrees,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "  kernel (ip -n {} route get {}): {}",
+                    netns.display(),
+                    p.dst,
+                    lookup_line(lookup)
+                );
+                match agrees {
+                    Some(true) => {
+                        let _ = writeln!(out, "    matches the plan");
+                    }
+                    Some(false) => {
+                        let _ = writeln!(
+                            out,
+                            "    DIFFERS from the plan (not programmed yet, or changed by hand: `apply` or `run` repairs it)"
+                        );
+                    }
+                    None => {}
+                }
+            }
+            KernelSide::HostNetwork { lookup } => {
+                let _ = writeln!(
+                    out,
+                    "  kernel (node namespace, route get {}): {}",
+                    p.dst,
+                    lookup_line(lookup)
+                );
+            }
+            KernelSide::NotFound { why } => {
+                let _ = writeln!(out, "  kernel: not asked: {why}");
+            }
+        }
+        if let Some(o) = &d.ovn {
+            let _ = writeln!(out, "  ovn (NB, our rows): {}", o.verdict);
+            for r in &o.rows {
+                let _ = writeln!(
+                    out,
+                    "    {} {} [Route {}]: {} ({})",
+                    r.table,
+                    r.row,
+                    r.route,
+                    if r.applies {
+                        "applies"
+                    } else {
+                        "does not apply"
+                    },
+                    r.why
+                );
+            }
+        }
+        if let Some(t) = &d.trace {
+            let _ = writeln!(out, "  ovn-trace: {}", t.verdict);
+            if let Some(pol) = &t.policy {
+                let _ = writeln!(out, "    {pol}");
+            }
+            if !t.command.is_empty() {
+                let _ = writeln!(out, "    full trace: {}", t.command);
+            }
+        }
+    }
+    for n in &e.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}
