@@ -27,17 +27,7 @@ fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
     let kube = Kube::start();
     load_world(&kube, Some(&net), &[NGINX]);
     kube.apply(WEB);
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     let (a, b) = (pod("client-a"), pod("client-b"));
     poll(15, "programmed", || {
@@ -100,17 +90,7 @@ fn api_down_for_30_s_keeps_everything_and_drift_is_still_repaired() {
     let kube = Kube::start();
     load_world(&kube, Some(&net), &[NGINX]);
     kube.apply(WEB);
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     let a = pod("client-a");
     poll(15, "programmed", || {

@@ -21,17 +21,7 @@ fn routes_from_the_api_reach_pods_nb_and_status() {
     let kube = Kube::start();
     load_world(&kube, Some(&net), &[NGINX]);
     kube.apply(WEB);
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     let a = pod("client-a");
     wait_routes(
@@ -152,17 +142,7 @@ fn selection_follows_pods_labels_namespaces_and_owners() {
     for r in [TEAM, PROD, DEPLOY, LATE] {
         kube.apply(r);
     }
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     let (a, b, n) = (pod("client-a"), pod("client-b"), pod("nginx-1"));
     // A pod created after start gets its Route's routes.
@@ -298,17 +278,7 @@ fn services_are_followed_and_a_deleted_route_is_cleaned_up() {
     let base = net.routes(a);
     kube.apply(SVC_DEFAULT);
     kube.apply(WEB);
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     wait_routes(
         &net,
@@ -382,17 +352,7 @@ fn status_reports_counts_problems_and_events() {
         "spec": {"nodeName": "node1", "containers": [{"name": "m", "image": "x"}]},
         "status": {"phase": "Running", "podIP": "192.168.1.99", "podIPs": [{"ip": "192.168.1.99"}]}}));
     kube.apply(BAD);
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     wait_routes(
         &net,
@@ -591,17 +551,7 @@ fn an_undecodable_route_blocks_nothing_and_keeps_what_it_programmed() {
     // Never readable from the start.
     kube.put(&serde_json::json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route", "metadata": {"name": "huge"},
         "spec": {"priority": 99_999_999_999_i64, "route": [{"dst": "172.16.50.0/24", "dev": "eth1"}]}}));
-    let mut c = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "ic",
-            node: "node1",
-            identity: "node1",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
+    let mut c = spawn_ic(&kube, &ovn, &net);
     c.wait_ready();
     let (a, b) = (pod("client-a"), pod("client-b"));
     wait_routes(

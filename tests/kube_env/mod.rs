@@ -364,3 +364,18 @@ pub fn nothing_removed(
     }
     Ok(())
 }
+
+/// The usual instance: `ic` mode on node1, programming `net`'s pods.
+pub fn spawn_ic(kube: &Kube, ovn: &Ovn, net: &PodNet) -> Controller {
+    spawn(
+        kube,
+        ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: Some(net),
+            extra: &[],
+        },
+    )
+}
