@@ -32,7 +32,7 @@ pub struct ErrorLabel {
     pub error: &'static str,
 }
 
-/// `side="nb"|"pods"`.
+/// `side="nb"|"pods"|"status"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SideLabel {
     pub side: &'static str,
@@ -75,6 +75,11 @@ pub struct Metrics {
     pub lease_transitions: Counter,
     pub leader: Gauge,
     pub events: Family<ResultLabel, Counter>,
+    /// Differences the audit had to repair, by side: each one is a bug of the event-driven
+    /// path (docs/incremental.md, "The audit").
+    pub audit_repairs: Family<SideLabel, Counter>,
+    /// Audits run, by result.
+    pub audits: Family<ResultLabel, Counter>,
     pub health: Health,
 }
 
@@ -112,6 +117,8 @@ impl Metrics {
             lease_transitions: Counter::default(),
             leader: Gauge::default(),
             events: Family::default(),
+            audit_repairs: Family::default(),
+            audits: Family::default(),
             health: Health::default(),
             registry: Registry::default(),
         };
@@ -206,6 +213,21 @@ impl Metrics {
             "Kubernetes Events published on Routes, by result",
             m.events.clone(),
         );
+        r.register(
+            "audit_repairs",
+            "Differences the periodic audit found between the event-driven state and a fresh \
+             recomputation and repaired, by side (nb, pods, status); anything above 0 is a bug",
+            m.audit_repairs.clone(),
+        );
+        r.register(
+            "audits",
+            "Audits run (fresh recomputation compared with the NB and the pods), by result",
+            m.audits.clone(),
+        );
+        // Exported at 0 from the start, so alerts and dashboards see the series.
+        for side in ["nb", "pods", "status"] {
+            m.audit_repairs.get_or_create(&SideLabel { side });
+        }
         Metrics { registry: r, ..m }
     }
 
