@@ -130,15 +130,12 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:9476")]
         metrics_addr: SocketAddr,
-        /// Full NB pass at least this often (seconds). Every timer of `run` is listed in
-        /// docs/timers.md.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        resync_secs: u64,
-        /// Pod side safety net: every watched pod is re-dumped once per this many minutes,
-        /// a few pods at a time spread over the period (0 = off). Route, link and address
-        /// changes inside pods and netns appearing are handled from events at once.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=10_080))]
-        pod_recheck_mins: u64,
+        /// The audit, every this many minutes (0 = off): plans everything again from
+        /// scratch, compares with the NB and every pod's table, repairs, and counts each
+        /// difference in ovnkube_route_audit_repairs_total (a bug: every change is handled
+        /// from its own event). Every timer of `run` is listed in docs/timers.md.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=10_080))]
+        audit_mins: u64,
         /// /healthz fails when the loop has not come round for this long (seconds).
         #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watchdog_secs: u64,
@@ -470,18 +467,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planner,
             pods,
             metrics_addr,
-            resync_secs,
-            pod_recheck_mins,
+            audit_mins,
             watchdog_secs,
             kube,
             limits,
         } => {
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = limits.limits();
-            opts.pods.recheck = Duration::from_secs(pod_recheck_mins.saturating_mul(60));
+            // The pod side's tables are re-read by the audit only.
+            opts.pods.recheck = Duration::ZERO;
             let run = RunOptions {
                 metrics_addr,
-                resync: Duration::from_secs(resync_secs.max(1)),
+                audit: (audit_mins > 0).then(|| Duration::from_secs(audit_mins * 60)),
                 watchdog: Duration::from_secs(watchdog_secs.max(1)),
                 instance: kube
                     .identity

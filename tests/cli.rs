@@ -211,7 +211,7 @@ fn out_of_range_flag_values_are_refused_with_a_message() {
     for (flag, value) in [
         ("--nb-probe-secs", "18446744073709551615"),
         ("--nb-probe-secs", "0"),
-        ("--resync-secs", "99999999999"),
+        ("--audit-mins", "99999999999"),
         ("--status-interval-ms", "1"),
     ] {
         let o = run(&[

@@ -15,6 +15,7 @@ use std::time::Duration;
 use fixture::*;
 use ovnkube_route::api::Route;
 use ovnkube_route::cluster::{OvnInfo, PodInfo, PodPhase, ServiceInfo, WorldRef};
+use ovnkube_route::nb::Scope;
 use ovnkube_route::nb::reconcile::{Keep, NbIntent, NbReconciler};
 use ovnkube_route::ovsdb::ClientConfig;
 use ovnkube_route::plan::PlanConfig;
@@ -199,13 +200,13 @@ async fn run_sequence(seed: u64, steps: usize) {
         let dirty = e.take_dirty();
         let (desired, ips) = e.desired_nb(&dirty.nb);
         let pass = nb
-            .reconcile_routes(
+            .reconcile(
                 NbIntent {
                     desired: &desired,
                     service_ips: &ips,
                     keep: &keep,
                 },
-                &dirty.nb,
+                Scope::Routes(&dirty.nb),
             )
             .await
             .unwrap_or_else(|err| panic!("seed {seed} step {step} ({what}): {err}"));
@@ -220,11 +221,14 @@ async fn run_sequence(seed: u64, steps: usize) {
         // replica shows the write: a pass returns at the commit).
         nb.settle().await.unwrap();
         let full = e.plan();
-        let left = nb.preview(NbIntent {
-            desired: &full.nb,
-            service_ips: &full.ovn_service_ips,
-            keep: &keep,
-        });
+        let left = nb.preview(
+            NbIntent {
+                desired: &full.nb,
+                service_ips: &full.ovn_service_ips,
+                keep: &keep,
+            },
+            Scope::All,
+        );
         assert!(
             left.changes.is_empty(),
             "seed {seed} step {step} ({what}), dirty {:?}: a full pass would still write {:#?}",
@@ -235,13 +239,14 @@ async fn run_sequence(seed: u64, steps: usize) {
         let untouched: BTreeSet<&String> =
             e.route_names().filter(|r| !dirty.nb.contains(*r)).collect();
         let (others, others_ips) = e.desired_nb(untouched.iter().copied());
-        let again = nb.preview_routes(
+        let untouched: BTreeSet<String> = untouched.iter().map(|s| s.to_string()).collect();
+        let again = nb.preview(
             NbIntent {
                 desired: &others,
                 service_ips: &others_ips,
                 keep: &keep,
             },
-            &untouched.iter().map(|s| s.to_string()).collect(),
+            Scope::Routes(&untouched),
         );
         assert!(
             again.changes.is_empty(),

@@ -7,8 +7,8 @@
 //!
 //! One command, root: `cargo bench --bench e2e` (prints the table and writes it into
 //! docs/benchmarks.md between the `e2e` markers). `E2E_SIZES=250,500` picks sizes,
-//! `E2E_DOCS=0` leaves the docs alone, `E2E_RESYNC_SECS` sets `--resync-secs` (the binary's
-//! default otherwise). Under `cargo test --all-targets` the same binary runs
+//! `E2E_DOCS=0` leaves the docs alone, `E2E_AUDIT_MINS` sets `--audit-mins` (0 unless set:
+//! figures come from events alone). Under `cargo test --all-targets` the same binary runs
 //! one small smoke round (40 pods) and writes nothing.
 #![allow(clippy::unwrap_used)]
 
@@ -156,10 +156,9 @@ fn spawn_controller(sb: &Sandbox) -> Controller {
         .arg(format!("--cni-results={}", sb.cni().display()))
         .arg(format!("--state-dir={}", sb.state().display()))
         .args(["--log", "warn"]);
-    // The binary's own default unless asked otherwise.
-    if let Ok(secs) = std::env::var("E2E_RESYNC_SECS") {
-        cmd.arg(format!("--resync-secs={secs}"));
-    }
+    // No audit: every figure comes from events alone.
+    let mins = std::env::var("E2E_AUDIT_MINS").unwrap_or_else(|_| "0".into());
+    cmd.arg(format!("--audit-mins={mins}"));
     cmd.stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

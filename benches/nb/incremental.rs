@@ -1,9 +1,9 @@
 //! The incremental path's figures (what `run` does per event since issue 8), on the same
 //! NB and Routes as the full-pass figures:
 //! 2b. one Route edit -> its rows in the NB: `Engine::upsert_route`, then a pass over the
-//!     dirty Routes' rows only (`NbReconciler::reconcile_routes`);
+//!     dirty Routes' rows only (`NbReconciler::reconcile` over those Routes);
 //! 2c. one pod label change moving a pod from one Route's selection to another's;
-//! 3b. drift repair through a loop like `run`'s: replica change -> `step::drifted` ->
+//! 3b. drift repair through a loop like `run`'s: replica change -> `nb::drift` ->
 //!     scoped pass.
 //! Each timing ends when the transaction's reply arrived (committed in the NB; the replica
 //! shows it a moment later, measured apart) unless said otherwise.
@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ovnkube_route::cluster::World;
-use ovnkube_route::controller::step::{Drift, drifted};
+use ovnkube_route::nb::Scope;
+use ovnkube_route::nb::drift::drift as nb_drift;
 use ovnkube_route::nb::observed::POLICY;
 use ovnkube_route::nb::reconcile::{Keep, NbIntent, NbPass, NbReconciler};
 use ovnkube_route::ovsdb::ReplicaEvent;
@@ -28,13 +29,13 @@ use super::{
 /// The pass `run` makes for what the engine marked dirty.
 async fn scoped(nb: &NbReconciler, e: &Engine, routes: &BTreeSet<String>) -> NbPass {
     let (desired, ips) = e.desired_nb(routes);
-    nb.reconcile_routes(
+    nb.reconcile(
         NbIntent {
             desired: &desired,
             service_ips: &ips,
             keep: &Keep::default(),
         },
-        routes,
+        Scope::Routes(routes),
     )
     .await
     .unwrap()
@@ -130,11 +131,14 @@ pub async fn bench(tmp: &Path, w: &World, cfg: &PlanConfig) {
     // The oracle: a full pass finds nothing left to do.
     nb.settle().await.unwrap();
     let p = e.plan();
-    let left = nb.preview(NbIntent {
-        desired: &p.nb,
-        service_ips: &p.ovn_service_ips,
-        keep: &Keep::default(),
-    });
+    let left = nb.preview(
+        NbIntent {
+            desired: &p.nb,
+            service_ips: &p.ovn_service_ips,
+            keep: &Keep::default(),
+        },
+        Scope::All,
+    );
     assert!(left.changes.is_empty(), "{:?}", left.changes);
     drop(nb);
 
@@ -157,22 +161,25 @@ async fn drift(s: &super::Server, e: Engine) {
                 }
                 let (routes, desired, ips) = {
                     let e = e.lock().unwrap();
-                    let routes = match drifted(&e, &events) {
-                        Drift::Nothing => continue,
-                        Drift::Routes(r) => r,
-                        Drift::Everything => e.route_names().cloned().collect(),
+                    let d = nb_drift(&events);
+                    let routes: BTreeSet<String> = if d.everything {
+                        e.route_names().cloned().collect()
+                    } else if d.routes.is_empty() {
+                        continue;
+                    } else {
+                        d.routes
                     };
                     let (d, i) = e.desired_nb(&routes);
                     (routes, d, i)
                 };
                 let _ = nb
-                    .reconcile_routes(
+                    .reconcile(
                         NbIntent {
                             desired: &desired,
                             service_ips: &ips,
                             keep: &Keep::default(),
                         },
-                        &routes,
+                        Scope::Routes(&routes),
                     )
                     .await;
             }

@@ -26,11 +26,12 @@ use common::{NB, Server, row};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use ovnkube_route::api::{OvnSpec, Route, RouteRule, RouteSpec};
 use ovnkube_route::cluster::{OvnInfo, PodInfo, PodPhase, World};
+use ovnkube_route::nb::Scope;
 use ovnkube_route::nb::observed::{ACL, ADDRESS_SET, Observed, POLICY, PORT_GROUP, STATIC_ROUTE};
 use ovnkube_route::nb::ops::transaction;
 use ovnkube_route::nb::reconcile::{Keep, NbIntent, NbReconciler, plan_changes};
 use ovnkube_route::ovsdb::{Atom, Client, ClientConfig, Operation, ReplicaEvent, Value};
-use ovnkube_route::plan::nb::{ID_KEY, NAME_KEY};
+use ovnkube_route::plan::nb::{DesiredNb, ID_KEY, NAME_KEY};
 use ovnkube_route::plan::{Plan, PlanConfig, plan};
 
 /// `cargo bench` passes `--bench`; under `cargo test --all-targets` the binary runs as a
@@ -221,11 +222,14 @@ async fn connect(server: &Server) -> NbReconciler {
 async fn pass(nb: &NbReconciler, p: &Plan) -> ovnkube_route::nb::reconcile::NbPass {
     let keep = Keep::default();
     let pass = nb
-        .reconcile(NbIntent {
-            desired: &p.nb,
-            service_ips: &p.ovn_service_ips,
-            keep: &keep,
-        })
+        .reconcile(
+            NbIntent {
+                desired: &p.nb,
+                service_ips: &p.ovn_service_ips,
+                keep: &keep,
+            },
+            Scope::All,
+        )
         .await
         .unwrap();
     assert!(pass.problems.is_empty(), "{:?}", pass.problems);
@@ -306,11 +310,14 @@ async fn bench() {
     for r in 0..rounds() {
         let s = fresh(&tmp.path().join(format!("floor{r}"))).await;
         let nb = connect(&s).await;
-        let d = nb.preview(NbIntent {
-            desired: &p.nb,
-            service_ips: &p.ovn_service_ips,
-            keep: &Keep::default(),
-        });
+        let d = nb.preview(
+            NbIntent {
+                desired: &p.nb,
+                service_ips: &p.ovn_service_ips,
+                keep: &Keep::default(),
+            },
+            Scope::All,
+        );
         let txn = transaction(&d.changes);
         drop(nb);
         floor.push(raw_floor(&s, &txn.ops).await);
@@ -320,11 +327,14 @@ async fn bench() {
         let t = Instant::now();
         let p2 = plan(&w, &rs, &cfg);
         let done = nb
-            .reconcile(NbIntent {
-                desired: &p2.nb,
-                service_ips: &p2.ovn_service_ips,
-                keep: &Keep::default(),
-            })
+            .reconcile(
+                NbIntent {
+                    desired: &p2.nb,
+                    service_ips: &p2.ovn_service_ips,
+                    keep: &Keep::default(),
+                },
+                Scope::All,
+            )
             .await
             .unwrap();
         committed.push(t.elapsed());
@@ -377,7 +387,7 @@ async fn bench() {
         // Where a pass's read side goes, on the state just written (nothing left to do).
         let t = Instant::now();
         let snap = nb.snapshot();
-        let observed = Observed::collect(&snap);
+        let observed = Observed::collect_all(&snap, &DesiredNb::default(), []);
         collects.push(t.elapsed());
         let t = Instant::now();
         let left = plan_changes(
@@ -492,11 +502,14 @@ async fn drift(s: &Server, w: &World, cfg: &PlanConfig) {
             while sub.recv().await.is_some() {
                 while sub.try_recv().is_some() {}
                 let _ = nb
-                    .reconcile(NbIntent {
-                        desired: &p.nb,
-                        service_ips: &p.ovn_service_ips,
-                        keep: &keep,
-                    })
+                    .reconcile(
+                        NbIntent {
+                            desired: &p.nb,
+                            service_ips: &p.ovn_service_ips,
+                            keep: &keep,
+                        },
+                        Scope::All,
+                    )
                     .await;
             }
         })

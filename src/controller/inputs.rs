@@ -71,10 +71,14 @@ pub struct Undecodable {
 /// The world (inside the planner) and the Routes as last delivered.
 #[derive(Debug)]
 pub struct Inputs {
-    /// The incremental planner; it owns the world.
+    /// The planner; it owns the world and plans the effective Routes.
     pub engine: Engine,
     /// As delivered, in delivery order (file order in file mode, by name otherwise).
     routes: Vec<Route>,
+    /// The versions handed to the planner (the last good one where the delivered one is
+    /// invalid as a whole), in the same order.
+    effective: Vec<Route>,
+    last_good: LastGood,
     /// Routes changed and not yet handed to the planner.
     route_changes: Option<RouteChanges>,
     /// Documents that could not be loaded (file mode).
@@ -103,6 +107,8 @@ impl Inputs {
         Inputs {
             engine: Engine::new(cfg),
             routes: Vec::new(),
+            effective: Vec::new(),
+            last_good: LastGood::default(),
             route_changes: None,
             errors: Vec::new(),
             undecodable: BTreeMap::new(),
@@ -225,11 +231,77 @@ impl Inputs {
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
+
+    /// The Routes as planned (last good versions substituted).
+    pub fn effective(&self) -> &[Route] {
+        &self.effective
+    }
+
+    /// Applies a burst of updates and hands the Routes they changed to the planner, which
+    /// settles once for the whole burst. Returns true when what the planner sees may have
+    /// changed.
+    pub fn apply_all(&mut self, updates: impl IntoIterator<Item = Update>) -> bool {
+        self.engine.begin();
+        let mut changed = false;
+        for u in updates {
+            changed |= self.apply(u);
+        }
+        self.sync_routes();
+        self.engine.commit();
+        changed
+    }
+
+    /// Hands the Routes changed since the last call to the planner, in their effective
+    /// version (the last good one when the new one is invalid as a whole).
+    fn sync_routes(&mut self) {
+        match self.take_route_changes() {
+            None => {}
+            Some(RouteChanges::All) => {
+                self.effective = self.last_good.effective(&self.routes, &self.errors);
+                self.engine.replace_routes(&self.effective);
+            }
+            Some(RouteChanges::Some(names)) => {
+                for n in names {
+                    self.sync_route(&n);
+                }
+            }
+        }
+    }
+
+    fn sync_route(&mut self, n: &str) {
+        let at = self.effective.iter().position(|r| name(r) == n);
+        match self.route(n).cloned() {
+            Some(r) => {
+                let eff = self.last_good.effective_one(&r);
+                self.engine.upsert_route(&eff);
+                match at {
+                    Some(i) => self.effective[i] = eff,
+                    None => self.effective.push(eff),
+                }
+            }
+            None => {
+                self.last_good.forget(n);
+                self.engine.delete_route(n);
+                if let Some(i) = at {
+                    self.effective.remove(i);
+                }
+            }
+        }
+    }
+
+    /// The same planner built from scratch from the same inputs (for the audit).
+    pub fn fresh_engine(&self) -> Engine {
+        Engine::build(
+            self.engine.config().clone(),
+            self.engine.world().clone(),
+            &self.effective,
+        )
+    }
 }
 
 /// Remembers the last good version of every Route.
 #[derive(Debug, Default)]
-pub struct LastGood {
+struct LastGood {
     routes: BTreeMap<String, Route>,
 }
 
@@ -237,10 +309,10 @@ impl LastGood {
     /// The Routes to plan: each Route as delivered, except that a version invalid as a whole
     /// is replaced by the last good one, and a Route whose document could not be read keeps
     /// its last good version. A Route absent from complete input is forgotten.
-    pub fn effective(&mut self, inputs: &Inputs) -> Vec<Route> {
-        let mut out = Vec::with_capacity(inputs.routes.len());
+    fn effective(&mut self, routes: &[Route], errors: &[ConfigError]) -> Vec<Route> {
+        let mut out = Vec::with_capacity(routes.len());
         let mut seen = BTreeSet::new();
-        for r in &inputs.routes {
+        for r in routes {
             let n = name(r).to_owned();
             seen.insert(n.clone());
             if validate(r).is_invalid() {
@@ -254,7 +326,7 @@ impl LastGood {
             }
             out.push(r.clone());
         }
-        for e in &inputs.errors {
+        for e in errors {
             if let Some(n) = e.route_name()
                 && !seen.contains(n)
                 && let Some(good) = self.routes.get(n)
@@ -265,7 +337,7 @@ impl LastGood {
         }
         // When some input was unreadable, absence proves nothing and the last good versions
         // stay.
-        if inputs.errors.iter().all(|e| e.route_name().is_some()) {
+        if errors.iter().all(|e| e.route_name().is_some()) {
             self.routes.retain(|n, _| seen.contains(n));
         }
         out
@@ -273,7 +345,7 @@ impl LastGood {
 
     /// The version of one Route to plan (see [`LastGood::effective`]), for a single Route
     /// event.
-    pub fn effective_one(&mut self, r: &Route) -> Route {
+    fn effective_one(&mut self, r: &Route) -> Route {
         let n = name(r).to_owned();
         if validate(r).is_invalid() {
             if let Some(good) = self.routes.get(&n) {
@@ -287,7 +359,7 @@ impl LastGood {
     }
 
     /// A Route was deleted: its last good version goes too.
-    pub fn forget(&mut self, n: &str) {
+    fn forget(&mut self, n: &str) {
         self.routes.remove(n);
     }
 }
@@ -415,16 +487,28 @@ mod tests {
 
     #[test]
     fn an_invalid_new_version_is_replaced_by_the_last_good_one() {
-        let mut lg = LastGood::default();
         let mut i = Inputs::default();
-        i.apply(Update::RouteApplied(Box::new(route("a", "10.0.0.0/8"))));
-        assert_eq!(lg.effective(&i)[0].spec.route[0].dst, "10.0.0.0/8");
-        i.apply(Update::RouteApplied(Box::new(route("a", "not-a-cidr"))));
-        assert_eq!(lg.effective(&i)[0].spec.route[0].dst, "10.0.0.0/8");
+        let dst = |i: &Inputs| i.effective()[0].spec.route[0].dst.clone();
+        i.apply_all([Update::RouteApplied(Box::new(route("a", "10.0.0.0/8")))]);
+        assert_eq!(dst(&i), "10.0.0.0/8");
+        i.apply_all([Update::RouteApplied(Box::new(route("a", "not-a-cidr")))]);
+        assert_eq!(dst(&i), "10.0.0.0/8");
+        assert!(
+            i.engine
+                .validated("a")
+                .is_some_and(|v| v.problems.is_empty())
+        );
         // deleted: forgotten, and a later invalid version has nothing to fall back to
-        i.apply(Update::RouteDeleted("a".into()));
-        assert!(lg.effective(&i).is_empty());
-        i.apply(Update::RouteApplied(Box::new(route("a", "not-a-cidr"))));
-        assert_eq!(lg.effective(&i)[0].spec.route[0].dst, "not-a-cidr");
+        i.apply_all([Update::RouteDeleted("a".into())]);
+        assert!(i.effective().is_empty());
+        i.apply_all([Update::RouteApplied(Box::new(route("a", "not-a-cidr")))]);
+        assert_eq!(dst(&i), "not-a-cidr");
+        // A relist (whole list) goes through the same rule.
+        i.apply_all([Update::RoutesRelisted(
+            vec![route("a", "10.1.0.0/16")],
+            vec![],
+        )]);
+        i.apply_all([Update::RoutesRelisted(vec![route("a", "nope")], vec![])]);
+        assert_eq!(dst(&i), "10.1.0.0/16");
     }
 }

@@ -1,9 +1,9 @@
 //! What to leave alone when input is bad. The rule (DESIGN.md section 2): nothing already
 //! programmed is torn down because a later edit was invalid or unreadable.
 //!
-//! - A Route whose document could not be read, or whose new version is invalid as a whole,
-//!   keeps its NB rows exactly as they are (and in `run`, its last good version keeps being
-//!   planned, so its pods keep their routes too).
+//! - A Route whose document could not be read, that no longer decodes, or whose new version
+//!   is invalid as a whole, keeps its NB rows exactly as they are (and in `run`, its last good
+//!   version keeps being planned, so its pods keep their routes too).
 //! - A Route with some invalid rules gets its valid rules applied, and keeps only the rows
 //!   that may be its invalid rules' (rows for a destination none of its valid rules has)
 //!   until it is fixed or deleted. A row for a destination a valid rule has is deleted
@@ -11,19 +11,26 @@
 //!   route becomes a policy).
 //! - When a file could not be read at all, Routes it may have held are unknown: no row of a
 //!   Route absent from the input is deleted.
-use std::collections::BTreeSet;
-
-use crate::api::Route;
-use crate::api::validate::{Destination, validate};
+//!
+//! One function, [`keep`], for every pass (`plan`, `apply`, a `run` step over some Routes, a
+//! full pass, the audit): the rules are read from the planner's state, never worked out again.
+use crate::api::validate::Destination;
 use crate::config::ConfigError;
+use crate::nb::Scope;
 use crate::nb::reconcile::Keep;
 use crate::nb::row::{FamilyVisitor, NbRow, each_family};
+use crate::plan::Summary;
 use crate::plan::incremental::Engine;
 use crate::plan::nb::DesiredNb;
-use crate::plan::{Plan, Summary};
 
-/// Keep rules from load errors and the plan's per-Route verdicts.
-pub fn keep_for(errors: &[ConfigError], routes: &[Route], plan: &Plan) -> Keep {
+/// The keep rules of a pass over `scope`, from the load errors, the Routes that no longer
+/// decode (`undecodable`) and the planner's verdict on each Route.
+pub fn keep<'a>(
+    errors: &[ConfigError],
+    undecodable: impl IntoIterator<Item = &'a String>,
+    engine: &Engine,
+    scope: Scope<'_>,
+) -> Keep {
     let mut keep = Keep::default();
     for e in errors {
         match e.route_name() {
@@ -33,68 +40,37 @@ pub fn keep_for(errors: &[ConfigError], routes: &[Route], plan: &Plan) -> Keep {
             None => keep.absent = true,
         }
     }
-    for (name, report) in &plan.reports {
-        if report.summary == Summary::Invalid {
-            keep.routes.insert(name.clone());
+    keep.routes.extend(undecodable.into_iter().cloned());
+    let names: Vec<&String> = match scope {
+        Scope::All => engine.route_names().collect(),
+        Scope::Routes(r) => r.iter().collect(),
+    };
+    for name in names {
+        if keep.routes.contains(name) {
+            continue;
         }
-    }
-    let loaded: BTreeSet<&str> = routes
-        .iter()
-        .filter_map(|r| r.metadata.name.as_deref())
-        .collect();
-    for r in routes {
-        let v = validate(r);
-        if !v.problems.is_empty()
-            && !keep.routes.contains(&v.name)
-            && loaded.contains(v.name.as_str())
-        {
-            let dsts = v
-                .rules
-                .iter()
-                .filter_map(|rule| match &rule.dst {
-                    Destination::Net(net) => Some(net.to_string()),
-                    Destination::Service { .. } => None,
-                })
-                .collect();
-            keep.valid_dsts.insert(v.name.clone(), dsts);
-            keep.no_delete.insert(v.name);
-        }
-    }
-    keep
-}
-
-/// Keep rules for a pass over some Routes only, from the planner's state (no Route is
-/// validated again: the planner holds each one validated).
-pub fn keep_for_routes(errors: &[ConfigError], engine: &Engine, routes: &BTreeSet<String>) -> Keep {
-    let mut keep = Keep::default();
-    for e in errors {
-        match e.route_name() {
-            Some(name) => {
-                keep.routes.insert(name.to_owned());
-            }
-            None => keep.absent = true,
-        }
-    }
-    for name in routes {
         if engine
             .report(name)
             .is_some_and(|r| r.summary == Summary::Invalid)
         {
             keep.routes.insert(name.clone());
-        } else if engine
-            .validated(name)
-            .is_some_and(|v| !v.problems.is_empty())
-            && !keep.routes.contains(name)
-        {
-            keep.no_delete.insert(name.clone());
+            continue;
         }
+        let Some(v) = engine.validated(name).filter(|v| !v.problems.is_empty()) else {
+            continue;
+        };
+        let dsts = v
+            .rules
+            .iter()
+            .filter_map(|rule| match &rule.dst {
+                Destination::Net(net) => Some(net.to_string()),
+                Destination::Service { .. } => None,
+            })
+            .collect();
+        keep.valid_dsts.insert(name.clone(), dsts);
+        keep.no_delete.insert(name.clone());
     }
     keep
-}
-
-/// The plan's NB rows without those of Routes kept as they are.
-pub fn without_kept(plan: &mut Plan, keep: &Keep) {
-    drop_kept(&mut plan.nb, keep);
 }
 
 /// Desired rows without those of Routes kept as they are.

@@ -1,19 +1,22 @@
-//! controller: wires sources, the planner and both reconcilers; status and metrics.
+//! controller: wires sources, the planner and both reconcilers; status, metrics, the audit.
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
+pub mod audit;
+mod driver;
 pub mod explain;
 pub mod files;
 pub mod inputs;
 pub mod keep;
 pub mod metrics;
+mod nb_side;
 pub mod oneshot;
+mod pod_side;
 pub mod pods;
 pub mod render;
 pub mod role;
 pub mod run;
 pub mod source;
 pub mod status;
-pub mod step;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,8 +27,9 @@ use crate::netlink::NetlinkError;
 use crate::ovsdb::{ClientConfig, TlsFiles, parse_remotes};
 use crate::plan::PlanConfig;
 
+pub use audit::AuditOutcome;
 pub use oneshot::{ApplyOutcome, PlanOutcome, apply_once, plan_once};
-pub use run::{RunOptions, Wiring, run_files, run_loop};
+pub use run::{Control, RunOptions, Wiring, run_files, run_loop};
 
 /// Where pods' network namespaces are found and where node-local state lives.
 #[derive(Clone, Debug)]

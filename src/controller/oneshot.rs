@@ -5,16 +5,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{ConfigError, load_paths_with};
+use crate::nb::Scope;
 use crate::nb::describe::as_creates;
+use crate::nb::reconcile::Keep;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
 use crate::netlink::ROUTE_PROTOCOL;
 use crate::netlink::diff::dev_gateway;
 use crate::netlink::kernel::{dump_links, dump_routes};
 use crate::netlink::pool::NetnsPool;
-use crate::plan::plan;
+use crate::plan::incremental::Engine;
 use crate::plan::pod::{NextHop, PodKey};
 
-use super::keep::{keep_for, without_kept};
+use super::keep::{drop_kept, keep};
 use super::render::PodAt;
 use super::source::world_from;
 use super::{ControllerError, Options, OutputFormat, pods, render};
@@ -137,18 +139,29 @@ async fn pods_at(plan: &crate::plan::Plan, opts: &super::PodOptions) -> BTreeMap
     out
 }
 
+/// Loads the files and plans them: the planner, its plan with the rows of Routes kept as
+/// they are left out, and the keep rules.
+fn load_and_plan(
+    paths: &[PathBuf],
+    opts: &Options,
+) -> Result<(crate::config::Loaded, Engine, crate::plan::Plan, Keep), ControllerError> {
+    let loaded = load_paths_with(paths, &opts.input).map_err(boxed)?;
+    report_load_errors(&loaded.errors);
+    let (world, routes) = world_from(&loaded.documents);
+    let engine = Engine::build(opts.plan.clone(), world, &routes);
+    let keep = keep(&loaded.errors, [], &engine, Scope::All);
+    let mut plan = engine.plan();
+    drop_kept(&mut plan.nb, &keep);
+    Ok((loaded, engine, plan, keep))
+}
+
 /// Loads, plans and shows the changes; writes nothing.
 pub async fn plan_once(
     paths: &[PathBuf],
     opts: &Options,
     format: OutputFormat,
 ) -> Result<PlanOutcome, ControllerError> {
-    let loaded = load_paths_with(paths, &opts.input).map_err(boxed)?;
-    report_load_errors(&loaded.errors);
-    let (world, routes) = world_from(&loaded.documents);
-    let mut plan = plan(&world, &routes, &opts.plan);
-    let keep = keep_for(&loaded.errors, &routes, &plan);
-    without_kept(&mut plan, &keep);
+    let (loaded, _engine, plan, keep) = load_and_plan(paths, opts)?;
     let intent = NbIntent {
         desired: &plan.nb,
         service_ips: &plan.ovn_service_ips,
@@ -157,7 +170,7 @@ pub async fn plan_once(
     let (changes, nb_problems, note) = match &opts.nb {
         Some(remotes) => {
             let nb = NbReconciler::connect(opts.client_config(remotes)?, CONNECT_TIMEOUT).await?;
-            let d = nb.preview(intent);
+            let d = nb.preview(intent, Scope::All);
             (d.changes, d.problems, String::new())
         }
         None => (
@@ -200,12 +213,7 @@ pub async fn apply_once(
     paths: &[PathBuf],
     opts: &Options,
 ) -> Result<ApplyOutcome, ControllerError> {
-    let loaded = load_paths_with(paths, &opts.input).map_err(boxed)?;
-    report_load_errors(&loaded.errors);
-    let (world, routes) = world_from(&loaded.documents);
-    let mut plan = plan(&world, &routes, &opts.plan);
-    let keep = keep_for(&loaded.errors, &routes, &plan);
-    without_kept(&mut plan, &keep);
+    let (loaded, engine, plan, keep) = load_and_plan(paths, opts)?;
     let Some(remotes) = &opts.nb else {
         return Err(ControllerError::Nb(
             crate::nb::reconcile::NbError::Unreachable {
@@ -220,7 +228,7 @@ pub async fn apply_once(
         service_ips: &plan.ovn_service_ips,
         keep: &keep,
     };
-    let pass = nb.reconcile(intent).await?;
+    let pass = nb.reconcile(intent, Scope::All).await?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -245,7 +253,7 @@ pub async fn apply_once(
     } else {
         let rec = pods::reconciler(&opts.pods)?;
         let discovery = pods::find_netns(&opts.pods);
-        let p = pods::program(&rec, &world, &plan, opts.plan.node.as_deref(), &discovery).await;
+        let p = pods::program(&rec, &engine, opts.plan.node.as_deref(), &discovery).await;
         pods_failed = p.failed.len();
         let _ = writeln!(
             out,

@@ -11,11 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use crate::cluster::{ObjectKey, World};
+use crate::cluster::ObjectKey;
 use crate::netlink::{
     Discovery, DiscoveryConfig, PassSummary, PodRouteReconciler, ReconcilerConfig, discover,
 };
-use crate::plan::Plan;
 use crate::plan::incremental::Engine;
 use crate::plan::pod::{PodKey, PodRoutes};
 
@@ -87,16 +86,15 @@ pub fn watching_reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, Cont
 }
 
 /// This node's non-hostNetwork pods with their planned routes (a shared empty set for pods
-/// the plan does not list), and their uids.
+/// the planner gives none), and their uids.
 fn node_pods(
-    world: &World,
-    plan: &Plan,
+    engine: &Engine,
     node: Option<&str>,
 ) -> (Vec<(PodKey, Arc<PodRoutes>)>, HashSet<String>) {
     let none = Arc::new(PodRoutes::default());
     let mut out = Vec::new();
     let mut live = HashSet::new();
-    for pod in world.pods() {
+    for pod in engine.world().pods() {
         if pod.host_network || node.is_some_and(|n| pod.node.as_deref() != Some(n)) {
             continue;
         }
@@ -106,7 +104,9 @@ fn node_pods(
             uid: pod.uid.clone(),
         };
         live.insert(key.uid.clone());
-        let desired = plan.pods.get(&key).unwrap_or(&none).clone();
+        let desired = engine
+            .pod_routes(&(key.namespace.clone(), key.name.clone()))
+            .map_or_else(|| none.clone(), |(_, r)| r.clone());
         out.push((key, desired));
     }
     (out, live)
@@ -140,12 +140,11 @@ async fn remove_gone(rec: &PodRouteReconciler, live: &HashSet<String>, pass: &mu
 /// in the netns `discovery` gives (one-shot `apply`).
 pub async fn program(
     rec: &PodRouteReconciler,
-    world: &World,
-    plan: &Plan,
+    engine: &Engine,
     node: Option<&str>,
     discovery: &Discovery,
 ) -> PodPass {
-    let (pods, live) = node_pods(world, plan, node);
+    let (pods, live) = node_pods(engine, node);
     let mut pass = PodPass::default();
     remove_gone(rec, &live, &mut pass).await;
     let mut batch = Vec::new();
@@ -165,13 +164,8 @@ pub async fn program(
 
 /// The `run` pass: hands the plan's routes to the watching reconciler, which programs only
 /// what changed (see [`PodRouteReconciler::sync`]); removes pods that left.
-pub async fn sync(
-    rec: &PodRouteReconciler,
-    world: &World,
-    plan: &Plan,
-    node: Option<&str>,
-) -> PodPass {
-    let (pods, live) = node_pods(world, plan, node);
+pub async fn sync(rec: &PodRouteReconciler, engine: &Engine, node: Option<&str>) -> PodPass {
+    let (pods, live) = node_pods(engine, node);
     let mut pass = PodPass::default();
     remove_gone(rec, &live, &mut pass).await;
     merge(pass, rec.sync(pods).await.into())

@@ -1,52 +1,57 @@
-//! `run`: the long-running loop, the same for every source. Event-driven with a
-//! level-driven safety net: each update from the source goes into the incremental planner
-//! (`plan::incremental`), and only what it reports dirty is reconciled (the NB rows of those
-//! Routes, those pods; see `step`). A full pass recomputes the plan from scratch, checks the
-//! incremental one against it, and converges both sides to it: at start, periodically, after
-//! a replica resync, on a role change and after a failed pass.
+//! `run`: the long-running loop, the same for every source. Event-driven: each burst of
+//! updates from the source goes into the planner (`plan::incremental`), and only what it
+//! reports dirty is reconciled (the NB rows of those Routes, those pods; `driver`). Replica
+//! changes (drift), a role change, the NB client connecting again and the inputs becoming
+//! complete are events too. The one timer, the audit (`--audit-mins`), only checks and counts
+//! what it had to repair (`audit`).
 //!
-//! Triggers: updates from the source (files re-read, or Kubernetes watch events), a change
-//! in the NB replica (drift repair: someone deleted or edited a row, or a router / switch
-//! port / load balancer appeared), a change of role (leadership), and a periodic resync.
 //! The pod side keeps routes true on its own, from events inside the pods (netlink) and
-//! netns appearing (inotify); a pod pass hands it the plan and it programs only what
-//! changed (`controller::pods::sync`). Every timer: docs/timers.md.
+//! netns appearing (inotify). Every timer: docs/timers.md.
 //!
 //! Nothing is deleted on incomplete knowledge: no pass runs before the source has delivered
 //! a complete list of everything (`Update::Synced`), and in `central` mode the NB is written
 //! only from a world that holds every pod of the cluster. Bad input never tears down what is
-//! programmed (see `inputs::LastGood` and `keep`).
+//! programmed (see `inputs` and `keep`).
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::api::Route;
-use crate::nb::diff::NbProblem;
-use crate::nb::reconcile::{NbError, NbIntent, NbReconciler};
-use crate::netlink::PodRouteReconciler;
-use crate::plan::{NbScope, Plan, Summary, plan_reusing};
+use crate::nb::reconcile::{NbError, NbReconciler};
 
-use super::inputs::{Inputs, LastGood, Update};
-use super::keep::{keep_for, without_kept};
-use super::metrics::{ErrorLabel, Metrics, ResultLabel};
+use super::audit::AuditOutcome;
+use super::driver::{Loop, StatusOut};
+use super::inputs::{Inputs, Update};
+use super::metrics::Metrics;
+use super::nb_side::NbSide;
+use super::pod_side::PodSide;
 use super::role::{Fence, Role};
-use super::status::{NodeStatus, PodOutcome, node_status};
+use super::status::NodeStatus;
 use super::{ControllerError, Options, pods};
 
 /// Settings of the long-running loop.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub metrics_addr: SocketAddr,
-    /// Full re-check of NB rows and pod routes at least this often.
-    pub resync: Duration,
+    /// How often the audit runs (`None`: never). See [`super::audit`].
+    pub audit: Option<Duration>,
     /// `/healthz` fails when the loop has not come round for this long.
     pub watchdog: Duration,
     /// Names this instance in the NB's transaction log.
     pub instance: String,
+}
+
+/// Requests to the running loop, answered once everything queued before them is handled.
+#[derive(Debug)]
+pub enum Control {
+    /// Answered once every update sent before it has been planned and reconciled.
+    Barrier(oneshot::Sender<()>),
+    /// Runs an audit now (after every update sent before it) and answers with what it
+    /// repaired.
+    Audit(oneshot::Sender<AuditOutcome>),
 }
 
 /// What the loop is connected to besides the NB and the pods.
@@ -57,258 +62,8 @@ pub struct Wiring {
     /// Where this instance's view of Route status goes (Kubernetes mode); `None` logs it.
     pub status: Option<watch::Sender<Arc<NodeStatus>>>,
     pub metrics: Arc<Metrics>,
-}
-
-pub(super) struct Loop {
-    pub(super) opts: Options,
-    pub(super) nb: NbReconciler,
-    pub(super) pods: Option<PodRouteReconciler>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) inputs: Inputs,
-    pub(super) last_good: LastGood,
-    /// The effective Routes (last good versions substituted).
-    pub(super) routes: Vec<Route>,
-    /// Reports and pod routes are kept current event by event; the NB rows, next hops and
-    /// Service IPs are those of the last full plan (`plan_stale` says whether events came
-    /// since).
-    pub(super) plan: Plan,
-    /// Inputs changed since the last full plan. The plan is a pure function of the inputs
-    /// and the options, so a periodic pass over unchanged inputs reuses it instead of
-    /// planning every pod again (which would be the whole idle cost of a node: 73 ms per
-    /// pass at 500 pods x 250 routes).
-    pub(super) plan_stale: bool,
-    pub(super) role: Role,
-    pub(super) fence: Fence,
-    pub(super) nb_problems: Vec<NbProblem>,
-    pub(super) pod_outcome: PodOutcome,
-    pub(super) status: Option<watch::Sender<Arc<NodeStatus>>>,
-    /// Status words last logged (file mode).
-    pub(super) summaries: BTreeMap<String, Summary>,
-    /// The last NB pass failed: try again on the next trigger of any kind.
-    pub(super) nb_retry: bool,
-    /// The last NB pass failed for want of a connection: the client's connection count at
-    /// its start. It is retried as soon as the client has connected again (at once if it
-    /// already has), not on the next periodic resync.
-    pub(super) retry_after: Option<u64>,
-}
-
-impl Loop {
-    /// What must stay as it is: bad input never tears down what is programmed.
-    pub(super) fn keep(&self, plan: &Plan) -> crate::nb::reconcile::Keep {
-        let mut keep = keep_for(&self.inputs.errors, &self.routes, plan);
-        keep.routes.extend(self.inputs.undecodable.keys().cloned());
-        keep
-    }
-
-    fn replan(&mut self) {
-        // Unchanged pods keep the previous plan's routes (one copy in memory, not two).
-        let mut p = plan_reusing(
-            self.inputs.world(),
-            &self.routes,
-            &self.opts.plan,
-            &self.plan,
-        );
-        self.check_engine(&p);
-        self.plan_stale = false;
-        let keep = self.keep(&p);
-        without_kept(&mut p, &keep);
-        self.metrics.routes.set(p.reports.len() as i64);
-        let invalid = p
-            .reports
-            .values()
-            .filter(|r| r.summary == Summary::Invalid)
-            .count();
-        self.metrics.routes_invalid.set(invalid as i64);
-        self.plan = p;
-    }
-
-    /// Whether this instance may write the NB now, and if not, why (for the log).
-    pub(super) fn nb_blocked(&self) -> Option<&'static str> {
-        if !self.role.write_nb {
-            Some("not the NB writer")
-        } else if !self.inputs.synced {
-            Some("inputs not synced")
-        } else if self.opts.plan.nb_scope == NbScope::Cluster && !self.inputs.cluster_pods {
-            // A new leader warming up: its world holds only its node's pods yet.
-            Some("warming up: the cluster's pods are not listed yet")
-        } else if !self.fence.may_write() {
-            Some("leadership not confirmed recently")
-        } else {
-            None
-        }
-    }
-
-    async fn nb_pass(&mut self) {
-        if let Some(why) = self.nb_blocked() {
-            tracing::debug!(why, "NB pass skipped");
-            return;
-        }
-        if self.plan_stale {
-            self.replan();
-        }
-        let keep = self.keep(&self.plan);
-        let intent = NbIntent {
-            desired: &self.plan.nb,
-            service_ips: &self.plan.ovn_service_ips,
-            keep: &keep,
-        };
-        let start = Instant::now();
-        let connections = self.nb.client().state().connections;
-        self.retry_after = None;
-        let result = self.nb.reconcile(intent).await;
-        self.metrics.observe_pass("nb", start.elapsed());
-        self.nb_done(result, None, connections);
-    }
-
-    /// Accounts for an NB pass over every Route (`scope` None) or over some.
-    pub(super) fn nb_done(
-        &mut self,
-        result: Result<crate::nb::reconcile::NbPass, NbError>,
-        scope: Option<&std::collections::BTreeSet<String>>,
-        connections: u64,
-    ) {
-        let m = self.metrics.clone();
-        match result {
-            Ok(pass) => {
-                if scope.is_none() {
-                    self.nb_retry = false;
-                }
-                if pass.changes > 0 {
-                    m.nb_transactions
-                        .get_or_create(&ResultLabel { result: "ok" })
-                        .inc();
-                    m.nb_changes.inc_by(pass.changes as u64);
-                }
-                match scope {
-                    None => self.nb_problems = pass.problems,
-                    Some(routes) => {
-                        self.nb_problems.retain(|p| !routes.contains(&p.route));
-                        self.nb_problems.extend(pass.problems);
-                        self.nb_problems.sort();
-                    }
-                }
-            }
-            Err(e) => {
-                self.nb_retry = true;
-                m.nb_transactions
-                    .get_or_create(&ResultLabel { result: "error" })
-                    .inc();
-                m.nb_pass_failures
-                    .get_or_create(&ErrorLabel { error: e.label() })
-                    .inc();
-                if e.retry_on_reconnect() {
-                    self.retry_after = Some(connections);
-                    tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried as soon as the NB client is connected again");
-                } else if matches!(e, NbError::Conflict(_)) {
-                    tracing::info!(error = %e, "NB pass retried on fresh data");
-                } else {
-                    tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried on the next trigger");
-                }
-            }
-        }
-        m.nb_connected
-            .set(i64::from(self.nb.client().is_connected()));
-    }
-
-    async fn pod_pass(&mut self) {
-        let Some(rec) = &self.pods else { return };
-        if !self.inputs.synced {
-            // Pods absent from an incomplete world would lose their routes.
-            return;
-        }
-        let start = Instant::now();
-        let p = pods::sync(
-            rec,
-            self.inputs.world(),
-            &self.plan,
-            self.opts.plan.node.as_deref(),
-        )
-        .await;
-        let m = &self.metrics;
-        m.observe_pass("pods", start.elapsed());
-        m.pod_routes_added.inc_by(p.routes_changed as u64);
-        m.pod_routes_deleted.inc_by(p.routes_deleted as u64);
-        for (label, n) in &p.failed_by_label {
-            m.pod_failures
-                .get_or_create(&ErrorLabel { error: label })
-                .inc_by(*n);
-        }
-        m.pods_programmed
-            .set(p.pods.saturating_sub(p.failed.len()) as i64);
-        // Failures were logged per pod by the reconciler, once per distinct failure.
-        self.pod_outcome = PodOutcome {
-            failed: p.failed.into_iter().collect(),
-            no_netns: p.no_netns.into_iter().collect(),
-        };
-    }
-
-    /// Hands this instance's view of every Route to the status writer, or logs each Route
-    /// whose status word changed (file mode).
-    pub(super) fn publish_status(&mut self) {
-        if !self.inputs.synced {
-            return;
-        }
-        let mut view = node_status(
-            &self.routes,
-            self.inputs.world(),
-            &self.plan,
-            &self.nb_problems,
-            &self.pod_outcome,
-        );
-        super::status::mark_undecodable(&mut view, self.inputs.undecodable.values());
-        let total: usize = view
-            .routes
-            .values()
-            .map(|r| r.route_problems.len() + r.route_problems_omitted + r.node_problems.len())
-            .sum();
-        self.metrics.problems.set(total as i64);
-        if let Some(tx) = &self.status {
-            tx.send_if_modified(|old| {
-                if **old == view {
-                    false
-                } else {
-                    *old = Arc::new(view);
-                    true
-                }
-            });
-            return;
-        }
-        let mut now = BTreeMap::new();
-        for (name, r) in &view.routes {
-            if self.summaries.get(name) != Some(&r.summary) {
-                let c = r.counts;
-                tracing::info!(route = %name, status = r.summary.as_str(), selected = c.selected,
-                    programmed = c.programmed, skipped = c.skipped, failed = c.failed,
-                    pending = c.pending, "route status");
-                for pr in r.route_problems.iter().chain(&r.node_problems) {
-                    tracing::warn!(route = %name, path = ?pr.path, pod = ?pr.pod, reason = %pr.reason, "{}", pr.message);
-                }
-            }
-            now.insert(name.clone(), r.summary);
-        }
-        self.summaries = now;
-    }
-
-    /// A full pass: plan, NB, pods, status.
-    async fn pass(&mut self) {
-        if self.plan_stale {
-            self.replan();
-            self.plan_stale = false;
-        }
-        self.nb_pass().await;
-        self.pod_pass().await;
-        self.publish_status();
-        // Everything the incremental planner marked is covered by this pass.
-        self.inputs.engine.take_dirty();
-        if self.inputs.synced && !self.metrics.health.first_pass_done.load(Ordering::Relaxed) {
-            self.metrics
-                .health
-                .first_pass_done
-                .store(true, Ordering::Relaxed);
-            self.metrics.ready.set(1);
-            tracing::info!("initial pass done; watching inputs and the NB database");
-        }
-    }
+    /// Requests from the embedding process (tests, tools); `None`: none.
+    pub control: Option<mpsc::Receiver<Control>>,
 }
 
 /// Connects, waiting as long as it takes (one log line per failed window), keeping the
@@ -327,99 +82,107 @@ async fn connect(opts: &Options, metrics: &Metrics) -> Result<NbReconciler, Cont
     }
 }
 
-/// Runs until SIGINT / SIGTERM, or until the NB replica's feed ends.
-pub async fn run_loop(
-    opts: Options,
-    run: RunOptions,
-    wiring: Wiring,
-) -> Result<(), ControllerError> {
-    let Wiring {
-        mut updates,
-        role: mut roles,
-        fence,
-        status,
-        metrics,
-    } = wiring;
-    metrics.health.set_bound(run.watchdog);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+/// Everything already queued on the source channel.
+fn drain(updates: &mut mpsc::Receiver<Update>, first: Option<Update>) -> Vec<Update> {
+    let mut batch: Vec<Update> = first.into_iter().collect();
+    while let Ok(more) = updates.try_recv() {
+        batch.push(more);
+    }
+    batch
+}
+
+/// Everything already queued on the replica feed.
+fn drain_replica(
+    subs: &mut crate::ovsdb::Subscription,
+    first: Option<crate::ovsdb::ReplicaEvent>,
+) -> Vec<crate::ovsdb::ReplicaEvent> {
+    let mut events: Vec<_> = first.into_iter().collect();
+    while let Some(more) = subs.try_recv() {
+        events.push(more);
+    }
+    events
+}
+
+/// Connects to the NB and starts the pod side; the loop's state before any input.
+async fn start(
+    opts: &Options,
+    run: &RunOptions,
+    wiring: &mut Wiring,
+) -> Result<Option<Loop>, ControllerError> {
+    let metrics = wiring.metrics.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ControllerError::Signal)?;
     let mut nb = tokio::select! {
-        nb = connect(&opts, &metrics) => nb?,
-        _ = tokio::signal::ctrl_c() => return Ok(()),
-        _ = term.recv() => return Ok(()),
+        nb = connect(opts, &metrics) => nb?,
+        _ = tokio::signal::ctrl_c() => return Ok(None),
+        _ = term.recv() => return Ok(None),
     };
     nb.set_writer(run.instance.clone());
     metrics.nb_connected.set(1);
     metrics.health.nb_synced.store(true, Ordering::Relaxed);
-    let pods = if opts.pods.skip {
+    let rec = if opts.pods.skip {
         None
     } else {
         Some(pods::watching_reconciler(&opts.pods)?)
     };
-    let mut subs = nb.subscribe();
-    let role = *roles.borrow_and_update();
-    let plan_cfg = opts.plan.clone();
-    let mut lp = Loop {
-        opts,
-        nb,
-        pods,
-        metrics: metrics.clone(),
-        inputs: Inputs::new(plan_cfg),
-        last_good: LastGood::default(),
-        routes: Vec::new(),
-        plan: Plan::default(),
-        role,
-        fence,
-        nb_problems: Vec::new(),
-        pod_outcome: PodOutcome::default(),
-        status,
-        summaries: BTreeMap::new(),
-        plan_stale: true,
-        nb_retry: false,
-        retry_after: None,
+    let role = *wiring.role.borrow_and_update();
+    let status = match wiring.status.take() {
+        Some(tx) => StatusOut::Kube(tx),
+        None => StatusOut::Log(BTreeMap::new()),
     };
-    let mut full = tokio::time::interval(run.resync);
-    full.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut roles_open = true;
-    let client = lp.nb.client().clone();
+    Ok(Some(Loop::new(
+        Inputs::new(opts.plan.clone()),
+        NbSide::new(nb, role, wiring.fence.clone(), metrics.clone()),
+        PodSide::new(rec, opts.plan.node.clone(), metrics.clone()),
+        status,
+        metrics,
+    )))
+}
+
+/// Runs until SIGINT / SIGTERM, or until the NB replica's feed ends.
+pub async fn run_loop(
+    opts: Options,
+    run: RunOptions,
+    mut wiring: Wiring,
+) -> Result<(), ControllerError> {
+    wiring.metrics.health.set_bound(run.watchdog);
+    let Some(mut lp) = start(&opts, &run, &mut wiring).await? else {
+        return Ok(());
+    };
+    let Wiring {
+        mut updates,
+        role: mut roles,
+        mut control,
+        ..
+    } = wiring;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ControllerError::Signal)?;
+    let mut subs = lp.nb.reconciler().subscribe();
+    let client = lp.nb.reconciler().client().clone();
+    // Off: a period that never comes (the branch is disabled anyway).
+    let period = run.audit.unwrap_or(YEAR).min(YEAR);
+    let mut audit = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    audit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut roles_open, mut control_open) = (true, control.is_some());
     loop {
-        metrics.health.beat();
-        let retry = lp.retry_after;
+        lp.metrics.health.beat();
+        let retry = lp.nb.retry_after();
         tokio::select! {
             r = client.wait_reconnected(retry.unwrap_or(u64::MAX)), if retry.is_some() => {
                 if r.is_ok() {
-                    tracing::info!("NB client connected again; retrying the failed pass");
-                    lp.nb_pass().await;
-                    lp.publish_status();
+                    lp.on_reconnected().await;
                 } else {
                     // The client is shut down; the replica feed ending stops the loop.
-                    lp.retry_after = None;
+                    lp.nb.forget_retry();
                 }
             }
             u = updates.recv() => {
                 let Some(u) = u else {
                     return Err(ControllerError::SourceEnded);
                 };
-                // Coalesce a burst of updates into one step.
-                let before = (lp.inputs.synced, lp.inputs.cluster_pods);
-                // The planner settles once for the whole burst.
-                lp.inputs.engine.begin();
-                let mut changed = lp.inputs.apply(u);
-                while let Ok(more) = updates.try_recv() {
-                    changed |= lp.inputs.apply(more);
-                }
-                lp.sync_routes();
-                lp.inputs.engine.commit();
-                lp.plan_stale |= changed;
-                lp.metrics.health.inputs_synced.store(lp.inputs.synced, Ordering::Relaxed);
-                let first = !lp.metrics.health.first_pass_done.load(Ordering::Relaxed);
-                if changed && lp.inputs.synced {
-                    if first || before != (lp.inputs.synced, lp.inputs.cluster_pods) {
-                        lp.pass().await;
-                    } else {
-                        lp.step().await;
-                    }
-                }
+                lp.on_updates(drain(&mut updates, Some(u))).await;
             }
             ev = subs.recv() => {
                 // The replica's feed only ends when the client is shut down: without it there
@@ -427,26 +190,7 @@ pub async fn run_loop(
                 let Some(ev) = ev else {
                     return Err(ControllerError::Nb(NbError::Ovsdb(crate::ovsdb::Error::Closed)));
                 };
-                let mut events = vec![ev];
-                while let Some(more) = subs.try_recv() {
-                    events.push(more);
-                }
-                if lp.nb_retry {
-                    lp.nb_pass().await;
-                    lp.publish_status();
-                } else {
-                    match super::step::drifted(&lp.inputs.engine, &events) {
-                        super::step::Drift::Nothing => {}
-                        super::step::Drift::Routes(routes) => {
-                            lp.nb_pass_routes(&routes).await;
-                            lp.publish_status();
-                        }
-                        super::step::Drift::Everything => {
-                            lp.nb_pass().await;
-                            lp.publish_status();
-                        }
-                    }
-                }
+                lp.on_replica(drain_replica(&mut subs, Some(ev))).await;
             }
             changed = roles.changed(), if roles_open => {
                 if changed.is_err() {
@@ -455,19 +199,29 @@ pub async fn run_loop(
                     continue;
                 }
                 let new = *roles.borrow_and_update();
-                if new != lp.role {
-                    tracing::info!(write_nb = new.write_nb, write_status = new.write_status, "role changed");
-                    lp.role = new;
-                    if lp.inputs.synced {
-                        lp.nb_pass().await;
-                        lp.publish_status();
+                lp.on_role(new).await;
+            }
+            c = recv_control(&mut control), if control_open => {
+                let Some(c) = c else {
+                    control_open = false;
+                    continue;
+                };
+                // Everything queued before the request first.
+                lp.on_updates(drain(&mut updates, None)).await;
+                lp.on_replica(drain_replica(&mut subs, None)).await;
+                match c {
+                    Control::Barrier(tx) => {
+                        let _ = tx.send(());
+                    }
+                    Control::Audit(tx) => {
+                        let _ = tx.send(lp.audit().await);
                     }
                 }
             }
-            _ = full.tick() => {
-                if lp.inputs.synced {
-                    lp.pass().await;
-                }
+            _ = audit.tick(), if run.audit.is_some() => {
+                lp.on_updates(drain(&mut updates, None)).await;
+                lp.on_replica(drain_replica(&mut subs, None)).await;
+                lp.audit().await;
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
@@ -475,6 +229,13 @@ pub async fn run_loop(
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
     Ok(())
+}
+
+async fn recv_control(c: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {
+    match c {
+        Some(rx) => rx.recv().await,
+        None => None,
+    }
 }
 
 /// `run --source file:...`: the file source feeding the loop; this instance writes everything.
@@ -496,6 +257,7 @@ pub async fn run_files(
         fence: Fence::always(),
         status: None,
         metrics,
+        control: None,
     };
     let result = run_loop(opts, run, wiring).await;
     source.abort();

@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{Problem, Route};
-use crate::cluster::{PodPhase, World};
+use crate::cluster::PodPhase;
 use crate::nb::diff::NbProblem;
+use crate::plan::Summary;
+use crate::plan::incremental::Engine;
 use crate::plan::pod::PodKey;
-use crate::plan::{Plan, Summary};
 
 /// Per-Route pod counts over this node's pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -67,36 +68,40 @@ pub struct PodOutcome {
 /// Bound on node problems listed per Route.
 pub const MAX_NODE_PROBLEMS: usize = 10;
 
-/// Builds the node's view from one pass's results.
+/// Builds the node's view from the planner's state (`routes`: the Routes it plans, for
+/// their generations), the NB side's problems and what the pod side did.
 pub fn node_status(
     routes: &[Route],
-    world: &World,
-    plan: &Plan,
+    engine: &Engine,
     nb_problems: &[NbProblem],
     pods: &PodOutcome,
 ) -> NodeStatus {
+    let world = engine.world();
     // Route -> pods of this node (from the plan) that failed / wait for their netns.
-    let mut failed: BTreeMap<&str, Vec<(&PodKey, &str)>> = BTreeMap::new();
-    let mut no_netns: BTreeMap<&str, usize> = BTreeMap::new();
-    for (key, pr) in &plan.pods {
+    let mut failed: BTreeMap<String, Vec<(PodKey, &str)>> = BTreeMap::new();
+    let mut no_netns: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, pr) in engine.planned_pods() {
         let owners: BTreeSet<&str> = pr
             .routes
             .iter()
             .map(|r| &*r.owner)
             .chain(pr.default_routes.iter().map(|d| d.owner.as_str()))
             .collect();
-        if let Some(why) = pods.failed.get(key) {
+        if let Some(why) = pods.failed.get(&key) {
             for o in &owners {
-                failed.entry(o).or_default().push((key, why));
+                failed
+                    .entry((*o).to_owned())
+                    .or_default()
+                    .push((key.clone(), why));
             }
-        } else if pods.no_netns.contains(key) {
+        } else if pods.no_netns.contains(&key) {
             // A pod still in phase Pending is counted as waiting by the planner already.
             let waiting = world
                 .pod(&key.namespace, &key.name)
                 .is_some_and(|p| p.phase == PodPhase::Pending);
             if !waiting {
                 for o in &owners {
-                    *no_netns.entry(o).or_default() += 1;
+                    *no_netns.entry((*o).to_owned()).or_default() += 1;
                 }
             }
         }
@@ -111,7 +116,7 @@ pub fn node_status(
         })
         .collect();
     let mut out = NodeStatus::default();
-    for (name, report) in &plan.reports {
+    for (name, report) in engine.reports() {
         let here = report.here;
         let fails = failed.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
         let pending = here.waiting + no_netns.get(name.as_str()).copied().unwrap_or(0);
@@ -186,8 +191,7 @@ pub fn mark_undecodable<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::PodInfo;
-    use crate::plan::plan;
+    use crate::cluster::{PodInfo, World};
     use crate::plan::testkit::*;
 
     fn key(world: &World, name: &str) -> PodKey {
@@ -221,7 +225,7 @@ mod tests {
         r.metadata.generation = Some(3);
         let mut cfg = cfg();
         cfg.node = Some("n1".into());
-        let p = plan(&world, std::slice::from_ref(&r), &cfg);
+        let e = Engine::build(cfg, world.clone(), std::slice::from_ref(&r));
         let mut outcome = PodOutcome::default();
         outcome
             .failed
@@ -232,7 +236,7 @@ mod tests {
             reason: "RouterNotFound".into(),
             message: "no router".into(),
         }];
-        let s = node_status(std::slice::from_ref(&r), &world, &p, &nb, &outcome);
+        let s = node_status(std::slice::from_ref(&r), &e, &nb, &outcome);
         let web = &s.routes["web"];
         assert_eq!(web.generation, Some(3));
         assert_eq!(
@@ -263,14 +267,8 @@ mod tests {
         let mut world = World::new();
         world.apply(mk_pod("default", "a"));
         let r = mk_route("all", vec![rr("172.16.0.0/16", "eth1")], vec![]);
-        let p = plan(&world, std::slice::from_ref(&r), &cfg());
-        let s = node_status(
-            std::slice::from_ref(&r),
-            &world,
-            &p,
-            &[],
-            &PodOutcome::default(),
-        );
+        let e = Engine::build(cfg(), world, std::slice::from_ref(&r));
+        let s = node_status(std::slice::from_ref(&r), &e, &[], &PodOutcome::default());
         let all = &s.routes["all"];
         assert_eq!(all.summary, Summary::Applied);
         assert_eq!(all.counts.programmed, 1);

@@ -194,6 +194,7 @@ pub async fn run_kubernetes(
         fence: nb_fence,
         status: Some(status_tx),
         metrics,
+        control: None,
     };
     let result = run_loop(opts, run, wiring).await;
     // Stop writing, then hand the Lease over so another instance takes over in seconds.

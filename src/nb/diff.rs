@@ -100,12 +100,40 @@ pub enum NbChange {
     },
 }
 
+impl<T: NbRow> RowChange<T> {
+    /// `create`, `update` or `delete`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RowChange::Create { .. } => "create",
+            RowChange::Update { .. } => "update",
+            RowChange::Delete { .. } => "delete",
+        }
+    }
+
+    fn summary(&self) -> (&'static str, &Owner, &'static str) {
+        (T::FAMILY.table(), self.row().owner(), self.kind())
+    }
+}
+
 /// Something done with a change whatever its family.
 pub trait ChangeVisitor {
     fn visit<T: NbRow>(&mut self, c: &RowChange<T>);
 }
 
 impl NbChange {
+    /// The row's table, its owner, and `create` / `update` / `delete`.
+    pub fn summary(&self) -> (&'static str, &Owner, &'static str) {
+        match self {
+            NbChange::AddressSet(c) => c.summary(),
+            NbChange::PortGroup(c) => c.summary(),
+            NbChange::Acl(c) => c.summary(),
+            NbChange::Policy(c) => c.summary(),
+            NbChange::StaticRoute(c, _) => c.summary(),
+            NbChange::CreateBfd { owner, .. } => (super::row::BFD, owner, "create"),
+            NbChange::DeleteBfd { owner, .. } => (super::row::BFD, owner, "delete"),
+        }
+    }
+
     pub fn visit(&self, v: &mut impl ChangeVisitor) {
         match self {
             NbChange::AddressSet(c) => v.visit(c),

@@ -4,6 +4,7 @@
 pub mod bfd;
 pub mod describe;
 pub mod diff;
+pub mod drift;
 mod families;
 pub mod model;
 pub mod observed;
@@ -11,6 +12,9 @@ pub mod ops;
 pub mod reconcile;
 pub mod row;
 mod scoped;
+
+pub use reconcile::Scope;
+pub use scoped::route_names;
 
 #[cfg(test)]
 mod tests;

@@ -3,16 +3,16 @@
 //! switch ports they hang off, and the facts needed to judge desired rows (router port
 //! networks for next-hop checks, load balancer VIPs for svc rules, names taken by others).
 //!
-//! Built from any [`NbView`] (the monitored replica in production, a plain map in tests).
-//! Read-only: it never decides anything; `diff` does.
+//! Read from a snapshot of the monitored replica (`scoped`). Read-only: it never decides
+//! anything; `diff` does.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::row::{FamilyVisitor, NbRow, ReadContext, each_family};
+use super::row::{FamilyVisitor, NbRow, each_family};
 use crate::ovsdb::replica::ColumnRef;
-use crate::ovsdb::{Atom, ColumnSource, Row, Snapshot, TypedRow, Uuid};
+use crate::ovsdb::{Atom, ColumnSource, Row, Snapshot, Uuid};
 use crate::plan::nb::{
     ID_KEY, NAME_KEY, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute,
 };
@@ -44,34 +44,6 @@ impl RowView for crate::ovsdb::ReplicaRow {
 impl ColumnSource for dyn RowView + '_ {
     fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>> {
         self.column(name)
-    }
-}
-
-/// The monitored replica, as the controller reads it.
-impl NbView for Snapshot {
-    fn scan(&self, table: &str, f: &mut dyn FnMut(Uuid, &dyn RowView)) {
-        for row in self.iter(table) {
-            f(row.uuid(), &row);
-        }
-    }
-}
-
-/// Read access to (a snapshot of) the NB database.
-pub trait NbView {
-    /// Calls `f` for every row of `table`.
-    fn scan(&self, table: &str, f: &mut dyn FnMut(Uuid, &dyn RowView));
-}
-
-/// A plain in-memory image: table -> uuid -> row. Used by tests and by one-shot `plan`.
-pub type NbImage = BTreeMap<String, BTreeMap<Uuid, Row>>;
-
-impl NbView for NbImage {
-    fn scan(&self, table: &str, f: &mut dyn FnMut(Uuid, &dyn RowView)) {
-        if let Some(rows) = self.get(table) {
-            for (uuid, row) in rows {
-                f(*uuid, row);
-            }
-        }
     }
 }
 
@@ -219,67 +191,12 @@ fn vip_ip(vip: &str) -> Option<IpAddr> {
 }
 
 /// Every IP that is a VIP of some Load_Balancer.
-pub(crate) fn lb_vips(view: &dyn NbView) -> BTreeSet<IpAddr> {
+pub(crate) fn lb_vips(snap: &Snapshot) -> BTreeSet<IpAddr> {
     let mut out = BTreeSet::new();
-    view.scan(LOAD_BALANCER, &mut |_, row| {
-        out.extend(string_map(row, "vips").keys().filter_map(|k| vip_ip(k)));
-    });
-    out
-}
-
-/// Reads one family's rows of ours (and the names others hold) from a full scan.
-struct FullRead<'a> {
-    view: &'a dyn NbView,
-    lsp_names: &'a BTreeMap<Uuid, String>,
-    o: &'a mut Observed,
-}
-
-impl FamilyVisitor for FullRead<'_> {
-    fn visit<T: NbRow>(&mut self) {
-        let table = T::FAMILY.table();
-        let named = T::FAMILY.named();
-        let mut ours: Vec<(Uuid, T::Model, Owner)> = Vec::new();
-        let foreign = &mut self.o.foreign_names;
-        self.view.scan(table, &mut |uuid, row| match owner_of(row) {
-            Some(owner) => match T::Model::from_source(uuid, &WithoutIds(row)) {
-                Ok(m) => ours.push((uuid, m, owner)),
-                Err(e) => unreadable(table, uuid, &e.to_string()),
-            },
-            None if named => {
-                foreign.insert((table.to_owned(), string(row, "name")));
-            }
-            None => {}
-        });
-        if ours.is_empty() {
-            return;
-        }
-        // Reverse references, only needed (and only built) when rows of ours exist.
-        let mut parents: BTreeMap<Uuid, (Uuid, String)> = BTreeMap::new();
-        if let Some(link) = T::FAMILY.parent() {
-            self.view.scan(link.table, &mut |uuid, row| {
-                let name = string(row, "name");
-                for child in uuids(row, link.column) {
-                    parents.insert(child, (uuid, name.clone()));
-                }
-            });
-        }
-        let port_name = |u: Uuid| self.lsp_names.get(&u).cloned();
-        for (uuid, m, owner) in ours {
-            let parent = parents.get(&uuid);
-            let ctx = ReadContext {
-                parent: parent.map_or("", |(_, n)| n.as_str()),
-                port_name: &port_name,
-            };
-            match T::from_model(m, owner, &ctx) {
-                Ok(row) => T::observed_mut(self.o).push(Seen {
-                    uuid,
-                    parent: parent.map(|(u, _)| *u),
-                    row,
-                }),
-                Err(e) => unreadable(table, uuid, &e),
-            }
-        }
+    for row in snap.iter(LOAD_BALANCER) {
+        out.extend(string_map(&row, "vips").keys().filter_map(|k| vip_ip(k)));
     }
+    out
 }
 
 /// A row as the typed model reads it, minus its `external_ids` (read apart by
@@ -307,66 +224,6 @@ pub(crate) fn unreadable(table: &str, uuid: Uuid, why: &str) {
 }
 
 impl Observed {
-    pub fn collect(view: &dyn NbView) -> Observed {
-        let mut o = Observed::default();
-        let mut router_ports: BTreeMap<Uuid, (String, Vec<IpNet>)> = BTreeMap::new();
-        view.scan(ROUTER_PORT, &mut |uuid, row| {
-            let nets = strings(row, "networks")
-                .iter()
-                .filter_map(|n| n.parse().ok())
-                .collect();
-            router_ports.insert(uuid, (string(row, "name"), nets));
-        });
-        view.scan(BFD, &mut |uuid, row| {
-            o.bfds.push(SeenBfd {
-                uuid,
-                logical_port: string(row, "logical_port"),
-                dst_ip: string(row, "dst_ip"),
-                owner: owner_of(row),
-            });
-        });
-        view.scan(ROUTER, &mut |uuid, row| {
-            let info = RouterInfo {
-                uuid: Some(uuid),
-                networks: uuids(row, "ports")
-                    .iter()
-                    .filter_map(|p| router_ports.get(p))
-                    .flat_map(|(_, nets)| nets.iter().copied())
-                    .collect(),
-                ports: uuids(row, "ports")
-                    .iter()
-                    .filter_map(|p| router_ports.get(p))
-                    .cloned()
-                    .collect(),
-            };
-            o.routers.insert(string(row, "name"), info);
-        });
-        let mut lsp_names: BTreeMap<Uuid, String> = BTreeMap::new();
-        view.scan(SWITCH_PORT, &mut |uuid, row| {
-            let name = string(row, "name");
-            lsp_names.insert(uuid, name.clone());
-            o.switch_ports.insert(name, uuid);
-        });
-        o.lb_vips = lb_vips(view);
-        each_family(&mut FullRead {
-            view,
-            lsp_names: &lsp_names,
-            o: &mut o,
-        });
-        if !o.static_routes.is_empty() {
-            let mut refs = Vec::new();
-            view.scan(STATIC_ROUTE, &mut |uuid, row| {
-                if owner_of(row).is_some()
-                    && let Some(b) = uuids(row, "bfd").into_iter().next()
-                {
-                    refs.push((uuid, b));
-                }
-            });
-            o.route_bfd.extend(refs);
-        }
-        o
-    }
-
     /// Forgets rows of ours for which `keep` says "leave as is": a diff then neither updates
     /// nor deletes them. Used to keep what was programmed for a Route whose new version is
     /// unreadable or invalid.

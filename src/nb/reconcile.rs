@@ -112,6 +112,8 @@ pub struct NbPass {
     pub changes: usize,
     /// Operations in the transaction.
     pub operations: usize,
+    /// Each row change written: table, owner, `create` / `update` / `delete`.
+    pub changed: Vec<(&'static str, crate::plan::nb::Owner, &'static str)>,
     /// Desired rows that were not written, and why.
     pub problems: Vec<NbProblem>,
     pub elapsed: Duration,
@@ -146,6 +148,16 @@ impl Keep {
                 .is_some_and(|set| set.contains(dst))
         })
     }
+}
+
+/// Which Routes a pass concerns.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Every Route: those with rows of ours in the NB (rows of Routes that no longer exist
+    /// are swept) and those the intent wants rows for.
+    All,
+    /// These Routes only: their rows, read through the replica's name index.
+    Routes(&'a BTreeSet<String>),
 }
 
 /// What a pass works towards.
@@ -253,39 +265,31 @@ impl NbReconciler {
         self.replica.subscribe()
     }
 
-    /// What a pass would do now, without writing.
-    pub fn preview(&self, intent: NbIntent<'_>) -> NbDiff {
-        plan_changes(intent, Observed::collect(&self.replica.snapshot()))
-    }
-
-    /// What a pass over only `routes` would do now: their rows of ours, read through the
-    /// replica's name index, against `intent` (which should hold the desired rows of
-    /// these Routes only; rows of other Routes in it are ignored).
-    pub fn preview_routes(&self, intent: NbIntent<'_>, routes: &BTreeSet<String>) -> NbDiff {
-        let vips = intent.service_ips.keys().any(|r| routes.contains(r));
-        let observed =
-            Observed::collect_routes(&self.replica.snapshot(), routes, intent.desired, vips);
+    /// What a pass over `scope` would do now, without writing. The desired rows of
+    /// `intent` should be those of the Routes in scope (rows of other Routes are ignored).
+    pub fn preview(&self, intent: NbIntent<'_>, scope: Scope<'_>) -> NbDiff {
+        let snap = self.replica.snapshot();
+        let observed = match scope {
+            Scope::All => Observed::collect_all(&snap, intent.desired, intent.service_ips.keys()),
+            Scope::Routes(routes) => {
+                let vips = intent.service_ips.keys().any(|r| routes.contains(r));
+                Observed::collect_routes(&snap, routes, intent.desired, vips)
+            }
+        };
         plan_changes(intent, observed)
     }
 
-    /// One pass: diff, one transaction, wait until the replica shows it.
-    pub async fn reconcile(&self, intent: NbIntent<'_>) -> Result<NbPass, NbError> {
-        let start = Instant::now();
-        self.settle().await?;
-        let d = self.preview(intent);
-        self.write(d, start).await
-    }
-
-    /// One pass over only the rows of `routes` (see [`NbReconciler::preview_routes`]): what
-    /// an event touching a few Routes costs, whatever the size of the NB.
-    pub async fn reconcile_routes(
+    /// One pass over `scope` (see [`NbReconciler::preview`]): diff, one transaction, wait
+    /// until the replica shows it. A pass over some Routes costs what their rows cost,
+    /// whatever the size of the NB; a full pass is the same over every Route.
+    pub async fn reconcile(
         &self,
         intent: NbIntent<'_>,
-        routes: &BTreeSet<String>,
+        scope: Scope<'_>,
     ) -> Result<NbPass, NbError> {
         let start = Instant::now();
         self.settle().await?;
-        let d = self.preview_routes(intent, routes);
+        let d = self.preview(intent, scope);
         self.write(d, start).await
     }
 
@@ -331,6 +335,14 @@ impl NbReconciler {
         Ok(NbPass {
             changes: d.changes.len(),
             operations: txn.ops.len(),
+            changed: d
+                .changes
+                .iter()
+                .map(|c| {
+                    let (table, owner, kind) = c.summary();
+                    (table, owner.clone(), kind)
+                })
+                .collect(),
             problems: d.problems,
             elapsed: start.elapsed(),
         })

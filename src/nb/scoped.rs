@@ -1,12 +1,10 @@
-//! Reading only what a pass for some Routes needs: their rows of ours, found by the
+//! Reading what a pass needs: the rows of ours of the Routes it concerns, found by the
 //! replica's `k8s.ovn.org/name` index, and the surroundings those rows and the desired ones
 //! mention (routers, switch ports, names held by others, load balancer VIPs), each found by
-//! an index or a lookup by uuid. A scoped pass costs what its Routes' rows cost, not what
-//! the whole NB costs.
-//!
-//! The result is an [`Observed`] like [`Observed::collect`] gives, restricted to those
-//! Routes: `diff` runs on it unchanged.
-use std::collections::BTreeSet;
+//! an index or a lookup by uuid. A pass over some Routes costs what their rows cost, not what
+//! the whole NB costs; a full pass is the same read over every Route that has rows or wants
+//! some ([`Observed::collect_all`]), which also sweeps rows of Routes that no longer exist.
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::observed::{
     Observed, RouterInfo, Seen, SeenBfd, WithoutIds, owner_of, string, strings, uuids,
@@ -48,8 +46,9 @@ impl FamilyVisitor for ScopedRead<'_> {
         };
         let snap = self.snap;
         let names = |u: Uuid| port_name(snap, u);
+        let parent_of = ParentOf::new(link.map(|l| l.column), &parents, self.routes.len());
         for route in self.routes {
-            for row in self.snap.find_by_external_id(table, NAME_KEY, route) {
+            for row in rows_of(snap, table, route) {
                 let Some(owner) = owner_of(&row) else {
                     continue;
                 };
@@ -61,12 +60,7 @@ impl FamilyVisitor for ScopedRead<'_> {
                         continue;
                     }
                 };
-                let me = Atom::Uuid(uuid);
-                let parent = link.and_then(|l| {
-                    parents
-                        .iter()
-                        .find(|p| p.column(l.column).is_some_and(|c| c.contains(&me)))
-                });
+                let parent = parent_of.get(uuid);
                 let pname = parent.map(|p| string(p, "name")).unwrap_or_default();
                 let ctx = ReadContext {
                     parent: &pname,
@@ -85,7 +79,95 @@ impl FamilyVisitor for ScopedRead<'_> {
     }
 }
 
+/// Rows of ours of `route` in `table`; `""` stands for rows of ours that name no Route
+/// (garbage a full pass sweeps).
+fn rows_of(snap: &Snapshot, table: &str, route: &str) -> Vec<ReplicaRow> {
+    if route.is_empty() {
+        return snap
+            .iter(table)
+            .filter(|r| owner_of(r).is_some_and(|o| o.route.is_empty()))
+            .collect();
+    }
+    snap.find_by_external_id(table, NAME_KEY, route)
+}
+
+/// Which parent row references a child row: a linear look through the parents for a few
+/// Routes' rows, a reverse map built once for many.
+enum ParentOf<'a> {
+    None,
+    Scan(&'static str, &'a [ReplicaRow]),
+    Map(BTreeMap<Uuid, &'a ReplicaRow>),
+}
+
+impl<'a> ParentOf<'a> {
+    fn new(column: Option<&'static str>, parents: &'a [ReplicaRow], routes: usize) -> Self {
+        let Some(column) = column else {
+            return ParentOf::None;
+        };
+        if routes <= 16 {
+            return ParentOf::Scan(column, parents);
+        }
+        let mut map = BTreeMap::new();
+        for p in parents {
+            for child in p.column(column).iter().flat_map(|c| c.set_iter()) {
+                if let Some(u) = child.as_uuid() {
+                    map.insert(u, p);
+                }
+            }
+        }
+        ParentOf::Map(map)
+    }
+
+    fn get(&self, child: Uuid) -> Option<&'a ReplicaRow> {
+        match self {
+            ParentOf::None => None,
+            ParentOf::Scan(column, parents) => {
+                let me = Atom::Uuid(child);
+                parents
+                    .iter()
+                    .find(|p| p.column(column).is_some_and(|c| c.contains(&me)))
+            }
+            ParentOf::Map(m) => m.get(&child).copied(),
+        }
+    }
+}
+
+/// Every Route with rows of ours in the NB (`""` when some row of ours names none).
+pub fn route_names(snap: &Snapshot) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for f in super::row::Family::ALL {
+        for row in snap.iter(f.table()) {
+            if let Some(o) = owner_of(&row) {
+                out.insert(o.route);
+            }
+        }
+    }
+    for row in snap.iter(BFD) {
+        if let Some(o) = owner_of(&row) {
+            out.insert(o.route);
+        }
+    }
+    out
+}
+
 impl Observed {
+    /// Everything a full pass reads: the rows of every Route that has rows of ours or wants
+    /// some (the Routes of `desired`, and `more`), Load_Balancer VIPs included.
+    pub fn collect_all<'a>(
+        snap: &Snapshot,
+        desired: &DesiredNb,
+        more: impl IntoIterator<Item = &'a String>,
+    ) -> Observed {
+        let mut names = route_names(snap);
+        names.extend(
+            super::row::desired_owners(desired)
+                .into_iter()
+                .map(|o| o.route.clone()),
+        );
+        names.extend(more.into_iter().cloned());
+        Observed::collect_routes(snap, &names, desired, true)
+    }
+
     /// Rows of ours of `routes` and the surroundings that they and `desired` (the desired
     /// rows of the same Routes) mention. `vips`: also read the load balancers' VIPs.
     pub fn collect_routes(

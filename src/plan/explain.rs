@@ -2,21 +2,26 @@
 //! decided the pod's route, and what happened to every other rule that covers the address
 //! (not selected, skipped, refused by a guard, lost a conflict and to whom).
 //!
-//! Pure like the rest of the planner: it runs the same [`super::plan`] the controller runs
-//! and reads its result back for one pod, so it cannot disagree with what is programmed.
-//! Must not: look at the kernel or the NB (the controller's `explain` adds those).
+//! Pure like the rest of the planner. It walks nothing on its own: which Routes select the pod
+//! (and why a selected pod is skipped) is the engine's selection, and what became of each rule
+//! is the fate the pod's merge recorded while deciding its routes (`merge::merge_traced`), so
+//! it cannot disagree with what is programmed. Must not: look at the kernel or the NB (the
+//! controller's `explain` adds those).
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::api::Route;
-use crate::api::validate::{ValidatedRoute, validate};
 use crate::cluster::{PodInfo, PodPhase, World};
 
-use super::guard::PodNets;
-use super::pod::{NextHop, PodKey};
-use super::{PlanConfig, plan_validated, routes, select};
+use super::incremental::{Engine, PodDecisions};
+use super::merge::{Fate, Traced};
+use super::pod::NextHop;
+use super::report::SkipReason;
+use super::routes::Prepared;
+use super::select::How;
+use super::{IpFamily, PlanConfig};
 
 /// What became of one rule covering the destination, for this pod.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -27,7 +32,7 @@ pub enum Outcome {
     /// The Route does not select the pod.
     NotSelected,
     /// The pod is hostNetwork or finished: never touched.
-    PodSkipped { reason: String },
+    PodSkipped { reason: SkipReason },
     /// The pod lacks the rule's interface (only this rule is skipped).
     MissingDev,
     /// The pod has no address of the destination's family on that interface.
@@ -91,131 +96,46 @@ pub struct PodExplanation {
 }
 
 /// Explains `dst` for the pod `namespace/name`; `None` when the world has no such pod.
-/// `cfg.node` is ignored: the pod is explained wherever it runs.
+/// The pod is explained wherever it runs (`cfg.node` does not matter).
 pub fn explain_pod(
     world: &World,
-    routes_in: &[Route],
+    routes: &[Route],
     cfg: &PlanConfig,
     namespace: &str,
     name: &str,
     dst: IpAddr,
 ) -> Option<PodExplanation> {
-    let pod = world.pod(namespace, name)?;
-    let cfg = PlanConfig {
-        node: None,
-        ..cfg.clone()
-    };
-    let validated: Vec<ValidatedRoute> = routes_in.iter().map(validate).collect();
-    let plan = plan_validated(world, &validated, &cfg);
-    let key = PodKey {
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
-        uid: pod.uid.clone(),
-    };
-    let planned = plan.pods.get(&key);
-    let order = super::precedence(&validated);
-    let ns_labels = select::namespace_labels(world, &pod.namespace);
-    let nets = PodNets::of(pod, &cfg);
-    let v6 = dst.is_ipv6();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    // dst -> (Route, rule) of the first rule that got it programmed.
-    let mut claimed: Vec<(IpNet, String, String)> = Vec::new();
-    for r in &order {
-        let mut problems = Vec::new();
-        let resolved = routes::resolve(world, r, &mut problems);
-        let selected = select::selects(world, r, pod, &ns_labels);
-        let mut rules: Vec<(String, IpNet, String, Option<&routes::ResolvedRule>)> = resolved
-            .rules
-            .iter()
-            .filter(|x| x.dst.contains(&dst))
-            .map(|x| (x.path.clone(), x.dst, x.dev.to_string(), Some(x)))
-            .collect();
-        if let Some(d) = &r.default_route
-            && d.via.is_none_or(|v| v.is_ipv6() == v6)
-        {
-            let any = if v6 {
-                IpNet::V6(ipnet::Ipv6Net::default())
-            } else {
-                IpNet::V4(ipnet::Ipv4Net::default())
-            };
-            rules.push(("spec.defaultRoute".into(), any, d.dev.clone(), None));
-        }
-        for (path, net, dev, rule) in rules {
-            let outcome = if !selected {
-                Outcome::NotSelected
-            } else if pod.host_network || pod.phase == PodPhase::Finished {
-                Outcome::PodSkipped {
-                    reason: if pod.host_network {
-                        "HostNetwork"
-                    } else {
-                        "Finished"
-                    }
-                    .into(),
-                }
-            } else if !select::has_dev(pod, &dev, &cfg) {
-                Outcome::MissingDev
-            } else if !select::family_ok(pod, &dev, super::IpFamily::of_addr(&dst), &cfg) {
-                Outcome::NoAddressOfFamily
-            } else if let Some((reason, message)) = rule.and_then(|x| nets.refuse(x, r.gates)) {
-                Outcome::Refused {
-                    reason: reason.into(),
-                    message,
-                }
-            } else {
-                settle(
-                    planned.map(|p| &**p),
-                    &order,
-                    r,
-                    &path,
-                    net,
-                    &dev,
-                    &mut claimed,
-                )
-            };
-            candidates.push(Candidate {
-                route: r.name.clone(),
+    world.pod(namespace, name)?;
+    let engine = Engine::build(cfg.clone(), world.clone(), routes);
+    explain(&engine, namespace, name, dst)
+}
+
+/// [`explain_pod`] from an engine that already holds the world and the Routes.
+pub fn explain(
+    engine: &Engine,
+    namespace: &str,
+    name: &str,
+    dst: IpAddr,
+) -> Option<PodExplanation> {
+    let d = engine.decisions(&(namespace.to_owned(), name.to_owned()))?;
+    let candidates: Vec<Candidate> = d
+        .routes
+        .iter()
+        .flat_map(|(p, pair)| covering(p, dst).map(move |c| (*p, *pair, c)))
+        .map(|(p, pair, (path, net, dev))| {
+            let outcome = outcome(&d, p, pair.map(|s| s.how), &path, net);
+            Candidate {
+                route: p.route.name.clone(),
                 rule: path,
                 dst: net,
                 dev,
-                priority: r.priority,
+                priority: p.route.priority,
                 outcome,
-            });
-        }
-    }
-    let decision = planned.and_then(|p| {
-        let best = p
-            .routes
-            .iter()
-            .filter(|x| x.dst.contains(&dst))
-            .max_by_key(|x| x.dst.prefix_len());
-        if let Some(x) = best {
-            let rule = claimed
-                .iter()
-                .find(|(n, route, _)| *n == x.dst && *route == *x.owner)
-                .map(|(_, _, rule)| rule.clone())
-                .unwrap_or_default();
-            return Some(Decision {
-                route: x.owner.to_string(),
-                rule,
-                dst: x.dst,
-                dev: x.dev.to_string(),
-                via: via(&x.next_hop),
-            });
-        }
-        p.default_routes
-            .iter()
-            .find(|d| d.family.is_v6() == v6)
-            .map(|d| Decision {
-                route: d.owner.clone(),
-                rule: "spec.defaultRoute".into(),
-                dst: candidates
-                    .iter()
-                    .find(|c| c.rule == "spec.defaultRoute")
-                    .map_or(IpNet::from(dst), |c| c.dst),
-                dev: d.dev.clone(),
-                via: via(&d.next_hop),
-            })
-    });
+            }
+        })
+        .collect();
+    let decision = decision(&d, dst);
+    let pod = d.pod;
     Some(PodExplanation {
         pod: format!("{namespace}/{name}"),
         uid: pod.uid.clone(),
@@ -226,6 +146,111 @@ pub fn explain_pod(
         decision,
         candidates,
     })
+}
+
+/// The rules of a Route whose destination covers `dst`: (path, destination, dev).
+fn covering(p: &Prepared, dst: IpAddr) -> impl Iterator<Item = (String, IpNet, String)> + '_ {
+    let family = IpFamily::of_addr(&dst);
+    let rules = p
+        .resolved
+        .rules
+        .iter()
+        .filter(move |x| x.dst.contains(&dst))
+        .map(|x| (x.path.clone(), x.dst, x.dev.to_string()));
+    let default = p
+        .route
+        .default_route
+        .as_ref()
+        .filter(move |d| d.via.is_none_or(|v| IpFamily::of_addr(&v) == family))
+        .map(move |d| {
+            (
+                "spec.defaultRoute".to_owned(),
+                family.default_dst(),
+                d.dev.clone(),
+            )
+        });
+    rules.chain(default)
+}
+
+/// What became of one covering rule, as the selection and the merge decided.
+fn outcome(
+    d: &PodDecisions<'_>,
+    p: &Prepared,
+    how: Option<How>,
+    path: &str,
+    net: IpNet,
+) -> Outcome {
+    match how {
+        None => return Outcome::NotSelected,
+        Some(How::Skipped(reason)) => return Outcome::PodSkipped { reason },
+        Some(How::Member { .. }) => {}
+    }
+    let name = &p.route.name;
+    let fate = d
+        .fates
+        .iter()
+        .find(|t| t.route == *name && t.path == path && t.dst == net);
+    let Some(Traced { fate, .. }) = fate else {
+        // A default route family the pod has no address of is never asked for.
+        return Outcome::NoAddressOfFamily;
+    };
+    match fate {
+        Fate::Won => Outcome::Programmed,
+        Fate::SameAs { winner } => Outcome::SameAsWinner {
+            winner: winner.clone(),
+        },
+        Fate::Lost { winner, wpath } => Outcome::LostConflict {
+            winner: winner.clone(),
+            winner_rule: wpath.clone(),
+            why: precedence_why(d, winner, name),
+        },
+        Fate::Refused { why, message } => Outcome::Refused {
+            reason: (*why).to_owned(),
+            message: message.clone(),
+        },
+        Fate::OverCap => Outcome::OverLimit,
+        Fate::Skipped(SkipReason::MissingDev) => Outcome::MissingDev,
+        Fate::Skipped(_) => Outcome::NoAddressOfFamily,
+    }
+}
+
+/// The route our plan gives the pod for `dst`: the longest prefix among our routes, else our
+/// replacement default route of the family.
+fn decision(d: &PodDecisions<'_>, dst: IpAddr) -> Option<Decision> {
+    let planned = &d.planned;
+    let won = |owner: &str, net: IpNet| {
+        d.fates
+            .iter()
+            .find(|t| t.route == owner && t.dst == net && t.fate == Fate::Won)
+            .map(|t| t.path.clone())
+            .unwrap_or_default()
+    };
+    if let Some(x) = planned
+        .routes
+        .iter()
+        .filter(|x| x.dst.contains(&dst))
+        .max_by_key(|x| x.dst.prefix_len())
+    {
+        return Some(Decision {
+            route: x.owner.to_string(),
+            rule: won(&x.owner, x.dst),
+            dst: x.dst,
+            dev: x.dev.to_string(),
+            via: via(&x.next_hop),
+        });
+    }
+    let family = IpFamily::of_addr(&dst);
+    planned
+        .default_routes
+        .iter()
+        .find(|r| r.family == family)
+        .map(|r| Decision {
+            route: r.owner.clone(),
+            rule: won(&r.owner, family.default_dst()),
+            dst: family.default_dst(),
+            dev: r.dev.clone(),
+            via: via(&r.next_hop),
+        })
 }
 
 fn phase(pod: &PodInfo) -> &'static str {
@@ -244,67 +269,14 @@ fn via(h: &NextHop) -> Option<IpAddr> {
     }
 }
 
-/// A usable rule: programmed, the same as the winner, lost to it, or over the limit.
-fn settle(
-    planned: Option<&super::pod::PodRoutes>,
-    order: &[&ValidatedRoute],
-    r: &ValidatedRoute,
-    path: &str,
-    net: IpNet,
-    dev: &str,
-    claimed: &mut Vec<(IpNet, String, String)>,
-) -> Outcome {
-    let default = path == "spec.defaultRoute";
-    let programmed: Option<(String, String)> = planned.and_then(|p| {
-        if default {
-            p.default_routes
-                .iter()
-                .find(|d| d.family.is_v6() == net.addr().is_ipv6())
-                .map(|d| (d.owner.clone(), d.dev.clone()))
-        } else {
-            p.routes
-                .iter()
-                .find(|x| x.dst == net)
-                .map(|x| (x.owner.to_string(), x.dev.to_string()))
-        }
-    });
-    let Some((owner, won_dev)) = programmed else {
-        return Outcome::OverLimit;
-    };
-    if let Some((_, wroute, wrule)) = claimed.iter().find(|(n, _, _)| *n == net) {
-        if *wroute == r.name && *wrule == path {
-            return Outcome::Programmed;
-        }
-        return if won_dev == dev {
-            Outcome::SameAsWinner {
-                winner: wroute.clone(),
-            }
-        } else {
-            let why = precedence_why(order, wroute, &r.name);
-            Outcome::LostConflict {
-                winner: wroute.clone(),
-                winner_rule: wrule.clone(),
-                why,
-            }
-        };
-    }
-    if owner == r.name {
-        claimed.push((net, r.name.clone(), path.to_owned()));
-        Outcome::Programmed
-    } else {
-        // The owner's rule was not seen covering the address (it cannot be: same dst),
-        // so this only happens for a Route skipped above; report the owner plainly.
-        Outcome::LostConflict {
-            winner: owner.clone(),
-            winner_rule: String::new(),
-            why: precedence_why(order, &owner, &r.name),
-        }
-    }
-}
-
 /// Why Route `winner` has precedence over `loser` (docs/semantics.md, "Conflicts").
-fn precedence_why(order: &[&ValidatedRoute], winner: &str, loser: &str) -> String {
-    let find = |n: &str| order.iter().find(|r| r.name == n);
+fn precedence_why(d: &PodDecisions<'_>, winner: &str, loser: &str) -> String {
+    let find = |n: &str| {
+        d.routes
+            .iter()
+            .find(|(p, _)| p.route.name == n)
+            .map(|(p, _)| &p.route)
+    };
     let (Some(w), Some(l)) = (find(winner), find(loser)) else {
         return "it comes first in precedence order".into();
     };

@@ -20,6 +20,7 @@ use super::PlanConfig;
 use super::family::IpFamily;
 use super::guard::PodNets;
 use super::pod::{DefaultRoute, NextHop, PodRoute, PodRoutes};
+use super::report::SkipReason;
 use super::routes::Prepared;
 use super::select;
 
@@ -51,6 +52,36 @@ pub(crate) struct PodMerge {
     pub capped: BTreeMap<String, usize>,
 }
 
+/// What became of one claim in one pod's merge: the same walk that decides the pod's routes
+/// records it, so `explain` tells exactly what the merge did and never walks on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Programmed: this claim holds the destination.
+    Won,
+    /// An earlier claim asks for the very same route; that one is recorded as the owner.
+    SameAs { winner: String },
+    /// An earlier claim holds the destination with a different route.
+    Lost { winner: String, wpath: String },
+    /// A guard rail refused it for this pod.
+    Refused { why: &'static str, message: String },
+    /// Over `--max-routes-per-pod`.
+    OverCap,
+    /// The pod lacks the rule's dev, or an address of its family on it.
+    Skipped(SkipReason),
+}
+
+/// One claim of one Route in one pod, and its fate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Traced {
+    pub route: String,
+    /// `spec.route[i]`, `spec.svc[i]` or `spec.defaultRoute`.
+    pub path: String,
+    /// The destination (`0.0.0.0/0` / `::/0` for a default route).
+    pub dst: IpNet,
+    pub dev: String,
+    pub fate: Fate,
+}
+
 /// Who holds a destination in the pod, and with what.
 struct Claim<T> {
     route: T,
@@ -64,6 +95,8 @@ struct Merge {
     chosen: BTreeMap<IpNet, Claim<PodRoute>>,
     defaults: BTreeMap<IpFamily, Claim<DefaultRoute>>,
     out: PodMerge,
+    /// Every claim's fate, when asked for (`explain`).
+    trace: Option<Vec<Traced>>,
 }
 
 impl Merge {
@@ -75,37 +108,64 @@ impl Merge {
         dst: impl FnOnce() -> String,
         claim: Claim<T>,
         same: impl Fn(&T, &T) -> bool,
-    ) {
+    ) -> Fate {
         match table.get(&key) {
             None => {
                 out.contributed.insert(claim.by.clone());
                 table.insert(key, claim);
+                Fate::Won
             }
-            Some(held) if same(&held.route, &claim.route) => {}
-            Some(held) => out.conflicts.push(Conflict {
-                loser: claim.by,
-                path: claim.path,
+            Some(held) if same(&held.route, &claim.route) => Fate::SameAs {
                 winner: held.by.clone(),
-                wpath: held.path.clone(),
-                dst: dst(),
-            }),
+            },
+            Some(held) => {
+                let fate = Fate::Lost {
+                    winner: held.by.clone(),
+                    wpath: held.path.clone(),
+                };
+                out.conflicts.push(Conflict {
+                    loser: claim.by,
+                    path: claim.path,
+                    winner: held.by.clone(),
+                    wpath: held.path.clone(),
+                    dst: dst(),
+                });
+                fate
+            }
+        }
+    }
+
+    /// Records a claim's fate when tracing.
+    fn record(&mut self, p: &Prepared, path: &str, dst: IpNet, dev: &str, fate: Fate) {
+        if let Some(t) = &mut self.trace {
+            t.push(Traced {
+                route: p.route.name.clone(),
+                path: path.to_owned(),
+                dst,
+                dev: dev.to_owned(),
+                fate,
+            });
         }
     }
 
     fn rules(&mut self, pod: &PodInfo, p: &Prepared, cfg: &PlanConfig) {
-        // (dev, family) -> the dev's next hop, or None when the rule is skipped; Routes with
+        // (dev, family) -> the dev's next hop, or why the rule is skipped; Routes with
         // thousands of rules hit few distinct pairs.
-        let mut usable: BTreeMap<(&str, IpFamily), Option<NextHop>> = BTreeMap::new();
+        let mut usable: BTreeMap<(&str, IpFamily), Result<NextHop, SkipReason>> = BTreeMap::new();
         let mut over_cap = 0;
         for rule in &p.resolved.rules {
             let family = IpFamily::of_net(&rule.dst);
             let dev_hop = usable.entry((&*rule.dev, family)).or_insert_with(|| {
-                (select::has_dev(pod, &rule.dev, cfg)
-                    && select::family_ok(pod, &rule.dev, family, cfg))
-                .then(|| next_hop(pod, &rule.dev, None, family, cfg))
+                select::rule_fits(pod, &rule.dev, Some(family), cfg)
+                    .map(|()| next_hop(pod, &rule.dev, None, family, cfg))
             });
-            let Some(dev_hop) = dev_hop else {
-                continue;
+            let dev_hop = match dev_hop {
+                Ok(h) => h.clone(),
+                Err(why) => {
+                    let why = *why;
+                    self.record(p, &rule.path, rule.dst, &rule.dev, Fate::Skipped(why));
+                    continue;
+                }
             };
             if let Some((why, message)) = self.own.refuse(rule, p.route.gates) {
                 let e = self
@@ -114,25 +174,33 @@ impl Merge {
                     .entry(p.route.name.clone())
                     .or_default()
                     .entry((rule.path.clone(), why))
-                    .or_insert((0, message));
+                    .or_insert((0, message.clone()));
                 e.0 += 1;
+                self.record(
+                    p,
+                    &rule.path,
+                    rule.dst,
+                    &rule.dev,
+                    Fate::Refused { why, message },
+                );
                 continue;
             }
             if self.chosen.len() >= cfg.max_routes_per_pod && !self.chosen.contains_key(&rule.dst) {
                 over_cap += 1;
+                self.record(p, &rule.path, rule.dst, &rule.dev, Fate::OverCap);
                 continue;
             }
             let claim = Claim {
                 route: PodRoute {
                     dst: rule.dst,
                     dev: rule.dev.clone(),
-                    next_hop: rule.via.map_or_else(|| dev_hop.clone(), NextHop::Via),
+                    next_hop: rule.via.map_or(dev_hop, NextHop::Via),
                     owner: p.owner.clone(),
                 },
                 by: p.route.name.clone(),
                 path: rule.path.clone(),
             };
-            Self::offer(
+            let fate = Self::offer(
                 &mut self.chosen,
                 &mut self.out,
                 rule.dst,
@@ -140,6 +208,7 @@ impl Merge {
                 claim,
                 |a, b| a.dev == b.dev && a.next_hop == b.next_hop,
             );
+            self.record(p, &rule.path, rule.dst, &rule.dev, fate);
         }
         if over_cap > 0 {
             self.out.capped.insert(p.route.name.clone(), over_cap);
@@ -147,10 +216,16 @@ impl Merge {
     }
 
     fn default_route(&mut self, pod: &PodInfo, p: &Prepared, cfg: &PlanConfig) {
+        const PATH: &str = "spec.defaultRoute";
         let Some(d) = &p.route.default_route else {
             return;
         };
-        for family in default_families(pod, d.via, &d.dev, cfg) {
+        for (family, fits) in default_families(pod, d.via, &d.dev, cfg) {
+            let dst = family.default_dst();
+            if let Err(why) = fits {
+                self.record(p, PATH, dst, &d.dev, Fate::Skipped(why));
+                continue;
+            }
             let claim = Claim {
                 route: DefaultRoute {
                     family,
@@ -159,16 +234,17 @@ impl Merge {
                     owner: p.route.name.clone(),
                 },
                 by: p.route.name.clone(),
-                path: "spec.defaultRoute".into(),
+                path: PATH.into(),
             };
-            Self::offer(
+            let fate = Self::offer(
                 &mut self.defaults,
                 &mut self.out,
                 family,
-                || family.default_dst().to_string(),
+                || dst.to_string(),
                 claim,
                 |a, b| a.dev == b.dev && a.next_hop == b.next_hop,
             );
+            self.record(p, PATH, dst, &d.dev, fate);
         }
     }
 }
@@ -179,11 +255,31 @@ pub(crate) fn merge_pod<'a>(
     routes: impl IntoIterator<Item = &'a Prepared>,
     cfg: &PlanConfig,
 ) -> PodMerge {
+    merge(pod, routes, cfg, false).0
+}
+
+/// [`merge_pod`], with every claim's fate (for `explain`).
+pub(crate) fn merge_traced<'a>(
+    pod: &PodInfo,
+    routes: impl IntoIterator<Item = &'a Prepared>,
+    cfg: &PlanConfig,
+) -> (PodMerge, Vec<Traced>) {
+    let (m, t) = merge(pod, routes, cfg, true);
+    (m, t.unwrap_or_default())
+}
+
+fn merge<'a>(
+    pod: &PodInfo,
+    routes: impl IntoIterator<Item = &'a Prepared>,
+    cfg: &PlanConfig,
+    trace: bool,
+) -> (PodMerge, Option<Vec<Traced>>) {
     let mut m = Merge {
         own: PodNets::of(pod, cfg),
         chosen: BTreeMap::new(),
         defaults: BTreeMap::new(),
         out: PodMerge::default(),
+        trace: trace.then(Vec::new),
     };
     for p in routes {
         m.rules(pod, p, cfg);
@@ -194,7 +290,7 @@ pub(crate) fn merge_pod<'a>(
         routes: m.chosen.into_values().map(|c| c.route).collect(),
         default_routes: m.defaults.into_values().map(|c| c.route).collect(),
     });
-    out
+    (out, m.trace)
 }
 
 fn next_hop(
@@ -210,28 +306,38 @@ fn next_hop(
     }
 }
 
-/// Families for a default route: the via's family when given, else every family the pod
-/// has an address of on that dev (IPv4 when nothing is known).
+/// Families a default route is asked for, each with whether the pod can carry it: the
+/// via's family when given, else every family the pod has an address of on that dev (IPv4
+/// when nothing is known). A pod lacking the dev gets none of them.
 fn default_families(
     pod: &PodInfo,
     via: Option<IpAddr>,
     dev: &str,
     cfg: &PlanConfig,
-) -> Vec<IpFamily> {
+) -> Vec<(IpFamily, Result<(), SkipReason>)> {
     if let Some(v) = via {
         let family = IpFamily::of_addr(&v);
-        return if select::family_ok(pod, dev, family, cfg) {
-            vec![family]
-        } else {
-            vec![]
-        };
+        return vec![(family, select::rule_fits(pod, dev, Some(family), cfg))];
+    }
+    if let Err(why) = select::rule_fits(pod, dev, None, cfg) {
+        return vec![(IpFamily::V4, Err(why))];
     }
     let addrs = select::dev_addrs(pod, dev, cfg);
     if addrs.is_empty() {
-        return vec![IpFamily::V4];
+        return vec![(IpFamily::V4, Ok(()))];
     }
-    let mut fams: Vec<IpFamily> = addrs.iter().map(IpFamily::of_addr).collect();
-    fams.sort();
-    fams.dedup();
-    fams
+    IpFamily::ALL
+        .into_iter()
+        .map(|f| {
+            let has = addrs.iter().any(|a| IpFamily::of_addr(a) == f);
+            (
+                f,
+                if has {
+                    Ok(())
+                } else {
+                    Err(SkipReason::NoAddressOfFamily)
+                },
+            )
+        })
+        .collect()
 }

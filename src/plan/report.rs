@@ -16,7 +16,7 @@ pub mod reason {
 }
 
 /// Why a selected pod (or one rule for it) was not programmed. Not an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum SkipReason {
     /// hostNetwork pods share the node's namespace: never touched.
     HostNetwork,
@@ -36,6 +36,12 @@ impl SkipReason {
             SkipReason::MissingDev => "MissingDev",
             SkipReason::NoAddressOfFamily => "NoAddressOfFamily",
         }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -230,6 +230,23 @@ pub(crate) fn dev_gateway(
     })
 }
 
+/// Whether a rule over `dev` (of `family`, when the rule has one) can live in the pod, and
+/// if not why: the one check behind the per-rule skip counts, the merge and `explain`.
+pub(crate) fn rule_fits(
+    pod: &PodInfo,
+    dev: &str,
+    family: Option<IpFamily>,
+    cfg: &PlanConfig,
+) -> Result<(), SkipReason> {
+    if !has_dev(pod, dev, cfg) {
+        return Err(SkipReason::MissingDev);
+    }
+    match family {
+        Some(f) if !family_ok(pod, dev, f, cfg) => Err(SkipReason::NoAddressOfFamily),
+        _ => Ok(()),
+    }
+}
+
 /// What a Route makes of one pod it selects, and whether the pod is on this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PairSel {
@@ -287,14 +304,10 @@ pub(crate) fn pair(
     let mut no_family = 0;
     let mut usable = 0;
     for ((dev, family), rules) in &p.needs {
-        if !has_dev(pod, dev, cfg) {
-            missing_dev += rules;
-        } else if let Some(family) = family
-            && !family_ok(pod, dev, *family, cfg)
-        {
-            no_family += rules;
-        } else {
-            usable += 1;
+        match rule_fits(pod, dev, *family, cfg) {
+            Err(SkipReason::MissingDev) => missing_dev += rules,
+            Err(_) => no_family += rules,
+            Ok(()) => usable += 1,
         }
     }
     Some(PairSel {

@@ -202,7 +202,7 @@ pub fn spawn(kube: &Kube, ovn: &Ovn, i: Instance<'_>) -> Controller {
     ])
     .args(["--nb", &ovn.nb_remote(), "--mode", i.mode, "--node", i.node])
     .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-    .args(["--resync-secs", "3600"])
+    .args(["--audit-mins", "0"])
     .args([
         "--lease-duration-secs",
         "4",

@@ -155,7 +155,11 @@ pub async fn explain(
     let observed = match &opts.nb {
         Some(remotes) => {
             let nb = NbReconciler::connect(opts.client_config(remotes)?, CONNECT_TIMEOUT).await?;
-            Some(Observed::collect(&nb.snapshot()))
+            Some(Observed::collect_all(
+                &nb.snapshot(),
+                &crate::plan::nb::DesiredNb::default(),
+                [],
+            ))
         }
         None => {
             notes.push("no --nb: the OVN side is not shown".into());

@@ -5,11 +5,10 @@
 //! made dirty ([`Dirty`]: Routes whose NB rows or report changed, pods whose routes
 //! changed); [`Engine::take_dirty`] hands it to the I/O side.
 //!
-//! The result is always what [`super::plan_validated`] computes from scratch for the same
-//! World and Routes ([`Engine::plan`] equals it; a property test checks this after every
-//! step of random event sequences). Both are built from the same per-Route and per-pod
-//! steps (`routes::prepare`, `select::pair`, `merge::merge_pod`, `ovn::route_nb`); only the
-//! bookkeeping of what to recompute lives here.
+//! It is the only planner: a full plan ([`super::plan`], `Engine::build`) is this engine fed
+//! every object at once. The result after any sequence of events equals the engine built from
+//! scratch from the same World and Routes (a property test checks this after every step of
+//! random event sequences; the controller's audit checks it in production).
 //!
 //! Must not: read files, talk to Kubernetes or OVN, or know about the keep rules for bad
 //! input (the controller applies those to what it reads from here).
@@ -27,7 +26,7 @@ use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
 use crate::cluster::{ObjectKey, ObjectKind, World, WorldObject, WorldRef};
 
-use super::merge::{Conflict, PodMerge};
+use super::merge::{Conflict, PodMerge, Traced, merge_traced};
 use super::nb::DesiredNb;
 use super::ovn::{ClaimKind, RouteNb, Slot};
 use super::pod::{PodKey, PodRoutes};
@@ -98,6 +97,17 @@ struct PodEntry {
     members: BTreeSet<Precedence>,
     /// Its merged routes (pods of this node with members only), and the uid they are for.
     merge: Option<(String, PodMerge)>,
+}
+
+/// One pod as the engine decided it (see [`Engine::decisions`]).
+pub(crate) struct PodDecisions<'a> {
+    pub pod: &'a crate::cluster::PodInfo,
+    /// Every Route in precedence order, with its pair (`None`: not selected).
+    pub routes: Vec<(&'a Prepared, Option<PairSel>)>,
+    /// The fate of every claim of the member Routes, in merge order.
+    pub fates: Vec<Traced>,
+    /// The routes the merge gives the pod.
+    pub planned: Arc<PodRoutes>,
 }
 
 /// The incremental planner (see the module comment).
@@ -316,11 +326,22 @@ impl Engine {
         changed
     }
 
+    /// An engine holding `world` and `routes`, planned from scratch (nothing dirty): the
+    /// full plan.
+    pub fn build(cfg: PlanConfig, world: World, routes: &[Route]) -> Engine {
+        let mut e = Engine::new(cfg);
+        // No Route yet: nothing to settle for the pods.
+        e.world = world;
+        e.replace_routes(routes);
+        e.dirty = Dirty::default();
+        e
+    }
+
     /// The same World and Routes planned from scratch into a new engine (nothing dirty):
-    /// what the caller falls back to if this one ever disagrees with the full planner.
+    /// what the audit compares this one with.
     pub fn rebuilt(&self) -> Engine {
         let mut fresh = Engine::new(self.cfg.clone());
-        fresh.replace_world(self.world.clone());
+        fresh.world = self.world.clone();
         fresh.replace_validated(self.routes.values().map(|e| e.p.route.clone()).collect());
         fresh.dirty = Dirty::default();
         fresh
@@ -409,6 +430,31 @@ impl Engine {
         Some((pk, &m.routes))
     }
 
+    /// Every Route's report, by name.
+    pub fn reports(&self) -> impl Iterator<Item = (&String, &RouteReport)> {
+        self.routes.iter().map(|(n, e)| (n, &e.report))
+    }
+
+    /// The pods (of this node) that should carry routes of ours, with those routes.
+    pub fn planned_pods(&self) -> impl Iterator<Item = (PodKey, &Arc<PodRoutes>)> {
+        self.pods.iter().filter_map(|(key, pe)| {
+            let (uid, m) = pe.merge.as_ref()?;
+            (!m.routes.is_empty()).then(|| {
+                let pk = PodKey {
+                    namespace: key.0.clone(),
+                    name: key.1.clone(),
+                    uid: uid.clone(),
+                };
+                (pk, &m.routes)
+            })
+        })
+    }
+
+    /// The desired NB rows and Service IPs of every Route.
+    pub fn desired_nb_all(&self) -> (DesiredNb, BTreeMap<String, BTreeSet<IpAddr>>) {
+        self.desired_nb(self.routes.keys())
+    }
+
     pub fn report(&self, route: &str) -> Option<&RouteReport> {
         self.routes.get(route).map(|e| &e.report)
     }
@@ -476,28 +522,40 @@ impl Engine {
             .collect()
     }
 
-    /// The whole plan, assembled from the cached parts. Equal to
-    /// [`super::plan_validated`] of the same World and Routes.
+    /// The whole plan, assembled from the cached parts.
     pub fn plan(&self) -> Plan {
         let mut out = Plan::default();
-        for (key, pod) in &self.pods {
-            if let Some((uid, m)) = &pod.merge
-                && !m.routes.is_empty()
-            {
-                let pk = PodKey {
-                    namespace: key.0.clone(),
-                    name: key.1.clone(),
-                    uid: uid.clone(),
-                };
-                out.pods.insert(pk, m.routes.clone());
-            }
-        }
+        out.pods = self.planned_pods().map(|(k, r)| (k, r.clone())).collect();
         for (name, e) in &self.routes {
             out.reports.insert(name.clone(), e.report.clone());
             out.add_route_nb(name, e.nb.clone());
         }
         out.nb.sort();
         out
+    }
+
+    /// What the engine decided for one pod (for `explain`): every Route in precedence order
+    /// with what it makes of the pod, and the fate of every claim in the pod's merge. `None`
+    /// for an unknown pod. The pod is merged wherever it runs.
+    pub(crate) fn decisions(&self, key: &ObjectKey) -> Option<PodDecisions<'_>> {
+        let pod = self.world.pod(&key.0, &key.1)?;
+        let mut routes: Vec<(&Prepared, Option<PairSel>)> = self
+            .routes
+            .values()
+            .map(|e| (&e.p, e.pairs.get(key).copied()))
+            .collect();
+        routes.sort_by_cached_key(|(p, _)| Precedence::of(&p.route));
+        let members = routes
+            .iter()
+            .filter(|(_, s)| s.is_some_and(|s| s.is_member()))
+            .map(|(p, _)| *p);
+        let (merged, fates) = merge_traced(pod, members, &self.cfg);
+        Some(PodDecisions {
+            pod,
+            routes,
+            fates,
+            planned: merged.routes,
+        })
     }
 
     // ----- internals -----

@@ -92,9 +92,11 @@ fn world_insertion_order_does_not_matter() {
 fn a_replan_shares_unchanged_pods_routes_with_the_previous_plan() {
     use std::sync::Arc;
     let (w, routes) = input();
-    let first = plan(&w, &routes, &cfg());
+    let mut engine = crate::plan::Engine::build(cfg(), w.clone(), &routes);
+    let first = engine.plan();
     // Nothing changed: same value as a fresh plan, and every pod's routes are shared.
-    let again = crate::plan::plan_reusing(&w, &routes, &cfg(), &first);
+    engine.replace_routes(&routes);
+    let again = engine.plan();
     assert_eq!(again, plan(&w, &routes, &cfg()));
     assert!(!again.pods.is_empty());
     for (k, r) in &again.pods {
@@ -104,7 +106,8 @@ fn a_replan_shares_unchanged_pods_routes_with_the_previous_plan() {
     // shared, and the result is still exactly a fresh plan.
     let mut edited = routes.clone();
     edited[1].spec.route.push(rr("172.16.13.0/24", "eth1"));
-    let next = crate::plan::plan_reusing(&w, &edited, &cfg(), &first);
+    engine.replace_routes(&edited);
+    let next = engine.plan();
     assert_eq!(next, plan(&w, &edited, &cfg()));
     for (k, r) in &next.pods {
         assert!(!Arc::ptr_eq(r, &first.pods[k]), "{k} shared but changed");

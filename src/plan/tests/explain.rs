@@ -92,7 +92,7 @@ fn unselected_missing_dev_and_host_network_are_told_apart() {
     assert!(e.host_network && e.decision.is_none());
     assert!(matches!(
         &e.candidates[1].outcome,
-        Outcome::PodSkipped { reason } if reason == "HostNetwork"
+        Outcome::PodSkipped { reason } if *reason == crate::plan::SkipReason::HostNetwork
     ));
     assert!(explain_pod(&w, &rs, &cfg(), "default", "nope", ip("172.16.10.1")).is_none());
 }

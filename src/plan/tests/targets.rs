@@ -143,13 +143,13 @@ fn an_unknown_target_kind_makes_the_route_invalid_and_plans_no_row() {
         target("Deployment", Some("app"), "web"),
         target("deployment", Some("app"), "web"),
     ];
-    let p = plan(&wl_world(), &[r], &cfg());
+    let engine = crate::plan::Engine::build(cfg(), wl_world(), &[r]);
+    let mut p = engine.plan();
     assert_eq!(p.reports["r"].summary, crate::plan::Summary::Invalid);
     assert!(p.pods.is_empty());
     // The controller's keep rule (Invalid: leave as is) then drops every row it planned.
-    let keep = crate::controller::keep::keep_for(&[], &[], &p);
+    let keep = crate::controller::keep::keep(&[], [], &engine, crate::nb::Scope::All);
     assert!(keep.routes.contains("r"));
-    let mut p = p;
-    crate::controller::keep::without_kept(&mut p, &keep);
+    crate::controller::keep::drop_kept(&mut p.nb, &keep);
     assert!(p.nb.address_sets.is_empty() && p.nb.port_groups.is_empty());
 }
