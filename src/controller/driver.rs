@@ -85,14 +85,21 @@ impl Loop {
     async fn step(&mut self) {
         let dirty = self.inputs.engine.take_dirty();
         self.count_routes();
-        if !dirty.is_empty() {
+        let sweep = self.inputs.take_sweep();
+        if !dirty.is_empty() || sweep {
             tracing::debug!(
                 nb = dirty.nb.len(),
                 pods = dirty.pods.len(),
                 reports = dirty.reports.len(),
+                sweep,
                 "step"
             );
-            self.nb.pass(&self.inputs, Scope::Routes(&dirty.nb)).await;
+            let scope = if sweep {
+                Scope::All
+            } else {
+                Scope::Routes(&dirty.nb)
+            };
+            self.nb.pass(&self.inputs, scope).await;
             self.pods.some(&self.inputs, &dirty.pods).await;
         }
         // A Route that stopped decoding keeps its plan and says so: status may change with
@@ -104,6 +111,7 @@ impl Loop {
     /// rows of Routes that no longer exist), every pod of this node, status.
     pub(super) async fn full_pass(&mut self) {
         self.inputs.engine.take_dirty();
+        self.inputs.take_sweep();
         self.count_routes();
         self.nb.pass(&self.inputs, Scope::All).await;
         self.pods.all(&self.inputs).await;

@@ -90,6 +90,10 @@ pub struct Inputs {
     pub synced: bool,
     /// The pods in the world are every pod of the cluster, not only this node's.
     pub cluster_pods: bool,
+    /// Whether some input could not be read at all changed since the last full NB pass: rows
+    /// of Routes absent from the input are kept or swept accordingly, which a pass over some
+    /// Routes cannot do.
+    sweep_owed: bool,
 }
 
 fn name(r: &Route) -> &str {
@@ -114,6 +118,7 @@ impl Inputs {
             undecodable: BTreeMap::new(),
             synced: false,
             cluster_pods: false,
+            sweep_owed: false,
         }
     }
 
@@ -241,6 +246,7 @@ impl Inputs {
     /// settles once for the whole burst. Returns true when what the planner sees may have
     /// changed.
     pub fn apply_all(&mut self, updates: impl IntoIterator<Item = Update>) -> bool {
+        let before = self.kept();
         self.engine.begin();
         let mut changed = false;
         for u in updates {
@@ -248,7 +254,37 @@ impl Inputs {
         }
         self.sync_routes();
         self.engine.commit();
+        // The keep rules follow the input's readability, which the planner does not see:
+        // a Route that became (un)readable, or a whole file, changes what its rows may be.
+        let after = self.kept();
+        for name in before.0.symmetric_difference(&after.0) {
+            self.engine.nb_drifted(name);
+        }
+        if before.1 != after.1 {
+            self.sweep_owed = true;
+        }
         changed
+    }
+
+    /// Routes whose rows stay as they are for unreadable input, and whether some input
+    /// could not be read at all (see `keep`).
+    fn kept(&self) -> (BTreeSet<String>, bool) {
+        let mut names: BTreeSet<String> = self.undecodable.keys().cloned().collect();
+        let mut absent = false;
+        for e in &self.errors {
+            match e.route_name() {
+                Some(n) => {
+                    names.insert(n.to_owned());
+                }
+                None => absent = true,
+            }
+        }
+        (names, absent)
+    }
+
+    /// A full NB pass is owed because readability of the whole input changed; cleared.
+    pub fn take_sweep(&mut self) -> bool {
+        std::mem::take(&mut self.sweep_owed)
     }
 
     /// Hands the Routes changed since the last call to the planner, in their effective

@@ -10,6 +10,7 @@ pub mod keep;
 pub mod metrics;
 mod nb_side;
 pub mod oneshot;
+pub mod pod_diff;
 mod pod_side;
 pub mod pods;
 pub mod render;

@@ -115,6 +115,7 @@ impl NbSide {
             return None;
         }
         let scope = if self.owed { Scope::All } else { scope };
+        tracing::trace!(?scope, "NB pass");
         let engine = &inputs.engine;
         let keep = keep(&inputs.errors, inputs.undecodable.keys(), engine, scope);
         let (mut desired, ips) = match scope {

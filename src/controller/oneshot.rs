@@ -1,5 +1,4 @@
 //! `plan` and `apply`: one pass over files, then exit.
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,15 +8,10 @@ use crate::nb::Scope;
 use crate::nb::describe::as_creates;
 use crate::nb::reconcile::Keep;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
-use crate::netlink::ROUTE_PROTOCOL;
-use crate::netlink::diff::dev_gateway;
-use crate::netlink::kernel::{dump_links, dump_routes};
-use crate::netlink::pool::NetnsPool;
 use crate::plan::incremental::Engine;
-use crate::plan::pod::{NextHop, PodKey};
 
 use super::keep::{drop_kept, keep};
-use super::render::PodAt;
+use super::pod_diff::pod_views;
 use super::source::world_from;
 use super::{ControllerError, Options, OutputFormat, pods, render};
 
@@ -75,70 +69,6 @@ fn boxed(e: ConfigError) -> ControllerError {
     ControllerError::Config(Box::new(e))
 }
 
-/// The planned pods found on this machine, with their own gateways on the devs whose
-/// routes use them (read from the pod's table, as the pod side does when programming).
-async fn pods_at(plan: &crate::plan::Plan, opts: &super::PodOptions) -> BTreeMap<PodKey, PodAt> {
-    let discovery = pods::find_netns(opts);
-    let pool = match NetnsPool::new(1, 8) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot look into pods; gateways are not shown");
-            None
-        }
-    };
-    let mut out = BTreeMap::new();
-    for (key, routes) in &plan.pods {
-        let Some(found) = discovery.get(&key.uid) else {
-            continue;
-        };
-        let mut at = PodAt {
-            netns: found.netns.clone(),
-            named: found.netns.parent() == Some(opts.netns_dir.as_path()),
-            gateways: BTreeMap::new(),
-        };
-        let wanted: BTreeSet<(String, bool)> = routes
-            .routes
-            .iter()
-            .filter(|r| r.next_hop == NextHop::DevGateway)
-            .map(|r| (r.dev.to_string(), matches!(r.dst, ipnet::IpNet::V6(_))))
-            .chain(
-                routes
-                    .default_routes
-                    .iter()
-                    .filter(|d| d.next_hop == NextHop::DevGateway)
-                    .map(|d| (d.dev.clone(), d.family.is_v6())),
-            )
-            .collect();
-        if let (Some(pool), false) = (&pool, wanted.is_empty()) {
-            let read = pool
-                .run(&found.netns, |h, _| async move {
-                    Ok::<_, crate::netlink::NetlinkError>((
-                        dump_routes(&h).await?,
-                        dump_links(&h).await?,
-                    ))
-                })
-                .await;
-            match read {
-                Ok(Ok((current, links))) => {
-                    for (dev, v6) in wanted {
-                        if let Some(oif) = links.get(&dev)
-                            && let Some(gw) =
-                                dev_gateway(&current, &[], &dev, *oif, v6, ROUTE_PROTOCOL)
-                        {
-                            at.gateways.insert((dev, v6), gw);
-                        }
-                    }
-                }
-                Ok(Err(e)) | Err(e) => {
-                    tracing::warn!(pod = %key, error = %e, "cannot read the pod's routes");
-                }
-            }
-        }
-        out.insert(key.clone(), at);
-    }
-    out
-}
-
 /// Loads the files and plans them: the planner, its plan with the rows of Routes kept as
 /// they are left out, and the keep rules.
 fn load_and_plan(
@@ -161,7 +91,7 @@ pub async fn plan_once(
     opts: &Options,
     format: OutputFormat,
 ) -> Result<PlanOutcome, ControllerError> {
-    let (loaded, _engine, plan, keep) = load_and_plan(paths, opts)?;
+    let (loaded, engine, plan, keep) = load_and_plan(paths, opts)?;
     let intent = NbIntent {
         desired: &plan.nb,
         service_ips: &plan.ovn_service_ips,
@@ -180,22 +110,14 @@ pub async fn plan_once(
                 .to_owned(),
         ),
     };
-    let pods_at = if opts.pods.skip {
-        BTreeMap::new()
-    } else {
-        pods_at(&plan, &opts.pods).await
-    };
+    // Without the full input, pods keep what they have (as `apply` and `run` do): their
+    // routes are shown as desired state only.
+    let look = !opts.pods.skip && !keep.absent && keep.routes.is_empty();
+    let pods = pod_views(&engine, &opts.pods, opts.plan.node.as_deref(), look).await;
     let rendered = match format {
-        OutputFormat::Text => render::text(
-            &plan,
-            &changes,
-            &nb_problems,
-            &pods_at,
-            ROUTE_PROTOCOL,
-            &note,
-        ),
+        OutputFormat::Text => render::text(&plan, &changes, &nb_problems, &pods, &note),
         OutputFormat::Json => {
-            let mut s = render::json(&plan, &changes, &nb_problems).to_string();
+            let mut s = render::json(&plan, &changes, &nb_problems, &pods).to_string();
             s.push('\n');
             s
         }

@@ -1,24 +1,16 @@
 //! Human and machine renderings of a plan: per-Route status lines, NB changes as `ovn-nbctl`
 //! lines, pod routes as `ip -n <netns> route` lines, or the same as one JSON document.
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value as Json, json};
 
+use super::pod_diff::{PodAt, PodView, totals};
 use crate::nb::diff::{NbChange, NbProblem};
 use crate::nb::ops::describe;
-use crate::netlink::{Target, ip_route_lines};
+use crate::netlink::show::plan_lines;
+use crate::netlink::{ROUTE_PROTOCOL, Target, ip_route_lines};
 use crate::plan::Plan;
-use crate::plan::pod::{NextHop, PodKey};
-
-/// Where `plan` found a pod: its netns file, whether it is a name under the netns dir
-/// (`ip -n NAME`), and the pod's own gateway per (dev, IPv6) for routes that use it.
-#[derive(Clone, Debug, Default)]
-pub struct PodAt {
-    pub netns: std::path::PathBuf,
-    pub named: bool,
-    pub gateways: BTreeMap<(String, bool), std::net::IpAddr>,
-}
+use crate::plan::pod::NextHop;
 
 /// A Route's counts as `plan` and `apply` print them (defined in docs/crd.md, "Counts in
 /// plan and apply"): over the pods the planner plans routes for (this node's with
@@ -59,8 +51,7 @@ pub fn text(
     plan: &Plan,
     changes: &[NbChange],
     nb_problems: &[NbProblem],
-    pods_at: &BTreeMap<PodKey, PodAt>,
-    proto: u8,
+    pods: &[PodView],
     nb_note: &str,
 ) -> String {
     let mut out = String::new();
@@ -91,48 +82,76 @@ pub fn text(
     for c in changes {
         let _ = writeln!(out, "{}", describe(c));
     }
-    let n: usize = plan
-        .pods
-        .values()
-        .map(|p| p.routes.len() + p.default_routes.len())
-        .sum();
+    pods_text(&mut out, pods);
+    out
+}
+
+fn target(at: Option<&PodAt>) -> Target<'_> {
+    match at {
+        Some(PodAt {
+            netns, named: true, ..
+        }) => netns
+            .file_name()
+            .and_then(|f| f.to_str())
+            .map_or(Target::Path(netns), Target::Named),
+        Some(PodAt { netns, .. }) => Target::Path(netns),
+        None => Target::Unknown,
+    }
+}
+
+/// The pods section: what would change in pods found here (lines that do it), and the
+/// desired routes of pods that are not (commented, desired state).
+fn pods_text(out: &mut String, pods: &[PodView]) {
+    let (changes, changed, away) = totals(pods);
     let _ = writeln!(
         out,
-        "\n== Pod routes: {n} route(s) in {} pod(s)",
-        plan.pods.len()
+        "\n== Pod routes: {changes} change(s) in {changed} pod(s) on this machine; {away} pod(s) \
+         not reachable here (desired state shown)"
     );
-    for (pod, routes) in &plan.pods {
-        let at = pods_at.get(pod);
-        let target = match at {
-            Some(PodAt {
-                netns, named: true, ..
-            }) => netns
-                .file_name()
-                .and_then(|f| f.to_str())
-                .map_or(Target::Path(netns), Target::Named),
-            Some(PodAt { netns, .. }) => Target::Path(netns),
-            None => Target::Unknown,
-        };
-        match target {
-            Target::Unknown => {
+    for v in pods {
+        let pod = &v.key;
+        match &v.diff {
+            Some(Ok((plan, links))) => {
+                if plan.is_noop() && plan.conflicts.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(out, "# {pod}");
+                for line in plan_lines(target(v.at.as_ref()), plan, links) {
+                    let _ = writeln!(out, "{line}");
+                }
+                for c in &plan.conflicts {
+                    let _ = writeln!(
+                        out,
+                        "# conflict: {} is taken by a route that is not ours (proto {}); left as it is",
+                        c.wanted.dst, c.foreign.protocol
+                    );
+                }
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(
+                    out,
+                    "# {pod}: its routes could not be read ({why}); desired state:"
+                );
+                desired_lines(out, v);
+            }
+            None => {
                 let _ = writeln!(
                     out,
                     "# {pod}: network namespace not found on this machine (a pod of another \
-                     node, not started yet, or see --cni-results / --netns-dir); to run by hand \
-                     in it:"
+                     node, not started yet, or see --cni-results / --netns-dir); desired state, \
+                     to run by hand in it:"
                 );
+                desired_lines(out, v);
             }
-            _ => {
-                let _ = writeln!(out, "# {pod}");
-            }
-        }
-        let gateway =
-            |dev: &str, v6: bool| at.and_then(|a| a.gateways.get(&(dev.to_owned(), v6)).copied());
-        for line in ip_route_lines(target, routes, proto, &gateway) {
-            let _ = writeln!(out, "{line}");
         }
     }
-    out
+}
+
+fn desired_lines(out: &mut String, v: &PodView) {
+    let none = |_: &str, _: bool| None;
+    for line in ip_route_lines(Target::Unknown, &v.desired, ROUTE_PROTOCOL, &none) {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 fn next_hop_json(h: &NextHop) -> Json {
@@ -143,7 +162,12 @@ fn next_hop_json(h: &NextHop) -> Json {
 }
 
 /// The same content as [`text`], as one JSON document.
-pub fn json(plan: &Plan, changes: &[NbChange], nb_problems: &[NbProblem]) -> Json {
+pub fn json(
+    plan: &Plan,
+    changes: &[NbChange],
+    nb_problems: &[NbProblem],
+    pods: &[PodView],
+) -> Json {
     let routes: serde_json::Map<String, Json> = plan
         .reports
         .iter()
@@ -163,22 +187,42 @@ pub fn json(plan: &Plan, changes: &[NbChange], nb_problems: &[NbProblem]) -> Jso
             }))
         })
         .collect();
-    let pods: Vec<Json> = plan
-        .pods
-        .iter()
-        .map(|(k, p)| {
-            json!({
-                "namespace": k.namespace, "name": k.name, "uid": k.uid,
-                "routes": p.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "dev": &*r.dev,
-                    "via": next_hop_json(&r.next_hop), "route": &*r.owner})).collect::<Vec<_>>(),
-                "defaultRoutes": p.default_routes.iter().map(|d| json!({"ipv6": d.family.is_v6(), "dev": d.dev,
-                    "via": next_hop_json(&d.next_hop), "route": d.owner})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let (pod_changes, _, _) = totals(pods);
+    let pods: Vec<Json> = pods.iter().map(pod_json).collect();
     json!({
         "routes": routes,
         "nb": changes.iter().map(describe).collect::<Vec<_>>(),
+        "podChanges": pod_changes,
         "pods": pods,
+    })
+}
+
+/// One pod: its desired routes, whether its netns is here, and (when it is) the changes
+/// as lines.
+fn pod_json(v: &PodView) -> Json {
+    let (k, p) = (&v.key, &v.desired);
+    let (changes, conflicts, error) = match &v.diff {
+        Some(Ok((plan, links))) => (
+            plan_lines(target(v.at.as_ref()), plan, links),
+            plan.conflicts
+                .iter()
+                .map(|c| c.wanted.dst.to_string())
+                .collect(),
+            None,
+        ),
+        Some(Err(why)) => (Vec::new(), Vec::new(), Some(why.clone())),
+        None => (Vec::new(), Vec::new(), None),
+    };
+    json!({
+        "namespace": k.namespace, "name": k.name, "uid": k.uid,
+        "reachable": v.diff.is_some(),
+        "changes": v.changes(),
+        "lines": changes,
+        "conflicts": conflicts,
+        "error": error,
+        "routes": p.routes.iter().map(|r| json!({"dst": r.dst.to_string(), "dev": &*r.dev,
+            "via": next_hop_json(&r.next_hop), "route": &*r.owner})).collect::<Vec<_>>(),
+        "defaultRoutes": p.default_routes.iter().map(|d| json!({"ipv6": d.family.is_v6(), "dev": d.dev,
+            "via": next_hop_json(&d.next_hop), "route": d.owner})).collect::<Vec<_>>(),
     })
 }

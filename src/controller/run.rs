@@ -214,6 +214,7 @@ pub async fn run_loop(
                         let _ = tx.send(());
                     }
                     Control::Audit(tx) => {
+                        quiet(&mut lp, &mut subs).await;
                         let _ = tx.send(lp.audit().await);
                     }
                 }
@@ -221,6 +222,7 @@ pub async fn run_loop(
             _ = audit.tick(), if run.audit.is_some() => {
                 lp.on_updates(drain(&mut updates, None)).await;
                 lp.on_replica(drain_replica(&mut subs, None)).await;
+                quiet(&mut lp, &mut subs).await;
                 lp.audit().await;
             }
             _ = tokio::signal::ctrl_c() => break,
@@ -229,6 +231,23 @@ pub async fn run_loop(
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
     Ok(())
+}
+
+/// How long the NB replica must be quiet before an audit: a change someone made just
+/// before (a row deleted by hand) reaches the replica a moment after it commits, and is
+/// repaired from its own event, not counted as an audit repair.
+const AUDIT_QUIET: Duration = Duration::from_millis(100);
+
+/// Handles replica events until none has come for [`AUDIT_QUIET`] (bounded: a busy NB
+/// does not hold the audit off for more than a few seconds).
+async fn quiet(lp: &mut Loop, subs: &mut crate::ovsdb::Subscription) {
+    let until = tokio::time::Instant::now() + AUDIT_QUIET * 30;
+    while tokio::time::Instant::now() < until {
+        match tokio::time::timeout(AUDIT_QUIET, subs.recv()).await {
+            Ok(Some(ev)) => lp.on_replica(drain_replica(subs, Some(ev))).await,
+            _ => return,
+        }
+    }
 }
 
 async fn recv_control(c: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {

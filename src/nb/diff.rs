@@ -23,8 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::bfd::BfdRef;
 use super::observed::{Observed, Seen};
 use super::row::{
-    ADDRESS_SET, CheckContext, FamilyVisitor, NbRow, PORT_GROUP, ROUTER, RowProblem, Verdict,
-    each_family,
+    CheckContext, Family, FamilyVisitor, NbRow, ParentLink, RowProblem, Verdict, each_family,
 };
 use crate::ovsdb::{Atom, Uuid};
 use crate::plan::nb::{
@@ -180,15 +179,19 @@ struct Diff<'o> {
     observed: &'o Observed,
     desired: &'o DesiredNb,
     out: NbDiff,
-    /// (parent table, name) -> state, for parents this diff decided (port groups).
-    parents: BTreeMap<(&'static str, String), ParentState>,
+    /// (family, name) -> state, for parent rows of ours this diff decided (port groups).
+    parents: BTreeMap<(Family, String), ParentState>,
     /// Rows this diff deletes: their children go with them.
     deleted: BTreeSet<Uuid>,
-    /// Address_Set names held by rows that are not ours (policies must not name them).
-    foreign_sets: BTreeSet<String>,
+    /// Names of our families' rows held by rows that are not ours (a policy must not name
+    /// such an address set).
+    taken: BTreeSet<(Family, String)>,
 }
 
-impl Diff<'_> {
+/// Observed rows of one family by id, the keeper first.
+type ById<'o, T> = BTreeMap<&'o str, Vec<&'o Seen<T>>>;
+
+impl<'o> Diff<'o> {
     fn problem(&mut self, route: &str, (reason, message): RowProblem) {
         self.out.problems.push(NbProblem {
             route: route.to_owned(),
@@ -197,29 +200,39 @@ impl Diff<'_> {
         });
     }
 
+    fn problems(&mut self, route: &str, problems: &mut Vec<RowProblem>) {
+        for p in problems.drain(..) {
+            self.problem(route, p);
+        }
+    }
+
     fn name_taken(&self, table: &str, name: &str) -> bool {
         self.observed
             .foreign_names
             .contains(&(table.to_owned(), name.to_owned()))
     }
 
-    fn parent_state(&self, table: &'static str, name: &str) -> ParentState {
-        if table == ROUTER {
-            return match self.observed.routers.get(name).and_then(|r| r.uuid) {
+    /// What the parent row named `name` over `link` is.
+    fn parent_state(&self, link: ParentLink, name: &str) -> ParentState {
+        match link.family {
+            // Not ours (routers): it exists or not.
+            None => match self.observed.routers.get(name).and_then(|r| r.uuid) {
                 Some(u) => ParentState::Row(u),
                 None => ParentState::Missing {
                     problem: Some("RouterNotFound"),
                     leave: true,
                 },
-            };
+            },
+            Some(f) => {
+                self.parents
+                    .get(&(f, name.to_owned()))
+                    .cloned()
+                    .unwrap_or(ParentState::Missing {
+                        problem: Some("ParentNotPlanned"),
+                        leave: false,
+                    })
+            }
         }
-        self.parents
-            .get(&(table, name.to_owned()))
-            .cloned()
-            .unwrap_or(ParentState::Missing {
-                problem: Some("PortGroupNotPlanned"),
-                leave: false,
-            })
     }
 
     fn delete<T: NbRow>(&mut self, old: &Seen<T>) {
@@ -239,122 +252,138 @@ impl Diff<'_> {
         }));
     }
 
-    fn family<T: NbRow>(&mut self) {
-        let observed = self.observed;
-        let mut seen = by_id(T::observed(observed));
-        let ports = |name: &str| observed.switch_ports.get(name).copied();
+    /// Judges one desired row: its family's checks, then its parent. `None` when it is not
+    /// written (what exists for it is left alone when the verdict says so); otherwise the
+    /// row to write (the family may adjust it) and where it hangs.
+    fn judge<'w, T: NbRow>(
+        &mut self,
+        want: &'w T,
+        seen: &mut ById<'o, T>,
+    ) -> Option<(std::borrow::Cow<'w, T>, Parent)> {
+        let id = want.owner().id.as_str();
+        let route = want.owner().route.as_str();
         let link = T::FAMILY.parent();
-        for want in T::desired(self.desired) {
-            let id = want.owner().id.as_str();
-            let route = want.owner().route.as_str();
-            let adjusted = want.written();
-            let row: &T = adjusted.as_ref().unwrap_or(want);
-            let mut problems = Vec::new();
-            let router = link
-                .filter(|l| l.table == ROUTER)
-                .and_then(|_| observed.routers.get(want.key()));
-            let ctx = CheckContext {
-                router,
-                foreign_sets: &self.foreign_sets,
-            };
-            // The desired row is checked (it says what cannot be written); the adjusted one
-            // is what is compared and written.
-            let verdict = want.check(&ctx, &mut problems);
-            for p in problems.drain(..) {
-                self.problem(route, p);
+        let mut problems = Vec::new();
+        let observed = self.observed;
+        let router = link
+            .filter(|l| l.family.is_none())
+            .and_then(|_| observed.routers.get(want.key()));
+        let ctx = CheckContext {
+            router,
+            taken: &self.taken,
+        };
+        // The desired row is checked (it says what cannot be written); the adjusted one is
+        // what is compared and written.
+        let verdict = want.check(&ctx, &mut problems);
+        self.problems(route, &mut problems);
+        match verdict {
+            Verdict::Write => {}
+            Verdict::Leave => {
+                seen.remove(id);
+                return None;
             }
-            match verdict {
-                Verdict::Write => {}
-                Verdict::Leave => {
+            Verdict::Drop => return None,
+        }
+        let row = match want.written() {
+            Some(r) => std::borrow::Cow::Owned(r),
+            None => std::borrow::Cow::Borrowed(want),
+        };
+        let Some(l) = link else {
+            return Some((row, Parent::None));
+        };
+        match self.parent_state(l, want.key()) {
+            ParentState::Row(u) => Some((row, Parent::Row(u))),
+            ParentState::New => Some((row, Parent::New(want.key().to_owned()))),
+            ParentState::Missing { problem, leave } => {
+                if let Some(reason) = problem {
+                    let what = match l.family {
+                        None => format!(
+                            "logical router {} does not exist; {} {id} waits for it",
+                            want.key(),
+                            T::WHAT
+                        ),
+                        Some(f) => format!(
+                            "{} {id} refers to {f} {}, which is not planned",
+                            T::WHAT,
+                            want.key()
+                        ),
+                    };
+                    self.problem(route, (reason, what));
+                }
+                if leave {
                     seen.remove(id);
-                    continue;
                 }
-                Verdict::Drop => continue,
+                None
             }
-            let parent = match link {
-                None => Parent::None,
-                Some(l) => match self.parent_state(l.table, want.key()) {
-                    ParentState::Row(u) => Parent::Row(u),
-                    ParentState::New => Parent::New(want.key().to_owned()),
-                    ParentState::Missing { problem, leave } => {
-                        if let Some(reason) = problem {
-                            let what = if l.table == ROUTER {
-                                format!(
-                                    "logical router {} does not exist; {} {id} waits for it",
-                                    want.key(),
-                                    T::WHAT
-                                )
-                            } else {
-                                format!(
-                                    "{} {id} refers to port group {}, which is not planned",
-                                    T::WHAT,
-                                    want.key()
-                                )
-                            };
-                            self.problem(route, (reason, what));
-                        }
-                        if leave {
-                            seen.remove(id);
-                        }
-                        continue;
-                    }
-                },
-            };
-            let set = row.set_atoms(&ports, &mut problems);
-            for p in problems.drain(..) {
-                self.problem(route, p);
-            }
-            match seen.remove(id) {
-                Some(rows) if rows[0].row.key() == row.key() => {
-                    let have = rows[0];
-                    let have_set = have.row.set_atoms(&ports, &mut Vec::new());
-                    let add: BTreeSet<Atom> = set.difference(&have_set).cloned().collect();
-                    let remove: BTreeSet<Atom> = have_set.difference(&set).cloned().collect();
-                    let columns = !row.same_columns(&have.row);
-                    self.child_parent::<T>(row.key(), ParentState::Row(have.uuid));
-                    if columns || !add.is_empty() || !remove.is_empty() {
-                        self.out.changes.push(T::change(RowChange::Update {
-                            uuid: have.uuid,
-                            row: row.clone(),
-                            columns,
-                            add,
-                            remove,
-                        }));
-                    }
-                    for dup in &rows[1..] {
-                        self.delete(dup);
-                    }
-                }
-                other => {
-                    for old in other.into_iter().flatten() {
-                        self.delete(old);
-                    }
-                    if T::FAMILY.named() && self.name_taken(T::FAMILY.table(), row.key()) {
-                        let what = format!(
-                            "{} {} exists and is not owned by ovnkube-route",
-                            T::FAMILY.table(),
-                            row.key()
-                        );
-                        self.problem(route, ("NameTaken", what));
-                        if T::FAMILY.table() == ADDRESS_SET {
-                            self.foreign_sets.insert(row.key().to_owned());
-                        }
-                        self.child_parent::<T>(
-                            row.key(),
-                            ParentState::Missing {
-                                problem: None,
-                                leave: false,
-                            },
-                        );
-                        continue;
-                    }
-                    self.child_parent::<T>(row.key(), ParentState::New);
-                    self.out.changes.push(T::change(RowChange::Create {
-                        parent,
+        }
+    }
+
+    /// Writes one judged row: an update of the row of ours with its id (duplicates
+    /// removed), or a creation in place of rows whose key differs.
+    fn write<T: NbRow>(&mut self, row: &T, parent: Parent, seen: &mut ById<'o, T>) {
+        let observed = self.observed;
+        let ports = |name: &str| observed.switch_ports.get(name).copied();
+        let route = row.owner().route.as_str();
+        let mut problems = Vec::new();
+        let set = row.set_atoms(&ports, &mut problems);
+        self.problems(route, &mut problems);
+        match seen.remove(row.owner().id.as_str()) {
+            Some(rows) if rows[0].row.key() == row.key() => {
+                let have = rows[0];
+                let have_set = have.row.set_atoms(&ports, &mut Vec::new());
+                let add: BTreeSet<Atom> = set.difference(&have_set).cloned().collect();
+                let remove: BTreeSet<Atom> = have_set.difference(&set).cloned().collect();
+                let columns = !row.same_columns(&have.row);
+                self.child_parent::<T>(row.key(), ParentState::Row(have.uuid));
+                if columns || !add.is_empty() || !remove.is_empty() {
+                    self.out.changes.push(T::change(RowChange::Update {
+                        uuid: have.uuid,
                         row: row.clone(),
-                        set,
+                        columns,
+                        add,
+                        remove,
                     }));
                 }
+                for dup in &rows[1..] {
+                    self.delete(dup);
+                }
+            }
+            other => {
+                for old in other.into_iter().flatten() {
+                    self.delete(old);
+                }
+                if T::FAMILY.named() && self.name_taken(T::FAMILY.table(), row.key()) {
+                    let what = format!(
+                        "{} {} exists and is not owned by ovnkube-route",
+                        T::FAMILY.table(),
+                        row.key()
+                    );
+                    self.problem(route, ("NameTaken", what));
+                    self.taken.insert((T::FAMILY, row.key().to_owned()));
+                    self.child_parent::<T>(
+                        row.key(),
+                        ParentState::Missing {
+                            problem: None,
+                            leave: false,
+                        },
+                    );
+                    return;
+                }
+                self.child_parent::<T>(row.key(), ParentState::New);
+                self.out.changes.push(T::change(RowChange::Create {
+                    parent,
+                    row: row.clone(),
+                    set,
+                }));
+            }
+        }
+    }
+
+    fn family<T: NbRow>(&mut self) {
+        let mut seen = by_id(T::observed(self.observed));
+        for want in T::desired(self.desired) {
+            if let Some((row, parent)) = self.judge(want, &mut seen) {
+                self.write::<T>(&row, parent, &mut seen);
             }
         }
         for rows in seen.into_values() {
@@ -364,10 +393,10 @@ impl Diff<'_> {
         }
     }
 
-    /// Records what a row of a parent family (port groups) is, for its children.
+    /// Records what a row of a family others hang off (port groups) is, for its children.
     fn child_parent<T: NbRow>(&mut self, name: &str, state: ParentState) {
-        if T::FAMILY.table() == PORT_GROUP {
-            self.parents.insert((PORT_GROUP, name.to_owned()), state);
+        if T::FAMILY.children().next().is_some() {
+            self.parents.insert((T::FAMILY, name.to_owned()), state);
         }
     }
 }
@@ -393,22 +422,28 @@ fn by_id<T: NbRow>(seen: &[Seen<T>]) -> BTreeMap<&str, Vec<&Seen<T>>> {
     m
 }
 
-/// Computes the changes that take `observed` to `desired`.
+/// Computes the changes that take `observed` to `desired`, row family by row family (the
+/// one generic row diff), then gives the static routes their BFD sessions (`nb::bfd`).
 pub fn diff(desired: &DesiredNb, observed: &Observed) -> NbDiff {
+    let mut out = rows(desired, observed);
+    super::bfd::sessions(desired, observed, &mut out);
+    out.problems.sort();
+    out.problems.dedup();
+    out
+}
+
+/// The generic row diff over every family of ours.
+fn rows(desired: &DesiredNb, observed: &Observed) -> NbDiff {
     let mut d = Diff {
         observed,
         desired,
         out: NbDiff::default(),
         parents: BTreeMap::new(),
         deleted: BTreeSet::new(),
-        foreign_sets: BTreeSet::new(),
+        taken: BTreeSet::new(),
     };
     each_family(&mut d);
-    let mut out = d.out;
-    super::bfd::sessions(desired, observed, &mut out);
-    out.problems.sort();
-    out.problems.dedup();
-    out
+    d.out
 }
 
 /// Every desired row as a creation, for showing a plan without a database to diff against
@@ -424,7 +459,7 @@ pub fn as_creates(desired: &DesiredNb) -> Vec<NbChange> {
             for row in T::desired(self.desired) {
                 let parent = match T::FAMILY.parent() {
                     None => Parent::None,
-                    Some(l) if l.table == ROUTER => Parent::Row(nil),
+                    Some(l) if l.family.is_none() => Parent::Row(nil),
                     Some(_) => Parent::New(row.key().to_owned()),
                 };
                 let set = row.set_atoms(&|_| Some(nil), &mut Vec::new());

@@ -7,8 +7,11 @@
 //! our rows carry.
 use std::collections::BTreeSet;
 
+use super::model::{AddressSet, LogicalRouter, LogicalSwitchPort, PortGroup};
 use super::observed::owner_of;
-use super::row::{Family, LOAD_BALANCER, ROUTER, ROUTER_PORT, SWITCH_PORT};
+use super::row::{
+    ADDRESS_SET, Family, LOAD_BALANCER, PORT_GROUP, ROUTER, ROUTER_PORT, SWITCH_PORT,
+};
 use crate::ovsdb::{ReplicaEvent, ReplicaRow};
 
 /// What changed, as far as our rows are concerned.
@@ -47,8 +50,16 @@ fn route_of_name(name: &str) -> Option<String> {
     Some(ident.replace('_', "-"))
 }
 
-fn name(row: &ReplicaRow) -> Option<&str> {
-    row.column("name").and_then(|n| n.as_str())
+/// A row's `name` (routers, switch ports, address sets and port groups all have one).
+fn name(row: &ReplicaRow) -> Option<String> {
+    let name = match row.table() {
+        ROUTER => LogicalRouter::NAME.read(row),
+        SWITCH_PORT => LogicalSwitchPort::NAME.read(row),
+        ADDRESS_SET => AddressSet::NAME.read(row),
+        PORT_GROUP => PortGroup::NAME.read(row),
+        _ => return None,
+    };
+    name.ok()
 }
 
 /// Whether a router row changed in a way the Routes on it depend on: it appeared or went,
@@ -58,7 +69,7 @@ fn router_moved(old: Option<&ReplicaRow>, new: Option<&ReplicaRow>) -> bool {
     let (Some(old), Some(new)) = (old, new) else {
         return true;
     };
-    let ports = |r: &ReplicaRow| r.column("ports").map(|p| p.to_value());
+    let ports = |r: &ReplicaRow| LogicalRouter::PORTS.read(r).ok();
     name(old) != name(new) || ports(old) != ports(new)
 }
 
@@ -83,16 +94,17 @@ pub fn drift(events: &[ReplicaEvent]) -> NbDrift {
                         Some(o) => {
                             d.routes.insert(o.route);
                         }
-                        None => d.routes.extend(name(row).and_then(route_of_name)),
+                        None => d
+                            .routes
+                            .extend(name(row).as_deref().and_then(route_of_name)),
                     }
                 }
             } else if table == ROUTER {
                 if router_moved(c.old.as_ref(), c.new.as_ref()) {
-                    d.routers.extend(rows().filter_map(name).map(str::to_owned));
+                    d.routers.extend(rows().filter_map(name));
                 }
             } else if table == SWITCH_PORT {
-                d.switch_ports
-                    .extend(rows().filter_map(name).map(str::to_owned));
+                d.switch_ports.extend(rows().filter_map(name));
             } else if table == LOAD_BALANCER {
                 d.load_balancers = true;
             } else if table == ROUTER_PORT {

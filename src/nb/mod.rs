@@ -5,7 +5,7 @@ pub mod bfd;
 pub mod describe;
 pub mod diff;
 pub mod drift;
-mod families;
+mod family;
 pub mod model;
 pub mod observed;
 pub mod ops;

@@ -3,11 +3,12 @@
 //! run `UPDATE_GENERATED=1 cargo test --test generated_model` to regenerate.
 //!
 //! Each struct implements [`TypedRow`]: read it from a replica row or an untyped
-//! [`Row`], write it back with [`TypedRow::to_row`].
+//! [`Row`], write it back with [`TypedRow::to_row`]. Each column has a typed handle
+//! (`LogicalRouter::NAME`) to read one column of a partly monitored row.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ovsdb::typed::{self, ColumnSource, ModelError, TypedRow};
+use crate::ovsdb::typed::{self, Column, ColumnSource, ModelError, TypedRow};
 use crate::ovsdb::value::{Row, Uuid};
 
 /// The schema's name.
@@ -97,6 +98,21 @@ impl Default for Acl {
     }
 }
 
+/// Columns of `ACL`: a column name the schema does not have does not compile.
+impl Acl {
+    pub const ACTION: Column<Acl, String> = Column::new("action");
+    pub const DIRECTION: Column<Acl, String> = Column::new("direction");
+    pub const EXTERNAL_IDS: Column<Acl, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const LABEL: Column<Acl, i64> = Column::new("label");
+    pub const LOG: Column<Acl, bool> = Column::new("log");
+    pub const MATCH: Column<Acl, String> = Column::new("match");
+    pub const METER: Column<Acl, Option<String>> = Column::new("meter");
+    pub const NAME: Column<Acl, Option<String>> = Column::new("name");
+    pub const OPTIONS: Column<Acl, BTreeMap<String, String>> = Column::new("options");
+    pub const PRIORITY: Column<Acl, i64> = Column::new("priority");
+    pub const SEVERITY: Column<Acl, Option<String>> = Column::new("severity");
+}
+
 impl TypedRow for Acl {
     const TABLE: &'static str = "ACL";
     const COLUMNS: &'static [&'static str] = &[
@@ -179,6 +195,14 @@ impl Default for AddressSet {
     }
 }
 
+/// Columns of `Address_Set`: a column name the schema does not have does not compile.
+impl AddressSet {
+    pub const ADDRESSES: Column<AddressSet, BTreeSet<String>> = Column::new("addresses");
+    pub const EXTERNAL_IDS: Column<AddressSet, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const NAME: Column<AddressSet, String> = Column::new("name");
+}
+
 impl TypedRow for AddressSet {
     const TABLE: &'static str = "Address_Set";
     const COLUMNS: &'static [&'static str] = &["addresses", "external_ids", "name"];
@@ -246,6 +270,18 @@ impl Default for Bfd {
             status: None,
         }
     }
+}
+
+/// Columns of `BFD`: a column name the schema does not have does not compile.
+impl Bfd {
+    pub const DETECT_MULT: Column<Bfd, Option<i64>> = Column::new("detect_mult");
+    pub const DST_IP: Column<Bfd, String> = Column::new("dst_ip");
+    pub const EXTERNAL_IDS: Column<Bfd, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const LOGICAL_PORT: Column<Bfd, String> = Column::new("logical_port");
+    pub const MIN_RX: Column<Bfd, Option<i64>> = Column::new("min_rx");
+    pub const MIN_TX: Column<Bfd, Option<i64>> = Column::new("min_tx");
+    pub const OPTIONS: Column<Bfd, BTreeMap<String, String>> = Column::new("options");
+    pub const STATUS: Column<Bfd, Option<String>> = Column::new("status");
 }
 
 impl TypedRow for Bfd {
@@ -327,6 +363,15 @@ impl Default for ChassisTemplateVar {
     }
 }
 
+/// Columns of `Chassis_Template_Var`: a column name the schema does not have does not compile.
+impl ChassisTemplateVar {
+    pub const CHASSIS: Column<ChassisTemplateVar, String> = Column::new("chassis");
+    pub const EXTERNAL_IDS: Column<ChassisTemplateVar, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const VARIABLES: Column<ChassisTemplateVar, BTreeMap<String, String>> =
+        Column::new("variables");
+}
+
 impl TypedRow for ChassisTemplateVar {
     const TABLE: &'static str = "Chassis_Template_Var";
     const COLUMNS: &'static [&'static str] = &["chassis", "external_ids", "variables"];
@@ -391,6 +436,19 @@ impl Default for Connection {
             target: String::new(),
         }
     }
+}
+
+/// Columns of `Connection`: a column name the schema does not have does not compile.
+impl Connection {
+    pub const EXTERNAL_IDS: Column<Connection, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const INACTIVITY_PROBE: Column<Connection, Option<i64>> = Column::new("inactivity_probe");
+    pub const IS_CONNECTED: Column<Connection, bool> = Column::new("is_connected");
+    pub const MAX_BACKOFF: Column<Connection, Option<i64>> = Column::new("max_backoff");
+    pub const OTHER_CONFIG: Column<Connection, BTreeMap<String, String>> =
+        Column::new("other_config");
+    pub const STATUS: Column<Connection, BTreeMap<String, String>> = Column::new("status");
+    pub const TARGET: Column<Connection, String> = Column::new("target");
 }
 
 impl TypedRow for Connection {
@@ -475,6 +533,13 @@ impl Default for Copp {
     }
 }
 
+/// Columns of `Copp`: a column name the schema does not have does not compile.
+impl Copp {
+    pub const EXTERNAL_IDS: Column<Copp, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const METERS: Column<Copp, BTreeMap<String, String>> = Column::new("meters");
+    pub const NAME: Column<Copp, String> = Column::new("name");
+}
+
 impl TypedRow for Copp {
     const TABLE: &'static str = "Copp";
     const COLUMNS: &'static [&'static str] = &["external_ids", "meters", "name"];
@@ -528,6 +593,14 @@ impl Default for DhcpOptions {
     }
 }
 
+/// Columns of `DHCP_Options`: a column name the schema does not have does not compile.
+impl DhcpOptions {
+    pub const CIDR: Column<DhcpOptions, String> = Column::new("cidr");
+    pub const EXTERNAL_IDS: Column<DhcpOptions, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const OPTIONS: Column<DhcpOptions, BTreeMap<String, String>> = Column::new("options");
+}
+
 impl TypedRow for DhcpOptions {
     const TABLE: &'static str = "DHCP_Options";
     const COLUMNS: &'static [&'static str] = &["cidr", "external_ids", "options"];
@@ -576,6 +649,12 @@ impl Default for Dns {
             records: BTreeMap::new(),
         }
     }
+}
+
+/// Columns of `DNS`: a column name the schema does not have does not compile.
+impl Dns {
+    pub const EXTERNAL_IDS: Column<Dns, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const RECORDS: Column<Dns, BTreeMap<String, String>> = Column::new("records");
 }
 
 impl TypedRow for Dns {
@@ -637,6 +716,17 @@ impl Default for ForwardingGroup {
             vmac: String::new(),
         }
     }
+}
+
+/// Columns of `Forwarding_Group`: a column name the schema does not have does not compile.
+impl ForwardingGroup {
+    pub const CHILD_PORT: Column<ForwardingGroup, BTreeSet<String>> = Column::new("child_port");
+    pub const EXTERNAL_IDS: Column<ForwardingGroup, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const LIVENESS: Column<ForwardingGroup, bool> = Column::new("liveness");
+    pub const NAME: Column<ForwardingGroup, String> = Column::new("name");
+    pub const VIP: Column<ForwardingGroup, String> = Column::new("vip");
+    pub const VMAC: Column<ForwardingGroup, String> = Column::new("vmac");
 }
 
 impl TypedRow for ForwardingGroup {
@@ -713,6 +803,16 @@ impl Default for GatewayChassis {
     }
 }
 
+/// Columns of `Gateway_Chassis`: a column name the schema does not have does not compile.
+impl GatewayChassis {
+    pub const CHASSIS_NAME: Column<GatewayChassis, String> = Column::new("chassis_name");
+    pub const EXTERNAL_IDS: Column<GatewayChassis, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const NAME: Column<GatewayChassis, String> = Column::new("name");
+    pub const OPTIONS: Column<GatewayChassis, BTreeMap<String, String>> = Column::new("options");
+    pub const PRIORITY: Column<GatewayChassis, i64> = Column::new("priority");
+}
+
 impl TypedRow for GatewayChassis {
     const TABLE: &'static str = "Gateway_Chassis";
     const COLUMNS: &'static [&'static str] = &[
@@ -780,6 +880,14 @@ impl Default for HaChassis {
     }
 }
 
+/// Columns of `HA_Chassis`: a column name the schema does not have does not compile.
+impl HaChassis {
+    pub const CHASSIS_NAME: Column<HaChassis, String> = Column::new("chassis_name");
+    pub const EXTERNAL_IDS: Column<HaChassis, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const PRIORITY: Column<HaChassis, i64> = Column::new("priority");
+}
+
 impl TypedRow for HaChassis {
     const TABLE: &'static str = "HA_Chassis";
     const COLUMNS: &'static [&'static str] = &["chassis_name", "external_ids", "priority"];
@@ -835,6 +943,14 @@ impl Default for HaChassisGroup {
             name: String::new(),
         }
     }
+}
+
+/// Columns of `HA_Chassis_Group`: a column name the schema does not have does not compile.
+impl HaChassisGroup {
+    pub const EXTERNAL_IDS: Column<HaChassisGroup, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const HA_CHASSIS: Column<HaChassisGroup, BTreeSet<Uuid>> = Column::new("ha_chassis");
+    pub const NAME: Column<HaChassisGroup, String> = Column::new("name");
 }
 
 impl TypedRow for HaChassisGroup {
@@ -903,6 +1019,21 @@ impl Default for LoadBalancer {
             vips: BTreeMap::new(),
         }
     }
+}
+
+/// Columns of `Load_Balancer`: a column name the schema does not have does not compile.
+impl LoadBalancer {
+    pub const EXTERNAL_IDS: Column<LoadBalancer, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const HEALTH_CHECK: Column<LoadBalancer, BTreeSet<Uuid>> = Column::new("health_check");
+    pub const IP_PORT_MAPPINGS: Column<LoadBalancer, BTreeMap<String, String>> =
+        Column::new("ip_port_mappings");
+    pub const NAME: Column<LoadBalancer, String> = Column::new("name");
+    pub const OPTIONS: Column<LoadBalancer, BTreeMap<String, String>> = Column::new("options");
+    pub const PROTOCOL: Column<LoadBalancer, Option<String>> = Column::new("protocol");
+    pub const SELECTION_FIELDS: Column<LoadBalancer, BTreeSet<String>> =
+        Column::new("selection_fields");
+    pub const VIPS: Column<LoadBalancer, BTreeMap<String, String>> = Column::new("vips");
 }
 
 impl TypedRow for LoadBalancer {
@@ -984,6 +1115,13 @@ impl Default for LoadBalancerGroup {
     }
 }
 
+/// Columns of `Load_Balancer_Group`: a column name the schema does not have does not compile.
+impl LoadBalancerGroup {
+    pub const LOAD_BALANCER: Column<LoadBalancerGroup, BTreeSet<Uuid>> =
+        Column::new("load_balancer");
+    pub const NAME: Column<LoadBalancerGroup, String> = Column::new("name");
+}
+
 impl TypedRow for LoadBalancerGroup {
     const TABLE: &'static str = "Load_Balancer_Group";
     const COLUMNS: &'static [&'static str] = &["load_balancer", "name"];
@@ -1034,6 +1172,15 @@ impl Default for LoadBalancerHealthCheck {
             vip: String::new(),
         }
     }
+}
+
+/// Columns of `Load_Balancer_Health_Check`: a column name the schema does not have does not compile.
+impl LoadBalancerHealthCheck {
+    pub const EXTERNAL_IDS: Column<LoadBalancerHealthCheck, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const OPTIONS: Column<LoadBalancerHealthCheck, BTreeMap<String, String>> =
+        Column::new("options");
+    pub const VIP: Column<LoadBalancerHealthCheck, String> = Column::new("vip");
 }
 
 impl TypedRow for LoadBalancerHealthCheck {
@@ -1111,6 +1258,23 @@ impl Default for LogicalRouter {
             static_routes: BTreeSet::new(),
         }
     }
+}
+
+/// Columns of `Logical_Router`: a column name the schema does not have does not compile.
+impl LogicalRouter {
+    pub const COPP: Column<LogicalRouter, Option<Uuid>> = Column::new("copp");
+    pub const ENABLED: Column<LogicalRouter, Option<bool>> = Column::new("enabled");
+    pub const EXTERNAL_IDS: Column<LogicalRouter, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const LOAD_BALANCER: Column<LogicalRouter, BTreeSet<Uuid>> = Column::new("load_balancer");
+    pub const LOAD_BALANCER_GROUP: Column<LogicalRouter, BTreeSet<Uuid>> =
+        Column::new("load_balancer_group");
+    pub const NAME: Column<LogicalRouter, String> = Column::new("name");
+    pub const NAT: Column<LogicalRouter, BTreeSet<Uuid>> = Column::new("nat");
+    pub const OPTIONS: Column<LogicalRouter, BTreeMap<String, String>> = Column::new("options");
+    pub const POLICIES: Column<LogicalRouter, BTreeSet<Uuid>> = Column::new("policies");
+    pub const PORTS: Column<LogicalRouter, BTreeSet<Uuid>> = Column::new("ports");
+    pub const STATIC_ROUTES: Column<LogicalRouter, BTreeSet<Uuid>> = Column::new("static_routes");
 }
 
 impl TypedRow for LogicalRouter {
@@ -1216,6 +1380,19 @@ impl Default for LogicalRouterPolicy {
     }
 }
 
+/// Columns of `Logical_Router_Policy`: a column name the schema does not have does not compile.
+impl LogicalRouterPolicy {
+    pub const ACTION: Column<LogicalRouterPolicy, String> = Column::new("action");
+    pub const EXTERNAL_IDS: Column<LogicalRouterPolicy, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const MATCH: Column<LogicalRouterPolicy, String> = Column::new("match");
+    pub const NEXTHOP: Column<LogicalRouterPolicy, Option<String>> = Column::new("nexthop");
+    pub const NEXTHOPS: Column<LogicalRouterPolicy, BTreeSet<String>> = Column::new("nexthops");
+    pub const OPTIONS: Column<LogicalRouterPolicy, BTreeMap<String, String>> =
+        Column::new("options");
+    pub const PRIORITY: Column<LogicalRouterPolicy, i64> = Column::new("priority");
+}
+
 impl TypedRow for LogicalRouterPolicy {
     const TABLE: &'static str = "Logical_Router_Policy";
     const COLUMNS: &'static [&'static str] = &[
@@ -1309,6 +1486,25 @@ impl Default for LogicalRouterPort {
             peer: None,
         }
     }
+}
+
+/// Columns of `Logical_Router_Port`: a column name the schema does not have does not compile.
+impl LogicalRouterPort {
+    pub const ENABLED: Column<LogicalRouterPort, Option<bool>> = Column::new("enabled");
+    pub const EXTERNAL_IDS: Column<LogicalRouterPort, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const GATEWAY_CHASSIS: Column<LogicalRouterPort, BTreeSet<Uuid>> =
+        Column::new("gateway_chassis");
+    pub const HA_CHASSIS_GROUP: Column<LogicalRouterPort, Option<Uuid>> =
+        Column::new("ha_chassis_group");
+    pub const IPV6_PREFIX: Column<LogicalRouterPort, BTreeSet<String>> = Column::new("ipv6_prefix");
+    pub const IPV6_RA_CONFIGS: Column<LogicalRouterPort, BTreeMap<String, String>> =
+        Column::new("ipv6_ra_configs");
+    pub const MAC: Column<LogicalRouterPort, String> = Column::new("mac");
+    pub const NAME: Column<LogicalRouterPort, String> = Column::new("name");
+    pub const NETWORKS: Column<LogicalRouterPort, BTreeSet<String>> = Column::new("networks");
+    pub const OPTIONS: Column<LogicalRouterPort, BTreeMap<String, String>> = Column::new("options");
+    pub const PEER: Column<LogicalRouterPort, Option<String>> = Column::new("peer");
 }
 
 impl TypedRow for LogicalRouterPort {
@@ -1420,6 +1616,21 @@ impl Default for LogicalRouterStaticRoute {
     }
 }
 
+/// Columns of `Logical_Router_Static_Route`: a column name the schema does not have does not compile.
+impl LogicalRouterStaticRoute {
+    pub const BFD: Column<LogicalRouterStaticRoute, Option<Uuid>> = Column::new("bfd");
+    pub const EXTERNAL_IDS: Column<LogicalRouterStaticRoute, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const IP_PREFIX: Column<LogicalRouterStaticRoute, String> = Column::new("ip_prefix");
+    pub const NEXTHOP: Column<LogicalRouterStaticRoute, String> = Column::new("nexthop");
+    pub const OPTIONS: Column<LogicalRouterStaticRoute, BTreeMap<String, String>> =
+        Column::new("options");
+    pub const OUTPUT_PORT: Column<LogicalRouterStaticRoute, Option<String>> =
+        Column::new("output_port");
+    pub const POLICY: Column<LogicalRouterStaticRoute, Option<String>> = Column::new("policy");
+    pub const ROUTE_TABLE: Column<LogicalRouterStaticRoute, String> = Column::new("route_table");
+}
+
 impl TypedRow for LogicalRouterStaticRoute {
     const TABLE: &'static str = "Logical_Router_Static_Route";
     const COLUMNS: &'static [&'static str] = &[
@@ -1520,6 +1731,25 @@ impl Default for LogicalSwitch {
             qos_rules: BTreeSet::new(),
         }
     }
+}
+
+/// Columns of `Logical_Switch`: a column name the schema does not have does not compile.
+impl LogicalSwitch {
+    pub const ACLS: Column<LogicalSwitch, BTreeSet<Uuid>> = Column::new("acls");
+    pub const COPP: Column<LogicalSwitch, Option<Uuid>> = Column::new("copp");
+    pub const DNS_RECORDS: Column<LogicalSwitch, BTreeSet<Uuid>> = Column::new("dns_records");
+    pub const EXTERNAL_IDS: Column<LogicalSwitch, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const FORWARDING_GROUPS: Column<LogicalSwitch, BTreeSet<Uuid>> =
+        Column::new("forwarding_groups");
+    pub const LOAD_BALANCER: Column<LogicalSwitch, BTreeSet<Uuid>> = Column::new("load_balancer");
+    pub const LOAD_BALANCER_GROUP: Column<LogicalSwitch, BTreeSet<Uuid>> =
+        Column::new("load_balancer_group");
+    pub const NAME: Column<LogicalSwitch, String> = Column::new("name");
+    pub const OTHER_CONFIG: Column<LogicalSwitch, BTreeMap<String, String>> =
+        Column::new("other_config");
+    pub const PORTS: Column<LogicalSwitch, BTreeSet<Uuid>> = Column::new("ports");
+    pub const QOS_RULES: Column<LogicalSwitch, BTreeSet<Uuid>> = Column::new("qos_rules");
 }
 
 impl TypedRow for LogicalSwitch {
@@ -1659,6 +1889,32 @@ impl Default for LogicalSwitchPort {
     }
 }
 
+/// Columns of `Logical_Switch_Port`: a column name the schema does not have does not compile.
+impl LogicalSwitchPort {
+    pub const ADDRESSES: Column<LogicalSwitchPort, BTreeSet<String>> = Column::new("addresses");
+    pub const DHCPV4_OPTIONS: Column<LogicalSwitchPort, Option<Uuid>> =
+        Column::new("dhcpv4_options");
+    pub const DHCPV6_OPTIONS: Column<LogicalSwitchPort, Option<Uuid>> =
+        Column::new("dhcpv6_options");
+    pub const DYNAMIC_ADDRESSES: Column<LogicalSwitchPort, Option<String>> =
+        Column::new("dynamic_addresses");
+    pub const ENABLED: Column<LogicalSwitchPort, Option<bool>> = Column::new("enabled");
+    pub const EXTERNAL_IDS: Column<LogicalSwitchPort, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const HA_CHASSIS_GROUP: Column<LogicalSwitchPort, Option<Uuid>> =
+        Column::new("ha_chassis_group");
+    pub const MIRROR_RULES: Column<LogicalSwitchPort, BTreeSet<Uuid>> = Column::new("mirror_rules");
+    pub const NAME: Column<LogicalSwitchPort, String> = Column::new("name");
+    pub const OPTIONS: Column<LogicalSwitchPort, BTreeMap<String, String>> = Column::new("options");
+    pub const PARENT_NAME: Column<LogicalSwitchPort, Option<String>> = Column::new("parent_name");
+    pub const PORT_SECURITY: Column<LogicalSwitchPort, BTreeSet<String>> =
+        Column::new("port_security");
+    pub const TAG: Column<LogicalSwitchPort, Option<i64>> = Column::new("tag");
+    pub const TAG_REQUEST: Column<LogicalSwitchPort, Option<i64>> = Column::new("tag_request");
+    pub const TYPE: Column<LogicalSwitchPort, String> = Column::new("type");
+    pub const UP: Column<LogicalSwitchPort, Option<bool>> = Column::new("up");
+}
+
 impl TypedRow for LogicalSwitchPort {
     const TABLE: &'static str = "Logical_Switch_Port";
     const COLUMNS: &'static [&'static str] = &[
@@ -1786,6 +2042,15 @@ impl Default for Meter {
     }
 }
 
+/// Columns of `Meter`: a column name the schema does not have does not compile.
+impl Meter {
+    pub const BANDS: Column<Meter, BTreeSet<Uuid>> = Column::new("bands");
+    pub const EXTERNAL_IDS: Column<Meter, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const FAIR: Column<Meter, Option<bool>> = Column::new("fair");
+    pub const NAME: Column<Meter, String> = Column::new("name");
+    pub const UNIT: Column<Meter, String> = Column::new("unit");
+}
+
 impl TypedRow for Meter {
     const TABLE: &'static str = "Meter";
     const COLUMNS: &'static [&'static str] = &["bands", "external_ids", "fair", "name", "unit"];
@@ -1845,6 +2110,15 @@ impl Default for MeterBand {
             rate: 0,
         }
     }
+}
+
+/// Columns of `Meter_Band`: a column name the schema does not have does not compile.
+impl MeterBand {
+    pub const ACTION: Column<MeterBand, String> = Column::new("action");
+    pub const BURST_SIZE: Column<MeterBand, i64> = Column::new("burst_size");
+    pub const EXTERNAL_IDS: Column<MeterBand, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const RATE: Column<MeterBand, i64> = Column::new("rate");
 }
 
 impl TypedRow for MeterBand {
@@ -1913,6 +2187,16 @@ impl Default for Mirror {
             r#type: String::new(),
         }
     }
+}
+
+/// Columns of `Mirror`: a column name the schema does not have does not compile.
+impl Mirror {
+    pub const EXTERNAL_IDS: Column<Mirror, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const FILTER: Column<Mirror, String> = Column::new("filter");
+    pub const INDEX: Column<Mirror, i64> = Column::new("index");
+    pub const NAME: Column<Mirror, String> = Column::new("name");
+    pub const SINK: Column<Mirror, String> = Column::new("sink");
+    pub const TYPE: Column<Mirror, String> = Column::new("type");
 }
 
 impl TypedRow for Mirror {
@@ -1998,6 +2282,21 @@ impl Default for Nat {
             r#type: String::new(),
         }
     }
+}
+
+/// Columns of `NAT`: a column name the schema does not have does not compile.
+impl Nat {
+    pub const ALLOWED_EXT_IPS: Column<Nat, Option<Uuid>> = Column::new("allowed_ext_ips");
+    pub const EXEMPTED_EXT_IPS: Column<Nat, Option<Uuid>> = Column::new("exempted_ext_ips");
+    pub const EXTERNAL_IDS: Column<Nat, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const EXTERNAL_IP: Column<Nat, String> = Column::new("external_ip");
+    pub const EXTERNAL_MAC: Column<Nat, Option<String>> = Column::new("external_mac");
+    pub const EXTERNAL_PORT_RANGE: Column<Nat, String> = Column::new("external_port_range");
+    pub const GATEWAY_PORT: Column<Nat, Option<Uuid>> = Column::new("gateway_port");
+    pub const LOGICAL_IP: Column<Nat, String> = Column::new("logical_ip");
+    pub const LOGICAL_PORT: Column<Nat, Option<String>> = Column::new("logical_port");
+    pub const OPTIONS: Column<Nat, BTreeMap<String, String>> = Column::new("options");
+    pub const TYPE: Column<Nat, String> = Column::new("type");
 }
 
 impl TypedRow for Nat {
@@ -2133,6 +2432,23 @@ impl Default for NbGlobal {
     }
 }
 
+/// Columns of `NB_Global`: a column name the schema does not have does not compile.
+impl NbGlobal {
+    pub const CONNECTIONS: Column<NbGlobal, BTreeSet<Uuid>> = Column::new("connections");
+    pub const EXTERNAL_IDS: Column<NbGlobal, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const HV_CFG: Column<NbGlobal, i64> = Column::new("hv_cfg");
+    pub const HV_CFG_TIMESTAMP: Column<NbGlobal, i64> = Column::new("hv_cfg_timestamp");
+    pub const IPSEC: Column<NbGlobal, bool> = Column::new("ipsec");
+    pub const NAME: Column<NbGlobal, String> = Column::new("name");
+    pub const NB_CFG: Column<NbGlobal, i64> = Column::new("nb_cfg");
+    pub const NB_CFG_TIMESTAMP: Column<NbGlobal, i64> = Column::new("nb_cfg_timestamp");
+    pub const OPTIONS: Column<NbGlobal, BTreeMap<String, String>> = Column::new("options");
+    pub const SB_CFG: Column<NbGlobal, i64> = Column::new("sb_cfg");
+    pub const SB_CFG_TIMESTAMP: Column<NbGlobal, i64> = Column::new("sb_cfg_timestamp");
+    pub const SSL: Column<NbGlobal, Option<Uuid>> = Column::new("ssl");
+}
+
 impl TypedRow for NbGlobal {
     const TABLE: &'static str = "NB_Global";
     const COLUMNS: &'static [&'static str] = &[
@@ -2233,6 +2549,15 @@ impl Default for PortGroup {
     }
 }
 
+/// Columns of `Port_Group`: a column name the schema does not have does not compile.
+impl PortGroup {
+    pub const ACLS: Column<PortGroup, BTreeSet<Uuid>> = Column::new("acls");
+    pub const EXTERNAL_IDS: Column<PortGroup, BTreeMap<String, String>> =
+        Column::new("external_ids");
+    pub const NAME: Column<PortGroup, String> = Column::new("name");
+    pub const PORTS: Column<PortGroup, BTreeSet<Uuid>> = Column::new("ports");
+}
+
 impl TypedRow for PortGroup {
     const TABLE: &'static str = "Port_Group";
     const COLUMNS: &'static [&'static str] = &["acls", "external_ids", "name", "ports"];
@@ -2296,6 +2621,16 @@ impl Default for Qos {
             priority: 0,
         }
     }
+}
+
+/// Columns of `QoS`: a column name the schema does not have does not compile.
+impl Qos {
+    pub const ACTION: Column<Qos, BTreeMap<String, i64>> = Column::new("action");
+    pub const BANDWIDTH: Column<Qos, BTreeMap<String, i64>> = Column::new("bandwidth");
+    pub const DIRECTION: Column<Qos, String> = Column::new("direction");
+    pub const EXTERNAL_IDS: Column<Qos, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const MATCH: Column<Qos, String> = Column::new("match");
+    pub const PRIORITY: Column<Qos, i64> = Column::new("priority");
 }
 
 impl TypedRow for Qos {
@@ -2375,6 +2710,17 @@ impl Default for Ssl {
             ssl_protocols: String::new(),
         }
     }
+}
+
+/// Columns of `SSL`: a column name the schema does not have does not compile.
+impl Ssl {
+    pub const BOOTSTRAP_CA_CERT: Column<Ssl, bool> = Column::new("bootstrap_ca_cert");
+    pub const CA_CERT: Column<Ssl, String> = Column::new("ca_cert");
+    pub const CERTIFICATE: Column<Ssl, String> = Column::new("certificate");
+    pub const EXTERNAL_IDS: Column<Ssl, BTreeMap<String, String>> = Column::new("external_ids");
+    pub const PRIVATE_KEY: Column<Ssl, String> = Column::new("private_key");
+    pub const SSL_CIPHERS: Column<Ssl, String> = Column::new("ssl_ciphers");
+    pub const SSL_PROTOCOLS: Column<Ssl, String> = Column::new("ssl_protocols");
 }
 
 impl TypedRow for Ssl {
@@ -2463,6 +2809,15 @@ impl Default for StaticMacBinding {
             override_dynamic_mac: false,
         }
     }
+}
+
+/// Columns of `Static_MAC_Binding`: a column name the schema does not have does not compile.
+impl StaticMacBinding {
+    pub const IP: Column<StaticMacBinding, String> = Column::new("ip");
+    pub const LOGICAL_PORT: Column<StaticMacBinding, String> = Column::new("logical_port");
+    pub const MAC: Column<StaticMacBinding, String> = Column::new("mac");
+    pub const OVERRIDE_DYNAMIC_MAC: Column<StaticMacBinding, bool> =
+        Column::new("override_dynamic_mac");
 }
 
 impl TypedRow for StaticMacBinding {

@@ -10,9 +10,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::row::{FamilyVisitor, NbRow, each_family};
+use super::model;
+use super::row::{EXTERNAL_IDS, FamilyVisitor, NbRow, each_family};
 use crate::ovsdb::replica::ColumnRef;
-use crate::ovsdb::{Atom, ColumnSource, Row, Snapshot, Uuid};
+use crate::ovsdb::typed::{Column, ColumnValue, TypedRow};
+use crate::ovsdb::{ColumnSource, ReplicaRow, Snapshot, Uuid};
 use crate::plan::nb::{
     ID_KEY, NAME_KEY, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute,
 };
@@ -23,62 +25,16 @@ pub use super::row::{
     SWITCH_PORT,
 };
 
-/// Column access on one row, whatever the storage behind it.
-pub trait RowView {
-    fn column(&self, name: &str) -> Option<ColumnRef<'_>>;
-}
-
-impl RowView for Row {
-    fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
-        self.get(name).map(ColumnRef::from_value)
-    }
-}
-
-impl RowView for crate::ovsdb::ReplicaRow {
-    fn column(&self, name: &str) -> Option<ColumnRef<'_>> {
-        crate::ovsdb::ReplicaRow::column(self, name)
-    }
-}
-
-/// Typed rows read straight from whatever a view hands out.
-impl ColumnSource for dyn RowView + '_ {
-    fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>> {
-        self.column(name)
-    }
-}
-
-pub(crate) fn string(row: &dyn RowView, col: &str) -> String {
-    row.column(col)
-        .and_then(|c| c.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-pub(crate) fn strings(row: &dyn RowView, col: &str) -> BTreeSet<String> {
-    row.column(col)
-        .map(|v| {
-            v.set_iter()
-                .filter_map(Atom::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(crate) fn uuids(row: &dyn RowView, col: &str) -> BTreeSet<Uuid> {
-    row.column(col)
-        .map(|v| v.set_iter().filter_map(Atom::as_uuid).collect())
-        .unwrap_or_default()
-}
-
-fn string_map(row: &dyn RowView, col: &str) -> BTreeMap<String, String> {
-    row.column(col)
-        .and_then(|c| {
-            c.map_iter().map(|m| {
-                m.filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
+/// A typed column read, a missing or ill-typed value said loudly and read as empty: the
+/// server enforces the schema, so this takes a server that does not.
+pub(crate) fn read<T: TypedRow, V: ColumnValue + Default>(
+    column: Column<T, V>,
+    row: &ReplicaRow,
+) -> V {
+    column.read(row).unwrap_or_else(|e| {
+        tracing::warn!(table = T::TABLE, uuid = %row.uuid(), "unreadable column: {e}");
+        V::default()
+    })
 }
 
 /// The owner of a row, if it is ours. A row of ours without an id is still ours (and will be
@@ -86,8 +42,8 @@ fn string_map(row: &dyn RowView, col: &str) -> BTreeMap<String, String> {
 ///
 /// Called for every row of the big tables on every full pass, so it reads the three keys in
 /// place instead of copying the whole `external_ids` map.
-pub(crate) fn owner_of(row: &dyn RowView) -> Option<Owner> {
-    let ids = row.column("external_ids")?;
+pub(crate) fn owner_of(row: &ReplicaRow) -> Option<Owner> {
+    let ids = row.column(EXTERNAL_IDS)?;
     let (mut ours, mut route, mut id) = (false, None, None);
     for (k, v) in ids.map_iter()? {
         let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
@@ -194,7 +150,11 @@ fn vip_ip(vip: &str) -> Option<IpAddr> {
 pub(crate) fn lb_vips(snap: &Snapshot) -> BTreeSet<IpAddr> {
     let mut out = BTreeSet::new();
     for row in snap.iter(LOAD_BALANCER) {
-        out.extend(string_map(&row, "vips").keys().filter_map(|k| vip_ip(k)));
+        out.extend(
+            read(model::LoadBalancer::VIPS, &row)
+                .keys()
+                .filter_map(|k| vip_ip(k)),
+        );
     }
     out
 }
@@ -202,14 +162,14 @@ pub(crate) fn lb_vips(snap: &Snapshot) -> BTreeSet<IpAddr> {
 /// A row as the typed model reads it, minus its `external_ids` (read apart by
 /// [`owner_of`]): a full pass reads every row of ours, and copying each one's map would
 /// cost more than the rest of the row.
-pub(crate) struct WithoutIds<'a>(pub(crate) &'a dyn RowView);
+pub(crate) struct WithoutIds<'a>(pub(crate) &'a ReplicaRow);
 
 static NO_IDS: std::sync::LazyLock<crate::ovsdb::Value> =
     std::sync::LazyLock::new(|| crate::ovsdb::Value::Map(BTreeMap::new()));
 
 impl ColumnSource for WithoutIds<'_> {
     fn column_ref(&self, name: &str) -> Option<ColumnRef<'_>> {
-        if name == "external_ids" {
+        if name == EXTERNAL_IDS {
             return Some(ColumnRef::from_value(&NO_IDS));
         }
         self.0.column(name)

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::bfd::BfdRef;
 use super::diff::{ChangeVisitor, NbChange, Parent, RowChange};
 use super::model;
-use super::row::{BFD, NbRow, STATIC_ROUTE, written_columns};
+use super::row::{BFD, NbRow, written_columns};
 use crate::ovsdb::{
     Atom, Condition, Mutation, OpResult, Operation, Row, TypedRow, Uuid, Value, WaitUntil,
 };
@@ -158,10 +158,12 @@ impl Builder {
     /// The written columns, with the BFD session of a static route.
     fn columns<T: NbRow>(&self, row: &T) -> Row {
         let mut cols = written_columns(row);
-        if let Some(v) = &self.session
-            && T::FAMILY.table() == STATIC_ROUTE
-        {
-            cols.insert("bfd".to_owned(), v.clone());
+        // Set only while a static route change is being built.
+        if let Some(v) = &self.session {
+            cols.insert(
+                model::LogicalRouterStaticRoute::BFD.name().to_owned(),
+                v.clone(),
+            );
         }
         cols
     }
@@ -175,7 +177,7 @@ impl Builder {
         let table = T::FAMILY.table();
         let mut cols = self.columns(row);
         if let Some(c) = T::SET_COLUMN {
-            cols.insert(c.to_owned(), atom_set(set));
+            cols.insert(c.name().to_owned(), atom_set(set));
         }
         // References to children inserted just before (a new port group lists its ACLs).
         let children = self
@@ -247,7 +249,7 @@ impl ChangeVisitor for Builder {
                         Expect::Count(1),
                     );
                 }
-                if let Some(col) = T::SET_COLUMN
+                if let Some(col) = T::SET_COLUMN.map(|c| c.name())
                     && (!add.is_empty() || !remove.is_empty())
                 {
                     let mut m = Vec::new();

@@ -15,15 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::diff::{NbDiff, NbProblem, diff};
-use super::observed::{
-    ACL, ADDRESS_SET, BFD, LOAD_BALANCER, Observed, POLICY, PORT_GROUP, ROUTER, ROUTER_PORT,
-    STATIC_ROUTE, SWITCH_PORT,
-};
+use super::observed::{BFD, Observed};
 use super::ops::transaction;
 use super::row::{Family, desired_owners};
 use crate::ovsdb::{
     Client, ClientConfig, DatabaseSchema, Error as OvsdbError, ReplicaFeed, Snapshot, Subscription,
-    TableSpec,
+    TableSpec, TypedSpec,
 };
 use crate::ovsdb::{OpResult, Replica, ReplicaError, SchemaError, TxnErrorKind};
 use crate::plan::nb::{DesiredNb, ID_KEY, NAME_KEY};
@@ -87,21 +84,54 @@ impl NbError {
 /// The tables and columns the reconciler reads. Only what is needed, so a large NB (many
 /// switch ports, load balancers) costs little memory.
 pub fn table_specs() -> Vec<TableSpec> {
+    use super::model::{
+        Acl, AddressSet, Bfd, LoadBalancer, LogicalRouter, LogicalRouterPolicy, LogicalRouterPort,
+        LogicalRouterStaticRoute, LogicalSwitchPort, PortGroup,
+    };
     let owned = [ID_KEY, NAME_KEY];
     vec![
-        TableSpec::all(ROUTER)
-            .with_columns(&["name", "ports", "policies", "static_routes"])
-            .with_index(&["name"]),
-        TableSpec::all(ROUTER_PORT).with_columns(&["name", "networks"]),
+        TypedSpec::<LogicalRouter>::all()
+            .columns(&[
+                LogicalRouter::NAME.erased(),
+                LogicalRouter::PORTS.erased(),
+                LogicalRouter::POLICIES.erased(),
+                LogicalRouter::STATIC_ROUTES.erased(),
+            ])
+            .index(&[LogicalRouter::NAME.erased()])
+            .spec(),
+        TypedSpec::<LogicalRouterPort>::all()
+            .columns(&[
+                LogicalRouterPort::NAME.erased(),
+                LogicalRouterPort::NETWORKS.erased(),
+            ])
+            .spec(),
         // Every BFD row: a session to a next hop may already exist (ovn-kubernetes').
-        TableSpec::all(BFD).with_columns(&["logical_port", "dst_ip", "external_ids"]),
-        TableSpec::all(POLICY).with_external_id_keys(&owned),
-        TableSpec::all(STATIC_ROUTE).with_external_id_keys(&owned),
-        TableSpec::all(ACL).with_external_id_keys(&owned),
-        TableSpec::all(ADDRESS_SET).with_external_id_keys(&owned),
-        TableSpec::all(PORT_GROUP).with_external_id_keys(&owned),
-        TableSpec::all(SWITCH_PORT).with_columns(&["name"]),
-        TableSpec::all(LOAD_BALANCER).with_columns(&["name", "vips"]),
+        TypedSpec::<Bfd>::all()
+            .columns(&[
+                Bfd::LOGICAL_PORT.erased(),
+                Bfd::DST_IP.erased(),
+                Bfd::EXTERNAL_IDS.erased(),
+            ])
+            .spec(),
+        TypedSpec::<LogicalRouterPolicy>::all()
+            .external_id_keys(&owned)
+            .spec(),
+        TypedSpec::<LogicalRouterStaticRoute>::all()
+            .external_id_keys(&owned)
+            .spec(),
+        TypedSpec::<Acl>::all().external_id_keys(&owned).spec(),
+        TypedSpec::<AddressSet>::all()
+            .external_id_keys(&owned)
+            .spec(),
+        TypedSpec::<PortGroup>::all()
+            .external_id_keys(&owned)
+            .spec(),
+        TypedSpec::<LogicalSwitchPort>::all()
+            .columns(&[LogicalSwitchPort::NAME.erased()])
+            .spec(),
+        TypedSpec::<LoadBalancer>::all()
+            .columns(&[LoadBalancer::NAME.erased(), LoadBalancer::VIPS.erased()])
+            .spec(),
     ]
 }
 
@@ -321,6 +351,10 @@ impl NbReconciler {
             // Every operation on an existing row sits behind a `wait` guard, so this is a
             // should-not-happen; say so rather than carry on from a wrong assumption.
             return Err(NbError::Conflict(why));
+        }
+        for c in &d.changes {
+            let (table, owner, kind) = c.summary();
+            tracing::trace!(table, route = %owner.route, id = %owner.id, kind, "NB row");
         }
         let inserted: Vec<_> = results.iter().filter_map(OpResult::uuid).collect();
         if let Ok(mut u) = self.unseen.lock() {

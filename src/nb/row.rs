@@ -14,6 +14,7 @@ use std::fmt;
 use super::diff::{NbChange, RowChange};
 use super::model;
 use super::observed::{Observed, RouterInfo, Seen};
+use crate::ovsdb::typed::Col;
 use crate::ovsdb::{Atom, Row, TypedRow, Uuid};
 use crate::plan::nb::{
     DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner,
@@ -30,6 +31,9 @@ pub const SWITCH_PORT: &str = model::LogicalSwitchPort::TABLE;
 pub const LOAD_BALANCER: &str = model::LoadBalancer::TABLE;
 /// Not a family of ours: sessions are shared with ovn-kubernetes (see `nb::bfd`).
 pub const BFD: &str = model::Bfd::TABLE;
+
+/// `external_ids`, where every table of ours keeps the ownership keys.
+pub const EXTERNAL_IDS: &str = model::AddressSet::EXTERNAL_IDS.name();
 
 /// The families of rows we own, in the order a pass handles them: a row's parent family
 /// comes before it (port groups before their ACLs; routers are never ours).
@@ -48,6 +52,11 @@ pub enum Family {
 pub struct ParentLink {
     pub table: &'static str,
     pub column: &'static str,
+    /// The parent's family when the parent rows are ours (port groups); `None` when they
+    /// are not (routers: found by name among the observed routers).
+    pub family: Option<Family>,
+    /// The parent table's `name` column.
+    pub name: &'static str,
 }
 
 impl Family {
@@ -75,15 +84,21 @@ impl Family {
             Family::AddressSet | Family::PortGroup => None,
             Family::Acl => Some(ParentLink {
                 table: PORT_GROUP,
-                column: "acls",
+                column: model::PortGroup::ACLS.name(),
+                family: Some(Family::PortGroup),
+                name: model::PortGroup::NAME.name(),
             }),
             Family::Policy => Some(ParentLink {
                 table: ROUTER,
-                column: "policies",
+                column: model::LogicalRouter::POLICIES.name(),
+                family: None,
+                name: model::LogicalRouter::NAME.name(),
             }),
             Family::StaticRoute => Some(ParentLink {
                 table: ROUTER,
-                column: "static_routes",
+                column: model::LogicalRouter::STATIC_ROUTES.name(),
+                family: None,
+                name: model::LogicalRouter::NAME.name(),
             }),
         }
     }
@@ -113,8 +128,15 @@ impl fmt::Display for Family {
 pub struct CheckContext<'a> {
     /// The router the row hangs off, when it exists.
     pub router: Option<&'a RouterInfo>,
-    /// Address_Set names held by rows that are not ours.
-    pub foreign_sets: &'a BTreeSet<String>,
+    /// Names of rows of ours' families held by rows that are not ours.
+    pub taken: &'a BTreeSet<(Family, String)>,
+}
+
+impl CheckContext<'_> {
+    /// Whether a row that is not ours holds `name` in `family`'s table.
+    pub fn name_taken(&self, family: Family, name: &str) -> bool {
+        self.taken.contains(&(family, name.to_owned()))
+    }
 }
 
 /// A family check's verdict on one desired row.
@@ -146,10 +168,13 @@ pub trait NbRow: Clone + Eq + Ord + fmt::Debug + Sized + 'static {
     const FAMILY: Family;
     /// What the row is called in problems.
     const WHAT: &'static str;
-    /// Columns a pass writes on insert and update, besides `external_ids` and the set column.
-    const COLUMNS: &'static [&'static str];
+    /// Columns a pass writes on insert and update, besides the ownership column and the set
+    /// column.
+    const COLUMNS: &'static [Col<Self::Model>];
+    /// `external_ids`: where the ownership keys live.
+    const IDS: Col<Self::Model>;
     /// The set column that can be large: changed by `mutate` insert / delete of elements.
-    const SET_COLUMN: Option<&'static str> = None;
+    const SET_COLUMN: Option<Col<Self::Model>> = None;
 
     fn owner(&self) -> &Owner;
 
@@ -209,10 +234,10 @@ pub fn each_family(v: &mut impl FamilyVisitor) {
     v.visit::<NbStaticRoute>();
 }
 
-/// The columns of `row` a pass writes: [`NbRow::COLUMNS`] and `external_ids`.
+/// The columns of `row` a pass writes: [`NbRow::COLUMNS`] and [`NbRow::IDS`].
 pub fn written_columns<T: NbRow>(row: &T) -> Row {
     let mut r = row.to_model().to_row();
-    r.retain(|k, _| k == "external_ids" || T::COLUMNS.contains(&k.as_str()));
+    r.retain(|k, _| k == T::IDS.name() || T::COLUMNS.iter().any(|c| c.name() == k));
     r
 }
 

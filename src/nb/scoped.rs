@@ -6,9 +6,11 @@
 //! some ([`Observed::collect_all`]), which also sweeps rows of Routes that no longer exist.
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::observed::{
-    Observed, RouterInfo, Seen, SeenBfd, WithoutIds, owner_of, string, strings, uuids,
+use super::model::{
+    AddressSet, Bfd, LogicalRouter, LogicalRouterPort, LogicalRouterStaticRoute, LogicalSwitchPort,
+    PortGroup,
 };
+use super::observed::{Observed, RouterInfo, Seen, SeenBfd, WithoutIds, owner_of, read};
 use super::row::{
     BFD, FamilyVisitor, NbRow, PORT_GROUP, ROUTER, ROUTER_PORT, ReadContext, STATIC_ROUTE,
     SWITCH_PORT, each_family,
@@ -23,10 +25,7 @@ struct ScopedRead<'a> {
 }
 
 fn port_name(snap: &Snapshot, u: Uuid) -> Option<String> {
-    snap.get(SWITCH_PORT, u)?
-        .column("name")?
-        .as_str()
-        .map(str::to_owned)
+    Some(read(LogicalSwitchPort::NAME, &snap.get(SWITCH_PORT, u)?))
 }
 
 impl FamilyVisitor for ScopedRead<'_> {
@@ -61,7 +60,13 @@ impl FamilyVisitor for ScopedRead<'_> {
                     }
                 };
                 let parent = parent_of.get(uuid);
-                let pname = parent.map(|p| string(p, "name")).unwrap_or_default();
+                let pname = match (parent, link) {
+                    (Some(p), Some(l)) => p
+                        .column(l.name)
+                        .and_then(|c| c.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
                 let ctx = ReadContext {
                     parent: &pname,
                     port_name: &names,
@@ -194,16 +199,16 @@ impl Observed {
             .collect();
         let mut found = Vec::new();
         for name in routers {
-            if let Some(r) = snap.find_by_index(ROUTER, "name", &Value::from(name)) {
-                let ports: Vec<(String, Vec<ipnet::IpNet>)> = uuids(&r, "ports")
+            if let Some(r) = snap.find_by(LogicalRouter::NAME, &Value::from(name)) {
+                let ports: Vec<(String, Vec<ipnet::IpNet>)> = read(LogicalRouter::PORTS, &r)
                     .into_iter()
                     .filter_map(|p| snap.get(ROUTER_PORT, p))
                     .map(|p| {
-                        let nets = strings(&p, "networks")
+                        let nets = read(LogicalRouterPort::NETWORKS, &p)
                             .iter()
                             .filter_map(|n| n.parse().ok())
                             .collect();
-                        (string(&p, "name"), nets)
+                        (read(LogicalRouterPort::NAME, &p), nets)
                     })
                     .collect();
                 let info = RouterInfo {
@@ -224,23 +229,23 @@ impl Observed {
             .collect();
         let mut switch_ports = Vec::new();
         for p in ports {
-            if let Some(r) = snap.find_by_index(SWITCH_PORT, "name", &Value::from(p.as_str())) {
+            if let Some(r) = snap.find_by(LogicalSwitchPort::NAME, &Value::from(p.as_str())) {
                 switch_ports.push((p.clone(), r.uuid()));
             }
         }
         o.switch_ports.extend(switch_ports);
 
-        let named = desired
-            .address_sets
-            .iter()
-            .map(|a| (super::row::ADDRESS_SET, &a.name))
-            .chain(desired.port_groups.iter().map(|g| (PORT_GROUP, &g.name)));
+        let sets = desired.address_sets.iter().map(|a| {
+            let row = snap.find_by(AddressSet::NAME, &Value::from(a.name.as_str()));
+            (row, super::row::ADDRESS_SET, &a.name)
+        });
+        let groups = desired.port_groups.iter().map(|g| {
+            let row = snap.find_by(PortGroup::NAME, &Value::from(g.name.as_str()));
+            (row, PORT_GROUP, &g.name)
+        });
         let mut foreign = Vec::new();
-        for (table, name) in named {
-            if snap
-                .find_by_index(table, "name", &Value::from(name.as_str()))
-                .is_some_and(|r| owner_of(&r).is_none())
-            {
+        for (row, table, name) in sets.chain(groups) {
+            if row.is_some_and(|r| owner_of(&r).is_none()) {
                 foreign.push((table.to_owned(), name.clone()));
             }
         }
@@ -262,8 +267,8 @@ fn bfd_sessions(snap: &Snapshot, routes: &BTreeSet<String>, o: &mut Observed) {
         .iter(BFD)
         .map(|row| SeenBfd {
             uuid: row.uuid(),
-            logical_port: string(&row, "logical_port"),
-            dst_ip: string(&row, "dst_ip"),
+            logical_port: read(Bfd::LOGICAL_PORT, &row),
+            dst_ip: read(Bfd::DST_IP, &row),
             owner: owner_of(&row),
         })
         .collect();
@@ -272,14 +277,14 @@ fn bfd_sessions(snap: &Snapshot, routes: &BTreeSet<String>, o: &mut Observed) {
         .iter()
         .filter_map(|s| {
             let row = snap.get(STATIC_ROUTE, s.uuid)?;
-            uuids(&row, "bfd").into_iter().next().map(|b| (s.uuid, b))
+            read(LogicalRouterStaticRoute::BFD, &row).map(|b| (s.uuid, b))
         })
         .collect();
     o.route_bfd.extend(refs);
     if o.bfds.iter().any(|b| b.owner.is_some()) {
         for row in snap.iter(STATIC_ROUTE) {
             if owner_of(&row).is_some_and(|w| !routes.contains(&w.route))
-                && let Some(b) = uuids(&row, "bfd").into_iter().next()
+                && let Some(b) = read(LogicalRouterStaticRoute::BFD, &row)
             {
                 o.bfd_held.insert(b);
             }

@@ -181,7 +181,7 @@ fn apply(img: &mut NbImage, changes: &[NbChange]) {
             let id = u(self.next);
             let mut r: Row = TypedRow::to_row(&row.to_model());
             if let Some(col) = T::SET_COLUMN {
-                r.insert(col.into(), Value::set(set.iter().cloned()));
+                r.insert(col.name().into(), Value::set(set.iter().cloned()));
             }
             for (name, col, child) in std::mem::take(&mut self.pending) {
                 if name == row.key() && T::FAMILY.parent().is_none() {

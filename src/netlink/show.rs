@@ -8,7 +8,9 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
+use super::diff::PodPlan;
 use super::is_v6;
+use super::kernel::{KernelRoute, Links, SCOPE_LINK};
 use crate::plan::pod::{NextHop, PodRoutes};
 
 /// Where a pod's lines run.
@@ -32,14 +34,7 @@ pub fn ip_route_lines(
 ) -> Vec<String> {
     let mut out = Vec::with_capacity(routes.routes.len() + routes.default_routes.len());
     let mut line = |v6: bool, dst: &str, dev: &str, next_hop: &NextHop, owner: &str| {
-        let mut s = match target {
-            Target::Named(n) => format!("ip -n {n} "),
-            Target::Path(p) => format!("nsenter --net={} ip ", p.display()),
-            Target::Unknown => "# ip -n <netns> ".to_owned(),
-        };
-        if v6 {
-            s.push_str("-6 ");
-        }
+        let mut s = prefix(target, v6);
         let _ = write!(s, "route replace {dst}");
         let hop = match next_hop {
             NextHop::Via(gw) => Some(*gw),
@@ -73,6 +68,84 @@ pub fn ip_route_lines(
             &r.next_hop,
             &r.owner,
         );
+    }
+    out
+}
+
+/// `ip` prefix of a line for `target`.
+fn prefix(target: Target<'_>, v6: bool) -> String {
+    let mut s = match target {
+        Target::Named(n) => format!("ip -n {n} "),
+        Target::Path(p) => format!("nsenter --net={} ip ", p.display()),
+        Target::Unknown => "# ip -n <netns> ".to_owned(),
+    };
+    if v6 {
+        s.push_str("-6 ");
+    }
+    s
+}
+
+/// One kernel route as `ip route` arguments (device names from `links`).
+fn route_text(r: &KernelRoute, links: &Links) -> String {
+    let mut s = if r.dst.prefix_len() == 0 {
+        "default".to_owned()
+    } else {
+        r.dst.to_string()
+    };
+    if let Some(gw) = r.gateway {
+        let _ = write!(s, " via {gw}");
+    }
+    let dev = r.oif.and_then(|i| {
+        links
+            .iter()
+            .find(|(_, idx)| **idx == i)
+            .map(|(n, _)| n.as_str())
+    });
+    if let Some(dev) = dev {
+        let _ = write!(s, " dev {dev}");
+    }
+    let _ = write!(s, " proto {} metric {}", r.protocol, r.metric);
+    if r.scope == SCOPE_LINK {
+        s.push_str(" scope link");
+    }
+    s
+}
+
+/// `ip ... route <verb> <route>`.
+fn route_line(target: Target<'_>, verb: &str, r: &KernelRoute, links: &Links) -> String {
+    format!(
+        "{}route {verb} {}",
+        prefix(target, is_v6(&r.dst)),
+        route_text(r, links)
+    )
+}
+
+/// What the pod side would do in one pod (`plan`), as lines that do it when pasted, in the
+/// order the pod side does it. Recording an original default route is the controller's
+/// bookkeeping: a comment says so.
+pub fn plan_lines(target: Target<'_>, plan: &PodPlan, links: &Links) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &plan.record {
+        out.push(format!(
+            "# the original default route ({}) is recorded first, to be put back when no \
+             Route replaces it",
+            route_text(&r.route, links)
+        ));
+    }
+    for r in &plan.deletes {
+        out.push(route_line(target, "del", r, links));
+    }
+    for r in &plan.restores {
+        out.push(format!(
+            "{}  # original default route put back",
+            route_line(target, "replace", &r.route, links)
+        ));
+    }
+    for (r, _) in &plan.writes {
+        out.push(route_line(target, "replace", r, links));
+    }
+    for r in &plan.foreign_default_deletes {
+        out.push(route_line(target, "del", r, links));
     }
     out
 }

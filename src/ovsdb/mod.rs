@@ -26,7 +26,7 @@ pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
 pub use replica::{
     ChangeKind, ChangeSet, ColumnRef, Replica, ReplicaError, ReplicaEvent, ReplicaRow,
-    ResetBuilder, RowChange, Snapshot, SnapshotSeed, Subscription, TableSpec,
+    ResetBuilder, RowChange, Snapshot, SnapshotSeed, Subscription, TableSpec, TypedSpec,
 };
 pub use schema::{ColumnKind, ColumnType, DatabaseSchema, SchemaError, TableSchema};
 pub use transport::{Endpoint, TcpOptions, TlsFiles, parse_remotes};

@@ -53,6 +53,28 @@ pub fn field_name(column: &str) -> String {
     s
 }
 
+/// The associated constant naming a column's handle: `external_ids` -> `EXTERNAL_IDS`.
+/// Names the `TypedRow` trait uses for its own constants get a `_COLUMN` suffix.
+pub fn const_name(column: &str) -> String {
+    let mut s: String = column
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    if s == "TABLE" || s == "COLUMNS" {
+        s.push_str("_COLUMN");
+    }
+    s
+}
+
 /// The Rust type name for a table: `Logical_Router` -> `LogicalRouter`, `NB_Global` ->
 /// `NbGlobal`.
 pub fn type_name(table: &str) -> String {
@@ -237,6 +259,24 @@ fn table_source(out: &mut String, db: &str, t: &TableSchema) {
     }
     let _ = writeln!(out, "        }}\n    }}\n}}\n");
 
+    let _ = writeln!(
+        out,
+        "/// Columns of `{}`: a column name the schema does not have does not compile.",
+        t.name
+    );
+    let _ = writeln!(out, "impl {name} {{");
+    for c in &t.columns {
+        let m = mapping(&c.ty);
+        let _ = writeln!(
+            out,
+            "    pub const {}: Column<{name}, {}> = Column::new({:?});",
+            const_name(&c.name),
+            m.rust,
+            c.name
+        );
+    }
+    let _ = writeln!(out, "}}\n");
+
     let _ = writeln!(out, "impl TypedRow for {name} {{");
     let _ = writeln!(out, "    const TABLE: &'static str = {:?};", t.name);
     let cols: Vec<String> = t.columns.iter().map(|c| format!("{:?}", c.name)).collect();
@@ -303,14 +343,15 @@ pub fn generate(schema: &DatabaseSchema, opts: &ModelOptions) -> String {
          //! {}.\n\
          //!\n\
          //! Each struct implements [`TypedRow`]: read it from a replica row or an untyped\n\
-         //! [`Row`], write it back with [`TypedRow::to_row`].",
+         //! [`Row`], write it back with [`TypedRow::to_row`]. Each column has a typed handle\n\
+         //! (`LogicalRouter::NAME`) to read one column of a partly monitored row.",
         schema.name, schema.version, opts.source, opts.regenerate
     );
     out.push('\n');
     let _ = writeln!(out, "use std::collections::{{BTreeMap, BTreeSet}};\n");
     let _ = writeln!(
         out,
-        "use crate::ovsdb::typed::{{self, ColumnSource, ModelError, TypedRow}};"
+        "use crate::ovsdb::typed::{{self, Column, ColumnSource, ModelError, TypedRow}};"
     );
     let _ = writeln!(
         out,

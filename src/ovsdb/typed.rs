@@ -6,6 +6,7 @@
 //!
 //! Untyped access stays available for every table through [`Row`] and [`ReplicaRow`].
 use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
 
 use super::replica::{ColumnRef, ReplicaRow, Snapshot};
 use super::value::{Atom, Row, Uuid, Value};
@@ -78,6 +79,16 @@ pub trait TypedRow: Sized {
 }
 
 impl Snapshot {
+    /// The row of `column`'s table whose `column` equals `value` (see
+    /// [`Snapshot::find_by_index`]).
+    pub fn find_by<T: TypedRow, V>(
+        &self,
+        column: Column<T, V>,
+        value: &Value,
+    ) -> Option<ReplicaRow> {
+        self.find_by_index(T::TABLE, column.name(), value)
+    }
+
     /// The row with this uuid as a typed row.
     pub fn get_typed<T: TypedRow>(&self, uuid: Uuid) -> Option<Result<T, ModelError>> {
         self.get(T::TABLE, uuid).map(|r| T::from_replica(&r))
@@ -100,6 +111,139 @@ impl Snapshot {
         &'a self,
     ) -> impl Iterator<Item = Result<T, ModelError>> + 'a {
         self.iter(T::TABLE).map(|r| T::from_replica(&r))
+    }
+}
+
+/// One column of table `T` whose values read as `V`: the generated model has one per
+/// column (`model::LogicalRouter::NAME`), so a column name that is not in the schema does
+/// not compile, and a read cannot ask for the wrong type.
+pub struct Column<T, V> {
+    name: &'static str,
+    _row: PhantomData<fn() -> (T, V)>,
+}
+
+impl<T, V> Column<T, V> {
+    pub const fn new(name: &'static str) -> Self {
+        Column {
+            name,
+            _row: PhantomData,
+        }
+    }
+
+    /// The column's name in the schema.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The same column, its value type forgotten (for lists of columns).
+    pub const fn erased(&self) -> Col<T> {
+        Col {
+            name: self.name,
+            _row: PhantomData,
+        }
+    }
+}
+
+impl<T: TypedRow, V: ColumnValue> Column<T, V> {
+    /// The column's value in `src`; a missing or ill-typed column is an error.
+    pub fn read<S: ColumnSource + ?Sized>(&self, src: &S) -> Result<V, ModelError> {
+        V::read(src, T::TABLE, self.name)
+    }
+}
+
+/// A column of table `T`, whatever its value type.
+pub struct Col<T> {
+    name: &'static str,
+    _row: PhantomData<fn() -> T>,
+}
+
+impl<T> Col<T> {
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<T> Clone for Col<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Col<T> {}
+
+impl<T> std::fmt::Debug for Col<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl<T> PartialEq for Col<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl<T> Eq for Col<T> {}
+
+/// How a column's Rust type reads from a row: the shapes of [`scalar`], [`optional`],
+/// [`set`], [`map`] and [`raw`].
+pub trait ColumnValue: Sized {
+    fn read<S: ColumnSource + ?Sized>(
+        src: &S,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Self, ModelError>;
+}
+
+macro_rules! scalar_column {
+    ($($t:ty),*) => {$(
+        impl ColumnValue for $t {
+            fn read<S: ColumnSource + ?Sized>(src: &S, table: &'static str, column: &'static str) -> Result<Self, ModelError> {
+                scalar(src, table, column)
+            }
+        }
+    )*};
+}
+
+scalar_column!(i64, f64, bool, String, Uuid);
+
+impl<T: AtomType> ColumnValue for Option<T> {
+    fn read<S: ColumnSource + ?Sized>(
+        src: &S,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Self, ModelError> {
+        optional(src, table, column)
+    }
+}
+
+impl<T: AtomType + Ord> ColumnValue for BTreeSet<T> {
+    fn read<S: ColumnSource + ?Sized>(
+        src: &S,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Self, ModelError> {
+        set(src, table, column)
+    }
+}
+
+impl<K: AtomType + Ord, V: AtomType> ColumnValue for BTreeMap<K, V> {
+    fn read<S: ColumnSource + ?Sized>(
+        src: &S,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Self, ModelError> {
+        map(src, table, column)
+    }
+}
+
+impl ColumnValue for Value {
+    fn read<S: ColumnSource + ?Sized>(
+        src: &S,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Self, ModelError> {
+        raw(src, table, column)
     }
 }
 

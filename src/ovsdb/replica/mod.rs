@@ -69,7 +69,7 @@ pub use error::ReplicaError;
 pub use reset::ResetBuilder;
 use snapshot::{DbState, ReplicaMeta};
 pub use snapshot::{ReplicaRow, Snapshot};
-pub use spec::TableSpec;
+pub use spec::{TableSpec, TypedSpec};
 use store::{RowValues, TableState};
 pub use stream::SnapshotSeed;
 

@@ -54,6 +54,47 @@ impl TableSpec {
     }
 }
 
+/// A [`TableSpec`] for a generated typed row's table: its columns and indexes are the
+/// model's column handles, so a column the schema does not have does not compile.
+pub struct TypedSpec<T> {
+    spec: TableSpec,
+    _row: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: crate::ovsdb::TypedRow> TypedSpec<T> {
+    /// Every column of `T`'s table.
+    pub fn all() -> Self {
+        TypedSpec {
+            spec: TableSpec::all(T::TABLE),
+            _row: std::marker::PhantomData,
+        }
+    }
+
+    /// Monitor only these columns.
+    pub fn columns(mut self, columns: &[crate::ovsdb::typed::Col<T>]) -> Self {
+        self.spec.columns = Some(columns.iter().map(|c| c.name().to_owned()).collect());
+        self
+    }
+
+    /// Also index rows by these columns' combined value.
+    pub fn index(mut self, columns: &[crate::ovsdb::typed::Col<T>]) -> Self {
+        self.spec
+            .extra_indexes
+            .push(columns.iter().map(|c| c.name().to_owned()).collect());
+        self
+    }
+
+    /// Index rows by these `external_ids` keys.
+    pub fn external_id_keys(mut self, keys: &[&str]) -> Self {
+        self.spec = self.spec.with_external_id_keys(keys);
+        self
+    }
+
+    pub fn spec(self) -> TableSpec {
+        self.spec
+    }
+}
+
 /// Each monitored table's layout, and a name -> position map.
 pub(crate) fn replica_meta(
     schema: &DatabaseSchema,

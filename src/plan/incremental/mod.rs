@@ -99,6 +99,15 @@ struct PodEntry {
     merge: Option<(String, PodMerge)>,
 }
 
+/// What the controller's keep rules read of a validated Route (`controller::keep`).
+fn keep_view(r: &ValidatedRoute) -> (bool, bool, Vec<&crate::api::validate::Destination>) {
+    (
+        r.is_invalid(),
+        r.problems.is_empty(),
+        r.rules.iter().map(|x| &x.dst).collect(),
+    )
+}
+
 /// One pod as the engine decided it (see [`Engine::decisions`]).
 pub(crate) struct PodDecisions<'a> {
     pub pod: &'a crate::cluster::PodInfo,
@@ -524,8 +533,10 @@ impl Engine {
 
     /// The whole plan, assembled from the cached parts.
     pub fn plan(&self) -> Plan {
-        let mut out = Plan::default();
-        out.pods = self.planned_pods().map(|(k, r)| (k, r.clone())).collect();
+        let mut out = Plan {
+            pods: self.planned_pods().map(|(k, r)| (k, r.clone())).collect(),
+            ..Plan::default()
+        };
         for (name, e) in &self.routes {
             out.reports.insert(name.clone(), e.report.clone());
             out.add_route_nb(name, e.nb.clone());
@@ -578,6 +589,12 @@ impl Engine {
                 return;
             }
             Some(old) => {
+                // What the keep rules for bad input read (is it invalid as a whole, has it
+                // invalid rules, its valid destinations) decides what its rows may be even
+                // when the rows the planner wants stay the same.
+                if keep_view(&old.p.route) != keep_view(&p.route) {
+                    self.dirty.nb.insert(name.clone());
+                }
                 if old.p.route.selection != p.route.selection
                     || old.p.route.exclude != p.route.exclude
                 {

@@ -1,0 +1,99 @@
+//! Logical_Router_Static_Route rows of ours (Routes that select every pod), with their
+//! BFD session reference (`nb::bfd` chooses it; ovn-nb(5)).
+use crate::nb::diff::{NbChange, RowChange};
+use crate::nb::model;
+use crate::nb::observed::{Observed, Seen};
+use crate::nb::row::{CheckContext, Family, NbRow, ReadContext, RowProblem, Verdict};
+use crate::ovsdb::typed::Col;
+use crate::plan::nb::{DesiredNb, NbStaticRoute, Owner, RoutePolicy};
+
+use super::{unreachable, word};
+
+impl NbRow for NbStaticRoute {
+    type Model = model::LogicalRouterStaticRoute;
+    const FAMILY: Family = Family::StaticRoute;
+    const WHAT: &'static str = "static route";
+    // `bfd` is written: the session `nb::bfd` chose, or empty (a row someone attached a
+    // session to without asking for BFD is put back).
+    const COLUMNS: &'static [Col<model::LogicalRouterStaticRoute>] = &[
+        model::LogicalRouterStaticRoute::IP_PREFIX.erased(),
+        model::LogicalRouterStaticRoute::NEXTHOP.erased(),
+        model::LogicalRouterStaticRoute::POLICY.erased(),
+        model::LogicalRouterStaticRoute::BFD.erased(),
+    ];
+    const IDS: Col<model::LogicalRouterStaticRoute> =
+        model::LogicalRouterStaticRoute::EXTERNAL_IDS.erased();
+
+    fn owner(&self) -> &Owner {
+        &self.owner
+    }
+    fn key(&self) -> &str {
+        &self.router
+    }
+    fn same_columns(&self, other: &Self) -> bool {
+        self == other
+    }
+    fn check(&self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
+        let hops = unreachable(ctx.router, std::iter::once(self.nexthop.as_str()));
+        if hops.is_empty() {
+            return Verdict::Write;
+        }
+        problems.push((
+            "NextHopUnreachable",
+            format!(
+                "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the {}",
+                hops.join(","),
+                self.router,
+                Self::WHAT
+            ),
+        ));
+        Verdict::Leave
+    }
+    fn to_model(&self) -> model::LogicalRouterStaticRoute {
+        model::LogicalRouterStaticRoute {
+            ip_prefix: self.ip_prefix.clone(),
+            nexthop: self.nexthop.clone(),
+            policy: self.policy.map(|p| p.as_str().to_owned()),
+            external_ids: self.owner.external_ids(),
+            ..Default::default()
+        }
+    }
+    fn from_model(
+        m: model::LogicalRouterStaticRoute,
+        owner: Owner,
+        ctx: &ReadContext<'_>,
+    ) -> Result<Self, String> {
+        Ok(NbStaticRoute {
+            owner,
+            router: ctx.parent.to_owned(),
+            ip_prefix: m.ip_prefix,
+            nexthop: m.nexthop,
+            policy: m
+                .policy
+                .map(|p| {
+                    word(
+                        &model::LogicalRouterStaticRoute::POLICY,
+                        &p,
+                        RoutePolicy::parse,
+                    )
+                })
+                .transpose()?,
+            bfd: m.bfd.is_some(),
+        })
+    }
+    fn desired(d: &DesiredNb) -> &Vec<Self> {
+        &d.static_routes
+    }
+    fn desired_mut(d: &mut DesiredNb) -> &mut Vec<Self> {
+        &mut d.static_routes
+    }
+    fn observed(o: &Observed) -> &Vec<Seen<Self>> {
+        &o.static_routes
+    }
+    fn observed_mut(o: &mut Observed) -> &mut Vec<Seen<Self>> {
+        &mut o.static_routes
+    }
+    fn change(c: RowChange<Self>) -> NbChange {
+        NbChange::StaticRoute(c, None)
+    }
+}
