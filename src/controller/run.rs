@@ -112,13 +112,8 @@ impl Loop {
         self.plan_stale = false;
         let keep = self.keep(&p);
         without_kept(&mut p, &keep);
-        self.metrics.routes.set(p.reports.len() as i64);
-        let invalid = p
-            .reports
-            .values()
-            .filter(|r| r.summary == Summary::Invalid)
-            .count();
-        self.metrics.routes_invalid.set(invalid as i64);
+        self.metrics
+            .count_routes(p.reports.values().map(|r| r.summary));
         self.plan = p;
     }
 
@@ -313,14 +308,22 @@ impl Loop {
 
 /// Connects, waiting as long as it takes (one log line per failed window), keeping the
 /// health endpoint alive meanwhile: an unreachable NB is an outage, not a stuck process.
-async fn connect(opts: &Options, metrics: &Metrics) -> Result<NbReconciler, ControllerError> {
+async fn connect(opts: &Options, metrics: &Arc<Metrics>) -> Result<NbReconciler, ControllerError> {
     let remotes = opts.nb.clone().unwrap_or_default();
+    let tls_hook = super::tls::reporter(metrics.clone());
     loop {
         metrics.health.beat();
-        match NbReconciler::connect(opts.client_config(&remotes)?, Duration::from_secs(10)).await {
+        let mut config = opts.client_config(&remotes)?;
+        config.on_tls_failure = Some(tls_hook.clone());
+        match NbReconciler::connect(config, Duration::from_secs(10)).await {
             Ok(nb) => return Ok(nb),
             Err(NbError::Unreachable { .. }) => {
                 tracing::warn!(%remotes, "NB database not reachable yet; still trying");
+            }
+            // Reported by the hook; the next client reads the TLS files again, so a fixed
+            // certificate is picked up.
+            Err(NbError::Ovsdb(crate::ovsdb::Error::TlsHandshake { .. })) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -484,6 +487,7 @@ pub async fn run_files(
     run: RunOptions,
 ) -> Result<(), ControllerError> {
     let metrics = Arc::new(Metrics::new());
+    metrics.set_info(opts.plan.nb_scope, "file");
     let server = super::metrics::serve(run.metrics_addr, metrics.clone())
         .await
         .map_err(ControllerError::Metrics)?;

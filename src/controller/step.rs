@@ -12,9 +12,9 @@ use std::time::Instant;
 use crate::nb::reconcile::NbIntent;
 use crate::nb::row::{Family, ROUTER, SWITCH_PORT};
 use crate::ovsdb::{ReplicaEvent, ReplicaRow};
+use crate::plan::Plan;
 use crate::plan::incremental::Engine;
 use crate::plan::nb::{NAME_KEY, OWNER_CONTROLLER, OWNER_CONTROLLER_KEY};
-use crate::plan::{Plan, Summary};
 
 use super::inputs::RouteChanges;
 use super::keep::keep_for_routes;
@@ -214,15 +214,8 @@ impl Loop {
     }
 
     fn count_routes(&self) {
-        let m = &self.metrics;
-        m.routes.set(self.plan.reports.len() as i64);
-        let invalid = self
-            .plan
-            .reports
-            .values()
-            .filter(|r| r.summary == Summary::Invalid)
-            .count();
-        m.routes_invalid.set(invalid as i64);
+        self.metrics
+            .count_routes(self.plan.reports.values().map(|r| r.summary));
     }
 
     /// An NB pass over some Routes' rows only.

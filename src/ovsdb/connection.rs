@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{ClientConfig, ConnState};
 use super::codec::Decoder;
-use super::error::Error;
+use super::error::{Error, TlsFailure};
 use super::monitor::{MonitorEvent, MonitorSpec, Session};
 use super::peers::Peers;
 use super::rpc::Message;
@@ -86,6 +86,10 @@ pub(super) enum Pending {
 pub(super) enum Exit {
     Shutdown,
     Lost(String),
+    /// Before the connection became usable, the TLS session failed in a way retrying does
+    /// not fix (under TLS 1.3 a server that refuses our certificate says so at the first
+    /// read, after the handshake looked complete).
+    Tls(TlsFailure),
     /// The member is not usable (not the leader, not in the cluster, no such database).
     NotUsable(String),
 }
@@ -194,8 +198,17 @@ impl Supervisor {
                 Err(e) => {
                     failures += 1;
                     delay = self.round_backoff(failures, n);
-                    warn!(%endpoint, attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
-                        "OVSDB connection attempt failed");
+                    let tls = match &e {
+                        Error::TlsHandshake { failure, .. } => Some(failure.clone()),
+                        _ => None,
+                    };
+                    self.attempt_failed(&endpoint, tls, failures, n);
+                    if !matches!(e, Error::TlsHandshake { .. })
+                        || self.config.on_tls_failure.is_none()
+                    {
+                        warn!(%endpoint, attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
+                            "OVSDB connection attempt failed");
+                    }
                     continue;
                 }
             };
@@ -207,8 +220,21 @@ impl Supervisor {
             // tried at once (during an election one of them is about to be leader).
             delay = self.round_backoff(failures, n);
             let retry_in_ms = delay.as_millis() as u64;
+            if !was_ready && !matches!(exit, Exit::Shutdown) {
+                let tls = match &exit {
+                    Exit::Tls(f) => Some(f.clone()),
+                    _ => None,
+                };
+                self.attempt_failed(&endpoint, tls, failures, n);
+            }
             match exit {
                 Exit::Shutdown => break,
+                Exit::Tls(failure) if self.config.on_tls_failure.is_some() => {
+                    debug!(%endpoint, attempt, %failure, retry_in_ms, "OVSDB TLS handshake failed");
+                }
+                Exit::Tls(failure) => {
+                    warn!(%endpoint, attempt, error = %failure, retry_in_ms, "OVSDB connection attempt failed")
+                }
                 Exit::Lost(reason) if was_ready => {
                     warn!(%endpoint, %reason, retry_in_ms, "OVSDB connection lost")
                 }
@@ -223,6 +249,30 @@ impl Supervisor {
         info!("OVSDB client stopped");
         // Dropping the sessions closes every consumer's channel.
         self.sessions.clear();
+    }
+
+    /// Bookkeeping of a failed attempt: a TLS failure goes to the hook and into the state;
+    /// a full round over the remotes without a usable connection is counted, so that
+    /// [`super::Client::wait_usable`] can give up on a TLS failure after one round.
+    fn attempt_failed(
+        &mut self,
+        endpoint: &Endpoint,
+        tls: Option<TlsFailure>,
+        failures: u32,
+        remotes: usize,
+    ) {
+        if let (Some(f), Some(hook)) = (&tls, &self.config.on_tls_failure) {
+            (hook.0)(endpoint, f);
+        }
+        let round = failures.is_multiple_of(remotes.max(1) as u32);
+        self.state.send_modify(|s| {
+            if let Some(f) = tls {
+                s.tls_failure = Some((endpoint.clone(), f));
+            }
+            if round {
+                s.failed_rounds += 1;
+            }
+        });
     }
 
     /// Wait `delay` while answering commands; false when the client is shutting down.
@@ -371,7 +421,10 @@ impl Supervisor {
                             break e;
                         }
                     }
-                    Err(e) => break Exit::Lost(format!("read failed: {e}")),
+                    Err(e) => break match TlsFailure::of_io(&e) {
+                        Some(f) if !conn.ready => Exit::Tls(f),
+                        _ => Exit::Lost(format!("read failed: {e}")),
+                    },
                 },
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => break Exit::Shutdown,
@@ -564,6 +617,8 @@ impl Supervisor {
             s.connected = true;
             s.endpoint = Some(endpoint.clone());
             s.connections += 1;
+            s.tls_failure = None;
+            s.failed_rounds = 0;
         });
         info!(%endpoint, attempt = self.attempt, "connected to OVSDB server");
         let ids: Vec<u64> = self

@@ -19,8 +19,8 @@ pub mod typed;
 pub mod update;
 pub mod value;
 
-pub use client::{Client, ClientConfig, ConnState, Monitor};
-pub use error::{Error, TxnError, TxnErrorKind};
+pub use client::{Client, ClientConfig, ConnState, Monitor, TlsHook};
+pub use error::{Error, TlsFailure, TxnError, TxnErrorKind};
 pub use follow::{ReplicaFeed, replica_spec};
 pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
