@@ -333,6 +333,13 @@ fn a_real_prometheus_finds_every_metric_the_rules_and_the_dashboard_name() {
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
     assert_eq!(loaded, alert_exprs().len());
+    // A healthy controller with Applied Routes: no alert pending or firing.
+    let alerts = api(port, "/api/v1/alerts")["alerts"].clone();
+    assert_eq!(
+        alerts,
+        serde_json::json!([]),
+        "alerts on a healthy controller"
+    );
     drop(ovn);
 }
 

@@ -251,7 +251,7 @@ impl Metrics {
         );
         r.register(
             "leader",
-            "1 while this instance holds the leader Lease",
+            "1 while this instance is the writer: it holds the leader Lease (always 1 with --source file, which writes everything)",
             m.leader.clone(),
         );
         r.register(
@@ -270,28 +270,34 @@ impl Metrics {
             "Audits run (fresh recomputation compared with the NB and the pods), by result",
             m.audits.clone(),
         );
+        m.register_status_and_tls(&mut r);
+        m.zero_series();
+        Metrics { registry: r, ..m }
+    }
+
+    /// Routes by status, TLS failures, health and identity: what the alerts and the
+    /// dashboard of deploy/monitoring/ need beyond the loop's counters.
+    fn register_status_and_tls(&self, r: &mut Registry) {
         r.register(
             "routes_by_status",
             "Route objects by their one-word status as planned (Applied, Degraded, Invalid, Pending)",
-            m.routes_by_status.clone(),
+            self.routes_by_status.clone(),
         );
         r.register(
             "nb_tls_failures",
             "TLS handshakes with the NB database that failed, by cause (unknown_issuer, bad_certificate, not_tls, certificate_refused)",
-            m.nb_tls_failures.clone(),
+            self.nb_tls_failures.clone(),
         );
         r.register(
             "healthy",
             "1 while the loop comes round within --watchdog-secs (what /healthz answers)",
-            m.healthy.clone(),
+            self.healthy.clone(),
         );
         r.register(
             "info",
             "Always 1: this instance's version, mode (central, ic) and source (file, kubernetes)",
-            m.info.clone(),
+            self.info.clone(),
         );
-        m.zero_series();
-        Metrics { registry: r, ..m }
     }
 
     /// Exports the series alerts and dashboards name at 0 from the start: a counter that

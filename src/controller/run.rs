@@ -488,6 +488,8 @@ pub async fn run_files(
 ) -> Result<(), ControllerError> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_info(opts.plan.nb_scope, "file");
+    // No Lease with files: this instance is the one writer of everything.
+    metrics.leader.set(1);
     let server = super::metrics::serve(run.metrics_addr, metrics.clone())
         .await
         .map_err(ControllerError::Metrics)?;

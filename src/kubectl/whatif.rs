@@ -463,3 +463,65 @@ fn pod_changes(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::nb::{NbAddressSet, Owner};
+
+    fn set(route: &str, addrs: &[&str]) -> NbAddressSet {
+        NbAddressSet {
+            owner: Owner {
+                route: route.into(),
+                id: format!("{route}/address-set/ip4"),
+            },
+            name: format!("ovnkube_route_{route}_v4"),
+            addresses: addrs.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn desired_rows_are_added_changed_and_removed_by_table_and_id() {
+        let before = DesiredNb {
+            address_sets: vec![
+                set("a", &["10.0.0.1"]),
+                set("b", &["10.0.0.2"]),
+                set("c", &[]),
+            ],
+            ..DesiredNb::default()
+        };
+        let after = DesiredNb {
+            address_sets: vec![
+                set("a", &["10.0.0.1", "10.0.0.3"]),
+                set("c", &[]),
+                set("d", &["10.0.0.4"]),
+            ],
+            ..DesiredNb::default()
+        };
+        let got: Vec<(Change, String, Option<String>)> = nb_changes(&before, &after)
+            .into_iter()
+            .map(|c| (c.change, c.row, c.before))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Change::Add,
+                    "ovnkube_route_d_v4 addresses=[10.0.0.4]".to_owned(),
+                    None
+                ),
+                (
+                    Change::Change,
+                    "ovnkube_route_a_v4 addresses=[10.0.0.1,10.0.0.3]".to_owned(),
+                    Some("ovnkube_route_a_v4 addresses=[10.0.0.1]".to_owned())
+                ),
+                (
+                    Change::Remove,
+                    "ovnkube_route_b_v4 addresses=[10.0.0.2]".to_owned(),
+                    None
+                ),
+            ]
+        );
+        assert!(nb_changes(&after, &after).is_empty());
+    }
+}

@@ -149,28 +149,6 @@ impl Supervisor {
         }
     }
 
-    /// No wait between remotes of one round; a growing wait after each full round.
-    fn round_backoff(&self, failures: u32, remotes: usize) -> Duration {
-        let n = remotes.max(1) as u32;
-        if !failures.is_multiple_of(n) {
-            return Duration::ZERO;
-        }
-        self.backoff(failures / n)
-    }
-
-    fn backoff(&self, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let exp = failures.saturating_sub(1).min(16);
-        let base = self
-            .config
-            .backoff_min
-            .saturating_mul(1 << exp)
-            .min(self.config.backoff_max);
-        base.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
     /// Connect, serve, reconnect, forever. Each attempt logs exactly one line: "connected"
     /// (with the attempt number) or why it failed and when the next one starts.
     pub async fn run(mut self) {
@@ -249,30 +227,6 @@ impl Supervisor {
         info!("OVSDB client stopped");
         // Dropping the sessions closes every consumer's channel.
         self.sessions.clear();
-    }
-
-    /// Bookkeeping of a failed attempt: a TLS failure goes to the hook and into the state;
-    /// a full round over the remotes without a usable connection is counted, so that
-    /// [`super::Client::wait_usable`] can give up on a TLS failure after one round.
-    fn attempt_failed(
-        &mut self,
-        endpoint: &Endpoint,
-        tls: Option<TlsFailure>,
-        failures: u32,
-        remotes: usize,
-    ) {
-        if let (Some(f), Some(hook)) = (&tls, &self.config.on_tls_failure) {
-            (hook.0)(endpoint, f);
-        }
-        let round = failures.is_multiple_of(remotes.max(1) as u32);
-        self.state.send_modify(|s| {
-            if let Some(f) = tls {
-                s.tls_failure = Some((endpoint.clone(), f));
-            }
-            if round {
-                s.failed_rounds += 1;
-            }
-        });
     }
 
     /// Wait `delay` while answering commands; false when the client is shutting down.
@@ -421,10 +375,7 @@ impl Supervisor {
                             break e;
                         }
                     }
-                    Err(e) => break match TlsFailure::of_io(&e) {
-                        Some(f) if !conn.ready => Exit::Tls(f),
-                        _ => Exit::Lost(format!("read failed: {e}")),
-                    },
+                    Err(e) => break read_failed(&e, conn.ready),
                 },
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => break Exit::Shutdown,
@@ -633,6 +584,15 @@ impl Supervisor {
         for c in std::mem::take(&mut conn.queued) {
             self.online_command(conn, c);
         }
+    }
+}
+
+/// A failed read: a TLS failure before the connection became usable (under TLS 1.3 a
+/// server that refuses our certificate says so at the first read), else a lost connection.
+fn read_failed(e: &std::io::Error, ready: bool) -> Exit {
+    match TlsFailure::of_io(e) {
+        Some(f) if !ready => Exit::Tls(f),
+        _ => Exit::Lost(format!("read failed: {e}")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Our OVSDB client (RFC 7047 plus the ovsdb-server(7) extensions: monitor_cond,
 //! monitor_cond_since, update2/update3). Owns the wire format, connections, the monitored
 //! replica and transactions. Knows nothing of OVN or Kubernetes.
+mod attempts;
 pub mod client;
 pub mod codec;
 mod connection;
