@@ -174,6 +174,7 @@ fn plan_shows_what_a_route_would_do_before_it_is_applied() {
     let f = file(&kube, "takeover.yaml", TAKEOVER);
     let r = kubectl_route(&kube, &["plan", "-f", &f]);
     assert_eq!(r.code, 1, "the guard rail's refusal makes it Degraded: {r}");
+    println!("kubectl route plan -f takeover.yaml:\n{}", r.stdout);
     let out = &r.stdout;
     assert!(out.contains("== Route takeover (new): Degraded"), "{r}");
     assert!(
