@@ -2,7 +2,7 @@
 # Builds the ovnkube-route OCI image without a registry or a container engine:
 #   1. a static binary (glibc, crt-static),
 #   2. an OCI image layout with umoci (Debian package), ENTRYPOINT and CMD taken from the
-#      Containerfile,
+#      Containerfile, and /kubectl-route, a symlink to the binary (the kubectl plugin),
 #   3. an OCI archive: target/image/ovnkube-route-<version>.oci.tar
 # Load it with `skopeo copy oci-archive:FILE docker://REGISTRY/ovnkube-route:TAG` or
 # `podman load -i FILE`.
@@ -56,6 +56,8 @@ umoci new --image "$layout:$version"
 umoci unpack --image "$layout:$version" "$out/bundle"
 # Stripped: the image carries no debug information.
 install -s -m 0755 "$bin" "$out/bundle/rootfs/ovnkube-route"
+# The kubectl plugin is the same binary started as kubectl-route (docs/install.md).
+ln -s ovnkube-route "$out/bundle/rootfs/kubectl-route"
 umoci repack --image "$layout:$version" "$out/bundle"
 mapfile -d '' entry < <(json_args ENTRYPOINT --config.entrypoint)
 mapfile -d '' cmd < <(json_args CMD --config.cmd)

@@ -10,11 +10,13 @@
 //! - [`netlink`]: pod network namespace discovery and kernel route reconcile.
 //! - [`controller`]: event loop wiring sources, planner and both reconcilers.
 //! - [`k8s`]: the Kubernetes edge: watches, leader election, Route status and events.
+//! - [`kubectl`]: the binary as a kubectl plugin (`kubectl route status | explain | plan`).
 pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod k8s;
+pub mod kubectl;
 pub mod nb;
 pub mod netlink;
 pub mod ovsdb;

@@ -574,6 +574,10 @@ fn one_malloc_arena() {}
 
 fn main() -> ExitCode {
     one_malloc_arena();
+    // Started as `kubectl-route` (a symlink, found by kubectl on PATH): the plugin.
+    if ovnkube_route::kubectl::invoked_as_plugin() {
+        return ovnkube_route::kubectl::main();
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -1,6 +1,7 @@
 //! The container image: `scripts/build-image.sh` builds an OCI image (umoci, no registry, no
 //! engine) whose config has the Containerfile's entrypoint and command, and whose one layer
-//! holds a static binary that runs on an empty base.
+//! holds a static binary that runs on an empty base, and `kubectl-route`, a symlink to it (the
+//! kubectl plugin).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -88,11 +89,28 @@ fn the_image_builds_and_runs_its_static_binary() {
         .status()
         .unwrap();
     assert!(x.success());
-    let files: Vec<String> = std::fs::read_dir(&rootfs)
+    let mut files: Vec<String> = std::fs::read_dir(&rootfs)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, ["ovnkube-route"]);
+    files.sort();
+    assert_eq!(files, ["kubectl-route", "ovnkube-route"]);
+    // The kubectl plugin: the binary under another name.
+    assert_eq!(
+        std::fs::read_link(rootfs.join("kubectl-route")).unwrap(),
+        Path::new("ovnkube-route")
+    );
+    let plugin = Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/kubectl-route", "--help"])
+        .output()
+        .unwrap();
+    assert!(plugin.status.success());
+    assert!(
+        String::from_utf8_lossy(&plugin.stdout).contains("Usage: kubectl route"),
+        "{}",
+        String::from_utf8_lossy(&plugin.stdout)
+    );
     let bin = rootfs.join("ovnkube-route");
     let ldd = Command::new("ldd").arg(&bin).output().unwrap();
     assert!(

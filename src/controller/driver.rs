@@ -196,14 +196,8 @@ impl Loop {
     }
 
     fn count_routes(&self) {
-        let m = &self.metrics;
-        let (mut all, mut invalid) = (0, 0);
-        for (_, r) in self.inputs.engine.reports() {
-            all += 1;
-            invalid += usize::from(r.summary == Summary::Invalid);
-        }
-        m.routes.set(all as i64);
-        m.routes_invalid.set(invalid as i64);
+        self.metrics
+            .count_routes(self.inputs.engine.reports().map(|(_, r)| r.summary));
     }
 
     /// Hands this instance's view of every Route to the status writer, or logs each Route

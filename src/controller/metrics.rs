@@ -44,6 +44,38 @@ pub struct ResourceLabel {
     pub resource: &'static str,
 }
 
+/// `status="Applied"|"Degraded"|"Invalid"|"Pending"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: &'static str,
+}
+
+/// `cause="unknown_issuer"|...` ([`crate::ovsdb::TlsFailure::label`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    pub cause: &'static str,
+}
+
+/// `version`, `mode="central"|"ic"`, `source="file"|"kubernetes"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InfoLabel {
+    pub version: &'static str,
+    pub mode: &'static str,
+    pub source: &'static str,
+}
+
+/// Resources the Kubernetes watches are labelled with (`k8s::watch`), exported at 0 from
+/// the start so that `increase()` sees the first error.
+const WATCHED: [&str; 7] = [
+    "routes",
+    "pods",
+    "services",
+    "namespaces",
+    "endpointslices",
+    "replicasets",
+    "jobs",
+];
+
 /// `kind="route"|"node_report"`, `result="ok"|"error"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabel {
@@ -65,6 +97,8 @@ pub struct Metrics {
     pub pod_failures: Family<ErrorLabel, Counter>,
     pub routes: Gauge,
     pub routes_invalid: Gauge,
+    /// Routes by the planner's one-word summary; every word is always exported.
+    pub routes_by_status: Family<StatusLabel, Gauge>,
     pub problems: Gauge,
     pub pods_programmed: Gauge,
     pub nb_connected: Gauge,
@@ -80,6 +114,14 @@ pub struct Metrics {
     pub audit_repairs: Family<SideLabel, Counter>,
     /// Audits run, by result.
     pub audits: Family<ResultLabel, Counter>,
+    /// Failed TLS handshakes with the NB, by cause (a certificate or protocol problem that
+    /// retrying does not fix).
+    pub nb_tls_failures: Family<CauseLabel, Counter>,
+    /// 1 while `/healthz` says ok (the loop came round within the watchdog bound); set when
+    /// `/metrics` is read, so a stuck loop shows as 0.
+    pub healthy: Gauge,
+    /// Always 1: version, mode and source of this instance.
+    pub info: Family<InfoLabel, Gauge>,
     pub health: Health,
 }
 
@@ -107,6 +149,7 @@ impl Metrics {
             pod_failures: Family::default(),
             routes: Gauge::default(),
             routes_invalid: Gauge::default(),
+            routes_by_status: Family::default(),
             problems: Gauge::default(),
             pods_programmed: Gauge::default(),
             nb_connected: Gauge::default(),
@@ -119,6 +162,9 @@ impl Metrics {
             events: Family::default(),
             audit_repairs: Family::default(),
             audits: Family::default(),
+            nb_tls_failures: Family::default(),
+            healthy: Gauge::default(),
+            info: Family::default(),
             health: Health::default(),
             registry: Registry::default(),
         };
@@ -205,7 +251,7 @@ impl Metrics {
         );
         r.register(
             "leader",
-            "1 while this instance holds the leader Lease",
+            "1 while this instance is the writer: it holds the leader Lease (always 1 with --source file, which writes everything)",
             m.leader.clone(),
         );
         r.register(
@@ -224,11 +270,104 @@ impl Metrics {
             "Audits run (fresh recomputation compared with the NB and the pods), by result",
             m.audits.clone(),
         );
-        // Exported at 0 from the start, so alerts and dashboards see the series.
-        for side in ["nb", "pods", "status"] {
-            let _ = m.audit_repairs.get_or_create(&SideLabel { side });
-        }
+        m.register_status_and_tls(&mut r);
+        m.zero_series();
         Metrics { registry: r, ..m }
+    }
+
+    /// Routes by status, TLS failures, health and identity: what the alerts and the
+    /// dashboard of deploy/monitoring/ need beyond the loop's counters.
+    fn register_status_and_tls(&self, r: &mut Registry) {
+        r.register(
+            "routes_by_status",
+            "Route objects by their one-word status as planned (Applied, Degraded, Invalid, Pending)",
+            self.routes_by_status.clone(),
+        );
+        r.register(
+            "nb_tls_failures",
+            "TLS handshakes with the NB database that failed, by cause (unknown_issuer, bad_certificate, not_tls, certificate_refused)",
+            self.nb_tls_failures.clone(),
+        );
+        r.register(
+            "healthy",
+            "1 while the loop comes round within --watchdog-secs (what /healthz answers)",
+            self.healthy.clone(),
+        );
+        r.register(
+            "info",
+            "Always 1: this instance's version, mode (central, ic) and source (file, kubernetes)",
+            self.info.clone(),
+        );
+    }
+
+    /// Exports the series alerts and dashboards name at 0 from the start: a counter that
+    /// appears at 1 is an increase Prometheus never sees, and a query over a missing
+    /// series is empty rather than 0.
+    fn zero_series(&self) {
+        for side in ["nb", "pods", "status"] {
+            let _ = self.audit_repairs.get_or_create(&SideLabel { side });
+        }
+        for result in ["ok", "error"] {
+            let _ = self.nb_transactions.get_or_create(&ResultLabel { result });
+            let _ = self.events.get_or_create(&ResultLabel { result });
+            for kind in ["route", "node_report"] {
+                let _ = self
+                    .status_writes
+                    .get_or_create(&WriteLabel { kind, result });
+            }
+        }
+        for resource in WATCHED {
+            let _ = self.watch_errors.get_or_create(&ResourceLabel { resource });
+            let _ = self
+                .watch_restarts
+                .get_or_create(&ResourceLabel { resource });
+        }
+        for error in crate::netlink::NetlinkError::LABELS {
+            let _ = self.pod_failures.get_or_create(&ErrorLabel { error });
+        }
+        for cause in crate::ovsdb::TlsFailure::LABELS {
+            let _ = self.nb_tls_failures.get_or_create(&CauseLabel { cause });
+        }
+        self.count_routes(std::iter::empty());
+    }
+
+    /// Sets `routes`, `routes_invalid` and `routes_by_status` from the planner's summaries.
+    pub fn count_routes(&self, summaries: impl Iterator<Item = crate::plan::Summary>) {
+        use crate::plan::Summary;
+        let mut by = [0i64; 4];
+        let words = [
+            Summary::Applied,
+            Summary::Degraded,
+            Summary::Invalid,
+            Summary::Pending,
+        ];
+        for s in summaries {
+            if let Some(i) = words.iter().position(|w| *w == s) {
+                by[i] += 1;
+            }
+        }
+        self.routes.set(by.iter().sum());
+        self.routes_invalid.set(by[2]);
+        for (w, n) in words.iter().zip(by) {
+            self.routes_by_status
+                .get_or_create(&StatusLabel { status: w.as_str() })
+                .set(n);
+        }
+    }
+
+    /// Records what this instance is (`ovnkube_route_info`).
+    pub fn set_info(&self, mode: crate::plan::NbScope, source: &'static str) {
+        let mode = match mode {
+            crate::plan::NbScope::Cluster => "central",
+            crate::plan::NbScope::Node => "ic",
+        };
+        self.info
+            .get_or_create(&InfoLabel {
+                version: env!("CARGO_PKG_VERSION"),
+                mode,
+                source,
+            })
+            .set(1);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -322,6 +461,7 @@ impl Health {
 }
 
 async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    m.healthy.set(i64::from(m.health.healthy()));
     (
         [(
             header::CONTENT_TYPE,

@@ -18,6 +18,7 @@ pub mod role;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,7 +77,14 @@ pub enum ControllerError {
     Config(Box<ConfigError>),
     /// The NB side failed (unreachable, refused transaction, ...).
     #[error(transparent)]
-    Nb(#[from] NbError),
+    Nb(NbError),
+    /// The TLS handshake with the NB failed for a reason retrying does not fix; `check`
+    /// names the flag (or certificate) to look at.
+    #[error("{source}; check {check}")]
+    NbTls {
+        source: NbError,
+        check: &'static str,
+    },
     /// The pod side could not start (state dir, worker threads).
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
@@ -97,12 +105,27 @@ pub enum ControllerError {
     Explain(String),
 }
 
+impl From<NbError> for ControllerError {
+    fn from(e: NbError) -> Self {
+        match &e {
+            NbError::Ovsdb(crate::ovsdb::Error::TlsHandshake { failure, .. }) => {
+                ControllerError::NbTls {
+                    check: tls::check(failure),
+                    source: e,
+                }
+            }
+            _ => ControllerError::Nb(e),
+        }
+    }
+}
+
 impl ControllerError {
     /// A short stable label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
             ControllerError::Config(_) => "config",
             ControllerError::Nb(e) => e.label(),
+            ControllerError::NbTls { .. } => "nb_tls",
             ControllerError::Netlink(_) => "netlink",
             ControllerError::PartialTls => "partial_tls",
             ControllerError::Metrics(_) => "metrics",

@@ -68,14 +68,22 @@ pub struct Wiring {
 
 /// Connects, waiting as long as it takes (one log line per failed window), keeping the
 /// health endpoint alive meanwhile: an unreachable NB is an outage, not a stuck process.
-async fn connect(opts: &Options, metrics: &Metrics) -> Result<NbReconciler, ControllerError> {
+async fn connect(opts: &Options, metrics: &Arc<Metrics>) -> Result<NbReconciler, ControllerError> {
     let remotes = opts.nb.clone().unwrap_or_default();
+    let tls_hook = super::tls::reporter(metrics.clone());
     loop {
         metrics.health.beat();
-        match NbReconciler::connect(opts.client_config(&remotes)?, Duration::from_secs(10)).await {
+        let mut config = opts.client_config(&remotes)?;
+        config.on_tls_failure = Some(tls_hook.clone());
+        match NbReconciler::connect(config, Duration::from_secs(10)).await {
             Ok(nb) => return Ok(nb),
             Err(NbError::Unreachable { .. }) => {
                 tracing::warn!(%remotes, "NB database not reachable yet; still trying");
+            }
+            // Reported by the hook; the next client reads the TLS files again, so a fixed
+            // certificate is picked up.
+            Err(NbError::Ovsdb(crate::ovsdb::Error::TlsHandshake { .. })) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -264,6 +272,9 @@ pub async fn run_files(
     run: RunOptions,
 ) -> Result<(), ControllerError> {
     let metrics = Arc::new(Metrics::new());
+    metrics.set_info(opts.plan.nb_scope, "file");
+    // No Lease with files: this instance is the one writer of everything.
+    metrics.leader.set(1);
     let server = super::metrics::serve(run.metrics_addr, metrics.clone())
         .await
         .map_err(ControllerError::Metrics)?;

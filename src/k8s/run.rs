@@ -126,6 +126,7 @@ pub async fn run_kubernetes(
     k.timing.check().map_err(KubeError::Timing)?;
     let client = client().await?;
     let metrics = Arc::new(Metrics::new());
+    metrics.set_info(opts.plan.nb_scope, "kubernetes");
     let server = crate::controller::metrics::serve(run.metrics_addr, metrics.clone())
         .await
         .map_err(|e| KubeError::Controller(crate::controller::ControllerError::Metrics(e)))?;

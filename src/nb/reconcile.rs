@@ -257,7 +257,8 @@ impl NbReconciler {
             .collect::<Vec<_>>()
             .join(",");
         let client = Client::start(config)?;
-        tokio::time::timeout(timeout, client.wait_connected())
+        // A TLS failure (wrong CA, plain TCP behind ssl:) ends the wait at once.
+        tokio::time::timeout(timeout, client.wait_usable())
             .await
             .map_err(|_| NbError::Unreachable {
                 remotes,

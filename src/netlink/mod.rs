@@ -147,6 +147,23 @@ impl NetlinkError {
             NetlinkError::InvalidRoute(_) => "invalid_route",
         }
     }
+
+    /// Every value [`NetlinkError::label`] returns (the metrics export each at 0).
+    pub const LABELS: [&'static str; 13] = [
+        "netns_gone",
+        "enter_netns",
+        "return_netns",
+        "socket",
+        "dump",
+        "state",
+        "bad_uid",
+        "pool_gone",
+        "worker",
+        "kernel",
+        "conflict",
+        "restore_dev_missing",
+        "invalid_route",
+    ];
 }
 
 /// The IP family of an address or prefix.

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::DEFAULT_MAX_MESSAGE;
 use super::connection::{Command, Params, Supervisor};
-use super::error::Error;
+use super::error::{Error, TlsFailure};
 use super::monitor::{MonitorEvent, MonitorSpec};
 use super::ops::{OpResult, Operation, check_results};
 use super::transport::{Endpoint, TcpOptions, TlsFiles};
@@ -44,6 +44,22 @@ pub struct ClientConfig {
     /// databases and move to a member as soon as it becomes leader (`peers`): a hung
     /// leader is left in seconds instead of two probe intervals.
     pub peers: bool,
+    /// Told of every TLS handshake that fails for a reason retrying does not fix (the
+    /// caller reports it). Without one, each such failure is logged at WARN.
+    pub on_tls_failure: Option<TlsHook>,
+}
+
+/// What a [`TlsHook`] calls: the remote and why its handshake failed.
+pub type TlsReport = dyn Fn(&Endpoint, &TlsFailure) + Send + Sync;
+
+/// A callback for TLS failures ([`ClientConfig::on_tls_failure`]).
+#[derive(Clone)]
+pub struct TlsHook(pub Arc<TlsReport>);
+
+impl std::fmt::Debug for TlsHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsHook")
+    }
 }
 
 impl ClientConfig {
@@ -62,6 +78,7 @@ impl ClientConfig {
             max_message: DEFAULT_MAX_MESSAGE,
             monitor_buffer: 1024,
             peers: true,
+            on_tls_failure: None,
         }
     }
 }
@@ -78,6 +95,11 @@ pub struct ConnState {
     /// For a clustered database, whether the member is the Raft leader, as its `_Server`
     /// database says; `None` for other models or before the first `_Server` update.
     pub leader: Option<bool>,
+    /// The last TLS failure since the last usable connection, and the remote it came from.
+    pub tls_failure: Option<(Endpoint, TlsFailure)>,
+    /// Full rounds over the remotes that ended without a usable connection, since the last
+    /// one.
+    pub failed_rounds: u64,
 }
 
 struct Inner {
@@ -167,6 +189,24 @@ impl Client {
             .await
             .map(|_| ())
             .map_err(|_| Error::Closed)
+    }
+
+    /// Wait until connected to a usable server, or until a whole round over the remotes
+    /// failed and a TLS handshake failed in it: a certificate problem does not go away by
+    /// retrying, so a caller that cannot wait forever learns it at once.
+    pub async fn wait_usable(&self) -> Result<(), Error> {
+        let mut rx = self.inner.state.clone();
+        let s = rx
+            .wait_for(|s| s.connected || (s.tls_failure.is_some() && s.failed_rounds > 0))
+            .await
+            .map_err(|_| Error::Closed)?;
+        match (&s.tls_failure, s.connected) {
+            (Some((remote, failure)), false) => Err(Error::TlsHandshake {
+                remote: remote.to_string(),
+                failure: failure.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Wait until the client has made more than `connections` usable connections.

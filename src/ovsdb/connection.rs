@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{ClientConfig, ConnState};
 use super::codec::Decoder;
-use super::error::Error;
+use super::error::{Error, TlsFailure};
 use super::monitor::{MonitorEvent, MonitorSpec, Session};
 use super::peers::Peers;
 use super::rpc::Message;
@@ -86,6 +86,10 @@ pub(super) enum Pending {
 pub(super) enum Exit {
     Shutdown,
     Lost(String),
+    /// Before the connection became usable, the TLS session failed in a way retrying does
+    /// not fix (under TLS 1.3 a server that refuses our certificate says so at the first
+    /// read, after the handshake looked complete).
+    Tls(TlsFailure),
     /// The member is not usable (not the leader, not in the cluster, no such database).
     NotUsable(String),
 }
@@ -145,28 +149,6 @@ impl Supervisor {
         }
     }
 
-    /// No wait between remotes of one round; a growing wait after each full round.
-    fn round_backoff(&self, failures: u32, remotes: usize) -> Duration {
-        let n = remotes.max(1) as u32;
-        if !failures.is_multiple_of(n) {
-            return Duration::ZERO;
-        }
-        self.backoff(failures / n)
-    }
-
-    fn backoff(&self, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let exp = failures.saturating_sub(1).min(16);
-        let base = self
-            .config
-            .backoff_min
-            .saturating_mul(1 << exp)
-            .min(self.config.backoff_max);
-        base.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
     /// Connect, serve, reconnect, forever. Each attempt logs exactly one line: "connected"
     /// (with the attempt number) or why it failed and when the next one starts.
     pub async fn run(mut self) {
@@ -194,8 +176,17 @@ impl Supervisor {
                 Err(e) => {
                     failures += 1;
                     delay = self.round_backoff(failures, n);
-                    warn!(%endpoint, attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
-                        "OVSDB connection attempt failed");
+                    let tls = match &e {
+                        Error::TlsHandshake { failure, .. } => Some(failure.clone()),
+                        _ => None,
+                    };
+                    self.attempt_failed(&endpoint, tls, failures, n);
+                    if !matches!(e, Error::TlsHandshake { .. })
+                        || self.config.on_tls_failure.is_none()
+                    {
+                        warn!(%endpoint, attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
+                            "OVSDB connection attempt failed");
+                    }
                     continue;
                 }
             };
@@ -207,8 +198,21 @@ impl Supervisor {
             // tried at once (during an election one of them is about to be leader).
             delay = self.round_backoff(failures, n);
             let retry_in_ms = delay.as_millis() as u64;
+            if !was_ready && !matches!(exit, Exit::Shutdown) {
+                let tls = match &exit {
+                    Exit::Tls(f) => Some(f.clone()),
+                    _ => None,
+                };
+                self.attempt_failed(&endpoint, tls, failures, n);
+            }
             match exit {
                 Exit::Shutdown => break,
+                Exit::Tls(failure) if self.config.on_tls_failure.is_some() => {
+                    debug!(%endpoint, attempt, %failure, retry_in_ms, "OVSDB TLS handshake failed");
+                }
+                Exit::Tls(failure) => {
+                    warn!(%endpoint, attempt, error = %failure, retry_in_ms, "OVSDB connection attempt failed")
+                }
                 Exit::Lost(reason) if was_ready => {
                     warn!(%endpoint, %reason, retry_in_ms, "OVSDB connection lost")
                 }
@@ -371,7 +375,7 @@ impl Supervisor {
                             break e;
                         }
                     }
-                    Err(e) => break Exit::Lost(format!("read failed: {e}")),
+                    Err(e) => break read_failed(&e, conn.ready),
                 },
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => break Exit::Shutdown,
@@ -564,6 +568,8 @@ impl Supervisor {
             s.connected = true;
             s.endpoint = Some(endpoint.clone());
             s.connections += 1;
+            s.tls_failure = None;
+            s.failed_rounds = 0;
         });
         info!(%endpoint, attempt = self.attempt, "connected to OVSDB server");
         let ids: Vec<u64> = self
@@ -578,6 +584,15 @@ impl Supervisor {
         for c in std::mem::take(&mut conn.queued) {
             self.online_command(conn, c);
         }
+    }
+}
+
+/// A failed read: a TLS failure before the connection became usable (under TLS 1.3 a
+/// server that refuses our certificate says so at the first read), else a lost connection.
+fn read_failed(e: &std::io::Error, ready: bool) -> Exit {
+    match TlsFailure::of_io(e) {
+        Some(f) if !ready => Exit::Tls(f),
+        _ => Exit::Lost(format!("read failed: {e}")),
     }
 }
 

@@ -15,6 +15,10 @@ pub enum Error {
     /// The TLS material (private key, certificate, CA certificate) could not be loaded or used.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The TLS handshake with an `ssl:` remote failed for a reason retrying does not fix:
+    /// a certificate problem on either side, or a server that does not speak TLS.
+    #[error("TLS with {remote} failed: {failure}")]
+    TlsHandshake { remote: String, failure: TlsFailure },
     /// Connecting to, reading from or writing to the server failed at the socket level.
     #[error("I/O error talking to {remote}: {source}")]
     Io {
@@ -71,6 +75,7 @@ impl Error {
         match self {
             Error::BadRemote { .. } => "bad_remote",
             Error::Tls(_) => "tls",
+            Error::TlsHandshake { .. } => "tls_handshake",
             Error::Io { .. } => "io",
             Error::Protocol(_) => "protocol",
             Error::MessageTooLarge { .. } => "message_too_large",
@@ -94,6 +99,70 @@ impl Error {
             self,
             Error::NotConnected | Error::ConnectionLost { .. } | Error::Io { .. }
         )
+    }
+}
+
+/// Why a TLS handshake failed, when it is not the network: each is a configuration problem
+/// that stays until someone fixes a certificate, a CA file or an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsFailure {
+    /// The server's certificate does not chain to the CA we trust.
+    #[error("the server's certificate is not signed by the CA we trust ({0})")]
+    UnknownIssuer(String),
+    /// The server's certificate chains to our CA but is not acceptable (expired, not yet
+    /// valid, bad signature, wrong key usage, revoked).
+    #[error("the server's certificate is not acceptable ({0})")]
+    BadCertificate(String),
+    /// What answered on the port is not a TLS server (e.g. a plain `ptcp:` ovsdb-server
+    /// behind an `ssl:` remote).
+    #[error("the server does not speak TLS on this port ({0})")]
+    NotTls(String),
+    /// The server refused our client certificate (it does not trust the CA that signed it).
+    #[error("the server refused our client certificate ({0})")]
+    CertificateRefused(String),
+}
+
+impl TlsFailure {
+    /// Every value of [`TlsFailure::label`].
+    pub const LABELS: [&'static str; 4] = [
+        "unknown_issuer",
+        "bad_certificate",
+        "not_tls",
+        "certificate_refused",
+    ];
+
+    /// A short stable label (for metrics and logs).
+    pub fn label(&self) -> &'static str {
+        match self {
+            TlsFailure::UnknownIssuer(_) => "unknown_issuer",
+            TlsFailure::BadCertificate(_) => "bad_certificate",
+            TlsFailure::NotTls(_) => "not_tls",
+            TlsFailure::CertificateRefused(_) => "certificate_refused",
+        }
+    }
+
+    /// The failure an I/O error of a TLS stream carries, if it is one of ours: rustls
+    /// reports its errors inside `std::io::Error`.
+    pub fn of_io(e: &std::io::Error) -> Option<TlsFailure> {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as R};
+        let r = e.get_ref()?.downcast_ref::<R>()?;
+        let text = r.to_string();
+        Some(match r {
+            R::InvalidCertificate(C::UnknownIssuer) => TlsFailure::UnknownIssuer(text),
+            R::InvalidCertificate(_) => TlsFailure::BadCertificate(text),
+            R::InvalidMessage(_) | R::InappropriateHandshakeMessage { .. } => {
+                TlsFailure::NotTls(text)
+            }
+            R::AlertReceived(
+                A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateUnknown
+                | A::CertificateRequired
+                | A::AccessDenied
+                | A::DecryptError,
+            ) => TlsFailure::CertificateRefused(text),
+            _ => return None,
+        })
     }
 }
 

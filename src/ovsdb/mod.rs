@@ -1,6 +1,7 @@
 //! Our OVSDB client (RFC 7047 plus the ovsdb-server(7) extensions: monitor_cond,
 //! monitor_cond_since, update2/update3). Owns the wire format, connections, the monitored
 //! replica and transactions. Knows nothing of OVN or Kubernetes.
+mod attempts;
 pub mod client;
 pub mod codec;
 mod connection;
@@ -19,8 +20,8 @@ pub mod typed;
 pub mod update;
 pub mod value;
 
-pub use client::{Client, ClientConfig, ConnState, Monitor};
-pub use error::{Error, TxnError, TxnErrorKind};
+pub use client::{Client, ClientConfig, ConnState, Monitor, TlsHook};
+pub use error::{Error, TlsFailure, TxnError, TxnErrorKind};
 pub use follow::{ReplicaFeed, replica_spec};
 pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};

@@ -17,7 +17,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::error::Error;
+use super::error::{Error, TlsFailure};
 
 /// Where an OVSDB server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +256,23 @@ async fn tcp(
     Ok(s)
 }
 
+/// A failed handshake: a certificate or protocol problem when rustls says so. A peer that
+/// closes the connection in the middle of our ClientHello is not a TLS server either (a
+/// plain `ptcp:` ovsdb-server drops a client whose first bytes are not JSON).
+fn handshake(endpoint: &Endpoint, e: std::io::Error) -> Error {
+    let failure = TlsFailure::of_io(&e).or_else(|| {
+        (e.kind() == std::io::ErrorKind::UnexpectedEof)
+            .then(|| TlsFailure::NotTls(format!("connection closed during the handshake: {e}")))
+    });
+    match failure {
+        Some(failure) => Error::TlsHandshake {
+            remote: endpoint.to_string(),
+            failure,
+        },
+        None => io(endpoint, e),
+    }
+}
+
 /// Open a stream to `endpoint`. `tls` is required for `ssl:` endpoints.
 pub async fn connect(
     endpoint: &Endpoint,
@@ -282,7 +299,7 @@ pub async fn connect(
             let tls = tokio::time::timeout(options.connect_timeout, connector.connect(name, s))
                 .await
                 .map_err(|_| io(endpoint, std::io::ErrorKind::TimedOut.into()))?
-                .map_err(|e| io(endpoint, e))?;
+                .map_err(|e| handshake(endpoint, e))?;
             Ok(Box::new(tls))
         }
     }
