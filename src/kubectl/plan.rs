@@ -141,7 +141,7 @@ pub(super) async fn plan(
             service_ips: &service_ips,
             keep: &keep,
         };
-        let d = nb.preview_routes(intent, &routes);
+        let d = nb.preview(intent, crate::nb::Scope::Routes(&routes));
         report.nb_against = "nb";
         report.nb_commands = d.changes.iter().map(describe).collect();
         for r in &mut w.routes {
