@@ -46,6 +46,10 @@ pub const ROUTER_CHARS: usize = NAME_CHARS + 3;
 pub const LABEL_KEY_CHARS: usize = NAME_CHARS + 1 + 63;
 /// A label value.
 pub const LABEL_VALUE_CHARS: usize = 63;
+/// `targets[].kind`: the longest kind (`StatefulSet`); any longer value is not a kind.
+pub const TARGET_KIND_CHARS: usize = 11;
+/// `matchExpressions[].operator`: the longest operator (`DoesNotExist`).
+pub const OPERATOR_CHARS: usize = 12;
 
 /// True when `s` is longer than `max` characters, counted as the API server counts them.
 pub fn too_long(s: &str, max: usize) -> bool {

@@ -93,6 +93,7 @@ fn selector(generator: &mut SchemaGenerator, at: &str, doc: &str) -> Schema {
     fields["key"]["maxLength"] = json!(limits::LABEL_KEY_CHARS);
     fields["key"]["x-kubernetes-validations"] = rules_json(&[key_prefix, key_name]);
     fields["operator"]["enum"] = json!(super::validate::selector::OPERATORS);
+    fields["operator"]["maxLength"] = json!(limits::OPERATOR_CHARS);
     fields["values"]["maxItems"] = json!(limits::SELECTOR_VALUES);
     fields["values"]["items"]["maxLength"] = json!(limits::LABEL_VALUE_CHARS);
     fields["values"]["items"]["x-kubernetes-validations"] = rules_json(&[values]);

@@ -131,6 +131,7 @@ pub struct SvcRule {
 #[x_kube(validation = crate::api::rules::TARGET_NEEDS_NAMESPACE)]
 pub struct Target {
     /// One of Pod, Deployment, DaemonSet, StatefulSet, ReplicaSet, Job, CronJob, Namespace.
+    #[schemars(length(max = limits::TARGET_KIND_CHARS))]
     #[schemars(extend("enum" = ["Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Namespace"]))]
     pub kind: String,
     /// Required for every kind but Namespace.
