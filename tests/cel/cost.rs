@@ -248,8 +248,11 @@ pub struct RuleCost {
     /// Where the rule sits (`spec.route[].dst`).
     pub at: String,
     pub rule: String,
-    /// One run of the rule and of its `messageExpression`.
+    /// One run of the rule.
     pub per_run: u64,
+    /// One run of its `messageExpression` (a separate expression with its own limit; it runs
+    /// only when the rule fails).
+    pub message_per_run: u64,
     /// How many times it may run: the product of the bounds of the lists and maps above it.
     pub runs: u64,
     /// Unbounded values the rule reads or sits in, and missing cost models.
@@ -257,8 +260,14 @@ pub struct RuleCost {
 }
 
 impl RuleCost {
+    /// The rule's estimate: one run times the runs.
     pub fn total(&self) -> u64 {
         self.per_run.saturating_mul(self.runs)
+    }
+
+    /// The `messageExpression`'s estimate.
+    pub fn message_total(&self) -> u64 {
+        self.message_per_run.saturating_mul(self.runs)
     }
 }
 
@@ -278,10 +287,11 @@ fn walk(s: &Value, at: &str, runs: Option<u64>, out: &mut Vec<RuleCost>) {
     {
         let rule = r.get("rule").and_then(Value::as_str).unwrap_or_default();
         let mut errors = Vec::new();
-        let mut per_run = estimate(rule, s, &mut errors);
-        if let Some(m) = r.get("messageExpression").and_then(Value::as_str) {
-            per_run += estimate(m, s, &mut errors);
-        }
+        let per_run = estimate(rule, s, &mut errors);
+        let message_per_run = r
+            .get("messageExpression")
+            .and_then(Value::as_str)
+            .map_or(0, |m| estimate(m, s, &mut errors));
         if runs.is_none() {
             errors.push(format!(
                 "{at} sits in a list or map without maxItems / maxProperties"
@@ -291,6 +301,7 @@ fn walk(s: &Value, at: &str, runs: Option<u64>, out: &mut Vec<RuleCost>) {
             at: at.to_owned(),
             rule: rule.to_owned(),
             per_run,
+            message_per_run,
             runs: runs.unwrap_or(u64::MAX),
             errors,
         });
