@@ -333,3 +333,43 @@ fn run_rule(s: &Value, r: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
         )),
     }
 }
+
+/// Validation ratcheting (on by default since Kubernetes 1.30): on an update, a failure on a
+/// value the update left as it was does not refuse the update.
+pub fn ratchet(causes: Vec<Cause>, old: &Value, new: &Value) -> Vec<Cause> {
+    let kept: Vec<Cause> = causes
+        .into_iter()
+        .filter(|c| {
+            let was = lookup(old, &c.field);
+            c.field == "<nil>" || was.is_none() || was != lookup(new, &c.field)
+        })
+        .collect();
+    if kept.iter().all(|c| c.field == "<nil>") {
+        return Vec::new();
+    }
+    kept
+}
+
+/// The value at a cause's field (`spec.route[1].dst`, `spec.podSelector.matchLabels[app]`).
+fn lookup<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    let mut rest = field;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let key = &r[..end];
+            cur = match cur {
+                Value::Array(a) => a.get(key.parse::<usize>().ok()?)?,
+                Value::Object(m) => m.get(key)?,
+                _ => return None,
+            };
+            rest = &r[end + 1..];
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            cur = cur.get(&r[..end])?;
+            rest = &r[end..];
+        }
+    }
+    Some(cur)
+}
