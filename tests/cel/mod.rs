@@ -103,3 +103,33 @@ pub fn to_cel(v: &serde_json::Value) -> Value {
         }
     }
 }
+
+/// A CEL value back as JSON (for `variables` of a ValidatingAdmissionPolicy, which later
+/// expressions read); IPs and CIDRs become their text.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::UInt(u) => J::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.to_string()),
+        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Map(m) => J::Object(
+            m.map
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        cel::objects::Key::String(s) => s.to_string(),
+                        cel::objects::Key::Int(i) => i.to_string(),
+                        cel::objects::Key::Uint(u) => u.to_string(),
+                        cel::objects::Key::Bool(b) => b.to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        other => J::String(format!("{other:?}")),
+    }
+}
