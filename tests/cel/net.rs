@@ -214,7 +214,7 @@ impl Ip {
 
     /// Go's `Addr.String()`: dotted decimal, or RFC 5952 (longest run of two or more zero
     /// groups as `::`, the first on a tie, lowercase hex).
-    pub fn to_go_string(&self) -> String {
+    pub fn to_go_string(self) -> String {
         if self.v4 {
             let b = &self.bytes[12..];
             return format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
@@ -315,7 +315,7 @@ impl Ip {
 }
 
 impl Cidr {
-    pub fn to_go_string(&self) -> String {
+    pub fn to_go_string(self) -> String {
         format!("{}/{}", self.ip.to_go_string(), self.bits)
     }
 
