@@ -31,6 +31,14 @@ struct Cli {
     command: Command,
 }
 
+/// Kubernetes versions `crd --compat` prints a CRD for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdCompat {
+    /// Before 1.31: CRD rules cannot use the CEL IP/CIDR library.
+    #[value(name = "pre-1.31")]
+    Pre131,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print the Route CustomResourceDefinition (deploy/crd.yaml is this output).
@@ -38,6 +46,10 @@ enum Command {
         /// Print the RouteNodeReport CRD instead (deploy/crd-nodereport.yaml).
         #[arg(long)]
         node_report: bool,
+        /// Print the Route CRD for an older cluster: `pre-1.31` (no CEL IP/CIDR library:
+        /// lengths and patterns only; docs/install.md).
+        #[arg(long, value_name = "KUBERNETES", conflicts_with = "node_report")]
+        compat: Option<CrdCompat>,
     },
     /// Show what would change: NB rows (as ovn-nbctl lines) and pod routes (as ip lines).
     Plan {
@@ -376,10 +388,15 @@ fn options(
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Crd { node_report } => {
+        Command::Crd {
+            node_report,
+            compat,
+        } => {
             // print!, not println!: deploy/crd*.yaml are this output byte for byte.
             if node_report {
                 print!("{}", ovnkube_route::api::node_report_crd_yaml());
+            } else if let Some(CrdCompat::Pre131) = compat {
+                print!("{}", ovnkube_route::api::crd_compat_yaml());
             } else {
                 print!("{}", ovnkube_route::api::crd_yaml());
             }

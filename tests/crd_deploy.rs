@@ -3,6 +3,9 @@
 //! the machine image); fails, never skips, without it.
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
+#[path = "cel/mod.rs"]
+mod cel_k8s;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -10,7 +13,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn rendered() -> Vec<Value> {
     let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
@@ -45,8 +48,8 @@ fn renders_the_expected_objects() {
         .iter()
         .map(|d| {
             let name = d["metadata"]["name"].as_str().unwrap();
-            // The generated ConfigMap's name carries a content hash.
-            let name = if d["kind"] == "ConfigMap" {
+            // The generated settings ConfigMap's name carries a content hash.
+            let name = if d["kind"] == "ConfigMap" && name != "ovnkube-route-admission" {
                 name.rsplit_once('-').unwrap().0
             } else {
                 name
@@ -80,6 +83,13 @@ fn renders_the_expected_objects() {
         ("Role", "ovnkube-route-events", "default"),
         ("RoleBinding", "ovnkube-route-events", "default"),
         ("ConfigMap", "ovnkube-route-settings", "ovn-kubernetes"),
+        ("ConfigMap", "ovnkube-route-admission", "ovn-kubernetes"),
+        ("ValidatingAdmissionPolicy", "ovnkube-route-node-report", ""),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "ovnkube-route-node-report",
+            "",
+        ),
         ("DaemonSet", "ovnkube-route", "ovn-kubernetes"),
     ]
     .into_iter()
@@ -217,7 +227,16 @@ fn daemonset_runs_on_every_node_with_the_host_access_it_needs() {
         .unwrap()
         .name
         .clone();
-    let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let cm = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ovnkube-route-settings")
+        })
+        .unwrap();
     assert_eq!(
         cm["metadata"]["name"],
         cm_name.as_str(),
@@ -334,5 +353,215 @@ fn daemonset_runs_on_every_node_with_the_host_access_it_needs() {
         tls.optional,
         Some(true),
         "the TLS Secret is only needed for ssl: endpoints"
+    );
+}
+
+/// Runs a ValidatingAdmissionPolicy as the API server does: `matchConditions` decide whether it
+/// applies, `variables` are evaluated in order, then every validation; `Err` is the message of
+/// the first that fails.
+fn admit(policy: &Value, request: &Value, object: &Value, params: &Value) -> Result<(), String> {
+    let spec = &policy["spec"];
+    let old = Value::Null;
+    let mut variables = serde_json::Map::new();
+    let vars = |variables: &serde_json::Map<String, Value>| -> Vec<(&'static str, Value)> {
+        vec![
+            ("request", request.clone()),
+            ("object", object.clone()),
+            ("oldObject", old.clone()),
+            ("params", params.clone()),
+            ("variables", Value::Object(variables.clone())),
+        ]
+    };
+    let run = |expr: &str, variables: &serde_json::Map<String, Value>| {
+        let owned = vars(variables);
+        let bound: Vec<(&str, &Value)> = owned.iter().map(|(n, v)| (*n, v)).collect();
+        cel_k8s::eval(expr, &bound)
+    };
+    for m in spec["matchConditions"].as_array().into_iter().flatten() {
+        let expr = m["expression"].as_str().unwrap();
+        match run(expr, &variables) {
+            Ok(cel::objects::Value::Bool(true)) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(format!("matchCondition {expr}: {e}")),
+        }
+    }
+    for v in spec["variables"].as_array().into_iter().flatten() {
+        let value = run(v["expression"].as_str().unwrap(), &variables)
+            .map_err(|e| format!("variable {}: {e}", v["name"]))?;
+        variables.insert(
+            v["name"].as_str().unwrap().to_owned(),
+            cel_k8s::to_json(&value),
+        );
+    }
+    for v in spec["validations"].as_array().into_iter().flatten() {
+        let expr = v["expression"].as_str().unwrap();
+        match run(expr, &variables) {
+            Ok(cel::objects::Value::Bool(true)) => {}
+            Ok(_) => {
+                let message = match v["messageExpression"].as_str() {
+                    Some(m) => match run(m, &variables).unwrap() {
+                        cel::objects::Value::String(s) => s.to_string(),
+                        other => panic!("messageExpression gave {other:?}"),
+                    },
+                    None => v["message"].as_str().unwrap_or(expr).to_owned(),
+                };
+                return Err(message);
+            }
+            // failurePolicy: Fail.
+            Err(e) => return Err(format!("{expr}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// The node-report policy, run with the same CEL interpreter as the CRD's rules: a node's
+/// instance writes its own report; another node's report, a report naming another node, and
+/// a token without the node claim are refused (unless the documented setting allows the
+/// latter); other users are left alone.
+#[test]
+fn node_report_policy_keeps_each_node_to_its_own_report() {
+    let docs = rendered();
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .unwrap()
+        .clone();
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicyBinding")
+        .unwrap();
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    assert_eq!(
+        binding["spec"]["paramRef"]["parameterNotFoundAction"],
+        "Deny"
+    );
+    let param = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap" && d["metadata"]["name"] == binding["spec"]["paramRef"]["name"]
+        })
+        .expect("the binding's ConfigMap is rendered under the name it uses")
+        .clone();
+    assert_eq!(
+        param["metadata"]["namespace"],
+        binding["spec"]["paramRef"]["namespace"]
+    );
+    assert_eq!(
+        param["data"]["allowWithoutNodeClaim"], "false",
+        "fail closed by default"
+    );
+    let rules = &policy["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(rules["resources"], json!(["routenodereports"]));
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+
+    let sa = "system:serviceaccount:ovn-kubernetes:ovnkube-route";
+    let request = |user: &str, node: Option<&str>, op: &str, name: &str| {
+        let mut extra = serde_json::Map::new();
+        if let Some(n) = node {
+            extra.insert("authentication.kubernetes.io/node-name".into(), json!([n]));
+            extra.insert(
+                "authentication.kubernetes.io/pod-name".into(),
+                json!(["ovnkube-route-x"]),
+            );
+        }
+        json!({"name": name, "operation": op, "userInfo": {"username": user, "extra": extra}})
+    };
+    let report = |name: &str, node: &str| json!({"apiVersion": "k8s.ovn.org/v1", "kind": "RouteNodeReport", "metadata": {"name": name}, "spec": {"node": node}});
+    let ok = |r: Result<(), String>| r.unwrap();
+    let refused = |r: Result<(), String>, want: &str| {
+        let e = r.unwrap_err();
+        assert!(e.contains(want), "{e}");
+    };
+    for op in ["CREATE", "UPDATE"] {
+        // Own node.
+        ok(admit(
+            &policy,
+            &request(sa, Some("node1"), op, "node1"),
+            &report("node1", "node1"),
+            &param,
+        ));
+        // Another node's report.
+        refused(
+            admit(
+                &policy,
+                &request(sa, Some("node1"), op, "node2"),
+                &report("node2", "node2"),
+                &param,
+            ),
+            "node node1 may write only its own RouteNodeReport, not node2",
+        );
+        // Its own name, another node inside.
+        refused(
+            admit(
+                &policy,
+                &request(sa, Some("node1"), op, "node1"),
+                &report("node1", "node2"),
+                &param,
+            ),
+            "node node1 may write only its own RouteNodeReport, not node1",
+        );
+        // No node claim: refused, unless the setting says so.
+        refused(
+            admit(
+                &policy,
+                &request(sa, None, op, "node1"),
+                &report("node1", "node1"),
+                &param,
+            ),
+            "carries no node",
+        );
+        let mut allow = param.clone();
+        allow["data"]["allowWithoutNodeClaim"] = json!("true");
+        ok(admit(
+            &policy,
+            &request(sa, None, op, "node2"),
+            &report("node2", "node2"),
+            &allow,
+        ));
+        // The claim still binds when the setting is on.
+        refused(
+            admit(
+                &policy,
+                &request(sa, Some("node1"), op, "node2"),
+                &report("node2", "node2"),
+                &allow,
+            ),
+            "not node2",
+        );
+        // Other users (an admin, the status writer of another tool) are left alone.
+        ok(admit(
+            &policy,
+            &request("kubernetes-admin", None, op, "node2"),
+            &report("node2", "node2"),
+            &param,
+        ));
+        ok(admit(
+            &policy,
+            &request(
+                "system:serviceaccount:other:ovnkube-route",
+                Some("node1"),
+                op,
+                "node2",
+            ),
+            &report("node2", "node2"),
+            &param,
+        ));
+    }
+    // Delete: no object, the name decides.
+    ok(admit(
+        &policy,
+        &request(sa, Some("node1"), "DELETE", "node1"),
+        &Value::Null,
+        &param,
+    ));
+    refused(
+        admit(
+            &policy,
+            &request(sa, Some("node1"), "DELETE", "node2"),
+            &Value::Null,
+            &param,
+        ),
+        "not node2",
     );
 }

@@ -74,14 +74,26 @@ fn converged(args: &[String], ctx: &str) {
 }
 
 fn oracle_args(ovn: &Ovn, dir: &Path, net: &PodNet, mode: &str) -> Vec<String> {
-    let mut a: Vec<String> = ["plan", "-o", "json", "--mode", mode, "--nb", &ovn.nb_remote(), "-f"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "plan",
+        "-o",
+        "json",
+        "--mode",
+        mode,
+        "--nb",
+        &ovn.nb_remote(),
+        "-f",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     a.push(dir.to_str().unwrap().into());
     a.extend(net.args());
     a
 }
+
+/// One scripted edit: what it is, and doing it.
+type Step<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
 #[test]
 fn a_scripted_file_source_run_leaves_what_a_fresh_plan_computes() {
@@ -105,13 +117,27 @@ fn a_scripted_file_source_run_leaves_what_a_fresh_plan_computes() {
         }
         converged(&oracle_args(&ovn, dir.path(), &net, "central"), ctx);
     };
-    let steps: Vec<(&str, Box<dyn Fn()>)> = vec![
-        ("wide, select-all", Box::new(|| inputs.put("wide.yaml", &wide(false)))),
-        ("wide narrowed", Box::new(|| inputs.put("wide.yaml", &wide(true)))),
-        ("wide widened", Box::new(|| inputs.put("wide.yaml", &wide(false)))),
+    let steps: Vec<Step> = vec![
+        (
+            "wide, select-all",
+            Box::new(|| inputs.put("wide.yaml", &wide(false))),
+        ),
+        (
+            "wide narrowed",
+            Box::new(|| inputs.put("wide.yaml", &wide(true))),
+        ),
+        (
+            "wide widened",
+            Box::new(|| inputs.put("wide.yaml", &wide(false))),
+        ),
         (
             "ecmp",
-            Box::new(|| inputs.put("ecmp.yaml", &ecmp("ecmp", "client-a", "\"100.64.0.2\", \"100.64.0.3\""))),
+            Box::new(|| {
+                inputs.put(
+                    "ecmp.yaml",
+                    &ecmp("ecmp", "client-a", "\"100.64.0.2\", \"100.64.0.3\""),
+                )
+            }),
         ),
         (
             "ecmp renamed",
@@ -121,12 +147,23 @@ fn a_scripted_file_source_run_leaves_what_a_fresh_plan_computes() {
             "the same name in a second file",
             Box::new(|| inputs.put("dup.yaml", &ecmp("ecmp2", "client-b", "\"100.64.0.3\""))),
         ),
-        ("second file removed", Box::new(|| inputs.remove("dup.yaml"))),
+        (
+            "second file removed",
+            Box::new(|| inputs.remove("dup.yaml")),
+        ),
         (
             "an unreadable file",
-            Box::new(|| inputs.put("broken.yaml", "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {name: x\n")),
+            Box::new(|| {
+                inputs.put(
+                    "broken.yaml",
+                    "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {name: x\n",
+                )
+            }),
         ),
-        ("the unreadable file fixed", Box::new(|| inputs.remove("broken.yaml"))),
+        (
+            "the unreadable file fixed",
+            Box::new(|| inputs.remove("broken.yaml")),
+        ),
         (
             "a pod relabelled and the Service moved",
             Box::new(|| {
@@ -214,7 +251,7 @@ fn a_scripted_kubernetes_source_run_leaves_what_a_fresh_plan_computes() {
         write_world(dir.path(), objects, routes);
         converged(&oracle_args(&ovn, dir.path(), &net, "ic"), ctx);
     };
-    let mut apply = |routes: &mut BTreeMap<String, String>, name: &str, yaml: String| {
+    let apply = |routes: &mut BTreeMap<String, String>, name: &str, yaml: String| {
         kube.apply(&yaml);
         routes.insert(name.to_owned(), yaml);
     };
@@ -233,7 +270,11 @@ fn a_scripted_kubernetes_source_run_leaves_what_a_fresh_plan_computes() {
     // Renamed: the old one deleted, the new one created.
     kube.delete("k8s.ovn.org/v1", "Route", None, "ecmp");
     routes.remove("ecmp");
-    apply(&mut routes, "ecmp2", ecmp("ecmp2", "client-a", "\"100.64.0.2\""));
+    apply(
+        &mut routes,
+        "ecmp2",
+        ecmp("ecmp2", "client-a", "\"100.64.0.2\""),
+    );
     check(&routes, &objects, "ecmp renamed");
     // A pod relabelled and the Service's address changed.
     let key = "Pod/default/client-b".to_string();

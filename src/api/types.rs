@@ -10,12 +10,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::limits;
+
 /// Desired routing for the pods a Route selects.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
     group = "k8s.ovn.org",
     version = "v1",
@@ -35,9 +37,11 @@ use serde::{Deserialize, Serialize};
 pub struct RouteSpec {
     /// Destination CIDRs and the pod interface that reaches them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::ROUTE_RULES))]
     pub route: Vec<RouteRule>,
     /// Services whose ClusterIP(s) (or ready endpoints, when headless) are reached over `dev`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::SVC_RULES))]
     pub svc: Vec<SvcRule>,
     /// Free-form switches kept from the original API for extensibility.
     #[serde(
@@ -48,12 +52,15 @@ pub struct RouteSpec {
     pub feature_gate: BTreeMap<String, String>,
     /// Selects pods by label. With no selection at all, the Route applies to every pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::pod_selector")]
     pub pod_selector: Option<LabelSelector>,
     /// Selects the namespaces whose pods the Route applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::namespace_selector")]
     pub namespace_selector: Option<LabelSelector>,
     /// Selects pods by name or by the workload that owns them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::TARGETS))]
     pub targets: Vec<Target>,
     /// Pods and namespaces never touched by this Route, whatever selects them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +71,7 @@ pub struct RouteSpec {
     /// Resolves conflicts between Routes for the same pod and destination: higher wins;
     /// ties go to the older Route, then to the name that sorts first.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = i32::MIN, max = i32::MAX))]
     pub priority: i32,
     /// OVN-side behaviour: logical router policies, next hops, enforcement ACLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,35 +83,64 @@ fn is_zero(i: &i32) -> bool {
 }
 
 /// `dst via <via or the dev's gateway> dev <dev>` in each selected pod.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = crate::api::rules::ROUTE_FAMILY)]
 pub struct RouteRule {
     /// Destination network, an IPv4 or IPv6 CIDR (a bare address means a host route).
+    #[schemars(length(max = limits::ADDRESS_CHARS))]
+    #[x_kube(validation = crate::api::rules::DST_NOT_EMPTY)]
+    #[x_kube(validation = crate::api::rules::DST_IS_CIDR)]
+    #[x_kube(validation = crate::api::rules::DST_NOT_DEFAULT)]
+    #[x_kube(validation = crate::api::rules::DST_NO_HOST_BITS)]
     pub dst: String,
     /// Pod interface name, e.g. `eth0` (Calico) or `eth1` (OVN-Kubernetes).
+    #[schemars(length(max = limits::DEV_CHARS))]
+    #[x_kube(validation = crate::api::rules::ROUTE_DEV[0])]
+    #[x_kube(validation = crate::api::rules::ROUTE_DEV[1])]
+    #[x_kube(validation = crate::api::rules::ROUTE_DEV[2])]
     pub dev: String,
     /// Gateway address; empty or absent means the interface's gateway, else a link route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::ADDRESS_CHARS))]
+    #[x_kube(validation = crate::api::rules::ROUTE_VIA)]
     pub via: Option<String>,
 }
 
 /// The Service's ClusterIP(s) as host routes over `dev`; follows the Service live.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 pub struct SvcRule {
+    #[schemars(length(max = limits::NAME_CHARS))]
+    #[x_kube(validation = crate::api::rules::SVC_NAMESPACE)]
     pub namespace: String,
+    #[schemars(length(max = limits::NAME_CHARS))]
+    #[x_kube(validation = crate::api::rules::SVC_NAME)]
     pub name: String,
+    #[schemars(length(max = limits::DEV_CHARS))]
+    #[x_kube(validation = crate::api::rules::SVC_DEV[0])]
+    #[x_kube(validation = crate::api::rules::SVC_DEV[1])]
+    #[x_kube(validation = crate::api::rules::SVC_DEV[2])]
     pub dev: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::ADDRESS_CHARS))]
+    #[x_kube(validation = crate::api::rules::SVC_VIA)]
     pub via: Option<String>,
 }
 
 /// A pod, a namespace, or the pods of a workload.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = crate::api::rules::TARGET_NEEDS_NAMESPACE)]
 pub struct Target {
     /// One of Pod, Deployment, DaemonSet, StatefulSet, ReplicaSet, Job, CronJob, Namespace.
+    #[schemars(length(max = limits::TARGET_KIND_CHARS))]
+    #[schemars(extend("enum" = ["Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Namespace"]))]
     pub kind: String,
     /// Required for every kind but Namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::NAME_CHARS))]
+    #[x_kube(validation = crate::api::rules::TARGET_NAMESPACE)]
     pub namespace: Option<String>,
+    #[schemars(length(max = limits::NAME_CHARS))]
+    #[x_kube(validation = crate::api::rules::TARGET_NAME)]
     pub name: String,
 }
 
@@ -113,33 +150,46 @@ pub struct Target {
 pub struct Exclude {
     /// `namespace/name` of pods to leave alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::schema::exclude_pods")]
     pub pods: Vec<String>,
     /// Namespaces whose pods are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::schema::exclude_namespaces")]
     pub namespaces: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::exclude_pod_selector")]
     pub pod_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::exclude_namespace_selector")]
     pub namespace_selector: Option<LabelSelector>,
 }
 
 /// The replacement default route.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 pub struct DefaultRouteRule {
+    #[schemars(length(max = limits::DEV_CHARS))]
+    #[x_kube(validation = crate::api::rules::DEFAULT_ROUTE_DEV[0])]
+    #[x_kube(validation = crate::api::rules::DEFAULT_ROUTE_DEV[1])]
+    #[x_kube(validation = crate::api::rules::DEFAULT_ROUTE_DEV[2])]
     pub dev: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::ADDRESS_CHARS))]
+    #[x_kube(validation = crate::api::rules::DEFAULT_ROUTE_VIA)]
     pub via: Option<String>,
 }
 
 /// What the Route does inside OVN.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OvnSpec {
     /// Logical router for policies / static routes (default `ovn_cluster_router`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::ROUTER_CHARS))]
+    #[x_kube(validation = crate::api::rules::OVN_ROUTER)]
     pub router: Option<String>,
     /// Reroute next hops for destinations sent over the OVN interface; several = ECMP.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::schema::next_hops")]
     pub next_hops: Vec<String>,
     /// Use BFD to the next hops (static routes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,7 @@
 //!
 //! Fail-safe choices: a selection that does not validate selects no pod (never "every pod"),
 //! and an exclusion that does not validate excludes every pod; both are reported.
+mod addr;
 mod selection;
 pub mod selector;
 
@@ -18,7 +19,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::limits;
 use super::types::{Problem, Route};
+use addr::parse_via;
+pub use addr::{parse_dst, parse_ip};
 pub use selector::{Requirement, Selector};
 
 /// Reasons used in [`Problem::reason`] by validation.
@@ -36,6 +40,8 @@ pub mod reason {
     pub const INVALID_NEXT_HOP: &str = "InvalidNextHop";
     pub const INVALID_ROUTER: &str = "InvalidRouter";
     pub const DUPLICATE_RULE: &str = "DuplicateRule";
+    /// More `route[]` or `svc[]` rules than the CRD allows: the rest are ignored.
+    pub const TOO_MANY_RULES: &str = "TooManyRules";
 }
 
 /// What a rule sends over its `dev`.
@@ -248,35 +254,6 @@ pub(crate) fn problem(path: String, reason: &str, message: String) -> Problem {
     }
 }
 
-/// Parses a destination: a CIDR, or a bare address meaning a host route. Host bits set
-/// (`10.0.0.5/24`) are refused rather than silently truncated.
-pub fn parse_dst(s: &str) -> Result<IpNet, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty destination".into());
-    }
-    if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
-    }
-    let net: IpNet = t
-        .parse()
-        .map_err(|_| format!("not a CIDR or IP address: {}", quote(s)))?;
-    if net.prefix_len() == 0 {
-        return Err(format!(
-            "{} would replace the default route; use spec.defaultRoute for that",
-            quote(s)
-        ));
-    }
-    if net.trunc() != net {
-        return Err(format!(
-            "{} has host bits set; did you mean {}?",
-            quote(s),
-            net.trunc()
-        ));
-    }
-    Ok(net)
-}
-
 /// Linux accepts an interface name of 1-15 bytes, not `.`/`..`, without `/`, `:` or
 /// whitespace (`dev_valid_name()` in net/core/dev.c).
 pub fn check_dev(dev: &str) -> Result<(), String> {
@@ -303,20 +280,6 @@ pub fn check_dev(dev: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_via(via: &Option<String>) -> Result<Option<IpAddr>, String> {
-    match via.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => v
-            .parse::<IpAddr>()
-            .map(Some)
-            .map_err(|_| format!("via {} is not an IP address", quote(v))),
-    }
-}
-
-fn is_v6(ip: &IpAddr) -> bool {
-    ip.is_ipv6()
-}
-
 /// A Kubernetes object name (DNS subdomain, loosely): non-empty, <= 253, lowercase
 /// alphanumerics, `-` and `.`.
 pub(crate) fn check_k8s_name(s: &str) -> bool {
@@ -326,14 +289,67 @@ pub(crate) fn check_k8s_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
+/// The first `max` of `items`; the rest are reported at `path` (the CRD's `maxItems`).
+pub(crate) fn capped<'a, T>(
+    items: &'a [T],
+    max: usize,
+    path: &str,
+    reason: &str,
+    problems: &mut Vec<Problem>,
+) -> &'a [T] {
+    if items.len() <= max {
+        return items;
+    }
+    problems.push(problem(
+        path.to_owned(),
+        reason,
+        format!(
+            "{}; the ones after the first {max} are ignored",
+            limits::too_many_message(items.len(), max)
+        ),
+    ));
+    &items[..max]
+}
+
 /// Validates one Route. Never fails: problems are returned beside the usable parts.
 pub fn validate(route: &Route) -> ValidatedRoute {
     let spec = &route.spec;
     let mut problems = Vec::new();
-    let mut rules = Vec::new();
+    let mut rules = route_rules(route, &mut problems);
+    rules.extend(svc_rules(route, &mut problems));
+    let default_route = default_route(route, &mut problems);
+    let selection = selection::validate_selection(route, &mut problems);
+    let exclude = selection::validate_exclude(route, &mut problems);
+    let ovn = validate_ovn(route, &mut problems);
 
+    ValidatedRoute {
+        name: route.metadata.name.clone().unwrap_or_default(),
+        priority: spec.priority,
+        created: route.metadata.creation_timestamp.clone(),
+        rules,
+        default_route,
+        selection,
+        exclude,
+        ovn,
+        problems,
+        gates: Gates::from_map(&spec.feature_gate),
+        rules_written: spec.route.len()
+            + spec.svc.len()
+            + usize::from(spec.default_route.is_some()),
+    }
+}
+
+fn route_rules(route: &Route, problems: &mut Vec<Problem>) -> Vec<Rule> {
+    let mut rules = Vec::new();
     let mut seen_nets: BTreeSet<IpNet> = BTreeSet::new();
-    for (i, r) in spec.route.iter().enumerate() {
+    let written = capped(
+        &route.spec.route,
+        limits::ROUTE_RULES,
+        "spec.route",
+        reason::TOO_MANY_RULES,
+        problems,
+    );
+    for (i, r) in written.iter().enumerate() {
         let path = format!("spec.route[{i}]");
         let dst = match parse_dst(&r.dst) {
             Ok(d) => Some(d),
@@ -356,7 +372,7 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             continue;
         };
         if let Some(v) = via
-            && is_v6(&v) != matches!(dst, IpNet::V6(_))
+            && v.is_ipv6() != matches!(dst, IpNet::V6(_))
         {
             problems.push(problem(
                 format!("{path}.via"),
@@ -380,9 +396,20 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             via,
         });
     }
+    rules
+}
 
+fn svc_rules(route: &Route, problems: &mut Vec<Problem>) -> Vec<Rule> {
+    let mut rules = Vec::new();
     let mut seen_svcs: BTreeSet<(String, String)> = BTreeSet::new();
-    for (i, s) in spec.svc.iter().enumerate() {
+    let written = capped(
+        &route.spec.svc,
+        limits::SVC_RULES,
+        "spec.svc",
+        reason::TOO_MANY_RULES,
+        problems,
+    );
+    for (i, s) in written.iter().enumerate() {
         let path = format!("spec.svc[{i}]");
         let mut ok = true;
         if !check_k8s_name(&s.namespace) {
@@ -436,51 +463,33 @@ pub fn validate(route: &Route) -> ValidatedRoute {
             via,
         });
     }
+    rules
+}
 
-    let default_route = spec.default_route.as_ref().and_then(|d| {
-        let dev_ok = check_dev(&d.dev)
-            .map_err(|m| {
-                problems.push(problem(
-                    "spec.defaultRoute.dev".into(),
-                    reason::INVALID_DEV,
-                    m,
-                ))
-            })
-            .is_ok();
-        let via = parse_via(&d.via)
-            .map_err(|m| {
-                problems.push(problem(
-                    "spec.defaultRoute.via".into(),
-                    reason::INVALID_VIA,
-                    m,
-                ))
-            })
-            .ok()?;
-        dev_ok.then(|| DefaultRouteSpec {
-            dev: d.dev.clone(),
-            via,
+fn default_route(route: &Route, problems: &mut Vec<Problem>) -> Option<DefaultRouteSpec> {
+    let d = route.spec.default_route.as_ref()?;
+    let dev_ok = check_dev(&d.dev)
+        .map_err(|m| {
+            problems.push(problem(
+                "spec.defaultRoute.dev".into(),
+                reason::INVALID_DEV,
+                m,
+            ))
         })
-    });
-
-    let selection = selection::validate_selection(route, &mut problems);
-    let exclude = selection::validate_exclude(route, &mut problems);
-    let ovn = validate_ovn(route, &mut problems);
-
-    ValidatedRoute {
-        name: route.metadata.name.clone().unwrap_or_default(),
-        priority: spec.priority,
-        created: route.metadata.creation_timestamp.clone(),
-        rules,
-        default_route,
-        selection,
-        exclude,
-        ovn,
-        problems,
-        gates: Gates::from_map(&spec.feature_gate),
-        rules_written: spec.route.len()
-            + spec.svc.len()
-            + usize::from(spec.default_route.is_some()),
-    }
+        .is_ok();
+    let via = parse_via(&d.via)
+        .map_err(|m| {
+            problems.push(problem(
+                "spec.defaultRoute.via".into(),
+                reason::INVALID_VIA,
+                m,
+            ))
+        })
+        .ok()?;
+    dev_ok.then(|| DefaultRouteSpec {
+        dev: d.dev.clone(),
+        via,
+    })
 }
 
 fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
@@ -489,6 +498,14 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
     };
     let router = match ovn.router.as_deref() {
         None | Some("") => None,
+        Some(r) if limits::too_long(r, limits::ROUTER_CHARS) => {
+            problems.push(problem(
+                "spec.ovn.router".into(),
+                reason::INVALID_ROUTER,
+                limits::too_long_message(limits::ROUTER_CHARS),
+            ));
+            None
+        }
         Some(r)
             if r.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) =>
@@ -505,16 +522,32 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
         }
     };
     let mut next_hops = Vec::new();
-    for (i, h) in ovn.next_hops.iter().enumerate() {
-        match h.trim().parse::<IpAddr>() {
-            Ok(ip) if !next_hops.contains(&ip) => next_hops.push(ip),
-            Ok(ip) => problems.push(problem(
-                format!("spec.ovn.nextHops[{i}]"),
+    let written = capped(
+        &ovn.next_hops,
+        limits::NEXT_HOPS,
+        "spec.ovn.nextHops",
+        reason::INVALID_NEXT_HOP,
+        problems,
+    );
+    for (i, h) in written.iter().enumerate() {
+        let path = format!("spec.ovn.nextHops[{i}]");
+        if limits::too_long(h, limits::ADDRESS_CHARS) {
+            problems.push(problem(
+                path,
+                reason::INVALID_NEXT_HOP,
+                limits::too_long_message(limits::ADDRESS_CHARS),
+            ));
+            continue;
+        }
+        match parse_ip(h) {
+            Some(ip) if !next_hops.contains(&ip) => next_hops.push(ip),
+            Some(ip) => problems.push(problem(
+                path,
                 reason::DUPLICATE_RULE,
                 format!("next hop {ip} is listed twice"),
             )),
-            Err(_) => problems.push(problem(
-                format!("spec.ovn.nextHops[{i}]"),
+            None => problems.push(problem(
+                path,
                 reason::INVALID_NEXT_HOP,
                 format!("{} is not an IP address", quote(h)),
             )),

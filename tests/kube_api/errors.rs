@@ -108,6 +108,37 @@ impl ApiError {
         }
     }
 
+    /// 422 Invalid for a custom resource, one cause per failed check, as the API server
+    /// words it: `Route.k8s.ovn.org "x" is invalid: [spec.a: ..., spec.b: ...]`.
+    pub fn invalid_causes(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: &[super::cel::crd::Cause],
+    ) -> Self {
+        let list: Vec<String> = causes.iter().map(|c| c.error()).collect();
+        let all = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
+        ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{kind}.{group} \"{name}\" is invalid: {all}"),
+            details: json!({
+                "name": name,
+                "group": group,
+                "kind": kind,
+                "causes": causes.iter().map(|c| json!({
+                    "reason": c.reason(),
+                    "message": c.message,
+                    "field": c.field,
+                })).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError {
             code: 400,

@@ -31,14 +31,28 @@ pub fn resource(
     content_type: &str,
     manager: &str,
 ) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+    let mut stored = shared.db.lock().expect("db lock");
+    // `dryRun=All`: the whole request (defaulting, validation, admission) on a copy.
+    let mut scratch;
+    let db: &mut Db = match q(query, "dryRun") {
+        Some("All") => {
+            scratch = stored.scratch();
+            &mut scratch
+        }
+        Some(other) if !other.is_empty() => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}"
+            )));
+        }
+        _ => &mut stored,
+    };
     match verb {
-        "get" => get(&db, t, query, fmt),
-        "list" => list(&db, t, query, fmt),
-        "create" => create(&mut db, t, query, body, manager),
-        "update" => update(&mut db, t, query, body, manager),
-        "patch" => patch(&mut db, t, query, body, content_type, manager),
-        "delete" => delete(&mut db, t),
+        "get" => get(db, t, query, fmt),
+        "list" => list(db, t, query, fmt),
+        "create" => create(db, t, query, body, manager),
+        "update" => update(db, t, query, body, manager),
+        "patch" => patch(db, t, query, body, content_type, manager),
+        "delete" => delete(db, t),
         _ => Err(ApiError::method_not_allowed()),
     }
 }
@@ -191,7 +205,13 @@ fn list(db: &Db, t: &Target, query: &Query, fmt: Format) -> Reply {
 
 /// Pruning, defaulting and validation of custom resources; `fieldValidation` decides whether
 /// unknown fields are an error.
-fn check_schema(t: &ResourceType, query: &Query, obj: &mut Obj) -> Result<(), ApiError> {
+fn check_schema(
+    db: &Db,
+    t: &ResourceType,
+    query: &Query,
+    obj: &mut Obj,
+    old: Option<&Obj>,
+) -> Result<(), ApiError> {
     let Some(s) = &t.schema else { return Ok(()) };
     let out = schema::process(s, obj);
     if !out.unknown.is_empty() && q(query, "fieldValidation") == Some("Strict") {
@@ -205,23 +225,23 @@ fn check_schema(t: &ResourceType, query: &Query, obj: &mut Obj) -> Result<(), Ap
             list.join(", ")
         )));
     }
-    if !out.errors.is_empty() {
+    if !db.validation {
+        return Ok(());
+    }
+    // Validation after pruning and defaulting, as the API server orders it; on an update,
+    // a failure on a value the update did not change is let through (validation ratcheting,
+    // on by default since Kubernetes 1.30), so an object stored before its CRD had a rule can
+    // still have its status written.
+    let mut causes = super::cel::crd::validate(s, obj);
+    if let Some(old) = old {
+        causes = super::cel::crd::ratchet(causes, old, obj);
+    }
+    if !causes.is_empty() {
         let name = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let mut e = ApiError::invalid(
-            &format!("{}.{}", t.kind, t.group),
-            name,
-            &out.errors.join(", "),
-        );
-        e.details["causes"] = json!(
-            out.errors
-                .iter()
-                .map(|m| json!({"reason": "FieldValueInvalid", "message": m}))
-                .collect::<Vec<_>>()
-        );
-        return Err(e);
+        return Err(ApiError::invalid_causes(&t.group, &t.kind, name, &causes));
     }
     Ok(())
 }
@@ -241,7 +261,7 @@ fn create(db: &mut Db, t: &Target, query: &Query, mut body: Value, manager: &str
     }
     check_identity(t, &body, None)?;
     strip_managed(&mut body);
-    check_schema(&t.ty, query, &mut body)?;
+    check_schema(db, &t.ty, query, &mut body, None)?;
     if t.ty.namespaced && t.namespace.is_none() {
         return Err(ApiError::bad_request(
             "a namespaced object is created under /namespaces/{namespace}/",
@@ -352,7 +372,7 @@ fn update(db: &mut Db, t: &Target, query: &Query, mut body: Value, manager: &str
     precondition(&t.ty, &name, &old, &body, !t.ty.unconditional_update())?;
     strip_managed(&mut body);
     let mut new = scoped(&t.ty, t.subresource.as_deref(), &old, body)?;
-    check_schema(&t.ty, query, &mut new)?;
+    check_schema(db, &t.ty, query, &mut new, Some(old.as_ref()))?;
     track_update(
         &t.ty,
         Some(&old),
@@ -407,7 +427,7 @@ fn patch(
                 if sub == "status" {
                     return Err(ApiError::not_found(&t.ty, &name));
                 }
-                check_schema(&t.ty, query, &mut new)?;
+                check_schema(db, &t.ty, query, &mut new, None)?;
                 let ns = t.namespace.clone().unwrap_or_default();
                 let created = db.create(&t.ty, &ns, new)?;
                 Ok((201, (*created).clone()))
@@ -416,7 +436,7 @@ fn patch(
                 // The managed fields apply computed cover both parts of the object.
                 let managed = new.pointer("/metadata/managedFields").cloned();
                 let mut new = scoped(&t.ty, t.subresource.as_deref(), &old, new)?;
-                check_schema(&t.ty, query, &mut new)?;
+                check_schema(db, &t.ty, query, &mut new, Some(old.as_ref()))?;
                 if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
                     match managed {
                         Some(mf) => meta.insert("managedFields".into(), mf),
@@ -443,7 +463,7 @@ fn patch(
     precondition(&t.ty, &name, &old, &new, false)?;
     strip_managed(&mut new);
     let mut new = scoped(&t.ty, t.subresource.as_deref(), &old, new)?;
-    check_schema(&t.ty, query, &mut new)?;
+    check_schema(db, &t.ty, query, &mut new, Some(old.as_ref()))?;
     track_update(&t.ty, Some(&old), &mut new, manager, sub);
     let stored = db.replace(&t.ty, &key, new)?;
     Ok((200, (*stored).clone()))

@@ -55,6 +55,27 @@ pub struct Db {
     pub compacted: u64,
     pub history_limit: usize,
     pub tx: broadcast::Sender<Arc<Change>>,
+    /// Custom resources are validated against their CRD (off: objects stored as they come,
+    /// like those written before a CRD had its rules).
+    pub validation: bool,
+}
+
+impl Db {
+    /// A copy to run a `dryRun=All` request on: the same objects and types, its own (empty)
+    /// history and event channel, so nothing it does is stored or seen by a watch.
+    pub fn scratch(&self) -> Db {
+        let (tx, _) = broadcast::channel(16);
+        Db {
+            rv: self.rv,
+            types: self.types.clone(),
+            objects: self.objects.clone(),
+            history: VecDeque::new(),
+            compacted: self.rv,
+            history_limit: self.history_limit,
+            tx,
+            validation: self.validation,
+        }
+    }
 }
 
 pub fn now_rfc3339() -> String {
@@ -108,6 +129,7 @@ impl Db {
             compacted: 0,
             history_limit: 20_000,
             tx,
+            validation: true,
         }
     }
 

@@ -5,9 +5,10 @@ use crate::api::quote::quote;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::{
-    Exclusion, Problem, Route, Selection, Selector, TargetKind, TargetRef, check_k8s_name, problem,
-    reason, selector,
+    Exclusion, Problem, Route, Selection, Selector, TargetKind, TargetRef, capped, check_k8s_name,
+    problem, reason, selector,
 };
+use crate::api::limits;
 
 fn compile_selector(
     sel: &Option<LabelSelector>,
@@ -48,16 +49,27 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
     );
     let targets = (!spec.targets.is_empty()).then(|| {
         let mut out = Vec::new();
-        for (i, t) in spec.targets.iter().enumerate() {
+        let written = capped(
+            &spec.targets,
+            limits::TARGETS,
+            "spec.targets",
+            reason::INVALID_TARGET,
+            problems,
+        );
+        // Past the cap the set of pods meant is unknown: select none (fail safe).
+        broken |= written.len() < spec.targets.len();
+        for (i, t) in written.iter().enumerate() {
             let path = format!("spec.targets[{i}]");
             let Some(kind) = TargetKind::parse(&t.kind) else {
                 problems.push(problem(
                     format!("{path}.kind"),
                     reason::INVALID_TARGET_KIND,
                     format!(
-                        "unknown kind {}; allowed: {}",
+                        "unsupported value {}; supported values: {}",
                         quote(&t.kind),
-                        TargetKind::ALL.map(|k| k.as_str()).join(", ")
+                        TargetKind::ALL
+                            .map(|k| format!("{:?}", k.as_str()))
+                            .join(", ")
                     ),
                 ));
                 broken = true;
@@ -72,20 +84,24 @@ pub(super) fn validate_selection(route: &Route, problems: &mut Vec<Problem>) -> 
                 broken = true;
                 continue;
             }
+            // A namespace that is written must be a name, for every kind (the CRD checks the
+            // field on its own); a Namespace target's is otherwise unused.
+            if let Some(ns) = t.namespace.as_deref().filter(|ns| !ns.is_empty())
+                && !check_k8s_name(ns)
+            {
+                problems.push(problem(
+                    format!("{path}.namespace"),
+                    reason::INVALID_TARGET,
+                    format!("{} is not a namespace name", quote(ns)),
+                ));
+                broken = true;
+                continue;
+            }
             let namespace = if kind == TargetKind::Namespace {
                 t.name.clone()
             } else {
                 match t.namespace.as_deref() {
-                    Some(ns) if check_k8s_name(ns) => ns.to_owned(),
-                    Some(ns) if !ns.is_empty() => {
-                        problems.push(problem(
-                            format!("{path}.namespace"),
-                            reason::INVALID_TARGET,
-                            format!("{} is not a namespace name", quote(ns)),
-                        ));
-                        broken = true;
-                        continue;
-                    }
+                    Some(ns) if !ns.is_empty() => ns.to_owned(),
                     _ => {
                         problems.push(problem(
                             format!("{path}.namespace"),
@@ -118,7 +134,23 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
         return Exclusion::default();
     };
     let mut out = Exclusion::default();
-    for (i, p) in ex.pods.iter().enumerate() {
+    let pods = capped(
+        &ex.pods,
+        limits::EXCLUDES,
+        "spec.exclude.pods",
+        reason::INVALID_EXCLUDE,
+        problems,
+    );
+    let namespaces = capped(
+        &ex.namespaces,
+        limits::EXCLUDES,
+        "spec.exclude.namespaces",
+        reason::INVALID_EXCLUDE,
+        problems,
+    );
+    // Past the cap, which pods were meant to be left alone is unknown: exclude every pod.
+    let mut broken = pods.len() < ex.pods.len() || namespaces.len() < ex.namespaces.len();
+    for (i, p) in pods.iter().enumerate() {
         match p.split_once('/') {
             Some((ns, name)) if check_k8s_name(ns) && check_k8s_name(name) => {
                 out.pods.insert((ns.to_owned(), name.to_owned()));
@@ -130,7 +162,7 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             )),
         }
     }
-    for (i, ns) in ex.namespaces.iter().enumerate() {
+    for (i, ns) in namespaces.iter().enumerate() {
         if check_k8s_name(ns) {
             out.namespaces.insert(ns.clone());
         } else {
@@ -141,7 +173,6 @@ pub(super) fn validate_exclude(route: &Route, problems: &mut Vec<Problem>) -> Ex
             ));
         }
     }
-    let mut broken = false;
     out.pod_selector = compile_selector(
         &ex.pod_selector,
         "spec.exclude.podSelector",

@@ -4,6 +4,7 @@
 //! requirement must hold; an empty selector (`{}`) matches everything. A selector that does
 //! not validate never reaches the planner as "match all": the caller decides what an
 //! invalid selector means (see `validate`).
+use crate::api::limits;
 use crate::api::quote::quote;
 use std::collections::BTreeMap;
 
@@ -40,10 +41,27 @@ impl Selector {
     }
 }
 
+/// The `matchExpressions[].operator` values (the CRD's `enum`).
+pub const OPERATORS: [&str; 4] = ["In", "NotIn", "Exists", "DoesNotExist"];
+
 /// Checks a selector; each problem is `(sub-path, reason message)`.
 pub fn compile(sel: &LabelSelector) -> Result<Selector, Vec<(String, String)>> {
     let mut errs = Vec::new();
     let mut out = Selector::default();
+    let labels = sel.match_labels.as_ref().map_or(0, |m| m.len());
+    if labels > limits::MATCH_LABELS {
+        errs.push((
+            "matchLabels".to_owned(),
+            limits::too_many_message(labels, limits::MATCH_LABELS),
+        ));
+    }
+    let exprs = sel.match_expressions.as_ref().map_or(0, |e| e.len());
+    if exprs > limits::MATCH_EXPRESSIONS {
+        errs.push((
+            "matchExpressions".to_owned(),
+            limits::too_many_message(exprs, limits::MATCH_EXPRESSIONS),
+        ));
+    }
     for (k, v) in sel.match_labels.iter().flatten() {
         if let Err(e) = check_key(k) {
             errs.push((format!("matchLabels[{k}]"), e));
@@ -60,6 +78,12 @@ pub fn compile(sel: &LabelSelector) -> Result<Selector, Vec<(String, String)>> {
             continue;
         }
         let values = e.values.clone().unwrap_or_default();
+        if values.len() > limits::SELECTOR_VALUES {
+            errs.push((
+                format!("{path}.values"),
+                limits::too_many_message(values.len(), limits::SELECTOR_VALUES),
+            ));
+        }
         for v in &values {
             if let Err(m) = check_value(v) {
                 errs.push((format!("{path}.values"), m));
@@ -88,8 +112,9 @@ pub fn compile(sel: &LabelSelector) -> Result<Selector, Vec<(String, String)>> {
                 errs.push((
                     format!("{path}.operator"),
                     format!(
-                        "unknown operator {} (In, NotIn, Exists, DoesNotExist)",
-                        quote(other)
+                        "unsupported value {}; supported values: {}",
+                        quote(other),
+                        OPERATORS.map(|o| format!("{o:?}")).join(", ")
                     ),
                 ));
                 continue;

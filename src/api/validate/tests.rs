@@ -344,3 +344,130 @@ fn linux_interface_names() {
         assert!(check_dev(bad).is_err(), "{bad:?}");
     }
 }
+
+/// The CRD's bounds (`api::limits`) are the controller's: past them a list is cut (rules,
+/// next hops) or the selection fails safe (targets, exclusions), and every case is reported.
+#[test]
+fn lists_past_the_crd_bounds_are_reported() {
+    use crate::api::limits;
+    let many = |n: usize| -> Vec<RouteRule> {
+        (0..n)
+            .map(|i| rr(&format!("10.{}.{}.0/24", i / 256, i % 256), "eth1", None))
+            .collect()
+    };
+    let v = validate(&route(RouteSpec {
+        route: many(limits::ROUTE_RULES + 1),
+        ovn: Some(OvnSpec {
+            next_hops: (0..=limits::NEXT_HOPS)
+                .map(|i| format!("100.64.{}.{}", i / 200, i % 200 + 1))
+                .collect(),
+            ..OvnSpec::default()
+        }),
+        targets: (0..=limits::TARGETS)
+            .map(|i| Target {
+                kind: "Pod".into(),
+                namespace: Some("default".into()),
+                name: format!("p{i}"),
+            })
+            .collect(),
+        ..RouteSpec::default()
+    }));
+    assert_eq!(
+        found(&v),
+        [
+            pr("spec.route", "TooManyRules"),
+            pr("spec.targets", "InvalidTarget"),
+            pr("spec.ovn.nextHops", "InvalidNextHop"),
+        ]
+    );
+    assert_eq!(
+        v.problems[0].message,
+        "Too many: 10001: must have at most 10000 items; the ones after the first 10000 are ignored"
+    );
+    assert_eq!(v.rules.len(), limits::ROUTE_RULES);
+    assert_eq!(v.ovn.next_hops.len(), limits::NEXT_HOPS);
+    assert!(
+        v.selection.broken,
+        "past the cap the selection selects nothing"
+    );
+    let v = validate(&route(RouteSpec {
+        route: many(limits::ROUTE_RULES),
+        ..RouteSpec::default()
+    }));
+    assert!(v.problems.is_empty());
+}
+
+/// Addresses are read as the API server's CEL library reads them: no surrounding
+/// whitespace, no IPv4-mapped IPv6 address, no leading zeros.
+#[test]
+fn addresses_are_read_as_kubernetes_reads_them() {
+    let v = validate(&route(RouteSpec {
+        route: vec![
+            rr("172.16.0.0/16 ", "eth1", None),
+            rr("::ffff:10.0.0.0/104", "eth1", None),
+            rr("10.1.0.0/016", "eth1", None),
+            rr("10.2.0.0/16", "eth1", Some(" 10.0.0.1")),
+            rr("10.3.0.0/16", "eth1", Some("::ffff:10.0.0.1")),
+        ],
+        ovn: Some(OvnSpec {
+            next_hops: vec![" 100.64.0.2".into(), "::ffff:100.64.0.3".into()],
+            ..OvnSpec::default()
+        }),
+        ..RouteSpec::default()
+    }));
+    assert_eq!(
+        found(&v),
+        [
+            pr("spec.route[0].dst", "InvalidCIDR"),
+            pr("spec.route[1].dst", "InvalidCIDR"),
+            pr("spec.route[2].dst", "InvalidCIDR"),
+            pr("spec.route[3].via", "InvalidVia"),
+            pr("spec.route[4].via", "InvalidVia"),
+            pr("spec.ovn.nextHops[0]", "InvalidNextHop"),
+            pr("spec.ovn.nextHops[1]", "InvalidNextHop"),
+        ]
+    );
+    assert_eq!(
+        v.problems[0].message,
+        "not a CIDR or IP address: \"172.16.0.0/16 \""
+    );
+}
+
+/// Unknown enum values are reported in the API server's words for an `enum`, and a
+/// namespace written on a Namespace target must still be a name.
+#[test]
+fn enum_values_and_namespace_targets() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    let v = validate(&route(RouteSpec {
+        targets: vec![
+            Target {
+                kind: "Gadget".into(),
+                namespace: None,
+                name: "g".into(),
+            },
+            Target {
+                kind: "Namespace".into(),
+                namespace: Some("Not A Name".into()),
+                name: "kube-system".into(),
+            },
+        ],
+        pod_selector: Some(LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "app".into(),
+                operator: "Near".into(),
+                values: None,
+            }]),
+        }),
+        ..RouteSpec::default()
+    }));
+    let messages: Vec<&str> = v.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unsupported value \"Near\"; supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"",
+            "unsupported value \"Gadget\"; supported values: \"Pod\", \"Deployment\", \"DaemonSet\", \"StatefulSet\", \"ReplicaSet\", \"Job\", \"CronJob\", \"Namespace\"",
+            "\"Not A Name\" is not a namespace name",
+        ]
+    );
+}
