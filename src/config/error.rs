@@ -88,7 +88,7 @@ pub enum ConfigError {
     NotRegular { path: PathBuf, kind: &'static str },
     /// A file larger than the per-file limit (`--max-file-bytes`).
     #[error(
-        "{path}: {size} bytes, more than the limit of {limit} ({}); skipped",
+        "{path}: {size} bytes, more than the limit of {limit} ({}); skipped (raise --max-file-bytes to read it)",
         mib(limit)
     )]
     TooLarge {
@@ -99,7 +99,7 @@ pub enum ConfigError {
     /// The files read before this one already add up to the whole-input limit
     /// (`--max-input-bytes`).
     #[error(
-        "{path}: skipped: the input would exceed its limit of {limit} bytes ({}) with this file",
+        "{path}: skipped: the input would exceed its limit of {limit} bytes ({}) with this file (raise --max-input-bytes to read it)",
         mib(limit)
     )]
     InputTooLarge { path: PathBuf, limit: u64 },
@@ -171,6 +171,86 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// A copy (an I/O error is not `Clone`: its kind and text are kept).
+    pub fn copy(&self) -> ConfigError {
+        match self {
+            ConfigError::Read { path, source } => ConfigError::Read {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            ConfigError::NotRegular { path, kind } => ConfigError::NotRegular {
+                path: path.clone(),
+                kind,
+            },
+            ConfigError::TooLarge { path, size, limit } => ConfigError::TooLarge {
+                path: path.clone(),
+                size: *size,
+                limit: *limit,
+            },
+            ConfigError::InputTooLarge { path, limit } => ConfigError::InputTooLarge {
+                path: path.clone(),
+                limit: *limit,
+            },
+            ConfigError::NotUtf8 { path, offset } => ConfigError::NotUtf8 {
+                path: path.clone(),
+                offset: *offset,
+            },
+            ConfigError::Syntax { at, format, message } => ConfigError::Syntax {
+                at: at.clone(),
+                format,
+                message: message.clone(),
+            },
+            ConfigError::Shape { at, message } => ConfigError::Shape {
+                at: at.clone(),
+                message: message.clone(),
+            },
+            ConfigError::UnknownKind {
+                at,
+                api_version,
+                kind,
+            } => ConfigError::UnknownKind {
+                at: at.clone(),
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+            },
+            ConfigError::RouteSchema {
+                at,
+                name,
+                violations,
+            } => ConfigError::RouteSchema {
+                at: at.clone(),
+                name: name.clone(),
+                violations: violations.clone(),
+            },
+            ConfigError::Object {
+                at,
+                kind,
+                name,
+                message,
+            } => ConfigError::Object {
+                at: at.clone(),
+                kind: kind.clone(),
+                name: name.clone(),
+                message: message.clone(),
+            },
+            ConfigError::Rule { at, message } => ConfigError::Rule {
+                at: at.clone(),
+                message: message.clone(),
+            },
+            ConfigError::Duplicate {
+                at,
+                kind,
+                name,
+                first,
+            } => ConfigError::Duplicate {
+                at: at.clone(),
+                kind: kind.clone(),
+                name: name.clone(),
+                first: first.clone(),
+            },
+        }
+    }
+
     /// The name of the Route this error is about, when the document was a Route whose name
     /// could be read: a caller that reloads files can keep that Route's last good version
     /// instead of treating it as deleted.

@@ -25,6 +25,7 @@ mod parse;
 mod read;
 mod shape;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -176,20 +177,7 @@ pub fn load_paths_with(paths: &[PathBuf], limits: &Limits) -> Result<Loaded, Con
     let mut read_files = Vec::new();
     let mut total: u64 = 0;
     for file in files {
-        let left = limits.max_input_bytes.saturating_sub(total);
-        let result = read::check_regular(&file).and_then(|size| {
-            if size > limits.max_file_bytes {
-                read::read_bounded(&file, limits.max_file_bytes)
-            } else if size > left {
-                Err(ConfigError::InputTooLarge {
-                    path: file.clone(),
-                    limit: limits.max_input_bytes,
-                })
-            } else {
-                read::read_bounded(&file, limits.max_file_bytes.min(left))
-            }
-        });
-        match result {
+        match read_within(&file, limits, total) {
             Ok(bytes) => {
                 total += bytes.len() as u64;
                 load_into(&mut shaper, &file, &bytes);
@@ -199,6 +187,51 @@ pub fn load_paths_with(paths: &[PathBuf], limits: &Limits) -> Result<Loaded, Con
         }
     }
     Ok(finish(shaper, read_files))
+}
+
+/// The bytes of one input file, when it is a regular file within `--max-file-bytes` and
+/// within what is left of `--max-input-bytes` after `total` bytes read before it (files are
+/// taken in load order). Every command reads its input through this, so `plan`, `apply` and
+/// `run` refuse the same files.
+#[allow(
+    clippy::result_large_err,
+    reason = "once per file; the error carries its path inline, like the loader's"
+)]
+pub fn read_within(file: &Path, limits: &Limits, total: u64) -> Result<Vec<u8>, ConfigError> {
+    let left = limits.max_input_bytes.saturating_sub(total);
+    let size = read::check_regular(file)?;
+    if size > limits.max_file_bytes {
+        read::read_bounded(file, limits.max_file_bytes)
+    } else if size > left {
+        Err(ConfigError::InputTooLarge {
+            path: file.to_path_buf(),
+            limit: limits.max_input_bytes,
+        })
+    } else {
+        read::read_bounded(file, limits.max_file_bytes.min(left))
+    }
+}
+
+/// One file loaded on its own (the file source of `run` reads a file only when it changed):
+/// its objects, its errors (duplicates inside it included), and where each object is first
+/// defined in it, so that the caller finds duplicates across files as a whole load does.
+#[derive(Debug, Default)]
+pub struct FileLoad {
+    pub documents: Documents,
+    pub errors: Vec<ConfigError>,
+    /// `(kind, namespace, name)` -> where it is defined (namespace empty when cluster-scoped).
+    pub defined: BTreeMap<(String, String, String), Location>,
+}
+
+/// Loads one file's bytes on its own (see [`FileLoad`]).
+pub fn load_file(file: &Path, bytes: &[u8]) -> FileLoad {
+    let mut shaper = shape::Shaper::new();
+    load_into(&mut shaper, file, bytes);
+    FileLoad {
+        documents: shaper.documents,
+        errors: shaper.errors,
+        defined: shaper.seen,
+    }
 }
 
 /// Loads the content of one file already in memory (stdin, tests, a watcher's read).

@@ -24,7 +24,8 @@ const MAX_LIST_DEPTH: usize = 4;
 pub(crate) struct Shaper {
     pub documents: Documents,
     pub errors: Vec<ConfigError>,
-    seen: BTreeMap<(String, String, String), Location>,
+    /// (kind, namespace, name) -> where it is first defined.
+    pub seen: BTreeMap<(String, String, String), Location>,
     schema: &'static k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
 }
 

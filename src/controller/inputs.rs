@@ -48,6 +48,10 @@ pub enum Update {
     /// The source can no longer be trusted to be complete (the pod watch is being switched
     /// to another scope); passes wait for the next `Synced`.
     Unsynced,
+    /// Updates that belong together (one re-read of some input files): applied in one go.
+    Batch(Vec<Update>),
+    /// What could not be loaded now (file mode, after a re-read of some files).
+    Errors(Vec<ConfigError>),
 }
 
 /// Which Routes changed since the loop last looked.
@@ -228,6 +232,15 @@ impl Inputs {
             Update::Unsynced => {
                 self.synced = false;
                 false
+            }
+            Update::Batch(updates) => updates
+                .into_iter()
+                .fold(false, |changed, u| self.apply(u) | changed),
+            Update::Errors(errors) => {
+                let text = |v: &[ConfigError]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+                let changed = text(&errors) != text(&self.errors);
+                self.errors = errors;
+                changed
             }
         }
     }

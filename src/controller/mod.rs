@@ -4,6 +4,7 @@
 pub mod audit;
 mod driver;
 pub mod explain;
+pub mod decoded;
 pub mod files;
 pub mod inputs;
 pub mod keep;

@@ -53,8 +53,9 @@ pub fn read(paths: &[PathBuf], limits: &Limits) -> Update {
 }
 
 /// Reads the inputs now and again whenever they change (`files::FileSource`: inotify,
-/// regular files only, bounded), sending each complete read as one [`Update::Replace`].
-/// Reads run on the blocking pool so the loop never waits on a file.
+/// regular files only, bounded, only the files that changed), sending the whole input once
+/// and then each change as one update. Reads run on the blocking pool so the loop never
+/// waits on a file.
 pub fn spawn_files(
     paths: Vec<PathBuf>,
     limits: Limits,
@@ -66,21 +67,25 @@ pub fn spawn_files(
         loop {
             if !first {
                 source.changed().await;
-                tracing::info!("input files changed; replanning");
             }
-            first = false;
-            let Some(update) = source.load().await else {
+            let Ok(update) = source.load().await else {
                 return;
             };
-            // Files describe the whole world: every read is complete.
+            let Some(update) = update else { continue };
+            if !first {
+                tracing::info!("input files changed; replanning");
+            }
+            // Files describe the whole world: the first read is complete.
             let closed = tx.send(update).await.is_err()
-                || tx
-                    .send(Update::Synced { cluster_pods: true })
-                    .await
-                    .is_err();
+                || (first
+                    && tx
+                        .send(Update::Synced { cluster_pods: true })
+                        .await
+                        .is_err());
             if closed {
                 return;
             }
+            first = false;
         }
     })
 }

@@ -116,13 +116,33 @@ pub fn select(db: &Db, t: &Target, query: &Query) -> Result<Page, ApiError> {
     };
     let rv_param = q(query, "resourceVersion").filter(|r| !r.is_empty());
     let exact = q(query, "resourceVersionMatch") == Some("Exact");
-    let (snapshot, rv): (BTreeMap<ObjKey, Arc<Obj>>, u64) = match (&token, rv_param) {
-        (Some(tok), _) => (db.snapshot_at(&t.ty.key(), tok.rv)?, tok.rv),
+    let ty = t.ty.key();
+    let empty = BTreeMap::new();
+    let current = db.objects.get(&ty).unwrap_or(&empty);
+    // A snapshot is rebuilt from history only when this type changed after it; otherwise
+    // the current objects are that snapshot (pages of a large list stay cheap).
+    let changed_since = |rv: u64| {
+        db.history
+            .iter()
+            .rev()
+            .take_while(|c| c.rv > rv)
+            .any(|c| c.ty == ty)
+    };
+    let rebuilt;
+    let (snapshot, rv): (&BTreeMap<ObjKey, Arc<Obj>>, u64) = match (&token, rv_param) {
+        (Some(tok), _) if tok.rv >= db.compacted && tok.rv <= db.rv && !changed_since(tok.rv) => {
+            (current, tok.rv)
+        }
+        (Some(tok), _) => {
+            rebuilt = db.snapshot_at(&ty, tok.rv)?;
+            (&rebuilt, tok.rv)
+        }
         (None, Some(r)) if exact => {
             let rv: u64 = r
                 .parse()
                 .map_err(|_| ApiError::bad_request("invalid resourceVersion"))?;
-            (db.snapshot_at(&t.ty.key(), rv)?, rv)
+            rebuilt = db.snapshot_at(&ty, rv)?;
+            (&rebuilt, rv)
         }
         (None, Some(r)) if r != "0" => {
             // NotOlderThan (the default for a set resourceVersion): the current state, unless
@@ -133,15 +153,9 @@ pub fn select(db: &Db, t: &Target, query: &Query) -> Result<Page, ApiError> {
             if rv > db.rv {
                 return Err(ApiError::too_large_rv(rv));
             }
-            (
-                db.objects.get(&t.ty.key()).cloned().unwrap_or_default(),
-                db.rv,
-            )
+            (current, db.rv)
         }
-        _ => (
-            db.objects.get(&t.ty.key()).cloned().unwrap_or_default(),
-            db.rv,
-        ),
+        _ => (current, db.rv),
     };
     let limit: usize = q(query, "limit")
         .and_then(|l| l.parse().ok())
@@ -149,10 +163,14 @@ pub fn select(db: &Db, t: &Target, query: &Query) -> Result<Page, ApiError> {
         .unwrap_or(usize::MAX);
     let mut items = Vec::new();
     let mut next = None;
-    for (key, o) in snapshot.iter() {
-        if token.as_ref().is_some_and(|tok| *key <= tok.after) {
-            continue;
-        }
+    let rest: Box<dyn Iterator<Item = (&ObjKey, &Arc<Obj>)>> = match &token {
+        Some(tok) => Box::new(snapshot.range((
+            std::ops::Bound::Excluded(tok.after.clone()),
+            std::ops::Bound::Unbounded,
+        ))),
+        None => Box::new(snapshot.iter()),
+    };
+    for (key, o) in rest {
         if t.ty.namespaced && t.namespace.as_deref().is_some_and(|ns| ns != key.0) {
             continue;
         }
@@ -168,6 +186,40 @@ pub fn select(db: &Db, t: &Target, query: &Query) -> Result<Page, ApiError> {
         items.push(o.clone());
     }
     Ok((items, rv, next))
+}
+
+/// A JSON list, serialized from the stored objects themselves (no copy of them) once the
+/// lock is released: large lists cost what encoding them costs, as in the API server.
+pub fn list_json(shared: &Shared, t: &Target, query: &Query) -> Result<Vec<u8>, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Meta {
+        #[serde(rename = "resourceVersion")]
+        resource_version: String,
+        #[serde(rename = "continue")]
+        continue_: String,
+    }
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: Meta,
+        items: Vec<&'a Value>,
+    }
+    let (items, rv, next) = {
+        let db = shared.db.lock().expect("db lock");
+        select(&db, t, query)?
+    };
+    let list = List {
+        kind: t.ty.list_kind(),
+        api_version: t.ty.api_version(),
+        metadata: Meta {
+            resource_version: rv.to_string(),
+            continue_: next.unwrap_or_default(),
+        },
+        items: items.iter().map(|o| o.as_ref()).collect(),
+    };
+    serde_json::to_vec(&list).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn list(db: &Db, t: &Target, query: &Query, fmt: Format) -> Reply {

@@ -214,6 +214,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         content_type: content_type.clone(),
         user_agent: user_agent.clone(),
         verb: String::new(),
+        at: std::time::Instant::now(),
         group: String::new(),
         resource: String::new(),
         code: 0,
@@ -262,6 +263,23 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
                                 .unwrap_or_else(|| {
                                     user_agent.split('/').next().unwrap_or("unknown").to_owned()
                                 });
+                            if verb == "list"
+                                && fmt == Format::Json
+                                && q(&query, "dryRun").is_none()
+                            {
+                                let r = handlers::list_json(&shared, &t, &query);
+                                let response = match r {
+                                    Ok(bytes) => Response::builder()
+                                        .status(StatusCode::OK)
+                                        .header("Content-Type", "application/json")
+                                        .body(Body::from(bytes))
+                                        .expect("static response parts are valid"),
+                                    Err(e) => error_response(&e),
+                                };
+                                logged.code = response.status().as_u16();
+                                shared.record(logged);
+                                return response;
+                            }
                             let r = handlers::resource(
                                 &shared,
                                 &t,
