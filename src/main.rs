@@ -426,23 +426,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nb_opts,
             planner,
             pods,
-        } => {
-            if planner.node.as_deref().is_none_or(str::is_empty) && !pods.skip_pods {
-                bail!(
-                    "apply programs the pods of one node: pass --node NAME (or set $NODE_NAME), \
-                     or --skip-pods to write the NB side only"
-                );
-            }
-            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
-            opts.input = files.limits.limits();
-            let outcome = controller::apply_once(&files.paths, &opts).await?;
-            print_then_errors(&outcome.rendered, &outcome.route_errors);
-            Ok(if outcome.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => apply(files, nb, &nb_opts, &planner, &pods).await,
         Command::Explain {
             pod,
             dst,
@@ -459,23 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut opts = options(nb, &nb_opts, &planner, &pods)?;
             opts.input = limits.limits();
             let req = controller::explain::ExplainRequest::parse(&pod, &dst, trace)?;
-            let e = match source.as_deref() {
-                None | Some("file") => {
-                    if paths.is_empty() {
-                        bail!("explain needs -f FILE... (or --source kubernetes)");
-                    }
-                    controller::explain::explain_files(&paths, &req, &opts).await?
-                }
-                Some("kubernetes") => {
-                    if !paths.is_empty() {
-                        bail!("explain: -f and --source kubernetes exclude each other");
-                    }
-                    ovnkube_route::k8s::explain_kubernetes(&req, &opts).await?
-                }
-                Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
-            };
-            print!("{}", controller::explain::render(&e, output.into()));
-            Ok(ExitCode::SUCCESS)
+            explain(&req, &paths, source.as_deref(), &opts, output).await
         }
         Command::Run {
             source,
@@ -491,8 +459,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = limits.limits();
-            // The pod side's tables are re-read by the audit only.
-            opts.pods.recheck = Duration::ZERO;
             let run = RunOptions {
                 metrics_addr,
                 audit: (audit_mins > 0).then(|| Duration::from_secs(audit_mins * 60)),
@@ -503,20 +469,83 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .or_else(|| planner.node.clone())
                     .unwrap_or_else(|| "ovnkube-route".into()),
             };
-            match source.split_once(':') {
-                Some(("file", list)) if !list.is_empty() => {
-                    let paths = list.split(',').map(PathBuf::from).collect::<Vec<_>>();
-                    controller::run_files(paths, opts, run).await?;
-                }
-                _ if source == "kubernetes" => {
-                    let k = kube_options(&kube, &planner)?;
-                    ovnkube_route::k8s::run_kubernetes(opts, run, k).await?;
-                }
-                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
-            }
-            Ok(ExitCode::SUCCESS)
+            run_source(&source, opts, run, &kube, &planner).await
         }
     }
+}
+
+async fn apply(
+    files: Files,
+    nb: String,
+    nb_opts: &NbArgs,
+    planner: &PlannerArgs,
+    pods: &PodArgs,
+) -> anyhow::Result<ExitCode> {
+    if planner.node.as_deref().is_none_or(str::is_empty) && !pods.skip_pods {
+        bail!(
+            "apply programs the pods of one node: pass --node NAME (or set $NODE_NAME), \
+             or --skip-pods to write the NB side only"
+        );
+    }
+    let mut opts = options(Some(nb), nb_opts, planner, pods)?;
+    opts.input = files.limits.limits();
+    let outcome = controller::apply_once(&files.paths, &opts).await?;
+    print_then_errors(&outcome.rendered, &outcome.route_errors);
+    Ok(if outcome.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn explain(
+    req: &controller::explain::ExplainRequest,
+    paths: &[PathBuf],
+    source: Option<&str>,
+    opts: &Options,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let e = match source {
+        None | Some("file") => {
+            if paths.is_empty() {
+                bail!("explain needs -f FILE... (or --source kubernetes)");
+            }
+            controller::explain::explain_files(paths, req, opts).await?
+        }
+        Some("kubernetes") => {
+            if !paths.is_empty() {
+                bail!("explain: -f and --source kubernetes exclude each other");
+            }
+            ovnkube_route::k8s::explain_kubernetes(req, opts).await?
+        }
+        Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
+    };
+    print!("{}", controller::explain::render(&e, output.into()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run` with the source `--source` names.
+async fn run_source(
+    source: &str,
+    mut opts: Options,
+    run: RunOptions,
+    kube: &KubeArgs,
+    planner: &PlannerArgs,
+) -> anyhow::Result<ExitCode> {
+    // The pod side's tables are re-read by the audit only.
+    opts.pods.recheck = Duration::ZERO;
+    match source.split_once(':') {
+        Some(("file", list)) if !list.is_empty() => {
+            let paths = list.split(',').map(PathBuf::from).collect::<Vec<_>>();
+            controller::run_files(paths, opts, run).await?;
+        }
+        _ if source == "kubernetes" => {
+            let k = kube_options(kube, planner)?;
+            ovnkube_route::k8s::run_kubernetes(opts, run, k).await?;
+        }
+        _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The rendered output, flushed, then the `error:` lines that point into it: in one file
