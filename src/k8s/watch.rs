@@ -529,7 +529,9 @@ mod tests {
     fn retries_back_off_to_a_bound_and_reset() {
         let mut b = RetryBackoff::default();
         let d: Vec<Duration> = (0..8).filter_map(|_| b.next()).collect();
-        assert!(d[0] <= RetryBackoff::SCHEDULE.min && d[0] >= RetryBackoff::SCHEDULE.min.mul_f64(0.75));
+        assert!(
+            d[0] <= RetryBackoff::SCHEDULE.min && d[0] >= RetryBackoff::SCHEDULE.min.mul_f64(0.75)
+        );
         assert!(d.iter().all(|x| *x <= RetryBackoff::SCHEDULE.max));
         assert!(d[7] >= RetryBackoff::SCHEDULE.max.mul_f64(0.75), "{d:?}");
         b.reset();
