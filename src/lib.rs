@@ -14,6 +14,7 @@
 //! - [`kubectl`]: the binary as a kubectl plugin (`kubectl route status | explain | plan`).
 pub mod api;
 pub mod backoff;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod controller;

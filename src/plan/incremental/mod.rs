@@ -297,14 +297,7 @@ impl Engine {
 
     fn replace_kind_in_batch(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
         let objects: Vec<WorldObject> = objects.into_iter().filter(|o| o.kind() == kind).collect();
-        let fresh: std::collections::HashSet<WorldRef> =
-            objects.iter().map(WorldObject::to_ref).collect();
-        let stale: Vec<WorldRef> = self
-            .world
-            .refs(kind)
-            .into_iter()
-            .filter(|r| !fresh.contains(r))
-            .collect();
+        let stale = self.world.stale(kind, &objects);
         let mut changed = false;
         for r in &stale {
             changed |= self.delete(r);
