@@ -226,7 +226,7 @@ impl Metrics {
         );
         // Exported at 0 from the start, so alerts and dashboards see the series.
         for side in ["nb", "pods", "status"] {
-            m.audit_repairs.get_or_create(&SideLabel { side });
+            let _ = m.audit_repairs.get_or_create(&SideLabel { side });
         }
         Metrics { registry: r, ..m }
     }
