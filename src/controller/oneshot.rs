@@ -9,7 +9,6 @@ use crate::nb::describe::as_creates;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
 use crate::netlink::ROUTE_PROTOCOL;
 use crate::netlink::diff::dev_gateway;
-use crate::netlink::kernel::{dump_links, dump_routes};
 use crate::netlink::pool::NetnsPool;
 use crate::plan::plan;
 use crate::plan::pod::{NextHop, PodKey};
@@ -109,11 +108,8 @@ async fn pods_at(plan: &crate::plan::Plan, opts: &super::PodOptions) -> BTreeMap
             .collect();
         if let (Some(pool), false) = (&pool, wanted.is_empty()) {
             let read = pool
-                .run(&found.netns, |h, _| async move {
-                    Ok::<_, crate::netlink::NetlinkError>((
-                        dump_routes(&h).await?,
-                        dump_links(&h).await?,
-                    ))
+                .run_blocking(&found.netns, |sock| {
+                    Ok::<_, crate::netlink::NetlinkError>((sock.dump_routes()?, sock.dump_links()?))
                 })
                 .await;
             match read {

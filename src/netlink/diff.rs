@@ -120,6 +120,67 @@ pub fn dev_gateway(
         })
 }
 
+/// What a desired route becomes in a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// The kernel route to have.
+    Route(KernelRoute),
+    /// Its dev is missing in the pod: skipped, counted.
+    Skip,
+    /// It cannot be a kernel route (reported; our route at its destination is kept).
+    Invalid(String),
+    /// The caller does not know the dev or its gateway (only [`super::programmed`] says so).
+    Unknown,
+}
+
+/// The one rule for turning a desired route into a kernel route, shared by the full diff
+/// and [`super::programmed`]: the gateway must be a unicast address of the route's family;
+/// the dev must exist (`link`: None when unknown, `Some(None)` when missing); with no `via`
+/// the dev's gateway is used (`gateway(oif, v6)`, None when unknown), else a link route.
+pub fn resolve(
+    dst: IpNet,
+    next_hop: &NextHop,
+    protocol: u8,
+    link: Option<Option<u32>>,
+    gateway: impl FnOnce(u32, bool) -> Option<Option<IpAddr>>,
+) -> Resolved {
+    let v6 = is_v6(&dst);
+    if let NextHop::Via(gw) = next_hop {
+        if addr_is_v6(gw) != v6 {
+            return Resolved::Invalid(format!("gateway {gw} is not of the family of {dst}"));
+        }
+        if gw.is_unspecified() || gw.is_multicast() {
+            return Resolved::Invalid(format!("gateway {gw} is not a unicast address"));
+        }
+    }
+    let oif = match link {
+        None => return Resolved::Unknown,
+        Some(None) => return Resolved::Skip,
+        Some(Some(oif)) => oif,
+    };
+    let gateway = match next_hop {
+        NextHop::Via(gw) => Some(*gw),
+        NextHop::DevGateway => match gateway(oif, v6) {
+            Some(g) => g,
+            None => return Resolved::Unknown,
+        },
+    };
+    // IPv6 keeps every route at universe scope; IPv4 link routes are scope link.
+    let scope = if gateway.is_none() && !v6 {
+        SCOPE_LINK
+    } else {
+        SCOPE_UNIVERSE
+    };
+    Resolved::Route(KernelRoute {
+        dst: dst.trunc(),
+        gateway,
+        oif: Some(oif),
+        protocol,
+        metric: metric_for(v6),
+        scope,
+    })
+}
+
 /// Computes one pod's plan. `state` is the pod's recorded default routes (empty if none).
 pub fn plan_pod(
     desired: &PodRoutes,
@@ -144,49 +205,30 @@ pub fn plan_pod(
     // Keys (dst, metric) of invalid desired routes: our route there is kept as is.
     let mut held_keys: HashSet<(IpNet, u32)> = HashSet::new();
     let mut resolve = |dst: IpNet, dev: &str, next_hop: &NextHop| -> Option<KernelRoute> {
-        let v6 = is_v6(&dst);
-        if let NextHop::Via(gw) = next_hop {
-            let reason = if addr_is_v6(gw) != v6 {
-                Some(format!("gateway {gw} is not of the family of {dst}"))
-            } else if gw.is_unspecified() || gw.is_multicast() {
-                Some(format!("gateway {gw} is not a unicast address"))
-            } else {
-                None
+        let link = Some(links.get(dev).copied());
+        let gateway =
+            |oif: u32, v6: bool| {
+                Some(*gateways.entry((oif, v6)).or_insert_with(|| {
+                    dev_gateway(current, state.family(v6), dev, oif, v6, protocol)
+                }))
             };
-            if let Some(reason) = reason {
-                held_keys.insert((dst.trunc(), metric_for(v6)));
-                plan.invalid.push(Invalid { dst, reason });
-                return None;
+        match resolve(dst, next_hop, protocol, link, gateway) {
+            Resolved::Route(k) => Some(k),
+            Resolved::Skip => {
+                plan.skipped.push(Skip {
+                    dst,
+                    dev: dev.to_string(),
+                });
+                None
             }
+            Resolved::Invalid(reason) => {
+                held_keys.insert((dst.trunc(), metric_for(is_v6(&dst))));
+                plan.invalid.push(Invalid { dst, reason });
+                None
+            }
+            // Every link was looked up and every gateway can be computed here.
+            Resolved::Unknown => None,
         }
-        let Some(&oif) = links.get(dev) else {
-            plan.skipped.push(Skip {
-                dst,
-                dev: dev.to_string(),
-            });
-            return None;
-        };
-        let recorded = state.family(v6);
-        let gateway = match next_hop {
-            NextHop::Via(gw) => Some(*gw),
-            NextHop::DevGateway => *gateways
-                .entry((oif, v6))
-                .or_insert_with(|| dev_gateway(current, recorded, dev, oif, v6, protocol)),
-        };
-        // IPv6 keeps every route at universe scope; IPv4 link routes are scope link.
-        let scope = if gateway.is_none() && !v6 {
-            SCOPE_LINK
-        } else {
-            SCOPE_UNIVERSE
-        };
-        Some(KernelRoute {
-            dst: dst.trunc(),
-            gateway,
-            oif: Some(oif),
-            protocol,
-            metric: metric_for(v6),
-            scope,
-        })
     };
 
     for r in &desired.routes {
