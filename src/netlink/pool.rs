@@ -177,10 +177,19 @@ fn worker(
             };
             let work = match job.work {
                 Kind::Blocking(work) => {
-                    match in_netns(&job.netns, &host, Rtnl::open) {
-                        Ok(Ok(mut sock)) => work(Ok(&mut sock)),
-                        Ok(Err(e)) => work(Err(NetlinkError::Socket(e))),
+                    let opened = match in_netns(&job.netns, &host, Rtnl::open) {
+                        Ok(Ok(sock)) => Ok(sock),
+                        Ok(Err(e)) => Err(NetlinkError::Socket(e)),
+                        Err(e) => Err(e),
+                    };
+                    // A job that panics drops its reply (the caller sees PoolGone); the
+                    // thread goes on with the next job.
+                    let run = std::panic::AssertUnwindSafe(move || match opened {
+                        Ok(mut sock) => work(Ok(&mut sock)),
                         Err(e) => work(Err(e)),
+                    });
+                    if std::panic::catch_unwind(run).is_err() {
+                        error!(netns = %job.netns.display(), "a netns job panicked");
                     }
                     drop(permit);
                     continue;
