@@ -291,6 +291,9 @@ struct PodArgs {
     /// Do not touch pods (NB side only).
     #[arg(long)]
     skip_pods: bool,
+    /// Pods read or programmed at once, each on its own thread (default: the CPUs, at most 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pod_threads: Option<u16>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -355,6 +358,14 @@ fn pod_options(p: &PodArgs) -> PodOptions {
         state_dir: p.state_dir.clone(),
         skip: p.skip_pods,
         recheck: ovnkube_route::netlink::DEFAULT_RECHECK,
+        threads: p.pod_threads.map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .min(4)
+            },
+            usize::from,
+        ),
     }
 }
 

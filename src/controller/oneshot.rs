@@ -76,7 +76,7 @@ fn boxed(e: ConfigError) -> ControllerError {
 /// routes use them (read from the pod's table, as the pod side does when programming).
 async fn pods_at(plan: &crate::plan::Plan, opts: &super::PodOptions) -> BTreeMap<PodKey, PodAt> {
     let discovery = pods::find_netns(opts);
-    let pool = match NetnsPool::new(1, 8) {
+    let pool = match NetnsPool::new(1, 1) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::warn!(error = %e, "cannot look into pods; gateways are not shown");
