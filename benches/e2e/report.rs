@@ -200,8 +200,8 @@ pub fn table(rows: &[Size]) -> String {
     row(
         o,
         rows,
-        "of which the NB, p50 / p99",
-        &|f| pct(&f.edit_nb, 0.5),
+        "of which the NB, p99",
+        &|f| pct(&f.edit_nb, 0.99),
         "",
         0,
         "",
