@@ -67,6 +67,10 @@ impl Cluster {
 
     /// The pod object as the scheduler leaves it (Pending, annotated); returns it stored.
     pub fn create_pod(&self, p: &Pod, routes: &[usize]) -> Value {
+        // A pod added later may be the first of its namespace (there already: fine).
+        let _ = self.bg.api.create(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": p.namespace}}),
+        );
         let mut doc = p.document(None, routes, false);
         if let Some(o) = doc.as_object_mut() {
             o.remove("status");

@@ -187,6 +187,7 @@ pub struct Ev {
 /// The benchmark's listener; notifications arrive on [`Listener::events`].
 pub struct Listener {
     pub events: tokio::sync::mpsc::UnboundedReceiver<Ev>,
+    sock: Arc<Socket>,
     pods: Arc<Mutex<HashMap<i32, usize>>>,
     /// Notifications were lost since [`Listener::drain`].
     lost: Arc<AtomicBool>,
@@ -215,12 +216,31 @@ impl Listener {
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let pods: Arc<Mutex<HashMap<i32, usize>>> = Arc::default();
         let lost = Arc::new(AtomicBool::new(false));
-        let (p, l) = (pods.clone(), lost.clone());
+        let sock = Arc::new(sock);
+        let (s, p, l) = (sock.clone(), pods.clone(), lost.clone());
         std::thread::Builder::new()
             .name("probe-listener".into())
-            .spawn(move || listen(sock, tx, p, l))
+            .spawn(move || listen(&s, tx, p, l))
             .expect("listener thread");
-        Listener { events, pods, lost }
+        Listener {
+            events,
+            sock,
+            pods,
+            lost,
+        }
+    }
+
+    /// Hears route notifications (`true`) or not. A socket listening to every namespace
+    /// costs the kernel a search of the host's namespace ids per notification: the
+    /// benchmark leaves the group while the node starts (hundreds of thousands of routes)
+    /// and times the cold start from dumps.
+    pub fn hear_routes(&self, on: bool) {
+        let g = rtnetlink::MulticastGroup::Ipv4Route as u32;
+        if on {
+            self.sock.add_membership(g).expect("join");
+        } else {
+            self.sock.drop_membership(g).expect("leave");
+        }
     }
 
     /// Pods heard from now on: (namespace id, pod index).
@@ -274,7 +294,7 @@ impl Listener {
 }
 
 fn listen(
-    sock: Socket,
+    sock: &Socket,
     tx: tokio::sync::mpsc::UnboundedSender<Ev>,
     pods: Arc<Mutex<HashMap<i32, usize>>>,
     lost: Arc<AtomicBool>,

@@ -265,6 +265,8 @@ impl<'a> Round<'a> {
         if let Ok(extra) = std::env::var("E2E_RUN_ARGS") {
             cmd.args(extra.split_whitespace());
         }
+        // The cold start is timed from dumps (see `Listener::hear_routes`).
+        self.listener.hear_routes(false);
         self.listener.drain();
         cmd.stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -318,34 +320,55 @@ impl<'a> Round<'a> {
 
     async fn cold(&mut self, pid: u32) {
         let start = Instant::now();
-        let pods: Vec<usize> = (0..self.base).collect();
-        let counts: HashMap<usize, i64> = pods
-            .iter()
-            .map(|i| (*i, self.want(*i).len() as i64))
-            .collect();
+        // In the order the agent takes them (namespace, then name, as text): a pod checked
+        // too early is checked again 20 ms later, and the last ones are not found late.
+        let mut pods: Vec<usize> = (0..self.base).collect();
+        pods.sort_by_key(|p| {
+            (
+                self.sb.pods[*p].namespace.clone(),
+                self.sb.pods[*p].name.clone(),
+            )
+        });
         // Reroute policies are for the rules over the OVN interface (eth1) only, for every
         // Route (one selecting no pod of this node too).
         let want_rows = ROUTES * self.policies_of(0).len();
         let nb = &self.nb;
-        let (heard, nb_at) = tokio::join!(
-            heard(self.listener, counts),
-            until("cold NB", Duration::from_secs(300), async || {
+        let wants: Vec<BTreeSet<String>> = pods.iter().map(|p| self.want(*p)).collect();
+        let tables = &*self.tables;
+        let (pods_at, nb_at) = tokio::join!(
+            async {
+                // Each pod polled every 20 ms until it carries its routes: a few dumps per
+                // pod, however long the start takes.
+                let mut at = Instant::now();
+                for (p, want) in pods.iter().zip(&wants) {
+                    loop {
+                        if tables.dsts(*p, OURS).await == *want {
+                            at = Instant::now();
+                            break;
+                        }
+                        assert!(start.elapsed() < Duration::from_secs(600), "cold: pod {p}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                at
+            },
+            until("cold NB", Duration::from_secs(600), async || {
                 nb.snapshot()
                     .find_by_external_id(POLICY, "k8s.ovn.org/owner-controller", "ovnkube-route")
                     .len()
                     == want_rows
             })
         );
-        let pods_at = self.or_dumps(heard, &pods).await;
+        self.listener.hear_routes(true);
         self.f.cold = pods_at.max(nb_at) - start;
         self.f.cold_nb = nb_at - start;
         self.f.cold_cpu = cpu_secs(pid);
         self.f.rss_cold = proc_field(pid, "VmRSS:");
-        self.check(&pods).await;
         for p in pods.iter().step_by((self.base / 10).max(1)) {
             let netns = &self.sb.pods[*p].netns;
             assert_eq!(ip_routes(netns, OURS), self.want(*p), "ip -n {netns}");
         }
+        self.listener.drain();
     }
 
     async fn idle(&mut self, pid: u32, a: &Args) {

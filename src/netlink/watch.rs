@@ -67,14 +67,15 @@ pub enum Event {
     Overflow,
 }
 
-/// Notification groups of a watch socket.
-const GROUPS: [MulticastGroup; 5] = [
+/// Notification groups of the watch socket, always.
+const GROUPS: [MulticastGroup; 3] = [
     MulticastGroup::Link,
     MulticastGroup::Ipv4Ifaddr,
     MulticastGroup::Ipv6Ifaddr,
-    MulticastGroup::Ipv4Route,
-    MulticastGroup::Ipv6Route,
 ];
+/// Route groups: joined except while many pods are programmed for the first time (see
+/// [`Watcher::hear_routes`]).
+const ROUTE_GROUPS: [MulticastGroup; 2] = [MulticastGroup::Ipv4Route, MulticastGroup::Ipv6Route];
 
 // rtnetlink message types (linux/rtnetlink.h).
 const RTM_NEWLINK: u16 = 16;
@@ -133,6 +134,7 @@ enum Cmd {
     },
     Unwatch(u64),
     Dir(PathBuf),
+    Routes(bool, tokio::sync::oneshot::Sender<Result<(), NetlinkError>>),
 }
 
 const WAKE: u64 = 0;
@@ -172,8 +174,8 @@ fn listener() -> Result<Socket, NetlinkError> {
     s.bind_auto().map_err(NetlinkError::Socket)?;
     s.set_listen_all_namespaces(true)
         .map_err(NetlinkError::Socket)?;
-    for g in GROUPS {
-        s.add_membership(g as u32).map_err(NetlinkError::Socket)?;
+    for g in GROUPS.iter().chain(&ROUTE_GROUPS) {
+        s.add_membership(*g as u32).map_err(NetlinkError::Socket)?;
     }
     if setsockopt(&s.as_fd(), sockopt::RcvBufForce, &WATCH_RCVBUF).is_err() {
         s.set_rx_buf_sz(WATCH_RCVBUF)
@@ -266,6 +268,17 @@ impl Watcher {
             own,
             done,
         })?;
+        rx.await.map_err(|_| NetlinkError::PoolGone)?
+    }
+
+    /// Joins (`true`) or leaves the route groups. For a socket listening to all namespaces
+    /// the kernel looks up the sending namespace's id in a list of every id the host has
+    /// given, for each notification: with thousands of pods that lookup, not the route,
+    /// is what programming them all costs. While the groups are left no route change is
+    /// heard, in any pod: the caller reads every watched pod again afterwards.
+    pub async fn hear_routes(&self, on: bool) -> Result<(), NetlinkError> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.send(Cmd::Routes(on, done))?;
         rx.await.map_err(|_| NetlinkError::PoolGone)?
     }
 
@@ -378,6 +391,20 @@ impl Thread {
             }
             Cmd::Unwatch(id) => self.unwatch(id),
             Cmd::Dir(dir) => self.add_dir(dir),
+            Cmd::Routes(on, done) => {
+                let set = |g: u32| {
+                    if on {
+                        self.listener.add_membership(g)
+                    } else {
+                        self.listener.drop_membership(g)
+                    }
+                };
+                let reply = ROUTE_GROUPS
+                    .iter()
+                    .try_for_each(|g| set(*g as u32))
+                    .map_err(NetlinkError::Socket);
+                let _ = done.send(reply);
+            }
         }
     }
 
