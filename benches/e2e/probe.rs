@@ -201,8 +201,6 @@ impl Listener {
         let mut sock = Socket::new(NETLINK_ROUTE).expect("netlink socket");
         sock.bind_auto().expect("bind");
         sock.set_listen_all_namespaces(true).expect("listen all");
-        sock.add_membership(rtnetlink::MulticastGroup::Ipv4Route as u32)
-            .expect("group");
         let size: usize = 64 << 20;
         if nix::sys::socket::setsockopt(
             &sock.as_fd(),
@@ -230,10 +228,11 @@ impl Listener {
         }
     }
 
-    /// Hears route notifications (`true`) or not. A socket listening to every namespace
-    /// costs the kernel a search of the host's namespace ids per notification: the
-    /// benchmark leaves the group while the node starts (hundreds of thousands of routes)
-    /// and times the cold start from dumps.
+    /// Hears route notifications (`true`) or not (at start: not). A socket listening to
+    /// every namespace costs the kernel a search of the host's namespace ids per
+    /// notification, so the benchmark joins the group only for the figures it times with
+    /// notifications, not for the scripted baseline, `apply` and the cold start (hundreds
+    /// of thousands of routes; timed from dumps).
     pub fn hear_routes(&self, on: bool) {
         let g = rtnetlink::MulticastGroup::Ipv4Route as u32;
         if on {

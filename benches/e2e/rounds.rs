@@ -158,6 +158,7 @@ pub async fn round(
     for s in 0..a.nb_drifts {
         r.nb_drift(s).await;
     }
+    r.listener.hear_routes(false);
     r.verify_all().await;
     tokio::time::sleep(a.settle).await;
     r.f.rss = proc_field(pid, "VmRSS:");
@@ -266,7 +267,6 @@ impl<'a> Round<'a> {
             cmd.args(extra.split_whitespace());
         }
         // The cold start is timed from dumps (see `Listener::hear_routes`).
-        self.listener.hear_routes(false);
         self.listener.drain();
         cmd.stdout(Stdio::null())
             .stderr(Stdio::inherit())

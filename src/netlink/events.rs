@@ -35,10 +35,6 @@ pub const DEBOUNCE: Duration = Duration::from_millis(10);
 pub const PENDING_RESCAN: Duration = Duration::from_secs(30);
 /// The re-check never runs more often than this, however many pods there are.
 const MIN_STEP: Duration = Duration::from_millis(200);
-/// A plan pass programs this many pods for the first time, and at least a quarter of the
-/// pods known, before route notifications are left off while it writes (see
-/// [`PodRouteReconciler::quiet_routes`]).
-const BULK_MIN: usize = 64;
 /// Attempts at a netns that appeared but cannot be entered yet (`ip netns add` creates the
 /// file before it bind-mounts the namespace on it).
 const ENTER_RETRIES: u8 = 6;
@@ -236,52 +232,6 @@ impl PodRouteReconciler {
             tokio::time::sleep(delay).await;
             let _ = tx.send(Event::Retry(uid));
         });
-    }
-}
-
-impl PodRouteReconciler {
-    /// Before a plan pass that programs `first` pods for the first time: when they are many
-    /// (a node starting), the watch socket leaves the route groups while they are written.
-    /// Each route written is a notification for which the kernel searches the namespace
-    /// ids of every pod (see [`super::watch::Watcher::hear_routes`]); thousands of pods x
-    /// hundreds of routes made that search most of a cold start. Returns whether it did;
-    /// the caller then calls [`Self::hear_routes_again`].
-    pub(super) async fn quiet_routes(&self, first: usize) -> bool {
-        let Some(w) = self.watching() else {
-            return false;
-        };
-        if first < BULK_MIN || first * 4 < self.uids().len() {
-            return false;
-        }
-        match w.watcher().hear_routes(false).await {
-            Ok(()) => {
-                debug!(
-                    pods = first,
-                    "route notifications off while pods are programmed"
-                );
-                true
-            }
-            Err(e) => {
-                debug!(error = %e, "cannot leave the route groups; programming with them");
-                false
-            }
-        }
-    }
-
-    /// Joins the route groups again, then reads every watched pod again: a route change
-    /// in any of them while the groups were left went unheard.
-    pub(super) async fn hear_routes_again(&self) {
-        let Some(w) = self.watching() else {
-            return;
-        };
-        if let Err(e) = w.watcher().hear_routes(true).await {
-            tracing::warn!(error = %e, "cannot join the route groups again; pods' route changes are not heard");
-        }
-        let slots = self.slots();
-        for slot in &slots {
-            slot.dirty.store(true, std::sync::atomic::Ordering::Release);
-        }
-        self.run(Trigger::Plan, slots).await;
     }
 }
 

@@ -22,6 +22,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::Handle;
@@ -55,6 +56,8 @@ struct Job {
 pub struct NetnsPool {
     sender: mpsc::UnboundedSender<Job>,
     threads: usize,
+    /// The port id blocking jobs' sockets take when free (see [`Rtnl::open_as`]); 0: none.
+    echo_port: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for NetnsPool {
@@ -72,19 +75,30 @@ impl NetnsPool {
         let inflight = inflight.max(1);
         let (sender, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let echo_port = Arc::new(AtomicU32::new(0));
         for i in 0..threads {
-            let rx = rx.clone();
+            let (rx, port) = (rx.clone(), echo_port.clone());
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("netns-{i}"))
-                .spawn(move || worker(rx, inflight, ready_tx))
+                .spawn(move || worker(rx, inflight, port, ready_tx))
                 .map_err(NetlinkError::Worker)?;
             ready_rx
                 .recv()
                 .map_err(|_| NetlinkError::PoolGone)?
                 .map_err(NetlinkError::Worker)?;
         }
-        Ok(NetnsPool { sender, threads })
+        Ok(NetnsPool {
+            sender,
+            threads,
+            echo_port,
+        })
+    }
+
+    /// From now on, blocking jobs' sockets take port id `port` where it is free and echo
+    /// their writes to it (see [`Rtnl::open_as`]).
+    pub fn echo_to(&self, port: u32) {
+        self.echo_port.store(port, Ordering::Release);
     }
 
     /// Number of worker threads.
@@ -144,6 +158,7 @@ impl NetnsPool {
 fn worker(
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     inflight: usize,
+    echo_port: Arc<AtomicU32>,
     ready: std::sync::mpsc::Sender<std::io::Result<()>>,
 ) {
     // Opened before any setns: this thread's (the host's) namespace, to return to.
@@ -177,7 +192,8 @@ fn worker(
             };
             let work = match job.work {
                 Kind::Blocking(work) => {
-                    let opened = match in_netns(&job.netns, &host, Rtnl::open) {
+                    let port = Some(echo_port.load(Ordering::Acquire)).filter(|p| *p != 0);
+                    let opened = match in_netns(&job.netns, &host, || Rtnl::open_as(port)) {
                         Ok(Ok(sock)) => Ok(sock),
                         Ok(Err(e)) => Err(NetlinkError::Socket(e)),
                         Err(e) => Err(e),

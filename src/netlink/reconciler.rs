@@ -164,6 +164,7 @@ impl PodRouteReconciler {
             return Ok(());
         }
         let (w, events) = Watching::start(discovery)?;
+        self.inner.pool.echo_to(w.watcher().port());
         if self.inner.watching.set(w).is_ok() {
             tokio::spawn(super::events::dispatch(Arc::downgrade(&self.inner), events));
             super::events::spawn_recheck(self);
@@ -302,8 +303,6 @@ impl PodRouteReconciler {
         let start = Instant::now();
         let mut s = PassSummary::new(Trigger::Plan);
         let mut todo = Vec::new();
-        // Pods whose table we have never read: a first programming writes all their routes.
-        let mut first = 0;
         for (key, routes) in pods {
             let slot = self.slot(&key);
             let mut e = slot.entry.lock().await;
@@ -325,20 +324,15 @@ impl PodRouteReconciler {
                 s.untouched += 1;
                 continue;
             }
-            first += usize::from(e.known.is_none() && !e.ok);
             drop(e);
             todo.push(slot);
         }
-        let bulk = self.quiet_routes(first).await;
         for (pod, r) in join_all(todo.iter().map(|slot| self.pass(slot, Trigger::Plan)))
             .await
             .into_iter()
             .flatten()
         {
             s.add(&pod, &r);
-        }
-        if bulk {
-            self.hear_routes_again().await;
         }
         s.elapsed = start.elapsed();
         self.inner.stats.record(&s);

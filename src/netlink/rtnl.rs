@@ -26,8 +26,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
-    NLMSG_DONE, NLMSG_ERROR, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
 use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
@@ -38,8 +38,9 @@ use rtnetlink::sys::{Socket, protocols::NETLINK_ROUTE};
 use super::NetlinkError;
 use super::kernel::{KernelRoute, Links, MAIN_TABLE, route_message};
 
-/// Requests per `send` at most: every one of them may come back as an error reply, and
-/// those must fit the receive buffer ([`RCVBUF`]) before we read them.
+/// Requests per `send` at most: every one of them may come back as an error reply (and an
+/// echo, see [`Rtnl::open_as`]), and those must fit the receive buffer ([`RCVBUF`]) before
+/// we read them.
 pub const BATCH: usize = 128;
 /// Receive buffer asked for (the kernel caps it at `net.core.rmem_max` unless we are root,
 /// where `SO_RCVBUFFORCE` is used).
@@ -82,6 +83,8 @@ pub enum Write<'a> {
 pub struct Rtnl {
     sock: Socket,
     port: u32,
+    /// Writes ask for their notification back (`NLM_F_ECHO`): see [`Rtnl::open_as`].
+    echo: bool,
     seq: u32,
     tx: Vec<u8>,
     rx: Vec<u8>,
@@ -214,8 +217,25 @@ fn error_code(body: &[u8]) -> Option<i32> {
 impl Rtnl {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Rtnl> {
+        Rtnl::open_as(None)
+    }
+
+    /// Opens a socket in the calling thread's network namespace with the port id `port`
+    /// when it is free there, and then writes with `NLM_F_ECHO`. Why: the kernel sends the
+    /// notification of an echoed request back to its sender and to no other socket with
+    /// the sender's port id (`nlmsg_notify`), before looking at namespaces. Our watch
+    /// socket ([`super::watch`]) has that port id in the host's namespace, so it is spared
+    /// our own writes: for a socket listening to all namespaces every notification
+    /// otherwise costs a search through the host's namespace ids, thousands on a busy node
+    /// (docs/benchmarks.md). A port taken in the pod already: an ordinary socket (the
+    /// watcher then drops our notifications itself, by port id).
+    pub fn open_as(port: Option<u32>) -> io::Result<Rtnl> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
-        let port = sock.bind_auto()?.port_number();
+        let bound = port.filter(|p| sock.bind(&rtnetlink::sys::SocketAddr::new(*p, 0)).is_ok());
+        let (port, echo) = match bound {
+            Some(p) => (p, true),
+            None => (sock.bind_auto()?.port_number(), false),
+        };
         // Error replies without a copy of the request: smaller, so more fit.
         sock.set_cap_ack(true)?;
         let fd = sock.as_fd();
@@ -230,6 +250,7 @@ impl Rtnl {
         Ok(Rtnl {
             sock,
             port,
+            echo,
             seq: 0,
             tx: Vec::with_capacity(16 * 1024),
             rx: vec![0; RXBUF],
@@ -395,6 +416,7 @@ impl Rtnl {
         let mut out = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(BATCH) {
             let first = self.seq.wrapping_add(1);
+            let echo = if self.echo { NLM_F_ECHO } else { 0 };
             for (i, w) in chunk.iter().enumerate() {
                 let ack = if i + 1 == chunk.len() { NLM_F_ACK } else { 0 };
                 let (msg, flags) = match w {
@@ -407,7 +429,7 @@ impl Rtnl {
                     }
                     Write::Delete(r) => (RouteNetlinkMessage::DelRoute(route_message(r)), 0),
                 };
-                self.push(msg, NLM_F_REQUEST | flags | ack);
+                self.push(msg, NLM_F_REQUEST | flags | ack | echo);
             }
             let last = self.seq;
             self.send()?;

@@ -67,15 +67,14 @@ pub enum Event {
     Overflow,
 }
 
-/// Notification groups of the watch socket, always.
-const GROUPS: [MulticastGroup; 3] = [
+/// Notification groups of the watch socket.
+const GROUPS: [MulticastGroup; 5] = [
     MulticastGroup::Link,
     MulticastGroup::Ipv4Ifaddr,
     MulticastGroup::Ipv6Ifaddr,
+    MulticastGroup::Ipv4Route,
+    MulticastGroup::Ipv6Route,
 ];
-/// Route groups: joined except while many pods are programmed for the first time (see
-/// [`Watcher::hear_routes`]).
-const ROUTE_GROUPS: [MulticastGroup; 2] = [MulticastGroup::Ipv4Route, MulticastGroup::Ipv6Route];
 
 // rtnetlink message types (linux/rtnetlink.h).
 const RTM_NEWLINK: u16 = 16;
@@ -134,7 +133,6 @@ enum Cmd {
     },
     Unwatch(u64),
     Dir(PathBuf),
-    Routes(bool, tokio::sync::oneshot::Sender<Result<(), NetlinkError>>),
 }
 
 const WAKE: u64 = 0;
@@ -153,6 +151,8 @@ const READS_PER_WAKE: usize = 256;
 
 /// Handle of the watcher thread; dropping it stops the thread and closes the socket.
 pub struct Watcher {
+    /// The watch socket's port id.
+    port: u32,
     cmds: Option<mpsc::Sender<Cmd>>,
     wake: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
@@ -168,21 +168,35 @@ fn io(e: Errno) -> NetlinkError {
     NetlinkError::Worker(std::io::Error::from(e))
 }
 
-/// The socket that hears every namespace the host has an id for, subscribed to [`GROUPS`].
-fn listener() -> Result<Socket, NetlinkError> {
+/// The socket that hears every namespace the host has an id for, subscribed to [`GROUPS`],
+/// and its port id: one far from the ones the kernel gives out (process ids, and counting
+/// down from -4096), so that our writing sockets can take the same one inside pods (see
+/// [`super::rtnl::Rtnl::open_as`]).
+fn listener() -> Result<(Socket, u32), NetlinkError> {
     let mut s = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
-    s.bind_auto().map_err(NetlinkError::Socket)?;
+    let mut port = None;
+    for _ in 0..16 {
+        let p = 0x4000_0000 | (rand::random::<u32>() & 0x3fff_ffff);
+        if s.bind(&rtnetlink::sys::SocketAddr::new(p, 0)).is_ok() {
+            port = Some(p);
+            break;
+        }
+    }
+    let port = match port {
+        Some(p) => p,
+        None => s.bind_auto().map_err(NetlinkError::Socket)?.port_number(),
+    };
     s.set_listen_all_namespaces(true)
         .map_err(NetlinkError::Socket)?;
-    for g in GROUPS.iter().chain(&ROUTE_GROUPS) {
-        s.add_membership(*g as u32).map_err(NetlinkError::Socket)?;
+    for g in GROUPS {
+        s.add_membership(g as u32).map_err(NetlinkError::Socket)?;
     }
     if setsockopt(&s.as_fd(), sockopt::RcvBufForce, &WATCH_RCVBUF).is_err() {
         s.set_rx_buf_sz(WATCH_RCVBUF)
             .map_err(NetlinkError::Socket)?;
     }
     s.set_non_blocking(true).map_err(NetlinkError::Socket)?;
-    Ok(s)
+    Ok((s, port))
 }
 
 impl Watcher {
@@ -193,7 +207,7 @@ impl Watcher {
         dirs: Vec<PathBuf>,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
     ) -> Result<Self, NetlinkError> {
-        let listener = listener()?;
+        let (listener, port) = listener()?;
         let control = Rtnl::open().map_err(NetlinkError::Socket)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io)?;
         let wake = Arc::new(
@@ -237,10 +251,16 @@ impl Watcher {
             .spawn(move || state.run())
             .map_err(NetlinkError::Worker)?;
         Ok(Watcher {
+            port,
             cmds: Some(tx),
             wake,
             thread: Some(thread),
         })
+    }
+
+    /// The watch socket's port id (see [`super::rtnl::Rtnl::open_as`]).
+    pub fn port(&self) -> u32 {
+        self.port
     }
 
     fn send(&self, cmd: Cmd) -> Result<(), NetlinkError> {
@@ -268,17 +288,6 @@ impl Watcher {
             own,
             done,
         })?;
-        rx.await.map_err(|_| NetlinkError::PoolGone)?
-    }
-
-    /// Joins (`true`) or leaves the route groups. For a socket listening to all namespaces
-    /// the kernel looks up the sending namespace's id in a list of every id the host has
-    /// given, for each notification: with thousands of pods that lookup, not the route,
-    /// is what programming them all costs. While the groups are left no route change is
-    /// heard, in any pod: the caller reads every watched pod again afterwards.
-    pub async fn hear_routes(&self, on: bool) -> Result<(), NetlinkError> {
-        let (done, rx) = tokio::sync::oneshot::channel();
-        self.send(Cmd::Routes(on, done))?;
         rx.await.map_err(|_| NetlinkError::PoolGone)?
     }
 
@@ -391,20 +400,6 @@ impl Thread {
             }
             Cmd::Unwatch(id) => self.unwatch(id),
             Cmd::Dir(dir) => self.add_dir(dir),
-            Cmd::Routes(on, done) => {
-                let set = |g: u32| {
-                    if on {
-                        self.listener.add_membership(g)
-                    } else {
-                        self.listener.drop_membership(g)
-                    }
-                };
-                let reply = ROUTE_GROUPS
-                    .iter()
-                    .try_for_each(|g| set(*g as u32))
-                    .map_err(NetlinkError::Socket);
-                let _ = done.send(reply);
-            }
         }
     }
 
