@@ -169,6 +169,9 @@ pub struct PodArgs {
     /// Do not touch pods (NB side only).
     #[arg(long)]
     pub skip_pods: bool,
+    /// Pods read or programmed at once, each on its own thread (default: the CPUs, at most 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pod_threads: Option<u16>,
 }
 
 impl PodArgs {
@@ -188,6 +191,14 @@ impl PodArgs {
             state_dir: self.state_dir.clone(),
             skip: self.skip_pods,
             recheck: Duration::ZERO,
+            threads: self.pod_threads.map_or_else(
+                || {
+                    std::thread::available_parallelism()
+                        .map_or(2, |n| n.get())
+                        .min(4)
+                },
+                usize::from,
+            ),
         }
     }
 }
