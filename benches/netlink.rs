@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use ovnkube_route::netlink::kernel::{KernelRoute, SCOPE_UNIVERSE, add_route};
+use ovnkube_route::netlink::kernel::{KernelRoute, SCOPE_UNIVERSE, route_message};
 use ovnkube_route::netlink::{PodRouteReconciler, ROUTE_PROTOCOL, ReconcilerConfig};
 use ovnkube_route::plan::pod::{NextHop, PodKey, PodRoute, PodRoutes};
 
@@ -282,9 +282,12 @@ fn run_floor(rt: &tokio::runtime::Runtime, paths: &[PathBuf], host: &File) -> Du
                     scope: SCOPE_UNIVERSE,
                 })
                 .collect();
-            let results =
-                futures::future::join_all(routes.iter().map(|r| add_route(&handle, r, false)))
-                    .await;
+            let results = futures::future::join_all(
+                routes
+                    .iter()
+                    .map(|r| handle.route().add(route_message(r)).execute()),
+            )
+            .await;
             assert!(results.iter().all(|r| r.is_ok()), "floor: add failed");
             task.abort();
         }

@@ -10,8 +10,11 @@
 //! - [`netlink`]: pod network namespace discovery and kernel route reconcile.
 //! - [`controller`]: event loop wiring sources, planner and both reconcilers.
 //! - [`k8s`]: the Kubernetes edge: watches, leader election, Route status and events.
+//! - [`backoff`]: the one retry schedule of the watches, the status writer and the OVSDB client.
 //! - [`kubectl`]: the binary as a kubectl plugin (`kubectl route status | explain | plan`).
 pub mod api;
+pub mod backoff;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod controller;

@@ -5,14 +5,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand};
 
-use ovnkube_route::controller::{self, Options, OutputFormat, PodOptions, RunOptions};
+use ovnkube_route::cli::{
+    InputArgs, Mode, NbArgs, Output, PlannerArgs, PodArgs, block_on, print_then_errors,
+};
+use ovnkube_route::controller::{self, Options, RunOptions};
 use ovnkube_route::k8s::KubeOptions;
 use ovnkube_route::k8s::lease::Timing;
 use ovnkube_route::k8s::status::PodIdentity;
-use ovnkube_route::plan::{NbScope, PlanConfig};
 
 #[derive(Parser)]
 #[command(
@@ -196,196 +198,6 @@ struct Files {
     limits: InputArgs,
 }
 
-/// Bounds of file input: anything larger is refused with an error naming the file.
-#[derive(Args)]
-struct InputArgs {
-    /// Largest input file read, in bytes (default 4 MiB).
-    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_FILE_BYTES)]
-    max_file_bytes: u64,
-    /// Largest whole input (all files of one load), in bytes (default 64 MiB).
-    #[arg(long, default_value_t = ovnkube_route::config::DEFAULT_MAX_INPUT_BYTES)]
-    max_input_bytes: u64,
-}
-
-impl InputArgs {
-    fn limits(&self) -> ovnkube_route::config::Limits {
-        ovnkube_route::config::Limits {
-            max_file_bytes: self.max_file_bytes,
-            max_input_bytes: self.max_input_bytes,
-        }
-    }
-}
-
-#[derive(Args)]
-struct NbArgs {
-    /// TLS private key for ssl: endpoints.
-    #[arg(long, env = "OVNKUBE_ROUTE_NB_PRIVATE_KEY")]
-    nb_private_key: Option<PathBuf>,
-    /// TLS certificate for ssl: endpoints.
-    #[arg(long, env = "OVNKUBE_ROUTE_NB_CERTIFICATE")]
-    nb_certificate: Option<PathBuf>,
-    /// CA certificate the NB server's certificate must chain to.
-    #[arg(long, env = "OVNKUBE_ROUTE_NB_CA_CERT")]
-    nb_ca_cert: Option<PathBuf>,
-    /// Allow writing through a Raft follower instead of moving to the leader.
-    #[arg(long)]
-    nb_allow_follower: bool,
-    /// Echo probe interval (seconds); a connection silent for two intervals is dropped.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
-    nb_probe_secs: u64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Mode {
-    /// OVN interconnect: each node has its own NB; plan this node's pods only.
-    Ic,
-    /// One NB for the cluster.
-    Central,
-}
-
-#[derive(Args)]
-struct PlannerArgs {
-    /// This node's name: only its pods are programmed (pods carry spec.nodeName).
-    #[arg(long, env = "NODE_NAME")]
-    node: Option<String>,
-    #[arg(long, value_enum, default_value = "central")]
-    mode: Mode,
-    /// Router for policies and static routes when a Route names none.
-    #[arg(long, default_value = "ovn_cluster_router")]
-    router: String,
-    /// Reserved Logical_Router_Policy priority band, `LOW-HIGH`.
-    #[arg(long, default_value = "200-299")]
-    priority_band: String,
-    /// The pod interface attached to OVN-Kubernetes.
-    #[arg(long, default_value = "eth1")]
-    ovn_dev: String,
-    /// The pod's default (Calico) interface.
-    #[arg(long, default_value = "eth0")]
-    default_dev: String,
-    /// The cluster's pod network(s): a rule covering one whole is refused unless its Route
-    /// sets feature_gate allowClusterNetworkCapture (comma-separated or repeated).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    cluster_cidr: Vec<ipnet::IpNet>,
-    /// The cluster's service network(s), guarded like --cluster-cidr.
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    service_cidr: Vec<ipnet::IpNet>,
-    /// Gateway(s) of the default interface that pods' annotations may not state; a rule
-    /// covering one is refused unless allowGatewayCapture [default: Calico's 169.254.1.1,
-    /// fe80::ecee:eeff:feee:eeee].
-    #[arg(long, value_name = "IP", value_delimiter = ',')]
-    default_dev_gateway: Vec<std::net::IpAddr>,
-    /// Most routes one pod gets; the rest is reported (Routes of higher precedence first).
-    #[arg(
-        long,
-        default_value_t = ovnkube_route::plan::DEFAULT_MAX_ROUTES_PER_POD,
-        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
-    )]
-    max_routes_per_pod: usize,
-}
-
-#[derive(Args)]
-struct PodArgs {
-    /// CNI result cache (the `*-lo` files give each pod's netns).
-    #[arg(long, default_value = "/var/lib/cni/results")]
-    cni_results: PathBuf,
-    /// Named network namespaces.
-    #[arg(long, default_value = "/var/run/netns")]
-    netns_dir: PathBuf,
-    /// procfs root for the /proc/<pid>/ns/net fallback.
-    #[arg(long, default_value = "/proc")]
-    proc_root: PathBuf,
-    /// Node-local state (original default routes).
-    #[arg(long, default_value = "/var/lib/ovnkube-route")]
-    state_dir: PathBuf,
-    /// Do not touch pods (NB side only).
-    #[arg(long)]
-    skip_pods: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
-
-impl From<Output> for OutputFormat {
-    fn from(o: Output) -> Self {
-        match o {
-            Output::Text => OutputFormat::Text,
-            Output::Json => OutputFormat::Json,
-        }
-    }
-}
-
-fn planner_config(p: &PlannerArgs) -> anyhow::Result<PlanConfig> {
-    let (lo, hi) = p
-        .priority_band
-        .split_once('-')
-        .context("--priority-band must be LOW-HIGH, e.g. 200-299")?;
-    let lo: i64 = lo
-        .trim()
-        .parse()
-        .context("--priority-band: LOW is not a number")?;
-    let hi: i64 = hi
-        .trim()
-        .parse()
-        .context("--priority-band: HIGH is not a number")?;
-    if !(0..=32767).contains(&lo) || !(0..=32767).contains(&hi) || lo > hi {
-        bail!("--priority-band {lo}-{hi}: need 0 <= LOW <= HIGH <= 32767 (ovn-nb(5) priority)");
-    }
-    Ok(PlanConfig {
-        node: p.node.clone(),
-        nb_scope: match p.mode {
-            Mode::Ic => NbScope::Node,
-            Mode::Central => NbScope::Cluster,
-        },
-        default_router: p.router.clone(),
-        priority_min: lo,
-        priority_max: hi,
-        ovn_dev: p.ovn_dev.clone(),
-        default_dev: p.default_dev.clone(),
-        cluster_networks: p.cluster_cidr.clone(),
-        service_networks: p.service_cidr.clone(),
-        default_gateways: if p.default_dev_gateway.is_empty() {
-            ovnkube_route::plan::calico_gateways()
-        } else {
-            p.default_dev_gateway.clone()
-        },
-        max_routes_per_pod: p.max_routes_per_pod,
-        ..PlanConfig::default()
-    })
-}
-
-fn pod_options(p: &PodArgs) -> PodOptions {
-    PodOptions {
-        cni_results: p.cni_results.clone(),
-        netns_dir: p.netns_dir.clone(),
-        proc_root: p.proc_root.clone(),
-        state_dir: p.state_dir.clone(),
-        skip: p.skip_pods,
-        recheck: ovnkube_route::netlink::DEFAULT_RECHECK,
-    }
-}
-
-fn options(
-    nb: Option<String>,
-    nb_opts: &NbArgs,
-    planner: &PlannerArgs,
-    pods: &PodArgs,
-) -> anyhow::Result<Options> {
-    Ok(Options {
-        nb,
-        nb_private_key: nb_opts.nb_private_key.clone(),
-        nb_certificate: nb_opts.nb_certificate.clone(),
-        nb_ca_cert: nb_opts.nb_ca_cert.clone(),
-        nb_allow_follower: nb_opts.nb_allow_follower,
-        nb_probe_interval: Duration::from_secs(nb_opts.nb_probe_secs.max(1)),
-        plan: planner_config(planner)?,
-        pods: pod_options(pods),
-        input: ovnkube_route::config::Limits::default(),
-    })
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crd {
@@ -410,7 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pods,
             output,
         } => {
-            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            let mut opts = ovnkube_route::cli::options(nb, &nb_opts, &planner, &pods)?;
             opts.input = files.limits.limits();
             let outcome = controller::plan_once(&files.paths, &opts, output.into()).await?;
             print_then_errors(&outcome.rendered, &outcome.route_errors);
@@ -426,23 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nb_opts,
             planner,
             pods,
-        } => {
-            if planner.node.as_deref().is_none_or(str::is_empty) && !pods.skip_pods {
-                bail!(
-                    "apply programs the pods of one node: pass --node NAME (or set $NODE_NAME), \
-                     or --skip-pods to write the NB side only"
-                );
-            }
-            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
-            opts.input = files.limits.limits();
-            let outcome = controller::apply_once(&files.paths, &opts).await?;
-            print_then_errors(&outcome.rendered, &outcome.route_errors);
-            Ok(if outcome.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => apply(files, nb, &nb_opts, &planner, &pods).await,
         Command::Explain {
             pod,
             dst,
@@ -456,26 +252,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             output,
         } => {
-            let mut opts = options(nb, &nb_opts, &planner, &pods)?;
+            let mut opts = ovnkube_route::cli::options(nb, &nb_opts, &planner, &pods)?;
             opts.input = limits.limits();
             let req = controller::explain::ExplainRequest::parse(&pod, &dst, trace)?;
-            let e = match source.as_deref() {
-                None | Some("file") => {
-                    if paths.is_empty() {
-                        bail!("explain needs -f FILE... (or --source kubernetes)");
-                    }
-                    controller::explain::explain_files(&paths, &req, &opts).await?
-                }
-                Some("kubernetes") => {
-                    if !paths.is_empty() {
-                        bail!("explain: -f and --source kubernetes exclude each other");
-                    }
-                    ovnkube_route::k8s::explain_kubernetes(&req, &opts).await?
-                }
-                Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
-            };
-            print!("{}", controller::explain::render(&e, output.into()));
-            Ok(ExitCode::SUCCESS)
+            explain(&req, &paths, source.as_deref(), &opts, output).await
         }
         Command::Run {
             source,
@@ -489,10 +269,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kube,
             limits,
         } => {
-            let mut opts = options(Some(nb), &nb_opts, &planner, &pods)?;
+            let mut opts = ovnkube_route::cli::options(Some(nb), &nb_opts, &planner, &pods)?;
             opts.input = limits.limits();
-            // The pod side's tables are re-read by the audit only.
-            opts.pods.recheck = Duration::ZERO;
             let run = RunOptions {
                 metrics_addr,
                 audit: (audit_mins > 0).then(|| Duration::from_secs(audit_mins * 60)),
@@ -503,31 +281,83 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .or_else(|| planner.node.clone())
                     .unwrap_or_else(|| "ovnkube-route".into()),
             };
-            match source.split_once(':') {
-                Some(("file", list)) if !list.is_empty() => {
-                    let paths = list.split(',').map(PathBuf::from).collect::<Vec<_>>();
-                    controller::run_files(paths, opts, run).await?;
-                }
-                _ if source == "kubernetes" => {
-                    let k = kube_options(&kube, &planner)?;
-                    ovnkube_route::k8s::run_kubernetes(opts, run, k).await?;
-                }
-                _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
-            }
-            Ok(ExitCode::SUCCESS)
+            run_source(&source, opts, run, &kube, &planner).await
         }
     }
 }
 
-/// The rendered output, flushed, then the `error:` lines that point into it: in one file
-/// (`2>&1`) they come after what they refer to.
-fn print_then_errors(rendered: &str, errors: &[String]) {
-    use std::io::Write as _;
-    print!("{rendered}");
-    let _ = std::io::stdout().flush();
-    for e in errors {
-        eprintln!("{e}");
+async fn apply(
+    files: Files,
+    nb: String,
+    nb_opts: &NbArgs,
+    planner: &PlannerArgs,
+    pods: &PodArgs,
+) -> anyhow::Result<ExitCode> {
+    if planner.node.as_deref().is_none_or(str::is_empty) && !pods.skip_pods {
+        bail!(
+            "apply programs the pods of one node: pass --node NAME (or set $NODE_NAME), \
+             or --skip-pods to write the NB side only"
+        );
     }
+    let mut opts = ovnkube_route::cli::options(Some(nb), nb_opts, planner, pods)?;
+    opts.input = files.limits.limits();
+    let outcome = controller::apply_once(&files.paths, &opts).await?;
+    print_then_errors(&outcome.rendered, &outcome.route_errors);
+    Ok(if outcome.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn explain(
+    req: &controller::explain::ExplainRequest,
+    paths: &[PathBuf],
+    source: Option<&str>,
+    opts: &Options,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let e = match source {
+        None | Some("file") => {
+            if paths.is_empty() {
+                bail!("explain needs -f FILE... (or --source kubernetes)");
+            }
+            controller::explain::explain_files(paths, req, opts).await?
+        }
+        Some("kubernetes") => {
+            if !paths.is_empty() {
+                bail!("explain: -f and --source kubernetes exclude each other");
+            }
+            ovnkube_route::k8s::explain_kubernetes(req, opts).await?
+        }
+        Some(other) => bail!("explain: --source must be kubernetes, got {other:?}"),
+    };
+    print!("{}", controller::explain::render(&e, output.into()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run` with the source `--source` names.
+async fn run_source(
+    source: &str,
+    mut opts: Options,
+    run: RunOptions,
+    kube: &KubeArgs,
+    planner: &PlannerArgs,
+) -> anyhow::Result<ExitCode> {
+    // The pod side's tables are re-read by the audit only.
+    opts.pods.recheck = Duration::ZERO;
+    match source.split_once(':') {
+        Some(("file", list)) if !list.is_empty() => {
+            let paths = list.split(',').map(PathBuf::from).collect::<Vec<_>>();
+            controller::run_files(paths, opts, run).await?;
+        }
+        _ if source == "kubernetes" => {
+            let k = kube_options(kube, planner)?;
+            ovnkube_route::k8s::run_kubernetes(opts, run, k).await?;
+        }
+        _ => bail!("--source must be file:PATH[,PATH...] or kubernetes, got {source:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn kube_options(k: &KubeArgs, planner: &PlannerArgs) -> anyhow::Result<KubeOptions> {
@@ -608,21 +438,5 @@ fn main() -> ExitCode {
     } else {
         builder.init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", chain(&e));
-            ExitCode::from(2)
-        }
-    }
+    block_on(async { run(cli).await.map_err(|e| chain(&e)) })
 }

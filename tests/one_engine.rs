@@ -332,6 +332,7 @@ impl Harness {
                 state_dir: net.state.path().into(),
                 skip: false,
                 recheck: Duration::ZERO,
+                threads: 2,
             },
             None => PodOptions {
                 cni_results: dir.path().join("no-cni"),
@@ -340,6 +341,7 @@ impl Harness {
                 state_dir: state.path().into(),
                 skip: true,
                 recheck: Duration::ZERO,
+                threads: 2,
             },
         };
         let node = pods.as_ref().map(|_| "node1");

@@ -1,193 +1,196 @@
-//! End to end: the real binary (`run --source file:`) against a real NB and real pod
-//! network namespaces, N pods x 20 routes each (N/20 Routes of 20 rules selecting 20 pods
-//! each, reroute policies in the NB), every figure checked through the benchmark's own
-//! netlink sockets, `ip -n` and its own NB connection, never the controller's word. The
-//! same end state scripted the way an operator would (one chained `ovn-nbctl`, one
-//! `ip -n NS -batch` per pod) is timed in the same run. Sizes N = 250, 500, 1,000, 2,000.
+//! End to end, the node agent as a user runs it: the real binary against a real NB and one
+//! node's pods as real network namespaces (the shape of issue 17: about 250 routes per pod,
+//! one Route selecting every other pod; see `sandbox.rs`), with each source in turn:
+//! `run --source kubernetes --mode ic --node node1` against the tests' API server, and
+//! `run --source file:` on the same pods. Every figure is checked through the benchmark's
+//! own netlink sockets, `ip -n` and its own NB connection, never the controller's word
+//! (`probe.rs`). In the same run, for each size: the scripted baseline (one chained
+//! `ovn-nbctl`, one `ip -n NS -batch` per pod) and `apply` (cold, then no-op).
 //!
-//! One command, root: `cargo bench --bench e2e` (prints the table and writes it into
-//! docs/benchmarks.md between the `e2e` markers). `E2E_SIZES=250,500` picks sizes,
-//! `E2E_DOCS=0` leaves the docs alone, `E2E_AUDIT_MINS` sets `--audit-mins` (0 unless set:
-//! figures come from events alone). Under `cargo test --all-targets` the same binary runs
-//! one small smoke round (40 pods) and writes nothing.
+//! One command, root: `cargo bench --bench e2e` (sizes 250, 500, 1,000, 2,000; prints the
+//! table and writes it into docs/benchmarks.md between the `e2e` markers).
+//! `E2E_SIZES=250,2000` picks sizes, `E2E_DOCS=0` leaves the docs alone, `E2E_RUN_ARGS`
+//! adds arguments to both `run`s (e.g. `--audit-mins 0`), `E2E_LOG=info` their log level. Under `cargo test
+//! --all-targets` the same binary runs one smoke round (12 pods, one sample of each figure,
+//! both sources) and writes nothing.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod figures;
+mod kube;
+#[path = "../../tests/kube_api/mod.rs"]
+mod kube_api;
 mod probe;
 mod report;
+mod rounds;
 mod sandbox;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ovnkube_route::nb::observed::{ADDRESS_SET, POLICY};
-use ovnkube_route::nb::reconcile::NbReconciler;
-use ovnkube_route::plan::nb::{ID_KEY, NAME_KEY};
-
-use probe::Probe;
-use report::{Figures, Size};
-use sandbox::{Pod, RULES, Sandbox, dst};
+use probe::{Listener, Tables};
+use report::Size;
+use sandbox::{Pod, ROUTES, RULES, Sandbox, rule_dev, rule_dst, selected};
 
 /// Routing protocol of the routes ovnkube-route installs (`netlink::ROUTE_PROTOCOL`).
-const OURS: u8 = 136;
+pub const OURS: u8 = 136;
 /// The scripted baseline's routes.
 const SCRIPTED: u8 = 200;
 
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
+/// How much of everything a run does.
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub full: bool,
+    pub sizes: Vec<usize>,
+    pub edits: usize,
+    pub labels: usize,
+    pub new_pods: usize,
+    pub drifts: usize,
+    pub nb_drifts: usize,
+    pub idle: Duration,
+    pub settle: Duration,
 }
 
-fn sizes() -> Vec<usize> {
-    if !full() {
-        return vec![40];
-    }
-    std::env::var("E2E_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![250, 500, 1000, 2000])
-}
-
-/// Samples per latency figure: (edits, label changes, new pods, pod drift, NB drift).
-fn samples() -> (usize, usize, usize, usize, usize) {
-    if full() {
-        (50, 20, 10, 10, 20)
+fn args() -> Args {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes = if full {
+        std::env::var("E2E_SIZES")
+            .ok()
+            .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![250, 500, 1000, 2000])
     } else {
-        (2, 2, 1, 1, 2)
-    }
-}
-
-/// Waits for `done` (polled), at most `limit`.
-async fn until<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut done: F) -> Instant {
-    let start = Instant::now();
-    loop {
-        if done().await {
-            return Instant::now();
+        vec![12]
+    };
+    if full {
+        Args {
+            full,
+            sizes,
+            edits: 30,
+            labels: 10,
+            new_pods: 10,
+            drifts: 20,
+            nb_drifts: 10,
+            idle: Duration::from_secs(30),
+            settle: Duration::from_secs(5),
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    } else {
+        Args {
+            full,
+            sizes,
+            edits: 1,
+            labels: 2,
+            new_pods: 2,
+            drifts: 1,
+            nb_drifts: 1,
+            idle: Duration::from_secs(1),
+            settle: Duration::from_millis(500),
+        }
     }
 }
 
-fn group_dsts(g: usize, variant: usize) -> BTreeSet<String> {
-    (0..RULES).map(|j| dst(g, j, variant)).collect()
-}
-
-/// The destinations of a Route's policies in the NB, read from the benchmark's replica.
-fn policy_dsts(nb: &NbReconciler, g: usize) -> BTreeSet<String> {
-    nb.snapshot()
-        .find_by_external_id(POLICY, NAME_KEY, &format!("g-{g}"))
+/// The destinations pod `i` must carry, labelled for `routes`, with Route variants.
+pub fn expected(routes: &[usize], variants: &[usize]) -> BTreeSet<String> {
+    routes
         .iter()
-        .filter_map(|r| {
-            let m = r.column("match")?.as_str()?.to_owned();
-            Some(m.rsplit("ip4.dst == ").next()?.to_owned())
-        })
+        .flat_map(|j| (0..RULES).map(move |k| rule_dst(*j, k, variants[*j])))
         .collect()
 }
 
-fn address_set(nb: &NbReconciler, g: usize) -> BTreeSet<String> {
-    nb.snapshot()
-        .find_by_external_id(ADDRESS_SET, ID_KEY, &format!("g-{g}/address-set/ip4"))
-        .first()
-        .and_then(|r| {
-            r.column("addresses").map(|c| {
-                c.set_iter()
-                    .filter_map(|a| a.as_str().map(str::to_owned))
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
+/// Child side of [`measured`]: runs the command and prints its time, its peak RSS (KiB)
+/// and its exit code.
+fn child_measure(cmd: &[String]) {
+    let start = Instant::now();
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("spawn measured command");
+    let took = start.elapsed();
+    let ru = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    println!(
+        "{} {} {}",
+        took.as_secs_f64(),
+        ru.max_rss(),
+        status.code().unwrap_or(-1)
+    );
 }
 
-fn proc_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) the process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14 and 15 of stat (utime, stime), counted after the command name.
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
-}
-
-/// Transactions in the NB's log carrying the controller's comment.
-fn our_transactions(sb: &Sandbox) -> usize {
-    let out = Command::new("ovsdb-tool")
-        .args(["show-log", "-m"])
-        .arg(&sb.nb.db)
+/// Runs `cmd` under a child copy of this benchmark (its peak RSS alone): (time, peak KiB).
+fn measured(cmd: &[String]) -> (Duration, u64) {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = Command::new(exe)
+        .arg("--child-measure")
+        .args(cmd)
         .output()
-        .expect("ovsdb-tool");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("ovnkube-route:"))
-        .count()
+        .expect("spawn measuring child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = text.split_whitespace().collect();
+    assert!(f.len() == 3, "measuring child: {text:?}");
+    assert_eq!(f[2], "0", "{cmd:?} failed");
+    (
+        Duration::from_secs_f64(f[0].parse().expect("secs")),
+        f[1].parse().expect("kib"),
+    )
 }
 
-/// The controller process; killed (it is our child) when dropped, also on a panic.
-struct Controller(Child);
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_controller(sb: &Sandbox) -> Controller {
-    let bin =
-        std::env::var("OVNKR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ovnkube-route").into());
-    let mut cmd = Command::new(bin);
-    cmd.arg("run")
-        .arg(format!("--source=file:{}", sb.input().display()))
-        .arg(format!("--nb=unix:{}", sb.nb.sock.display()))
-        .args(["--node", "node1", "--metrics-addr", "127.0.0.1:0"])
-        .arg(format!("--cni-results={}", sb.cni().display()))
-        .arg(format!("--state-dir={}", sb.state().display()))
-        .args(["--log", "warn"]);
-    // No audit: every figure comes from events alone.
-    let mins = std::env::var("E2E_AUDIT_MINS").unwrap_or_else(|_| "0".into());
-    cmd.arg(format!("--audit-mins={mins}"));
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map(Controller)
-        .expect("spawn ovnkube-route")
+pub fn bin() -> String {
+    std::env::var("OVNKR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ovnkube-route").into())
 }
 
 /// One operator's script: the same end state with `ovn-nbctl` (one chained call) and
-/// `ip -n NS -batch` (one per pod).
-async fn scripted(sb: &Sandbox, probe: &Probe, nb: &NbReconciler) -> Duration {
+/// `ip -n NS -batch` (one per pod), timed from the first command to the last.
+fn scripted(sb: &Sandbox) -> Duration {
     let mut args: Vec<String> = vec![format!("--db=unix:{}", sb.nb.sock.display())];
-    for g in 0..sb.groups {
-        let members: Vec<&Pod> = sb.pods.iter().filter(|p| p.group == g).collect();
+    for j in 0..ROUTES {
+        let members: Vec<&Pod> = sb
+            .pods
+            .iter()
+            .filter(|p| selected(p.i).contains(&j))
+            .collect();
         let ips: Vec<String> = members
             .iter()
             .map(|p| format!("\"{}\"", p.ovn_ip))
             .collect();
         args.extend(["--", "create", "Address_Set"].map(String::from));
-        args.push(format!("name=scripted_g{g}"));
-        args.push(format!("addresses={}", ips.join(",")));
+        args.push(format!("name=scripted_r{j}"));
+        args.push(format!("addresses=[{}]", ips.join(",")));
         args.extend(["--", "pg-add"].map(String::from));
-        args.push(format!("scripted_g{g}"));
+        args.push(format!("scripted_r{j}"));
         args.extend(members.iter().map(|p| p.lsp()));
-        for d in group_dsts(g, 0) {
+        for k in 0..RULES {
             args.extend(["--", "lr-policy-add", "ovn_cluster_router", "250"].map(String::from));
-            args.push(format!("ip4.src == $scripted_g{g} && ip4.dst == {d}"));
+            args.push(format!(
+                "ip4.src == $scripted_r{j} && ip4.dst == {}",
+                rule_dst(j, k, 0)
+            ));
             args.extend(["reroute", "100.64.0.2"].map(String::from));
         }
     }
+    let batches: Vec<String> = sb
+        .pods
+        .iter()
+        .map(|p| {
+            let mut lines = String::new();
+            for j in selected(p.i) {
+                for k in 0..RULES {
+                    let via = if rule_dev(k) == "eth1" {
+                        "10.244.0.1"
+                    } else {
+                        "169.254.1.1"
+                    };
+                    lines.push_str(&format!(
+                        "route add {} via {via} dev {} proto {SCRIPTED}\n",
+                        rule_dst(j, k, 0),
+                        rule_dev(k)
+                    ));
+                }
+            }
+            lines
+        })
+        .collect();
     let start = Instant::now();
     let out = Command::new("ovn-nbctl")
         .args(&args)
@@ -198,240 +201,106 @@ async fn scripted(sb: &Sandbox, probe: &Probe, nb: &NbReconciler) -> Duration {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for p in &sb.pods {
-        let lines: String = group_dsts(p.group, 0)
-            .iter()
-            .map(|d| format!("route add {d} via 10.244.0.1 dev eth1 proto {SCRIPTED}\n"))
-            .collect();
-        sandbox::ip_batch(Some(&p.netns), &lines);
+    for (p, lines) in sb.pods.iter().zip(&batches) {
+        sandbox::ip_batch(Some(&p.netns), lines);
     }
-    let took = start.elapsed();
-    // Checked like ours.
-    let want = sb.groups * RULES;
-    until("scripted policies", Duration::from_secs(30), async || {
-        nb.snapshot().len(POLICY) >= want
-    })
-    .await;
-    for p in &sb.pods {
-        assert_eq!(
-            probe.dsts(p.i, Some(SCRIPTED)).await,
-            group_dsts(p.group, 0)
-        );
-    }
-    took
+    start.elapsed()
 }
 
-async fn connect(sb: &Sandbox) -> NbReconciler {
-    NbReconciler::connect(sb.config(), Duration::from_secs(10))
-        .await
-        .unwrap()
-}
-
-async fn pods_have(
-    probe: &Probe,
-    pods: &[&Pod],
-    want: &BTreeSet<String>,
-    gone: &BTreeSet<String>,
-) -> bool {
-    for p in pods {
-        let have = probe.dsts(p.i, Some(OURS)).await;
-        if !want.is_subset(&have) || !gone.is_disjoint(&have) {
-            return false;
-        }
+/// Every pod's routes with `protocol` gone, 64 pods at a time.
+pub async fn flush(tables: &Tables, pods: &[Pod], protocol: u8) {
+    for chunk in pods.chunks(64) {
+        futures::future::join_all(chunk.iter().map(|p| tables.flush(p.i, protocol))).await;
     }
-    true
 }
 
-async fn run_size(n: usize) -> Size {
+fn apply_args(sb: &Sandbox, state: &std::path::Path) -> Vec<String> {
+    vec![
+        bin(),
+        "--log".into(),
+        "warn".into(),
+        "apply".into(),
+        "-f".into(),
+        sb.input().display().to_string(),
+        format!("--nb=unix:{}", sb.nb.sock.display()),
+        "--node=node1".into(),
+        format!("--cni-results={}", sb.cni().display()),
+        format!("--state-dir={}", state.display()),
+    ]
+}
+
+async fn run_size(n: usize, a: &Args) -> Size {
     let t = Instant::now();
     let mut sb = Sandbox::new(n, &format!("{n}")).await;
-    let setup = t.elapsed();
-    let paths: Vec<_> = sb.pods.iter().map(|p| sb.netns_path(p)).collect();
-    let mut probe = Probe::open(&paths);
-    let mut f = Figures::default();
-
-    // The scripted baseline, then a clean slate: its routes flushed, a fresh NB.
-    let nb = connect(&sb).await;
-    f.scripted = scripted(&sb, &probe, &nb).await;
-    drop(nb);
-    for p in &sb.pods {
-        probe.flush(p.i, SCRIPTED).await;
-    }
-    sb.fresh_nb().await;
-    let nb = connect(&sb).await;
-
-    // Cold convergence.
-    for g in 0..sb.groups {
-        sb.write_route(g, 0);
-    }
-    let mut variants = vec![0usize; sb.groups];
-    let start = Instant::now();
-    let mut ctl = spawn_controller(&sb);
-    let pid = ctl.0.id();
-    let want_rows = sb.groups * RULES;
-    let nb_done = until("cold NB", Duration::from_secs(120), async || {
-        nb.snapshot()
-            .find_by_external_id(POLICY, "k8s.ovn.org/owner-controller", "ovnkube-route")
-            .len()
-            == want_rows
-    })
-    .await;
+    let mut tables = Tables::new();
+    let paths: Vec<_> = sb.pods.iter().map(|p| (p.i, sb.netns_path(p))).collect();
+    tables.open(&paths);
+    let mut listener = Listener::start();
     let all: Vec<&Pod> = sb.pods.iter().collect();
-    let mut pods_done = start;
-    for p in &all {
-        let want = group_dsts(p.group, 0);
-        pods_done = until("cold pods", Duration::from_secs(120), async || {
-            pods_have(&probe, &[p], &want, &BTreeSet::new()).await
-        })
-        .await
-        .max(pods_done);
-    }
-    f.cold = nb_done.max(pods_done) - start;
-    f.cold_nb = nb_done - start;
-    f.cold_pods = pods_done - start;
-    f.cold_cpu = cpu_secs(pid);
-    // The full check through `ip -n`, every pod.
-    for p in &sb.pods {
-        let have = probe::ip_routes(&p.netns);
-        assert!(
-            group_dsts(p.group, 0).is_subset(&have),
-            "ip -n {}: {have:?}",
-            p.netns
-        );
-    }
-    for g in 0..sb.groups {
-        assert_eq!(policy_dsts(&nb, g), group_dsts(g, 0));
-    }
-    f.rss_cold = proc_field(pid, "VmRSS:");
-
-    let (edits, labels, new_pods, pod_drifts, nb_drifts) = samples();
-    // Route edits: rule 0 of Route g moves; its 20 pods and its policies follow.
-    for i in 0..edits {
-        let g = (i * 7) % sb.groups;
-        let (old, new) = (group_dsts(g, variants[g]), group_dsts(g, variants[g] ^ 1));
-        variants[g] ^= 1;
-        let gone: BTreeSet<String> = old.difference(&new).cloned().collect();
-        let members: Vec<&Pod> = sb.pods.iter().filter(|p| p.group == g).collect();
-        let t = Instant::now();
-        sb.write_route(g, variants[g]);
-        let done = until("edit", Duration::from_secs(30), async || {
-            policy_dsts(&nb, g) == new && pods_have(&probe, &members, &new, &gone).await
-        })
-        .await;
-        f.edit.push(done - t);
-    }
-    // Label changes: pod i leaves its Route for the next one (and comes back next time).
-    let mut moved: Vec<(usize, usize)> = Vec::new();
-    for i in 0..labels {
-        let p = sb.pods[(i / 2 * 37) % n].clone();
-        let to = if i % 2 == 0 {
-            (p.group + 1) % sb.groups
-        } else {
-            p.group
-        };
-        let from = if i % 2 == 0 {
-            p.group
-        } else {
-            (p.group + 1) % sb.groups
-        };
-        moved.retain(|(k, _)| *k != p.i);
-        if to != p.group {
-            moved.push((p.i, to));
-        }
-        let (want, gone) = (
-            group_dsts(to, variants[to]),
-            group_dsts(from, variants[from]),
-        );
-        let gone: BTreeSet<String> = gone.difference(&want).cloned().collect();
-        let t = Instant::now();
-        sb.write_world(&moved);
-        let done = until("label change", Duration::from_secs(30), async || {
-            address_set(&nb, to).contains(&p.ovn_ip)
-                && !address_set(&nb, from).contains(&p.ovn_ip)
-                && pods_have(&probe, &[&p], &want, &gone).await
-        })
-        .await;
-        f.label.push(done - t);
-    }
-    // New pods: namespace, veths, CNI cache and switch port ready; then the pod appears in
-    // the input.
-    for _ in 0..new_pods {
-        let p = sb.add_pod().await;
-        probe.add(sb.netns_path(&p));
-        let want = group_dsts(p.group, variants[p.group]);
-        let t = Instant::now();
-        sb.write_world(&moved);
-        let done = until("new pod", Duration::from_secs(30), async || {
-            pods_have(&probe, &[&p], &want, &BTreeSet::new()).await
-                && address_set(&nb, p.group).contains(&p.ovn_ip)
-        })
-        .await;
-        f.new_pod.push(done - t);
-    }
-    // A pod route deleted by hand.
-    for i in 0..pod_drifts {
-        let p = sb.pods[(i * 53) % n].clone();
-        let d = dst(p.group, 3, 0);
-        let t = Instant::now();
-        assert!(probe.delete(p.i, &d).await, "no route {d} in {}", p.netns);
-        let want = BTreeSet::from([d]);
-        let done = until("pod route back", Duration::from_secs(30), async || {
-            pods_have(&probe, &[&p], &want, &BTreeSet::new()).await
-        })
-        .await;
-        f.pod_drift.push(done - t);
-    }
-    // An NB row deleted by hand.
-    let db = format!("--db=unix:{}", sb.nb.sock.display());
-    for i in 0..nb_drifts {
-        let g = (i * 11) % sb.groups;
-        let row = nb
-            .snapshot()
-            .find_by_external_id(POLICY, NAME_KEY, &format!("g-{g}"))[0]
-            .clone();
-        let (old, id) = (row.uuid(), row.external_id(ID_KEY).unwrap().to_owned());
-        let out = Command::new("ovn-nbctl")
-            .args([
-                db.as_str(),
-                "lr-policy-del",
-                "ovn_cluster_router",
-                &old.to_string(),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let t = Instant::now();
-        let done = until("NB row back", Duration::from_secs(30), async || {
-            nb.snapshot()
-                .find_by_external_id(POLICY, ID_KEY, &id)
-                .iter()
-                .any(|r| r.uuid() != old)
-        })
-        .await;
-        f.nb_drift.push(done - t);
-    }
-    // Steady state a few seconds later.
-    tokio::time::sleep(Duration::from_secs(if full() { 5 } else { 1 })).await;
-    f.rss = proc_field(pid, "VmRSS:");
-    f.hwm = proc_field(pid, "VmHWM:");
-    f.cpu = cpu_secs(pid);
-    f.transactions = our_transactions(&sb);
-    assert!(ctl.0.try_wait().unwrap().is_none(), "the controller exited");
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
+    listener.hear(&sb.nsids(&all));
+    println!(
+        "  sandbox of {n} pods built in {:.1} s",
+        t.elapsed().as_secs_f64()
     );
-    let _ = ctl.0.wait();
-    drop(probe);
-    println!("  (N = {n}: sandbox built in {:.1} s)", setup.as_secs_f64());
-    Size {
+    let mut size = Size {
         n,
-        routes: sb.groups,
-        f,
+        routes: sb.pods.iter().map(|p| selected(p.i).len() * RULES).sum(),
+        ..Size::default()
+    };
+
+    size.scripted = scripted(&sb);
+    for p in &sb.pods {
+        assert_eq!(
+            tables.dsts(p.i, SCRIPTED).await,
+            expected(&selected(p.i), &[0; ROUTES])
+        );
     }
+    flush(&tables, &sb.pods, SCRIPTED).await;
+
+    // `apply` with the file input: cold, then no-op.
+    sb.fresh_nb("apply").await;
+    let state = tempfile::tempdir().unwrap();
+    let all: Vec<&Pod> = sb.pods.iter().collect();
+    sb.write_world(&all, selected);
+    for j in 0..ROUTES {
+        sb.write_route(j, 0);
+    }
+    for p in &sb.pods {
+        sb.cni_file(p, &p.file_uid());
+    }
+    let cmd = apply_args(&sb, state.path());
+    (size.apply_cold, size.apply_cold_peak) = measured(&cmd);
+    for p in sb.pods.iter().step_by((n / 20).max(1)) {
+        assert_eq!(
+            tables.dsts(p.i, OURS).await,
+            expected(&selected(p.i), &[0; ROUTES])
+        );
+    }
+    for _ in 0..3 {
+        let (t, peak) = measured(&cmd);
+        size.apply_noop.push(t);
+        size.apply_noop_peak = size.apply_noop_peak.max(peak);
+    }
+    flush(&tables, &sb.pods, OURS).await;
+
+    size.kube = rounds::round(
+        &mut sb,
+        &mut tables,
+        &mut listener,
+        rounds::Source::Kubernetes,
+        a,
+    )
+    .await;
+    size.file = rounds::round(&mut sb, &mut tables, &mut listener, rounds::Source::File, a).await;
+    size
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--child-measure") {
+        child_measure(&argv[2..]);
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the end-to-end benchmark needs root"
@@ -439,20 +308,24 @@ fn main() {
     for t in ["ip", "ovsdb-server", "ovsdb-tool", "ovn-nbctl"] {
         common::require(t);
     }
+    let a = args();
+    if !a.full {
+        println!("smoke round (cargo test); run `cargo bench --bench e2e` for figures");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let mut rows = Vec::new();
-    for n in sizes() {
-        println!("N = {n} pods ...");
-        rows.push(rt.block_on(run_size(n)));
+    for n in a.sizes.clone() {
+        println!("N = {n} pods (load average {:.1}) ...", report::load1());
+        rows.push(rt.block_on(run_size(n, &a)));
         report::print(rows.last().unwrap());
     }
     let table = report::table(&rows);
     println!("\n{table}");
-    if full() && std::env::var("E2E_DOCS").as_deref() != Ok("0") {
+    if a.full && std::env::var("E2E_DOCS").as_deref() != Ok("0") {
         report::write_docs(&table);
     }
 }

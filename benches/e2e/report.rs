@@ -1,31 +1,51 @@
-//! The end-to-end figures, their table (with the goals at 2,000 pods) and its place in
-//! docs/benchmarks.md (between `<!-- e2e:begin -->` and `<!-- e2e:end -->`).
+//! The end-to-end figures, their table (both sources side by side, one column per size,
+//! the growth from the smallest to the largest size and the goal at 2,000 pods) and its
+//! place in docs/benchmarks.md (between `<!-- e2e:begin -->` and `<!-- e2e:end -->`).
 use std::time::Duration;
 
+/// What one source's `run` did at one size.
 #[derive(Debug, Default)]
 pub struct Figures {
-    pub scripted: Duration,
     pub cold: Duration,
     pub cold_nb: Duration,
-    pub cold_pods: Duration,
     pub cold_cpu: f64,
     pub edit: Vec<Duration>,
+    pub edit_nb: Vec<Duration>,
     pub label: Vec<Duration>,
     pub new_pod: Vec<Duration>,
     pub pod_drift: Vec<Duration>,
     pub nb_drift: Vec<Duration>,
+    /// Share of one core while nothing changed.
+    pub idle: f64,
     /// KiB.
     pub rss_cold: u64,
     pub rss: u64,
     pub hwm: u64,
-    pub cpu: f64,
-    pub transactions: usize,
+    /// Samples whose notifications were lost and which were timed from dumps instead.
+    pub by_dump: usize,
+    /// Load average (1 min) at the start and the end of this source's round.
+    pub load: (f64, f64),
 }
 
+/// One size: the scripted baseline, `apply`, and `run` with each source.
+#[derive(Debug, Default)]
 pub struct Size {
     pub n: usize,
     pub routes: usize,
-    pub f: Figures,
+    pub scripted: Duration,
+    pub apply_cold: Duration,
+    pub apply_cold_peak: u64,
+    pub apply_noop: Vec<Duration>,
+    pub apply_noop_peak: u64,
+    pub kube: Figures,
+    pub file: Figures,
+}
+
+pub fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn pct(v: &[Duration], p: f64) -> f64 {
@@ -39,107 +59,285 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 }
 
 fn lat(v: &[Duration]) -> String {
-    format!("{:.0} / {:.0} ms", pct(v, 0.5), pct(v, 0.99))
+    format!("{:.0} / {:.0}", pct(v, 0.5), pct(v, 0.99))
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 pub fn print(s: &Size) {
-    let f = &s.f;
     println!(
-        "  cold {:.2} s (NB {:.2} s, pods {:.2} s) vs scripted {:.2} s; edit {}; label {}; new pod {}; pod route drift {}; NB row drift {}; RSS {} peak {}; CPU {:.1} s; {} NB transactions",
-        f.cold.as_secs_f64(),
-        f.cold_nb.as_secs_f64(),
-        f.cold_pods.as_secs_f64(),
-        f.scripted.as_secs_f64(),
-        lat(&f.edit),
-        lat(&f.label),
-        lat(&f.new_pod),
-        lat(&f.pod_drift),
-        lat(&f.nb_drift),
-        mib(f.rss),
-        mib(f.hwm),
-        f.cpu,
-        f.transactions,
+        "  N = {}: scripted {:.2} s; apply cold {:.2} s (peak {:.1} MiB), no-op {} s",
+        s.n,
+        s.scripted.as_secs_f64(),
+        s.apply_cold.as_secs_f64(),
+        mib(s.apply_cold_peak),
+        s.apply_noop
+            .iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" / ")
     );
+    for (name, f) in [("kubernetes", &s.kube), ("file", &s.file)] {
+        println!(
+            "  {name}: cold {:.2} s (NB {:.2} s, CPU {:.1} s); edit {} ms (NB {}); label {}; new pod {}; pod drift {}; NB drift {}; idle {:.2}% of a core; RSS {:.1} / {:.1} peak MiB; timed from dumps {}; load {:.1} -> {:.1}",
+            f.cold.as_secs_f64(),
+            f.cold_nb.as_secs_f64(),
+            f.cold_cpu,
+            lat(&f.edit),
+            lat(&f.edit_nb),
+            lat(&f.label),
+            lat(&f.new_pod),
+            lat(&f.pod_drift),
+            lat(&f.nb_drift),
+            f.idle * 100.0,
+            mib(f.rss),
+            mib(f.hwm),
+            f.by_dump,
+            f.load.0,
+            f.load.1,
+        );
+    }
 }
 
-/// One column per size; the goal column applies to 2,000 pods.
-pub fn table(rows: &[Size]) -> String {
-    let mut out = String::from("| figure (p50 / p99 where two) |");
+/// A row over the sizes: each cell `kubernetes / file`, then the growth of the
+/// Kubernetes figure from the first size to the last, then the goal.
+fn row(
+    out: &mut String,
+    rows: &[Size],
+    name: &str,
+    cell: &dyn Fn(&Figures) -> f64,
+    unit: &str,
+    digits: usize,
+    goal: &str,
+) {
+    out.push_str(&format!("| {name} |"));
     for r in rows {
-        out.push_str(&format!(" N = {} ({} Routes) |", r.n, r.routes));
+        out.push_str(&format!(
+            " {:.*} / {:.*}{unit} |",
+            digits,
+            cell(&r.kube),
+            digits,
+            cell(&r.file)
+        ));
     }
-    out.push_str(" goal at 2,000 |\n|---|");
+    match (rows.first(), rows.last()) {
+        (Some(a), Some(b)) if rows.len() > 1 => {
+            out.push_str(&format!(" {:.1}x |", cell(&b.kube) / cell(&a.kube)))
+        }
+        _ => out.push_str(" - |"),
+    }
+    out.push_str(&format!(" {goal} |\n"));
+}
+
+/// A row of one-off figures (no source): one cell per size.
+fn plain(out: &mut String, rows: &[Size], name: &str, cell: &dyn Fn(&Size) -> String, goal: &str) {
+    out.push_str(&format!("| {name} |"));
+    for r in rows {
+        out.push_str(&format!(" {} |", cell(r)));
+    }
+    out.push_str(&format!(" - | {goal} |\n"));
+}
+
+pub fn table(rows: &[Size]) -> String {
+    let mut out =
+        String::from("| figure (cells: Kubernetes source / file source; p50 / p99 in ms) |");
+    for r in rows {
+        out.push_str(&format!(" N = {} ({}k routes) |", r.n, r.routes / 1000));
+    }
+    out.push_str(" growth, Kubernetes | goal at 2,000 |\n|---|");
     for _ in rows {
         out.push_str("---|");
     }
-    out.push_str("---|\n");
-    let mut line = |name: &str, cell: &dyn Fn(&Figures) -> String, goal: &str| {
-        out.push_str(&format!("| {name} |"));
-        for r in rows {
-            out.push_str(&format!(" {} |", cell(&r.f)));
-        }
-        out.push_str(&format!(" {goal} |\n"));
-    };
-    line(
-        "cold convergence, all pods and NB rows",
-        &|f| format!("{:.2} s", f.cold.as_secs_f64()),
-        "<= 3 s, ahead of scripted",
+    out.push_str("---|---|\n");
+    let o = &mut out;
+    row(
+        o,
+        rows,
+        "cold: every pod's routes and the NB rows in place (s)",
+        &|f| f.cold.as_secs_f64(),
+        "",
+        2,
+        "<= 3 s, linear",
     );
-    line(
-        "of which NB rows / pod routes in place",
-        &|f| {
+    row(
+        o,
+        rows,
+        "of which the NB rows (s)",
+        &|f| f.cold_nb.as_secs_f64(),
+        "",
+        2,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "CPU seconds of the cold start",
+        &|f| f.cold_cpu,
+        "",
+        1,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "Route edit -> all affected pods, p50",
+        &|f| pct(&f.edit, 0.5),
+        "",
+        0,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "Route edit -> all affected pods, p99",
+        &|f| pct(&f.edit, 0.99),
+        "",
+        0,
+        "<= 250 ms",
+    );
+    row(
+        o,
+        rows,
+        "of which the NB, p99",
+        &|f| pct(&f.edit_nb, 0.99),
+        "",
+        0,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "pod label change -> its routes and the NB, p99",
+        &|f| pct(&f.label, 0.99),
+        "",
+        0,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "new pod -> its routes and the NB, p50",
+        &|f| pct(&f.new_pod, 0.5),
+        "",
+        0,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "new pod -> its routes and the NB, p99",
+        &|f| pct(&f.new_pod, 0.99),
+        "",
+        0,
+        "<= 100 ms",
+    );
+    row(
+        o,
+        rows,
+        "our route deleted by hand -> back, p99",
+        &|f| pct(&f.pod_drift, 0.99),
+        "",
+        1,
+        "<= 50 ms",
+    );
+    row(
+        o,
+        rows,
+        "NB policy deleted by hand -> back, p99",
+        &|f| pct(&f.nb_drift, 0.99),
+        "",
+        0,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "idle CPU, % of a core",
+        &|f| f.idle * 100.0,
+        "",
+        2,
+        "<= 0.5%",
+    );
+    row(
+        o,
+        rows,
+        "VmRSS after the cold start (MiB)",
+        &|f| mib(f.rss_cold),
+        "",
+        1,
+        "",
+    );
+    row(
+        o,
+        rows,
+        "VmRSS steady (MiB)",
+        &|f| mib(f.rss),
+        "",
+        1,
+        "<= 40 MiB",
+    );
+    row(
+        o,
+        rows,
+        "VmHWM peak (MiB)",
+        &|f| mib(f.hwm),
+        "",
+        1,
+        "<= 40 MiB",
+    );
+    plain(
+        o,
+        rows,
+        "scripted baseline (one chained ovn-nbctl, ip -n NS -batch per pod)",
+        &|s| format!("{:.2} s", s.scripted.as_secs_f64()),
+        "",
+    );
+    plain(
+        o,
+        rows,
+        "`apply` cold (file input), peak RSS",
+        &|s| {
             format!(
-                "{:.2} / {:.2} s",
-                f.cold_nb.as_secs_f64(),
-                f.cold_pods.as_secs_f64()
+                "{:.2} s, {:.0} MiB",
+                s.apply_cold.as_secs_f64(),
+                mib(s.apply_cold_peak)
             )
         },
         "",
     );
-    line(
-        "scripted baseline (one chained ovn-nbctl, ip -n NS -batch per pod)",
-        &|f| format!("{:.2} s", f.scripted.as_secs_f64()),
+    plain(
+        o,
+        rows,
+        "`apply` no-op, 3 runs, peak RSS",
+        &|s| {
+            let t: Vec<String> = s
+                .apply_noop
+                .iter()
+                .map(|d| format!("{:.2}", d.as_secs_f64()))
+                .collect();
+            format!("{} s, {:.0} MiB", t.join(" / "), mib(s.apply_noop_peak))
+        },
+        "<= 0.3 s",
+    );
+    plain(
+        o,
+        rows,
+        "load average (1 min) during the Kubernetes / file rounds",
+        &|s| {
+            format!(
+                "{:.1}-{:.1} / {:.1}-{:.1}",
+                s.kube.load.0, s.kube.load.1, s.file.load.0, s.file.load.1
+            )
+        },
         "",
     );
-    line(
-        "Route edit -> its pods and NB rows",
-        &|f| lat(&f.edit),
-        "p99 <= 250 ms",
-    );
-    line("pod label change -> NB and the pod", &|f| lat(&f.label), "");
-    line(
-        "new pod (netns ready) appears in the input -> its routes and NB",
-        &|f| lat(&f.new_pod),
-        "p99 <= 100 ms after its netns appears",
-    );
-    line(
-        "pod route deleted by hand -> back",
-        &|f| lat(&f.pod_drift),
-        "p99 <= 1 s",
-    );
-    line(
-        "NB policy deleted by hand -> back",
-        &|f| lat(&f.nb_drift),
-        "",
-    );
-    line("VmRSS after cold convergence", &|f| mib(f.rss_cold), "");
-    line(
-        "VmRSS steady / VmHWM peak",
-        &|f| format!("{} / {}", mib(f.rss), mib(f.hwm)),
-        "<= 40 MiB",
-    );
-    line(
-        "CPU seconds: cold convergence / whole run",
-        &|f| format!("{:.1} / {:.1} s", f.cold_cpu, f.cpu),
-        "",
-    );
-    line(
-        "NB transactions sent (NB log)",
-        &|f| f.transactions.to_string(),
+    plain(
+        o,
+        rows,
+        "samples timed from dumps (listener lost notifications)",
+        &|s| format!("{} / {}", s.kube.by_dump, s.file.by_dump),
         "",
     );
     out
@@ -147,15 +345,10 @@ pub fn table(rows: &[Size]) -> String {
 
 fn machine() -> String {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
-        "Machine: nproc = {nproc}, kernel {}, load average at the end of the run {}.",
+        "Machine: nproc = {nproc}, kernel {}; load average (1 min) per round in the last rows.",
         kernel.trim(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
     )
 }
 
@@ -170,6 +363,6 @@ pub fn write_docs(table: &str) {
         (Some(b), Some(e)) if b < e => format!("{}{body}{}", &doc[..b], &doc[e + end.len()..]),
         _ => format!("{doc}\n## End to end\n\n{body}\n"),
     };
-    std::fs::write(path, new).unwrap();
+    std::fs::write(path, new).expect("docs/benchmarks.md");
     println!("table written to {path}");
 }

@@ -1,8 +1,14 @@
-//! The end-to-end sandbox: N pods of node1 as real network namespaces (eth0 and eth1
-//! veths, eth1 in 10.244.0.0/16 behind a bridge 10.244.0.1 in a host namespace), their CNI
-//! cache files, their logical switch ports in a real NB (ovsdb-server with the OVN schema,
-//! `ovn_cluster_router` with the join port 100.64.0.1/16), and the input directory the
-//! controller's file source reads (one world file, one file per Route).
+//! The end-to-end sandbox: one node's pods as real network namespaces (eth0 Calico-like with
+//! a default route via 169.254.1.1, eth1 in 10.244.0.0/16 behind a bridge 10.244.0.1 in a
+//! host namespace), their CNI cache files, their logical switch ports in a real NB
+//! (ovsdb-server with the OVN schema, `ovn_cluster_router` with the join port
+//! 100.64.0.1/16), and the input directory the file source reads (one world file, one file
+//! per Route). The Kubernetes source gets the same objects from `kube.rs`.
+//!
+//! Shape (issue 17): 40 Routes of 45 rules (every fifth rule on eth0, the others on eth1),
+//! each with a reroute next hop. Route r0 selects every other pod; every pod is also
+//! selected by 4 to 6 of the 39 others, so a pod carries 180-315 routes (about 250 on
+//! average) and an edit of one rule of r0 changes one route in half the pods.
 //!
 //! Namespaces are created in bulk (`ip -batch`), each pod configured with one
 //! `ip -n NS -batch`, and every namespace this sandbox created is deleted on Drop (by name,
@@ -16,10 +22,10 @@ use serde_json::json;
 use super::common::{Listen, NB, Server, row};
 use ovnkube_route::ovsdb::{Atom, Client, ClientConfig, Condition, Mutation, Operation, Value};
 
-/// Rules per Route, and so routes per pod.
-pub const RULES: usize = 20;
-/// Pods per Route.
-pub const PODS_PER_ROUTE: usize = 20;
+pub const ROUTES: usize = 40;
+pub const RULES: usize = 45;
+/// The Route the edits change (rule 0): it selects every other pod.
+pub const EDITED: usize = 0;
 
 /// Runs `ip` with a batch on stdin.
 pub fn ip_batch(netns: Option<&str>, lines: &str) {
@@ -48,70 +54,111 @@ pub fn ip_batch(netns: Option<&str>, lines: &str) {
     );
 }
 
+fn mix(mut x: u64) -> u64 {
+    // splitmix64: a fixed, well-spread choice per pod.
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The Routes selecting pod `i`: r0 for even pods, and 4 to 6 distinct others.
+pub fn selected(i: usize) -> Vec<usize> {
+    let k = 4 + (mix(i as u64) % 3) as usize;
+    let s = (mix(i as u64 ^ 0xabcd) % (ROUTES as u64 - 1)) as usize;
+    // 7 is coprime with 39, so the picks are distinct.
+    let mut v: Vec<usize> = (0..k).map(|t| 1 + (s + 7 * t) % (ROUTES - 1)).collect();
+    if i.is_multiple_of(2) {
+        v.push(EDITED);
+    }
+    v.sort_unstable();
+    v
+}
+
+/// Rule `k` of Route `j`; a non-zero `variant` moves rule 0 elsewhere (the edits).
+pub fn rule_dst(j: usize, k: usize, variant: usize) -> String {
+    if k == 0 && variant > 0 {
+        return format!("172.31.{}.0/24", variant % 256);
+    }
+    let n = j * RULES + k;
+    format!("10.{}.{}.0/24", 100 + n / 256, n % 256)
+}
+
+pub fn rule_dev(k: usize) -> &'static str {
+    if k % 5 == 4 { "eth0" } else { "eth1" }
+}
+
 /// One pod of the sandbox.
 #[derive(Clone, Debug)]
 pub struct Pod {
     pub i: usize,
     pub namespace: String,
     pub name: String,
-    pub uid: String,
     pub netns: String,
     pub ovn_ip: String,
     pub calico_ip: String,
-    /// The Route selecting it (`app=g-<group>`).
-    pub group: usize,
 }
 
 impl Pod {
-    pub fn new(prefix: &str, i: usize, groups: usize) -> Pod {
+    pub fn new(prefix: &str, i: usize) -> Pod {
         let (a, b) = (i / 250 + 1, i % 250 + 2);
         Pod {
             i,
             namespace: format!("ns-{}", i / 100),
             name: format!("pod-{i}"),
-            uid: format!("00000000-0000-4000-8000-{i:012}"),
             netns: format!("{prefix}p{i}"),
             ovn_ip: format!("10.244.{a}.{b}"),
             calico_ip: format!("192.168.{a}.{b}"),
-            group: i % groups,
         }
+    }
+
+    /// The uid the file source gives it (the API server assigns its own).
+    pub fn file_uid(&self) -> String {
+        format!("00000000-0000-4000-8000-{:012}", self.i)
     }
 
     pub fn lsp(&self) -> String {
         format!("{}_{}", self.namespace, self.name)
     }
 
-    /// The world document of this pod, labelled for `group`.
-    pub fn document(&self, group: usize) -> serde_json::Value {
+    /// The pod object, labelled for the Routes in `routes`, Running or Pending.
+    pub fn document(
+        &self,
+        uid: Option<&str>,
+        routes: &[usize],
+        running: bool,
+    ) -> serde_json::Value {
         let networks = json!({"default": {"ip_addresses": [format!("{}/16", self.ovn_ip)],
             "mac_address": "0a:58:0a:f4:00:02", "gateway_ips": ["10.244.0.1"]}});
-        json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid,
-                "labels": {"app": format!("g-{group}")},
+        let labels: serde_json::Map<String, serde_json::Value> = routes
+            .iter()
+            .map(|j| (format!("r{j}"), json!("y")))
+            .collect();
+        let mut doc = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": self.namespace,
+                "labels": labels,
                 "annotations": {"k8s.ovn.org/pod-networks": networks.to_string()}},
-            "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "x"}]},
-            "status": {"phase": "Running", "podIP": self.calico_ip,
-                "podIPs": [{"ip": self.calico_ip}]}})
+            "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "x"}]}});
+        if let Some(uid) = uid {
+            doc["metadata"]["uid"] = json!(uid);
+        }
+        doc["status"] = if running {
+            json!({"phase": "Running", "podIP": self.calico_ip,
+                "podIPs": [{"ip": self.calico_ip}]})
+        } else {
+            json!({"phase": "Pending"})
+        };
+        doc
     }
 }
 
-/// Destination of rule `j` of Route `g`; `variant` moves rule 0 elsewhere (edits).
-pub fn dst(g: usize, j: usize, variant: usize) -> String {
-    let k = g * RULES + j;
-    if j == 0 && variant % 2 == 1 {
-        format!("172.{}.{}.0/24", 16 + k / 65536 % 16, k / 256 % 256)
-    } else {
-        format!("10.{}.{}.0/24", 64 + k / 256, k % 256)
-    }
-}
-
-/// Route `g`: pods labelled `app=g-<g>`, 20 rules over eth1, a reroute policy each.
-pub fn route_doc(g: usize, variant: usize) -> serde_json::Value {
+/// Route `j` (`variant`: see [`rule_dst`]).
+pub fn route_doc(j: usize, variant: usize) -> serde_json::Value {
     let rules: Vec<_> = (0..RULES)
-        .map(|j| json!({"dst": dst(g, j, variant), "dev": "eth1"}))
+        .map(|k| json!({"dst": rule_dst(j, k, variant), "dev": rule_dev(k)}))
         .collect();
-    json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route", "metadata": {"name": format!("g-{g}")},
-        "spec": {"podSelector": {"matchLabels": {"app": format!("g-{g}")}}, "route": rules,
+    json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route", "metadata": {"name": format!("r{j}")},
+        "spec": {"podSelector": {"matchLabels": {format!("r{j}"): "y"}}, "route": rules,
             "ovn": {"nextHops": ["100.64.0.2"]}}})
 }
 
@@ -120,7 +167,6 @@ pub struct Sandbox {
     pub prefix: String,
     pub host: String,
     pub pods: Vec<Pod>,
-    pub groups: usize,
     pub nb: Server,
     created: Vec<String>,
 }
@@ -132,22 +178,18 @@ impl Sandbox {
     pub fn cni(&self) -> PathBuf {
         self.dir.path().join("cni")
     }
-    pub fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
 
-    /// Builds the pods' namespaces and the NB with their ports; no Route yet.
+    /// Builds the pods' namespaces and the NB with their ports; no Route, no CNI file yet.
     pub async fn new(n: usize, tag: &str) -> Sandbox {
         let prefix = format!("e2e{tag}{}-", std::process::id() % 100_000);
         let dir = tempfile::Builder::new()
             .prefix("ovnkr-e2e")
             .tempdir()
             .expect("tmp");
-        for d in ["input", "cni", "state", "nb"] {
+        for d in ["input", "cni", "nb"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
-        let groups = n.div_ceil(PODS_PER_ROUTE);
-        let pods: Vec<Pod> = (0..n).map(|i| Pod::new(&prefix, i, groups)).collect();
+        let pods: Vec<Pod> = (0..n).map(|i| Pod::new(&prefix, i)).collect();
         let nb = Server::create(
             &dir.path().join("nb"),
             "nb",
@@ -159,13 +201,11 @@ impl Sandbox {
             dir,
             prefix,
             pods,
-            groups,
             nb,
             created: Vec::new(),
         };
         sb.namespaces();
         sb.topology().await;
-        sb.write_world(&[]);
         sb
     }
 
@@ -187,9 +227,16 @@ impl Sandbox {
             host.push_str(&self.host_side(p));
         }
         ip_batch(Some(&self.host), &host);
-        for p in &self.pods {
-            self.configure(p);
-        }
+        std::thread::scope(|s| {
+            for w in 0..2 {
+                let sb = &*self;
+                s.spawn(move || {
+                    for p in sb.pods.iter().skip(w).step_by(2) {
+                        sb.configure(p);
+                    }
+                });
+            }
+        });
     }
 
     fn host_side(&self, p: &Pod) -> String {
@@ -217,30 +264,38 @@ impl Sandbox {
                 o = p.ovn_ip
             ),
         );
-        self.cni_file(p);
     }
 
-    /// kubelet's loopback CNI cache entry pointing at the pod's namespace.
-    pub fn cni_file(&self, p: &Pod) {
+    fn cni_path(&self, p: &Pod) -> PathBuf {
+        self.cni().join(format!("cni-loopback-{:064x}-lo", p.i + 1))
+    }
+
+    /// kubelet's loopback CNI cache entry pointing at the pod's namespace, written whole
+    /// (temp file, rename) as libcni does.
+    pub fn cni_file(&self, p: &Pod, uid: &str) {
         let cid = format!("{:064x}", p.i + 1);
         let lo = json!({
             "kind": "cniCacheV1", "containerId": cid, "ifName": "lo", "networkName": "cni-loopback",
             "cniArgs": [["K8S_POD_NAMESPACE", p.namespace], ["K8S_POD_NAME", p.name],
-                        ["K8S_POD_INFRA_CONTAINER_ID", cid], ["K8S_POD_UID", p.uid]],
+                        ["K8S_POD_INFRA_CONTAINER_ID", cid], ["K8S_POD_UID", uid]],
             "result": {"cniVersion": "0.3.1", "interfaces": [{"name": "lo",
                 "sandbox": format!("/var/run/netns/{}", p.netns)}], "ips": []}
         });
-        std::fs::write(
-            self.cni().join(format!("cni-loopback-{cid}-lo")),
-            lo.to_string(),
-        )
-        .expect("cni file");
+        let tmp = self.cni().join(format!(".{cid}.tmp"));
+        std::fs::write(&tmp, lo.to_string()).expect("cni file");
+        std::fs::rename(&tmp, self.cni_path(p)).expect("cni file");
     }
 
-    /// One more pod (for "new pod" figures): its namespace, veths and logical switch port,
-    /// not yet in the world.
+    /// Every CNI cache file gone (between the sources: the uids differ).
+    pub fn clear_cni(&self) {
+        for e in std::fs::read_dir(self.cni()).expect("cni dir").flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+
+    /// One more pod (the "new pod" figures): its namespace, veths and logical switch port.
     pub async fn add_pod(&mut self) -> Pod {
-        let p = Pod::new(&self.prefix, self.pods.len(), self.groups);
+        let p = Pod::new(&self.prefix, self.pods.len());
         self.created.push(p.netns.clone());
         ip_batch(None, &format!("netns add {}\n", p.netns));
         ip_batch(Some(&self.host), &self.host_side(&p));
@@ -262,25 +317,33 @@ impl Sandbox {
         p
     }
 
+    /// The namespaces of pods added for a previous source, gone (the next source adds its
+    /// own): their switch ports stay, unused.
+    pub fn drop_added(&mut self, keep: usize) {
+        let gone: Vec<Pod> = self.pods.drain(keep..).collect();
+        let lines: String = gone
+            .iter()
+            .map(|p| format!("netns del {}\n", p.netns))
+            .collect();
+        if !lines.is_empty() {
+            ip_batch(None, &lines);
+        }
+    }
+
     pub fn config(&self) -> ClientConfig {
         let mut cfg = ClientConfig::new(vec![self.nb.unix()], NB);
         cfg.probe_interval = None;
         cfg
     }
 
-    async fn client(&self) -> Client {
-        Client::connect(self.config()).await.expect("NB")
-    }
-
     async fn transact(&self, ops: Vec<Operation>) {
-        let c = self.client().await;
+        let c = Client::connect(self.config()).await.expect("NB");
         c.transact(NB, &ops).await.expect("NB transaction");
         c.close();
     }
 
     /// The ovn-kubernetes topology our rows refer to: the router with its join port, one
-    /// switch with a port per pod (ports are added unreferenced then attached, so a
-    /// pod added later is attached the same way).
+    /// switch with a port per pod.
     async fn topology(&self) {
         let mut ops = vec![
             Operation::insert_named(
@@ -324,42 +387,61 @@ impl Sandbox {
         self.transact(ops).await;
     }
 
-    /// A fresh NB (after the scripted baseline): the server restarted on a new database
-    /// with the same topology.
-    pub async fn fresh_nb(&mut self) {
-        let d = self.dir.path().join("nb2");
+    /// A fresh NB: the server restarted on a new database with the same topology.
+    pub async fn fresh_nb(&mut self, tag: &str) {
+        let d = self.dir.path().join(format!("nb-{tag}"));
         std::fs::create_dir_all(&d).expect("mkdir");
         self.nb = Server::create(&d, "nb", &super::common::schema(), Listen::Unix);
         self.topology().await;
     }
 
-    /// The world file: namespaces and pods; `moved` relabels pods (index, group).
-    pub fn write_world(&self, moved: &[(usize, usize)]) {
+    /// The world file: namespaces and pods (`labels(i)`: the Routes pod i is labelled for).
+    pub fn write_world(&self, pods: &[&Pod], labels: impl Fn(usize) -> Vec<usize>) {
         let mut docs = Vec::new();
-        let mut nss: Vec<&str> = self.pods.iter().map(|p| p.namespace.as_str()).collect();
+        let mut nss: Vec<&str> = pods.iter().map(|p| p.namespace.as_str()).collect();
         nss.dedup();
         for ns in nss {
             docs.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         }
-        for p in &self.pods {
-            let g = moved
-                .iter()
-                .find(|(i, _)| *i == p.i)
-                .map_or(p.group, |(_, g)| *g);
-            docs.push(p.document(g));
+        for p in pods {
+            docs.push(p.document(Some(&p.file_uid()), &labels(p.i), true));
         }
         write_docs(&self.input().join("world.yaml"), &docs);
     }
 
-    pub fn write_route(&self, g: usize, variant: usize) {
+    pub fn write_route(&self, j: usize, variant: usize) {
         write_docs(
-            &self.input().join(format!("route-{g}.yaml")),
-            &[route_doc(g, variant)],
+            &self.input().join(format!("route-{j}.yaml")),
+            &[route_doc(j, variant)],
         );
     }
 
     pub fn netns_path(&self, p: &Pod) -> PathBuf {
         Path::new("/var/run/netns").join(&p.netns)
+    }
+
+    /// Gives every namespace in `pods` an id in the host namespace (as `ip netns set NAME
+    /// auto`), so the probe's listener hears it; returns (id, pod index) pairs.
+    pub fn nsids(&self, pods: &[&Pod]) -> Vec<(i32, usize)> {
+        let lines: String = pods
+            .iter()
+            .map(|p| format!("netns set {} auto\n", p.netns))
+            .collect();
+        ip_batch(None, &lines);
+        let out = Command::new("ip")
+            .args(["-j", "netns", "list"])
+            .output()
+            .expect("ip netns list");
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j");
+        let ids: std::collections::HashMap<&str, i32> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?, e["id"].as_i64()? as i32)))
+            .collect();
+        pods.iter()
+            .map(|p| (*ids.get(p.netns.as_str()).expect("an id"), p.i))
+            .collect()
     }
 }
 

@@ -156,29 +156,19 @@ impl World {
         }
     }
 
-    /// Replaces every object of `kind` with `objects`, the complete result of a relist:
-    /// objects missing from it are deleted, the others applied. Returns true when the world
-    /// changed. Only a complete list may be passed here; a partial one would delete objects
-    /// that still exist.
-    pub fn replace_kind(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
+    /// The objects of `kind` a complete list (`objects`, the result of a relist) lacks:
+    /// they are deleted when the list replaces the kind. Only a complete list may be given;
+    /// a partial one would name objects that still exist.
+    pub fn stale(&self, kind: ObjectKind, objects: &[WorldObject]) -> Vec<WorldRef> {
         let fresh: std::collections::HashSet<WorldRef> = objects
             .iter()
             .filter(|o| o.kind() == kind)
             .map(WorldObject::to_ref)
             .collect();
-        let stale: Vec<WorldRef> = self
-            .refs(kind)
+        self.refs(kind)
             .into_iter()
             .filter(|r| !fresh.contains(r))
-            .collect();
-        let mut changed = false;
-        for r in &stale {
-            changed |= self.delete(r);
-        }
-        for o in objects.into_iter().filter(|o| o.kind() == kind) {
-            changed |= self.apply(o);
-        }
-        changed
+            .collect()
     }
 
     /// Every object, handed out (namespaces and workload links first, pods last).
@@ -430,6 +420,18 @@ mod tests {
         })
     }
 
+    /// A relist of `kind` applied as the engine applies it.
+    fn replace_kind(w: &mut World, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
+        let mut changed = false;
+        for r in w.stale(kind, &objects) {
+            changed |= w.delete(&r);
+        }
+        for o in objects.into_iter().filter(|o| o.kind() == kind) {
+            changed |= w.apply(o);
+        }
+        changed
+    }
+
     #[test]
     fn replace_kind_deletes_what_the_relist_lacks_and_nothing_else() {
         let mut w = World::new();
@@ -437,16 +439,24 @@ mod tests {
         w.apply(ns("b"));
         w.apply(slice("db-1", "db", &["10.0.0.1"]));
         // The relist of namespaces holds b and c: a goes, c comes, slices are untouched.
-        assert!(w.replace_kind(ObjectKind::Namespace, vec![ns("b"), ns("c")]));
+        assert!(replace_kind(
+            &mut w,
+            ObjectKind::Namespace,
+            vec![ns("b"), ns("c")]
+        ));
         let names: Vec<&str> = w.namespaces().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["b", "c"]);
         assert_eq!(w.ready_endpoints("default", "db").len(), 1);
         // The same list again changes nothing; objects of another kind in it are ignored.
-        assert!(!w.replace_kind(ObjectKind::Namespace, vec![ns("b"), ns("c")]));
-        assert!(!w.replace_kind(ObjectKind::Service, vec![ns("zzz")]));
+        assert!(!replace_kind(
+            &mut w,
+            ObjectKind::Namespace,
+            vec![ns("b"), ns("c")]
+        ));
+        assert!(!replace_kind(&mut w, ObjectKind::Service, vec![ns("zzz")]));
         assert_eq!(w.namespaces().count(), 2);
         // An empty complete list empties that kind only.
-        assert!(w.replace_kind(ObjectKind::EndpointSlice, vec![]));
+        assert!(replace_kind(&mut w, ObjectKind::EndpointSlice, vec![]));
         assert!(w.ready_endpoints("default", "db").is_empty());
         assert_eq!(w.namespaces().count(), 2);
     }

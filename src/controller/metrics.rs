@@ -168,111 +168,140 @@ impl Metrics {
             health: Health::default(),
             registry: Registry::default(),
         };
+        for register in [
+            Self::register_nb,
+            Self::register_pods,
+            Self::register_routes,
+            Self::register_kube,
+            Self::register_audit,
+            Self::register_status_and_tls,
+        ] {
+            register(&m, &mut r);
+        }
+        m.zero_series();
+        Metrics { registry: r, ..m }
+    }
+
+    /// The NB side: transactions, changes, failures, pass durations, connection, readiness.
+    fn register_nb(&self, r: &mut Registry) {
         r.register(
             "nb_transactions",
             "NB transactions sent, by result",
-            m.nb_transactions.clone(),
+            self.nb_transactions.clone(),
         );
         r.register(
             "nb_changes",
             "Row changes written to the NB database",
-            m.nb_changes.clone(),
+            self.nb_changes.clone(),
         );
         r.register(
             "nb_pass_failures",
             "NB passes that failed, by error kind",
-            m.nb_pass_failures.clone(),
+            self.nb_pass_failures.clone(),
         );
         r.register(
             "reconcile_duration_seconds",
             "Duration of reconcile passes, by side (nb, pods)",
-            m.pass_duration.clone(),
-        );
-        r.register(
-            "pod_routes_added",
-            "Kernel routes added or replaced in pods",
-            m.pod_routes_added.clone(),
-        );
-        r.register(
-            "pod_routes_deleted",
-            "Kernel routes deleted from pods",
-            m.pod_routes_deleted.clone(),
-        );
-        r.register(
-            "pod_failures",
-            "Pods whose programming failed in a pass, by error kind",
-            m.pod_failures.clone(),
-        );
-        r.register("routes", "Route objects known", m.routes.clone());
-        r.register(
-            "routes_invalid",
-            "Route objects that are Invalid as a whole",
-            m.routes_invalid.clone(),
-        );
-        r.register(
-            "problems",
-            "Problems currently reported across all Routes",
-            m.problems.clone(),
-        );
-        r.register(
-            "pods_programmed",
-            "Pods on this node whose routes are programmed",
-            m.pods_programmed.clone(),
+            self.pass_duration.clone(),
         );
         r.register(
             "nb_connected",
             "1 when the NB database connection is up",
-            m.nb_connected.clone(),
+            self.nb_connected.clone(),
         );
         r.register(
             "ready",
             "1 once the inputs and the NB replica are synced and a full pass has completed",
-            m.ready.clone(),
+            self.ready.clone(),
         );
+    }
+
+    /// The pod side: routes added and deleted, failures, pods programmed.
+    fn register_pods(&self, r: &mut Registry) {
+        r.register(
+            "pod_routes_added",
+            "Kernel routes added or replaced in pods",
+            self.pod_routes_added.clone(),
+        );
+        r.register(
+            "pod_routes_deleted",
+            "Kernel routes deleted from pods",
+            self.pod_routes_deleted.clone(),
+        );
+        r.register(
+            "pod_failures",
+            "Pods whose programming failed in a pass, by error kind",
+            self.pod_failures.clone(),
+        );
+        r.register(
+            "pods_programmed",
+            "Pods on this node whose routes are programmed",
+            self.pods_programmed.clone(),
+        );
+    }
+
+    /// The Routes: how many, invalid, problems.
+    fn register_routes(&self, r: &mut Registry) {
+        r.register("routes", "Route objects known", self.routes.clone());
+        r.register(
+            "routes_invalid",
+            "Route objects that are Invalid as a whole",
+            self.routes_invalid.clone(),
+        );
+        r.register(
+            "problems",
+            "Problems currently reported across all Routes",
+            self.problems.clone(),
+        );
+    }
+
+    /// The Kubernetes side: watches, status writes, the Lease, Events.
+    fn register_kube(&self, r: &mut Registry) {
         r.register(
             "watch_restarts",
             "Kubernetes watches restarted with a full relist, by resource",
-            m.watch_restarts.clone(),
+            self.watch_restarts.clone(),
         );
         r.register(
             "watch_errors",
             "Kubernetes watch errors (API unreachable, expired, refused), by resource",
-            m.watch_errors.clone(),
+            self.watch_errors.clone(),
         );
         r.register(
             "status_writes",
             "Writes of Route status and of this node's report, by kind and result",
-            m.status_writes.clone(),
+            self.status_writes.clone(),
         );
         r.register(
             "lease_transitions",
             "Times this instance became or stopped being the leader",
-            m.lease_transitions.clone(),
+            self.lease_transitions.clone(),
         );
         r.register(
             "leader",
             "1 while this instance is the writer: it holds the leader Lease (always 1 with --source file, which writes everything)",
-            m.leader.clone(),
+            self.leader.clone(),
         );
         r.register(
             "events",
             "Kubernetes Events published on Routes, by result",
-            m.events.clone(),
+            self.events.clone(),
         );
+    }
+
+    /// The audit: what it repaired, how often it ran.
+    fn register_audit(&self, r: &mut Registry) {
         r.register(
             "audit_repairs",
             "Differences the periodic audit found between the event-driven state and a fresh \
              recomputation and repaired, by side (nb, pods, status); anything above 0 is a bug",
-            m.audit_repairs.clone(),
+            self.audit_repairs.clone(),
         );
         r.register(
             "audits",
             "Audits run (fresh recomputation compared with the NB and the pods), by result",
-            m.audits.clone(),
+            self.audits.clone(),
         );
-        m.register_status_and_tls(&mut r);
-        m.zero_series();
-        Metrics { registry: r, ..m }
     }
 
     /// Routes by status, TLS failures, health and identity: what the alerts and the

@@ -45,6 +45,8 @@ pub struct PodOptions {
     pub skip: bool,
     /// `run`: period of the pod side's safety-net re-check (zero: off). See docs/timers.md.
     pub recheck: Duration,
+    /// Pods read or programmed at once (`--pod-threads`): the netns worker threads.
+    pub threads: usize,
 }
 
 /// Everything a command needs besides its inputs.

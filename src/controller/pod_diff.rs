@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::netlink::ROUTE_PROTOCOL;
 use crate::netlink::diff::{PodPlan, plan_pod};
-use crate::netlink::kernel::{Links, dump_links, dump_routes};
+use crate::netlink::kernel::Links;
 use crate::netlink::pool::NetnsPool;
 use crate::netlink::state::{PodState, StateDir};
 use crate::plan::incremental::Engine;
@@ -128,8 +128,8 @@ async fn read_and_diff(
     state: PodState,
 ) -> PodDiff {
     let read = pool
-        .run(&at.netns, |h, _| async move {
-            Ok::<_, crate::netlink::NetlinkError>((dump_routes(&h).await?, dump_links(&h).await?))
+        .run_blocking(&at.netns, |sock| {
+            Ok::<_, crate::netlink::NetlinkError>((sock.dump_routes()?, sock.dump_links()?))
         })
         .await;
     match read {

@@ -64,6 +64,7 @@ pub fn reconciler(opts: &PodOptions) -> Result<PodRouteReconciler, ControllerErr
     Ok(PodRouteReconciler::new(ReconcilerConfig {
         state_dir: opts.state_dir.join("pods"),
         recheck: opts.recheck,
+        threads: opts.threads.max(1),
         ..ReconcilerConfig::default()
     })?)
 }

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::api::{NodeRouteReport, Problem, RouteStatus};
 use crate::controller::status::RouteLocal;
 use crate::plan::Summary;
+use crate::plan::report::{ConditionSummary, conditions};
 
 pub const MAX_PROBLEMS: usize = 20;
 pub const MAX_FAILING_NODES: usize = 10;
@@ -75,17 +76,14 @@ pub fn route_status(
         problems.truncate(MAX_PROBLEMS);
     }
     let invalid = local.is_some_and(|l| l.summary == Summary::Invalid);
-    let n_problems = problems.len() as i64 + omitted;
-    let summary = if local.is_none() {
-        Summary::Pending
-    } else if invalid {
-        Summary::Invalid
-    } else if n_problems > 0 || failed > 0 {
-        Summary::Degraded
-    } else if selected > 0 && programmed == 0 && pending > 0 {
-        Summary::Pending
-    } else {
-        Summary::Applied
+    let n_problems = problems.len() + omitted as usize;
+    let summary = match local {
+        None => Summary::Pending,
+        Some(_) => Summary::decide(
+            invalid,
+            n_problems > 0 || failed > 0,
+            selected > 0 && programmed == 0 && pending > 0,
+        ),
     };
     st.status = Some(summary.as_str().to_owned());
     st.observed_generation = local.and_then(|l| l.generation);
@@ -95,16 +93,16 @@ pub fn route_status(
     st.failed_pods = Some(failed);
     st.pending_pods = Some(pending);
     st.skipped_rules = Some(skipped_rules);
-    let first = problems.first().map(|p| match &p.path {
-        Some(path) => format!("{path}: {}", p.message),
-        None => p.message.clone(),
-    });
-    let first_reason = problems.first().map(|p| p.reason.clone());
-    let more = if n_problems > 1 {
-        format!(" (and {} more problem(s))", n_problems - 1)
-    } else {
-        String::new()
-    };
+    let counts = format!(
+        "{selected} pod(s) selected: {programmed} programmed, {skipped} skipped, {failed} failed, {pending} pending"
+    );
+    let conds = conditions(
+        summary,
+        counts,
+        problems.first(),
+        n_problems,
+        Some(("PodsFailed", format!("{failed} pod(s) failed"))),
+    );
     st.problems = problems;
     st.problems_omitted = (omitted > 0).then_some(omitted);
     let n_failing = failing.len();
@@ -115,70 +113,37 @@ pub fn route_status(
         .collect();
     st.failing_nodes_omitted =
         (n_failing > MAX_FAILING_NODES).then(|| (n_failing - MAX_FAILING_NODES) as i64);
-    let generation = st.observed_generation;
-    let counts = format!(
-        "{selected} pod(s) selected: {programmed} programmed, {skipped} skipped, {failed} failed, {pending} pending"
-    );
-    let degraded = summary == Summary::Degraded;
-    let conds = [
-        (
-            "Ready",
-            matches!(summary, Summary::Applied | Summary::Degraded),
-            summary.as_str().to_owned(),
-            counts,
-        ),
-        (
-            "Degraded",
-            degraded,
-            if degraded {
-                first_reason.clone().unwrap_or_else(|| "PodsFailed".into())
-            } else {
-                "NoProblems".into()
-            },
-            if degraded {
-                first
-                    .clone()
-                    .map(|f| format!("{f}{more}"))
-                    .unwrap_or_else(|| format!("{failed} pod(s) failed"))
-            } else {
-                String::new()
-            },
-        ),
-        (
-            "Invalid",
-            invalid,
-            if invalid {
-                first_reason.unwrap_or_else(|| "Invalid".into())
-            } else {
-                "Valid".into()
-            },
-            if invalid {
-                first.map(|f| format!("{f}{more}")).unwrap_or_default()
-            } else {
-                String::new()
-            },
-        ),
-    ];
-    st.conditions = conds
+    st.conditions = stamped(conds, observed, st.observed_generation, now);
+    st
+}
+
+/// Conditions with their times: a condition whose status did not change keeps the time the
+/// API server holds; one that changed is stamped `now`.
+fn stamped(
+    conds: Vec<ConditionSummary>,
+    observed: Option<&RouteStatus>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    conds
         .into_iter()
-        .map(|(type_, on, reason, message)| {
-            let status = if on { "True" } else { "False" }.to_owned();
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" }.to_owned();
             let last = observed
-                .and_then(|o| o.conditions.iter().find(|c| c.type_ == type_))
-                .filter(|c| c.status == status)
-                .map(|c| c.last_transition_time.clone())
+                .and_then(|o| o.conditions.iter().find(|x| x.type_ == c.type_))
+                .filter(|x| x.status == status)
+                .map(|x| x.last_transition_time.clone())
                 .unwrap_or_else(|| now.clone());
             Condition {
-                type_: type_.to_owned(),
+                type_: c.type_.to_owned(),
                 status,
-                reason,
-                message,
+                reason: c.reason,
+                message: c.message,
                 observed_generation: generation,
                 last_transition_time: last,
             }
         })
-        .collect();
-    st
+        .collect()
 }
 
 #[cfg(test)]

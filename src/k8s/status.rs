@@ -36,13 +36,15 @@ use crate::controller::status::{NodeStatus, RouteLocal};
 use crate::plan::Summary;
 
 use super::aggregate::route_status;
+use crate::backoff::Backoff;
 
 /// Longest wait between retries of a failing write (API server down, CRD missing).
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 
-/// The next retry delay after a failure: double, from `interval` up to [`MAX_RETRY`].
-fn next_retry(current: Option<Duration>, interval: Duration) -> Duration {
-    current.map_or(interval, |d| (d * 2).min(MAX_RETRY))
+/// The wait after `failures` consecutive failed writes: doubling from `interval` up to
+/// [`MAX_RETRY`] (the shared schedule, `crate::backoff`; no jitter: one writer per node).
+fn retry_delay(failures: u32, interval: Duration) -> Duration {
+    Backoff::new(interval, MAX_RETRY, 0.0).delay(failures)
 }
 
 /// Field manager of every status and report write.
@@ -144,7 +146,7 @@ pub async fn write_node_reports(
     metrics: Arc<Metrics>,
 ) {
     let api: Api<RouteNodeReport> = Api::all(client);
-    let mut retry: Option<Duration> = None;
+    let mut failures: u32 = 0;
     // What the server holds, so a restart with nothing changed writes nothing.
     let mut last: Option<RouteNodeReportSpec> = match api.get_opt(&node).await {
         Ok(r) => r.map(|r| r.spec),
@@ -175,14 +177,14 @@ pub async fn write_node_reports(
                 true
             }
             Err(e) => {
-                let d = next_retry(retry, interval);
-                retry = Some(d);
+                failures += 1;
+                let d = retry_delay(failures, interval);
                 tracing::warn!(error = %e, retry_in_s = d.as_secs_f64(), "could not write this node's Route report");
                 false
             }
         };
         if ok {
-            retry = None;
+            failures = 0;
         }
         metrics
             .status_writes
@@ -192,7 +194,12 @@ pub async fn write_node_reports(
             })
             .inc();
         // Coalesce: whatever changes meanwhile goes out in the next write.
-        tokio::time::sleep(retry.unwrap_or(interval)).await;
+        let wait = if failures > 0 {
+            retry_delay(failures, interval)
+        } else {
+            interval
+        };
+        tokio::time::sleep(wait).await;
         if !ok {
             view.mark_changed();
         }
@@ -212,7 +219,8 @@ pub struct StatusWriter {
     /// Node -> Routes in its report, to know which Routes a report change touches.
     report_routes: BTreeMap<String, BTreeSet<String>>,
     /// After a failed write: no writes before this, and the current retry delay.
-    backoff: Option<(Instant, Duration)>,
+    /// Failing writes: retry not before this, after this many consecutive failures.
+    backoff: Option<(Instant, u32)>,
 }
 
 impl StatusWriter {
@@ -376,8 +384,9 @@ impl StatusWriter {
             if !ok {
                 // Retry later, all of what is left (the API server or the CRD is likely the
                 // problem, not this Route).
-                let d = next_retry(self.backoff.map(|(_, d)| d), self.interval);
-                self.backoff = Some((Instant::now() + d, d));
+                let failures = self.backoff.map_or(0, |(_, n)| n) + 1;
+                let d = retry_delay(failures, self.interval);
+                self.backoff = Some((Instant::now() + d, failures));
                 dirty.mark_all();
                 return;
             }
@@ -530,13 +539,7 @@ mod tests {
     #[test]
     fn retries_back_off_to_a_minute() {
         let i = Duration::from_secs(1);
-        let mut d = None;
-        let mut seen = vec![];
-        for _ in 0..8 {
-            let n = next_retry(d, i);
-            seen.push(n.as_secs());
-            d = Some(n);
-        }
+        let seen: Vec<u64> = (1..=8).map(|n| retry_delay(n, i).as_secs()).collect();
         assert_eq!(seen, [1, 2, 4, 8, 16, 32, 60, 60]);
     }
 

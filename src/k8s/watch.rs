@@ -17,6 +17,7 @@
 //! complete and only then handed over as one [`Update::Relist`]: a relist never looks like
 //! "everything was deleted". While the API server is unreachable the watches retry with
 //! backoff and the loop keeps its last world.
+use crate::backoff::{Backoff as Schedule, Retry};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -46,22 +47,18 @@ use super::status::DirtyRoutes;
 /// Label the EndpointSlice controller puts on slices of headless Services.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
-/// Retry delays of a failing watch: 0.5 s doubling to at most 5 s, with jitter. Shorter than
-/// kube's default (30 s) so that the world is current again within seconds of the API
-/// server coming back; the jitter spreads a fleet's retries.
-#[derive(Debug, Clone)]
-pub struct RetryBackoff {
-    next: Duration,
-}
+/// The watches' retry schedule (the shared one, `crate::backoff`): 0.5 s doubling to 5 s,
+/// jitter up to a quarter.
+pub struct RetryBackoff(Retry);
 
 impl RetryBackoff {
-    pub const MIN: Duration = Duration::from_millis(500);
-    pub const MAX: Duration = Duration::from_secs(5);
+    pub const SCHEDULE: Schedule =
+        Schedule::new(Duration::from_millis(500), Duration::from_secs(5), 0.25);
 }
 
 impl Default for RetryBackoff {
     fn default() -> Self {
-        RetryBackoff { next: Self::MIN }
+        RetryBackoff(Self::SCHEDULE.retries())
     }
 }
 
@@ -69,17 +66,13 @@ impl Iterator for RetryBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let d = self.next;
-        self.next = (d * 2).min(Self::MAX);
-        // Up to 25% less, never more than MAX.
-        let jitter = rand::random::<f64>() * 0.25;
-        Some(d.mul_f64(1.0 - jitter))
+        self.0.next()
     }
 }
 
 impl Backoff for RetryBackoff {
     fn reset(&mut self) {
-        self.next = Self::MIN;
+        self.0.reset();
     }
 }
 
@@ -536,10 +529,12 @@ mod tests {
     fn retries_back_off_to_a_bound_and_reset() {
         let mut b = RetryBackoff::default();
         let d: Vec<Duration> = (0..8).filter_map(|_| b.next()).collect();
-        assert!(d[0] <= RetryBackoff::MIN && d[0] >= RetryBackoff::MIN.mul_f64(0.75));
-        assert!(d.iter().all(|x| *x <= RetryBackoff::MAX));
-        assert!(d[7] >= RetryBackoff::MAX.mul_f64(0.75), "{d:?}");
+        assert!(
+            d[0] <= RetryBackoff::SCHEDULE.min && d[0] >= RetryBackoff::SCHEDULE.min.mul_f64(0.75)
+        );
+        assert!(d.iter().all(|x| *x <= RetryBackoff::SCHEDULE.max));
+        assert!(d[7] >= RetryBackoff::SCHEDULE.max.mul_f64(0.75), "{d:?}");
         b.reset();
-        assert!(b.next().unwrap() <= RetryBackoff::MIN);
+        assert!(b.next().unwrap() <= RetryBackoff::SCHEDULE.min);
     }
 }

@@ -66,23 +66,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::cli::block_on(run(cli.command))
 }
 
 /// Output for stdout, then `error:` lines for stderr; `failed` makes the exit code 1.
@@ -108,12 +92,13 @@ async fn run(command: args::Command) -> Result<ExitCode, KubectlError> {
             pod,
             dst,
             nb,
+            nb_opts,
             trace,
             planner,
-            skip_pods,
+            pods,
             output,
         } => {
-            let opts = args::options(&nb, &planner, skip_pods)?;
+            let opts = args::options(&nb, &nb_opts, &planner, &pods)?;
             let req = crate::controller::explain::ExplainRequest::parse(&pod, &dst, trace)?;
             let e = crate::k8s::explain_kubernetes(&req, &opts).await?;
             Answer {
@@ -125,19 +110,19 @@ async fn run(command: args::Command) -> Result<ExitCode, KubectlError> {
         Command::Plan {
             files,
             nb,
+            nb_opts,
             planner,
             output,
         } => {
-            let opts = args::options(&nb, &planner, true)?;
+            let pods = crate::cli::PodArgs {
+                skip_pods: true,
+                ..crate::cli::PodArgs::defaults()
+            };
+            let opts = args::options(&nb, &nb_opts, &planner, &pods)?;
             plan::plan(&files, &opts, output.into()).await?
         }
     };
-    use std::io::Write as _;
-    print!("{}", answer.out);
-    let _ = std::io::stdout().flush();
-    for e in &answer.errors {
-        eprintln!("{e}");
-    }
+    crate::cli::print_then_errors(&answer.out, &answer.errors);
     Ok(if answer.failed {
         ExitCode::from(1)
     } else {

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use crate::ovsdb::Atom;
-use crate::plan::nb::{NbAcl, NbPolicy, NbStaticRoute, Owner};
+use crate::plan::nb::{NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner};
 
 use super::bfd::BfdRef;
 use super::diff::{NbChange, RowChange};
@@ -123,89 +123,11 @@ fn each(verb: &str, table: &str, name: &str, col: &str, items: &BTreeSet<Atom>) 
 /// One or more lines per change, in the words of `ovn-nbctl`.
 pub fn describe(c: &NbChange) -> String {
     match c {
-        NbChange::AddressSet(RowChange::Create { row: a, .. }) => format!(
-            "ovn-nbctl create Address_Set {} {} {}",
-            kv("name", &oq(&a.name)),
-            kv("addresses", &set(&a.addresses)),
-            owned(&a.owner)
-        ),
-        NbChange::AddressSet(RowChange::Update {
-            row, add, remove, ..
-        }) => {
-            let mut v = each("add", "Address_Set", &row.name, "addresses", add);
-            v.extend(each(
-                "remove",
-                "Address_Set",
-                &row.name,
-                "addresses",
-                remove,
-            ));
-            v.join("\n")
-        }
-        NbChange::AddressSet(RowChange::Delete { uuid, row, .. }) => {
-            format!("ovn-nbctl destroy Address_Set {uuid}  # {}", row.name)
-        }
-        NbChange::PortGroup(RowChange::Create { row: group, .. }) => format!(
-            "ovn-nbctl pg-add {}{} -- set Port_Group {} {}",
-            group.name,
-            group
-                .ports
-                .iter()
-                .map(|p| format!(" {}", sh(p)))
-                .collect::<String>(),
-            group.name,
-            owned(&group.owner)
-        ),
-        NbChange::PortGroup(RowChange::Update {
-            row, add, remove, ..
-        }) => {
-            // By port uuid: the Logical_Switch_Port rows the reconciler resolved.
-            let mut v = each("add", "Port_Group", &row.name, "ports", add);
-            v.extend(each("remove", "Port_Group", &row.name, "ports", remove));
-            v.join("\n")
-        }
-        NbChange::PortGroup(RowChange::Delete { row, .. }) => {
-            format!("ovn-nbctl pg-del {}", row.name)
-        }
-        // A new port group's ACLs come after its `pg-add` line (families in parent order).
-        NbChange::Acl(RowChange::Create { row: acl, .. }) => acl_create(acl, &acl.port_group),
-        NbChange::Acl(RowChange::Update { uuid, row: acl, .. }) => {
-            format!("ovn-nbctl set ACL {uuid} {}", acl_cols(acl))
-        }
-        NbChange::Acl(RowChange::Delete { row: acl, uuid, .. }) => format!(
-            "ovn-nbctl remove Port_Group {} acls {uuid}  # {}",
-            acl.port_group, acl.match_
-        ),
-        NbChange::Policy(RowChange::Create { row: p, .. }) => format!(
-            "ovn-nbctl --id=@p create Logical_Router_Policy {} {} -- add Logical_Router {} policies @p",
-            policy_cols(p),
-            owned(&p.owner),
-            p.router
-        ),
-        NbChange::Policy(RowChange::Update { uuid, row: p, .. }) => format!(
-            "ovn-nbctl set Logical_Router_Policy {uuid} {}",
-            policy_cols(p)
-        ),
-        NbChange::Policy(RowChange::Delete { row: p, uuid, .. }) => format!(
-            "ovn-nbctl lr-policy-del {} {uuid}  # {} {}",
-            p.router, p.priority, p.match_
-        ),
-        NbChange::StaticRoute(RowChange::Create { row: r, .. }, bfd) => format!(
-            "ovn-nbctl --id=@r create Logical_Router_Static_Route {} {} {} -- add Logical_Router {} static_routes @r",
-            route_cols(r),
-            bfd_col(bfd.as_ref()),
-            owned(&r.owner),
-            r.router
-        ),
-        NbChange::StaticRoute(RowChange::Update { uuid, row: r, .. }, bfd) => format!(
-            "ovn-nbctl set Logical_Router_Static_Route {uuid} {} {}",
-            route_cols(r),
-            bfd_col(bfd.as_ref())
-        ),
-        NbChange::StaticRoute(RowChange::Delete { row: r, uuid, .. }, _) => format!(
-            "ovn-nbctl remove Logical_Router {} static_routes {uuid}  # {} via {}",
-            r.router, r.ip_prefix, r.nexthop
-        ),
+        NbChange::AddressSet(c) => address_set(c),
+        NbChange::PortGroup(c) => port_group(c),
+        NbChange::Acl(c) => acl(c),
+        NbChange::Policy(c) => policy(c),
+        NbChange::StaticRoute(c, bfd) => static_route(c, bfd.as_ref()),
         NbChange::CreateBfd {
             owner,
             logical_port,
@@ -222,6 +144,112 @@ pub fn describe(c: &NbChange) -> String {
             dst_ip,
             ..
         } => format!("ovn-nbctl destroy BFD {uuid}  # {logical_port} {dst_ip}"),
+    }
+}
+
+fn address_set(c: &RowChange<NbAddressSet>) -> String {
+    match c {
+        RowChange::Create { row: a, .. } => format!(
+            "ovn-nbctl create Address_Set {} {} {}",
+            kv("name", &oq(&a.name)),
+            kv("addresses", &set(&a.addresses)),
+            owned(&a.owner)
+        ),
+        RowChange::Update {
+            row, add, remove, ..
+        } => {
+            let mut v = each("add", "Address_Set", &row.name, "addresses", add);
+            v.extend(each(
+                "remove",
+                "Address_Set",
+                &row.name,
+                "addresses",
+                remove,
+            ));
+            v.join("\n")
+        }
+        RowChange::Delete { uuid, row, .. } => {
+            format!("ovn-nbctl destroy Address_Set {uuid}  # {}", row.name)
+        }
+    }
+}
+
+fn port_group(c: &RowChange<NbPortGroup>) -> String {
+    match c {
+        RowChange::Create { row: group, .. } => format!(
+            "ovn-nbctl pg-add {}{} -- set Port_Group {} {}",
+            group.name,
+            group
+                .ports
+                .iter()
+                .map(|p| format!(" {}", sh(p)))
+                .collect::<String>(),
+            group.name,
+            owned(&group.owner)
+        ),
+        RowChange::Update {
+            row, add, remove, ..
+        } => {
+            // By port uuid: the Logical_Switch_Port rows the reconciler resolved.
+            let mut v = each("add", "Port_Group", &row.name, "ports", add);
+            v.extend(each("remove", "Port_Group", &row.name, "ports", remove));
+            v.join("\n")
+        }
+        RowChange::Delete { row, .. } => format!("ovn-nbctl pg-del {}", row.name),
+    }
+}
+
+fn acl(c: &RowChange<NbAcl>) -> String {
+    match c {
+        // A new port group's ACLs come after its `pg-add` line (families in parent order).
+        RowChange::Create { row: acl, .. } => acl_create(acl, &acl.port_group),
+        RowChange::Update { uuid, row: acl, .. } => {
+            format!("ovn-nbctl set ACL {uuid} {}", acl_cols(acl))
+        }
+        RowChange::Delete { row: acl, uuid, .. } => format!(
+            "ovn-nbctl remove Port_Group {} acls {uuid}  # {}",
+            acl.port_group, acl.match_
+        ),
+    }
+}
+
+fn policy(c: &RowChange<NbPolicy>) -> String {
+    match c {
+        RowChange::Create { row: p, .. } => format!(
+            "ovn-nbctl --id=@p create Logical_Router_Policy {} {} -- add Logical_Router {} policies @p",
+            policy_cols(p),
+            owned(&p.owner),
+            p.router
+        ),
+        RowChange::Update { uuid, row: p, .. } => format!(
+            "ovn-nbctl set Logical_Router_Policy {uuid} {}",
+            policy_cols(p)
+        ),
+        RowChange::Delete { row: p, uuid, .. } => format!(
+            "ovn-nbctl lr-policy-del {} {uuid}  # {} {}",
+            p.router, p.priority, p.match_
+        ),
+    }
+}
+
+fn static_route(c: &RowChange<NbStaticRoute>, bfd: Option<&BfdRef>) -> String {
+    match c {
+        RowChange::Create { row: r, .. } => format!(
+            "ovn-nbctl --id=@r create Logical_Router_Static_Route {} {} {} -- add Logical_Router {} static_routes @r",
+            route_cols(r),
+            bfd_col(bfd),
+            owned(&r.owner),
+            r.router
+        ),
+        RowChange::Update { uuid, row: r, .. } => format!(
+            "ovn-nbctl set Logical_Router_Static_Route {uuid} {} {}",
+            route_cols(r),
+            bfd_col(bfd)
+        ),
+        RowChange::Delete { row: r, uuid, .. } => format!(
+            "ovn-nbctl remove Logical_Router {} static_routes {uuid}  # {} via {}",
+            r.router, r.ip_prefix, r.nexthop
+        ),
     }
 }
 

@@ -13,7 +13,6 @@
 //!   the family is no longer wanted.
 //!
 //! Must not: do I/O.
-use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -120,6 +119,257 @@ pub fn dev_gateway(
         })
 }
 
+/// What a desired route becomes in a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// The kernel route to have.
+    Route(KernelRoute),
+    /// Its dev is missing in the pod: skipped, counted.
+    Skip,
+    /// It cannot be a kernel route (reported; our route at its destination is kept).
+    Invalid(String),
+    /// The caller does not know the dev or its gateway (only [`super::programmed`] says so).
+    Unknown,
+}
+
+/// The one rule for turning a desired route into a kernel route, shared by the full diff
+/// and [`super::programmed`]: the gateway must be a unicast address of the route's family;
+/// the dev must exist (`link`: None when unknown, `Some(None)` when missing); with no `via`
+/// the dev's gateway is used (`gateway(oif, v6)`, None when unknown), else a link route.
+pub fn resolve(
+    dst: IpNet,
+    next_hop: &NextHop,
+    protocol: u8,
+    link: Option<Option<u32>>,
+    gateway: impl FnOnce(u32, bool) -> Option<Option<IpAddr>>,
+) -> Resolved {
+    let v6 = is_v6(&dst);
+    if let NextHop::Via(gw) = next_hop {
+        if addr_is_v6(gw) != v6 {
+            return Resolved::Invalid(format!("gateway {gw} is not of the family of {dst}"));
+        }
+        if gw.is_unspecified() || gw.is_multicast() {
+            return Resolved::Invalid(format!("gateway {gw} is not a unicast address"));
+        }
+    }
+    let oif = match link {
+        None => return Resolved::Unknown,
+        Some(None) => return Resolved::Skip,
+        Some(Some(oif)) => oif,
+    };
+    let gateway = match next_hop {
+        NextHop::Via(gw) => Some(*gw),
+        NextHop::DevGateway => match gateway(oif, v6) {
+            Some(g) => g,
+            None => return Resolved::Unknown,
+        },
+    };
+    // IPv6 keeps every route at universe scope; IPv4 link routes are scope link.
+    let scope = if gateway.is_none() && !v6 {
+        SCOPE_LINK
+    } else {
+        SCOPE_UNIVERSE
+    };
+    Resolved::Route(KernelRoute {
+        dst: dst.trunc(),
+        gateway,
+        oif: Some(oif),
+        protocol,
+        metric: metric_for(v6),
+        scope,
+    })
+}
+
+/// A route's key in the kernel: destination and metric.
+fn key(r: &KernelRoute) -> (IpNet, u32) {
+    (r.dst, r.metric)
+}
+
+/// A table's routes sorted by key, looked up by binary search: no hashing and no
+/// allocation per route (a pod carries hundreds).
+struct ByKey<'a>(Vec<&'a KernelRoute>);
+
+impl<'a> ByKey<'a> {
+    fn new(routes: &'a [KernelRoute]) -> Self {
+        let mut v: Vec<&KernelRoute> = routes.iter().collect();
+        // Stable: routes sharing a key keep the kernel's order.
+        v.sort_by_key(|r| key(r));
+        ByKey(v)
+    }
+
+    fn at(&self, k: (IpNet, u32)) -> &[&'a KernelRoute] {
+        let lo = self.0.partition_point(|r| key(r) < k);
+        let n = self.0[lo..].partition_point(|r| key(r) == k);
+        &self.0[lo..lo + n]
+    }
+}
+
+/// A set of keys kept sorted (inserts in sorted order, the planner's order, append).
+#[derive(Default)]
+struct Keys(Vec<(IpNet, u32)>);
+
+impl Keys {
+    /// Adds `k`; false when it was there already.
+    fn insert(&mut self, k: (IpNet, u32)) -> bool {
+        match self.0.binary_search(&k) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, k);
+                true
+            }
+        }
+    }
+
+    fn contains(&self, k: &(IpNet, u32)) -> bool {
+        self.0.binary_search(k).is_ok()
+    }
+}
+
+/// The kernel routes the desired ones become, with what could not be resolved recorded
+/// in the plan (skips, invalid routes).
+#[derive(Default)]
+struct Wanted {
+    routes: Vec<KernelRoute>,
+    keys: Keys,
+    /// Keys of invalid desired routes: our route there is kept as is.
+    held_keys: Keys,
+    /// Families under `defaultRoute` (index: IPv6?).
+    default_families: [bool; 2],
+    /// Families whose default route is wanted but whose dev is missing: left as is.
+    held_families: [bool; 2],
+}
+
+fn wanted(
+    desired: &PodRoutes,
+    links: &Links,
+    current: &[KernelRoute],
+    state: &PodState,
+    protocol: u8,
+    plan: &mut PodPlan,
+) -> Wanted {
+    let mut w = Wanted {
+        routes: Vec::with_capacity(desired.routes.len()),
+        ..Wanted::default()
+    };
+    // The dev gateway of (interface, family), computed once per pod.
+    let mut gateways: Vec<((u32, bool), Option<IpAddr>)> = Vec::new();
+    let mut resolve_one = |dst: IpNet, dev: &str, next_hop: &NextHop, w: &mut Wanted| {
+        let link = Some(links.get(dev).copied());
+        let gateway = |oif: u32, v6: bool| {
+            if let Some((_, g)) = gateways.iter().find(|(k, _)| *k == (oif, v6)) {
+                return Some(*g);
+            }
+            let g = dev_gateway(current, state.family(v6), dev, oif, v6, protocol);
+            gateways.push(((oif, v6), g));
+            Some(g)
+        };
+        match resolve(dst, next_hop, protocol, link, gateway) {
+            Resolved::Route(k) => Some(k),
+            Resolved::Skip => {
+                plan.skipped.push(Skip {
+                    dst,
+                    dev: dev.to_string(),
+                });
+                None
+            }
+            Resolved::Invalid(reason) => {
+                w.held_keys.insert((dst.trunc(), metric_for(is_v6(&dst))));
+                plan.invalid.push(Invalid { dst, reason });
+                None
+            }
+            // Every link was looked up and every gateway can be computed here.
+            Resolved::Unknown => None,
+        }
+    };
+    for r in &desired.routes {
+        // The planner de-duplicates; should two still share a key, the first wins.
+        if let Some(k) = resolve_one(r.dst, &r.dev, &r.next_hop, &mut w)
+            && w.keys.insert(key(&k))
+        {
+            w.routes.push(k);
+        }
+    }
+    for d in &desired.default_routes {
+        let v6 = d.family.is_v6();
+        if std::mem::replace(&mut w.default_families[usize::from(v6)], true) {
+            continue;
+        }
+        match resolve_one(default_dst(v6), &d.dev, &d.next_hop, &mut w) {
+            Some(k) => {
+                w.keys.insert(key(&k));
+                w.routes.push(k);
+            }
+            None => w.held_families[usize::from(v6)] = true,
+        }
+    }
+    w
+}
+
+/// Under `defaultRoute`: record every foreign default of the family, then take over.
+fn take_over_default(
+    w: KernelRoute,
+    at_key: &[&KernelRoute],
+    links: &Links,
+    current: &[KernelRoute],
+    state: &PodState,
+    protocol: u8,
+    plan: &mut PodPlan,
+) {
+    let v6 = is_v6(&w.dst);
+    for f in current
+        .iter()
+        .filter(|c| c.protocol != protocol && c.dst.prefix_len() == 0 && is_v6(&c.dst) == v6)
+    {
+        let dev = f
+            .oif
+            .and_then(|i| links.iter().find(|(_, idx)| **idx == i))
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+        let rec = RecordedRoute {
+            route: f.clone(),
+            dev,
+        };
+        if !state.family(v6).contains(&rec) {
+            plan.record.push(rec);
+        }
+        if f.metric != w.metric {
+            plan.foreign_default_deletes.push(f.clone());
+        }
+    }
+    let ours_in_place = at_key.iter().any(|c| c.protocol == protocol && **c == w);
+    let foreign = at_key.iter().any(|c| c.protocol != protocol);
+    if ours_in_place && !foreign {
+        plan.unchanged += 1;
+    } else {
+        plan.writes.push((w, !at_key.is_empty()));
+    }
+}
+
+/// A wanted (non-default) route against what holds its key: a foreign route is a
+/// conflict; ours in place is unchanged (its extra siblings go); else add or replace.
+fn place(w: KernelRoute, at_key: &[&KernelRoute], protocol: u8, plan: &mut PodPlan) {
+    if let Some(f) = at_key.iter().find(|c| c.protocol != protocol) {
+        plan.conflicts.push(Conflict {
+            wanted: w,
+            foreign: (*f).clone(),
+        });
+        return;
+    }
+    // Only ours at this key now.
+    match at_key.iter().position(|o| **o == w) {
+        Some(pos) => {
+            plan.unchanged += 1;
+            // Extra siblings of ours at the same key (IPv6 multipath leftovers).
+            for (i, o) in at_key.iter().enumerate() {
+                if i != pos {
+                    plan.deletes.push((*o).clone());
+                }
+            }
+        }
+        None => plan.writes.push((w, !at_key.is_empty())),
+    }
+}
+
 /// Computes one pod's plan. `state` is the pod's recorded default routes (empty if none).
 pub fn plan_pod(
     desired: &PodRoutes,
@@ -129,167 +379,27 @@ pub fn plan_pod(
     protocol: u8,
 ) -> PodPlan {
     let mut plan = PodPlan::default();
-    let mut wanted: Vec<KernelRoute> = Vec::with_capacity(desired.routes.len());
-    let mut wanted_keys: HashSet<(IpNet, u32)> = HashSet::with_capacity(desired.routes.len());
-    // The kernel's routes by (dst, metric): each wanted route looks up its key instead of
-    // scanning the table (a pod carries hundreds of routes).
-    let mut by_key: HashMap<(IpNet, u32), Vec<&KernelRoute>> =
-        HashMap::with_capacity(current.len());
-    for c in current {
-        by_key.entry((c.dst, c.metric)).or_default().push(c);
-    }
-    // The dev gateway of (interface, family), computed once per pod.
-    let mut gateways: HashMap<(u32, bool), Option<IpAddr>> = HashMap::new();
-
-    // Keys (dst, metric) of invalid desired routes: our route there is kept as is.
-    let mut held_keys: HashSet<(IpNet, u32)> = HashSet::new();
-    let mut resolve = |dst: IpNet, dev: &str, next_hop: &NextHop| -> Option<KernelRoute> {
-        let v6 = is_v6(&dst);
-        if let NextHop::Via(gw) = next_hop {
-            let reason = if addr_is_v6(gw) != v6 {
-                Some(format!("gateway {gw} is not of the family of {dst}"))
-            } else if gw.is_unspecified() || gw.is_multicast() {
-                Some(format!("gateway {gw} is not a unicast address"))
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                held_keys.insert((dst.trunc(), metric_for(v6)));
-                plan.invalid.push(Invalid { dst, reason });
-                return None;
-            }
-        }
-        let Some(&oif) = links.get(dev) else {
-            plan.skipped.push(Skip {
-                dst,
-                dev: dev.to_string(),
-            });
-            return None;
-        };
-        let recorded = state.family(v6);
-        let gateway = match next_hop {
-            NextHop::Via(gw) => Some(*gw),
-            NextHop::DevGateway => *gateways
-                .entry((oif, v6))
-                .or_insert_with(|| dev_gateway(current, recorded, dev, oif, v6, protocol)),
-        };
-        // IPv6 keeps every route at universe scope; IPv4 link routes are scope link.
-        let scope = if gateway.is_none() && !v6 {
-            SCOPE_LINK
-        } else {
-            SCOPE_UNIVERSE
-        };
-        Some(KernelRoute {
-            dst: dst.trunc(),
-            gateway,
-            oif: Some(oif),
-            protocol,
-            metric: metric_for(v6),
-            scope,
-        })
-    };
-
-    for r in &desired.routes {
-        if let Some(k) = resolve(r.dst, &r.dev, &r.next_hop) {
-            // The planner de-duplicates; should two still share a key, the first wins.
-            if wanted_keys.insert((k.dst, k.metric)) {
-                wanted.push(k);
-            }
-        }
-    }
-    let mut default_families: HashSet<bool> = HashSet::new();
-    // Families whose default route is wanted but whose dev is missing: leave as is.
-    let mut held_families: HashSet<bool> = HashSet::new();
-    for d in &desired.default_routes {
-        if !default_families.insert(d.family.is_v6()) {
-            continue;
-        }
-        match resolve(default_dst(d.family.is_v6()), &d.dev, &d.next_hop) {
-            Some(k) => {
-                wanted_keys.insert((k.dst, k.metric));
-                wanted.push(k);
-            }
-            None => {
-                held_families.insert(d.family.is_v6());
-            }
-        }
-    }
-
+    let w = wanted(desired, links, current, state, protocol, &mut plan);
     // Our routes not wanted (or held by a family whose dev is missing).
     for cur in current.iter().filter(|c| c.protocol == protocol) {
-        let held = cur.dst.prefix_len() == 0 && held_families.contains(&is_v6(&cur.dst));
-        let key = (cur.dst, cur.metric);
-        if !held && !wanted_keys.contains(&key) && !held_keys.contains(&key) {
+        let held = cur.dst.prefix_len() == 0 && w.held_families[usize::from(is_v6(&cur.dst))];
+        let k = key(cur);
+        if !held && !w.keys.contains(&k) && !w.held_keys.contains(&k) {
             plan.deletes.push(cur.clone());
         }
     }
-
-    for w in wanted {
-        let is_default = w.dst.prefix_len() == 0 && default_families.contains(&is_v6(&w.dst));
-        let at_key: &[&KernelRoute] = by_key.get(&(w.dst, w.metric)).map_or(&[], |v| v.as_slice());
-        let ours: Vec<&KernelRoute> = at_key
-            .iter()
-            .copied()
-            .filter(|c| c.protocol == protocol)
-            .collect();
-        let foreign: Vec<&KernelRoute> = at_key
-            .iter()
-            .copied()
-            .filter(|c| c.protocol != protocol)
-            .collect();
-        if is_default {
-            // Record every foreign default of this family, then take over.
-            let v6 = is_v6(&w.dst);
-            for f in current.iter().filter(|c| {
-                c.protocol != protocol && c.dst.prefix_len() == 0 && is_v6(&c.dst) == v6
-            }) {
-                let dev = f
-                    .oif
-                    .and_then(|i| links.iter().find(|(_, idx)| **idx == i))
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or_default();
-                let rec = RecordedRoute {
-                    route: f.clone(),
-                    dev,
-                };
-                if !state.family(v6).contains(&rec) {
-                    plan.record.push(rec);
-                }
-                if f.metric != w.metric {
-                    plan.foreign_default_deletes.push(f.clone());
-                }
-            }
-            if ours.iter().any(|o| **o == w) && foreign.is_empty() {
-                plan.unchanged += 1;
-            } else {
-                plan.writes
-                    .push((w, !ours.is_empty() || !foreign.is_empty()));
-            }
-            continue;
-        }
-        if let Some(f) = foreign.first() {
-            plan.conflicts.push(Conflict {
-                wanted: w,
-                foreign: (*f).clone(),
-            });
-            continue;
-        }
-        if let Some(pos) = ours.iter().position(|o| **o == w) {
-            plan.unchanged += 1;
-            // Extra siblings of ours at the same key (IPv6 multipath leftovers).
-            for (i, o) in ours.iter().enumerate() {
-                if i != pos {
-                    plan.deletes.push((*o).clone());
-                }
-            }
+    let by_key = ByKey::new(current);
+    for r in w.routes {
+        let at_key = by_key.at(key(&r));
+        if r.dst.prefix_len() == 0 && w.default_families[usize::from(is_v6(&r.dst))] {
+            take_over_default(r, at_key, links, current, state, protocol, &mut plan);
         } else {
-            plan.writes.push((w, !ours.is_empty()));
+            place(r, at_key, protocol, &mut plan);
         }
     }
-
     // Families recorded but no longer under defaultRoute: restore the originals.
     for v6 in [false, true] {
-        if !default_families.contains(&v6) && !state.family(v6).is_empty() {
+        if !w.default_families[usize::from(v6)] && !state.family(v6).is_empty() {
             plan.restores.extend(state.family(v6).iter().cloned());
             plan.restore_families.push(v6);
         }

@@ -131,6 +131,12 @@ impl PodRouteReconciler {
                     Event::Retry(uid) => {
                         appeared.insert(uid);
                     }
+                    Event::Overflow => {
+                        for slot in self.slots() {
+                            slot.dirty.store(true, std::sync::atomic::Ordering::Release);
+                            changed.insert(slot.key.uid.clone());
+                        }
+                    }
                 }
             }
         }
@@ -154,6 +160,7 @@ impl PodRouteReconciler {
             }
             e.netns = now;
             e.ok = false;
+            e.known = None;
             slot.publish(&e);
             drop(e);
             changed.remove(&uid);

@@ -59,48 +59,6 @@ pub async fn dump_links(handle: &Handle) -> Result<Links, NetlinkError> {
     Ok(links)
 }
 
-/// Looks up the named links only (one non-dump request each, sent together; they can
-/// run beside a route dump on the same socket, which two dumps cannot). A missing name is
-/// simply absent from the result.
-pub async fn lookup_links(handle: &Handle, names: &[&str]) -> Result<Links, NetlinkError> {
-    let lookups = names.iter().map(|name| async move {
-        let mut stream = handle.link().get().match_name(name.to_string()).execute();
-        match stream.try_next().await {
-            Ok(Some(msg)) => Ok(Some((name.to_string(), msg.header.index))),
-            Ok(None) => Ok(None),
-            Err(e) if errno(&e) == Some(Errno::ENODEV) => Ok(None),
-            Err(e) => Err(NetlinkError::Dump {
-                what: "links",
-                message: e.to_string(),
-            }),
-        }
-    });
-    let mut links = Links::new();
-    for found in futures::future::join_all(lookups).await {
-        if let Some((name, index)) = found? {
-            links.insert(name, index);
-        }
-    }
-    Ok(links)
-}
-
-/// Dumps the main-table unicast routes of both families in one request (AF_UNSPEC).
-pub async fn dump_routes(handle: &Handle) -> Result<Vec<KernelRoute>, NetlinkError> {
-    let mut out = Vec::new();
-    let mut req = RouteMessage::default();
-    req.header.address_family = AddressFamily::Unspec;
-    let mut stream = handle.route().get(req).execute();
-    while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::Dump {
-        what: "routes",
-        message: e.to_string(),
-    })? {
-        if let Some(route) = parse_route(&msg) {
-            out.push(route);
-        }
-    }
-    Ok(out)
-}
-
 /// Turns a kernel message into a [`KernelRoute`]; None for routes outside the main
 /// table, non-unicast routes and messages we cannot read.
 pub fn parse_route(msg: &RouteMessage) -> Option<KernelRoute> {
@@ -199,26 +157,6 @@ fn family_only(mut b: RouteMessageBuilder<IpAddr>, dst: &IpNet) -> RouteMessageB
         IpNet::V6(_) => AddressFamily::Inet6,
     };
     b
-}
-
-/// Adds a route; `replace` swaps the route with the same dst + metric in place
-/// (`NLM_F_REPLACE`), otherwise an existing one fails with EEXIST.
-pub async fn add_route(
-    handle: &Handle,
-    route: &KernelRoute,
-    replace: bool,
-) -> Result<(), rtnetlink::Error> {
-    let req = handle.route().add(route_message(route));
-    if replace {
-        req.replace().execute().await
-    } else {
-        req.execute().await
-    }
-}
-
-/// Deletes exactly this route (dst, metric, protocol, gateway and oif must match).
-pub async fn del_route(handle: &Handle, route: &KernelRoute) -> Result<(), rtnetlink::Error> {
-    handle.route().del(route_message(route)).execute().await
 }
 
 /// The errno of a failed netlink request, if the kernel sent one.

@@ -38,7 +38,11 @@ pub mod kernel;
 pub mod lookup;
 pub mod pool;
 pub mod program;
+pub mod programmed;
+#[cfg(test)]
+mod programmed_tests;
 pub mod reconciler;
+pub mod rtnl;
 pub mod show;
 pub mod state;
 pub mod summary;

@@ -3,12 +3,16 @@
 //! `setns(2)` with `CLONE_NEWNET` switches the namespace of the calling thread only. A
 //! tokio worker thread runs many unrelated tasks, so entering a pod's netns there would
 //! leak that namespace into whatever runs next. Instead a fixed number of dedicated OS
-//! threads each run a current-thread tokio runtime. For each job a thread: opens the
-//! netns file, `setns` into it, creates the rtnetlink socket (a netlink socket belongs
-//! to the namespace it was created in, for its whole life), `setns` back to the host
-//! namespace, and then drives the job's async work on its own runtime. Socket creation
-//! is synchronous, so many pods' jobs can be in flight on one thread at once (bounded
-//! per thread), which is where the throughput comes from.
+//! threads take jobs from one queue. For each job a thread: opens the netns file, `setns`
+//! into it, creates the rtnetlink socket (a netlink socket belongs to the namespace it was
+//! created in, for its whole life), `setns` back to the host namespace, and then runs the
+//! job with the socket.
+//!
+//! Two kinds of job: [`NetnsPool::run_blocking`] (the pod passes) gets a blocking
+//! [`Rtnl`] and runs to its end on the thread: the kernel answers every request inside our
+//! own system calls, so a thread never waits on anything but the CPU, and the number of
+//! threads bounds the parallelism. [`NetnsPool::run`] (`explain`) gets an async `rtnetlink`
+//! handle driven by the thread's own current-thread runtime, several in flight at once.
 //!
 //! Must not: run job code while the thread is inside a pod's namespace (only the socket
 //! is created there); let a job's failure stop the thread.
@@ -18,6 +22,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::Handle;
@@ -26,15 +31,23 @@ use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tracing::{debug, error};
 
 use super::NetlinkError;
+use super::rtnl::Rtnl;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The job gets the handle and the netlink port id of its socket (see
 /// [`super::watch::OwnPorts`]).
 type Work = Box<dyn FnOnce(Result<(Handle, u32), NetlinkError>) -> BoxFuture + Send>;
+/// A blocking job gets the socket (or why there is none).
+type Blocking = Box<dyn FnOnce(Result<&mut Rtnl, NetlinkError>) + Send>;
+
+enum Kind {
+    Async(Work),
+    Blocking(Blocking),
+}
 
 struct Job {
     netns: PathBuf,
-    work: Work,
+    work: Kind,
 }
 
 /// A bounded pool of netns-entering threads sharing one job queue: a thread takes the
@@ -43,6 +56,8 @@ struct Job {
 pub struct NetnsPool {
     sender: mpsc::UnboundedSender<Job>,
     threads: usize,
+    /// The port id blocking jobs' sockets take when free (see [`Rtnl::open_as`]); 0: none.
+    echo_port: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for NetnsPool {
@@ -60,19 +75,30 @@ impl NetnsPool {
         let inflight = inflight.max(1);
         let (sender, rx) = mpsc::unbounded_channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let echo_port = Arc::new(AtomicU32::new(0));
         for i in 0..threads {
-            let rx = rx.clone();
+            let (rx, port) = (rx.clone(), echo_port.clone());
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("netns-{i}"))
-                .spawn(move || worker(rx, inflight, ready_tx))
+                .spawn(move || worker(rx, inflight, port, ready_tx))
                 .map_err(NetlinkError::Worker)?;
             ready_rx
                 .recv()
                 .map_err(|_| NetlinkError::PoolGone)?
                 .map_err(NetlinkError::Worker)?;
         }
-        Ok(NetnsPool { sender, threads })
+        Ok(NetnsPool {
+            sender,
+            threads,
+            echo_port,
+        })
+    }
+
+    /// From now on, blocking jobs' sockets take port id `port` where it is free and echo
+    /// their writes to it (see [`Rtnl::open_as`]).
+    pub fn echo_to(&self, port: u32) {
+        self.echo_port.store(port, Ordering::Release);
     }
 
     /// Number of worker threads.
@@ -102,7 +128,27 @@ impl NetnsPool {
         self.sender
             .send(Job {
                 netns: netns.to_path_buf(),
-                work,
+                work: Kind::Async(work),
+            })
+            .map_err(|_| NetlinkError::PoolGone)?;
+        rx.await.map_err(|_| NetlinkError::PoolGone)?
+    }
+
+    /// Runs `f` on a pool thread with a blocking socket opened in `netns` (see the module
+    /// doc); the caller awaits the result.
+    pub async fn run_blocking<F, T>(&self, netns: &Path, f: F) -> Result<T, NetlinkError>
+    where
+        F: FnOnce(&mut Rtnl) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let work: Blocking = Box::new(move |sock| {
+            let _ = tx.send(sock.map(f));
+        });
+        self.sender
+            .send(Job {
+                netns: netns.to_path_buf(),
+                work: Kind::Blocking(work),
             })
             .map_err(|_| NetlinkError::PoolGone)?;
         rx.await.map_err(|_| NetlinkError::PoolGone)?
@@ -112,6 +158,7 @@ impl NetnsPool {
 fn worker(
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     inflight: usize,
+    echo_port: Arc<AtomicU32>,
     ready: std::sync::mpsc::Sender<std::io::Result<()>>,
 ) {
     // Opened before any setns: this thread's (the host's) namespace, to return to.
@@ -143,11 +190,33 @@ fn worker(
             let Some(job) = rx.lock().await.recv().await else {
                 break;
             };
+            let work = match job.work {
+                Kind::Blocking(work) => {
+                    let port = Some(echo_port.load(Ordering::Acquire)).filter(|p| *p != 0);
+                    let opened = match in_netns(&job.netns, &host, || Rtnl::open_as(port)) {
+                        Ok(Ok(sock)) => Ok(sock),
+                        Ok(Err(e)) => Err(NetlinkError::Socket(e)),
+                        Err(e) => Err(e),
+                    };
+                    // A job that panics drops its reply (the caller sees PoolGone); the
+                    // thread goes on with the next job.
+                    let run = std::panic::AssertUnwindSafe(move || match opened {
+                        Ok(mut sock) => work(Ok(&mut sock)),
+                        Err(e) => work(Err(e)),
+                    });
+                    if std::panic::catch_unwind(run).is_err() {
+                        error!(netns = %job.netns.display(), "a netns job panicked");
+                    }
+                    drop(permit);
+                    continue;
+                }
+                Kind::Async(work) => work,
+            };
             match open_in_netns(&job.netns, &host) {
                 Ok((conn, handle, port)) => {
                     let conn_task = tokio::spawn(conn);
                     tokio::spawn(async move {
-                        (job.work)(Ok((handle, port))).await;
+                        work(Ok((handle, port))).await;
                         conn_task.abort();
                         drop(permit);
                     });
@@ -155,7 +224,7 @@ fn worker(
                 Err(e) => {
                     debug!(netns = %job.netns.display(), error = %e, "cannot open netns");
                     tokio::spawn(async move {
-                        (job.work)(Err(e)).await;
+                        work(Err(e)).await;
                         drop(permit);
                     });
                 }

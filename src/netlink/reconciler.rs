@@ -25,6 +25,7 @@ use super::discover::DiscoveryConfig;
 use super::events::Watching;
 use super::pool::NetnsPool;
 use super::program::{PodReport, reconcile_pod};
+use super::programmed::Programmed;
 use super::state::StateDir;
 use super::summary::{PassSummary, Stats, StatsSnapshot, Trigger, log_pod};
 use super::watch::OwnPorts;
@@ -38,10 +39,8 @@ pub struct ReconcilerConfig {
     pub protocol: u8,
     /// Directory of default-route state files (default `/var/lib/ovnkube-route/pods`).
     pub state_dir: PathBuf,
-    /// Netns worker threads (default 2).
+    /// Netns worker threads: pods programmed or read at once (default 2).
     pub threads: usize,
-    /// Pods in flight per worker thread (default 16).
-    pub inflight_per_thread: usize,
     /// Safety-net re-check: every watched pod is re-dumped once per this period, one pod
     /// at a time spread over the period (default [`DEFAULT_RECHECK`]; zero turns it off).
     pub recheck: Duration,
@@ -53,7 +52,6 @@ impl Default for ReconcilerConfig {
             protocol: ROUTE_PROTOCOL,
             state_dir: PathBuf::from("/var/lib/ovnkube-route/pods"),
             threads: 2,
-            inflight_per_thread: 16,
             recheck: DEFAULT_RECHECK,
         }
     }
@@ -72,6 +70,9 @@ pub(super) struct Entry {
     last_error: Option<String>,
     /// Attempts to enter a netns that appeared but could not be entered yet.
     pub(super) enter_retries: u8,
+    /// The table as our last clean pass in the watched netns left it (see
+    /// [`super::programmed`]); None when not known.
+    pub(super) known: Option<Programmed>,
 }
 
 /// One pod: its lock-free flags beside the entry behind its own lock.
@@ -138,7 +139,7 @@ impl PodRouteReconciler {
     /// Starts the worker pool and opens (creates) the state directory.
     pub fn new(config: ReconcilerConfig) -> Result<Self, NetlinkError> {
         let state = StateDir::open(&config.state_dir)?;
-        let pool = NetnsPool::new(config.threads, config.inflight_per_thread)?;
+        let pool = NetnsPool::new(config.threads, 1)?;
         Ok(PodRouteReconciler {
             inner: Arc::new(Inner {
                 pool,
@@ -163,6 +164,7 @@ impl PodRouteReconciler {
             return Ok(());
         }
         let (w, events) = Watching::start(discovery)?;
+        self.inner.pool.echo_to(w.watcher().port());
         if self.inner.watching.set(w).is_ok() {
             tokio::spawn(super::events::dispatch(Arc::downgrade(&self.inner), events));
             super::events::spawn_recheck(self);
@@ -227,6 +229,7 @@ impl PodRouteReconciler {
                 watched: None,
                 last_error: None,
                 enter_retries: 0,
+                known: None,
             }),
         });
         pods.insert(pod.uid.clone(), slot.clone());
@@ -257,6 +260,9 @@ impl PodRouteReconciler {
         let slot = self.slot(&pod);
         {
             let mut e = slot.entry.lock().await;
+            if e.netns.as_ref() != Some(&netns) {
+                e.known = None;
+            }
             e.netns = Some(netns);
             e.desired = routes.into();
             e.removed = false;
@@ -343,11 +349,16 @@ impl PodRouteReconciler {
             return None;
         }
         let netns = e.netns.clone()?;
-        slot.dirty.store(false, Ordering::Release);
+        // An event since the last pass: what we knew of the table may be wrong.
+        let marked = slot.dirty.swap(false, Ordering::AcqRel);
         self.ensure_watch(slot, &mut e).await;
-        let report = self
-            .program(&slot.key, &netns, &e.desired, Some(slot.own.clone()))
+        let watched = e.watched.as_ref() == Some(&netns);
+        let known = e.known.take().filter(|_| watched && !marked);
+        let (report, known) = self
+            .program(&slot.key, &netns, &e.desired, Some(slot.own.clone()), known)
             .await;
+        // Kept only while every change in the pod reaches us.
+        e.known = known.filter(|_| watched);
         if let Some(NetlinkError::NetnsGone(_)) = &report.fatal {
             debug!(pod = %slot.key, netns = %netns.display(), "pod netns gone; waiting for a new one");
             self.unwatch(slot, &mut e);
@@ -369,6 +380,7 @@ impl PodRouteReconciler {
         if e.watched == want {
             return;
         }
+        e.known = None;
         if e.watched.take().is_some() {
             w.watcher().unwatch(slot.id);
         }
@@ -392,6 +404,7 @@ impl PodRouteReconciler {
     }
 
     pub(super) fn unwatch(&self, slot: &Slot, e: &mut Entry) {
+        e.known = None;
         if e.watched.take().is_some()
             && let Some(w) = self.inner.watching.get()
         {
@@ -428,8 +441,8 @@ impl PodRouteReconciler {
                 Err(e) => PodReport::fatal(e),
             };
         };
-        let report = self
-            .program(pod, &netns, &Arc::new(PodRoutes::default()), None)
+        let (report, _) = self
+            .program(pod, &netns, &Arc::new(PodRoutes::default()), None, None)
             .await;
         log_pod(pod, &report, Trigger::Plan, &mut None);
         match report.fatal {
@@ -495,15 +508,16 @@ impl PodRouteReconciler {
         netns: &Path,
         desired: &Arc<PodRoutes>,
         own: Option<Arc<OwnPorts>>,
-    ) -> PodReport {
+        known: Option<Programmed>,
+    ) -> (PodReport, Option<Programmed>) {
         let (pod, desired, state) = (pod.clone(), desired.clone(), self.inner.state.clone());
         let (protocol, ns) = (self.inner.protocol, netns.to_path_buf());
-        let run = self.inner.pool.run(netns, move |handle, port| async move {
+        let run = self.inner.pool.run_blocking(netns, move |sock| {
             if let Some(own) = own {
-                own.record(port);
+                own.record(sock.port());
             }
-            reconcile_pod(handle, pod, &ns, &desired, &state, protocol).await
+            reconcile_pod(sock, &pod, &ns, &desired, &state, protocol, known)
         });
-        run.await.unwrap_or_else(PodReport::fatal)
+        run.await.unwrap_or_else(|e| (PodReport::fatal(e), None))
     }
 }

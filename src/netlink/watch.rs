@@ -1,8 +1,18 @@
-//! The pod side's event sources, on one dedicated OS thread blocked in `epoll_wait`: a
-//! netlink socket per watched pod netns (route, link and address groups) and inotify on the
-//! directories where network namespaces appear (the CNI result cache, the netns dir, and the
-//! parent of every watched netns file). While nothing changes nothing runs: no timer, no
+//! The pod side's event sources, on one dedicated OS thread blocked in `epoll_wait`: one
+//! rtnetlink socket in the host namespace that hears the route, link and address
+//! notifications of every watched pod's namespace (`NETLINK_LISTEN_ALL_NSID`), and inotify on
+//! the directories where network namespaces appear (the CNI result cache, the netns dir, and
+//! the parent of every watched netns file). While nothing changes nothing runs: no timer, no
 //! wake-up.
+//!
+//! Why one socket and not one per pod: the kernel hands every route notification, in any
+//! namespace, to a walk over every netlink socket subscribed to a route group on the host.
+//! With a socket per watched pod, each route written anywhere cost a walk over thousands of
+//! sockets: programming a node of 2,000 pods x 250 routes took 99 s instead of 5 s, in that
+//! walk (docs/benchmarks.md, "Pod side, profiled"). A socket listening to all namespaces
+//! hears a namespace once the host has an id for it (`ip netns set NAME auto` does the
+//! same), so watching a pod is giving its namespace an id and remembering it; notifications
+//! carry that id. Holding no socket inside the pod, we never keep its namespace alive.
 //!
 //! Why links and addresses too: when a link goes down the kernel flushes its IPv4 routes
 //! *without* RTM_DELROUTE notifications (only the link event is sent), and removing an
@@ -12,18 +22,15 @@
 //! Our own writes are not events: the kernel stamps every notification with the netlink
 //! port id of the socket whose request caused it, and each pod pass records the port id of
 //! its socket ([`OwnPorts`]) before sending anything, so the pass's own echoes are dropped.
-//! Lost notifications (the socket's receive buffer overflowed, `ENOBUFS`) count as a change.
+//! Lost notifications (the socket's receive buffer overflowed, `ENOBUFS`) cannot be told
+//! apart by pod: every watched pod counts as changed ([`Event::Overflow`]).
 //!
-//! A watch socket holds a reference on its network namespace, so a namespace we watch
-//! stays alive until the socket is closed: the owner must [`Watcher::unwatch`] as soon as
-//! the namespace's file is gone (see [`Event::FileGone`]).
-//!
-//! Must not: enter a netns other than through [`super::pool::in_netns`]; decide anything
-//! about routes (it only says *which* pod changed); block on the async side (events are
-//! sent on an unbounded channel).
+//! Must not: enter a network namespace; decide anything about routes (it only says *which*
+//! pod changed); block on the async side (events are sent on an unbounded channel).
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -34,15 +41,13 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 use rtnetlink::MulticastGroup;
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use rtnetlink::sys::{Socket, protocols::NETLINK_ROUTE};
 use tracing::{debug, error, warn};
 
 use super::NetlinkError;
-use super::kernel::parse_route;
-use super::pool::in_netns;
+use super::rtnl::{Rtnl, is_route, messages, parse_route_body};
 
 /// What happened, as the reconciler needs to know it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,9 +63,11 @@ pub enum Event {
     Rescan,
     /// Try this pod's netns again (it appeared but could not be entered yet).
     Retry(String),
+    /// Notifications were lost: any watched pod may have changed.
+    Overflow,
 }
 
-/// Notification groups of a watch socket.
+/// Notification groups of the watch socket.
 const GROUPS: [MulticastGroup; 5] = [
     MulticastGroup::Link,
     MulticastGroup::Ipv4Ifaddr,
@@ -74,8 +81,6 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_DELROUTE: u16 = 25;
 
 /// Port ids of the sockets our last passes in one pod used. Two slots: the echoes of a pass
 /// may still be queued when the next pass starts.
@@ -98,47 +103,25 @@ impl OwnPorts {
     }
 }
 
-/// True when a batch of notifications read from a watch socket says something changed that
-/// our own pass did not cause: a main-table unicast route added or removed, any link or
-/// address event, or anything unreadable (when in doubt, re-dump).
+/// True when a batch of notifications read from the watch socket says something changed
+/// that our own pass did not cause: a main-table unicast route added or removed, any link
+/// or address event, or anything unreadable (when in doubt, re-dump). Reads in place.
 pub fn relevant(buf: &[u8], own: &OwnPorts) -> bool {
-    let mut off = 0;
+    let mut read = 0;
     let mut any = false;
-    while off + 16 <= buf.len() {
-        let word = |at: usize| -> [u8; 4] {
-            let mut w = [0; 4];
-            w.copy_from_slice(&buf[at..at + 4]);
-            w
-        };
-        let len = u32::from_ne_bytes(word(off)) as usize;
-        if len < 16 || off + len > buf.len() {
-            return true;
-        }
-        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-        let port = u32::from_ne_bytes(word(off + 12));
-        let msg = &buf[off..off + len];
-        off += (len + 3) & !3;
+    for (ty, _, _, port, body) in messages(buf) {
+        read += (body.len() + 16 + 3) & !3;
         if own.contains(port) {
             continue;
         }
         any |= match ty {
             RTM_NEWLINK | RTM_DELLINK | RTM_NEWADDR | RTM_DELADDR => true,
-            RTM_NEWROUTE | RTM_DELROUTE => {
-                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg) {
-                    Ok(NetlinkMessage {
-                        payload:
-                            NetlinkPayload::InnerMessage(
-                                RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r),
-                            ),
-                        ..
-                    }) => parse_route(&r).is_some(),
-                    _ => true,
-                }
-            }
+            t if is_route(t) => parse_route_body(body).is_some(),
             _ => false,
         };
     }
-    any
+    // A datagram that does not split into whole messages is unreadable.
+    any || read < buf.len()
 }
 
 enum Cmd {
@@ -154,10 +137,22 @@ enum Cmd {
 
 const WAKE: u64 = 0;
 const INOTIFY: u64 = 1;
-const FIRST_ID: u64 = 2;
+const NETLINK: u64 = 2;
 
-/// Handle of the watcher thread; dropping it stops the thread and closes every socket.
+/// `SOL_NETLINK` and its `NETLINK_LISTEN_ALL_NSID` control message (linux/netlink.h).
+const SOL_NETLINK: i32 = 270;
+const NETLINK_LISTEN_ALL_NSID: i32 = 8;
+/// Receive buffer of the watch socket: it hears every watched pod, and a pass of ours
+/// writing hundreds of routes sends as many notifications (read and dropped as ours).
+/// Kernel memory, used only while notifications wait to be read.
+const WATCH_RCVBUF: usize = 32 << 20;
+/// Datagrams read from the watch socket before the other sources get a turn.
+const READS_PER_WAKE: usize = 256;
+
+/// Handle of the watcher thread; dropping it stops the thread and closes the socket.
 pub struct Watcher {
+    /// The watch socket's port id.
+    port: u32,
     cmds: Option<mpsc::Sender<Cmd>>,
     wake: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
@@ -173,16 +168,47 @@ fn io(e: Errno) -> NetlinkError {
     NetlinkError::Worker(std::io::Error::from(e))
 }
 
+/// The socket that hears every namespace the host has an id for, subscribed to [`GROUPS`],
+/// and its port id: one far from the ones the kernel gives out (process ids, and counting
+/// down from -4096), so that our writing sockets can take the same one inside pods (see
+/// [`super::rtnl::Rtnl::open_as`]).
+fn listener() -> Result<(Socket, u32), NetlinkError> {
+    let mut s = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
+    let mut port = None;
+    for _ in 0..16 {
+        let p = 0x4000_0000 | (rand::random::<u32>() & 0x3fff_ffff);
+        if s.bind(&rtnetlink::sys::SocketAddr::new(p, 0)).is_ok() {
+            port = Some(p);
+            break;
+        }
+    }
+    let port = match port {
+        Some(p) => p,
+        None => s.bind_auto().map_err(NetlinkError::Socket)?.port_number(),
+    };
+    s.set_listen_all_namespaces(true)
+        .map_err(NetlinkError::Socket)?;
+    for g in GROUPS {
+        s.add_membership(g as u32).map_err(NetlinkError::Socket)?;
+    }
+    if setsockopt(&s.as_fd(), sockopt::RcvBufForce, &WATCH_RCVBUF).is_err() {
+        s.set_rx_buf_sz(WATCH_RCVBUF)
+            .map_err(NetlinkError::Socket)?;
+    }
+    s.set_non_blocking(true).map_err(NetlinkError::Socket)?;
+    Ok((s, port))
+}
+
 impl Watcher {
     /// Starts the thread; `dirs` are watched with inotify from the start (missing ones are
-    /// skipped with a debug log and can be added later with [`Watcher::watch_dir`]).
+    /// skipped with a debug log and can be added later with [`Watcher::watch_dir`]). Call
+    /// from a thread in the host's network namespace.
     pub fn start(
         dirs: Vec<PathBuf>,
         events: tokio::sync::mpsc::UnboundedSender<Event>,
     ) -> Result<Self, NetlinkError> {
-        raise_fd_limit();
-        // Opened before anything else, on the thread that starts us: the host netns.
-        let host = File::open("/proc/thread-self/ns/net").map_err(NetlinkError::Worker)?;
+        let (listener, port) = listener()?;
+        let control = Rtnl::open().map_err(NetlinkError::Socket)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io)?;
         let wake = Arc::new(
             EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io)?,
@@ -197,14 +223,23 @@ impl Watcher {
                 EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY),
             )
             .map_err(io)?;
+        epoll
+            .add(
+                listener.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, NETLINK),
+            )
+            .map_err(io)?;
         let (tx, rx) = mpsc::channel();
         let mut state = Thread {
             epoll,
             inotify,
             wake: wake.clone(),
-            host,
+            listener,
+            control,
+            cmds: rx,
             events,
-            sockets: HashMap::new(),
+            pods: HashMap::new(),
+            nsids: HashMap::new(),
             dirs: HashMap::new(),
             buf: vec![0; 64 * 1024],
         };
@@ -213,13 +248,19 @@ impl Watcher {
         }
         let thread = std::thread::Builder::new()
             .name("netns-watch".into())
-            .spawn(move || state.run(rx))
+            .spawn(move || state.run())
             .map_err(NetlinkError::Worker)?;
         Ok(Watcher {
+            port,
             cmds: Some(tx),
             wake,
             thread: Some(thread),
         })
+    }
+
+    /// The watch socket's port id (see [`super::rtnl::Rtnl::open_as`]).
+    pub fn port(&self) -> u32 {
+        self.port
     }
 
     fn send(&self, cmd: Cmd) -> Result<(), NetlinkError> {
@@ -232,7 +273,8 @@ impl Watcher {
         Ok(())
     }
 
-    /// Opens a watch socket in `netns` under `id` (replacing one already under `id`).
+    /// Starts hearing `netns` under `id` (replacing what was under `id`): once this returns,
+    /// every later change inside it is reported.
     pub async fn watch(
         &self,
         id: u64,
@@ -249,7 +291,7 @@ impl Watcher {
         rx.await.map_err(|_| NetlinkError::PoolGone)?
     }
 
-    /// Closes the socket under `id` (releasing its netns).
+    /// Stops reporting what happens under `id`.
     pub fn unwatch(&self, id: u64) {
         if let Err(e) = self.send(Cmd::Unwatch(id)) {
             warn!(error = %e, "cannot reach the netns watcher");
@@ -279,17 +321,23 @@ struct Thread {
     epoll: Epoll,
     inotify: Inotify,
     wake: Arc<EventFd>,
-    host: File,
+    listener: Socket,
+    /// Asks the host for the id of a pod's namespace.
+    control: Rtnl,
+    cmds: mpsc::Receiver<Cmd>,
     events: tokio::sync::mpsc::UnboundedSender<Event>,
-    sockets: HashMap<u64, (Socket, Arc<OwnPorts>)>,
+    /// Namespace id -> the watch id heard under it, and its pass's port ids.
+    pods: HashMap<i32, (u64, Arc<OwnPorts>)>,
+    /// Watch id -> namespace id.
+    nsids: HashMap<u64, i32>,
     dirs: HashMap<WatchDescriptor, PathBuf>,
-    /// One read buffer for all sockets (only one is read at a time).
+    /// The read buffer of the watch socket.
     buf: Vec<u8>,
 }
 
 impl Thread {
-    fn run(mut self, cmds: mpsc::Receiver<Cmd>) {
-        let mut ready = [EpollEvent::empty(); 64];
+    fn run(mut self) {
+        let mut ready = [EpollEvent::empty(); 8];
         loop {
             let n = match self.epoll.wait(&mut ready, EpollTimeout::NONE) {
                 Ok(n) => n,
@@ -300,20 +348,34 @@ impl Thread {
                 }
             };
             for ev in &ready[..n] {
-                match ev.data() {
+                let open = match ev.data() {
                     WAKE => {
                         let _ = self.wake.read();
-                        loop {
-                            match cmds.try_recv() {
-                                Ok(cmd) => self.command(cmd),
-                                Err(mpsc::TryRecvError::Empty) => break,
-                                Err(mpsc::TryRecvError::Disconnected) => return,
-                            }
-                        }
+                        self.commands()
                     }
-                    INOTIFY => self.files(),
-                    token => self.socket(token - FIRST_ID),
+                    INOTIFY => {
+                        self.files();
+                        true
+                    }
+                    _ => {
+                        self.notifications();
+                        true
+                    }
+                };
+                if !open {
+                    return;
                 }
+            }
+        }
+    }
+
+    /// Runs the queued commands; false once the handle is gone.
+    fn commands(&mut self) -> bool {
+        loop {
+            match self.cmds.try_recv() {
+                Ok(cmd) => self.command(cmd),
+                Err(mpsc::TryRecvError::Empty) => return true,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
             }
         }
     }
@@ -326,32 +388,49 @@ impl Thread {
                 own,
                 done,
             } => {
-                self.close(id);
-                let opened = open(&netns, &self.host).and_then(|s| {
-                    self.epoll
-                        .add(
-                            s.as_fd(),
-                            EpollEvent::new(EpollFlags::EPOLLIN, id + FIRST_ID),
-                        )
-                        .map_err(io)?;
-                    Ok(s)
-                });
-                let reply = opened.map(|s| {
-                    self.sockets.insert(id, (s, own));
+                self.unwatch(id);
+                let reply = self.nsid(&netns).map(|nsid| {
+                    self.pods.insert(nsid, (id, own));
+                    self.nsids.insert(id, nsid);
                 });
                 if let Some(parent) = netns.parent() {
                     self.add_dir(parent.to_path_buf());
                 }
                 let _ = done.send(reply);
             }
-            Cmd::Unwatch(id) => self.close(id),
+            Cmd::Unwatch(id) => self.unwatch(id),
             Cmd::Dir(dir) => self.add_dir(dir),
         }
     }
 
-    fn close(&mut self, id: u64) {
-        if let Some((s, _)) = self.sockets.remove(&id) {
-            let _ = self.epoll.delete(s.as_fd());
+    /// The host's id for the namespace at `netns` (given one if it has none).
+    fn nsid(&mut self, netns: &Path) -> Result<i32, NetlinkError> {
+        let file = File::open(netns).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                NetlinkError::NetnsGone(netns.to_path_buf())
+            } else {
+                NetlinkError::EnterNetns {
+                    path: netns.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+        self.control.nsid(&file).map_err(|e| match e {
+            // Not a network namespace (a plain file where one is expected, or a
+            // namespace file not mounted yet).
+            NetlinkError::Kernel { errno, .. } => NetlinkError::EnterNetns {
+                path: netns.to_path_buf(),
+                source: std::io::Error::from(errno.unwrap_or(Errno::EINVAL)),
+            },
+            other => other,
+        })
+    }
+
+    fn unwatch(&mut self, id: u64) {
+        if let Some(nsid) = self.nsids.remove(&id)
+            && self.pods.get(&nsid).is_some_and(|(i, _)| *i == id)
+        {
+            self.pods.remove(&nsid);
         }
     }
 
@@ -411,63 +490,77 @@ impl Thread {
         }
     }
 
-    fn socket(&mut self, id: u64) {
-        let Some((sock, own)) = self.sockets.get(&id) else {
-            return;
-        };
-        let mut changed = false;
-        loop {
-            match sock.recv(&mut &mut self.buf[..], 0) {
-                Ok(0) => break,
-                Ok(n) => changed |= relevant(&self.buf[..n.min(self.buf.len())], own),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.raw_os_error() == Some(Errno::ENOBUFS as i32) => changed = true,
+    /// Reads one datagram: its length and the namespace id it came from (None: the host's
+    /// own namespace). Err(WouldBlock) when nothing is queued.
+    fn recv(&mut self) -> Result<(usize, Option<i32>), Errno> {
+        let mut iov = [IoSliceMut::new(&mut self.buf)];
+        let mut cmsg = nix::cmsg_space!(i32);
+        let msg = recvmsg::<()>(
+            self.listener.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        )?;
+        let nsid = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|c| match c {
+                ControlMessageOwned::Unknown(u)
+                    if u.cmsg_header.cmsg_level == SOL_NETLINK
+                        && u.cmsg_header.cmsg_type == NETLINK_LISTEN_ALL_NSID =>
+                {
+                    Some(i32::from_ne_bytes(u.data_bytes.get(..4)?.try_into().ok()?))
+                }
+                _ => None,
+            })
+        });
+        Ok((msg.bytes, nsid))
+    }
+
+    fn notifications(&mut self) {
+        let mut changed: Vec<u64> = Vec::new();
+        // Bounded, so that a long stream (a pass of ours writing thousands of routes) does
+        // not hold back the commands: the socket is still readable on the next wait.
+        for _ in 0..READS_PER_WAKE {
+            let (n, nsid) = match self.recv() {
+                Ok((0, _)) => break,
+                Ok(got) => got,
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ENOBUFS) => {
+                    warn!("pod netlink notifications were lost; every watched pod is checked");
+                    let _ = self.events.send(Event::Overflow);
+                    continue;
+                }
                 Err(e) => {
-                    debug!(id, error = %e, "watch socket read failed");
-                    changed = true;
+                    error!(error = %e, "watch socket read failed; every watched pod is checked");
+                    let _ = self.events.send(Event::Overflow);
                     break;
                 }
+            };
+            let Some(nsid) = nsid else { continue };
+            if !self.pods.contains_key(&nsid) {
+                // A pod whose watch was asked for before this change was made is known
+                // once the commands queued meanwhile have run.
+                self.commands();
+            }
+            let Some((id, own)) = self.pods.get(&nsid) else {
+                continue;
+            };
+            let n = n.min(self.buf.len());
+            if !changed.contains(id) && relevant(&self.buf[..n], own) {
+                changed.push(*id);
             }
         }
-        if changed {
+        for id in changed {
             let _ = self.events.send(Event::Netns(id));
         }
     }
 }
 
-/// One socket per watched pod: a node with thousands of pods needs thousands of
-/// descriptors, more than the usual soft limit of 1024. Raise it to the hard limit (what
-/// the Go runtime does for every Go program, ovn-kubernetes included).
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => debug!(from = soft, to = hard, "raised the open files limit"),
-            Err(e) => warn!(soft, error = %e, "cannot raise the open files limit"),
-        },
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "cannot read the open files limit"),
-    }
-}
-
-/// A non-blocking rtnetlink socket in `netns`, subscribed to [`GROUPS`].
-fn open(netns: &Path, host: &File) -> Result<Socket, NetlinkError> {
-    in_netns(netns, host, || {
-        let mut s = Socket::new(NETLINK_ROUTE)?;
-        s.bind(&SocketAddr::new(0, 0))?;
-        for g in GROUPS {
-            s.add_membership(g as u32)?;
-        }
-        s.set_non_blocking(true)?;
-        Ok(s)
-    })?
-    .map_err(NetlinkError::Socket)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use rtnetlink::packet_core::NetlinkHeader;
+    use rtnetlink::packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
     use rtnetlink::packet_route::link::LinkMessage;
     use rtnetlink::packet_route::route::RouteMessage;
 

@@ -17,17 +17,11 @@ impl Supervisor {
         self.backoff(failures / n)
     }
 
+    /// The shared schedule (`crate::backoff`): `backoff_min` doubling to `backoff_max`,
+    /// jitter up to half.
     fn backoff(&self, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let exp = failures.saturating_sub(1).min(16);
-        let base = self
-            .config
-            .backoff_min
-            .saturating_mul(1 << exp)
-            .min(self.config.backoff_max);
-        base.mul_f64(rand::random_range(0.5..=1.0))
+        crate::backoff::Backoff::new(self.config.backoff_min, self.config.backoff_max, 0.5)
+            .delay(failures)
     }
 
     /// Bookkeeping of a failed attempt: a TLS failure goes to the hook and into the state;

@@ -281,16 +281,6 @@ impl Client {
         check_results(ops, &result)
     }
 
-    /// `transact` with operations given as JSON; returns the raw result array unchecked.
-    pub async fn transact_raw(
-        &self,
-        database: &str,
-        ops: impl IntoIterator<Item = Json>,
-    ) -> Result<Json, Error> {
-        let params: Vec<Json> = std::iter::once(json!(database)).chain(ops).collect();
-        self.request("transact", Json::Array(params), true).await
-    }
-
     /// `echo` (RFC 7047 section 4.1.11): the server returns `params` unchanged.
     pub async fn echo(&self, params: Json) -> Result<Json, Error> {
         self.request("echo", params, false).await
@@ -361,9 +351,6 @@ impl Monitor {
     pub fn resync(&self) -> Result<(), Error> {
         self.client.send(Command::Restart { id: self.id })
     }
-
-    /// Cancel the session (`monitor_cancel`); the same as dropping it.
-    pub fn cancel(self) {}
 
     /// The client this session runs on.
     pub fn client(&self) -> &Client {

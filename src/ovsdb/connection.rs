@@ -308,23 +308,7 @@ impl Supervisor {
         let (mut rd, wr) = tokio::io::split(stream);
         let (writes, write_rx) = mpsc::unbounded_channel();
         let mut writer = tokio::spawn(write_loop(wr, write_rx));
-        let mut conn = Conn {
-            endpoint,
-            writes,
-            pending: HashMap::new(),
-            routes: HashMap::new(),
-            ready: false,
-            queued: vec![],
-            server_rows: BTreeMap::new(),
-            watching_server: true,
-        };
-        let columns = json!({"Database": [{"columns": ["name", "model", "connected", "leader"]}]});
-        self.send_request(
-            &mut conn,
-            "monitor_cond",
-            json!(["_Server", SERVER_MONITOR, columns]),
-            Pending::ServerMonitor,
-        );
+        let mut conn = self.open(endpoint, writes);
         let mut decoder = Decoder::new(self.config.max_message);
         let mut buf = vec![0u8; 256 * 1024];
         let probe = self.config.probe_interval;
@@ -383,14 +367,8 @@ impl Supervisor {
                     Some(c) => self.online_command(&mut conn, c),
                 },
                 _ = tick.tick(), if probe.is_some() => {
-                    let p = probe.unwrap_or_default();
-                    let silent = last_rx.elapsed();
-                    if silent >= p * 2 {
-                        break Exit::Lost(format!("no traffic for {} ms (2 probe intervals)", silent.as_millis()));
-                    }
-                    if silent >= p && !probe_sent {
-                        probe_sent = true;
-                        self.send_request(&mut conn, "echo", json!([]), Pending::Ignored);
+                    if let Some(e) = self.probe(&mut conn, probe.unwrap_or_default(), last_rx, &mut probe_sent) {
+                        break e;
                     }
                 },
                 r = &mut writer => break Exit::Lost(match r {
@@ -404,6 +382,52 @@ impl Supervisor {
         let was_ready = conn.ready;
         self.fail_pending(conn);
         (exit, was_ready)
+    }
+
+    /// A new connection's state, with the `_Server` monitor that tells a cluster's leader
+    /// asked for.
+    fn open(&mut self, endpoint: Endpoint, writes: mpsc::UnboundedSender<Vec<u8>>) -> Conn {
+        let mut conn = Conn {
+            endpoint,
+            writes,
+            pending: HashMap::new(),
+            routes: HashMap::new(),
+            ready: false,
+            queued: vec![],
+            server_rows: BTreeMap::new(),
+            watching_server: true,
+        };
+        let columns = json!({"Database": [{"columns": ["name", "model", "connected", "leader"]}]});
+        self.send_request(
+            &mut conn,
+            "monitor_cond",
+            json!(["_Server", SERVER_MONITOR, columns]),
+            Pending::ServerMonitor,
+        );
+        conn
+    }
+
+    /// The inactivity probe: an `echo` after `p` without traffic, the connection given up
+    /// after two.
+    fn probe(
+        &mut self,
+        conn: &mut Conn,
+        p: Duration,
+        last_rx: Instant,
+        sent: &mut bool,
+    ) -> Option<Exit> {
+        let silent = last_rx.elapsed();
+        if silent >= p * 2 {
+            return Some(Exit::Lost(format!(
+                "no traffic for {} ms (2 probe intervals)",
+                silent.as_millis()
+            )));
+        }
+        if silent >= p && !*sent {
+            *sent = true;
+            self.send_request(conn, "echo", json!([]), Pending::Ignored);
+        }
+        None
     }
 
     fn fail_pending(&mut self, conn: Conn) {

@@ -212,6 +212,14 @@ fn describe(ty: &ColumnType) -> String {
 }
 
 fn table_source(out: &mut String, db: &str, t: &TableSchema) {
+    struct_source(out, db, t);
+    default_source(out, t);
+    columns_source(out, t);
+    typed_row_source(out, t);
+}
+
+/// The struct, its doc comment saying what the schema says of the table and each column.
+fn struct_source(out: &mut String, db: &str, t: &TableSchema) {
     let name = type_name(&t.name);
     let mut flags = Vec::new();
     if !t.is_root {
@@ -244,7 +252,11 @@ fn table_source(out: &mut String, db: &str, t: &TableSchema) {
         let _ = writeln!(out, "    pub {}: {},", field_name(&c.name), m.rust);
     }
     let _ = writeln!(out, "}}\n");
+}
 
+/// `Default`: every column's schema default.
+fn default_source(out: &mut String, t: &TableSchema) {
+    let name = type_name(&t.name);
     let _ = writeln!(out, "impl Default for {name} {{");
     let _ = writeln!(out, "    fn default() -> Self {{");
     let _ = writeln!(out, "        {name} {{");
@@ -258,7 +270,11 @@ fn table_source(out: &mut String, db: &str, t: &TableSchema) {
         );
     }
     let _ = writeln!(out, "        }}\n    }}\n}}\n");
+}
 
+/// One typed handle per column.
+fn columns_source(out: &mut String, t: &TableSchema) {
+    let name = type_name(&t.name);
     let _ = writeln!(
         out,
         "/// Columns of `{}`: a column name the schema does not have does not compile.",
@@ -276,7 +292,11 @@ fn table_source(out: &mut String, db: &str, t: &TableSchema) {
         );
     }
     let _ = writeln!(out, "}}\n");
+}
 
+/// `TypedRow`: reading from and writing to untyped rows.
+fn typed_row_source(out: &mut String, t: &TableSchema) {
+    let name = type_name(&t.name);
     let _ = writeln!(out, "impl TypedRow for {name} {{");
     let _ = writeln!(out, "    const TABLE: &'static str = {:?};", t.name);
     let cols: Vec<String> = t.columns.iter().map(|c| format!("{:?}", c.name)).collect();

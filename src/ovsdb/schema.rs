@@ -286,10 +286,6 @@ impl ColumnType {
         }
     }
 
-    pub fn is_scalar(&self) -> bool {
-        self.kind() == ColumnKind::Scalar
-    }
-
     /// Optional columns count as sets: that is how the wire encodes them and how update2
     /// diffs treat them.
     pub fn is_set(&self) -> bool {
@@ -404,10 +400,6 @@ pub struct TableSchema {
 impl TableSchema {
     pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
         self.columns.iter().find(|c| c.name == name)
-    }
-
-    pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name == name)
     }
 }
 

@@ -254,13 +254,6 @@ impl Value {
         }
     }
 
-    pub fn as_map(&self) -> Option<&BTreeMap<Atom, Atom>> {
-        match self {
-            Value::Map(m) => Some(m),
-            _ => None,
-        }
-    }
-
     pub fn to_json(&self) -> Json {
         match self {
             Value::Atom(a) => a.to_json(),

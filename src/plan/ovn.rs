@@ -166,160 +166,232 @@ pub(crate) fn route_nb<'a>(
     slots: &dyn Slots,
     cfg: &PlanConfig,
 ) -> RouteNb {
-    let name = &p.route.name;
-    let me = Precedence::of(&p.route);
-    let owner = |id: String| Owner {
-        route: name.clone(),
-        id: format!("{name}/{id}"),
+    let mut b = Rows {
+        p,
+        cfg,
+        router: router_of(p, cfg),
+        out: RouteNb::default(),
     };
-    let mut out = RouteNb::default();
-    let nb = &mut out.nb;
-    let mut addresses: BTreeMap<IpFamily, BTreeSet<String>> = BTreeMap::new();
-    let mut ports = BTreeSet::new();
-    for pod in members {
-        if cfg.nb_scope == NbScope::Node
-            && cfg
-                .node
-                .as_ref()
-                .is_some_and(|n| pod.node.as_ref() != Some(n))
-        {
-            continue;
-        }
-        let Some(o) = &pod.ovn else { continue };
-        for ip in &o.ips {
-            addresses
-                .entry(IpFamily::of_addr(&ip.addr()))
-                .or_default()
-                .insert(ip.addr().to_string());
-        }
-        ports.insert(pod.lsp_name());
-    }
-    for family in IpFamily::ALL {
-        nb.address_sets.push(NbAddressSet {
-            // The id keeps the OVN field word (`ip4`): ids never change across versions.
-            owner: owner(format!("address-set/{}", family.ovn_field())),
-            name: address_set_name(name, family),
-            addresses: addresses.remove(&family).unwrap_or_default(),
-        });
-    }
-    let pg = port_group_name(name);
-    nb.port_groups.push(NbPortGroup {
-        owner: owner("port-group".into()),
-        name: pg.clone(),
-        ports,
-    });
-
-    let router = router_of(p, cfg);
-    let rules = &p.resolved.rules;
-    out.service_ips = rules
+    b.selection(members);
+    b.out.service_ips = p
+        .resolved
+        .rules
         .iter()
         .filter(|x| x.from_svc && *x.dev == *cfg.ovn_dev)
         .map(|x| x.dst.addr())
         .collect();
-
-    if p.route.ovn.bfd && !p.everything && !p.route.ovn.next_hops.is_empty() {
-        out.problems.push(Problem {
-            path: Some("spec.ovn.bfd".into()),
-            pod: None,
-            node: None,
-            reason: reason::BFD_NOT_SUPPORTED.into(),
-            message: "this Route selects some pods, so it is written as Logical_Router_Policy \
-                      rows, which have no BFD in OVN 23.03 (NB schema 7.0.0); the policies \
-                      are written without it (BFD applies to Routes that select every pod)"
-                .into(),
-        });
-    }
+    b.bfd_on_policies();
     for (rule, hops) in ovn_rules(p, cfg) {
-        let family = IpFamily::of_net(&rule.dst);
-        if hops.is_empty() {
-            out.problems.push(Problem {
-                path: Some(format!("{}.dst", rule.path)),
-                pod: None,
-                node: None,
-                reason: reason::NO_NEXT_HOP_FOR_FAMILY.into(),
-                message: format!(
-                    "spec.ovn.nextHops has no {family} address for {}; no OVN row for it",
-                    rule.dst
-                ),
-            });
-            continue;
-        }
-        let slot = (router.clone(), rule.dst);
-        if p.everything {
-            match slots.static_owner(&slot, &me) {
-                Some((winner, whops)) if winner != name.as_str() => {
-                    if *whops != hops {
-                        out.problems.push(Problem {
-                            path: Some(rule.path.clone()),
-                            pod: None,
-                            node: None,
-                            reason: reason::CONFLICT.into(),
-                            message: format!(
-                                "static route {} on {router} is owned by Route {winner:?}, which wins",
-                                rule.dst
-                            ),
-                        });
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            for h in &hops {
-                nb.static_routes.push(NbStaticRoute {
-                    owner: owner(format!("static-route/{}/{h}", rule.dst)),
-                    router: router.clone(),
-                    ip_prefix: rule.dst.to_string(),
-                    nexthop: h.to_string(),
-                    policy: None,
-                    bfd: p.route.ovn.bfd,
-                });
-            }
-        } else {
-            let priority = policy_priority(cfg, &rule.dst, slots.policy_rank(&slot, &me));
-            nb.policies.push(NbPolicy {
-                owner: owner(format!("policy/{}", rule.dst)),
-                router: router.clone(),
-                priority,
-                match_: format!(
-                    "{f}.src == ${} && {f}.dst == {}",
-                    address_set_name(name, family),
-                    rule.dst,
-                    f = family.ovn_field()
-                ),
-                action: PolicyAction::Reroute,
-                nexthops: hops.iter().map(|h| h.to_string()).collect(),
-            });
-        }
-        for h in hops {
-            out.next_hops.insert((router.clone(), h));
-        }
+        b.rule(rule, hops, slots);
     }
-
     if p.route.ovn.enforce {
-        let dsts: BTreeSet<IpNet> = rules
-            .iter()
-            .filter(|x| *x.dev != *cfg.ovn_dev)
-            .map(|x| x.dst)
-            .collect();
-        for dst in dsts {
-            nb.acls.push(NbAcl {
-                owner: owner(format!("acl/{dst}")),
-                port_group: pg.clone(),
-                direction: AclDirection::FromLport,
-                priority: cfg.acl_priority,
-                match_: format!(
-                    "inport == @{pg} && {}.dst == {dst}",
-                    IpFamily::of_net(&dst).ovn_field()
-                ),
-                action: AclAction::Drop,
-            });
-        }
+        b.enforce();
     }
-
+    let nb = &mut b.out.nb;
     nb.address_sets.sort();
     nb.port_groups.sort();
     nb.policies.sort();
     nb.static_routes.sort();
     nb.acls.sort();
-    out
+    b.out
+}
+
+/// One Route's rows in the making.
+struct Rows<'p> {
+    p: &'p Prepared,
+    cfg: &'p PlanConfig,
+    router: String,
+    out: RouteNb,
+}
+
+impl Rows<'_> {
+    fn name(&self) -> &str {
+        &self.p.route.name
+    }
+
+    fn owner(&self, id: String) -> Owner {
+        let name = self.name();
+        Owner {
+            route: name.to_owned(),
+            id: format!("{name}/{id}"),
+        }
+    }
+
+    fn problem(&mut self, path: String, reason: &str, message: String) {
+        self.out.problems.push(Problem {
+            path: Some(path),
+            pod: None,
+            node: None,
+            reason: reason.into(),
+            message,
+        });
+    }
+
+    /// The Address_Sets (one per family) and the Port_Group of the members (this node's
+    /// only in `ic` mode).
+    fn selection<'a>(&mut self, members: impl IntoIterator<Item = &'a PodInfo>) {
+        let cfg = self.cfg;
+        let mut addresses: BTreeMap<IpFamily, BTreeSet<String>> = BTreeMap::new();
+        let mut ports = BTreeSet::new();
+        for pod in members {
+            if cfg.nb_scope == NbScope::Node
+                && cfg
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| pod.node.as_ref() != Some(n))
+            {
+                continue;
+            }
+            let Some(o) = &pod.ovn else { continue };
+            for ip in &o.ips {
+                addresses
+                    .entry(IpFamily::of_addr(&ip.addr()))
+                    .or_default()
+                    .insert(ip.addr().to_string());
+            }
+            ports.insert(pod.lsp_name());
+        }
+        for family in IpFamily::ALL {
+            let set = NbAddressSet {
+                // The id keeps the OVN field word (`ip4`): ids never change across versions.
+                owner: self.owner(format!("address-set/{}", family.ovn_field())),
+                name: address_set_name(self.name(), family),
+                addresses: addresses.remove(&family).unwrap_or_default(),
+            };
+            self.out.nb.address_sets.push(set);
+        }
+        let group = NbPortGroup {
+            owner: self.owner("port-group".into()),
+            name: port_group_name(self.name()),
+            ports,
+        };
+        self.out.nb.port_groups.push(group);
+    }
+
+    /// `ovn.bfd` on a Route written as policies: reported (OVN 23.03 policies have no BFD).
+    fn bfd_on_policies(&mut self) {
+        let r = &self.p.route;
+        if r.ovn.bfd && !self.p.everything && !r.ovn.next_hops.is_empty() {
+            self.problem(
+                "spec.ovn.bfd".into(),
+                reason::BFD_NOT_SUPPORTED,
+                "this Route selects some pods, so it is written as Logical_Router_Policy \
+                 rows, which have no BFD in OVN 23.03 (NB schema 7.0.0); the policies are \
+                 written without it (BFD applies to Routes that select every pod)"
+                    .into(),
+            );
+        }
+    }
+
+    /// The rows of one rule sent over the OVN interface: static routes when the Route
+    /// selects every pod (unless another Route owns the prefix), else a reroute policy.
+    fn rule(&mut self, rule: &ResolvedRule, hops: BTreeSet<IpAddr>, slots: &dyn Slots) {
+        if hops.is_empty() {
+            let family = IpFamily::of_net(&rule.dst);
+            self.problem(
+                format!("{}.dst", rule.path),
+                reason::NO_NEXT_HOP_FOR_FAMILY,
+                format!(
+                    "spec.ovn.nextHops has no {family} address for {}; no OVN row for it",
+                    rule.dst
+                ),
+            );
+            return;
+        }
+        let me = Precedence::of(&self.p.route);
+        let slot = (self.router.clone(), rule.dst);
+        let written = if self.p.everything {
+            self.static_routes(rule, &hops, slots.static_owner(&slot, &me))
+        } else {
+            self.policy(rule, &hops, slots.policy_rank(&slot, &me));
+            true
+        };
+        if written {
+            for h in hops {
+                self.out.next_hops.insert((self.router.clone(), h));
+            }
+        }
+    }
+
+    /// Static routes for a rule, unless another Route owns the prefix (reported when its
+    /// next hops differ). Returns whether they are written.
+    fn static_routes(
+        &mut self,
+        rule: &ResolvedRule,
+        hops: &BTreeSet<IpAddr>,
+        owner: Option<(&str, &BTreeSet<IpAddr>)>,
+    ) -> bool {
+        if let Some((winner, whops)) = owner
+            && winner != self.name()
+        {
+            if whops != hops {
+                let message = format!(
+                    "static route {} on {} is owned by Route {winner:?}, which wins",
+                    rule.dst, self.router
+                );
+                self.problem(rule.path.clone(), reason::CONFLICT, message);
+            }
+            return false;
+        }
+        for h in hops {
+            let row = NbStaticRoute {
+                owner: self.owner(format!("static-route/{}/{h}", rule.dst)),
+                router: self.router.clone(),
+                ip_prefix: rule.dst.to_string(),
+                nexthop: h.to_string(),
+                policy: None,
+                bfd: self.p.route.ovn.bfd,
+            };
+            self.out.nb.static_routes.push(row);
+        }
+        true
+    }
+
+    /// A reroute policy for a rule, its priority from the prefix length and its rank among
+    /// the Routes with a policy for the same destination.
+    fn policy(&mut self, rule: &ResolvedRule, hops: &BTreeSet<IpAddr>, rank: usize) {
+        let family = IpFamily::of_net(&rule.dst);
+        let row = NbPolicy {
+            owner: self.owner(format!("policy/{}", rule.dst)),
+            router: self.router.clone(),
+            priority: policy_priority(self.cfg, &rule.dst, rank),
+            match_: format!(
+                "{f}.src == ${} && {f}.dst == {}",
+                address_set_name(self.name(), family),
+                rule.dst,
+                f = family.ovn_field()
+            ),
+            action: PolicyAction::Reroute,
+            nexthops: hops.iter().map(|h| h.to_string()).collect(),
+        };
+        self.out.nb.policies.push(row);
+    }
+
+    /// `ovn.enforce`: drop ACLs on the Port_Group for the destinations sent over the other
+    /// interface.
+    fn enforce(&mut self) {
+        let pg = port_group_name(self.name());
+        let dsts: BTreeSet<IpNet> = self
+            .p
+            .resolved
+            .rules
+            .iter()
+            .filter(|x| *x.dev != *self.cfg.ovn_dev)
+            .map(|x| x.dst)
+            .collect();
+        for dst in dsts {
+            let acl = NbAcl {
+                owner: self.owner(format!("acl/{dst}")),
+                port_group: pg.clone(),
+                direction: AclDirection::FromLport,
+                priority: self.cfg.acl_priority,
+                match_: format!(
+                    "inport == @{pg} && {}.dst == {dst}",
+                    IpFamily::of_net(&dst).ovn_field()
+                ),
+                action: AclAction::Drop,
+            };
+            self.out.nb.acls.push(acl);
+        }
+    }
 }

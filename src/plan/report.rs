@@ -140,74 +140,86 @@ impl RouteReport {
     /// Decides summary and conditions once counts and problems are in.
     pub(crate) fn finish(&mut self, invalid: bool, waiting: bool) {
         let n_problems = self.problems.len() + self.problems_omitted;
-        let first = self
-            .problems
-            .first()
-            .map(|p| match &p.path {
-                Some(path) => format!("{path}: {}", p.message),
-                None => p.message.clone(),
-            })
-            .unwrap_or_default();
-        let first_reason = self
-            .problems
-            .first()
-            .map(|p| p.reason.clone())
-            .unwrap_or_default();
-        let summary = if invalid {
+        let summary = Summary::decide(invalid, n_problems > 0, waiting);
+        let ready = format!(
+            "{} pod(s) selected, {} programmable here, {} skipped",
+            self.selected, self.programmable, self.skipped
+        );
+        self.conditions = conditions(summary, ready, self.problems.first(), n_problems, None);
+        self.summary = summary;
+    }
+}
+
+impl Summary {
+    /// The one word from what is known of a Route: invalid as a whole, has problems (or
+    /// failed pods), nothing programmable yet. Used by the planner's report and by the
+    /// Kubernetes status aggregated over nodes alike.
+    pub fn decide(invalid: bool, problems: bool, waiting: bool) -> Summary {
+        if invalid {
             Summary::Invalid
-        } else if n_problems > 0 {
+        } else if problems {
             Summary::Degraded
         } else if waiting {
             Summary::Pending
         } else {
             Summary::Applied
-        };
-        let more = if n_problems > 1 {
-            format!(" (and {} more problem(s))", n_problems - 1)
-        } else {
-            String::new()
-        };
-        self.conditions = vec![
-            ConditionSummary {
-                type_: "Ready",
-                status: matches!(summary, Summary::Applied | Summary::Degraded),
-                reason: summary.as_str().to_owned(),
-                message: format!(
-                    "{} pod(s) selected, {} programmable here, {} skipped",
-                    self.selected, self.programmable, self.skipped
-                ),
-            },
-            ConditionSummary {
-                type_: "Degraded",
-                status: summary == Summary::Degraded,
-                reason: if summary == Summary::Degraded {
-                    first_reason.clone()
-                } else {
-                    "NoProblems".into()
-                },
-                message: if summary == Summary::Degraded {
-                    format!("{first}{more}")
-                } else {
-                    String::new()
-                },
-            },
-            ConditionSummary {
-                type_: "Invalid",
-                status: invalid,
-                reason: if invalid {
-                    first_reason
-                } else {
-                    "Valid".into()
-                },
-                message: if invalid {
-                    format!("{first}{more}")
-                } else {
-                    String::new()
-                },
-            },
-        ];
-        self.summary = summary;
+        }
     }
+}
+
+/// The `Ready`, `Degraded` and `Invalid` conditions of a summary: `ready` is the Ready
+/// condition's message (the counts), `first` the first problem and `n_problems` how many
+/// there are in all; `degraded_by` says why a Route with no problem listed is Degraded
+/// (pods failed), as (reason, message).
+pub fn conditions(
+    summary: Summary,
+    ready: String,
+    first: Option<&Problem>,
+    n_problems: usize,
+    degraded_by: Option<(&str, String)>,
+) -> Vec<ConditionSummary> {
+    let text = first.map(|p| match &p.path {
+        Some(path) => format!("{path}: {}", p.message),
+        None => p.message.clone(),
+    });
+    let more = if n_problems > 1 {
+        format!(" (and {} more problem(s))", n_problems - 1)
+    } else {
+        String::new()
+    };
+    let (reason, message) = match (first, text) {
+        (Some(p), Some(t)) => (p.reason.clone(), format!("{t}{more}")),
+        _ => degraded_by
+            .map(|(r, m)| (r.to_owned(), m))
+            .unwrap_or_default(),
+    };
+    let degraded = summary == Summary::Degraded;
+    let invalid = summary == Summary::Invalid;
+    let pick = |on: bool, yes: &str, no: &str| if on { yes.to_owned() } else { no.to_owned() };
+    vec![
+        ConditionSummary {
+            type_: "Ready",
+            status: matches!(summary, Summary::Applied | Summary::Degraded),
+            reason: summary.as_str().to_owned(),
+            message: ready,
+        },
+        ConditionSummary {
+            type_: "Degraded",
+            status: degraded,
+            reason: pick(degraded, &reason, "NoProblems"),
+            message: pick(degraded, &message, ""),
+        },
+        ConditionSummary {
+            type_: "Invalid",
+            status: invalid,
+            reason: if invalid && reason.is_empty() {
+                "Invalid".into()
+            } else {
+                pick(invalid, &reason, "Valid")
+            },
+            message: pick(invalid, &message, ""),
+        },
+    ]
 }
 
 /// The problem a Route gets for a destination it lost in `count` pod(s), the first of which

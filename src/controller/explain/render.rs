@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::plan::explain::{Candidate, Outcome};
 
-use super::{Explanation, KernelSide};
+use super::{DstExplanation, Explanation, KernelSide};
 
 fn outcome(c: &Candidate) -> String {
     match &c.outcome {
@@ -56,129 +56,127 @@ fn lookup_line(l: &crate::netlink::lookup::Lookup) -> String {
 pub fn text(e: &Explanation) -> String {
     let mut out = String::new();
     for d in &e.destinations {
-        let p = &d.plan;
-        let _ = writeln!(
-            out,
-            "{} -> {}{}",
-            e.pod,
-            p.dst,
-            if e.asked == p.dst.to_string() {
-                String::new()
-            } else {
-                format!(" (Service {})", e.asked)
-            }
-        );
-        let _ = writeln!(
-            out,
-            "  pod: uid {} on {}, {}{}",
-            p.uid,
-            p.node.as_deref().unwrap_or("no node"),
-            p.phase,
-            if p.host_network {
-                ", hostNetwork (shares the node's namespace; never changed by ovnkube-route)"
-            } else {
-                ""
-            }
-        );
-        match &p.decision {
-            Some(dc) => {
-                let _ = writeln!(
-                    out,
-                    "  decided by: Route {} {} -> {} {}dev {}",
-                    dc.route,
-                    dc.rule,
-                    dc.dst,
-                    dc.via.map(|v| format!("via {v} ")).unwrap_or_default(),
-                    dc.dev
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "  decided by: no Route of ours covers it for this pod; the pod's own routes decide"
-                );
-            }
-        }
-        for c in &p.candidates {
-            let _ = writeln!(
-                out,
-                "    Route {} (priority {}) {} {} dev {}: {}",
-                c.route,
-                c.priority,
-                c.rule,
-                c.dst,
-                c.dev,
-                outcome(c)
-            );
-        }
-        match &d.kernel {
-            KernelSide::Looked {
-                netns,
-                lookup,
-                agrees,
-            } => {
-                let _ = writeln!(
-                    out,
-                    "  kernel (ip -n {} route get {}): {}",
-                    netns.display(),
-                    p.dst,
-                    lookup_line(lookup)
-                );
-                match agrees {
-                    Some(true) => {
-                        let _ = writeln!(out, "    matches the plan");
-                    }
-                    Some(false) => {
-                        let _ = writeln!(
-                            out,
-                            "    DIFFERS from the plan (not programmed yet, or changed by hand: `apply` or `run` repairs it)"
-                        );
-                    }
-                    None => {}
-                }
-            }
-            KernelSide::HostNetwork { lookup } => {
-                let _ = writeln!(
-                    out,
-                    "  kernel (node namespace, route get {}): {}",
-                    p.dst,
-                    lookup_line(lookup)
-                );
-            }
-            KernelSide::NotFound { why } => {
-                let _ = writeln!(out, "  kernel: not asked: {why}");
-            }
-        }
-        if let Some(o) = &d.ovn {
-            let _ = writeln!(out, "  ovn (NB, our rows): {}", o.verdict);
-            for r in &o.rows {
-                let _ = writeln!(
-                    out,
-                    "    {} {} [Route {}]: {} ({})",
-                    r.table,
-                    r.row,
-                    r.route,
-                    if r.applies {
-                        "applies"
-                    } else {
-                        "does not apply"
-                    },
-                    r.why
-                );
-            }
-        }
-        if let Some(t) = &d.trace {
-            let _ = writeln!(out, "  ovn-trace: {}", t.verdict);
-            if let Some(pol) = &t.policy {
-                let _ = writeln!(out, "    {pol}");
-            }
-            if !t.command.is_empty() {
-                let _ = writeln!(out, "    full trace: {}", t.command);
-            }
-        }
+        plan_text(&mut out, e, d);
+        kernel_text(&mut out, d);
+        ovn_text(&mut out, d);
     }
     for n in &e.notes {
         let _ = writeln!(out, "note: {n}");
     }
     out
+}
+
+/// The planner's answer: the pod, the deciding rule, every covering rule's outcome.
+fn plan_text(out: &mut String, e: &Explanation, d: &DstExplanation) {
+    let p = &d.plan;
+    let service = if e.asked == p.dst.to_string() {
+        String::new()
+    } else {
+        format!(" (Service {})", e.asked)
+    };
+    let _ = writeln!(out, "{} -> {}{service}", e.pod, p.dst);
+    let host = if p.host_network {
+        ", hostNetwork (shares the node's namespace; never changed by ovnkube-route)"
+    } else {
+        ""
+    };
+    let node = p.node.as_deref().unwrap_or("no node");
+    let _ = writeln!(out, "  pod: uid {} on {node}, {}{host}", p.uid, p.phase);
+    match &p.decision {
+        Some(dc) => {
+            let via = dc.via.map(|v| format!("via {v} ")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  decided by: Route {} {} -> {} {via}dev {}",
+                dc.route, dc.rule, dc.dst, dc.dev
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  decided by: no Route of ours covers it for this pod; the pod's own routes decide"
+            );
+        }
+    }
+    for c in &p.candidates {
+        let _ = writeln!(
+            out,
+            "    Route {} (priority {}) {} {} dev {}: {}",
+            c.route,
+            c.priority,
+            c.rule,
+            c.dst,
+            c.dev,
+            outcome(c)
+        );
+    }
+}
+
+/// What the pod's kernel says (`ip route get` inside its netns).
+fn kernel_text(out: &mut String, d: &DstExplanation) {
+    let dst = d.plan.dst;
+    match &d.kernel {
+        KernelSide::Looked {
+            netns,
+            lookup,
+            agrees,
+        } => {
+            let _ = writeln!(
+                out,
+                "  kernel (ip -n {} route get {dst}): {}",
+                netns.display(),
+                lookup_line(lookup)
+            );
+            match agrees {
+                Some(true) => {
+                    let _ = writeln!(out, "    matches the plan");
+                }
+                Some(false) => {
+                    let _ = writeln!(
+                        out,
+                        "    DIFFERS from the plan (not programmed yet, or changed by hand: `apply` or `run` repairs it)"
+                    );
+                }
+                None => {}
+            }
+        }
+        KernelSide::HostNetwork { lookup } => {
+            let _ = writeln!(
+                out,
+                "  kernel (node namespace, route get {dst}): {}",
+                lookup_line(lookup)
+            );
+        }
+        KernelSide::NotFound { why } => {
+            let _ = writeln!(out, "  kernel: not asked: {why}");
+        }
+    }
+}
+
+/// Our NB rows that apply, and the ovn-trace verdict.
+fn ovn_text(out: &mut String, d: &DstExplanation) {
+    if let Some(o) = &d.ovn {
+        let _ = writeln!(out, "  ovn (NB, our rows): {}", o.verdict);
+        for r in &o.rows {
+            let applies = if r.applies {
+                "applies"
+            } else {
+                "does not apply"
+            };
+            let _ = writeln!(
+                out,
+                "    {} {} [Route {}]: {applies} ({})",
+                r.table, r.row, r.route, r.why
+            );
+        }
+    }
+    if let Some(t) = &d.trace {
+        let _ = writeln!(out, "  ovn-trace: {}", t.verdict);
+        if let Some(pol) = &t.policy {
+            let _ = writeln!(out, "    {pol}");
+        }
+        if !t.command.is_empty() {
+            let _ = writeln!(out, "    full trace: {}", t.command);
+        }
+    }
 }

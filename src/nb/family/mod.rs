@@ -32,6 +32,28 @@ fn unreachable<'a>(
         .collect()
 }
 
+/// The verdict on a row whose next hops `hops` are on no network of `router`'s ports
+/// (none: written): ovn-northd would ignore the row, so it is reported and what exists for it
+/// is left as it is (a router port may be on its way).
+fn reachable(
+    hops: &[&str],
+    router: &str,
+    what: &str,
+    problems: &mut Vec<crate::nb::row::RowProblem>,
+) -> crate::nb::row::Verdict {
+    if hops.is_empty() {
+        return crate::nb::row::Verdict::Write;
+    }
+    problems.push((
+        "NextHopUnreachable",
+        format!(
+            "next hop {} is on no network of router {router}'s ports; ovn-northd would ignore the {what}",
+            hops.join(",")
+        ),
+    ));
+    crate::nb::row::Verdict::Leave
+}
+
 /// A column holding one of the words the schema lists, as its enum.
 fn word<M: TypedRow, V, T>(
     column: &Column<M, V>,

@@ -9,7 +9,7 @@ use crate::nb::row::{CheckContext, Family, NbRow, ReadContext, RowProblem, Verdi
 use crate::ovsdb::typed::Col;
 use crate::plan::nb::{DesiredNb, NbPolicy, Owner, PolicyAction};
 
-use super::{unreachable, word};
+use super::{reachable, unreachable, word};
 
 impl NbRow for NbPolicy {
     type Model = model::LogicalRouterPolicy;
@@ -57,19 +57,7 @@ impl NbRow for NbPolicy {
             }
             PolicyAction::Allow | PolicyAction::Drop => Vec::new(),
         };
-        if hops.is_empty() {
-            return Verdict::Write;
-        }
-        problems.push((
-            "NextHopUnreachable",
-            format!(
-                "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the {}",
-                hops.join(","),
-                self.router,
-                Self::WHAT
-            ),
-        ));
-        Verdict::Leave
+        reachable(&hops, &self.router, Self::WHAT, problems)
     }
     fn to_model(&self) -> model::LogicalRouterPolicy {
         model::LogicalRouterPolicy {

@@ -7,7 +7,7 @@ use crate::nb::row::{CheckContext, Family, NbRow, ReadContext, RowProblem, Verdi
 use crate::ovsdb::typed::Col;
 use crate::plan::nb::{DesiredNb, NbStaticRoute, Owner, RoutePolicy};
 
-use super::{unreachable, word};
+use super::{reachable, unreachable, word};
 
 impl NbRow for NbStaticRoute {
     type Model = model::LogicalRouterStaticRoute;
@@ -35,19 +35,7 @@ impl NbRow for NbStaticRoute {
     }
     fn check(&self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
         let hops = unreachable(ctx.router, std::iter::once(self.nexthop.as_str()));
-        if hops.is_empty() {
-            return Verdict::Write;
-        }
-        problems.push((
-            "NextHopUnreachable",
-            format!(
-                "next hop {} is on no network of router {}'s ports; ovn-northd would ignore the {}",
-                hops.join(","),
-                self.router,
-                Self::WHAT
-            ),
-        ));
-        Verdict::Leave
+        reachable(&hops, &self.router, Self::WHAT, problems)
     }
     fn to_model(&self) -> model::LogicalRouterStaticRoute {
         model::LogicalRouterStaticRoute {

@@ -13,6 +13,7 @@
 //! Must not: read files, talk to Kubernetes or OVN, or know about the keep rules for bad
 //! input (the controller applies those to what it reads from here).
 mod index;
+mod pod_index;
 mod settle;
 mod slots;
 #[cfg(test)]
@@ -127,6 +128,8 @@ pub struct Engine {
     routes: BTreeMap<String, RouteEntry>,
     pods: BTreeMap<ObjectKey, PodEntry>,
     index: Index,
+    /// Pods by label and namespace: what a Route's selection can match.
+    pod_index: pod_index::PodIndex,
     slots: SlotIndex,
     dirty: Dirty,
     /// Inside [`Engine::begin`] .. [`Engine::commit`]: what the changes so far ask to look
@@ -142,6 +145,7 @@ impl Engine {
             routes: BTreeMap::new(),
             pods: BTreeMap::new(),
             index: Index::default(),
+            pod_index: pod_index::PodIndex::default(),
             slots: SlotIndex::default(),
             dirty: Dirty::default(),
             batch: None,
@@ -202,6 +206,8 @@ impl Engine {
                 if !self.world.apply(obj) {
                     return false;
                 }
+                self.pod_index
+                    .update(&key, old.as_ref(), self.world.pod(&key.0, &key.1));
                 self.pod_changed(&key, old.as_ref(), &mut t);
             }
             WorldObject::Service(s) => {
@@ -249,6 +255,7 @@ impl Engine {
                 if !self.world.delete(r) {
                     return false;
                 }
+                self.pod_index.update(key, old.as_ref(), None);
                 self.pod_changed(key, old.as_ref(), &mut t);
             }
             WorldRef::Service(key) => {
@@ -297,14 +304,7 @@ impl Engine {
 
     fn replace_kind_in_batch(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
         let objects: Vec<WorldObject> = objects.into_iter().filter(|o| o.kind() == kind).collect();
-        let fresh: std::collections::HashSet<WorldRef> =
-            objects.iter().map(WorldObject::to_ref).collect();
-        let stale: Vec<WorldRef> = self
-            .world
-            .refs(kind)
-            .into_iter()
-            .filter(|r| !fresh.contains(r))
-            .collect();
+        let stale = self.world.stale(kind, &objects);
         let mut changed = false;
         for r in &stale {
             changed |= self.delete(r);
@@ -340,17 +340,26 @@ impl Engine {
     pub fn build(cfg: PlanConfig, world: World, routes: &[Route]) -> Engine {
         let mut e = Engine::new(cfg);
         // No Route yet: nothing to settle for the pods.
-        e.world = world;
+        e.set_world(world);
         e.replace_routes(routes);
         e.dirty = Dirty::default();
         e
+    }
+
+    /// An engine without Routes takes a whole World as it is (nothing to settle).
+    fn set_world(&mut self, world: World) {
+        for p in world.pods() {
+            let key = (p.namespace.clone(), p.name.clone());
+            self.pod_index.update(&key, None, Some(p));
+        }
+        self.world = world;
     }
 
     /// The same World and Routes planned from scratch into a new engine (nothing dirty):
     /// what the audit compares this one with.
     pub fn rebuilt(&self) -> Engine {
         let mut fresh = Engine::new(self.cfg.clone());
-        fresh.world = self.world.clone();
+        fresh.set_world(self.world.clone());
         fresh.replace_validated(self.routes.values().map(|e| e.p.route.clone()).collect());
         fresh.dirty = Dirty::default();
         fresh

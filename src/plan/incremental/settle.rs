@@ -10,6 +10,7 @@ use crate::plan::ovn::route_nb;
 use crate::plan::select::{PairSel, namespace_labels, pair};
 use crate::plan::{Precedence, report};
 
+use super::pod_index::Candidates;
 use super::{Engine, PodEntry};
 
 /// What a change asks to look at again.
@@ -85,9 +86,32 @@ impl Engine {
         }
     }
 
+    /// One Route against the pods its selection can match (the pod index's candidates) and
+    /// the pods it selected so far; against every pod only when nothing narrows it down.
+    fn reselect(
+        &mut self,
+        route: &str,
+        ns_cache: &mut BTreeMap<String, BTreeMap<String, String>>,
+        t: &mut Touched,
+    ) {
+        let Some(entry) = self.routes.get(route) else {
+            return;
+        };
+        match self.pod_index.candidates(&self.world, &entry.p.route) {
+            Candidates::All => self.reselect_all(route, ns_cache, t),
+            Candidates::Some(keys) => {
+                let mut keys: BTreeSet<ObjectKey> = keys.into_iter().collect();
+                keys.extend(entry.pairs.keys().cloned());
+                for key in keys {
+                    self.evaluate(route, &key, ns_cache, t);
+                }
+            }
+        }
+    }
+
     /// One Route against every pod: the pods and the Route's pairs are both in key order,
     /// so they are walked side by side (no lookup, no key copied unless something changed).
-    fn reselect(
+    fn reselect_all(
         &mut self,
         route: &str,
         ns_cache: &mut BTreeMap<String, BTreeMap<String, String>>,

@@ -190,7 +190,7 @@ fn route_strategy() -> impl Strategy<Value = Route> {
     (
         0usize..4,
         -1i32..2,
-        0u8..6,
+        0u8..9,
         prop::collection::vec((0usize..DSTS.len(), prop::bool::ANY), 0..4),
         prop::option::of(0u8..2),
         0u8..4,
@@ -214,7 +214,18 @@ fn route_strategy() -> impl Strategy<Value = Route> {
                 2 => r.spec.pod_selector = Some(sel_expr("app", "Exists", &[])),
                 3 => r.spec.namespace_selector = Some(sel(&[("team", "t")])),
                 4 => r.spec.targets = vec![target("Deployment", Some("ns0"), "web")],
-                _ => r.spec.pod_selector = Some(sel_expr("app", "NotIn", &["a"])),
+                5 => r.spec.pod_selector = Some(sel_expr("app", "NotIn", &["a"])),
+                6 => r.spec.pod_selector = Some(sel_expr("app", "In", &["a", "b"])),
+                7 => {
+                    r.spec.targets = vec![
+                        target("Pod", Some("ns1"), "p3"),
+                        target("Namespace", None, "ns0"),
+                    ]
+                }
+                _ => {
+                    r.spec.pod_selector = Some(sel(&[("app", "b")]));
+                    r.spec.namespace_selector = Some(sel(&[("team", "t")]));
+                }
             }
             match extra {
                 1 => {
@@ -395,6 +406,30 @@ fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
     };
 }
 
+/// Every Route's pairs are what evaluating its selection against every pod gives: the pod
+/// index only narrows down which pods are tried, it never decides.
+fn selection_is_brute_force(e: &Engine) -> Result<(), String> {
+    use crate::plan::select::{namespace_labels, pair};
+    for (name, entry) in &e.routes {
+        let want: std::collections::BTreeMap<crate::cluster::ObjectKey, _> = e
+            .world
+            .pods()
+            .filter_map(|pod| {
+                let labels = namespace_labels(&e.world, &pod.namespace);
+                pair(&e.world, &entry.p, pod, &labels, &e.cfg)
+                    .map(|s| ((pod.namespace.clone(), pod.name.clone()), s))
+            })
+            .collect();
+        if want != entry.pairs {
+            return Err(format!(
+                "{name}: pairs {:?}, selection gives {:?}",
+                entry.pairs, want
+            ));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -436,6 +471,9 @@ proptest! {
             let ev = evs;
             let full = plan(e.world(), &routes, &cfg);
             prop_assert_eq!(&e.plan(), &full, "after {:?}", ev);
+            if let Err(why) = selection_is_brute_force(&e) {
+                prop_assert!(false, "{} after {:?}", why, ev);
+            }
             let d = e.take_dirty();
             let must = changed(&before, &full);
             prop_assert!(must.nb.is_subset(&d.nb), "NB {:?} not in {:?} after {:?}", must.nb, d.nb, ev);
