@@ -36,7 +36,12 @@ impl Samples {
         };
         let mut s = format!("{} / {}", f(self.pct(0.5)), f(self.pct(0.99)));
         if self.missed() > 0 {
-            s.push_str(&format!(" ({} of {} not seen in {} s)", self.missed(), self.0.len(), LIMIT.as_secs()));
+            s.push_str(&format!(
+                " ({} of {} not seen in {} s)",
+                self.missed(),
+                self.0.len(),
+                LIMIT.as_secs()
+            ));
         }
         s
     }
@@ -54,7 +59,13 @@ pub fn fmt_ms(d: Duration) -> String {
 }
 
 /// Commits `c` and returns how long until every wait held.
-pub fn one(src: &mut dyn Source, nb: &mut Conn, waiter: &mut Conn, c: &Change, waits: &[Wait]) -> Option<Duration> {
+pub fn one(
+    src: &mut dyn Source,
+    nb: &mut Conn,
+    waiter: &mut Conn,
+    c: &Change,
+    waits: &[Wait],
+) -> Option<Duration> {
     let commit = src.prepare(c, nb);
     let id = waiter.start_wait(waits, LIMIT);
     // The server registers the wait before it reads anything we send next on another
@@ -87,7 +98,13 @@ fn label_groups(spec: &Spec, k: usize) -> (usize, usize) {
     (g, g + 1)
 }
 
-pub fn route_edits(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize, base: usize) -> Samples {
+pub fn route_edits(
+    spec: &Spec,
+    src: &mut dyn Source,
+    nb: &mut Nb,
+    n: usize,
+    base: usize,
+) -> Samples {
     let mut out = Samples::default();
     for k in 0..n {
         let i = (7 + 10 * (k + base)) % spec.routes();
@@ -96,13 +113,31 @@ pub fn route_edits(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize, bas
         let fresh = world::fresh_dst(k + base);
         let old = std::mem::replace(&mut dsts[0], fresh.clone());
         let waits = [
-            Wait::Exists("Logical_Router_Policy", "match", world::policy_match(i, &fresh)),
-            Wait::Gone("Logical_Router_Policy", "match", world::policy_match(i, &old)),
+            Wait::Exists(
+                "Logical_Router_Policy",
+                "match",
+                world::policy_match(i, &fresh),
+            ),
+            Wait::Gone(
+                "Logical_Router_Policy",
+                "match",
+                world::policy_match(i, &old),
+            ),
         ];
-        out.0.push(one(src, &mut nb.main, &mut nb.w1, &Change::Edit(i, dsts.clone()), &waits));
+        out.0.push(one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::Edit(i, dsts.clone()),
+            &waits,
+        ));
         // Back, so that the next sample of this Route starts from the generated state.
         dsts[0] = old.clone();
-        let back = [Wait::Exists("Logical_Router_Policy", "match", world::policy_match(i, &old))];
+        let back = [Wait::Exists(
+            "Logical_Router_Policy",
+            "match",
+            world::policy_match(i, &old),
+        )];
         let _ = one(src, &mut nb.main, &mut nb.w1, &Change::Edit(i, dsts), &back);
     }
     out
@@ -110,7 +145,10 @@ pub fn route_edits(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize, bas
 
 fn relabel_waits(p: usize, from: usize, to: usize) -> [Wait; 2] {
     let ip = vec![world::ovn_ip(p).to_string()];
-    [Wait::Holds(world::address_set(to), ip.clone()), Wait::Lacks(world::address_set(from), ip)]
+    [
+        Wait::Holds(world::address_set(to), ip.clone()),
+        Wait::Lacks(world::address_set(from), ip),
+    ]
 }
 
 pub fn relabels(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize) -> Samples {
@@ -118,8 +156,20 @@ pub fn relabels(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize) -> Sam
     for k in 0..n {
         let (g, g2) = label_groups(spec, k);
         let p = g * GROUP + k % GROUP;
-        out.0.push(one(src, &mut nb.main, &mut nb.w1, &Change::Relabel(p, g2), &relabel_waits(p, g, g2)));
-        let _ = one(src, &mut nb.main, &mut nb.w1, &Change::Relabel(p, g), &relabel_waits(p, g2, g));
+        out.0.push(one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::Relabel(p, g2),
+            &relabel_waits(p, g, g2),
+        ));
+        let _ = one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::Relabel(p, g),
+            &relabel_waits(p, g2, g),
+        );
     }
     out
 }
@@ -129,30 +179,70 @@ fn extra_ip(k: usize) -> Ipv4Addr {
 }
 
 /// Pods added, then the same pods deleted: (adds, deletes).
-pub fn adds_and_deletes(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize, base: usize) -> (Samples, Samples) {
+pub fn adds_and_deletes(
+    spec: &Spec,
+    src: &mut dyn Source,
+    nb: &mut Nb,
+    n: usize,
+    base: usize,
+) -> (Samples, Samples) {
     let (mut adds, mut dels) = (Samples::default(), Samples::default());
     for k in base..base + n {
         let (g, _) = label_groups(spec, k);
         let ip = extra_ip(k);
         let w = [Wait::Holds(world::address_set(g), vec![ip.to_string()])];
-        adds.0.push(one(src, &mut nb.main, &mut nb.w1, &Change::Add(k, g, ip), &w));
+        adds.0.push(one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::Add(k, g, ip),
+            &w,
+        ));
         let w = [Wait::Lacks(world::address_set(g), vec![ip.to_string()])];
-        dels.0.push(one(src, &mut nb.main, &mut nb.w1, &Change::Delete(k, g), &w));
+        dels.0.push(one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::Delete(k, g),
+            &w,
+        ));
     }
     (adds, dels)
 }
 
-pub fn service_ips(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize, base: usize) -> Samples {
+pub fn service_ips(
+    spec: &Spec,
+    src: &mut dyn Source,
+    nb: &mut Nb,
+    n: usize,
+    base: usize,
+) -> Samples {
     let mut out = Samples::default();
     for k in 0..n {
         let i = (2 + 10 * (k + base)) % spec.routes();
         let i = i - i % 10 + 2;
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 97, 0, 2)) + (k + base) as u32);
         let w = [Wait::Exists("ACL", "match", world::acl_match(i, ip))];
-        out.0.push(one(src, &mut nb.main, &mut nb.w1, &Change::ServiceIp(i, ip), &w));
+        out.0.push(one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::ServiceIp(i, ip),
+            &w,
+        ));
         // Back to the generated address (not timed).
-        let w = [Wait::Exists("ACL", "match", world::acl_match(i, world::cluster_ip(i)))];
-        let _ = one(src, &mut nb.main, &mut nb.w1, &Change::ServiceIp(i, world::cluster_ip(i)), &w);
+        let w = [Wait::Exists(
+            "ACL",
+            "match",
+            world::acl_match(i, world::cluster_ip(i)),
+        )];
+        let _ = one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::ServiceIp(i, world::cluster_ip(i)),
+            &w,
+        );
     }
     out
 }
@@ -164,7 +254,12 @@ fn team_route(t: usize) -> usize {
 /// Namespace relabels that move 500 pods from one Route's selection to another's, each
 /// followed at once by a pod relabel elsewhere: (the namespace moves, the pod relabels
 /// that waited behind them).
-pub fn namespace_moves(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize) -> (Samples, Samples) {
+pub fn namespace_moves(
+    spec: &Spec,
+    src: &mut dyn Source,
+    nb: &mut Nb,
+    n: usize,
+) -> (Samples, Samples) {
     let (mut moves, mut behind) = (Samples::default(), Samples::default());
     let namespaces = spec.namespaces();
     if namespaces < 2 {
@@ -201,7 +296,13 @@ pub fn namespace_moves(spec: &Spec, src: &mut dyn Source, nb: &mut Nb, n: usize)
         moves.0.push(a);
         behind.0.push(b);
         std::thread::sleep(Duration::from_millis(30));
-        let _ = one(src, &mut nb.main, &mut nb.w1, &Change::Relabel(p, g), &relabel_waits(p, g2, g));
+        let _ = one(
+            src,
+            &mut nb.main,
+            &mut nb.w1,
+            &Change::Relabel(p, g),
+            &relabel_waits(p, g2, g),
+        );
     }
     (moves, behind)
 }

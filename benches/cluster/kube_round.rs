@@ -59,7 +59,14 @@ fn converge(
             last_check = Instant::now();
             if nb::converged(conn, spec) {
                 let seen = Instant::now();
-                let last = log.lock().unwrap().txns.iter().map(|t| t.0).filter(|t| *t <= seen).max();
+                let last = log
+                    .lock()
+                    .unwrap()
+                    .txns
+                    .iter()
+                    .map(|t| t.0)
+                    .filter(|t| *t <= seen)
+                    .max();
                 return (leased, ready, last.or(Some(seen)));
             }
         }
@@ -218,8 +225,14 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
     let log = nb::monitor(&server.sock);
     let mut conn = Conn::open(&server.sock);
     let args: Vec<String> = [
-        "--source", "kubernetes", "--mode", "central", "--node", "node-0",
-        "--status-interval-ms", &STATUS_INTERVAL_MS.to_string(),
+        "--source",
+        "kubernetes",
+        "--mode",
+        "central",
+        "--node",
+        "node-0",
+        "--status-interval-ms",
+        &STATUS_INTERVAL_MS.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -233,15 +246,34 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
     let mut ctl = proc::start(dir, "kube", &args, &env);
     let api = bg.api.clone();
     let lease = move || {
-        api.get("coordination.k8s.io/v1", "Lease", Some("default"), "ovnkube-route")
-            .is_some_and(|l| l["spec"]["holderIdentity"] == json!(IDENTITY))
+        api.get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("default"),
+            "ovnkube-route",
+        )
+        .is_some_and(|l| l["spec"]["holderIdentity"] == json!(IDENTITY))
     };
     let (leased, ready, conv) = converge(&mut ctl, &mut conn, spec, &log, &lease);
-    r.cold = conv.zip(leased).map(|(c, l)| c.saturating_duration_since(l));
+    r.cold = conv
+        .zip(leased)
+        .map(|(c, l)| c.saturating_duration_since(l));
     r.ready = ready.map(|t| t - ctl.started);
-    println!("   converged: {:?} after the Lease; lease at {:?}", r.cold, leased.map(|l| l - ctl.started));
+    println!(
+        "   converged: {:?} after the Lease; lease at {:?}",
+        r.cold,
+        leased.map(|l| l - ctl.started)
+    );
     if r.cold.is_none() {
-        println!("{}", ctl.log_text().lines().rev().take(20).collect::<Vec<_>>().join("\n"));
+        println!(
+            "{}",
+            ctl.log_text()
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         return r;
     }
     r.statuses = statuses(&bg.api, spec, leased.unwrap_or(ctl.started));
@@ -249,7 +281,10 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
     (r.floor, r.floor_ops) = floor(&mut conn, dir, spec, r.source);
     (r.idle_cpu, r.idle_txns) = idle(&ctl, &log);
     r.rss = proc::status_kib(ctl.pid(), "VmRSS:");
-    let mut src = Kube { api: bg.api.clone(), spec: *spec };
+    let mut src = Kube {
+        api: bg.api.clone(),
+        spec: *spec,
+    };
     latencies(&mut r, spec, &mut src, &server.sock);
     r.report_bytes = bg
         .api
@@ -271,7 +306,13 @@ fn statuses(api: &ApiServer, spec: &Spec, from: Instant) -> Option<Duration> {
         let written: std::collections::BTreeSet<&str> = reqs
             .iter()
             .filter(|l| l.verb == "patch" && l.resource == "routes/status" && l.code < 300)
-            .map(|l| l.path.trim_end_matches("/status").rsplit('/').next().unwrap_or(""))
+            .map(|l| {
+                l.path
+                    .trim_end_matches("/status")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+            })
             .collect();
         if written.len() >= spec.routes() {
             let last = reqs
@@ -288,8 +329,18 @@ fn statuses(api: &ApiServer, spec: &Spec, from: Instant) -> Option<Duration> {
 
 /// Compaction and dropped watches: every watch relists. A pod relabel made just after must
 /// reach the NB, and nothing may be deleted on the way.
-fn relist(api: &ApiServer, spec: &Spec, src: &mut dyn Source, sock: &Path, log: &Arc<Mutex<TxnLog>>) -> (Option<Duration>, usize) {
-    let mut c = Nb { main: Conn::open(sock), w1: Conn::open(sock), w2: Conn::open(sock) };
+fn relist(
+    api: &ApiServer,
+    spec: &Spec,
+    src: &mut dyn Source,
+    sock: &Path,
+    log: &Arc<Mutex<TxnLog>>,
+) -> (Option<Duration>, usize) {
+    let mut c = Nb {
+        main: Conn::open(sock),
+        w1: Conn::open(sock),
+        w2: Conn::open(sock),
+    };
     let before = log.lock().unwrap().txns.len();
     let members = nb::members(&mut c.main);
     // An object no watch sees moves the resourceVersion past every watch's, so that after
@@ -301,7 +352,11 @@ fn relist(api: &ApiServer, spec: &Spec, src: &mut dyn Source, sock: &Path, log: 
     let s = figures::relabels(spec, src, &mut c, 1);
     std::thread::sleep(Duration::from_secs(2));
     let deleted: usize = log.lock().unwrap().txns[before..].iter().map(|t| t.2).sum();
-    assert_eq!(nb::members(&mut c.main), members, "address set members changed across the relist");
+    assert_eq!(
+        nb::members(&mut c.main),
+        members,
+        "address set members changed across the relist"
+    );
     (s.0.first().copied().flatten(), deleted)
 }
 
@@ -322,7 +377,11 @@ fn churn(api: &ApiServer, spec: &Spec) -> Churn {
         away[k] = !away[k];
         let to = if away[k] { h } else { p / GROUP };
         let obj = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": world::pod_name(p), "namespace": world::ns_of(p)}});
-        api.merge(&obj, json!({"metadata": {"labels": {"app": format!("a{to}")}}})).unwrap();
+        api.merge(
+            &obj,
+            json!({"metadata": {"labels": {"app": format!("a{to}")}}}),
+        )
+        .unwrap();
         let due = t0 + Duration::from_secs_f64((m + 1) as f64 / rate as f64);
         if let Some(d) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
@@ -335,7 +394,13 @@ fn churn(api: &ApiServer, spec: &Spec) -> Churn {
     let mut report_writes = 0;
     for l in reqs.iter().filter(|l| l.at >= t0 && l.verb == "patch") {
         if l.resource == "routes/status" {
-            let name = l.path.trim_end_matches("/status").rsplit('/').next().unwrap_or("").to_owned();
+            let name = l
+                .path
+                .trim_end_matches("/status")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned();
             *per.entry(name).or_default() += 1;
         } else if l.resource == "routenodereports" {
             report_writes += 1;
@@ -387,13 +452,26 @@ pub fn files(spec: &Spec, dir: &Path) -> Round {
     r.ready = ready.map(|t| t - ctl.started);
     println!("   converged: {:?}", r.cold);
     if r.cold.is_none() {
-        println!("{}", ctl.log_text().lines().rev().take(20).collect::<Vec<_>>().join("\n"));
+        println!(
+            "{}",
+            ctl.log_text()
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         return r;
     }
     (r.floor, r.floor_ops) = floor(&mut conn, dir, spec, r.source);
     (r.idle_cpu, r.idle_txns) = idle(&ctl, &log);
     r.rss = proc::status_kib(ctl.pid(), "VmRSS:");
-    let mut src = Files { spec: *spec, world: wdir, routes: rdir, edits: Default::default() };
+    let mut src = Files {
+        spec: *spec,
+        world: wdir,
+        routes: rdir,
+        edits: Default::default(),
+    };
     latencies(&mut r, spec, &mut src, &server.sock);
     ctl.alive();
     finish(&mut r, &ctl, server.pid(), &log);

@@ -5,7 +5,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use ovnkube_route::api::Route;
-use ovnkube_route::cluster::{LinkKind, NamespaceInfo, PodInfo, ServiceInfo, World, WorkloadLink, WorldObject};
+use ovnkube_route::cluster::{
+    LinkKind, NamespaceInfo, PodInfo, ServiceInfo, WorkloadLink, World, WorldObject,
+};
 use ovnkube_route::plan::incremental::Engine;
 use ovnkube_route::plan::{NbScope, PlanConfig};
 
@@ -60,7 +62,8 @@ fn world_of(spec: &Spec) -> World {
                     Some(PodInfo::from(&pod).into())
                 }
                 Some("Namespace") => {
-                    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(o).unwrap();
+                    let ns: k8s_openapi::api::core::v1::Namespace =
+                        serde_json::from_value(o).unwrap();
                     Some(NamespaceInfo::from(&ns).into())
                 }
                 Some("Service") => {
@@ -68,8 +71,12 @@ fn world_of(spec: &Spec) -> World {
                     Some(ServiceInfo::from(&s).into())
                 }
                 Some("ReplicaSet") => {
-                    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(o).unwrap();
-                    Some(WorldObject::Link(LinkKind::ReplicaSet, WorkloadLink::from(&rs)))
+                    let rs: k8s_openapi::api::apps::v1::ReplicaSet =
+                        serde_json::from_value(o).unwrap();
+                    Some(WorldObject::Link(
+                        LinkKind::ReplicaSet,
+                        WorkloadLink::from(&rs),
+                    ))
                 }
                 _ => None,
             };

@@ -25,7 +25,8 @@ pub const OURS: [&str; 5] = [
     "Logical_Router_Static_Route",
 ];
 
-type Stream = serde_json::StreamDeserializer<'static, serde_json::de::IoRead<BufReader<UnixStream>>, Value>;
+type Stream =
+    serde_json::StreamDeserializer<'static, serde_json::de::IoRead<BufReader<UnixStream>>, Value>;
 
 /// One raw connection.
 pub struct Conn {
@@ -37,15 +38,20 @@ pub struct Conn {
 impl Conn {
     pub fn open(sock: &Path) -> Conn {
         let s = UnixStream::connect(sock).unwrap();
-        let r = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, s.try_clone().unwrap()))
-            .into_iter::<Value>();
+        let r = serde_json::Deserializer::from_reader(BufReader::with_capacity(
+            1 << 20,
+            s.try_clone().unwrap(),
+        ))
+        .into_iter::<Value>();
         Conn { w: s, r, id: 0 }
     }
 
     pub fn send(&mut self, method: &str, params: Value) -> u64 {
         self.id += 1;
         let msg = json!({"id": self.id, "method": method, "params": params});
-        self.w.write_all(&serde_json::to_vec(&msg).unwrap()).unwrap();
+        self.w
+            .write_all(&serde_json::to_vec(&msg).unwrap())
+            .unwrap();
         self.id
     }
 
@@ -55,7 +61,9 @@ impl Conn {
             let m = self.r.next().expect("NB closed the connection").unwrap();
             if m["method"] == "echo" {
                 let reply = json!({"id": m["id"], "result": m["params"], "error": null});
-                self.w.write_all(&serde_json::to_vec(&reply).unwrap()).unwrap();
+                self.w
+                    .write_all(&serde_json::to_vec(&reply).unwrap())
+                    .unwrap();
                 continue;
             }
             return m;
@@ -87,7 +95,9 @@ impl Conn {
     }
 
     pub fn select(&mut self, table: &str, cond: Value, columns: &[&str]) -> Vec<Value> {
-        let r = self.transact(vec![json!({"op": "select", "table": table, "where": cond, "columns": columns})]);
+        let r = self.transact(vec![
+            json!({"op": "select", "table": table, "where": cond, "columns": columns}),
+        ]);
         r[0]["rows"].as_array().cloned().unwrap_or_default()
     }
 
@@ -247,7 +257,11 @@ pub fn monitor(sock: &Path) -> Arc<Mutex<TxnLog>> {
         .collect();
     let id = c.send("monitor_cond", json!([DB, "txn-sizes", reqs]));
     let reply = c.reply(id);
-    assert!(reply["error"].is_null(), "monitor refused: {}", truncate(&reply.to_string()));
+    assert!(
+        reply["error"].is_null(),
+        "monitor refused: {}",
+        truncate(&reply.to_string())
+    );
     let out = log.clone();
     std::thread::spawn(move || {
         loop {
@@ -292,35 +306,80 @@ pub fn floor_ops(c: &mut Conn) -> Vec<Value> {
     let lsp_names: BTreeMap<String, String> = c
         .select("Logical_Switch_Port", json!([]), &["_uuid", "name"])
         .into_iter()
-        .map(|r| (r["_uuid"][1].as_str().unwrap().to_owned(), r["name"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["_uuid"][1].as_str().unwrap().to_owned(),
+                r["name"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let mut ops = Vec::new();
-    for r in c.select("Address_Set", json!([]), &["name", "addresses", "external_ids"]) {
+    for r in c.select(
+        "Address_Set",
+        json!([]),
+        &["name", "addresses", "external_ids"],
+    ) {
         ops.push(json!({"op": "insert", "table": "Address_Set", "row": strip(r)}));
     }
-    let acls = c.select("ACL", json!([]), &["_uuid", "action", "direction", "match", "priority", "external_ids"]);
+    let acls = c.select(
+        "ACL",
+        json!([]),
+        &[
+            "_uuid",
+            "action",
+            "direction",
+            "match",
+            "priority",
+            "external_ids",
+        ],
+    );
     let mut acl_names = BTreeMap::new();
     for (k, r) in acls.into_iter().enumerate() {
-        acl_names.insert(r["_uuid"][1].as_str().unwrap().to_owned(), format!("acl{k}"));
+        acl_names.insert(
+            r["_uuid"][1].as_str().unwrap().to_owned(),
+            format!("acl{k}"),
+        );
         ops.push(json!({"op": "insert", "table": "ACL", "uuid-name": format!("acl{k}"), "row": strip(r)}));
     }
-    for mut r in c.select("Port_Group", json!([]), &["name", "ports", "acls", "external_ids"]) {
+    for mut r in c.select(
+        "Port_Group",
+        json!([]),
+        &["name", "ports", "acls", "external_ids"],
+    ) {
         // Ports by name in the other NB; ACLs by their new names.
-        r["ports"] = json!(["set", uuids(&r["ports"]).iter().map(|u| json!(["named-uuid", format!("port:{}", lsp_names[u])])).collect::<Vec<_>>()]);
-        r["acls"] = json!(["set", uuids(&r["acls"]).iter().map(|u| json!(["named-uuid", acl_names[u]])).collect::<Vec<_>>()]);
+        r["ports"] = json!([
+            "set",
+            uuids(&r["ports"])
+                .iter()
+                .map(|u| json!(["named-uuid", format!("port:{}", lsp_names[u])]))
+                .collect::<Vec<_>>()
+        ]);
+        r["acls"] = json!([
+            "set",
+            uuids(&r["acls"])
+                .iter()
+                .map(|u| json!(["named-uuid", acl_names[u]]))
+                .collect::<Vec<_>>()
+        ]);
         ops.push(json!({"op": "insert", "table": "Port_Group", "row": r}));
     }
     let mut policies = Vec::new();
     for (k, r) in c
-        .select("Logical_Router_Policy", json!([]), &["priority", "match", "action", "nexthops", "external_ids"])
+        .select(
+            "Logical_Router_Policy",
+            json!([]),
+            &["priority", "match", "action", "nexthops", "external_ids"],
+        )
         .into_iter()
         .enumerate()
     {
         ops.push(json!({"op": "insert", "table": "Logical_Router_Policy", "uuid-name": format!("pol{k}"), "row": r}));
         policies.push(json!(["named-uuid", format!("pol{k}")]));
     }
-    ops.push(json!({"op": "mutate", "table": "Logical_Router", "where": [["name", "==", ROUTER]],
-        "mutations": [["policies", "insert", ["set", policies]]]}));
+    ops.push(
+        json!({"op": "mutate", "table": "Logical_Router", "where": [["name", "==", ROUTER]],
+        "mutations": [["policies", "insert", ["set", policies]]]}),
+    );
     ops
 }
 
@@ -329,7 +388,12 @@ pub fn resolve_ports(c: &mut Conn, ops: &mut [Value]) {
     let by_name: BTreeMap<String, String> = c
         .select("Logical_Switch_Port", json!([]), &["_uuid", "name"])
         .into_iter()
-        .map(|r| (r["name"].as_str().unwrap().to_owned(), r["_uuid"][1].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["_uuid"][1].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for op in ops.iter_mut().filter(|o| o["table"] == "Port_Group") {
         let ports: Vec<Value> = op["row"]["ports"][1]
@@ -353,7 +417,9 @@ fn uuids(v: &Value) -> Vec<String> {
             .iter()
             .filter_map(|u| u[1].as_str().map(str::to_owned))
             .collect(),
-        Value::Array(a) if a.first() == Some(&json!("uuid")) => vec![a[1].as_str().unwrap().to_owned()],
+        Value::Array(a) if a.first() == Some(&json!("uuid")) => {
+            vec![a[1].as_str().unwrap().to_owned()]
+        }
         _ => Vec::new(),
     }
 }

@@ -42,13 +42,17 @@ pub fn start(dir: &Path, name: &str, args: &[String], env: &[(&str, String)]) ->
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
     // CLUSTER_BIN runs another build (e.g. a copy of the binary before a change).
-    let bin = std::env::var("CLUSTER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ovnkube-route").to_owned());
+    let bin = std::env::var("CLUSTER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ovnkube-route").to_owned());
     let mut cmd = Command::new(bin);
     cmd.args(["--log", "info", "run"])
         .args(args)
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .args(["--skip-pods", "--audit-mins", "0"])
-        .args(["--state-dir", dir.join(format!("state-{name}")).to_str().unwrap()])
+        .args([
+            "--state-dir",
+            dir.join(format!("state-{name}")).to_str().unwrap(),
+        ])
         .env_remove("NODE_NAME")
         .stdout(Stdio::null())
         .stderr(log);
@@ -73,7 +77,10 @@ impl Controller {
         if let Ok(Some(status)) = self.child.try_wait() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!("the controller exited ({status}); log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            panic!(
+                "the controller exited ({status}); log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 
@@ -103,7 +110,10 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let code = out
@@ -135,10 +145,11 @@ pub fn cpu_secs(pid: u32) -> f64 {
         .iter()
         .filter_map(|i| f.get(*i).and_then(|v| v.parse::<f64>().ok()))
         .sum();
-    ticks / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64
+    ticks
+        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64
 }
 
 pub fn mib(kib: u64) -> f64 {

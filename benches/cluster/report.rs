@@ -59,7 +59,9 @@ pub struct Round {
 }
 
 fn secs(d: Option<Duration>) -> String {
-    d.map_or("not converged".into(), |d| format!("{:.2} s", d.as_secs_f64()))
+    d.map_or("not converged".into(), |d| {
+        format!("{:.2} s", d.as_secs_f64())
+    })
 }
 
 fn mib(kib: u64) -> String {
@@ -79,7 +81,12 @@ impl Round {
             ("namespace move", &self.ns_move),
             ("behind", &self.behind),
         ] {
-            assert!(!s.0.is_empty() && s.missed() == 0, "{}: {name}: {:?}", self.source, s);
+            assert!(
+                !s.0.is_empty() && s.missed() == 0,
+                "{}: {name}: {:?}",
+                self.source,
+                s
+            );
         }
         assert!(self.rss > 0 && self.hwm >= self.rss && self.ovsdb_rss > 0);
         if let Some((d, deleted)) = self.relist {
@@ -87,14 +94,20 @@ impl Round {
             assert_eq!(deleted, 0, "the relist deleted rows");
         }
         if let Some(c) = &self.churn {
-            assert!(c.max_per_route <= c.bound, "status writes over the bound: {c:?}");
+            assert!(
+                c.max_per_route <= c.bound,
+                "status writes over the bound: {c:?}"
+            );
         }
         assert_eq!(self.audit_repairs.unwrap_or(0.0), 0.0);
     }
 }
 
 pub fn print_round(r: &Round) {
-    println!("-- {} source, {} pods / {} Routes", r.source, r.pods, r.routes);
+    println!(
+        "-- {} source, {} pods / {} Routes",
+        r.source, r.pods, r.routes
+    );
     println!(
         "setup {:.1} s ({} input bytes); NB base loaded in {:.1} s",
         r.setup.as_secs_f64(),
@@ -128,21 +141,36 @@ pub fn print_round(r: &Round) {
         mib(r.hwm),
         mib(r.ovsdb_rss)
     );
-    println!("largest NB transaction: {} rows of ours; {} transactions", r.largest_txn, r.txns);
+    println!(
+        "largest NB transaction: {} rows of ours; {} transactions",
+        r.largest_txn, r.txns
+    );
     if let Some(c) = &r.churn {
         println!(
             "churn: {} pod label changes in {:.1} s: {} Route status writes over {} Routes, at most {} per Route (bound {}); {} node report writes",
-            c.changes, c.secs, c.status_writes, c.routes_written, c.max_per_route, c.bound, c.report_writes
+            c.changes,
+            c.secs,
+            c.status_writes,
+            c.routes_written,
+            c.max_per_route,
+            c.bound,
+            c.report_writes
         );
     }
     if let Some(d) = r.statuses {
-        println!("every Route's status written {:.1} s after the Lease was won", d.as_secs_f64());
+        println!(
+            "every Route's status written {:.1} s after the Lease was won",
+            d.as_secs_f64()
+        );
     }
     if let Some(b) = r.report_bytes {
         println!("this node's RouteNodeReport: {b} bytes");
     }
     if let Some((d, deleted)) = r.relist {
-        println!("relist after 410 -> a change made meanwhile in the NB: {}; rows deleted meanwhile: {deleted}", secs(d));
+        println!(
+            "relist after 410 -> a change made meanwhile in the NB: {}; rows deleted meanwhile: {deleted}",
+            secs(d)
+        );
     }
 }
 
@@ -167,21 +195,51 @@ pub fn print_summary(rounds: &[Round]) {
             f.map_or("-".into(), g)
         );
     };
-    row("cold: Lease won (file: start) -> NB converged", "<= 1.5x floor + listing", &|r| secs(r.cold));
-    row("raw single-transaction floor (same rows)", "", &|r| format!("{:.2} s", r.floor.as_secs_f64()));
-    row("listing every kind (kube-rs, 500 a page)", "", &|r| secs(r.listing));
+    row(
+        "cold: Lease won (file: start) -> NB converged",
+        "<= 1.5x floor + listing",
+        &|r| secs(r.cold),
+    );
+    row("raw single-transaction floor (same rows)", "", &|r| {
+        format!("{:.2} s", r.floor.as_secs_f64())
+    });
+    row("listing every kind (kube-rs, 500 a page)", "", &|r| {
+        secs(r.listing)
+    });
     row("ready after start", "", &|r| secs(r.ready));
-    row("Route edit -> NB p50 / p99", "p99 <= 5 ms (file 20 ms)", &|r| cell(&r.edit));
-    row("pod relabel -> NB", "p99 <= 5 ms (file 20 ms)", &|r| cell(&r.relabel));
-    row("pod add -> NB", "p99 <= 5 ms (file 20 ms)", &|r| cell(&r.add));
+    row(
+        "Route edit -> NB p50 / p99",
+        "p99 <= 5 ms (file 20 ms)",
+        &|r| cell(&r.edit),
+    );
+    row("pod relabel -> NB", "p99 <= 5 ms (file 20 ms)", &|r| {
+        cell(&r.relabel)
+    });
+    row("pod add -> NB", "p99 <= 5 ms (file 20 ms)", &|r| {
+        cell(&r.add)
+    });
     row("pod delete -> NB", "", &|r| cell(&r.delete));
     row("Service IP change -> NB", "", &|r| cell(&r.service));
-    row("namespace relabel moving 500 pods", "<= 50 ms", &|r| cell(&r.ns_move));
-    row("pod relabel behind that relabel", "<= 100 ms behind", &|r| cell(&r.behind));
-    row("idle CPU", "<= 0.2% of a core", &|r| format!("{:.2}%", r.idle_cpu));
-    row("RSS steady / peak", "<= 300 MiB, below ovsdb-server", &|r| format!("{} / {}", mib(r.rss), mib(r.hwm)));
+    row("namespace relabel moving 500 pods", "<= 50 ms", &|r| {
+        cell(&r.ns_move)
+    });
+    row(
+        "pod relabel behind that relabel",
+        "<= 100 ms behind",
+        &|r| cell(&r.behind),
+    );
+    row("idle CPU", "<= 0.2% of a core", &|r| {
+        format!("{:.2}%", r.idle_cpu)
+    });
+    row(
+        "RSS steady / peak",
+        "<= 300 MiB, below ovsdb-server",
+        &|r| format!("{} / {}", mib(r.rss), mib(r.hwm)),
+    );
     row("ovsdb-server RSS (same NB)", "", &|r| mib(r.ovsdb_rss));
-    row("largest NB transaction (rows of ours)", "", &|r| r.largest_txn.to_string());
+    row("largest NB transaction (rows of ours)", "", &|r| {
+        r.largest_txn.to_string()
+    });
     println!("\n## Growth (kubernetes source; file source below)");
     for src in ["kubernetes", "file"] {
         let rs: Vec<&Round> = rounds.iter().filter(|r| r.source == src).collect();
@@ -208,13 +266,22 @@ pub fn print_summary(rounds: &[Round]) {
         line("pod add p50 / p99", &|r| cell(&r.add));
         line("namespace relabel p50 / p99", &|r| cell(&r.ns_move));
         line("idle CPU", &|r| format!("{:.2}%", r.idle_cpu));
-        line("RSS / peak", &|r| format!("{} / {}", mib(r.rss), mib(r.hwm)));
+        line("RSS / peak", &|r| {
+            format!("{} / {}", mib(r.rss), mib(r.hwm))
+        });
         line("ovsdb-server RSS", &|r| mib(r.ovsdb_rss));
         line("largest NB transaction", &|r| r.largest_txn.to_string());
-        line("bytes per pod (RSS / pods)", &|r| format!("{:.0}", r.rss as f64 * 1024.0 / r.pods as f64));
-        line("heap: World per pod", &|r| r.held.map_or("-".into(), |h| format!("{:.0} B", h.world_per_pod)));
+        line("bytes per pod (RSS / pods)", &|r| {
+            format!("{:.0}", r.rss as f64 * 1024.0 / r.pods as f64)
+        });
+        line("heap: World per pod", &|r| {
+            r.held
+                .map_or("-".into(), |h| format!("{:.0} B", h.world_per_pod))
+        });
         line("heap: planner per pod / per Route", &|r| {
-            r.held.map_or("-".into(), |h| format!("{:.0} B / {:.0} B", h.planner_per_pod, h.planner_per_route))
+            r.held.map_or("-".into(), |h| {
+                format!("{:.0} B / {:.0} B", h.planner_per_pod, h.planner_per_route)
+            })
         });
     }
     let _ = fmt_ms;

@@ -74,20 +74,31 @@ impl Source for Kube {
         let spec = self.spec;
         match c.clone() {
             Change::Edit(i, dsts) => Box::new(move || {
-                let rules: Vec<Value> = dsts.iter().map(|d| json!({"dst": d, "dev": "eth1"})).collect();
+                let rules: Vec<Value> = dsts
+                    .iter()
+                    .map(|d| json!({"dst": d, "dev": "eth1"}))
+                    .collect();
                 let r = json!({"apiVersion": "k8s.ovn.org/v1", "kind": "Route", "metadata": {"name": world::route_name(i)}});
                 api.merge(&r, json!({"spec": {"route": rules}})).unwrap();
             }),
             Change::Relabel(p, g) => {
                 let obj = self.pod_ref(p, &world::pod_name(p));
                 Box::new(move || {
-                    api.merge(&obj, json!({"metadata": {"labels": {"app": format!("a{g}")}}}))
-                        .unwrap();
+                    api.merge(
+                        &obj,
+                        json!({"metadata": {"labels": {"app": format!("a{g}")}}}),
+                    )
+                    .unwrap();
                 })
             }
             Change::Add(k, g, ip) => {
                 let p = g * GROUP;
-                super::nb::add_lsp(nb, &world::node_of(&spec, p), &format!("{}_{}", world::ns_of(p), extra_name(k)), ip);
+                super::nb::add_lsp(
+                    nb,
+                    &world::node_of(&spec, p),
+                    &format!("{}_{}", world::ns_of(p), extra_name(k)),
+                    ip,
+                );
                 let pod = world::pod(&spec, p, &extra_name(k), g, ip);
                 let status = world::pod_status(p, ip);
                 Box::new(move || {
@@ -104,7 +115,14 @@ impl Source for Kube {
                 // gone) before the clock starts, then created with the new address.
                 let old = world::service(i, world::cluster_ip(i));
                 api.delete(&old).unwrap();
-                let id = nb.start_wait(&[Wait::Gone("ACL", "match", world::acl_match(i, world::cluster_ip(i)))], std::time::Duration::from_secs(120));
+                let id = nb.start_wait(
+                    &[Wait::Gone(
+                        "ACL",
+                        "match",
+                        world::acl_match(i, world::cluster_ip(i)),
+                    )],
+                    std::time::Duration::from_secs(120),
+                );
                 assert!(nb.waited(id), "the ACL of a deleted Service stayed");
                 Box::new(move || {
                     api.create(world::service(i, ip)).unwrap();
@@ -112,7 +130,11 @@ impl Source for Kube {
             }
             Change::Team(n, t) => Box::new(move || {
                 let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{n}")}});
-                api.merge(&obj, json!({"metadata": {"labels": {"team": format!("t{t}")}}})).unwrap();
+                api.merge(
+                    &obj,
+                    json!({"metadata": {"labels": {"team": format!("t{t}")}}}),
+                )
+                .unwrap();
             }),
         }
     }
@@ -136,7 +158,11 @@ impl Files {
         let groups = n * NS_PODS / GROUP..((n + 1) * NS_PODS / GROUP).min(spec.routes());
         docs.extend(groups.clone().map(world::replica_set));
         for i in groups.filter(|i| Spec::has_service(*i)) {
-            let ip = e.service_ips.get(&i).copied().unwrap_or_else(|| world::cluster_ip(i));
+            let ip = e
+                .service_ips
+                .get(&i)
+                .copied()
+                .unwrap_or_else(|| world::cluster_ip(i));
             docs.push(world::service(i, ip));
         }
         for p in n * NS_PODS..((n + 1) * NS_PODS).min(spec.pods) {
@@ -192,7 +218,8 @@ impl Source for Files {
             Change::Edit(i, dsts) => {
                 self.edits.routes.insert(i, dsts);
                 let k = i / world::ROUTES_PER_FILE;
-                let docs: Vec<Value> = (k * world::ROUTES_PER_FILE..((k + 1) * world::ROUTES_PER_FILE).min(spec.routes()))
+                let docs: Vec<Value> = (k * world::ROUTES_PER_FILE
+                    ..((k + 1) * world::ROUTES_PER_FILE).min(spec.routes()))
                     .map(|r| world::route(&spec, r, self.edits.routes.get(&r).map(Vec::as_slice)))
                     .collect();
                 self.stage(&world::routes_file(&self.routes, k), &docs)
@@ -203,7 +230,12 @@ impl Source for Files {
             }
             Change::Add(k, g, ip) => {
                 let p = g * GROUP;
-                super::nb::add_lsp(nb, &world::node_of(&spec, p), &format!("{}_{}", world::ns_of(p), extra_name(k)), ip);
+                super::nb::add_lsp(
+                    nb,
+                    &world::node_of(&spec, p),
+                    &format!("{}_{}", world::ns_of(p), extra_name(k)),
+                    ip,
+                );
                 self.edits.extra.insert(k, (g, ip));
                 ns_file(p / NS_PODS, self)
             }

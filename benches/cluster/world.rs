@@ -215,8 +215,7 @@ pub fn route(spec: &Spec, i: usize, dsts: Option<&[String]>) -> Value {
     let mut s = json!({"route": rules, "ovn": {"nextHops": HOPS}});
     match Spec::select(i) {
         Select::Deployment => {
-            s["targets"] =
-                json!([{"kind": "Deployment", "namespace": ns_of(i * GROUP), "name": format!("d{i}")}]);
+            s["targets"] = json!([{"kind": "Deployment", "namespace": ns_of(i * GROUP), "name": format!("d{i}")}]);
         }
         Select::Namespace => {
             let team = (i / 50) % spec.namespaces();
@@ -274,7 +273,12 @@ pub fn write_yaml(path: &Path, docs: &[Value]) {
 
 /// The whole cluster as files: `world/ns-NNN.yaml` per namespace, `routes/routes-NNN.yaml`
 /// per 50 Routes. Returns the bytes written.
-pub fn write_files(spec: &Spec, world: &Path, routes: &Path, edits: &BTreeMap<usize, Vec<String>>) -> u64 {
+pub fn write_files(
+    spec: &Spec,
+    world: &Path,
+    routes: &Path,
+    edits: &BTreeMap<usize, Vec<String>>,
+) -> u64 {
     std::fs::create_dir_all(world).unwrap();
     std::fs::create_dir_all(routes).unwrap();
     for n in 0..spec.namespaces() {

@@ -134,6 +134,9 @@ mod tests {
         // At most about twice what is alive (other tests may hold a few sets).
         assert!(Labels::interned() < 2100, "{}", Labels::interned());
         let again = Labels::new(set(&[("held", "yes")]));
-        assert!(Arc::ptr_eq(&held.0, &again.0), "a set in use stays interned");
+        assert!(
+            Arc::ptr_eq(&held.0, &again.0),
+            "a set in use stays interned"
+        );
     }
 }

@@ -170,6 +170,21 @@ pub enum ConfigError {
     },
 }
 
+/// Kinds whose objects the world holds or follows (a document of one of these kinds under an
+/// apiVersion this program does not read may still be meant as one).
+const WORLD_KINDS: [&str; 10] = [
+    "Pod",
+    "Namespace",
+    "Service",
+    "EndpointSlice",
+    "ReplicaSet",
+    "Job",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "CronJob",
+];
+
 impl ConfigError {
     /// A copy (an I/O error is not `Clone`: its kind and text are kept).
     pub fn copy(&self) -> ConfigError {
@@ -195,7 +210,11 @@ impl ConfigError {
                 path: path.clone(),
                 offset: *offset,
             },
-            ConfigError::Syntax { at, format, message } => ConfigError::Syntax {
+            ConfigError::Syntax {
+                at,
+                format,
+                message,
+            } => ConfigError::Syntax {
                 at: at.clone(),
                 format,
                 message: message.clone(),
@@ -260,6 +279,28 @@ impl ConfigError {
             ConfigError::Object { kind, name, .. } if kind == "Route" => name.as_deref(),
             ConfigError::Duplicate { kind, name, .. } if kind == "Route" => Some(name),
             _ => None,
+        }
+    }
+
+    /// Whether what could not be read may have held world objects (pods, namespaces,
+    /// Services, workloads): then which pods a Route selects is unknown, and rows that hold
+    /// a selection must not shrink because of it. A whole file or document that could not be
+    /// read may have held anything; a world object that does not decode is one; Route-level
+    /// errors and duplicates (the first world object is kept) hide nothing.
+    pub fn may_hide_world(&self) -> bool {
+        match self {
+            ConfigError::Read { .. }
+            | ConfigError::NotRegular { .. }
+            | ConfigError::TooLarge { .. }
+            | ConfigError::InputTooLarge { .. }
+            | ConfigError::NotUtf8 { .. }
+            | ConfigError::Syntax { .. }
+            | ConfigError::Shape { .. } => true,
+            ConfigError::UnknownKind { kind, .. } => WORLD_KINDS.contains(&kind.as_str()),
+            ConfigError::Object { kind, .. } => kind != "Route",
+            ConfigError::RouteSchema { .. }
+            | ConfigError::Rule { .. }
+            | ConfigError::Duplicate { .. } => false,
         }
     }
 

@@ -110,6 +110,9 @@ struct FileState {
     entries: HashMap<Key, Entry>,
     /// Errors of the last attempt.
     errors: Vec<ConfigError>,
+    /// The file read once without an error that may hide world objects: every object it
+    /// may hold has been seen, and what it held stays while it cannot be read.
+    known: bool,
 }
 
 /// The input as last decoded. See the module documentation.
@@ -121,10 +124,14 @@ pub struct Decoded {
     order: Vec<PathBuf>,
     /// Input paths that could not be listed.
     path_errors: Vec<ConfigError>,
+    /// Input paths listed at least once (a path that never was may hold anything).
+    listed: HashSet<PathBuf>,
     /// Which files define each key.
     definers: HashMap<Key, Vec<PathBuf>>,
     /// Errors as last handed over (by their text), to hand over only changes.
     last_errors: Vec<String>,
+    /// `world_unknown` as last handed over.
+    last_unknown: bool,
     started: bool,
     /// Files read so far (a file that did not change is not read again).
     reads: u64,
@@ -198,7 +205,10 @@ impl Decoded {
         let mut order = Vec::new();
         for p in paths {
             match crate::config::input_files(std::slice::from_ref(p)) {
-                Ok(files) => order.extend(files),
+                Ok(files) => {
+                    self.listed.insert(p.clone());
+                    order.extend(files);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "input path unreadable; what its files held stays");
                     self.path_errors.push(e);
@@ -222,14 +232,15 @@ impl Decoded {
         for file in &order {
             let now = stamp(file);
             let state = self.files.get(file);
-            let fresh = state.is_some_and(|s| s.read.is_some() && s.read == now)
-                && !named.contains(file);
+            let fresh =
+                state.is_some_and(|s| s.read.is_some() && s.read == now) && !named.contains(file);
             if fresh {
                 total += state.map_or(0, |s| s.bytes);
                 continue;
             }
             let next = self.read_one(file, now, total);
             self.reads += 1;
+            tracing::debug!(file = %file.display(), bytes = next.bytes, "input file read");
             if next.read.is_some() {
                 total += next.bytes;
             }
@@ -240,7 +251,8 @@ impl Decoded {
             changed.push((gone.clone(), None));
         }
         let updates = self.merge(changed, order);
-        self.handover(updates)
+        let unknown = self.world_unknown(paths);
+        self.handover(updates, unknown)
     }
 
     /// One file read again: its new state, keeping what it held where it could not be read.
@@ -248,8 +260,7 @@ impl Decoded {
         let old = self.files.get(file);
         match crate::config::read_within(file, &self.limits, total) {
             Ok(bytes) => {
-                let (mut entries, errors) =
-                    entries_of(crate::config::load_file(file, &bytes));
+                let (mut entries, errors) = entries_of(crate::config::load_file(file, &bytes));
                 if !errors.is_empty()
                     && let Some(old) = old
                 {
@@ -265,11 +276,14 @@ impl Decoded {
                             "file read with errors; objects it no longer shows stay as last read");
                     }
                 }
+                let known =
+                    !errors.iter().any(ConfigError::may_hide_world) || old.is_some_and(|o| o.known);
                 FileState {
                     read: now,
                     bytes: bytes.len() as u64,
                     entries,
                     errors,
+                    known,
                 }
             }
             Err(e) => {
@@ -279,6 +293,7 @@ impl Decoded {
                     bytes: old.map_or(0, |o| o.bytes),
                     entries: old.map(|o| o.entries.clone()).unwrap_or_default(),
                     errors: vec![e],
+                    known: old.is_some_and(|o| o.known),
                 }
             }
         }
@@ -292,7 +307,9 @@ impl Decoded {
     /// only when defined once.
     fn winner(&self, key: &Key, rank: &HashMap<&PathBuf, usize>) -> Option<Payload> {
         let files = self.definers.get(key)?;
-        let first = files.iter().min_by_key(|f| rank.get(f).copied().unwrap_or(usize::MAX))?;
+        let first = files
+            .iter()
+            .min_by_key(|f| rank.get(f).copied().unwrap_or(usize::MAX))?;
         let entry = self.files.get(first)?.entries.get(key)?;
         match (&entry.payload, key) {
             (Payload::Route(_), _) if files.len() > 1 => None,
@@ -303,7 +320,11 @@ impl Decoded {
 
     /// Replaces the states of `changed` files and the load order, and returns the changes of
     /// the merged input.
-    fn merge(&mut self, changed: Vec<(PathBuf, Option<FileState>)>, order: Vec<PathBuf>) -> Vec<Update> {
+    fn merge(
+        &mut self,
+        changed: Vec<(PathBuf, Option<FileState>)>,
+        order: Vec<PathBuf>,
+    ) -> Vec<Update> {
         let rank_before: HashMap<PathBuf, usize> = self
             .rank()
             .into_iter()
@@ -321,11 +342,18 @@ impl Decoded {
         // Keys whose definers keep their content may still change winner when files move
         // in the load order.
         if order != self.order {
-            keys.extend(self.definers.iter().filter(|(_, f)| f.len() > 1).map(|(k, _)| k.clone()));
+            keys.extend(
+                self.definers
+                    .iter()
+                    .filter(|(_, f)| f.len() > 1)
+                    .map(|(k, _)| k.clone()),
+            );
         }
         let before: HashMap<Key, Option<Payload>> = {
             let rank = rank_before.iter().map(|(f, i)| (f, *i)).collect();
-            keys.iter().map(|k| (k.clone(), self.winner(k, &rank))).collect()
+            keys.iter()
+                .map(|k| (k.clone(), self.winner(k, &rank)))
+                .collect()
         };
         self.order = order;
         for (file, next) in changed {
@@ -341,7 +369,10 @@ impl Decoded {
             }
             if let Some(n) = next {
                 for k in n.entries.keys() {
-                    self.definers.entry(k.clone()).or_default().push(file.clone());
+                    self.definers
+                        .entry(k.clone())
+                        .or_default()
+                        .push(file.clone());
                 }
                 self.files.insert(file, n);
             }
@@ -364,13 +395,20 @@ impl Decoded {
         self.reads
     }
 
+    /// Whether some input may hold world objects never seen since the start: a file that
+    /// never read without such an error, a path that could never be listed. Then which pods
+    /// a Route selects is unknown (see `keep::hold_selection`).
+    pub fn world_unknown(&self, paths: &[PathBuf]) -> bool {
+        paths.iter().any(|p| !self.listed.contains(p))
+            || self
+                .order
+                .iter()
+                .any(|f| self.files.get(f).is_some_and(|s| !s.known))
+    }
+
     /// Every error of the input: paths, files (in load order), duplicates across files.
     pub fn errors(&self) -> Vec<ConfigError> {
-        let mut out: Vec<ConfigError> = self
-            .path_errors
-            .iter()
-            .map(ConfigError::copy)
-            .collect();
+        let mut out: Vec<ConfigError> = self.path_errors.iter().map(ConfigError::copy).collect();
         for f in &self.order {
             if let Some(s) = self.files.get(f) {
                 out.extend(s.errors.iter().map(ConfigError::copy));
@@ -408,18 +446,29 @@ impl Decoded {
     }
 
     /// The update for the loop: everything the first time, then only what changed.
-    fn handover(&mut self, updates: Vec<Update>) -> Option<Update> {
+    fn handover(&mut self, updates: Vec<Update>, world_unknown: bool) -> Option<Update> {
         let errors = self.errors();
         let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        let errors_changed = texts != self.last_errors;
+        let errors_changed = texts != self.last_errors || world_unknown != self.last_unknown;
         self.last_errors = texts;
+        self.last_unknown = world_unknown;
         if !self.started {
             self.started = true;
-            return Some(self.whole(errors));
+            let whole = self.whole(self.errors());
+            return Some(Update::Batch(vec![
+                whole,
+                Update::Errors {
+                    errors,
+                    world_unknown,
+                },
+            ]));
         }
         let mut batch = updates;
         if errors_changed {
-            batch.push(Update::Errors(errors));
+            batch.push(Update::Errors {
+                errors,
+                world_unknown,
+            });
         }
         (!batch.is_empty()).then_some(Update::Batch(batch))
     }

@@ -56,7 +56,12 @@ impl Dir {
         self.inputs
             .world()
             .pods()
-            .map(|p| (p.name.clone(), p.labels.get("app").cloned().unwrap_or_default()))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.labels.get("app").cloned().unwrap_or_default(),
+                )
+            })
             .collect()
     }
     fn routes(&self) -> Vec<String> {
@@ -78,8 +83,14 @@ fn p(name: &str, app: &str) -> (String, String) {
 #[test]
 fn only_files_that_changed_are_read_and_their_changes_handed_over() {
     let mut d = Dir::new(Limits::default());
-    d.put("a.yaml", &format!("{NS}{}{}", pod("p1", "web"), pod("p2", "web")));
-    d.put("b.yaml", &format!("{}{}", pod("p3", "db"), route("r1", "10.0.0.0/8")));
+    d.put(
+        "a.yaml",
+        &format!("{NS}{}{}", pod("p1", "web"), pod("p2", "web")),
+    );
+    d.put(
+        "b.yaml",
+        &format!("{}{}", pod("p3", "db"), route("r1", "10.0.0.0/8")),
+    );
     assert!(d.reload());
     assert_eq!(d.decoded.reads(), 2);
     assert_eq!(d.pods(), [p("p1", "web"), p("p2", "web"), p("p3", "db")]);
@@ -88,7 +99,10 @@ fn only_files_that_changed_are_read_and_their_changes_handed_over() {
     assert!(!d.reload());
     assert_eq!(d.decoded.reads(), 2);
     // One pod relabelled in one file: that file alone is read.
-    d.put("a.yaml", &format!("{NS}{}{}", pod("p1", "web"), pod("p2", "db")));
+    d.put(
+        "a.yaml",
+        &format!("{NS}{}{}", pod("p1", "web"), pod("p2", "db")),
+    );
     assert!(d.reload());
     assert_eq!(d.decoded.reads(), 3);
     assert_eq!(d.pods(), [p("p1", "web"), p("p2", "db"), p("p3", "db")]);
@@ -107,27 +121,47 @@ fn a_route_in_two_files_is_used_nowhere_and_a_move_is_one_change() {
     d.reload();
     assert_eq!(d.routes(), ["r1", "r2"]);
     // r1 also defined in b: neither definition is used; the error names both places.
-    d.put("b.yaml", &format!("{}{}", route("r2", "10.1.0.0/16"), route("r1", "10.9.0.0/16")));
-    let u = d.decoded.reload(&[d.dir.path().to_path_buf()], &BTreeSet::new());
+    d.put(
+        "b.yaml",
+        &format!(
+            "{}{}",
+            route("r2", "10.1.0.0/16"),
+            route("r1", "10.9.0.0/16")
+        ),
+    );
+    let u = d
+        .decoded
+        .reload(&[d.dir.path().to_path_buf()], &BTreeSet::new());
     let text = format!("{u:?}");
     assert!(text.contains("RouteDeleted(\"r1\")"), "{text}");
     d.inputs.apply_all(u);
     assert_eq!(d.routes(), ["r2"]);
     let errs = d.errors();
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("duplicate Route \"r1\"") && errs[0].contains("a.yaml"), "{errs:?}");
+    assert!(
+        errs[0].contains("duplicate Route \"r1\"") && errs[0].contains("a.yaml"),
+        "{errs:?}"
+    );
     assert_eq!(d.inputs.errors[0].route_name(), Some("r1"));
     // Removed from a: b's definition is the one.
     d.put("a.yaml", "");
     d.reload();
     assert_eq!(d.routes(), ["r1", "r2"]);
     assert!(d.errors().is_empty());
-    assert_eq!(d.inputs.route("r1").expect("r1").spec.route[0].dst, "10.9.0.0/16");
+    assert_eq!(
+        d.inputs.route("r1").expect("r1").spec.route[0].dst,
+        "10.9.0.0/16"
+    );
     // Moved back to a in one step: one batch, never absent in between.
     d.put("a.yaml", &route("r1", "10.9.0.0/16"));
     d.put("b.yaml", &route("r2", "10.1.0.0/16"));
-    let u = d.decoded.reload(&[d.dir.path().to_path_buf()], &BTreeSet::new());
-    assert!(u.is_none(), "the same Route in another file is no change: {u:?}");
+    let u = d
+        .decoded
+        .reload(&[d.dir.path().to_path_buf()], &BTreeSet::new());
+    assert!(
+        u.is_none(),
+        "the same Route in another file is no change: {u:?}"
+    );
 }
 
 #[test]
@@ -137,7 +171,11 @@ fn world_duplicates_keep_the_first_and_the_second_takes_over() {
     d.put("b.yaml", &pod("p1", "db"));
     d.reload();
     assert_eq!(d.pods(), [p("p1", "web")]);
-    assert!(d.errors()[0].contains("duplicate Pod \"default/p1\""), "{:?}", d.errors());
+    assert!(
+        d.errors()[0].contains("duplicate Pod \"default/p1\""),
+        "{:?}",
+        d.errors()
+    );
     std::fs::remove_file(d.path("a.yaml")).expect("rm");
     d.reload();
     assert_eq!(d.pods(), [p("p1", "db")]);
@@ -150,11 +188,19 @@ fn a_file_over_its_limit_keeps_what_it_held_and_says_which_flag_to_raise() {
         max_file_bytes: 600,
         max_input_bytes: 10_000,
     });
-    d.put("a.yaml", &format!("{}{}", pod("p1", "web"), route("r1", "10.0.0.0/8")));
+    d.put(
+        "a.yaml",
+        &format!("{}{}", pod("p1", "web"), route("r1", "10.0.0.0/8")),
+    );
     d.reload();
     assert_eq!(d.pods(), [p("p1", "web")]);
     // Grows over the limit (with a relabel inside): nothing of it is read, nothing dropped.
-    let big = format!("{}{}{}", pod("p1", "db"), route("r1", "10.0.0.0/8"), "#".repeat(700));
+    let big = format!(
+        "{}{}{}",
+        pod("p1", "db"),
+        route("r1", "10.0.0.0/8"),
+        "#".repeat(700)
+    );
     d.put("a.yaml", &big);
     d.reload();
     assert_eq!(d.pods(), [p("p1", "web")], "the last read stays");
@@ -162,7 +208,10 @@ fn a_file_over_its_limit_keeps_what_it_held_and_says_which_flag_to_raise() {
     let errs = d.errors();
     assert!(errs[0].contains("raise --max-file-bytes"), "{errs:?}");
     // Back within the limit: read, and its content applies.
-    d.put("a.yaml", &format!("{}{}", pod("p1", "db"), route("r1", "10.0.0.0/8")));
+    d.put(
+        "a.yaml",
+        &format!("{}{}", pod("p1", "db"), route("r1", "10.0.0.0/8")),
+    );
     d.reload();
     assert_eq!(d.pods(), [p("p1", "db")]);
     assert!(d.errors().is_empty());
@@ -181,7 +230,10 @@ fn the_whole_input_limit_is_counted_in_load_order() {
     // exactly as `plan` and `apply` refuse it.
     let errs = d.errors();
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("b.yaml") && errs[0].contains("raise --max-input-bytes"), "{errs:?}");
+    assert!(
+        errs[0].contains("b.yaml") && errs[0].contains("raise --max-input-bytes"),
+        "{errs:?}"
+    );
     let whole = crate::config::load_paths_with(&[d.dir.path().to_path_buf()], &d.decoded.limits)
         .expect("load");
     assert_eq!(whole.errors.len(), 1);
@@ -192,7 +244,15 @@ fn the_whole_input_limit_is_counted_in_load_order() {
 #[test]
 fn a_document_that_fails_keeps_the_objects_it_may_have_held() {
     let mut d = Dir::new(Limits::default());
-    d.put("a.yaml", &format!("{}{}{}", pod("p1", "web"), pod("p2", "web"), route("r1", "10.0.0.0/8")));
+    d.put(
+        "a.yaml",
+        &format!(
+            "{}{}{}",
+            pod("p1", "web"),
+            pod("p2", "web"),
+            route("r1", "10.0.0.0/8")
+        ),
+    );
     d.reload();
     // p2's document breaks (its kind is unknown now) while p1 changes: p1's change applies,
     // p2 stays as it was, and so does the Route whose document is intact.
@@ -211,7 +271,10 @@ fn a_document_that_fails_keeps_the_objects_it_may_have_held() {
     assert_eq!(d.pods(), [p("p1", "db"), p("p2", "web")]);
     assert_eq!(d.routes(), ["r1"]);
     // Fixed, without p2: p2 goes now, because the file reads cleanly.
-    d.put("a.yaml", &format!("{}{}", pod("p1", "db"), route("r1", "10.0.0.0/8")));
+    d.put(
+        "a.yaml",
+        &format!("{}{}", pod("p1", "db"), route("r1", "10.0.0.0/8")),
+    );
     d.reload();
     assert_eq!(d.pods(), [p("p1", "db")]);
     assert!(d.errors().is_empty());
@@ -228,6 +291,40 @@ fn a_file_given_by_name_that_is_missing_keeps_what_it_held() {
     assert_eq!(inputs.world().pod_count(), 1);
     std::fs::remove_file(&world).expect("rm");
     inputs.apply_all(d.reload(std::slice::from_ref(&world), &BTreeSet::new()));
-    assert_eq!(inputs.world().pod_count(), 1, "an unreadable path keeps its pods");
+    assert_eq!(
+        inputs.world().pod_count(),
+        1,
+        "an unreadable path keeps its pods"
+    );
     assert!(inputs.errors[0].to_string().contains("cannot read"));
+}
+
+#[test]
+fn the_world_is_unknown_until_every_file_read_once_without_hiding_errors() {
+    let mut d = Dir::new(Limits::default());
+    // Broken from the start: what it holds was never seen.
+    d.put("a.yaml", "apiVersion: v1\nkind: [unclosed\n");
+    d.put("b.yaml", &route("r1", "10.0.0.0/8"));
+    d.reload();
+    assert!(d.inputs.world_unknown, "a file never read may hold any pod");
+    // Read: known.
+    d.put("a.yaml", &pod("p1", "web"));
+    d.reload();
+    assert!(!d.inputs.world_unknown);
+    assert_eq!(d.pods(), [p("p1", "web")]);
+    // Broken again: its last read stands in for it, so the world stays known.
+    d.put("a.yaml", "apiVersion: v1\nkind: [unclosed\n");
+    d.reload();
+    assert!(!d.inputs.world_unknown);
+    assert_eq!(d.pods(), [p("p1", "web")]);
+    // A new file whose pod does not decode: never seen, unknown.
+    d.put("c.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p9, namespace: default}\nspec: {nodeName: [1]}\n");
+    d.reload();
+    assert!(d.inputs.world_unknown, "{:?}", d.errors());
+    // A Route-level error hides no pod.
+    std::fs::remove_file(d.path("c.yaml")).expect("rm");
+    d.put("a.yaml", &pod("p1", "web"));
+    d.put("b.yaml", &route("r1", "10.0.0.0/33"));
+    d.reload();
+    assert!(!d.inputs.world_unknown, "{:?}", d.errors());
 }

@@ -59,12 +59,13 @@ impl Loop {
 
     /// A burst of source updates: the planner settles once for all of them, then what it
     /// marked dirty is reconciled. The inputs becoming complete (start, a new leader's
-    /// cluster-wide pod list) is a full pass.
+    /// cluster-wide pod list, a world that was unknown read again) is a full pass.
     pub(super) async fn on_updates(&mut self, batch: Vec<Update>) {
         if batch.is_empty() {
             return;
         }
-        let before = (self.inputs.synced, self.inputs.cluster_pods);
+        let state = |i: &super::inputs::Inputs| (i.synced, i.cluster_pods, i.world_unknown);
+        let before = state(&self.inputs);
         let changed = self.inputs.apply_all(batch);
         self.metrics
             .health
@@ -74,7 +75,9 @@ impl Loop {
             return;
         }
         let first = !self.metrics.health.first_pass_done.load(Ordering::Relaxed);
-        if first || before != (self.inputs.synced, self.inputs.cluster_pods) {
+        // The world becoming known again (an unreadable file read) releases what was held:
+        // every Route and every pod.
+        if first || before != state(&self.inputs) {
             self.full_pass().await;
         } else {
             self.step().await;

@@ -153,8 +153,11 @@ impl FileSource {
                 Ok(ev) => match event_meaning(&ev.kind) {
                     None => false,
                     Some(done) => {
-                        let mine: Vec<&PathBuf> =
-                            ev.paths.iter().filter(|p| concerns(&event_paths, p)).collect();
+                        let mine: Vec<&PathBuf> = ev
+                            .paths
+                            .iter()
+                            .filter(|p| concerns(&event_paths, p))
+                            .collect();
                         let mut n = event_named.lock().unwrap_or_else(PoisonError::into_inner);
                         for p in &mine {
                             n.insert((*p).clone(), done);
@@ -246,11 +249,10 @@ impl FileSource {
     /// changes (None when nothing changed). `Err` when the runtime is shutting down.
     pub async fn load(&mut self) -> Result<Option<Update>, tokio::task::JoinError> {
         let paths = self.paths.clone();
-        let named: BTreeSet<PathBuf> = std::mem::take(
-            &mut *self.named.lock().unwrap_or_else(PoisonError::into_inner),
-        )
-        .into_keys()
-        .collect();
+        let named: BTreeSet<PathBuf> =
+            std::mem::take(&mut *self.named.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_keys()
+                .collect();
         // Only a load that panicked loses it: start again from nothing (a whole read).
         let limits = self.limits;
         let mut decoded = self.decoded.take().unwrap_or_else(|| Decoded::new(limits));

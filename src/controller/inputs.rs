@@ -50,8 +50,13 @@ pub enum Update {
     Unsynced,
     /// Updates that belong together (one re-read of some input files): applied in one go.
     Batch(Vec<Update>),
-    /// What could not be loaded now (file mode, after a re-read of some files).
-    Errors(Vec<ConfigError>),
+    /// What could not be loaded now (file mode, after a re-read of some files), and whether
+    /// some of it may hide world objects whose last known state is not held either (a
+    /// file that never read well since the start): see `keep::hold_selection`.
+    Errors {
+        errors: Vec<ConfigError>,
+        world_unknown: bool,
+    },
 }
 
 /// Which Routes changed since the loop last looked.
@@ -87,6 +92,9 @@ pub struct Inputs {
     route_changes: Option<RouteChanges>,
     /// Documents that could not be loaded (file mode).
     pub errors: Vec<ConfigError>,
+    /// Some world objects may be missing and their last known state is not held either
+    /// (file mode): Routes keep their NB rows and pods their routes (see `keep`).
+    pub world_unknown: bool,
     /// Route objects that do not decode (Kubernetes mode), by name; their last readable
     /// version, if any, stays in `routes`.
     pub undecodable: BTreeMap<String, Undecodable>,
@@ -119,6 +127,7 @@ impl Inputs {
             last_good: LastGood::default(),
             route_changes: None,
             errors: Vec::new(),
+            world_unknown: false,
             undecodable: BTreeMap::new(),
             synced: false,
             cluster_pods: false,
@@ -160,6 +169,8 @@ impl Inputs {
             } => {
                 self.engine.replace_world(world);
                 self.routes = routes;
+                // A whole read holds nothing from before: what it could not read is unknown.
+                self.world_unknown = super::keep::world_unknown(&errors);
                 self.errors = errors;
                 self.route_changes = Some(RouteChanges::All);
                 true
@@ -236,10 +247,16 @@ impl Inputs {
             Update::Batch(updates) => updates
                 .into_iter()
                 .fold(false, |changed, u| self.apply(u) | changed),
-            Update::Errors(errors) => {
-                let text = |v: &[ConfigError]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
-                let changed = text(&errors) != text(&self.errors);
+            Update::Errors {
+                errors,
+                world_unknown,
+            } => {
+                let text =
+                    |v: &[ConfigError]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+                let changed =
+                    text(&errors) != text(&self.errors) || world_unknown != self.world_unknown;
                 self.errors = errors;
+                self.world_unknown = world_unknown;
                 changed
             }
         }
@@ -260,6 +277,7 @@ impl Inputs {
     /// changed.
     pub fn apply_all(&mut self, updates: impl IntoIterator<Item = Update>) -> bool {
         let before = self.kept();
+        let unknown_before = self.world_unknown;
         self.engine.begin();
         let mut changed = false;
         for u in updates {
@@ -273,7 +291,9 @@ impl Inputs {
         for name in before.0.symmetric_difference(&after.0) {
             self.engine.nb_drifted(name);
         }
-        if before.1 != after.1 {
+        // Routes held for an unknown world are read from the NB at pass time: a full pass
+        // holds or releases them.
+        if before.1 != after.1 || unknown_before != self.world_unknown {
             self.sweep_owed = true;
         }
         changed

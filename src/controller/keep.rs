@@ -11,6 +11,12 @@
 //!   route becomes a policy).
 //! - When a file could not be read at all, Routes it may have held are unknown: no row of a
 //!   Route absent from the input is deleted.
+//! - When what could not be read may have held world objects (a file, a document, a pod
+//!   that does not decode) and their last known state is not held either (`apply`, or `run`
+//!   before that file ever read well), which pods each Route selects is unknown: every Route
+//!   that has rows in the NB keeps them exactly as they are ([`hold_selection`]), so no pod
+//!   leaves an address set or a port group because its file could not be read. A Route
+//!   without rows yet is written (that removes nothing).
 //!
 //! One function, [`keep`], for every pass (`plan`, `apply`, a `run` step over some Routes, a
 //! full pass, the audit): the rules are read from the planner's state, never worked out again.
@@ -85,4 +91,24 @@ pub fn drop_kept(nb: &mut DesiredNb, keep: &Keep) {
         }
     }
     each_family(&mut Drop { nb, keep });
+}
+
+/// Whether the world is incomplete in a way a one-shot load cannot make up for: some error
+/// may hide world objects (see `ConfigError::may_hide_world`).
+pub fn world_unknown(errors: &[ConfigError]) -> bool {
+    errors.iter().any(ConfigError::may_hide_world)
+}
+
+/// The world is unknown: every Route with rows in the NB (`programmed`, read from the
+/// replica) keeps them exactly as they are. Returns the Routes held that were not kept
+/// already, for the report.
+pub fn hold_selection(
+    keep: &mut Keep,
+    programmed: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    keep.absent = true;
+    programmed
+        .into_iter()
+        .filter(|name| keep.routes.insert(name.clone()))
+        .collect()
 }

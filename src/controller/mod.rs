@@ -2,9 +2,9 @@
 //! Owns no policy of its own: what to program is the planner's, how is nb's and netlink's.
 //! The only decision made here is what to leave alone when input is bad (see [`keep`]).
 pub mod audit;
+pub mod decoded;
 mod driver;
 pub mod explain;
-pub mod decoded;
 pub mod files;
 pub mod inputs;
 pub mod keep;

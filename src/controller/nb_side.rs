@@ -15,7 +15,7 @@ use crate::nb::reconcile::{NbError, NbIntent, NbPass, NbReconciler};
 use crate::plan::NbScope;
 
 use super::inputs::Inputs;
-use super::keep::{drop_kept, keep};
+use super::keep::{drop_kept, hold_selection, keep};
 use super::metrics::{ErrorLabel, Metrics, ResultLabel};
 use super::role::{Fence, Role};
 
@@ -117,7 +117,14 @@ impl NbSide {
         let scope = if self.owed { Scope::All } else { scope };
         tracing::trace!(?scope, "NB pass");
         let engine = &inputs.engine;
-        let keep = keep(&inputs.errors, inputs.undecodable.keys(), engine, scope);
+        let mut keep = keep(&inputs.errors, inputs.undecodable.keys(), engine, scope);
+        if inputs.world_unknown {
+            let held = hold_selection(
+                &mut keep,
+                crate::nb::route_names(&self.reconciler.snapshot()),
+            );
+            tracing::debug!(routes = held.len(), "world unknown: NB rows of Routes held");
+        }
         let (mut desired, ips) = match scope {
             Scope::All => engine.desired_nb_all(),
             Scope::Routes(r) => engine.desired_nb(r),

@@ -10,7 +10,7 @@ use crate::nb::reconcile::Keep;
 use crate::nb::reconcile::{NbIntent, NbReconciler};
 use crate::plan::incremental::Engine;
 
-use super::keep::{drop_kept, keep};
+use super::keep::{drop_kept, hold_selection, keep, world_unknown};
 use super::pod_diff::pod_views;
 use super::source::world_from;
 use super::{ControllerError, Options, OutputFormat, pods, render};
@@ -85,21 +85,38 @@ fn load_and_plan(
     Ok((loaded, engine, plan, keep))
 }
 
+/// When an unreadable input may have held pods, which pods each Route selects is unknown:
+/// the Routes with rows in the NB keep them as they are (see `keep`). Returns those Routes.
+fn hold_unknown(
+    errors: &[ConfigError],
+    nb: &NbReconciler,
+    keep: &mut Keep,
+    plan: &mut crate::plan::Plan,
+) -> Vec<String> {
+    if !world_unknown(errors) {
+        return Vec::new();
+    }
+    let held = hold_selection(keep, crate::nb::route_names(&nb.snapshot()));
+    drop_kept(&mut plan.nb, keep);
+    held
+}
+
 /// Loads, plans and shows the changes; writes nothing.
 pub async fn plan_once(
     paths: &[PathBuf],
     opts: &Options,
     format: OutputFormat,
 ) -> Result<PlanOutcome, ControllerError> {
-    let (loaded, engine, plan, keep) = load_and_plan(paths, opts)?;
-    let intent = NbIntent {
-        desired: &plan.nb,
-        service_ips: &plan.ovn_service_ips,
-        keep: &keep,
-    };
+    let (loaded, engine, mut plan, mut keep) = load_and_plan(paths, opts)?;
     let (changes, nb_problems, note) = match &opts.nb {
         Some(remotes) => {
             let nb = NbReconciler::connect(opts.client_config(remotes)?, CONNECT_TIMEOUT).await?;
+            hold_unknown(&loaded.errors, &nb, &mut keep, &mut plan);
+            let intent = NbIntent {
+                desired: &plan.nb,
+                service_ips: &plan.ovn_service_ips,
+                keep: &keep,
+            };
             let d = nb.preview(intent, Scope::All);
             (d.changes, d.problems, String::new())
         }
@@ -135,7 +152,7 @@ pub async fn apply_once(
     paths: &[PathBuf],
     opts: &Options,
 ) -> Result<ApplyOutcome, ControllerError> {
-    let (loaded, engine, plan, keep) = load_and_plan(paths, opts)?;
+    let (loaded, engine, mut plan, mut keep) = load_and_plan(paths, opts)?;
     let Some(remotes) = &opts.nb else {
         return Err(ControllerError::Nb(
             crate::nb::reconcile::NbError::Unreachable {
@@ -145,6 +162,7 @@ pub async fn apply_once(
         ));
     };
     let nb = NbReconciler::connect(opts.client_config(remotes)?, CONNECT_TIMEOUT).await?;
+    let held = hold_unknown(&loaded.errors, &nb, &mut keep, &mut plan);
     let intent = NbIntent {
         desired: &plan.nb,
         service_ips: &plan.ovn_service_ips,
@@ -166,8 +184,8 @@ pub async fn apply_once(
         let _ = writeln!(
             out,
             "pods: not changed: some input could not be used ({}); fix it and apply again",
-            if keep.routes.is_empty() {
-                "unreadable file".to_owned()
+            if keep.absent {
+                "an unreadable file or document".to_owned()
             } else {
                 keep.routes.iter().cloned().collect::<Vec<_>>().join(", ")
             }
@@ -206,10 +224,16 @@ pub async fn apply_once(
             let _ = writeln!(out, "  ovn: {}: {}", p.reason, p.message);
         }
     }
-    for name in &keep.routes {
+    for name in keep.routes.iter().filter(|n| !held.contains(n)) {
         let _ = writeln!(
             out,
             "{name}: kept as programmed (its new version is unreadable or invalid)"
+        );
+    }
+    for name in &held {
+        let _ = writeln!(
+            out,
+            "{name}: kept as programmed (the pods it selects are unknown while some input cannot be read)"
         );
     }
     let failed = super::any_route_failed(&plan, &pass.problems);

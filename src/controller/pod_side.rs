@@ -50,8 +50,9 @@ impl PodSide {
         let Some(rec) = &self.reconciler else {
             return 0;
         };
-        if !inputs.synced {
-            // Pods absent from an incomplete world would lose their routes.
+        if !inputs.synced || inputs.world_unknown {
+            // Pods absent from an incomplete world would lose their routes, and a pod's
+            // selection may depend on what could not be read (its namespace's labels).
             return 0;
         }
         let start = Instant::now();
@@ -74,7 +75,7 @@ impl PodSide {
         let Some(rec) = &self.reconciler else {
             return;
         };
-        if keys.is_empty() || !inputs.synced {
+        if keys.is_empty() || !inputs.synced || inputs.world_unknown {
             return;
         }
         let start = Instant::now();
