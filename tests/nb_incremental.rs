@@ -85,7 +85,7 @@ fn pod(p: &Pod, app: &str) -> PodInfo {
         name: p.name.into(),
         uid: p.uid(),
         node: Some(p.node.into()),
-        labels: std::collections::BTreeMap::from([("app".to_string(), app.to_string())]).into(),
+        labels: [("app".to_string(), app.to_string())].into(),
         host_network: false,
         owner: None,
         phase: PodPhase::Running,

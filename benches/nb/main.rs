@@ -67,7 +67,7 @@ fn pod(i: usize) -> PodInfo {
         name: format!("pod-{i}"),
         uid: format!("uid-{i}"),
         node: Some(format!("node-{}", i % 10)),
-        labels: BTreeMap::from([("app".to_owned(), format!("app-{}", i / 2))]).into(),
+        labels: BTreeMap::from([("app".to_owned(), format!("app-{}", i / 2))]),
         host_network: false,
         owner: None,
         phase: PodPhase::Running,

@@ -6,14 +6,12 @@
 //! mode) convert their objects with the `From` impls and feed them in; the planner only
 //! reads. Objects are stored compactly (no full Kubernetes objects) because thousands of
 //! pods are held for the process lifetime.
-pub mod labels;
 pub mod objects;
 pub mod pod;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-pub use labels::Labels;
 pub use objects::{EndpointSliceInfo, LinkKind, NamespaceInfo, ServiceInfo, WorkloadLink};
 pub use pod::{OvnInfo, OwnerRef, PodInfo, PodInterface, PodPhase};
 

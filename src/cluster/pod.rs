@@ -10,8 +10,6 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
-use super::labels::Labels;
-
 /// `k8s.ovn.org/pod-networks`: OVN-Kubernetes' record of the pod's addresses per network.
 pub const OVN_POD_NETWORKS: &str = "k8s.ovn.org/pod-networks";
 /// `k8s.v1.cni.cncf.io/network-status`: Multus' list of the pod's interfaces.
@@ -59,8 +57,7 @@ pub struct PodInfo {
     pub name: String,
     pub uid: String,
     pub node: Option<String>,
-    /// Shared with every pod of the same labels (see [`Labels`]).
-    pub labels: Labels,
+    pub labels: BTreeMap<String, String>,
     pub host_network: bool,
     pub owner: Option<OwnerRef>,
     pub phase: PodPhase,
@@ -221,7 +218,7 @@ impl From<&Pod> for PodInfo {
             node: spec
                 .and_then(|s| s.node_name.clone())
                 .filter(|n| !n.is_empty()),
-            labels: Labels::new(meta.labels.clone().unwrap_or_default()),
+            labels: meta.labels.clone().unwrap_or_default(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             owner,
             phase,

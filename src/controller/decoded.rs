@@ -66,7 +66,7 @@ impl Key {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Payload {
-    World(WorldObject),
+    World(Box<WorldObject>),
     Route(Box<Route>),
     /// A Route defined twice in the same file: used nowhere.
     AmbiguousRoute,
@@ -156,7 +156,7 @@ fn entries_of(load: FileLoad) -> (HashMap<Key, Entry>, Vec<ConfigError>) {
         ..
     } = documents;
     let mut put = |o: WorldObject| {
-        payloads.insert(Key::World(o.to_ref()), Payload::World(o));
+        payloads.insert(Key::World(o.to_ref()), Payload::World(Box::new(o)));
     };
     namespaces.iter().for_each(|n| put(n.into()));
     pods.iter().for_each(|p| put(p.into()));
@@ -481,7 +481,7 @@ impl Decoded {
         for key in self.definers.keys() {
             match self.winner(key, &rank) {
                 Some(Payload::World(o)) => {
-                    world.apply(o);
+                    world.apply(*o);
                 }
                 Some(Payload::Route(r)) => {
                     routes.insert(r.metadata.name.clone().unwrap_or_default(), *r);
@@ -501,7 +501,7 @@ impl Decoded {
 /// does not take.
 fn change(key: &Key, new: Option<Payload>) -> Option<Update> {
     Some(match (key, new) {
-        (_, Some(Payload::World(o))) => Update::Apply(o),
+        (_, Some(Payload::World(o))) => Update::Apply(*o),
         (_, Some(Payload::Route(r))) => Update::RouteApplied(r),
         (Key::Route(name), _) => Update::RouteDeleted(name.clone()),
         (Key::World(r), _) => Update::Delete(r.clone()),

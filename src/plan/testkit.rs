@@ -116,7 +116,7 @@ pub fn mk_pod_n(ns: &str, name: &str, i: u32) -> PodInfo {
         name: name.into(),
         uid: format!("uid-{ns}-{name}"),
         node: Some("node1".into()),
-        labels: Default::default(),
+        labels: BTreeMap::new(),
         host_network: false,
         owner: None,
         phase: PodPhase::Running,
@@ -131,7 +131,7 @@ pub fn mk_pod_n(ns: &str, name: &str, i: u32) -> PodInfo {
 }
 
 pub fn with_labels(mut p: PodInfo, pairs: &[(&str, &str)]) -> PodInfo {
-    p.labels = labels(pairs).into();
+    p.labels = labels(pairs);
     p
 }
 
