@@ -187,6 +187,16 @@ struct KubeArgs {
     /// Node reports and Route status are written at most once per this interval (ms).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     status_interval_ms: u64,
+    /// Client-side limit on requests to the API server, per second on average (as
+    /// client-go's QPS; 0 = no limit).
+    #[arg(long, default_value_t = ovnkube_route::k8s::client::DEFAULT_QPS)]
+    kube_api_qps: f32,
+    /// Requests allowed at once above --kube-api-qps after a quiet time (client-go's burst).
+    #[arg(long, default_value_t = ovnkube_route::k8s::client::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    kube_api_burst: u32,
+    /// Objects per page of a list (the first list and every relist; `limit` / `continue`).
+    #[arg(long, default_value_t = ovnkube_route::k8s::client::DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    kube_page_size: u32,
 }
 
 #[derive(Args)]
@@ -383,6 +393,11 @@ fn kube_options(k: &KubeArgs, planner: &PlannerArgs) -> anyhow::Result<KubeOptio
             name: k.identity.clone(),
             namespace: Some(k.lease_namespace.clone()),
             uid: k.pod_uid.clone(),
+        },
+        api: ovnkube_route::k8s::client::ApiLimits {
+            qps: k.kube_api_qps.max(0.0),
+            burst: k.kube_api_burst,
+            page_size: k.kube_page_size,
         },
     })
 }

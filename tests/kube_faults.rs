@@ -19,6 +19,9 @@ fn ok_transactions(c: &Controller) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Lists come in pages of one object (`--kube-page-size 1`), so the first list and every
+/// relist after 410 are paginated (`limit` / `continue`); a relist replaces the world only
+/// once its last page is in.
 #[test]
 fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
     let ovn = Ovn::start();
@@ -27,7 +30,17 @@ fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
     let kube = Kube::start();
     load_world(&kube, Some(&net), &[NGINX]);
     kube.apply(WEB);
-    let mut c = spawn_ic(&kube, &ovn, &net);
+    let mut c = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "ic",
+            node: "node1",
+            identity: "node1",
+            net: Some(&net),
+            extra: &["--kube-page-size", "1"],
+        },
+    );
     c.wait_ready();
     let (a, b) = (pod("client-a"), pod("client-b"));
     poll(15, "programmed", || {
@@ -42,6 +55,8 @@ fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
     let table_a = net.routes(a);
     let txns = ok_transactions(&c);
     let lists_before = kube.bg.api.count("list", "pods");
+    let pages_before = kube.bg.api.lists_continued("pods");
+    assert!(pages_before >= 2, "node1's pods were not listed in pages");
     // Every resourceVersion the controller holds becomes too old, and its watches are cut:
     // each re-watch gets 410 Gone and has to relist; a Route created meanwhile must arrive.
     kube.bg.api.compact();
@@ -62,6 +77,10 @@ fn relist_after_dropped_watches_and_410_loses_repeats_and_deletes_nothing() {
     assert!(
         kube.bg.api.count("list", "pods") > lists_before,
         "no relist happened"
+    );
+    assert!(
+        kube.bg.api.lists_continued("pods") >= pages_before + 2,
+        "the relist was not paginated"
     );
     let restarts = c
         .metric("ovnkube_route_watch_restarts_total{resource=\"pods\"}")

@@ -6,6 +6,7 @@
 //! plan, or touch the NB or pods directly; that is the loop's.
 pub mod access;
 pub mod aggregate;
+pub mod client;
 pub mod lease;
 pub mod run;
 pub mod snapshot;

@@ -24,6 +24,7 @@ use crate::controller::{Options, RunOptions, Wiring, run_loop};
 use kube::api::DynamicObject;
 
 use super::KubeError;
+use super::client::ApiLimits;
 use super::lease::{Elector, Timing};
 use super::status::{DirtyRoutes, PodIdentity, StatusWriter, write_node_reports};
 use super::watch::{PodScope, Watches};
@@ -52,13 +53,14 @@ pub struct KubeOptions {
     pub status_interval: Duration,
     /// This instance's Pod, owner of its node report.
     pub pod: PodIdentity,
+    /// Request rate and list page size (`--kube-api-qps`, `--kube-api-burst`,
+    /// `--kube-page-size`).
+    pub api: ApiLimits,
 }
 
+/// A client within the default request limits (`explain`, the kubectl plugin).
 pub(crate) async fn client() -> Result<Client, KubeError> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| KubeError::Config(e.to_string()))?;
-    Ok(Client::try_from(config)?)
+    super::client::client(ApiLimits::default()).await
 }
 
 /// Keeps the loop's role, the pod watch scope and the metrics in step with leadership.
@@ -124,7 +126,7 @@ pub async fn run_kubernetes(
     k: KubeOptions,
 ) -> Result<(), KubeError> {
     k.timing.check().map_err(KubeError::Timing)?;
-    let client = client().await?;
+    let client = super::client::client(k.api).await?;
     let metrics = Arc::new(Metrics::new());
     metrics.set_info(opts.plan.nb_scope, "kubernetes");
     let server = crate::controller::metrics::serve(run.metrics_addr, metrics.clone())
@@ -145,6 +147,7 @@ pub async fn run_kubernetes(
         updates_tx,
         metrics.clone(),
         dirty.clone(),
+        k.api.page_size,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let (elector, leader) = Elector::new(

@@ -342,6 +342,8 @@ pub struct Watches {
     tx: mpsc::Sender<Update>,
     sync: Sync,
     metrics: Arc<Metrics>,
+    /// Objects per list page (`--kube-page-size`).
+    page_size: u32,
     pods: Option<(PodScope, JoinHandle<()>)>,
     others: Vec<JoinHandle<()>>,
 }
@@ -377,9 +379,11 @@ impl Watches {
         tx: mpsc::Sender<Update>,
         metrics: Arc<Metrics>,
         dirty: DirtyRoutes,
+        page_size: u32,
     ) -> (Self, Store<DynamicObject>) {
         let sync = Sync::new(tx.clone(), RESOURCES);
-        let cfg = watcher::Config::default;
+        // Every list, the first and each relist, comes in pages (`limit` / `continue`).
+        let cfg = || watcher::Config::default().page_size(page_size.max(1));
         let mut others = Vec::new();
         // The status writer reads Routes' current status from this store.
         let ar = route_resource();
@@ -478,6 +482,7 @@ impl Watches {
             tx,
             sync,
             metrics,
+            page_size,
             pods: None,
             others,
         };
@@ -486,7 +491,7 @@ impl Watches {
     }
 
     fn spawn_pods(&self, scope: PodScope) -> JoinHandle<()> {
-        let mut cfg = watcher::Config::default();
+        let mut cfg = watcher::Config::default().page_size(self.page_size.max(1));
         if scope == PodScope::Node {
             cfg = cfg.fields(&format!("spec.nodeName={}", self.node));
         }

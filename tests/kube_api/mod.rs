@@ -67,8 +67,6 @@ pub struct Logged {
     pub user_agent: String,
     /// get, list, watch, create, update, patch, delete (empty for discovery).
     pub verb: String,
-    /// When the request arrived.
-    pub at: std::time::Instant,
     pub group: String,
     /// Plural, with `/subresource`.
     pub resource: String,
@@ -456,6 +454,22 @@ impl ApiServer {
     }
 
     /// Requests with this verb on this resource (`routes/status`, ...).
+    /// Lists of `resource` that asked for a page after the first (a `continue` token).
+    pub fn lists_continued(&self, resource: &str) -> usize {
+        self.shared
+            .log
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.verb == "list" && l.resource == resource)
+            .filter(|l| {
+                l.query
+                    .iter()
+                    .any(|(k, v)| k == "continue" && !v.is_empty())
+            })
+            .count()
+    }
+
     pub fn count(&self, verb: &str, resource: &str) -> usize {
         self.shared
             .log
