@@ -286,11 +286,13 @@ impl ConfigError {
     /// Services, workloads): then which pods a Route selects is unknown, and rows that hold
     /// a selection must not shrink because of it. A whole file or document that could not be
     /// read may have held anything; a world object that does not decode is one; Route-level
-    /// errors and duplicates (the first world object is kept) hide nothing.
+    /// errors and duplicates (the first world object is kept) hide nothing, and neither
+    /// does a FIFO, socket or device (never input: nothing is ever read from one, so it
+    /// cannot have held what is programmed; in `run` a path that was a file keeps its
+    /// last read anyway).
     pub fn may_hide_world(&self) -> bool {
         match self {
             ConfigError::Read { .. }
-            | ConfigError::NotRegular { .. }
             | ConfigError::TooLarge { .. }
             | ConfigError::InputTooLarge { .. }
             | ConfigError::NotUtf8 { .. }
@@ -298,7 +300,8 @@ impl ConfigError {
             | ConfigError::Shape { .. } => true,
             ConfigError::UnknownKind { kind, .. } => WORLD_KINDS.contains(&kind.as_str()),
             ConfigError::Object { kind, .. } => kind != "Route",
-            ConfigError::RouteSchema { .. }
+            ConfigError::NotRegular { .. }
+            | ConfigError::RouteSchema { .. }
             | ConfigError::Rule { .. }
             | ConfigError::Duplicate { .. } => false,
         }

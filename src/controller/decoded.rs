@@ -240,8 +240,8 @@ impl Decoded {
             }
             let next = self.read_one(file, now, total);
             self.reads += 1;
-            tracing::debug!(file = %file.display(), bytes = next.bytes, "input file read");
             if next.read.is_some() {
+                tracing::debug!(file = %file.display(), bytes = next.bytes, "input file read");
                 total += next.bytes;
             }
             changed.push((file.clone(), Some(next)));
@@ -261,6 +261,9 @@ impl Decoded {
         match crate::config::read_within(file, &self.limits, total) {
             Ok(bytes) => {
                 let (mut entries, errors) = entries_of(crate::config::load_file(file, &bytes));
+                for e in &errors {
+                    tracing::error!(error = %e, "input rejected");
+                }
                 if !errors.is_empty()
                     && let Some(old) = old
                 {
@@ -292,8 +295,8 @@ impl Decoded {
                     read: None,
                     bytes: old.map_or(0, |o| o.bytes),
                     entries: old.map(|o| o.entries.clone()).unwrap_or_default(),
+                    known: old.is_some_and(|o| o.known) || !e.may_hide_world(),
                     errors: vec![e],
-                    known: old.is_some_and(|o| o.known),
                 }
             }
         }

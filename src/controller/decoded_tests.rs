@@ -328,3 +328,14 @@ fn the_world_is_unknown_until_every_file_read_once_without_hiding_errors() {
     d.reload();
     assert!(!d.inputs.world_unknown, "{:?}", d.errors());
 }
+
+#[test]
+fn a_fifo_is_reported_and_hides_nothing() {
+    let mut d = Dir::new(Limits::default());
+    d.put("a.yaml", &pod("p1", "web"));
+    nix::unistd::mkfifo(&d.path("p.yaml"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    d.reload();
+    assert_eq!(d.pods(), [p("p1", "web")]);
+    assert!(d.errors()[0].contains("FIFO"), "{:?}", d.errors());
+    assert!(!d.inputs.world_unknown, "nothing is ever read from a FIFO");
+}
