@@ -254,6 +254,23 @@ fn plan_shows_what_a_route_would_do_before_it_is_applied() {
         routes_before
     );
     only_lists(&kube);
+    // The plan's read of the cluster comes in pages (`limit`, then `continue`).
+    let plan_lists: Vec<_> = kube
+        .bg
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "list" && !r.user_agent.starts_with("kubectl"))
+        .filter(|r| r.resource == "pods")
+        .collect();
+    assert!(!plan_lists.is_empty());
+    for r in &plan_lists {
+        assert!(
+            r.query.iter().any(|(k, v)| k == "limit" && v == "500"),
+            "a list without a page size: {:?}",
+            r.query
+        );
+    }
 }
 
 /// Selects client-c (node2) and reroutes 172.16.30.0/24 through GR node2.
