@@ -13,7 +13,6 @@
 //! calls it).
 use std::time::Instant;
 
-use crate::nb::Scope;
 use crate::plan::Plan;
 
 use super::driver::Loop;
@@ -87,7 +86,7 @@ impl Loop {
             self.inputs.engine = fresh;
         }
         drop((now_plan, fresh_plan));
-        if let Some(pass) = self.nb.pass(&self.inputs, Scope::All).await {
+        if let Some(pass) = self.nb.full_now(&self.inputs).await {
             out.nb = pass.changes;
             for (table, owner, what) in pass.changed.iter().take(MAX_LOGGED) {
                 tracing::error!(route = %owner.route, table, id = %owner.id, change = what, side = "nb",

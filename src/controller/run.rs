@@ -217,6 +217,7 @@ pub async fn run_loop(
                 // Everything queued before the request first.
                 lp.on_updates(drain(&mut updates, None)).await;
                 lp.on_replica(drain_replica(&mut subs, None)).await;
+                lp.finish_sweep().await;
                 match c {
                     Control::Barrier(tx) => {
                         let _ = tx.send(());
@@ -230,9 +231,14 @@ pub async fn run_loop(
             _ = audit.tick(), if run.audit.is_some() => {
                 lp.on_updates(drain(&mut updates, None)).await;
                 lp.on_replica(drain_replica(&mut subs, None)).await;
+                lp.finish_sweep().await;
                 quiet(&mut lp, &mut subs).await;
                 lp.audit().await;
             }
+            // The next batch of a full NB pass under way: one between events, so no event
+            // waits behind more than one batch (select picks at random among the ready
+            // branches, so neither side starves).
+            () = std::future::ready(()), if lp.nb.sweeping() => lp.sweep_step().await,
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
