@@ -16,6 +16,7 @@ use crate::nb::drift::{NbDrift, drift};
 use crate::ovsdb::ReplicaEvent;
 use crate::plan::Summary;
 
+use super::audit::AuditRun;
 use super::inputs::{Inputs, Update};
 use super::metrics::Metrics;
 use super::nb_side::NbSide;
@@ -37,6 +38,8 @@ pub(super) struct Loop {
     pub(super) pods: PodSide,
     status: StatusOut,
     pub(super) metrics: Arc<Metrics>,
+    /// The timer's audit, while its NB sweep runs between events.
+    pub(super) audit_run: Option<AuditRun>,
 }
 
 impl Loop {
@@ -53,6 +56,7 @@ impl Loop {
             pods,
             status,
             metrics,
+            audit_run: None,
         }
     }
 
@@ -127,10 +131,24 @@ impl Loop {
 
     /// The next batch of the full NB pass under way; when it completes, status (and, the
     /// first time, readiness).
+    /// An audit waiting for its sweep ends with it (or without its NB part, when the sweep
+    /// could not complete).
     pub(super) async fn sweep_step(&mut self) {
-        if self.nb.full_step(&self.inputs).await.is_some() {
-            self.publish_status();
-            self.initial_pass_done();
+        match self.nb.full_step(&self.inputs).await {
+            Some(swept) => {
+                self.publish_status();
+                self.initial_pass_done();
+                if let Some(run) = self.audit_run.take() {
+                    let pass = swept.audit.then_some(swept.pass);
+                    self.finish_audit(run, pass).await;
+                }
+            }
+            None if !self.nb.sweeping() => {
+                if let Some(run) = self.audit_run.take() {
+                    self.finish_audit(run, None).await;
+                }
+            }
+            None => {}
         }
     }
 

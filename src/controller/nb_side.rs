@@ -36,6 +36,18 @@ struct Sweep {
     batches: VecDeque<BTreeSet<String>>,
     /// What the batches done so far wrote.
     done: NbPass,
+    /// The audit's own sweep (what it writes is counted as audit repairs); false once
+    /// another full pass has joined it.
+    audit: bool,
+}
+
+/// A full pass that has completed.
+#[derive(Debug)]
+pub(super) struct Swept {
+    /// What the whole pass wrote.
+    pub pass: NbPass,
+    /// It was the audit's own sweep.
+    pub audit: bool,
 }
 
 pub(super) struct NbSide {
@@ -165,6 +177,7 @@ impl NbSide {
         names.extend(self.problems.iter().map(|p| p.route.clone()));
         // A full pass already under way goes on; what it has not queued yet is added.
         let sweep = self.sweep.get_or_insert_with(Sweep::default);
+        sweep.audit = false;
         for queued in &sweep.batches {
             names.retain(|n| !queued.contains(n));
         }
@@ -179,10 +192,21 @@ impl NbSide {
         true
     }
 
-    /// The next batch of the full pass under way. `Some` with what the whole pass wrote when
-    /// it has just completed; `None` while batches remain, when none is under way, or when a
-    /// batch could not be written (a full pass is then owed).
-    pub(super) async fn full_step(&mut self, inputs: &Inputs) -> Option<NbPass> {
+    /// Starts the audit's full pass (none may be under way: the audit finishes it first).
+    pub(super) async fn begin_audit_sweep(&mut self, inputs: &Inputs) -> bool {
+        if !self.begin_full(inputs).await {
+            return false;
+        }
+        if let Some(s) = self.sweep.as_mut() {
+            s.audit = true;
+        }
+        true
+    }
+
+    /// The next batch of the full pass under way. `Some` when it has just completed; `None`
+    /// while batches remain, when none is under way, or when a batch could not be written
+    /// (a full pass is then owed).
+    pub(super) async fn full_step(&mut self, inputs: &Inputs) -> Option<Swept> {
         let batch = self.sweep.as_mut()?.batches.pop_front();
         let Some(batch) = batch else {
             let mut sweep = self.sweep.take()?;
@@ -190,9 +214,13 @@ impl NbSide {
             tracing::debug!(
                 changes = sweep.done.changes,
                 elapsed_ms = sweep.done.elapsed.as_secs_f64() * 1e3,
+                audit = sweep.audit,
                 "full NB pass done"
             );
-            return Some(sweep.done);
+            return Some(Swept {
+                pass: sweep.done,
+                audit: sweep.audit,
+            });
         };
         if self.blocked(inputs).is_some() {
             // Lost the right to write half way: the rest is owed.
@@ -218,7 +246,7 @@ impl NbSide {
         }
         while self.sweep.is_some() {
             if let Some(done) = self.full_step(inputs).await {
-                return Some(done);
+                return Some(done.pass);
             }
         }
         None
