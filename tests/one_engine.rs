@@ -298,6 +298,7 @@ struct Harness {
     history_free: bool,
     /// Steps checked by a fresh `plan` process.
     oracle_steps: usize,
+    metrics: std::sync::Arc<ovnkube_route::controller::metrics::Metrics>,
 }
 
 fn plan_config(node: Option<&str>) -> PlanConfig {
@@ -312,6 +313,11 @@ fn plan_config(node: Option<&str>) -> PlanConfig {
 
 impl Harness {
     async fn start(pods: Option<PodNet>) -> Harness {
+        Harness::start_with(pods, None).await
+    }
+
+    /// `audit`: the timer's audit period (`None`: off, as in every other test).
+    async fn start_with(pods: Option<PodNet>, audit: Option<Duration>) -> Harness {
         let ovn = Ovn::start();
         ovn.build_topology();
         // An IPv6 router network, so IPv6 next hops are reachable.
@@ -358,10 +364,11 @@ impl Harness {
         };
         let run = RunOptions {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            audit: None,
+            audit,
             watchdog: Duration::from_secs(600),
             instance: "one-engine-test".into(),
         };
+        let metrics = std::sync::Arc::new(ovnkube_route::controller::metrics::Metrics::new());
         let (tx, updates) = mpsc::channel(64);
         let (control, control_rx) = mpsc::channel(4);
         let (_role_tx, role) = watch::channel(Role::ALL);
@@ -370,7 +377,7 @@ impl Harness {
             role,
             fence: Fence::always(),
             status: None,
-            metrics: std::sync::Arc::new(ovnkube_route::controller::metrics::Metrics::new()),
+            metrics: metrics.clone(),
             control: Some(control_rx),
         };
         let task = tokio::spawn(async move {
@@ -388,7 +395,19 @@ impl Harness {
             late_port: false,
             history_free: true,
             oracle_steps: 0,
+            metrics,
         }
+    }
+
+    /// The sum of a counter's series (`ovnkube_route_<name>_total`), from /metrics' text.
+    fn counter(&self, name: &str) -> u64 {
+        let prefix = format!("ovnkube_route_{name}_total");
+        self.metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// Writes the inputs and hands the loop what the file source reads from them, then
@@ -796,6 +815,47 @@ async fn a_partly_invalid_select_all_route_narrowed_and_widened_leaves_nothing_s
         !matches(&h.ovn).iter().any(|m| m.contains("fd00:300::/64")),
         "the stale policy stayed: {:?}",
         matches(&h.ovn)
+    );
+    h.stop().await;
+}
+
+/// The timer's audit (the planner comparison on a blocking thread, its NB pass a sweep
+/// between events) runs to its end again and again while edits go on, and finds nothing to
+/// repair; the NB stays what a fresh `plan` computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timer_audit_runs_between_events_and_repairs_nothing() {
+    let mut h = Harness::start_with(None, Some(Duration::from_millis(100))).await;
+    let mut rng = Rng(0x0ddb_a11c_0ffe_e123);
+    let mut w = World::new(true);
+    w.files.insert("wide.json".into(), wide_doc(false));
+    h.feed(&w).await;
+    let mut done = 0;
+    for step in 0..10 {
+        let what = edit(&mut rng, &mut w, &mut h, true);
+        h.feed(&w).await;
+        // Room for a timer audit to start, and edits to arrive while it runs.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        if h.history_free {
+            h.converged(&format!("step {step} ({what})"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        done = h.counter("audits");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h.counter("audits") < done + 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer's audit stopped completing: {} audits",
+            h.counter("audits")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(h.counter("audits") >= 3, "audits: {}", h.counter("audits"));
+    assert_eq!(
+        h.counter("audit_repairs"),
+        0,
+        "the timer's audit repaired something:\n{}",
+        h.metrics.render()
     );
     h.stop().await;
 }

@@ -41,6 +41,55 @@ async fn scoped(nb: &NbReconciler, e: &Engine, routes: &BTreeSet<String>) -> NbP
     .unwrap()
 }
 
+/// Our diff of some Routes (snapshot, their rows by the name index, diff), without writing.
+fn preview_time(nb: &NbReconciler, e: &Engine, routes: &BTreeSet<String>) -> Duration {
+    let t = Instant::now();
+    let (desired, ips) = e.desired_nb(routes);
+    let d = nb.preview(
+        NbIntent {
+            desired: &desired,
+            service_ips: &ips,
+            keep: &Keep::default(),
+        },
+        Scope::Routes(routes),
+    );
+    std::hint::black_box(d);
+    t.elapsed()
+}
+
+/// Prints where the edits' time went: medians of each part, and the slowest edits whole.
+fn breakdown(parts: &mut [(Duration, Duration, Duration)]) {
+    parts.sort();
+    let rest = |(w, p, d): (Duration, Duration, Duration)| w.saturating_sub(p + d);
+    let mut diffs: Vec<Duration> = parts.iter().map(|x| x.2).collect();
+    let mut rests: Vec<Duration> = parts.iter().map(|x| rest(*x)).collect();
+    line(
+        "    of which our diff (snapshot, rows by name, diff)",
+        &mut diffs,
+        "",
+    );
+    line(
+        "    of which the rest (transaction round trip and the server's commit)",
+        &mut rests,
+        "",
+    );
+    let slowest: Vec<String> = parts
+        .iter()
+        .rev()
+        .take(3)
+        .map(|x| {
+            format!(
+                "{:.2} ms = planner {:.2} + diff {:.2} + server {:.2}",
+                ms(x.0),
+                ms(x.1),
+                ms(x.2),
+                ms(rest(*x))
+            )
+        })
+        .collect();
+    println!("    slowest edits: {}", slowest.join("; "));
+}
+
 fn line(what: &str, v: &mut [Duration], goal: &str) {
     v.sort();
     println!(
@@ -67,20 +116,29 @@ pub async fn bench(tmp: &Path, w: &World, cfg: &PlanConfig) {
     // 2b. Route edits: flip Route k's first rule between two destinations.
     let mut variants = vec![0usize; routes_n()];
     let (mut total, mut planner, mut visible) = (vec![], vec![], vec![]);
+    // Where each edit's time goes: planner, our diff (the same diff computed once more,
+    // outside the timed window), and the rest (the transaction's round trip and commit).
+    let mut parts: Vec<(Duration, Duration, Duration)> = Vec::new();
     for i in 0..edits() {
         let k = (i * 37) % routes_n();
         variants[k] ^= 1;
         let t = Instant::now();
         e.upsert_route(&route(k, variants[k]));
         let d = e.take_dirty();
-        planner.push(t.elapsed());
+        let p = t.elapsed();
+        planner.push(p);
+        let diff = preview_time(&nb, &e, &d.nb);
+        let t2 = Instant::now();
         let done = scoped(&nb, &e, &d.nb).await;
-        total.push(t.elapsed());
+        let whole = p + t2.elapsed();
+        total.push(whole);
+        parts.push((whole, p, diff));
         nb.settle().await.unwrap();
-        visible.push(t.elapsed());
+        visible.push(p + t2.elapsed());
         assert_eq!(d.nb, BTreeSet::from([format!("route-{k}")]), "edit {i}");
         assert_eq!(done.changes, 2, "edit {i}: one policy out, one in");
     }
+    breakdown(&mut parts);
     line(
         &format!(
             "2b. one Route edit -> NB committed, incremental, {} edits",

@@ -13,8 +13,12 @@
 //! calls it).
 use std::time::Instant;
 
-use crate::nb::Scope;
+use tokio::task::JoinHandle;
+
+use crate::api::Route;
+use crate::nb::reconcile::NbPass;
 use crate::plan::Plan;
+use crate::plan::incremental::Engine;
 
 use super::driver::Loop;
 use super::metrics::{ResultLabel, SideLabel};
@@ -69,42 +73,120 @@ fn report_differences(now: &Plan, fresh: &Plan) -> usize {
     differ.len()
 }
 
+/// The planner comparison's result: Routes whose report differed, and whether anything did.
+#[derive(Debug, Default)]
+pub(super) struct Compared {
+    status: usize,
+    differs: bool,
+}
+
+/// Plans `engine`'s World and `routes` again from scratch and compares with `engine`'s own
+/// plan (runs on a blocking thread: the loop goes on meanwhile).
+fn compare(engine: Engine, routes: Vec<Route>) -> Compared {
+    let fresh = Engine::build(engine.config().clone(), engine.world().clone(), &routes);
+    let (now_plan, fresh_plan) = (engine.plan(), fresh.plan());
+    if now_plan == fresh_plan {
+        return Compared::default();
+    }
+    Compared {
+        status: report_differences(&now_plan, &fresh_plan),
+        differs: true,
+    }
+}
+
+/// An audit under way: what it found so far.
+#[derive(Debug)]
+pub(super) struct AuditRun {
+    start: Instant,
+    out: AuditOutcome,
+}
+
 impl Loop {
-    /// One audit (see the module comment).
+    /// One audit from start to end, holding the loop (the control channel's request: it is
+    /// answered once the audit is done). The timer's audit goes step by step instead
+    /// ([`Loop::begin_audit`]).
     pub(super) async fn audit(&mut self) -> AuditOutcome {
-        if !self.inputs.synced {
+        let Some((mut run, check)) = self.begin_audit() else {
             return AuditOutcome {
                 skipped: true,
                 ..AuditOutcome::default()
             };
+        };
+        let compared = check.await.unwrap_or_default();
+        self.checked(&mut run, compared);
+        let pass = self.nb.full_now(&self.inputs).await;
+        self.finish_audit(run, pass).await
+    }
+
+    /// Starts an audit: the planner comparison on a blocking thread (the loop only clones
+    /// the planner's state). `None` when the inputs are not complete yet.
+    pub(super) fn begin_audit(&self) -> Option<(AuditRun, JoinHandle<Compared>)> {
+        if !self.inputs.synced {
+            return None;
         }
-        let start = Instant::now();
-        let mut out = AuditOutcome::default();
-        let fresh = self.inputs.fresh_engine();
-        let (now_plan, fresh_plan) = (self.inputs.engine.plan(), fresh.plan());
-        if now_plan != fresh_plan {
-            out.status = report_differences(&now_plan, &fresh_plan);
-            self.inputs.engine = fresh;
+        let run = AuditRun {
+            start: Instant::now(),
+            out: AuditOutcome::default(),
+        };
+        let (engine, routes) = (self.inputs.engine.clone(), self.inputs.effective().to_vec());
+        Some((
+            run,
+            tokio::task::spawn_blocking(move || compare(engine, routes)),
+        ))
+    }
+
+    /// The comparison is back: where the planner's state was wrong it is planned again from
+    /// scratch (from the inputs as they are now).
+    pub(super) fn checked(&mut self, run: &mut AuditRun, compared: Compared) {
+        run.out.status = compared.status;
+        if compared.differs {
+            self.inputs.engine = self.inputs.fresh_engine();
         }
-        drop((now_plan, fresh_plan));
-        if let Some(pass) = self.nb.pass(&self.inputs, Scope::All).await {
-            out.nb = pass.changes;
+    }
+
+    /// The timer's audit after the comparison: its NB part runs as a sweep between events
+    /// ([`Loop::audit_swept`] ends it); `None` when the audit is over already (this
+    /// instance may not write the NB).
+    pub(super) async fn audit_nb(
+        &mut self,
+        mut run: AuditRun,
+        compared: Compared,
+    ) -> Option<AuditRun> {
+        self.checked(&mut run, compared);
+        // A full pass under way first: what it writes is not the audit's to count.
+        self.finish_sweep().await;
+        if self.nb.begin_audit_sweep(&self.inputs).await {
+            return Some(run);
+        }
+        self.finish_audit(run, None).await;
+        None
+    }
+
+    /// The audit's sweep is over (`pass`: what it wrote, `None` when it could not complete
+    /// or was merged with another full pass): the pods, then the accounting.
+    pub(super) async fn finish_audit(
+        &mut self,
+        mut run: AuditRun,
+        pass: Option<NbPass>,
+    ) -> AuditOutcome {
+        if let Some(pass) = pass {
+            run.out.nb = pass.changes;
             for (table, owner, what) in pass.changed.iter().take(MAX_LOGGED) {
                 tracing::error!(route = %owner.route, table, id = %owner.id, change = what, side = "nb",
                     "audit: NB row was not as planned; repaired");
             }
         }
-        out.pods = self.pods.all(&self.inputs).await;
+        run.out.pods = self.pods.all(&self.inputs).await;
         for (pod, r) in self.pods.recheck().await {
-            out.pods += r.changes();
+            run.out.pods += r.changes();
             if r.changes() > 0 {
                 tracing::error!(%pod, added = r.added, replaced = r.replaced, deleted = r.deleted,
                     restored = r.restored, side = "pods", "audit: the pod's routes were not as planned; repaired");
             }
         }
         self.publish_status();
-        self.account(&out, start);
-        out
+        self.account(&run.out, run.start);
+        run.out
     }
 
     fn account(&self, out: &AuditOutcome, start: Instant) {

@@ -12,11 +12,11 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
-use crate::nb::Scope;
 use crate::nb::drift::{NbDrift, drift};
 use crate::ovsdb::ReplicaEvent;
 use crate::plan::Summary;
 
+use super::audit::AuditRun;
 use super::inputs::{Inputs, Update};
 use super::metrics::Metrics;
 use super::nb_side::NbSide;
@@ -38,6 +38,8 @@ pub(super) struct Loop {
     pub(super) pods: PodSide,
     status: StatusOut,
     pub(super) metrics: Arc<Metrics>,
+    /// The timer's audit, while its NB sweep runs between events.
+    pub(super) audit_run: Option<AuditRun>,
 }
 
 impl Loop {
@@ -54,6 +56,7 @@ impl Loop {
             pods,
             status,
             metrics,
+            audit_run: None,
         }
     }
 
@@ -75,9 +78,11 @@ impl Loop {
             return;
         }
         let first = !self.metrics.health.first_pass_done.load(Ordering::Relaxed);
-        // The world becoming known again (an unreadable file read) releases what was held:
-        // every Route and every pod.
-        if first || before != state(&self.inputs) {
+        // Until the first full pass is under way, and whenever the inputs become complete
+        // (a world that was unknown read again included: it releases what was held, every
+        // Route and every pod), everything; otherwise what changed.
+        let starting = first && !self.nb.sweeping();
+        if starting || before != state(&self.inputs) {
             self.full_pass().await;
         } else {
             self.step().await;
@@ -97,12 +102,11 @@ impl Loop {
                 sweep,
                 "step"
             );
-            let scope = if sweep {
-                Scope::All
-            } else {
-                Scope::Routes(&dirty.nb)
-            };
-            self.nb.pass(&self.inputs, scope).await;
+            if sweep {
+                // Rows of Routes no longer in the input: a full pass finds them.
+                self.nb.begin_full(&self.inputs).await;
+            }
+            self.nb.pass(&self.inputs, &dirty.nb).await;
             self.pods.some(&self.inputs, &dirty.pods).await;
         }
         // A Route that stopped decoding keeps its plan and says so: status may change with
@@ -110,15 +114,55 @@ impl Loop {
         self.publish_status();
     }
 
-    /// Everything from the planner's current state: every Route's rows (and the sweep of
-    /// rows of Routes that no longer exist), every pod of this node, status.
+    /// Everything from the planner's current state: every pod of this node, status, and a
+    /// full NB pass started (every Route's rows and those of Routes that no longer exist;
+    /// its batches run between events, see [`Loop::sweep_step`]).
     pub(super) async fn full_pass(&mut self) {
         self.inputs.engine.take_dirty();
         self.inputs.take_sweep();
         self.count_routes();
-        self.nb.pass(&self.inputs, Scope::All).await;
+        let started = self.nb.begin_full(&self.inputs).await;
         self.pods.all(&self.inputs).await;
         self.publish_status();
+        if !started {
+            // This instance may not write the NB (not the writer, warming up): the pods are
+            // done, which is all it owes.
+            self.initial_pass_done();
+        }
+    }
+
+    /// The next batch of the full NB pass under way; when it completes, status (and, the
+    /// first time, readiness).
+    /// An audit waiting for its sweep ends with it (or without its NB part, when the sweep
+    /// could not complete).
+    pub(super) async fn sweep_step(&mut self) {
+        match self.nb.full_step(&self.inputs).await {
+            Some(swept) => {
+                self.publish_status();
+                self.initial_pass_done();
+                if let Some(run) = self.audit_run.take() {
+                    let pass = swept.audit.then_some(swept.pass);
+                    self.finish_audit(run, pass).await;
+                }
+            }
+            None if !self.nb.sweeping() => {
+                if let Some(run) = self.audit_run.take() {
+                    self.finish_audit(run, None).await;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Runs the full NB pass under way to its end (a barrier: everything queued before it
+    /// is reconciled).
+    pub(super) async fn finish_sweep(&mut self) {
+        while self.nb.sweeping() {
+            self.sweep_step().await;
+        }
+    }
+
+    fn initial_pass_done(&self) {
         let health = &self.metrics.health;
         if self.inputs.synced && !health.first_pass_done.load(Ordering::Relaxed) {
             health.first_pass_done.store(true, Ordering::Relaxed);
@@ -127,9 +171,9 @@ impl Loop {
         }
     }
 
-    /// NB rows every Route (a full NB pass), then status.
+    /// A full NB pass started (its batches run between events), then status.
     async fn nb_everything(&mut self) {
-        self.nb.pass(&self.inputs, Scope::All).await;
+        self.nb.begin_full(&self.inputs).await;
         self.publish_status();
     }
 
@@ -146,7 +190,7 @@ impl Loop {
         }
         let routes = self.routes_of(&d);
         if !routes.is_empty() {
-            self.nb.pass(&self.inputs, Scope::Routes(&routes)).await;
+            self.nb.pass(&self.inputs, &routes).await;
             self.publish_status();
         }
     }

@@ -1,23 +1,54 @@
-//! The loop's NB side: one pass over some Routes or over every Route, written the same way
-//! (the planner's desired rows, the one keep rule, one transaction), and what a failed or
-//! skipped pass leaves owed.
+//! The loop's NB side: a pass over some Routes (the planner's desired rows, the one keep rule,
+//! one transaction), a full pass as a sweep of such passes over every Route in bounded
+//! batches, and what a failed or skipped pass leaves owed.
+//!
+//! A full pass is never one long transaction: every Route with rows of ours or wanting some
+//! is taken [`SWEEP_BATCH`] at a time, each batch its own transaction over whole Routes (so
+//! no Route is ever half old, half new). The loop runs one batch between events
+//! (`driver`), so an edit waits behind at most one batch, not behind the whole NB.
 //!
 //! Owns: the NB reconciler, whether this instance may write now (role, fence, warm-up), the
-//! NB problems last found, and the retry state. Must not: plan (the planner does) or decide
-//! what to keep (`keep` does).
-use std::collections::BTreeSet;
+//! NB problems last found, the sweep in progress, and the retry state. Must not: plan (the
+//! planner does) or decide what to keep (`keep` does).
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::nb::Scope;
 use crate::nb::diff::NbProblem;
 use crate::nb::reconcile::{NbError, NbIntent, NbPass, NbReconciler};
+use crate::nb::route_names;
 use crate::plan::NbScope;
 
 use super::inputs::Inputs;
 use super::keep::{drop_kept, hold_selection, keep};
 use super::metrics::{ErrorLabel, Metrics, ResultLabel};
 use super::role::{Fence, Role};
+
+/// Routes per transaction of a full pass. At about 7 rows per Route this is a few hundred
+/// rows, tens of milliseconds of ovsdb-server's time: what an event may wait behind.
+pub(super) const SWEEP_BATCH: usize = 64;
+
+/// A full pass in progress.
+#[derive(Debug, Default)]
+struct Sweep {
+    /// The Routes still to go, a transaction each batch.
+    batches: VecDeque<BTreeSet<String>>,
+    /// What the batches done so far wrote.
+    done: NbPass,
+    /// The audit's own sweep (what it writes is counted as audit repairs); false once
+    /// another full pass has joined it.
+    audit: bool,
+}
+
+/// A full pass that has completed.
+#[derive(Debug)]
+pub(super) struct Swept {
+    /// What the whole pass wrote.
+    pub pass: NbPass,
+    /// It was the audit's own sweep.
+    pub audit: bool,
+}
 
 pub(super) struct NbSide {
     reconciler: NbReconciler,
@@ -26,9 +57,11 @@ pub(super) struct NbSide {
     /// Desired rows that could not be written, and why (the last full pass's, patched by
     /// the passes over some Routes since).
     problems: Vec<NbProblem>,
-    /// A pass failed or could not run: the next pass, whatever triggers it, covers every
-    /// Route.
+    /// A pass failed or could not run: the next pass, whatever triggers it, starts a full
+    /// pass.
     owed: bool,
+    /// The full pass in progress, if any.
+    sweep: Option<Sweep>,
     /// The last pass failed for want of a connection: the client's connection count at its
     /// start. It is retried as soon as the client has connected again.
     retry_after: Option<u64>,
@@ -48,6 +81,7 @@ impl NbSide {
             fence,
             problems: Vec::new(),
             owed: false,
+            sweep: None,
             retry_after: None,
             metrics,
         }
@@ -99,23 +133,141 @@ impl NbSide {
         }
     }
 
-    /// A pass over `scope`, or over every Route when one is owed. `None` when this
-    /// instance may not write now (a full pass is then owed).
-    pub(super) async fn pass(&mut self, inputs: &Inputs, scope: Scope<'_>) -> Option<NbPass> {
-        if let Scope::Routes(r) = scope
-            && r.is_empty()
-            && !self.owed
-        {
+    /// Whether a full pass is under way (the loop runs its next batch between events).
+    pub(super) fn sweeping(&self) -> bool {
+        self.sweep.is_some()
+    }
+
+    /// A pass over some Routes (and the start of a full pass when one is owed). `None` when
+    /// this instance may not write now (a full pass is then owed).
+    pub(super) async fn pass(
+        &mut self,
+        inputs: &Inputs,
+        routes: &BTreeSet<String>,
+    ) -> Option<NbPass> {
+        if routes.is_empty() && !self.owed {
             return None;
         }
+        if self.owed && !self.begin_full(inputs).await {
+            return None;
+        }
+        if routes.is_empty() {
+            return None;
+        }
+        self.batch(inputs, routes, "nb_routes").await
+    }
+
+    /// Starts a full pass: every Route with rows of ours in the NB, known to the planner, or
+    /// with problems last time, in batches of [`SWEEP_BATCH`]. False when this instance may
+    /// not write now (a full pass is then owed).
+    pub(super) async fn begin_full(&mut self, inputs: &Inputs) -> bool {
+        if let Some(why) = self.blocked(inputs) {
+            tracing::debug!(why, "NB pass skipped");
+            self.owed = true;
+            self.sweep = None;
+            return false;
+        }
+        // Our last write visible first: its rows name their Routes.
+        if let Err(e) = self.reconciler.settle().await {
+            self.failed(&e, self.reconciler.client().state().connections);
+            return false;
+        }
+        let mut names = route_names(&self.reconciler.snapshot());
+        names.extend(inputs.engine.route_names().cloned());
+        names.extend(self.problems.iter().map(|p| p.route.clone()));
+        // A full pass already under way goes on; what it has not queued yet is added.
+        let sweep = self.sweep.get_or_insert_with(Sweep::default);
+        sweep.audit = false;
+        for queued in &sweep.batches {
+            names.retain(|n| !queued.contains(n));
+        }
+        let mut names = names.into_iter().peekable();
+        while names.peek().is_some() {
+            sweep
+                .batches
+                .push_back(names.by_ref().take(SWEEP_BATCH).collect());
+        }
+        tracing::debug!(batches = sweep.batches.len(), "full NB pass started");
+        self.owed = false;
+        true
+    }
+
+    /// Starts the audit's full pass (none may be under way: the audit finishes it first).
+    pub(super) async fn begin_audit_sweep(&mut self, inputs: &Inputs) -> bool {
+        if !self.begin_full(inputs).await {
+            return false;
+        }
+        if let Some(s) = self.sweep.as_mut() {
+            s.audit = true;
+        }
+        true
+    }
+
+    /// The next batch of the full pass under way. `Some` when it has just completed; `None`
+    /// while batches remain, when none is under way, or when a batch could not be written
+    /// (a full pass is then owed).
+    pub(super) async fn full_step(&mut self, inputs: &Inputs) -> Option<Swept> {
+        let batch = self.sweep.as_mut()?.batches.pop_front();
+        let Some(batch) = batch else {
+            let mut sweep = self.sweep.take()?;
+            sweep.done.problems = self.problems.clone();
+            tracing::debug!(
+                changes = sweep.done.changes,
+                elapsed_ms = sweep.done.elapsed.as_secs_f64() * 1e3,
+                audit = sweep.audit,
+                "full NB pass done"
+            );
+            return Some(Swept {
+                pass: sweep.done,
+                audit: sweep.audit,
+            });
+        };
+        if self.blocked(inputs).is_some() {
+            // Lost the right to write half way: the rest is owed.
+            self.owed = true;
+            self.sweep = None;
+            return None;
+        }
+        let pass = self.batch(inputs, &batch, "nb").await?;
+        if let Some(sweep) = self.sweep.as_mut() {
+            let d = &mut sweep.done;
+            d.changes += pass.changes;
+            d.operations += pass.operations;
+            d.changed.extend(pass.changed);
+            d.elapsed += pass.elapsed;
+        }
+        None
+    }
+
+    /// A whole full pass at once (the audit): `None` when it could not complete.
+    pub(super) async fn full_now(&mut self, inputs: &Inputs) -> Option<NbPass> {
+        if !self.begin_full(inputs).await {
+            return None;
+        }
+        while self.sweep.is_some() {
+            if let Some(done) = self.full_step(inputs).await {
+                return Some(done.pass);
+            }
+        }
+        None
+    }
+
+    /// One transaction over `routes`; `side` names it in the pass-duration metric.
+    async fn batch(
+        &mut self,
+        inputs: &Inputs,
+        routes: &BTreeSet<String>,
+        side: &'static str,
+    ) -> Option<NbPass> {
         if let Some(why) = self.blocked(inputs) {
             tracing::debug!(why, "NB pass skipped");
             // What these Routes needed is caught up by a full pass when writing resumes.
             self.owed = true;
+            self.sweep = None;
             return None;
         }
-        let scope = if self.owed { Scope::All } else { scope };
-        tracing::trace!(?scope, "NB pass");
+        tracing::trace!(routes = routes.len(), side, "NB pass");
+        let scope = Scope::Routes(routes);
         let engine = &inputs.engine;
         let mut keep = keep(&inputs.errors, inputs.undecodable.keys(), engine, scope);
         if inputs.world_unknown {
@@ -125,10 +277,7 @@ impl NbSide {
             );
             tracing::debug!(routes = held.len(), "world unknown: NB rows of Routes held");
         }
-        let (mut desired, ips) = match scope {
-            Scope::All => engine.desired_nb_all(),
-            Scope::Routes(r) => engine.desired_nb(r),
-        };
+        let (mut desired, ips) = engine.desired_nb(routes);
         drop_kept(&mut desired, &keep);
         let intent = NbIntent {
             desired: &desired,
@@ -139,45 +288,29 @@ impl NbSide {
         let connections = self.reconciler.client().state().connections;
         self.retry_after = None;
         let result = self.reconciler.reconcile(intent, scope).await;
-        let side = match scope {
-            Scope::All => "nb",
-            Scope::Routes(_) => "nb_routes",
-        };
         self.metrics.observe_pass(side, start.elapsed());
-        let routes = match scope {
-            Scope::All => None,
-            Scope::Routes(r) => Some(r),
-        };
         self.done(result, routes, connections)
     }
 
-    /// Accounts for a pass over every Route (`scope` None) or over some.
+    /// Accounts for a pass over `routes`.
     fn done(
         &mut self,
         result: Result<NbPass, NbError>,
-        scope: Option<&BTreeSet<String>>,
+        routes: &BTreeSet<String>,
         connections: u64,
     ) -> Option<NbPass> {
         let m = self.metrics.clone();
         let out = match result {
             Ok(pass) => {
-                if scope.is_none() {
-                    self.owed = false;
-                }
                 if pass.changes > 0 {
                     m.nb_transactions
                         .get_or_create(&ResultLabel { result: "ok" })
                         .inc();
                     m.nb_changes.inc_by(pass.changes as u64);
                 }
-                match scope {
-                    None => self.problems = pass.problems.clone(),
-                    Some(routes) => {
-                        self.problems.retain(|p| !routes.contains(&p.route));
-                        self.problems.extend(pass.problems.iter().cloned());
-                        self.problems.sort();
-                    }
-                }
+                self.problems.retain(|p| !routes.contains(&p.route));
+                self.problems.extend(pass.problems.iter().cloned());
+                self.problems.sort();
                 Some(pass)
             }
             Err(e) => {
@@ -193,6 +326,7 @@ impl NbSide {
     fn failed(&mut self, e: &NbError, connections: u64) {
         let m = &self.metrics;
         self.owed = true;
+        self.sweep = None;
         m.nb_transactions
             .get_or_create(&ResultLabel { result: "error" })
             .inc();

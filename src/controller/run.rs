@@ -19,10 +19,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::nb::reconcile::{NbError, NbReconciler};
 
-use super::audit::AuditOutcome;
+use super::audit::{AuditOutcome, AuditRun, Compared};
 use super::driver::{Loop, StatusOut};
 use super::inputs::{Inputs, Update};
 use super::metrics::Metrics;
@@ -174,6 +175,7 @@ pub async fn run_loop(
     let mut audit = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     audit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut roles_open, mut control_open) = (true, control.is_some());
+    let mut check: Option<(AuditRun, JoinHandle<Compared>)> = None;
     loop {
         lp.metrics.health.beat();
         let retry = lp.nb.retry_after();
@@ -217,6 +219,7 @@ pub async fn run_loop(
                 // Everything queued before the request first.
                 lp.on_updates(drain(&mut updates, None)).await;
                 lp.on_replica(drain_replica(&mut subs, None)).await;
+                lp.finish_sweep().await;
                 match c {
                     Control::Barrier(tx) => {
                         let _ = tx.send(());
@@ -227,12 +230,27 @@ pub async fn run_loop(
                     }
                 }
             }
-            _ = audit.tick(), if run.audit.is_some() => {
+            // The timer's audit goes step by step: the planner comparison on a blocking
+            // thread, then its NB sweep between events (see `audit`).
+            _ = audit.tick(), if run.audit.is_some() && check.is_none() && lp.audit_run.is_none() => {
                 lp.on_updates(drain(&mut updates, None)).await;
                 lp.on_replica(drain_replica(&mut subs, None)).await;
                 quiet(&mut lp, &mut subs).await;
-                lp.audit().await;
+                check = lp.begin_audit();
             }
+            c = async { check.as_mut().map(|c| &mut c.1).expect("guarded").await }, if check.is_some() => {
+                let compared = c.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "audit: the comparison failed; nothing compared");
+                    Default::default()
+                });
+                if let Some((run, _)) = check.take() {
+                    lp.audit_run = lp.audit_nb(run, compared).await;
+                }
+            }
+            // The next batch of a full NB pass under way: one between events, so no event
+            // waits behind more than one batch (select picks at random among the ready
+            // branches, so neither side starves).
+            () = std::future::ready(()), if lp.nb.sweeping() => lp.sweep_step().await,
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }

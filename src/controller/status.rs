@@ -115,6 +115,10 @@ pub fn node_status(
             )
         })
         .collect();
+    let mut nb_by_route: BTreeMap<&str, Vec<&NbProblem>> = BTreeMap::new();
+    for p in nb_problems {
+        nb_by_route.entry(p.route.as_str()).or_default().push(p);
+    }
     let mut out = NodeStatus::default();
     for (name, report) in engine.reports() {
         let here = report.here;
@@ -130,9 +134,10 @@ pub fn node_status(
                 .selected
                 .saturating_sub(here.skipped + fails.len() + pending),
         };
-        let mut node_problems: Vec<Problem> = nb_problems
-            .iter()
-            .filter(|p| &p.route == name)
+        let mut node_problems: Vec<Problem> = nb_by_route
+            .get(name.as_str())
+            .into_iter()
+            .flatten()
             .map(|p| Problem {
                 reason: p.reason.clone(),
                 message: p.message.clone(),

@@ -370,6 +370,35 @@ const RESOURCES: &[&str] = &[
     "jobs",
 ];
 
+/// What every world watch's pump is given.
+struct Feeds<'a> {
+    tx: &'a mpsc::Sender<Update>,
+    sync: &'a Sync,
+    metrics: &'a Arc<Metrics>,
+}
+
+impl Feeds<'_> {
+    /// Starts one world resource's watch (with the shared retry backoff) and its pump.
+    fn spawn<K>(&self, api: Api<K>, cfg: watcher::Config, feed: WorldFeed<K>) -> JoinHandle<()>
+    where
+        K: Resource
+            + Clone
+            + Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + std::marker::Sync
+            + 'static,
+    {
+        tokio::spawn(pump_world(
+            watcher::watcher(api, cfg).backoff(RetryBackoff::default()),
+            feed,
+            self.tx.clone(),
+            self.sync.clone(),
+            self.metrics.clone(),
+        ))
+    }
+}
+
 impl Watches {
     /// Starts every watch; pods in `scope`.
     pub fn start(
@@ -402,80 +431,61 @@ impl Watches {
             metrics.clone(),
             dirty,
         )));
-        others.push(tokio::spawn(pump_world(
-            watcher::watcher(Api::<Service>::all(client.clone()), cfg())
-                .backoff(RetryBackoff::default()),
+        let feeds = Feeds {
+            tx: &tx,
+            sync: &sync,
+            metrics: &metrics,
+        };
+        others.push(feeds.spawn(
+            Api::<Service>::all(client.clone()),
+            cfg(),
             WorldFeed {
                 resource: "services",
                 kind: ObjectKind::Service,
                 object: service_object,
                 cluster_pods: None,
             },
-            tx.clone(),
-            sync.clone(),
-            metrics.clone(),
-        )));
-        others.push(tokio::spawn(pump_world(
-            watcher::watcher(
-                Api::<EndpointSlice>::all(client.clone()),
-                cfg().labels(HEADLESS_LABEL),
-            )
-            .backoff(RetryBackoff::default()),
+        ));
+        others.push(feeds.spawn(
+            Api::<EndpointSlice>::all(client.clone()),
+            cfg().labels(HEADLESS_LABEL),
             WorldFeed {
                 resource: "endpointslices",
                 kind: ObjectKind::EndpointSlice,
                 object: slice_object,
                 cluster_pods: None,
             },
-            tx.clone(),
-            sync.clone(),
-            metrics.clone(),
-        )));
-        others.push(tokio::spawn(pump_world(
-            watcher::watcher(
-                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                cfg(),
-            )
-            .backoff(RetryBackoff::default()),
+        ));
+        others.push(feeds.spawn(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            cfg(),
             WorldFeed {
                 resource: "namespaces",
                 kind: ObjectKind::Namespace,
                 object: namespace_object,
                 cluster_pods: None,
             },
-            tx.clone(),
-            sync.clone(),
-            metrics.clone(),
-        )));
-        others.push(tokio::spawn(pump_world(
-            watcher::watcher(
-                Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
-                cfg(),
-            )
-            .backoff(RetryBackoff::default()),
+        ));
+        others.push(feeds.spawn(
+            Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
+            cfg(),
             WorldFeed {
                 resource: "replicasets",
                 kind: ObjectKind::Link(LinkKind::ReplicaSet),
                 object: replica_set_object,
                 cluster_pods: None,
             },
-            tx.clone(),
-            sync.clone(),
-            metrics.clone(),
-        )));
-        others.push(tokio::spawn(pump_world(
-            watcher::watcher(Api::<PartialObjectMeta<Job>>::all(client.clone()), cfg())
-                .backoff(RetryBackoff::default()),
+        ));
+        others.push(feeds.spawn(
+            Api::<PartialObjectMeta<Job>>::all(client.clone()),
+            cfg(),
             WorldFeed {
                 resource: "jobs",
                 kind: ObjectKind::Link(LinkKind::Job),
                 object: job_object,
                 cluster_pods: None,
             },
-            tx.clone(),
-            sync.clone(),
-            metrics.clone(),
-        )));
+        ));
         let mut w = Watches {
             client,
             node,
