@@ -10,6 +10,7 @@
 //! - [`netlink`]: pod network namespace discovery and kernel route reconcile.
 //! - [`controller`]: event loop wiring sources, planner and both reconcilers.
 //! - [`k8s`]: the Kubernetes edge: watches, leader election, Route status and events.
+//! - [`heap`]: gives freed heap memory back to the kernel after large passes.
 //! - [`backoff`]: the one retry schedule of the watches, the status writer and the OVSDB client.
 //! - [`kubectl`]: the binary as a kubectl plugin (`kubectl route status | explain | plan`).
 pub mod api;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod heap;
 pub mod k8s;
 pub mod kubectl;
 pub mod nb;

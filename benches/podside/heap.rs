@@ -1,7 +1,7 @@
 //! Heap bytes per programmed route, counted exactly: this benchmark's allocator counts live
 //! bytes, and the plan of the node's files is built in-process; the pod routes it holds
-//! (`Plan::pods`, which `run`'s pod side shares rather than copies) are then dropped and the
-//! difference divided by the number of routes.
+//! (`Plan::pods`, which `run`'s pod side shares rather than copies; pods with equal routes
+//! share one copy) are then dropped and the difference divided by the number of routes.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -55,6 +55,12 @@ pub fn per_route(node: &Node) {
     );
     let count: usize = p.pods.values().map(|r| r.routes.len()).sum();
     let pods = p.pods.len();
+    let distinct: std::collections::HashSet<*const ovnkube_route::plan::pod::PodRoutes> =
+        p.pods.values().map(std::sync::Arc::as_ptr).collect();
+    println!(
+        "pods share their routes: {} distinct route sets (one copy each) for {pods} pods",
+        distinct.len()
+    );
     let before = LIVE.load(Ordering::Relaxed);
     drop(std::mem::take(&mut p.pods));
     let held = before - LIVE.load(Ordering::Relaxed);

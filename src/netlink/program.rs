@@ -320,8 +320,36 @@ fn apply(
 ) -> Result<(), NetlinkError> {
     // 2. Delete our routes that are no longer wanted.
     delete(sock, &plan.deletes.iter().collect::<Vec<_>>(), report)?;
-
     // 3. Restore originals of families no longer under defaultRoute.
+    let restore_failed = restore(sock, plan, links, report)?;
+    forget_restored(plan, restore_failed, state, state_dir, report);
+    // 4. Add / replace wanted routes.
+    let default_written = write_wanted(sock, plan, report)?;
+    // 5. Other foreign defaults of a family we took over (only once ours is in place,
+    //    so a failed write never leaves the pod without a default route).
+    let deletes: Vec<&KernelRoute> = plan
+        .foreign_default_deletes
+        .iter()
+        .filter(|r| {
+            let v6 = kernel_is_v6(r);
+            default_written[usize::from(v6)]
+                || !plan
+                    .writes
+                    .iter()
+                    .any(|(w, _)| w.dst.prefix_len() == 0 && kernel_is_v6(w) == v6)
+        })
+        .collect();
+    delete(sock, &deletes, report)
+}
+
+/// Puts back the recorded original default routes of the families given back; says, per
+/// family (IPv4, IPv6), whether any restore failed.
+fn restore(
+    sock: &mut Rtnl,
+    plan: &PodPlan,
+    links: &super::kernel::Links,
+    report: &mut PodReport,
+) -> Result<[bool; 2], NetlinkError> {
     let mut restore_failed = [false, false];
     let mut restores = Vec::new();
     for rec in &plan.restores {
@@ -353,19 +381,39 @@ fn apply(
             }
         }
     }
-    if !plan.restore_families.is_empty() {
-        for &v6 in &plan.restore_families {
-            if !restore_failed[usize::from(v6)] {
-                state.family_mut(v6).clear();
-            }
-        }
-        if let Err(e) = state_dir.store(state) {
-            warn!(error = %e, "cannot update default-route state after restore");
-            report.fail(RouteOp::Restore, plan.restores[0].route.dst, e);
+    Ok(restore_failed)
+}
+
+/// Drops the recorded originals of the families restored without failure (a failed family
+/// keeps its record, so the next pass tries again).
+fn forget_restored(
+    plan: &PodPlan,
+    restore_failed: [bool; 2],
+    state: &mut super::state::PodState,
+    state_dir: &StateDir,
+    report: &mut PodReport,
+) {
+    if plan.restore_families.is_empty() {
+        return;
+    }
+    for &v6 in &plan.restore_families {
+        if !restore_failed[usize::from(v6)] {
+            state.family_mut(v6).clear();
         }
     }
+    if let Err(e) = state_dir.store(state) {
+        warn!(error = %e, "cannot update default-route state after restore");
+        report.fail(RouteOp::Restore, plan.restores[0].route.dst, e);
+    }
+}
 
-    // 4. Add / replace wanted routes.
+/// Adds / replaces the wanted routes; says, per family (IPv4, IPv6), whether our default
+/// route was written.
+fn write_wanted(
+    sock: &mut Rtnl,
+    plan: &PodPlan,
+    report: &mut PodReport,
+) -> Result<[bool; 2], NetlinkError> {
     let writes: Vec<Write<'_>> = plan
         .writes
         .iter()
@@ -394,20 +442,5 @@ fn apply(
             }
         }
     }
-
-    // 5. Other foreign defaults of a family we took over (only once ours is in place,
-    //    so a failed write never leaves the pod without a default route).
-    let deletes: Vec<&KernelRoute> = plan
-        .foreign_default_deletes
-        .iter()
-        .filter(|r| {
-            let v6 = kernel_is_v6(r);
-            default_written[usize::from(v6)]
-                || !plan
-                    .writes
-                    .iter()
-                    .any(|(w, _)| w.dst.prefix_len() == 0 && kernel_is_v6(w) == v6)
-        })
-        .collect();
-    delete(sock, &deletes, report)
+    Ok(default_written)
 }

@@ -57,6 +57,10 @@ impl Default for ReconcilerConfig {
     }
 }
 
+/// A plan pass that programs at least this many pods gives the heap it freed back to the
+/// kernel ([`crate::heap`]): a cold start, or an edit of a Route over many pods.
+const GIVE_BACK_AFTER: usize = 64;
+
 pub(super) struct Entry {
     /// None: the pod's netns is not known (yet, or any more).
     pub(super) netns: Option<PathBuf>,
@@ -337,6 +341,9 @@ impl PodRouteReconciler {
         s.elapsed = start.elapsed();
         self.inner.stats.record(&s);
         s.log();
+        if todo.len() >= GIVE_BACK_AFTER {
+            crate::heap::give_back_free();
+        }
         s
     }
 

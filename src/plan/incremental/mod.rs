@@ -15,6 +15,7 @@
 mod index;
 mod pod_index;
 mod settle;
+mod shared;
 mod slots;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ use super::{Plan, PlanConfig, Precedence, RouteReport};
 
 use index::{Index, Key};
 use settle::Touched;
+use shared::RouteSets;
 use slots::SlotIndex;
 
 /// What changed since the last [`Engine::take_dirty`].
@@ -131,6 +133,8 @@ pub struct Engine {
     /// Pods by label and namespace: what a Route's selection can match.
     pod_index: pod_index::PodIndex,
     slots: SlotIndex,
+    /// One shared copy of each distinct set of pod routes.
+    shared: RouteSets,
     dirty: Dirty,
     /// Inside [`Engine::begin`] .. [`Engine::commit`]: what the changes so far ask to look
     /// at again, settled once at the commit.
@@ -147,6 +151,7 @@ impl Engine {
             index: Index::default(),
             pod_index: pod_index::PodIndex::default(),
             slots: SlotIndex::default(),
+            shared: RouteSets::default(),
             dirty: Dirty::default(),
             batch: None,
         }

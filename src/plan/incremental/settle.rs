@@ -253,6 +253,7 @@ impl Engine {
             world,
             routes,
             pods,
+            shared,
             dirty,
             ..
         } = self;
@@ -275,7 +276,11 @@ impl Engine {
                     m.routes = o.routes.clone();
                     Some((uid, m))
                 }
-                (new, _) => new,
+                (Some((uid, mut m)), _) => {
+                    m.routes = shared.share(m.routes);
+                    Some((uid, m))
+                }
+                (None, _) => None,
             };
             if old != new {
                 let routes_of = |m: &Option<(String, crate::plan::merge::PodMerge)>| {
@@ -297,6 +302,9 @@ impl Engine {
             if is_empty(pe) {
                 pods.remove(key);
             }
+        }
+        if !t.merge.is_empty() {
+            shared.prune();
         }
     }
 

@@ -55,6 +55,37 @@ fn pod_label_change_moves_a_pod_between_routes_and_touches_only_them() {
 }
 
 #[test]
+fn pods_given_equal_routes_share_one_copy_and_part_when_they_differ() {
+    let mut a = mk_route("a", vec![rr("10.1.0.0/16", "eth1")], vec![]);
+    a.spec.pod_selector = Some(sel(&[("app", "a")]));
+    let mut b = mk_route("b", vec![rr("10.2.0.0/16", "eth1")], vec![]);
+    b.spec.pod_selector = Some(sel(&[("app", "b")]));
+    let routes = vec![a, b];
+    let pod = |n: &str, app: &str| with_labels(mk_pod("default", n), &[("app", app)]);
+    let mut e = engine(
+        vec![
+            pod("p1", "a").into(),
+            pod("p2", "a").into(),
+            pod("p3", "b").into(),
+        ],
+        &routes,
+    );
+    let of = |e: &Engine, n: &str| {
+        e.pod_routes(&("default".into(), n.into()))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert!(std::sync::Arc::ptr_eq(&of(&e, "p1"), &of(&e, "p2")));
+    assert!(!std::sync::Arc::ptr_eq(&of(&e, "p1"), &of(&e, "p3")));
+    e.apply(pod("p2", "b"));
+    assert!(std::sync::Arc::ptr_eq(&of(&e, "p2"), &of(&e, "p3")));
+    assert_eq!(of(&e, "p1").routes[0].dst.to_string(), "10.1.0.0/16");
+    assert_eq!(of(&e, "p2").routes[0].dst.to_string(), "10.2.0.0/16");
+    check(&e, &routes);
+}
+
+#[test]
 fn editing_a_route_leaves_unrelated_routes_alone_and_reranks_only_its_slot() {
     let mk = |name: &str, dst: &str, prio: i32| {
         let mut r = mk_route(name, vec![rr(dst, "eth1")], vec![]);
