@@ -214,6 +214,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         content_type: content_type.clone(),
         user_agent: user_agent.clone(),
         verb: String::new(),
+        at: std::time::Instant::now(),
         group: String::new(),
         resource: String::new(),
         code: 0,

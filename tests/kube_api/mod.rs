@@ -67,6 +67,8 @@ pub struct Logged {
     pub user_agent: String,
     /// get, list, watch, create, update, patch, delete (empty for discovery).
     pub verb: String,
+    /// When the request arrived.
+    pub at: std::time::Instant,
     pub group: String,
     /// Plural, with `/subresource`.
     pub resource: String,
