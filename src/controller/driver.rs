@@ -140,6 +140,9 @@ impl Loop {
             Some(swept) => {
                 self.publish_status();
                 self.initial_pass_done();
+                // A full pass follows a (re)list of everything: what the lists and the
+                // pass freed goes back to the kernel once, not at every event.
+                crate::heap::give_back_free();
                 if let Some(run) = self.audit_run.take() {
                     let pass = swept.audit.then_some(swept.pass);
                     self.finish_audit(run, pass).await;
