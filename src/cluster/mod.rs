@@ -248,6 +248,11 @@ impl World {
         self.pods.get(&(namespace.to_owned(), name.to_owned()))
     }
 
+    /// The pod under `key` (no key built: the hot path of selection).
+    pub fn pod_at(&self, key: &ObjectKey) -> Option<&PodInfo> {
+        self.pods.get(key)
+    }
+
     pub fn pod_count(&self) -> usize {
         self.pods.len()
     }

@@ -198,7 +198,7 @@ pub async fn sync_some(
     let mut current: BTreeMap<&ObjectKey, &str> = BTreeMap::new();
     let mut pods = Vec::new();
     for k in keys {
-        let Some(pod) = engine.world().pod(&k.0, &k.1) else {
+        let Some(pod) = engine.world().pod_at(k) else {
             continue;
         };
         if pod.host_network || node.is_some_and(|n| pod.node.as_deref() != Some(n)) {

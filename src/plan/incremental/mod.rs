@@ -207,12 +207,12 @@ impl Engine {
         match &obj {
             WorldObject::Pod(p) => {
                 let key = (p.namespace.clone(), p.name.clone());
-                let old = self.world.pod(&key.0, &key.1).cloned();
+                let old = self.world.pod_at(&key).cloned();
                 if !self.world.apply(obj) {
                     return false;
                 }
                 self.pod_index
-                    .update(&key, old.as_ref(), self.world.pod(&key.0, &key.1));
+                    .update(&key, old.as_ref(), self.world.pod_at(&key));
                 self.pod_changed(&key, old.as_ref(), &mut t);
             }
             WorldObject::Service(s) => {
@@ -256,7 +256,7 @@ impl Engine {
         let mut t = Touched::default();
         match r {
             WorldRef::Pod(key) => {
-                let old = self.world.pod(&key.0, &key.1).cloned();
+                let old = self.world.pod_at(key).cloned();
                 if !self.world.delete(r) {
                     return false;
                 }
@@ -563,7 +563,7 @@ impl Engine {
     /// with what it makes of the pod, and the fate of every claim in the pod's merge. `None`
     /// for an unknown pod. The pod is merged wherever it runs.
     pub(crate) fn decisions(&self, key: &ObjectKey) -> Option<PodDecisions<'_>> {
-        let pod = self.world.pod(&key.0, &key.1)?;
+        let pod = self.world.pod_at(key)?;
         let mut routes: Vec<(&Prepared, Option<PairSel>)> = self
             .routes
             .values()
@@ -704,7 +704,7 @@ impl Engine {
         if let Some(pe) = self.pods.get(key) {
             routes.extend(pe.selected_by.iter().cloned());
         }
-        let new = self.world.pod(&key.0, &key.1);
+        let new = self.world.pod_at(key);
         if let Some(p) = new {
             self.index.candidates(p, &mut routes);
         }

@@ -185,7 +185,7 @@ impl Engine {
         let Some(entry) = routes.get_mut(route) else {
             return;
         };
-        let new = world.pod(&key.0, &key.1).and_then(|pod: &PodInfo| {
+        let new = world.pod_at(key).and_then(|pod: &PodInfo| {
             let labels = ns_cache
                 .entry(pod.namespace.clone())
                 .or_insert_with(|| namespace_labels(world, &pod.namespace));
@@ -261,7 +261,7 @@ impl Engine {
             let Some(pe) = pods.get_mut(key) else {
                 continue;
             };
-            let new = match world.pod(&key.0, &key.1) {
+            let new = match world.pod_at(key) {
                 Some(pod) if cfg.is_local(pod) && !pe.members.is_empty() => {
                     let members = pe.members.iter().filter_map(|p| routes.get(&p.name));
                     Some((pod.uid.clone(), merge_pod(pod, members.map(|e| &e.p), cfg)))
@@ -325,7 +325,7 @@ impl Engine {
                 .pairs
                 .iter()
                 .filter(|(_, s)| s.is_member())
-                .filter_map(|(k, _)| world.pod(&k.0, &k.1));
+                .filter_map(|(k, _)| world.pod_at(k));
             let new = route_nb(&e.p, members, slots, cfg);
             if new != e.nb {
                 dirty.nb.insert(name.clone());
