@@ -183,27 +183,7 @@ impl Inputs {
                 self.undecodable.insert(u.name.clone(), u);
                 changed
             }
-            Update::RouteApplied(r) => {
-                let r = *r;
-                let n = name(&r).to_owned();
-                let was_undecodable = self.undecodable.remove(&n).is_some();
-                let changed = match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
-                    Some(old) if *old == r => false,
-                    Some(old) => {
-                        *old = r;
-                        true
-                    }
-                    None => {
-                        let at = self.routes.partition_point(|x| name(x) < name(&r));
-                        self.routes.insert(at, r);
-                        true
-                    }
-                };
-                if changed {
-                    self.route_changed(&n);
-                }
-                changed || was_undecodable
-            }
+            Update::RouteApplied(r) => self.route_applied(*r),
             Update::RouteDeleted(n) => {
                 let before = self.routes.len();
                 self.routes.retain(|r| name(r) != n);
@@ -214,25 +194,8 @@ impl Inputs {
                 }
                 changed || was_undecodable
             }
-            Update::RoutesRelisted(mut routes, undecodable) => {
-                // An undecodable Route keeps its last readable version.
-                for u in &undecodable {
-                    if let Some(old) = self.routes.iter().find(|r| name(r) == u.name) {
-                        routes.push(old.clone());
-                    }
-                }
-                routes.sort_by(|a, b| name(a).cmp(name(b)));
-                let undecodable: BTreeMap<String, Undecodable> = undecodable
-                    .into_iter()
-                    .map(|u| (u.name.clone(), u))
-                    .collect();
-                if routes == self.routes && undecodable == self.undecodable {
-                    return false;
-                }
-                self.routes = routes;
-                self.undecodable = undecodable;
-                self.route_changes = Some(RouteChanges::All);
-                true
+            Update::RoutesRelisted(routes, undecodable) => {
+                self.routes_relisted(routes, undecodable)
             }
             Update::Synced { cluster_pods } => {
                 let changed = !self.synced || self.cluster_pods != cluster_pods;
@@ -260,6 +223,49 @@ impl Inputs {
                 changed
             }
         }
+    }
+
+    /// A Route added or changed; true when it changed or was undecodable until now.
+    fn route_applied(&mut self, r: Route) -> bool {
+        let n = name(&r).to_owned();
+        let was_undecodable = self.undecodable.remove(&n).is_some();
+        let changed = match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
+            Some(old) if *old == r => false,
+            Some(old) => {
+                *old = r;
+                true
+            }
+            None => {
+                let at = self.routes.partition_point(|x| name(x) < name(&r));
+                self.routes.insert(at, r);
+                true
+            }
+        };
+        if changed {
+            self.route_changed(&n);
+        }
+        changed || was_undecodable
+    }
+
+    /// Every Route listed again; an undecodable Route keeps its last readable version.
+    fn routes_relisted(&mut self, mut routes: Vec<Route>, undecodable: Vec<Undecodable>) -> bool {
+        for u in &undecodable {
+            if let Some(old) = self.routes.iter().find(|r| name(r) == u.name) {
+                routes.push(old.clone());
+            }
+        }
+        routes.sort_by(|a, b| name(a).cmp(name(b)));
+        let undecodable: BTreeMap<String, Undecodable> = undecodable
+            .into_iter()
+            .map(|u| (u.name.clone(), u))
+            .collect();
+        if routes == self.routes && undecodable == self.undecodable {
+            return false;
+        }
+        self.routes = routes;
+        self.undecodable = undecodable;
+        self.route_changes = Some(RouteChanges::All);
+        true
     }
 
     /// The Routes as delivered.

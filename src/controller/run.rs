@@ -211,25 +211,10 @@ pub async fn run_loop(
                 let new = *roles.borrow_and_update();
                 lp.on_role(new).await;
             }
-            c = recv_control(&mut control), if control_open => {
-                let Some(c) = c else {
-                    control_open = false;
-                    continue;
-                };
-                // Everything queued before the request first.
-                lp.on_updates(drain(&mut updates, None)).await;
-                lp.on_replica(drain_replica(&mut subs, None)).await;
-                lp.finish_sweep().await;
-                match c {
-                    Control::Barrier(tx) => {
-                        let _ = tx.send(());
-                    }
-                    Control::Audit(tx) => {
-                        quiet(&mut lp, &mut subs).await;
-                        let _ = tx.send(lp.audit().await);
-                    }
-                }
-            }
+            c = recv_control(&mut control), if control_open => match c {
+                Some(c) => on_control(&mut lp, c, &mut updates, &mut subs).await,
+                None => control_open = false,
+            },
             // The timer's audit goes step by step: the planner comparison on a blocking
             // thread, then its NB sweep between events (see `audit`).
             _ = audit.tick(), if run.audit.is_some() && check.is_none() && lp.audit_run.is_none() => {
@@ -257,6 +242,27 @@ pub async fn run_loop(
     }
     tracing::info!("shutting down; programmed routes and rows stay in place");
     Ok(())
+}
+
+/// A request of the control channel, answered once everything queued before it is handled.
+async fn on_control(
+    lp: &mut Loop,
+    c: Control,
+    updates: &mut mpsc::Receiver<Update>,
+    subs: &mut crate::ovsdb::Subscription,
+) {
+    lp.on_updates(drain(updates, None)).await;
+    lp.on_replica(drain_replica(subs, None)).await;
+    lp.finish_sweep().await;
+    match c {
+        Control::Barrier(tx) => {
+            let _ = tx.send(());
+        }
+        Control::Audit(tx) => {
+            quiet(lp, subs).await;
+            let _ = tx.send(lp.audit().await);
+        }
+    }
 }
 
 /// How long the NB replica must be quiet before an audit: a change someone made just
