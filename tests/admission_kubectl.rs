@@ -107,8 +107,16 @@ fn kubectl_apply_refuses_a_bad_route_with_the_controllers_words() {
     assert!(out.contains("(server dry run)"), "{out}");
     let (_, out, _) = k(&["get", "routes", "-o", "name"]);
     assert!(out.trim().is_empty(), "a dry run stored {out}");
-    let (ok, _, err) = k(&["apply", "-f", examples.to_str().unwrap()]);
+    let (ok, _, err) = k(&["apply", "-R", "-f", examples.to_str().unwrap()]);
     assert!(ok, "{err}");
+    let (_, out, _) = k(&[
+        "get",
+        "route",
+        "egress-all-bfd",
+        "-o",
+        "jsonpath={.spec.ovn.bfd.minTx}",
+    ]);
+    assert_eq!(out.trim(), "300", "bfd timers stored as written");
 
     // An edit that breaks a stored Route is refused, dry run or not, and changes nothing.
     for dry in ["--dry-run=server", "--dry-run=none"] {

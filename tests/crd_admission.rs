@@ -243,6 +243,7 @@ fn the_corpus_agrees() {
 #[test]
 fn the_seed_and_the_examples_pass() {
     let mut docs = routes_in(&repo("deploy/examples"));
+    docs.extend(routes_in(&repo("deploy/examples/gateways")));
     docs.push(serde_yaml_ng::from_str(include_str!("corpus/seed/seed-demo.yaml")).unwrap());
     assert!(docs.len() >= 4);
     for d in &docs {

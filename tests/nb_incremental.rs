@@ -96,6 +96,8 @@ fn pod(p: &Pod, app: &str) -> PodInfo {
             mac: None,
         }),
         interfaces: Vec::new(),
+        ready: true,
+        terminating: false,
     }
 }
 

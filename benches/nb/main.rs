@@ -78,6 +78,8 @@ fn pod(i: usize) -> PodInfo {
             mac: None,
         }),
         interfaces: Vec::new(),
+        ready: true,
+        terminating: false,
     }
 }
 

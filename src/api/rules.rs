@@ -322,11 +322,13 @@ macro_rules! selector {
 }
 
 /// Every selector of a Route and its rules.
-pub const SELECTORS: [(&str, [AdmissionRule; 6]); 4] = [
+pub const SELECTORS: [(&str, [AdmissionRule; 6]); 6] = [
     selector!("spec.podSelector"),
     selector!("spec.namespaceSelector"),
     selector!("spec.exclude.podSelector"),
     selector!("spec.exclude.namespaceSelector"),
+    selector!("spec.ovn.nextHopPods.namespaceSelector"),
+    selector!("spec.ovn.nextHopPods.podSelector"),
 ];
 
 /// The `pattern`s of `ovnkube-route crd --compat pre-1.31`, which has no CEL rules: each is

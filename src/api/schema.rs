@@ -124,6 +124,34 @@ pub fn exclude_namespace_selector(g: &mut SchemaGenerator) -> Schema {
     selector(g, "spec.exclude.namespaceSelector", "")
 }
 
+pub fn hop_namespace_selector(g: &mut SchemaGenerator) -> Schema {
+    selector(
+        g,
+        "spec.ovn.nextHopPods.namespaceSelector",
+        "Namespaces of the gateway pods (required; `{}` is every namespace).",
+    )
+}
+
+pub fn hop_pod_selector(g: &mut SchemaGenerator) -> Schema {
+    selector(
+        g,
+        "spec.ovn.nextHopPods.podSelector",
+        "The gateway pods in those namespaces (required; `{}` is every pod).",
+    )
+}
+
+/// `ovn.bfd`: `true` / `false` or `{minTx, minRx, detectMult}`. A structural schema cannot
+/// say "boolean or object", so the node keeps what is written and the controller checks it
+/// (`InvalidBfd` in the Route's status).
+pub fn bfd(_: &mut SchemaGenerator) -> Schema {
+    Schema::try_from(json!({
+        "description": "BFD to the next hops (static routes only): true, or the session timers {minTx, minRx, detectMult} (ms, ms, count).",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "nullable": true,
+    }))
+    .unwrap_or_default()
+}
+
 /// `crd` for clusters before Kubernetes 1.31, whose CRDs cannot use the CEL IP/CIDR library:
 /// every `x-kubernetes-validations` rule is dropped and the fields they checked get a
 /// `pattern` instead ([`rules::COMPAT_PATTERNS`]), looser than the rules but never refusing

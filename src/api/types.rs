@@ -179,7 +179,7 @@ pub struct DefaultRouteRule {
 }
 
 /// What the Route does inside OVN.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OvnSpec {
     /// Logical router for policies / static routes (default `ovn_cluster_router`).
@@ -191,13 +191,64 @@ pub struct OvnSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::schema::next_hops")]
     pub next_hops: Vec<String>,
-    /// Use BFD to the next hops (static routes only).
+    /// Gateway pods whose addresses are next hops too: the Ready, not terminating pods the
+    /// selectors pick. With `nextHops`, the union (sorted) is the ECMP set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bfd: Option<bool>,
+    pub next_hop_pods: Option<NextHopPods>,
+    /// BFD to the next hops (static routes only): `true`, or the session timers
+    /// `{minTx, minRx, detectMult}` (ms, ms, count) for the BFD rows this Route creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::bfd")]
+    pub bfd: Option<serde_json::Value>,
+    /// Replies to connections through the next hops come back through the hop that carried
+    /// the request: per selected pod IP and hop, a `src-ip` static route with
+    /// `options:ecmp_symmetric_reply` on the gateway router of the pod's node (`GR_<node>`).
+    /// OVN has this for gateway routers only, and a src-ip route matches every destination of
+    /// the pod: it needs `defaultRoute` over the OVN interface (see docs/semantics.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symmetric_reply: Option<bool>,
     /// Drop, in OVN, selected pods' traffic to destinations this Route sends over the other
     /// interface (fail closed when a pod's kernel route is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforce: Option<bool>,
+}
+
+/// Gateway pods as next hops (`spec.ovn.nextHopPods`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextHopPods {
+    /// Namespaces of the gateway pods (required; `{}` is every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::hop_namespace_selector")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// The gateway pods in those namespaces (required; `{}` is every pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::hop_pod_selector")]
+    pub pod_selector: Option<LabelSelector>,
+    /// `namespace/name` of the NetworkAttachmentDefinition whose address (from
+    /// `k8s.v1.cni.cncf.io/network-status`) is the hop; absent: the pod's OVN address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::POD_REF_CHARS))]
+    pub network: Option<String>,
+}
+
+/// One next hop as the controller sees it (`status.nextHops`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextHopStatus {
+    pub address: String,
+    /// `namespace/name` of the gateway pod it is the address of; absent for `nextHops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Whether it is in the ECMP set the controller writes.
+    pub used: bool,
+    /// Why not, when it is not (CamelCase, e.g. `NotReady`, `Terminating`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The BFD session's state as ovn-northd copied it to the NB (`up`, `down`,
+    /// `admin_down`), when the hop has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<String>,
 }
 
 /// Observed state. `status` is the one-word summary the original API printed.
@@ -241,6 +292,9 @@ pub struct RouteStatus {
     /// Failing nodes beyond the bound of `failingNodes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_nodes_omitted: Option<i64>,
+    /// The next hops (static and gateway pods), bounded like `problems`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_hops: Vec<NextHopStatus>,
 }
 
 /// One thing that is wrong with a rule or with a pod, in words an operator can act on.

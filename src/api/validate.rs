@@ -8,6 +8,7 @@
 //! Fail-safe choices: a selection that does not validate selects no pod (never "every pod"),
 //! and an exclusion that does not validate excludes every pod; both are reported.
 mod addr;
+mod bfd;
 mod selection;
 pub mod selector;
 
@@ -42,6 +43,8 @@ pub mod reason {
     pub const DUPLICATE_RULE: &str = "DuplicateRule";
     /// More `route[]` or `svc[]` rules than the CRD allows: the rest are ignored.
     pub const TOO_MANY_RULES: &str = "TooManyRules";
+    pub const INVALID_BFD: &str = "InvalidBfd";
+    pub const INVALID_NEXT_HOP_PODS: &str = "InvalidNextHopPods";
 }
 
 /// What a rule sends over its `dev`.
@@ -179,8 +182,46 @@ impl Exclusion {
 pub struct OvnRules {
     pub router: Option<String>,
     pub next_hops: Vec<IpAddr>,
+    /// `nextHopPods`, when it validates.
+    pub hop_pods: Option<HopPods>,
     pub bfd: bool,
+    /// `bfd: {minTx, minRx, detectMult}`: the timers of the BFD rows this Route creates.
+    pub bfd_timers: Option<BfdTimers>,
     pub enforce: bool,
+    /// `symmetricReply`: src-ip routes with symmetric replies on gateway routers.
+    pub symmetric_reply: bool,
+}
+
+impl OvnRules {
+    /// Whether the Route asks for next hops at all (static ones or gateway pods).
+    pub fn has_hops(&self) -> bool {
+        !self.next_hops.is_empty() || self.hop_pods.is_some()
+    }
+}
+
+/// Gateway pods as next hops (`spec.ovn.nextHopPods`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HopPods {
+    pub namespaces: Selector,
+    pub pods: Selector,
+    /// `(namespace, name)` of the NetworkAttachmentDefinition whose address is the hop.
+    pub network: Option<(String, String)>,
+}
+
+/// BFD session timers, as ovn-nb(5) names them (`None`: OVN's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BfdTimers {
+    /// Milliseconds, 1 ..= 4,294,967 (OVN default 1000).
+    pub min_tx: Option<i64>,
+    /// Milliseconds, 0 ..= 4,294,967 (0: no packets wanted; OVN default 1000).
+    pub min_rx: Option<i64>,
+    /// Packets, 1 ..= 255 (OVN default 5).
+    pub detect_mult: Option<i64>,
+}
+
+impl BfdTimers {
+    pub const MAX_INTERVAL_MS: i64 = 4_294_967;
+    pub const MAX_DETECT_MULT: i64 = 255;
 }
 
 /// A Route after validation: the usable parts and every problem found.
@@ -553,11 +594,15 @@ fn validate_ovn(route: &Route, problems: &mut Vec<Problem>) -> OvnRules {
             )),
         }
     }
+    let (bfd, bfd_timers) = bfd::validate_bfd(ovn.bfd.as_ref(), problems);
     OvnRules {
         router,
         next_hops,
-        bfd: ovn.bfd.unwrap_or(false),
+        hop_pods: bfd::validate_hop_pods(ovn.next_hop_pods.as_ref(), problems),
+        bfd,
+        bfd_timers,
         enforce: ovn.enforce.unwrap_or(false),
+        symmetric_reply: ovn.symmetric_reply.unwrap_or(false),
     }
 }
 

@@ -244,6 +244,19 @@ impl World {
             .map(|(_, p)| p)
     }
 
+    /// The namespaces that have pods, in order: one lookup per namespace, not per pod.
+    pub fn pod_namespaces(&self) -> impl Iterator<Item = &str> {
+        let mut next: Option<&str> = self.pods.keys().next().map(|k| k.0.as_str());
+        std::iter::from_fn(move || {
+            let ns = next?;
+            // The first key after every `(ns, _)`: the namespace with a NUL appended sorts
+            // right after `ns` and before any longer name.
+            let after = (format!("{ns}\0"), String::new());
+            next = self.pods.range(after..).next().map(|(k, _)| k.0.as_str());
+            Some(ns)
+        })
+    }
+
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
         self.pods.get(&(namespace.to_owned(), name.to_owned()))
     }

@@ -27,6 +27,9 @@ pub struct OvnInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PodInterface {
     pub name: String,
+    /// The entry's `name`: the network (`namespace/name` of a NetworkAttachmentDefinition,
+    /// or a bare name for the cluster's default network).
+    pub network: String,
     pub ips: Vec<IpAddr>,
     pub gateways: Vec<IpAddr>,
     pub default: bool,
@@ -67,6 +70,10 @@ pub struct PodInfo {
     pub ovn: Option<OvnInfo>,
     /// From `k8s.v1.cni.cncf.io/network-status`, when present and parseable; else empty.
     pub interfaces: Vec<PodInterface>,
+    /// The `Ready` condition is `True`.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set: the pod is going.
+    pub terminating: bool,
 }
 
 impl PodInfo {
@@ -122,6 +129,8 @@ pub fn parse_pod_networks(value: &str) -> Option<OvnInfo> {
 #[derive(Deserialize)]
 struct RawNetworkStatus {
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     interface: Option<String>,
     #[serde(default)]
     ips: Vec<String>,
@@ -143,6 +152,7 @@ pub fn parse_network_status(value: &str) -> Vec<PodInterface> {
             let name = r.interface.filter(|n| !n.is_empty())?;
             Some(PodInterface {
                 name,
+                network: r.name.unwrap_or_default(),
                 ips: r
                     .ips
                     .iter()
@@ -227,6 +237,12 @@ impl From<&Pod> for PodInfo {
             interfaces: ann(NETWORK_STATUS)
                 .map(|v| parse_network_status(v))
                 .unwrap_or_default(),
+            ready: status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            terminating: meta.deletion_timestamp.is_some(),
         }
     }
 }
@@ -271,6 +287,7 @@ mod tests {
         let ifs = parse_network_status(v);
         assert_eq!(ifs.len(), 2);
         assert_eq!(ifs[0].name, "eth0");
+        assert_eq!(ifs[1].network, "default/ovn");
         assert!(ifs[0].default);
         assert_eq!(ifs[1].ips.len(), 2);
         assert_eq!(
@@ -305,5 +322,16 @@ mod tests {
         assert!(p.ovn.is_some());
         assert!(p.interfaces.is_empty());
         assert_eq!(p.lsp_name(), "default_web-7d4f9c-abcde");
+        assert!(!p.ready && !p.terminating);
+
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "gw", "name": "g1", "deletionTimestamp": "2026-12-07T10:00:00Z"},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "ContainersReady", "status": "False"},
+                {"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let p = PodInfo::from(&pod);
+        assert!(p.ready && p.terminating);
     }
 }

@@ -211,6 +211,15 @@ impl Loop {
         if d.load_balancers {
             routes.extend(engine.routes_with_service_ips());
         }
+        if d.bfd {
+            // A session of ours changed or went, or its state did (shown in the status).
+            routes.extend(
+                engine
+                    .route_names()
+                    .filter(|r| engine.validated(r).is_some_and(|v| v.ovn.bfd))
+                    .cloned(),
+            );
+        }
         if d.router_ports {
             // A port does not name its router: every Route with rows on a router.
             routes.extend(
@@ -256,11 +265,13 @@ impl Loop {
         if !self.inputs.synced {
             return;
         }
+        let bfd = crate::nb::bfd::states(&self.nb.reconciler().snapshot());
         let mut view = node_status(
             self.inputs.effective(),
             &self.inputs.engine,
             self.nb.problems(),
             self.pods.outcome(),
+            &bfd,
         );
         mark_undecodable(&mut view, self.inputs.undecodable.values());
         let total: usize = view

@@ -48,6 +48,8 @@ pub struct RouteLocal {
     /// Problems only this node sees: pods whose programming failed, and NB problems when
     /// this instance writes the NB.
     pub node_problems: Vec<Problem>,
+    /// The Route's next hops (static and gateway pods) and whether each is used.
+    pub next_hops: Vec<crate::api::NextHopStatus>,
 }
 
 /// This instance's view of every Route, by name.
@@ -75,6 +77,7 @@ pub fn node_status(
     engine: &Engine,
     nb_problems: &[NbProblem],
     pods: &PodOutcome,
+    bfd: &BTreeMap<String, String>,
 ) -> NodeStatus {
     let world = engine.world();
     // Route -> pods of this node (from the plan) that failed / wait for their netns.
@@ -165,10 +168,27 @@ pub fn node_status(
                 route_problems: report.problems.clone(),
                 route_problems_omitted: report.problems_omitted,
                 node_problems,
+                next_hops: hops_with_bfd(engine, name, &report.next_hops, bfd),
             },
         );
     }
     out
+}
+
+/// The Route's next hops, each with its BFD session's state when the Route uses BFD.
+fn hops_with_bfd(
+    engine: &Engine,
+    route: &str,
+    hops: &[crate::api::NextHopStatus],
+    bfd: &BTreeMap<String, String>,
+) -> Vec<crate::api::NextHopStatus> {
+    let uses = engine.validated(route).is_some_and(|v| v.ovn.bfd);
+    hops.iter()
+        .map(|h| crate::api::NextHopStatus {
+            bfd: uses.then(|| bfd.get(&h.address).cloned()).flatten(),
+            ..h.clone()
+        })
+        .collect()
 }
 
 /// Routes that do not decode are Invalid, whatever their last readable version planned
@@ -241,7 +261,13 @@ mod tests {
             reason: "RouterNotFound".into(),
             message: "no router".into(),
         }];
-        let s = node_status(std::slice::from_ref(&r), &e, &nb, &outcome);
+        let s = node_status(
+            std::slice::from_ref(&r),
+            &e,
+            &nb,
+            &outcome,
+            &BTreeMap::new(),
+        );
         let web = &s.routes["web"];
         assert_eq!(web.generation, Some(3));
         assert_eq!(
@@ -273,7 +299,13 @@ mod tests {
         world.apply(mk_pod("default", "a"));
         let r = mk_route("all", vec![rr("172.16.0.0/16", "eth1")], vec![]);
         let e = Engine::build(cfg(), world, std::slice::from_ref(&r));
-        let s = node_status(std::slice::from_ref(&r), &e, &[], &PodOutcome::default());
+        let s = node_status(
+            std::slice::from_ref(&r),
+            &e,
+            &[],
+            &PodOutcome::default(),
+            &BTreeMap::new(),
+        );
         let all = &s.routes["all"];
         assert_eq!(all.summary, Summary::Applied);
         assert_eq!(all.counts.programmed, 1);

@@ -114,6 +114,7 @@ pub fn route_status(
     st.failing_nodes_omitted =
         (n_failing > MAX_FAILING_NODES).then(|| (n_failing - MAX_FAILING_NODES) as i64);
     st.conditions = stamped(conds, observed, st.observed_generation, now);
+    st.next_hops = local.map(|l| l.next_hops.clone()).unwrap_or_default();
     st
 }
 
@@ -157,6 +158,7 @@ mod tests {
 
     fn local(summary: Summary, problems: &[&str]) -> RouteLocal {
         RouteLocal {
+            next_hops: Vec::new(),
             generation: Some(4),
             summary,
             counts: PodCounts::default(),

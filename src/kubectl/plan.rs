@@ -78,6 +78,12 @@ fn concerned(p: &Plans, w: &WhatIf) -> BTreeSet<String> {
 fn only(nb: &DesiredNb, routes: &BTreeSet<String>) -> DesiredNb {
     let keep = |o: &crate::plan::nb::Owner| routes.contains(&o.route);
     DesiredNb {
+        bfd_timers: nb
+            .bfd_timers
+            .iter()
+            .filter(|(r, _)| routes.contains(*r))
+            .map(|(r, t)| (r.clone(), *t))
+            .collect(),
         address_sets: nb
             .address_sets
             .iter()

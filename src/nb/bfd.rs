@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::ovsdb::Uuid;
 use crate::plan::nb::{DesiredNb, NbStaticRoute, Owner};
 
-use super::diff::{NbChange, NbDiff, RowChange};
+use super::diff::{NbChange, NbDiff, NbProblem, RowChange};
 use super::observed::Observed;
+use crate::api::validate::BfdTimers;
 
 /// The session a static route refers to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,12 +39,16 @@ fn bfd_id(port: &str, ip: &str) -> String {
 /// that a route this pass does not diff refers to (`Observed::bfd_held`) are kept.
 pub fn plan_sessions(
     wanted: &[NbStaticRoute],
+    timers: &BTreeMap<String, BfdTimers>,
     observed: &Observed,
     changes: &mut Vec<NbChange>,
+    problems: &mut Vec<NbProblem>,
 ) -> BTreeMap<String, BfdRef> {
     let mut refs = BTreeMap::new();
     let mut needed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut create: BTreeMap<(String, String), Owner> = BTreeMap::new();
+    // Per session, the timers of the first Route (in row order) that refers to it.
+    let mut asked: BTreeMap<(String, String), (&str, BfdTimers)> = BTreeMap::new();
     for r in wanted.iter().filter(|r| r.bfd) {
         let Some(port) = observed
             .routers
@@ -54,6 +59,8 @@ pub fn plan_sessions(
         };
         let key = (port.to_owned(), r.nexthop.clone());
         needed.insert(key.clone());
+        let t = timers.get(&r.owner.route).copied().unwrap_or_default();
+        asked.entry(key.clone()).or_insert((&r.owner.route, t));
         // Ours first when there are several rows for one session (a foreign one is
         // equally fine to refer to, but ours is the one we answer for).
         let existing = observed
@@ -77,12 +84,18 @@ pub fn plan_sessions(
         refs.insert(r.owner.id.clone(), reference);
     }
     for ((logical_port, dst_ip), owner) in create {
+        let timers = asked
+            .get(&(logical_port.clone(), dst_ip.clone()))
+            .map(|a| a.1)
+            .unwrap_or_default();
         changes.push(NbChange::CreateBfd {
             owner,
             logical_port,
             dst_ip,
+            timers,
         });
     }
+    retime(observed, &asked, timers, changes, problems);
     for b in &observed.bfds {
         let Some(owner) = &b.owner else { continue };
         if !needed.contains(&(b.logical_port.clone(), b.dst_ip.clone()))
@@ -99,13 +112,74 @@ pub fn plan_sessions(
     refs
 }
 
+/// Sessions that exist with other timers than asked: ours are set to what their first Route
+/// asks (OVN's defaults when it gives none); a shared session (not ours) is left alone and
+/// reported `BfdSharedTimers` to each Route that gave timers.
+fn retime(
+    observed: &Observed,
+    asked: &BTreeMap<(String, String), (&str, BfdTimers)>,
+    timers: &BTreeMap<String, BfdTimers>,
+    changes: &mut Vec<NbChange>,
+    problems: &mut Vec<NbProblem>,
+) {
+    for b in &observed.bfds {
+        let Some((route, want)) = asked.get(&(b.logical_port.clone(), b.dst_ip.clone())) else {
+            continue;
+        };
+        if b.timers == *want {
+            continue;
+        }
+        match &b.owner {
+            Some(owner) => changes.push(NbChange::UpdateBfd {
+                uuid: b.uuid,
+                owner: owner.clone(),
+                logical_port: b.logical_port.clone(),
+                dst_ip: b.dst_ip.clone(),
+                timers: *want,
+            }),
+            None if timers.contains_key(*route) => problems.push(NbProblem {
+                route: (*route).to_owned(),
+                reason: BFD_SHARED_TIMERS.into(),
+                message: format!(
+                    "the BFD session to {} on port {} is shared with a row ovnkube-route does \
+                     not own, whose timers ({}) are not the ones asked ({}); it is used as it is",
+                    b.dst_ip,
+                    b.logical_port,
+                    show(&b.timers),
+                    show(want)
+                ),
+            }),
+            None => {}
+        }
+    }
+}
+
+/// `BfdSharedTimers`: a shared session keeps timers other than a Route asks for.
+pub const BFD_SHARED_TIMERS: &str = "BfdSharedTimers";
+
+fn show(t: &BfdTimers) -> String {
+    let v = |x: Option<i64>| x.map_or("default".to_owned(), |n| n.to_string());
+    format!(
+        "minTx {}, minRx {}, detectMult {}",
+        v(t.min_tx),
+        v(t.min_rx),
+        v(t.detect_mult)
+    )
+}
+
 /// Gives the static route changes of `d` (the generic row diff's) the BFD session each
 /// refers to (see [`plan_sessions`]), and adds the BFD rows to create and delete just
 /// before the first static route change (a pasted `plan` line looks a new session up).
 pub(super) fn sessions(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff) {
     let wanted = &desired.static_routes;
     let mut bfd_changes = Vec::new();
-    let refs = plan_sessions(wanted, observed, &mut bfd_changes);
+    let refs = plan_sessions(
+        wanted,
+        &desired.bfd_timers,
+        observed,
+        &mut bfd_changes,
+        &mut d.problems,
+    );
     let mut touched = BTreeSet::new();
     for c in &mut d.changes {
         if let NbChange::StaticRoute(
@@ -150,6 +224,34 @@ pub(super) fn sessions(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff)
         .position(|c| matches!(c, NbChange::StaticRoute(..)))
         .unwrap_or(d.changes.len());
     d.changes.splice(at..at, bfd_changes);
+}
+
+/// Every BFD session's state as ovn-northd copied it to the NB, by peer address (`dst_ip`);
+/// of several sessions to one peer, the worst (`down` before `init` before `admin_down`
+/// before `up`): a hop is as good as its worst session.
+pub fn states(snap: &crate::ovsdb::Snapshot) -> BTreeMap<String, String> {
+    use super::model::Bfd;
+    use super::observed::read;
+    let rank = |s: &str| match s {
+        "down" => 0,
+        "init" => 1,
+        "admin_down" => 2,
+        _ => 3,
+    };
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for row in snap.iter(super::row::BFD) {
+        let Some(status) = read(Bfd::STATUS, &row) else {
+            continue;
+        };
+        let ip = read(Bfd::DST_IP, &row);
+        match out.get(&ip) {
+            Some(have) if rank(have) <= rank(&status) => {}
+            _ => {
+                out.insert(ip, status);
+            }
+        }
+    }
+    out
 }
 
 /// Whether an observed route's reference is the session `want` should refer to.

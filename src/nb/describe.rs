@@ -65,6 +65,11 @@ fn route_cols(r: &NbStaticRoute) -> String {
             "policy",
             &set(r.policy.map(|p| p.as_str().to_owned()).iter()),
         ),
+        if r.symmetric {
+            kv("options:ecmp_symmetric_reply", "true")
+        } else {
+            kv("options", "{}")
+        },
     ]
     .join(" ")
 }
@@ -132,11 +137,23 @@ pub fn describe(c: &NbChange) -> String {
             owner,
             logical_port,
             dst_ip,
+            timers,
         } => format!(
-            "ovn-nbctl create BFD {} {} {}",
+            "ovn-nbctl create BFD {} {}{} {}",
             kv("logical_port", &oq(logical_port)),
             kv("dst_ip", &oq(dst_ip)),
+            bfd_timers(timers, false),
             owned(owner)
+        ),
+        NbChange::UpdateBfd {
+            uuid,
+            logical_port,
+            dst_ip,
+            timers,
+            ..
+        } => format!(
+            "ovn-nbctl set BFD {uuid}{}  # {logical_port} {dst_ip}",
+            bfd_timers(timers, true)
         ),
         NbChange::DeleteBfd {
             uuid,
@@ -145,6 +162,23 @@ pub fn describe(c: &NbChange) -> String {
             ..
         } => format!("ovn-nbctl destroy BFD {uuid}  # {logical_port} {dst_ip}"),
     }
+}
+
+/// ` min_tx=300 ...` for the timers given; with `all`, the others as `[]` (OVN's default).
+fn bfd_timers(t: &crate::api::validate::BfdTimers, all: bool) -> String {
+    let mut out = String::new();
+    for (col, v) in [
+        ("min_tx", t.min_tx),
+        ("min_rx", t.min_rx),
+        ("detect_mult", t.detect_mult),
+    ] {
+        match v {
+            Some(n) => out.push_str(&format!(" {}", kv(col, &n.to_string()))),
+            None if all => out.push_str(&format!(" {}", kv(col, "[]"))),
+            None => {}
+        }
+    }
+    out
 }
 
 fn address_set(c: &RowChange<NbAddressSet>) -> String {

@@ -25,6 +25,7 @@ use super::observed::{Observed, Seen};
 use super::row::{
     CheckContext, Family, FamilyVisitor, NbRow, ParentLink, RowProblem, Verdict, each_family,
 };
+use crate::api::validate::BfdTimers;
 use crate::ovsdb::{Atom, Uuid};
 use crate::plan::nb::{
     DesiredNb, NbAcl, NbAddressSet, NbPolicy, NbPortGroup, NbStaticRoute, Owner,
@@ -89,6 +90,15 @@ pub enum NbChange {
         owner: Owner,
         logical_port: String,
         dst_ip: String,
+        timers: BfdTimers,
+    },
+    /// One of our BFD rows whose timers are not the ones its Route asks for.
+    UpdateBfd {
+        uuid: Uuid,
+        owner: Owner,
+        logical_port: String,
+        dst_ip: String,
+        timers: BfdTimers,
     },
     /// One of our BFD rows no route refers to any more.
     DeleteBfd {
@@ -130,6 +140,7 @@ impl NbChange {
             NbChange::StaticRoute(c, _) => c.summary(),
             NbChange::CreateBfd { owner, .. } => (super::row::BFD, owner, "create"),
             NbChange::DeleteBfd { owner, .. } => (super::row::BFD, owner, "delete"),
+            NbChange::UpdateBfd { owner, .. } => (super::row::BFD, owner, "update"),
         }
     }
 
@@ -140,7 +151,9 @@ impl NbChange {
             NbChange::Acl(c) => v.visit(c),
             NbChange::Policy(c) => v.visit(c),
             NbChange::StaticRoute(c, _) => v.visit(c),
-            NbChange::CreateBfd { .. } | NbChange::DeleteBfd { .. } => {}
+            NbChange::CreateBfd { .. }
+            | NbChange::DeleteBfd { .. }
+            | NbChange::UpdateBfd { .. } => {}
         }
     }
 }
@@ -275,6 +288,9 @@ impl<'o> Diff<'o> {
         // The desired row is checked (it says what cannot be written); the adjusted one is
         // what is compared and written.
         let verdict = want.check(&ctx, &mut problems);
+        let written = (verdict == Verdict::Write)
+            .then(|| want.written(&ctx))
+            .flatten();
         self.problems(route, &mut problems);
         match verdict {
             Verdict::Write => {}
@@ -284,7 +300,7 @@ impl<'o> Diff<'o> {
             }
             Verdict::Drop => return None,
         }
-        let row = match want.written() {
+        let row = match written {
             Some(r) => std::borrow::Cow::Owned(r),
             None => std::borrow::Cow::Borrowed(want),
         };

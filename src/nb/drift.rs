@@ -31,6 +31,8 @@ pub struct NbDrift {
     pub switch_ports: BTreeSet<String>,
     /// Some load balancer changed (VIPs decide whether ClusterIPs work over OVN).
     pub load_balancers: bool,
+    /// Some BFD session changed (ours may need repair; its state is in the status).
+    pub bfd: bool,
 }
 
 impl NbDrift {
@@ -109,6 +111,8 @@ pub fn drift(events: &[ReplicaEvent]) -> NbDrift {
                 d.load_balancers = true;
             } else if table == ROUTER_PORT {
                 d.router_ports = true;
+            } else if table == super::row::BFD {
+                d.bfd = true;
             }
         }
     }

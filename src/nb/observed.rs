@@ -69,6 +69,8 @@ pub struct RouterInfo {
     pub networks: Vec<IpNet>,
     /// Port name and its networks (for a BFD session's `logical_port`).
     pub ports: Vec<(String, Vec<IpNet>)>,
+    /// `options:chassis` is set: a gateway router (where symmetric replies work).
+    pub gateway: bool,
 }
 
 impl RouterInfo {
@@ -133,6 +135,10 @@ pub struct SeenBfd {
     pub logical_port: String,
     pub dst_ip: String,
     pub owner: Option<Owner>,
+    /// `min_tx`, `min_rx`, `detect_mult` as the row holds them.
+    pub timers: crate::api::validate::BfdTimers,
+    /// `status` as ovn-northd copied it (`up`, `down`, `init`, `admin_down`).
+    pub status: Option<String>,
 }
 
 /// `10.96.0.10:80` -> 10.96.0.10, `[fd00::1]:80` -> fd00::1, `10.96.0.10` -> itself.

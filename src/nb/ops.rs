@@ -74,6 +74,13 @@ fn op_name(op: &Operation) -> String {
     }
 }
 
+/// The BFD timer columns (ovn-nb(5)); an unset timer is written as the empty set.
+const BFD_TIMERS: [&str; 3] = [
+    model::Bfd::MIN_TX.name(),
+    model::Bfd::MIN_RX.name(),
+    model::Bfd::DETECT_MULT.name(),
+];
+
 fn uuid_set(us: &BTreeSet<Uuid>) -> Value {
     Value::set(us.iter().map(|u| Atom::Uuid(*u)))
 }
@@ -310,21 +317,49 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
                 owner,
                 logical_port,
                 dst_ip,
+                timers,
             } => {
                 let nm = b.name();
                 let row = model::Bfd {
                     logical_port: logical_port.clone(),
                     dst_ip: dst_ip.clone(),
                     external_ids: owner.external_ids(),
+                    min_tx: timers.min_tx,
+                    min_rx: timers.min_rx,
+                    detect_mult: timers.detect_mult,
                     ..Default::default()
                 }
                 .to_row();
                 let mut cols = row;
                 cols.retain(|k, _| {
                     ["logical_port", "dst_ip", "external_ids"].contains(&k.as_str())
+                        || BFD_TIMERS.contains(&k.as_str())
                 });
                 insert(&mut b.t, BFD, cols, Some(nm.clone()));
                 bfd_names.insert((logical_port.as_str(), dst_ip.as_str()), nm);
+            }
+            NbChange::UpdateBfd {
+                uuid,
+                owner,
+                timers,
+                ..
+            } => {
+                let mut cols = model::Bfd {
+                    min_tx: timers.min_tx,
+                    min_rx: timers.min_rx,
+                    detect_mult: timers.detect_mult,
+                    ..Default::default()
+                }
+                .to_row();
+                cols.retain(|k, _| BFD_TIMERS.contains(&k.as_str()));
+                b.t.push(
+                    Operation::Update {
+                        table: BFD.to_owned(),
+                        conditions: ours(*uuid, owner),
+                        row: cols,
+                    },
+                    Expect::Count(1),
+                );
             }
             NbChange::DeleteBfd { uuid, owner, .. } => b.t.push(
                 Operation::Delete {

@@ -96,6 +96,7 @@ pub fn table_specs() -> Vec<TableSpec> {
                 LogicalRouter::PORTS.erased(),
                 LogicalRouter::POLICIES.erased(),
                 LogicalRouter::STATIC_ROUTES.erased(),
+                LogicalRouter::OPTIONS.erased(),
             ])
             .index(&[LogicalRouter::NAME.erased()])
             .spec(),
@@ -111,6 +112,10 @@ pub fn table_specs() -> Vec<TableSpec> {
                 Bfd::LOGICAL_PORT.erased(),
                 Bfd::DST_IP.erased(),
                 Bfd::EXTERNAL_IDS.erased(),
+                Bfd::MIN_TX.erased(),
+                Bfd::MIN_RX.erased(),
+                Bfd::DETECT_MULT.erased(),
+                Bfd::STATUS.erased(),
             ])
             .spec(),
         TypedSpec::<LogicalRouterPolicy>::all()

@@ -203,7 +203,7 @@ pub trait NbRow: Clone + Eq + Ord + fmt::Debug + Sized + 'static {
 
     /// What is written instead of the desired row, when that differs (a part that cannot
     /// be written yet is left out; [`NbRow::check`] says so).
-    fn written(&self) -> Option<Self> {
+    fn written(&self, _ctx: &CheckContext<'_>) -> Option<Self> {
         None
     }
 

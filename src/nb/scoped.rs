@@ -212,6 +212,7 @@ impl Observed {
                     })
                     .collect();
                 let info = RouterInfo {
+                    gateway: read(LogicalRouter::OPTIONS, &r).contains_key("chassis"),
                     uuid: Some(r.uuid()),
                     networks: ports.iter().flat_map(|(_, n)| n.iter().copied()).collect(),
                     ports,
@@ -270,6 +271,12 @@ fn bfd_sessions(snap: &Snapshot, routes: &BTreeSet<String>, o: &mut Observed) {
             logical_port: read(Bfd::LOGICAL_PORT, &row),
             dst_ip: read(Bfd::DST_IP, &row),
             owner: owner_of(&row),
+            timers: crate::api::validate::BfdTimers {
+                min_tx: read(Bfd::MIN_TX, &row),
+                min_rx: read(Bfd::MIN_RX, &row),
+                detect_mult: read(Bfd::DETECT_MULT, &row),
+            },
+            status: read(Bfd::STATUS, &row),
         })
         .collect();
     let refs: Vec<(Uuid, Uuid)> = o

@@ -8,6 +8,7 @@ use super::model;
 use super::observed::*;
 use super::ops::{Expect, describe, transaction};
 use super::row::NbRow;
+use crate::api::validate::BfdTimers;
 use crate::ovsdb::{Atom, Row, TypedRow, Uuid, Value};
 use crate::plan::nb::*;
 
@@ -133,6 +134,7 @@ fn base() -> NbImage {
 fn desired() -> DesiredNb {
     let o = |id: &str| owner("r1", id);
     DesiredNb {
+        bfd_timers: Default::default(),
         address_sets: vec![NbAddressSet {
             owner: o("as:ip4"),
             name: "ovnkube_route_r1_v4".into(),
@@ -435,6 +437,7 @@ fn static_routes_are_checked_like_policies() {
         nexthop: hop.into(),
         policy: None,
         bfd,
+        symmetric: false,
     };
     let want = DesiredNb {
         static_routes: vec![route("100.64.0.2", true), route("192.0.2.1", false)],
@@ -445,14 +448,14 @@ fn static_routes_are_checked_like_policies() {
     // next hop (owned by us); the other is reported only.
     assert!(
         matches!(&d.changes[..], [
-            NbChange::CreateBfd { logical_port, dst_ip, owner },
+            NbChange::CreateBfd { logical_port, dst_ip, owner, timers },
             NbChange::StaticRoute(
                 RowChange::Create { row, parent: Parent::Row(router), .. },
                 Some(BfdRef::New { .. }),
             ),
         ] if row.nexthop == "100.64.0.2" && row.bfd && *router == u(1)
             && logical_port == "rtoj-ovn_cluster_router" && dst_ip == "100.64.0.2"
-            && owner.route == "all"),
+            && owner.route == "all" && *timers == BfdTimers::default()),
         "{:?}",
         d.changes
     );
@@ -524,6 +527,7 @@ fn bfd_sessions_of_routes_left_alone_are_kept() {
         nexthop: "100.64.0.2".into(),
         policy: None,
         bfd: true,
+        symmetric: false,
     };
     put(
         &mut img,
@@ -566,4 +570,127 @@ fn bfd_sessions_of_routes_left_alone_are_kept() {
     o.leave_alone(|w| w.route == "all");
     let d = diff(&DesiredNb::default(), &o);
     assert!(d.changes.is_empty(), "{:?}", d.changes);
+}
+
+#[test]
+fn bfd_timers_go_to_our_sessions_and_a_shared_one_is_reported() {
+    let timers = BfdTimers {
+        min_tx: Some(300),
+        min_rx: Some(250),
+        detect_mult: Some(5),
+    };
+    let route = NbStaticRoute {
+        owner: owner("all", "all/static-route/172.16.30.0/24/100.64.0.2"),
+        router: "ovn_cluster_router".into(),
+        ip_prefix: "172.16.30.0/24".into(),
+        nexthop: "100.64.0.2".into(),
+        policy: None,
+        bfd: true,
+        symmetric: false,
+    };
+    let want = DesiredNb {
+        static_routes: vec![route.clone()],
+        bfd_timers: [("all".to_owned(), timers)].into(),
+        ..DesiredNb::default()
+    };
+    // A new session is created with the timers, and the plan line says them.
+    let img = base();
+    let d = diff(&want, &seen(&img, &want));
+    assert!(
+        matches!(&d.changes[0], NbChange::CreateBfd { timers: t, .. } if *t == timers),
+        "{:?}",
+        d.changes
+    );
+    let ops: Vec<serde_json::Value> = transaction(&d.changes)
+        .ops
+        .iter()
+        .map(|o| o.to_json())
+        .collect();
+    assert_eq!(ops[0]["row"]["min_tx"], serde_json::json!(["set", [300]]));
+    assert_eq!(
+        ops[0]["row"]["detect_mult"],
+        serde_json::json!(["set", [5]])
+    );
+    let line = crate::nb::describe::describe(&d.changes[0]);
+    assert!(
+        line.contains("min_tx=300") && line.contains("detect_mult=5"),
+        "{line}"
+    );
+
+    // Ours with other timers: set to the asked ones; a foreign one: left, reported.
+    for (ids, expect_update) in [
+        (
+            owner("all", "bfd/rtoj-ovn_cluster_router/100.64.0.2").external_ids(),
+            true,
+        ),
+        (
+            [(
+                "k8s.ovn.org/owner-controller".to_owned(),
+                "default-network-controller".to_owned(),
+            )]
+            .into(),
+            false,
+        ),
+    ] {
+        let mut img = base();
+        put(
+            &mut img,
+            u(71),
+            model::Bfd {
+                logical_port: "rtoj-ovn_cluster_router".into(),
+                dst_ip: "100.64.0.2".into(),
+                min_tx: Some(1000),
+                external_ids: ids,
+                ..Default::default()
+            },
+        );
+        let d = diff(&want, &seen(&img, &want));
+        let updates: Vec<&NbChange> = d
+            .changes
+            .iter()
+            .filter(|c| matches!(c, NbChange::UpdateBfd { uuid, timers: t, .. } if *uuid == u(71) && *t == timers))
+            .collect();
+        assert_eq!(updates.len(), usize::from(expect_update), "{:?}", d.changes);
+        let shared = d.problems.iter().any(|p| p.reason == "BfdSharedTimers");
+        assert_eq!(shared, !expect_update, "{:?}", d.problems);
+        if expect_update {
+            let ops: Vec<serde_json::Value> = transaction(&d.changes)
+                .ops
+                .iter()
+                .map(|o| o.to_json())
+                .collect();
+            let up = ops
+                .iter()
+                .find(|o| o["op"] == "update" && o["table"] == "BFD")
+                .unwrap();
+            assert_eq!(
+                up["row"]["min_rx"],
+                serde_json::json!(["set", [250]]),
+                "{up}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_policy_is_written_with_its_reachable_hops_and_the_others_reported() {
+    let img = base();
+    let mut want = desired();
+    want.policies[0].nexthops = BTreeSet::from(["100.64.0.2".into(), "172.18.0.9".into()]);
+    let d = diff(&want, &seen(&img, &want));
+    let written: Vec<&NbPolicy> = d
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            NbChange::Policy(RowChange::Create { row, .. }) => Some(row),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.len(), 1, "{:?}", d.changes);
+    assert_eq!(written[0].nexthops, BTreeSet::from(["100.64.0.2".into()]));
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.reason == "NextHopUnreachable" && p.message.contains("172.18.0.9"))
+    );
 }

@@ -260,6 +260,7 @@ mod tests {
         let mut p = pod();
         p.interfaces = vec![PodInterface {
             name: "net1".into(),
+            network: String::new(),
             ips: vec!["fd00::5".parse().expect("ip")],
             gateways: vec!["fd00::1".parse().expect("ip")],
             default: false,

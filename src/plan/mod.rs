@@ -8,6 +8,7 @@
 //! side's reachability check).
 pub mod explain;
 mod family;
+pub(crate) mod gateways;
 pub mod guard;
 pub mod incremental;
 mod merge;

@@ -159,6 +159,8 @@ pub struct NbStaticRoute {
     /// `None` is `dst-ip`.
     pub policy: Option<RoutePolicy>,
     pub bfd: bool,
+    /// `options:ecmp_symmetric_reply=true` (src-ip routes on gateway routers).
+    pub symmetric: bool,
 }
 
 /// ACL on a Route's Port_Group (`ovn.enforce`).
@@ -180,6 +182,9 @@ pub struct DesiredNb {
     pub policies: Vec<NbPolicy>,
     pub static_routes: Vec<NbStaticRoute>,
     pub acls: Vec<NbAcl>,
+    /// Route -> the timers of the BFD sessions it asks for (`ovn.bfd: {..}`), for the BFD
+    /// rows of ours its static routes refer to.
+    pub bfd_timers: std::collections::BTreeMap<String, crate::api::validate::BfdTimers>,
 }
 
 impl DesiredNb {
@@ -190,6 +195,7 @@ impl DesiredNb {
         self.policies.extend(other.policies);
         self.static_routes.extend(other.static_routes);
         self.acls.extend(other.acls);
+        self.bfd_timers.extend(other.bfd_timers);
     }
 
     /// Puts every family in its stable order (by owner, then content).

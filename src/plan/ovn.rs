@@ -100,6 +100,13 @@ fn router_of(p: &Prepared, cfg: &PlanConfig) -> String {
         .unwrap_or_else(|| cfg.default_router.clone())
 }
 
+/// The Route's next hops now: `nextHops` and the addresses of its ready gateway pods.
+fn all_hops(p: &Prepared) -> BTreeSet<IpAddr> {
+    let statics = p.route.ovn.next_hops.iter().copied();
+    let live = p.gateways.iter().flat_map(|g| g.hops().iter().copied());
+    statics.chain(live).collect()
+}
+
 /// The next hops of a family, and the CIDR rules that get OVN rows: only rules sent over
 /// the OVN interface, and not ClusterIP rules (ClusterIP traffic is load-balanced, DNAT to a
 /// backend, on the logical switch before it reaches the router, so a policy on a ClusterIP
@@ -110,18 +117,16 @@ fn ovn_rules<'p>(
 ) -> impl Iterator<Item = (&'p ResolvedRule, BTreeSet<IpAddr>)> + 'p {
     let mut done: BTreeSet<IpNet> = BTreeSet::new();
     let ovn_dev = cfg.ovn_dev.clone();
-    let with_hops = !p.route.ovn.next_hops.is_empty();
+    let with_hops = p.route.ovn.has_hops();
+    let hops = all_hops(p);
     p.resolved
         .rules
         .iter()
         .filter(move |x| with_hops && !x.from_svc && *x.dev == *ovn_dev)
         .filter(move |x| done.insert(x.dst))
-        .map(|rule| {
+        .map(move |rule| {
             let family = IpFamily::of_net(&rule.dst);
-            let hops = p
-                .route
-                .ovn
-                .next_hops
+            let hops = hops
                 .iter()
                 .copied()
                 .filter(|h| IpFamily::of_addr(h) == family)
@@ -171,6 +176,7 @@ pub(crate) fn route_nb<'a>(
         cfg,
         router: router_of(p, cfg),
         out: RouteNb::default(),
+        symmetric: Vec::new(),
     };
     b.selection(members);
     b.out.service_ips = p
@@ -183,6 +189,9 @@ pub(crate) fn route_nb<'a>(
     b.bfd_on_policies();
     for (rule, hops) in ovn_rules(p, cfg) {
         b.rule(rule, hops, slots);
+    }
+    if p.route.ovn.symmetric_reply {
+        b.symmetric_reply();
     }
     if p.route.ovn.enforce {
         b.enforce();
@@ -202,6 +211,8 @@ struct Rows<'p> {
     cfg: &'p PlanConfig,
     router: String,
     out: RouteNb,
+    /// With `symmetricReply`: each member's node and OVN addresses.
+    symmetric: Vec<(String, Vec<IpAddr>)>,
 }
 
 impl Rows<'_> {
@@ -243,6 +254,12 @@ impl Rows<'_> {
                 continue;
             }
             let Some(o) = &pod.ovn else { continue };
+            if self.p.route.ovn.symmetric_reply
+                && let Some(node) = &pod.node
+            {
+                let ips = o.ips.iter().map(|n| n.addr()).collect();
+                self.symmetric.push((node.clone(), ips));
+            }
             for ip in &o.ips {
                 addresses
                     .entry(IpFamily::of_addr(&ip.addr()))
@@ -271,7 +288,8 @@ impl Rows<'_> {
     /// `ovn.bfd` on a Route written as policies: reported (OVN 23.03 policies have no BFD).
     fn bfd_on_policies(&mut self) {
         let r = &self.p.route;
-        if r.ovn.bfd && !self.p.everything && !r.ovn.next_hops.is_empty() {
+        let policies = ovn_rules(self.p, self.cfg).next().is_some();
+        if r.ovn.bfd && !self.p.everything && r.ovn.has_hops() && policies {
             self.problem(
                 "spec.ovn.bfd".into(),
                 reason::BFD_NOT_SUPPORTED,
@@ -286,6 +304,20 @@ impl Rows<'_> {
     /// The rows of one rule sent over the OVN interface: static routes when the Route
     /// selects every pod (unless another Route owns the prefix), else a reroute policy.
     fn rule(&mut self, rule: &ResolvedRule, hops: BTreeSet<IpAddr>, slots: &dyn Slots) {
+        if hops.is_empty() && self.p.route.ovn.hop_pods.is_some() {
+            let family = IpFamily::of_net(&rule.dst);
+            self.problem(
+                format!("{}.dst", rule.path),
+                reason::NO_READY_NEXT_HOP,
+                format!(
+                    "no ready gateway pod of spec.ovn.nextHopPods has an {family} address \
+                     (and spec.ovn.nextHops none): no OVN row for {}; the pods keep their \
+                     routes, so this traffic follows OVN's own routing",
+                    rule.dst
+                ),
+            );
+            return;
+        }
         if hops.is_empty() {
             let family = IpFamily::of_net(&rule.dst);
             self.problem(
@@ -333,6 +365,9 @@ impl Rows<'_> {
             }
             return false;
         }
+        if let Some(t) = self.p.route.ovn.bfd_timers.filter(|_| self.p.route.ovn.bfd) {
+            self.out.nb.bfd_timers.insert(self.name().to_owned(), t);
+        }
         for h in hops {
             let row = NbStaticRoute {
                 owner: self.owner(format!("static-route/{}/{h}", rule.dst)),
@@ -341,6 +376,7 @@ impl Rows<'_> {
                 nexthop: h.to_string(),
                 policy: None,
                 bfd: self.p.route.ovn.bfd,
+                symmetric: false,
             };
             self.out.nb.static_routes.push(row);
         }
@@ -365,6 +401,71 @@ impl Rows<'_> {
             nexthops: hops.iter().map(|h| h.to_string()).collect(),
         };
         self.out.nb.policies.push(row);
+    }
+
+    /// `ovn.symmetricReply`: per member IP and next hop of its family, a src-ip static route
+    /// with symmetric replies on the gateway router of the member's node (docs/ovn-facts.md:
+    /// OVN has them on gateway routers only, and a src-ip route matches every destination, so
+    /// only a Route sending all of its pods' traffic over OVN can have them).
+    fn symmetric_reply(&mut self) {
+        let r = &self.p.route;
+        let path = "spec.ovn.symmetricReply".to_owned();
+        let whole = r
+            .default_route
+            .as_ref()
+            .is_some_and(|d| d.dev == self.cfg.ovn_dev);
+        if !whole {
+            let message = format!(
+                "symmetric replies need src-ip routes on each pod's gateway router, which match \
+                 every destination of the pod; this Route sends only some destinations over {}, \
+                 so none is written (set defaultRoute over {} to send all of the pods' traffic \
+                 through the next hops)",
+                self.cfg.ovn_dev, self.cfg.ovn_dev
+            );
+            self.problem(path, reason::SYMMETRIC_REPLY_NEEDS_GATEWAY_ROUTER, message);
+            return;
+        }
+        let scoped: Vec<String> = ovn_rules(self.p, self.cfg)
+            .map(|(rule, _)| rule.path.clone())
+            .collect();
+        for at in scoped {
+            let message = format!(
+                "the reroute policy for this rule is on {}, a distributed router: OVN keeps \
+                 replies symmetric only for src-ip routes on gateway routers, so its replies may \
+                 come back through another next hop",
+                self.router
+            );
+            self.problem(at, reason::SYMMETRIC_REPLY_NEEDS_GATEWAY_ROUTER, message);
+        }
+        let hops = all_hops(self.p);
+        if hops.is_empty() && r.ovn.hop_pods.is_some() {
+            let message = "no ready gateway pod: no src-ip route is written; the pods' traffic \
+                           follows OVN's own routing"
+                .to_owned();
+            self.problem(path, reason::NO_READY_NEXT_HOP, message);
+        }
+        let name = self.name().to_owned();
+        for (node, ips) in std::mem::take(&mut self.symmetric) {
+            for ip in ips {
+                let family = IpFamily::of_addr(&ip);
+                for h in hops.iter().filter(|h| IpFamily::of_addr(h) == family) {
+                    let row = NbStaticRoute {
+                        owner: Owner {
+                            route: name.clone(),
+                            id: format!("{name}/symmetric/{ip}/{h}"),
+                        },
+                        router: format!("GR_{node}"),
+                        ip_prefix: IpNet::from(ip).to_string(),
+                        nexthop: h.to_string(),
+                        policy: Some(super::nb::RoutePolicy::SrcIp),
+                        bfd: r.ovn.bfd,
+                        symmetric: true,
+                    };
+                    self.out.next_hops.insert((row.router.clone(), *h));
+                    self.out.nb.static_routes.push(row);
+                }
+            }
+        }
     }
 
     /// `ovn.enforce`: drop ACLs on the Port_Group for the destinations sent over the other

@@ -13,6 +13,10 @@ pub mod reason {
     pub const FAMILY_MISMATCH: &str = "FamilyMismatch";
     pub const NO_NEXT_HOP_FOR_FAMILY: &str = "NoNextHopForFamily";
     pub const BFD_NOT_SUPPORTED: &str = "BfdNotSupported";
+    /// `ovn.nextHopPods` gives no ready hop of the rule's family (rows removed).
+    pub const NO_READY_NEXT_HOP: &str = "NoReadyNextHop";
+    /// `ovn.symmetricReply` where OVN cannot give it (see docs/semantics.md).
+    pub const SYMMETRIC_REPLY_NEEDS_GATEWAY_ROUTER: &str = "SymmetricReplyNeedsGatewayRouter";
 }
 
 /// Why a selected pod (or one rule for it) was not programmed. Not an error.
@@ -126,6 +130,8 @@ pub struct RouteReport {
     /// The one-word `status.status`.
     pub summary: Summary,
     pub conditions: Vec<ConditionSummary>,
+    /// Static next hops, then each gateway pod's, with whether it is used and why not.
+    pub next_hops: Vec<crate::api::NextHopStatus>,
 }
 
 impl RouteReport {

@@ -139,6 +139,8 @@ pub(crate) struct Prepared {
     pub needs: BTreeMap<(String, Option<IpFamily>), usize>,
     /// Selects every pod and excludes none: OVN rows may be static routes.
     pub everything: bool,
+    /// The gateway pods of `ovn.nextHopPods` (empty without it), sorted.
+    pub gateways: Vec<super::gateways::Gateway>,
 }
 
 pub(crate) fn prepare(world: &World, route: ValidatedRoute, cfg: &PlanConfig) -> Prepared {
@@ -157,7 +159,14 @@ pub(crate) fn prepare(world: &World, route: ValidatedRoute, cfg: &PlanConfig) ->
             .or_default() += 1;
     }
     let everything = route.selection.is_everything() && route.exclude.is_empty();
+    let gateways = route
+        .ovn
+        .hop_pods
+        .as_ref()
+        .map(|hp| super::gateways::gateways(world, hp))
+        .unwrap_or_default();
     Prepared {
+        gateways,
         owner: Arc::from(route.name.as_str()),
         route,
         resolved,

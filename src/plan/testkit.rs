@@ -127,6 +127,8 @@ pub fn mk_pod_n(ns: &str, name: &str, i: u32) -> PodInfo {
             mac: None,
         }),
         interfaces: Vec::new(),
+        ready: true,
+        terminating: false,
     }
 }
 
@@ -160,6 +162,7 @@ pub fn with_interfaces(mut p: PodInfo, ifs: &[(&str, &[&str], &[&str])]) -> PodI
         .iter()
         .map(|(name, ips, gws)| PodInterface {
             name: name.to_string(),
+            network: String::new(),
             ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
             gateways: gws.iter().map(|s| s.parse().unwrap()).collect(),
             default: *name == "eth0",

@@ -257,6 +257,8 @@ fn default_route_and_ovn_fields() {
             ],
             bfd: None,
             enforce: Some(true),
+            next_hop_pods: None,
+            symmetric_reply: None,
         }),
         ..RouteSpec::default()
     }));

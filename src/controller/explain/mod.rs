@@ -20,7 +20,8 @@ use crate::nb::observed::Observed;
 use crate::nb::reconcile::NbReconciler;
 use crate::netlink::lookup::{Lookup, route_get};
 use crate::netlink::pool::NetnsPool;
-use crate::plan::explain::{PodExplanation, explain_pod};
+use crate::plan::explain::PodExplanation;
+use crate::plan::incremental::Engine;
 
 pub use ovn::{OvnRow, OvnSide};
 pub use trace::Trace;
@@ -100,6 +101,52 @@ pub struct DstExplanation {
     /// None without `--nb`.
     pub ovn: Option<OvnSide>,
     pub trace: Option<Trace>,
+    /// The next hops of the deciding Route, when it sends the address into OVN with some:
+    /// each hop's gateway pod, whether it is used and why not, and its BFD state (`--nb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<HopSet>,
+}
+
+/// A Route's next hops as `explain` shows them.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HopSet {
+    pub route: String,
+    pub hops: Vec<crate::api::NextHopStatus>,
+}
+
+/// The deciding Route's next hops (`None` when it has none or does not use OVN's interface).
+fn hop_set(engine: &Engine, plan: &PodExplanation, observed: Option<&Observed>) -> Option<HopSet> {
+    let dc = plan.decision.as_ref()?;
+    let v = engine.validated(&dc.route)?;
+    if !v.ovn.has_hops() || dc.dev != engine.config().ovn_dev {
+        return None;
+    }
+    let states: std::collections::BTreeMap<&str, &str> = observed
+        .map(|o| {
+            o.bfds
+                .iter()
+                .filter_map(|b| Some((b.dst_ip.as_str(), b.status.as_deref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hops = engine
+        .report(&dc.route)?
+        .next_hops
+        .iter()
+        .map(|h| crate::api::NextHopStatus {
+            bfd: v
+                .ovn
+                .bfd
+                .then(|| states.get(h.address.as_str()).map(|s| s.to_string()))
+                .flatten(),
+            ..h.clone()
+        })
+        .collect();
+    Some(HopSet {
+        route: dc.route.clone(),
+        hops,
+    })
 }
 
 /// The whole answer.
@@ -169,11 +216,13 @@ pub async fn explain(
     let netns = netns_of(pod, opts);
     let pool = NetnsPool::new(1, 1)?;
     let mut destinations = Vec::new();
+    let engine = Engine::build(opts.plan.clone(), world.clone(), routes);
     for dst in addrs {
-        let Some(plan) = explain_pod(world, routes, &opts.plan, &req.namespace, &req.name, dst)
+        let Some(plan) = crate::plan::explain::explain(&engine, &req.namespace, &req.name, dst)
         else {
             continue;
         };
+        let hops = hop_set(&engine, &plan, observed.as_ref());
         let kernel = kernel_side(&pool, pod.host_network, netns.as_ref(), &plan, dst).await;
         let ovn = observed.as_ref().map(|o| ovn::ovn_side(o, pod, dst));
         let trace = match &req.trace_sb {
@@ -185,6 +234,7 @@ pub async fn explain(
             kernel,
             ovn,
             trace,
+            hops,
         });
     }
     Ok(Explanation {

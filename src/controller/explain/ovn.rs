@@ -106,22 +106,48 @@ pub fn ovn_side(observed: &Observed, pod: &PodInfo, dst: IpAddr) -> OvnSide {
         let Ok(net) = s.row.ip_prefix.parse::<IpNet>() else {
             continue;
         };
-        if !covers(&net, dst) {
-            continue;
-        }
+        let src_ip = s.row.policy == Some(crate::plan::nb::RoutePolicy::SrcIp);
+        // A src-ip route matches the pod's own address, whatever the destination.
+        let (applies, why) = if src_ip {
+            let mine = ips
+                .iter()
+                .any(|ip| ip.parse::<IpAddr>().is_ok_and(|a| net.contains(&a)));
+            if !mine {
+                continue;
+            }
+            (
+                true,
+                "a src-ip route on the pod's gateway router: every packet of the pod it forwards"
+                    .to_owned(),
+            )
+        } else {
+            if !covers(&net, dst) {
+                continue;
+            }
+            (
+                true,
+                "a static route applies to every packet the router forwards".to_owned(),
+            )
+        };
         rows.push(OvnRow {
             table: "Logical_Router_Static_Route",
             route: s.row.owner.route.clone(),
             uuid: s.uuid.to_string(),
             row: format!(
-                "{} {} via {}{}",
+                "{} {}{} via {}{}{}",
                 s.row.router,
+                if src_ip { "src-ip " } else { "" },
                 s.row.ip_prefix,
                 s.row.nexthop,
-                if s.row.bfd { " bfd" } else { "" }
+                if s.row.bfd { " bfd" } else { "" },
+                if s.row.symmetric {
+                    " ecmp-symmetric-reply"
+                } else {
+                    ""
+                }
             ),
-            applies: true,
-            why: "a static route applies to every packet the router forwards".into(),
+            applies,
+            why,
         });
     }
     for a in &observed.acls {

@@ -154,7 +154,37 @@ fn kernel_text(out: &mut String, d: &DstExplanation) {
 }
 
 /// Our NB rows that apply, and the ovn-trace verdict.
+/// `next hops (Route r): 10.244.2.11 pod egress/g1 used, bfd up; ...`
+fn hops_text(out: &mut String, d: &DstExplanation) {
+    let Some(h) = &d.hops else { return };
+    let _ = writeln!(out, "  next hops of Route {}:", h.route);
+    for x in &h.hops {
+        let addr = if x.address.is_empty() {
+            "(no address)"
+        } else {
+            x.address.as_str()
+        };
+        let pod = x
+            .pod
+            .as_deref()
+            .map(|p| format!(" gateway pod {p}"))
+            .unwrap_or_else(|| " (spec.ovn.nextHops)".into());
+        let used = match (&x.reason, x.used) {
+            (_, true) => "in the ECMP set".to_owned(),
+            (Some(r), false) => format!("left out: {r}"),
+            (None, false) => "left out".to_owned(),
+        };
+        let bfd = match x.bfd.as_deref() {
+            Some("up") => ", BFD up".to_owned(),
+            Some(b) => format!(", BFD {b} (OVN leaves it out while its session is not up)"),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "    {addr}{pod}: {used}{bfd}");
+    }
+}
+
 fn ovn_text(out: &mut String, d: &DstExplanation) {
+    hops_text(out, d);
     if let Some(o) = &d.ovn {
         let _ = writeln!(out, "  ovn (NB, our rows): {}", o.verdict);
         for r in &o.rows {

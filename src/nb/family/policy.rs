@@ -11,6 +11,17 @@ use crate::plan::nb::{DesiredNb, NbPolicy, Owner, PolicyAction};
 
 use super::{reachable, unreachable, word};
 
+impl NbPolicy {
+    fn unreachable_hops(&self, ctx: &CheckContext<'_>) -> Vec<&str> {
+        match self.action {
+            PolicyAction::Reroute => {
+                unreachable(ctx.router, self.nexthops.iter().map(String::as_str))
+            }
+            PolicyAction::Allow | PolicyAction::Drop => Vec::new(),
+        }
+    }
+}
+
 impl NbRow for NbPolicy {
     type Model = model::LogicalRouterPolicy;
     const FAMILY: Family = Family::Policy;
@@ -51,13 +62,33 @@ impl NbRow for NbPolicy {
             ));
             return Verdict::Drop;
         }
-        let hops = match self.action {
-            PolicyAction::Reroute => {
-                unreachable(ctx.router, self.nexthops.iter().map(String::as_str))
-            }
-            PolicyAction::Allow | PolicyAction::Drop => Vec::new(),
-        };
+        let hops = self.unreachable_hops(ctx);
+        if !hops.is_empty() && hops.len() < self.nexthops.len() {
+            // Some hops are usable: the policy is written with those (a live gateway whose
+            // address is on no router network must not keep the rest from working).
+            problems.push((
+                "NextHopUnreachable",
+                format!(
+                    "next hop {} is on no network of router {}'s ports; the policy is written without it",
+                    hops.join(","),
+                    self.router
+                ),
+            ));
+            return Verdict::Write;
+        }
         reachable(&hops, &self.router, Self::WHAT, problems)
+    }
+    fn written(&self, ctx: &CheckContext<'_>) -> Option<Self> {
+        let hops = self.unreachable_hops(ctx);
+        (!hops.is_empty()).then(|| NbPolicy {
+            nexthops: self
+                .nexthops
+                .iter()
+                .filter(|h| !hops.contains(&h.as_str()))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        })
     }
     fn to_model(&self) -> model::LogicalRouterPolicy {
         model::LogicalRouterPolicy {

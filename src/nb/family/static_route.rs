@@ -9,6 +9,11 @@ use crate::plan::nb::{DesiredNb, NbStaticRoute, Owner, RoutePolicy};
 
 use super::{reachable, unreachable, word};
 
+/// The static route option that keeps replies on the hop of the request (ovn-nb(5)).
+const SYMMETRIC_REPLY: &str = "ecmp_symmetric_reply";
+/// The reason for a src-ip route with symmetric replies that has no gateway router.
+pub const SYMMETRIC_REPLY_NEEDS_GATEWAY_ROUTER: &str = "SymmetricReplyNeedsGatewayRouter";
+
 impl NbRow for NbStaticRoute {
     type Model = model::LogicalRouterStaticRoute;
     const FAMILY: Family = Family::StaticRoute;
@@ -20,6 +25,7 @@ impl NbRow for NbStaticRoute {
         model::LogicalRouterStaticRoute::NEXTHOP.erased(),
         model::LogicalRouterStaticRoute::POLICY.erased(),
         model::LogicalRouterStaticRoute::BFD.erased(),
+        model::LogicalRouterStaticRoute::OPTIONS.erased(),
     ];
     const IDS: Col<model::LogicalRouterStaticRoute> =
         model::LogicalRouterStaticRoute::EXTERNAL_IDS.erased();
@@ -34,6 +40,17 @@ impl NbRow for NbStaticRoute {
         self == other
     }
     fn check(&self, ctx: &CheckContext<'_>, problems: &mut Vec<RowProblem>) -> Verdict {
+        if self.symmetric && ctx.router.is_some_and(|r| !r.gateway) {
+            problems.push((
+                SYMMETRIC_REPLY_NEEDS_GATEWAY_ROUTER,
+                format!(
+                    "{} has no options:chassis: it is not a gateway router, and OVN ignores \
+                     ecmp_symmetric_reply elsewhere; the src-ip route for {} is not written",
+                    self.router, self.ip_prefix
+                ),
+            ));
+            return Verdict::Drop;
+        }
         let hops = unreachable(ctx.router, std::iter::once(self.nexthop.as_str()));
         reachable(&hops, &self.router, Self::WHAT, problems)
     }
@@ -42,6 +59,11 @@ impl NbRow for NbStaticRoute {
             ip_prefix: self.ip_prefix.clone(),
             nexthop: self.nexthop.clone(),
             policy: self.policy.map(|p| p.as_str().to_owned()),
+            options: if self.symmetric {
+                [(SYMMETRIC_REPLY.to_owned(), "true".to_owned())].into()
+            } else {
+                Default::default()
+            },
             external_ids: self.owner.external_ids(),
             ..Default::default()
         }
@@ -67,6 +89,7 @@ impl NbRow for NbStaticRoute {
                 })
                 .transpose()?,
             bfd: m.bfd.is_some(),
+            symmetric: m.options.get(SYMMETRIC_REPLY).is_some_and(|v| v == "true"),
         })
     }
     fn desired(d: &DesiredNb) -> &Vec<Self> {

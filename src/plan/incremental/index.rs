@@ -33,6 +33,11 @@ pub(super) enum Key {
     Links(String),
     Service(ObjectKey),
     Router(String),
+    /// The Route has gateway pods (`ovn.nextHopPods`): pod and namespace changes may
+    /// change its next hops.
+    Gateways,
+    /// The Route writes src-ip routes on its members' gateway routers (`symmetricReply`).
+    GatewayRouters,
 }
 
 /// The keys of a prepared Route.
@@ -62,7 +67,13 @@ pub(super) fn keys(p: &Prepared, cfg: &PlanConfig) -> BTreeSet<Key> {
     for s in services(r) {
         out.insert(Key::Service(s));
     }
-    if !r.ovn.next_hops.is_empty() {
+    if r.ovn.hop_pods.is_some() {
+        out.insert(Key::Gateways);
+    }
+    if r.ovn.symmetric_reply {
+        out.insert(Key::GatewayRouters);
+    }
+    if r.ovn.has_hops() {
         let router = r.ovn.router.as_ref().unwrap_or(&cfg.default_router);
         out.insert(Key::Router(router.clone()));
     }

@@ -512,8 +512,10 @@ impl Engine {
 
     /// Routes with OVN rows on `router` (its ports decide whether their next hops work).
     pub fn routes_on_router(&self, router: &str) -> BTreeSet<String> {
+        let on_gateway_routers = self.index.routes(&Key::GatewayRouters);
         self.index
             .routes(&Key::Router(router.to_owned()))
+            .chain(on_gateway_routers)
             .cloned()
             .collect()
     }
@@ -522,7 +524,7 @@ impl Engine {
     pub fn has_router_rows(&self, route: &str) -> bool {
         self.routes
             .get(route)
-            .is_some_and(|e| !e.p.route.ovn.next_hops.is_empty())
+            .is_some_and(|e| e.p.route.ovn.has_hops())
     }
 
     /// Routes whose Port_Group wants the logical switch port `<namespace>_<pod>`.
@@ -720,6 +722,44 @@ impl Engine {
         {
             t.nb.extend(pe.members.iter().map(|p| p.name.clone()));
         }
+        self.gateways_changed(key, old, t);
+    }
+
+    /// A pod changed: the Routes whose gateway selection picks it (before or after) take
+    /// their next hops again.
+    fn gateways_changed(
+        &mut self,
+        key: &ObjectKey,
+        old: Option<&crate::cluster::PodInfo>,
+        t: &mut Touched,
+    ) {
+        let new = self.world.pod_at(key);
+        let picked = |e: &RouteEntry, p: Option<&crate::cluster::PodInfo>| {
+            let hp = e.p.route.ovn.hop_pods.as_ref();
+            p.zip(hp)
+                .is_some_and(|(p, hp)| super::gateways::picks(&self.world, hp, p))
+        };
+        let names: Vec<String> = self
+            .index
+            .routes(&Key::Gateways)
+            .filter(|n| {
+                self.routes
+                    .get(*n)
+                    .is_some_and(|e| picked(e, old) || picked(e, new))
+            })
+            .cloned()
+            .collect();
+        self.prepare_again(names, t);
+    }
+
+    /// Routes whose inputs from the world changed take them again (Services, gateways).
+    fn prepare_again(&mut self, names: impl IntoIterator<Item = String>, t: &mut Touched) {
+        for name in names {
+            if let Some(e) = self.routes.get(&name) {
+                let route = e.p.route.clone();
+                self.set_route(prepare(&self.world, route, &self.cfg), t);
+            }
+        }
     }
 
     fn services_changed(&mut self, services: impl IntoIterator<Item = ObjectKey>, t: &mut Touched) {
@@ -727,12 +767,7 @@ impl Engine {
         for s in services {
             names.extend(self.index.routes(&Key::Service(s)).cloned());
         }
-        for name in names {
-            if let Some(e) = self.routes.get(&name) {
-                let route = e.p.route.clone();
-                self.set_route(prepare(&self.world, route, &self.cfg), t);
-            }
-        }
+        self.prepare_again(names, t);
     }
 
     /// The Routes under `key` look at every pod of `namespace` again.
@@ -745,6 +780,11 @@ impl Engine {
             .collect();
         for r in &routes {
             t.pairs(r, pods.iter().cloned());
+        }
+        if key == Key::NamespaceLabels {
+            // A namespace's labels decide which gateway pods a Route picks.
+            let gw: Vec<String> = self.index.routes(&Key::Gateways).cloned().collect();
+            self.prepare_again(gw, t);
         }
     }
 }

@@ -379,13 +379,15 @@ impl Engine {
                     .chain(cap)
                     .chain(conflicts)
                     .chain(e.nb.problems.iter().cloned());
-            let r = report::build(
+            let mut r = report::build(
                 &e.counts,
                 e.programmable,
                 problems,
                 e.p.route.is_invalid(),
                 self.cfg.max_problems,
             );
+            r.next_hops = crate::plan::gateways::statuses(&e.p.route.ovn.next_hops, &e.p.gateways);
+            r.next_hops.truncate(self.cfg.max_problems.max(1) * 4);
             if r != e.report {
                 self.dirty.reports.insert(name.clone());
                 if let Some(e) = self.routes.get_mut(name) {

@@ -33,6 +33,91 @@ fn check(e: &Engine, routes: &[Route]) {
     assert_eq!(e.plan(), full);
 }
 
+/// A Route with gateway pods `role=gw` in namespaces `tier=edge`, and `hops` static ones.
+fn gateway_route(name: &str, hops: &[&str]) -> Route {
+    let mut r = mk_route(name, vec![rr("172.16.0.0/16", "eth1")], vec![]);
+    r.spec.pod_selector = Some(sel(&[("app", "a")]));
+    ovn(&mut r, hops);
+    if let Some(o) = r.spec.ovn.as_mut() {
+        o.next_hop_pods = Some(crate::api::NextHopPods {
+            namespace_selector: Some(sel(&[("tier", "edge")])),
+            pod_selector: Some(sel(&[("role", "gw")])),
+            network: None,
+        });
+    }
+    r
+}
+
+fn policy_hops(e: &Engine) -> Vec<String> {
+    let p = e.plan();
+    p.nb.policies
+        .iter()
+        .flat_map(|x| x.nexthops.iter().cloned())
+        .collect()
+}
+
+#[test]
+fn gateway_pods_come_and_go_as_next_hops_and_touch_only_their_route() {
+    let member = with_labels(mk_pod("apps", "m1"), &[("app", "a")]);
+    let gw = |name: &str| with_labels(mk_pod("edge", name), &[("role", "gw")]);
+    let g1 = gw("g1");
+    let g1_ip = g1.ovn.as_ref().unwrap().ips[0].addr().to_string();
+    let routes = [
+        gateway_route("via-gw", &[]),
+        gateway_route("other", &["100.64.0.9"]),
+    ];
+    let mut e = engine(
+        vec![member.into(), mk_ns("edge", &[("tier", "edge")]).into()],
+        &routes[..1],
+    );
+    // No gateway yet: no policy, reported.
+    assert!(e.plan().nb.policies.is_empty());
+    let report = e.report("via-gw").unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.reason == "NoReadyNextHop"),
+        "{report:?}"
+    );
+
+    assert!(e.apply(g1.clone()));
+    assert_eq!(policy_hops(&e), std::slice::from_ref(&g1_ip));
+    assert_eq!(e.take_dirty().nb, BTreeSet::from(["via-gw".to_owned()]));
+    check(&e, &routes[..1]);
+
+    // Not ready, then terminating: out; the pod side of the members never changes.
+    let mut flap = g1.clone();
+    flap.ready = false;
+    assert!(e.apply(flap));
+    assert!(policy_hops(&e).is_empty());
+    let d = e.take_dirty();
+    assert_eq!(d.nb, BTreeSet::from(["via-gw".to_owned()]));
+    assert!(!d.pods.contains(&("apps".to_owned(), "m1".to_owned())));
+    assert!(e.apply(g1.clone()));
+    let mut going = g1.clone();
+    going.terminating = true;
+    assert!(e.apply(going));
+    assert!(policy_hops(&e).is_empty());
+    check(&e, &routes[..1]);
+
+    // A second gateway, then the namespace loses its label: both go.
+    assert!(e.apply(g1.clone()));
+    assert!(e.apply(gw("g2")));
+    assert_eq!(policy_hops(&e).len(), 2);
+    assert!(e.apply(mk_ns("edge", &[])));
+    assert!(policy_hops(&e).is_empty());
+    check(&e, &routes[..1]);
+    assert!(e.apply(mk_ns("edge", &[("tier", "edge")])));
+    assert!(e.delete(&WorldRef::Pod(("edge".into(), "g2".into()))));
+    assert_eq!(policy_hops(&e), std::slice::from_ref(&g1_ip));
+
+    // Static and live hops together: the union; status lists each one.
+    e.upsert_route(&routes[1]);
+    e.take_dirty();
+    let hops = e.report("other").unwrap().next_hops.clone();
+    let listed: Vec<(&str, bool)> = hops.iter().map(|h| (h.address.as_str(), h.used)).collect();
+    assert_eq!(listed, [("100.64.0.9", true), (g1_ip.as_str(), true)]);
+    check(&e, &routes);
+}
+
 #[test]
 fn pod_label_change_moves_a_pod_between_routes_and_touches_only_them() {
     let mut a = mk_route("a", vec![rr("10.1.0.0/16", "eth1")], vec![]);
@@ -227,91 +312,114 @@ fn route_strategy() -> impl Strategy<Value = Route> {
         0u8..4,
         prop::bool::ANY,
         0u8..3,
+        0u8..3,
     )
-        .prop_map(|(n, prio, selection, rules, svc, hops, enforce, extra)| {
-            let name = NAMES[n];
-            let rules = rules
-                .into_iter()
-                .map(|(d, ovn)| rr(DSTS[d], if ovn { "eth1" } else { "eth0" }))
-                .collect();
-            let svcs = svc
-                .map(|s| vec![sr("ns0", &format!("svc{s}"), "eth1")])
-                .unwrap_or_default();
-            let mut r = mk_route(name, rules, svcs);
-            r.spec.priority = prio;
-            match selection {
-                0 => {}
-                1 => r.spec.pod_selector = Some(sel(&[("app", "a")])),
-                2 => r.spec.pod_selector = Some(sel_expr("app", "Exists", &[])),
-                3 => r.spec.namespace_selector = Some(sel(&[("team", "t")])),
-                4 => r.spec.targets = vec![target("Deployment", Some("ns0"), "web")],
-                5 => r.spec.pod_selector = Some(sel_expr("app", "NotIn", &["a"])),
-                6 => r.spec.pod_selector = Some(sel_expr("app", "In", &["a", "b"])),
-                7 => {
-                    r.spec.targets = vec![
-                        target("Pod", Some("ns1"), "p3"),
-                        target("Namespace", None, "ns0"),
-                    ]
+        .prop_map(
+            |(n, prio, selection, rules, svc, hops, enforce, extra, gw)| {
+                let name = NAMES[n];
+                let rules = rules
+                    .into_iter()
+                    .map(|(d, ovn)| rr(DSTS[d], if ovn { "eth1" } else { "eth0" }))
+                    .collect();
+                let svcs = svc
+                    .map(|s| vec![sr("ns0", &format!("svc{s}"), "eth1")])
+                    .unwrap_or_default();
+                let mut r = mk_route(name, rules, svcs);
+                r.spec.priority = prio;
+                match selection {
+                    0 => {}
+                    1 => r.spec.pod_selector = Some(sel(&[("app", "a")])),
+                    2 => r.spec.pod_selector = Some(sel_expr("app", "Exists", &[])),
+                    3 => r.spec.namespace_selector = Some(sel(&[("team", "t")])),
+                    4 => r.spec.targets = vec![target("Deployment", Some("ns0"), "web")],
+                    5 => r.spec.pod_selector = Some(sel_expr("app", "NotIn", &["a"])),
+                    6 => r.spec.pod_selector = Some(sel_expr("app", "In", &["a", "b"])),
+                    7 => {
+                        r.spec.targets = vec![
+                            target("Pod", Some("ns1"), "p3"),
+                            target("Namespace", None, "ns0"),
+                        ]
+                    }
+                    _ => {
+                        r.spec.pod_selector = Some(sel(&[("app", "b")]));
+                        r.spec.namespace_selector = Some(sel(&[("team", "t")]));
+                    }
                 }
-                _ => {
-                    r.spec.pod_selector = Some(sel(&[("app", "b")]));
-                    r.spec.namespace_selector = Some(sel(&[("team", "t")]));
+                match extra {
+                    1 => {
+                        r.spec.exclude = Some(Exclude {
+                            pods: vec!["ns1/p3".into()],
+                            ..Exclude::default()
+                        })
+                    }
+                    2 => {
+                        r.spec.default_route = Some(DefaultRouteRule {
+                            dev: "eth1".into(),
+                            via: None,
+                        })
+                    }
+                    _ => {}
                 }
-            }
-            match extra {
-                1 => {
-                    r.spec.exclude = Some(Exclude {
-                        pods: vec!["ns1/p3".into()],
-                        ..Exclude::default()
-                    })
+                let hops: &[&str] = match hops {
+                    0 => &[],
+                    1 => &["100.64.0.2"],
+                    2 => &["100.64.0.2", "100.64.0.3"],
+                    _ => &["100.64.0.2", "fd98::2"],
+                };
+                if !hops.is_empty() || enforce || gw > 0 {
+                    ovn(&mut r, hops);
+                    if let Some(o) = r.spec.ovn.as_mut() {
+                        o.enforce = Some(enforce);
+                        o.next_hop_pods = match gw {
+                            0 => None,
+                            1 => Some(crate::api::NextHopPods {
+                                namespace_selector: Some(sel(&[])),
+                                pod_selector: Some(sel(&[("app", "b")])),
+                                network: None,
+                            }),
+                            _ => Some(crate::api::NextHopPods {
+                                namespace_selector: Some(sel(&[("team", "t")])),
+                                pod_selector: Some(sel_expr("app", "Exists", &[])),
+                                network: None,
+                            }),
+                        };
+                    }
                 }
-                2 => {
-                    r.spec.default_route = Some(DefaultRouteRule {
-                        dev: "eth1".into(),
-                        via: None,
-                    })
-                }
-                _ => {}
-            }
-            let hops: &[&str] = match hops {
-                0 => &[],
-                1 => &["100.64.0.2"],
-                2 => &["100.64.0.2", "100.64.0.3"],
-                _ => &["100.64.0.2", "fd98::2"],
-            };
-            if !hops.is_empty() || enforce {
-                ovn(&mut r, hops);
-                if let Some(o) = r.spec.ovn.as_mut() {
-                    o.enforce = Some(enforce);
-                }
-            }
-            r
-        })
+                r
+            },
+        )
 }
 
 fn pod_strategy() -> impl Strategy<Value = crate::cluster::PodInfo> {
-    (0usize..6, 0u8..3, 0u8..5, prop::bool::ANY, 0u32..3).prop_map(|(i, app, kind, node1, addr)| {
-        let (ns, name) = PODS[i];
-        let mut p = mk_pod_n(ns, name, i as u32 * 3 + addr);
-        match app {
-            0 => {}
-            1 => p = with_labels(p, &[("app", "a")]),
-            _ => p = with_labels(p, &[("app", "b")]),
-        }
-        if name.starts_with("web") {
-            p = owned_by(p, "ReplicaSet", "web-abc");
-        }
-        match kind {
-            1 => p.host_network = true,
-            2 => p.phase = PodPhase::Pending,
-            3 => p = calico_only(p),
-            _ => {}
-        }
-        if !node1 {
-            p = on_node(p, "node2");
-        }
-        p
-    })
+    (0usize..6, 0u8..3, 0u8..5, prop::bool::ANY, 0u32..3, 0u8..4).prop_map(
+        |(i, app, kind, node1, addr, state)| {
+            let (ns, name) = PODS[i];
+            let mut p = mk_pod_n(ns, name, i as u32 * 3 + addr);
+            match app {
+                0 => {}
+                1 => p = with_labels(p, &[("app", "a")]),
+                _ => p = with_labels(p, &[("app", "b")]),
+            }
+            if name.starts_with("web") {
+                p = owned_by(p, "ReplicaSet", "web-abc");
+            }
+            match kind {
+                1 => p.host_network = true,
+                2 => p.phase = PodPhase::Pending,
+                3 => p = calico_only(p),
+                _ => {}
+            }
+            if !node1 {
+                p = on_node(p, "node2");
+            }
+            match state {
+                1 => p.ready = false,
+                2 => p.terminating = true,
+                _ => {}
+            }
+            p
+        },
+    )
 }
 
 fn event_strategy() -> impl Strategy<Value = Event> {

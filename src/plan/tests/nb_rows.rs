@@ -89,8 +89,10 @@ fn select_all_routes_use_static_routes_on_the_named_router() {
     r.spec.ovn = Some(OvnSpec {
         router: Some("GR_node1".into()),
         next_hops: vec!["100.64.0.2".into(), "100.64.0.3".into()],
-        bfd: Some(true),
+        bfd: Some(true.into()),
         enforce: None,
+        next_hop_pods: None,
+        symmetric_reply: None,
     });
     let p = plan(&two_pods(), &[r], &cfg());
     assert!(p.nb.policies.is_empty());
@@ -111,8 +113,10 @@ fn bfd_on_a_route_written_as_policies_is_reported() {
     r.spec.ovn = Some(OvnSpec {
         router: None,
         next_hops: vec!["100.64.0.2".into()],
-        bfd: Some(true),
+        bfd: Some(true.into()),
         enforce: None,
+        next_hop_pods: None,
+        symmetric_reply: None,
     });
     let p = plan(&two_pods(), &[r], &cfg());
     assert_eq!(p.nb.policies.len(), 1);
@@ -221,4 +225,60 @@ fn priorities_prefer_longer_prefixes_then_route_precedence() {
             .map(|x| (x.owner.route.as_str(), x.priority))
             .collect();
     assert!(by_route["a"] > by_route["b"], "{by_route:?}");
+}
+
+#[test]
+fn symmetric_replies_are_src_ip_routes_on_each_members_gateway_router() {
+    let mut r = mk_route("sym", vec![rr("172.16.10.0/24", "eth1")], vec![]);
+    r.spec.pod_selector = Some(sel(&[("app", "x")]));
+    r.spec.default_route = Some(crate::api::DefaultRouteRule {
+        dev: "eth1".into(),
+        via: None,
+    });
+    r.spec.ovn = Some(OvnSpec {
+        next_hops: vec![
+            "172.18.0.10".into(),
+            "172.18.0.11".into(),
+            "fd18::10".into(),
+        ],
+        symmetric_reply: Some(true),
+        ..OvnSpec::default()
+    });
+    let p = plan(&two_pods(), std::slice::from_ref(&r), &cfg());
+    let sym: Vec<_> = p.nb.static_routes.iter().filter(|s| s.symmetric).collect();
+    // Pod a (10.124.0.3 here, IPv4 only) on node1: one route per IPv4 hop.
+    assert_eq!(sym.len(), 2, "{sym:?}");
+    for s in &sym {
+        assert_eq!(s.router, "GR_node1");
+        assert_eq!(s.policy, Some(crate::plan::nb::RoutePolicy::SrcIp));
+        assert!(s.ip_prefix.ends_with("/32"), "{s:?}");
+        assert!(s.owner.id.starts_with("sym/symmetric/"), "{s:?}");
+    }
+    assert_ne!(sym[0].owner.id, sym[1].owner.id);
+    // The destination rule keeps its policy on the distributed router, and is told its
+    // replies are not symmetric.
+    assert_eq!(p.nb.policies.len(), 1);
+    let reasons: Vec<(&str, Option<&str>)> = p.reports["sym"]
+        .problems
+        .iter()
+        .map(|x| (x.reason.as_str(), x.path.as_deref()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [("SymmetricReplyNeedsGatewayRouter", Some("spec.route[0]"))]
+    );
+
+    // Without a default route over OVN: nothing of it is written, and it says why.
+    r.spec.default_route = None;
+    let p = plan(&two_pods(), &[r], &cfg());
+    assert!(p.nb.static_routes.iter().all(|s| !s.symmetric));
+    assert!(
+        p.reports["sym"]
+            .problems
+            .iter()
+            .any(|x| x.reason == "SymmetricReplyNeedsGatewayRouter"
+                && x.path.as_deref() == Some("spec.ovn.symmetricReply")),
+        "{:?}",
+        p.reports["sym"].problems
+    );
 }
