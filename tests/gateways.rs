@@ -174,6 +174,41 @@ fn gateway_pods_scale_flap_terminate_and_move_and_the_ecmp_set_follows() {
         "g2 ready",
     );
 
+    // A typo in nextHopPods: reported, and the reroute stays exactly as it was.
+    let good = example("egress-gateways");
+    let bad = good.replace(
+        "      # network: egress/ext-net",
+        "      network: not-a-ref #",
+    );
+    assert_ne!(bad, good);
+    kube.apply(&bad);
+    poll(15, "InvalidNextHopPods reported", || {
+        let r = reasons(&kube, "egress-gateways");
+        if r.iter().any(|x| x == "InvalidNextHopPods") {
+            Ok(())
+        } else {
+            Err(r)
+        }
+    });
+    gateway(&kube, "g1", "10.244.2.11", false);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_hops(
+        &ovn,
+        &mut c,
+        &["10.244.2.11", "10.244.2.12", "10.244.2.13"],
+        "rows kept while the Route is broken",
+    );
+    gateway(&kube, "g1", "10.244.2.11", true);
+    kube.apply(&good);
+    poll(15, "problem gone", || {
+        let r = reasons(&kube, "egress-gateways");
+        if r.iter().any(|x| x == "InvalidNextHopPods") {
+            Err(r)
+        } else {
+            Ok(())
+        }
+    });
+
     // Terminating (a finalizer holds the deleted pod): out at once.
     kube.put(&pod(
         "egress",

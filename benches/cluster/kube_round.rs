@@ -286,6 +286,15 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
         spec: *spec,
     };
     latencies(&mut r, spec, &mut src, &server.sock);
+    let mut waiter = Conn::open(&server.sock);
+    let t = Instant::now();
+    r.gateways = Some(super::gateways::churn(
+        &bg.api,
+        &mut waiter,
+        3,
+        super::samples(),
+    ));
+    println!("   gateway figures took {:.1} s", t.elapsed().as_secs_f64());
     r.report_bytes = bg
         .api
         .get("k8s.ovn.org/v1", "RouteNodeReport", None, "node-0")

@@ -21,6 +21,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod figures;
+mod gateways;
 #[path = "../../tests/kube_api/mod.rs"]
 mod kube_api;
 mod kube_round;

@@ -135,6 +135,8 @@ pub enum Wait {
     Holds(String, Vec<String>),
     /// The address set named so holds none of the addresses.
     Lacks(String, Vec<String>),
+    /// Some row of `table` has every `column == value`.
+    Row(&'static str, Vec<(&'static str, Value)>),
 }
 
 impl Wait {
@@ -152,6 +154,11 @@ impl Wait {
             Wait::Lacks(name, a) => (
                 "Address_Set",
                 json!([["name", "==", name], ["addresses", "excludes", set(a)]]),
+                "!=",
+            ),
+            Wait::Row(t, cols) => (
+                *t,
+                Value::Array(cols.iter().map(|(c, v)| json!([c, "==", v])).collect()),
                 "!=",
             ),
         };

@@ -56,6 +56,8 @@ pub struct Round {
     pub held: Option<super::mem::Held>,
     /// After the Lease was won, until every Route's status had been written once.
     pub statuses: Option<Duration>,
+    /// Gateway pod changes -> the NB's ECMP set (Kubernetes source).
+    pub gateways: Option<super::gateways::GatewayFigures>,
 }
 
 fn secs(d: Option<Duration>) -> String {
@@ -100,6 +102,11 @@ impl Round {
             );
         }
         assert_eq!(self.audit_repairs.unwrap_or(0.0), 0.0);
+        if let Some(g) = &self.gateways {
+            for (name, s) in &g.kinds {
+                assert!(!s.0.is_empty() && s.missed() == 0, "gateway {name}: {s:?}");
+            }
+        }
     }
 }
 
@@ -165,6 +172,15 @@ pub fn print_round(r: &Round) {
     }
     if let Some(b) = r.report_bytes {
         println!("this node's RouteNodeReport: {b} bytes");
+    }
+    if let Some(g) = &r.gateways {
+        println!(
+            "gateway pod change -> NB ECMP set p50 / p99 (goal <= 100 ms): all {}",
+            g.all().show()
+        );
+        for (name, s) in &g.kinds {
+            println!("   {name}: {}", s.show());
+        }
     }
     if let Some((d, deleted)) = r.relist {
         println!(

@@ -77,6 +77,37 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
+    /// Equal but for `ready` and `terminating` (every other field listed, so a new field
+    /// cannot be forgotten here).
+    pub fn same_but_readiness(&self, other: &PodInfo) -> bool {
+        let PodInfo {
+            namespace,
+            name,
+            uid,
+            node,
+            labels,
+            host_network,
+            owner,
+            phase,
+            pod_ips,
+            ovn,
+            interfaces,
+            ready: _,
+            terminating: _,
+        } = self;
+        *namespace == other.namespace
+            && *name == other.name
+            && *uid == other.uid
+            && *node == other.node
+            && *labels == other.labels
+            && *host_network == other.host_network
+            && *owner == other.owner
+            && *phase == other.phase
+            && *pod_ips == other.pod_ips
+            && *ovn == other.ovn
+            && *interfaces == other.interfaces
+    }
+
     /// The OVN logical switch port name ovn-kubernetes gives the pod.
     pub fn lsp_name(&self) -> String {
         format!("{}_{}", self.namespace, self.name)

@@ -9,6 +9,9 @@
 //!   until it is fixed or deleted. A row for a destination a valid rule has is deleted
 //!   when not desired: the valid rule replaced it (e.g. narrowed from every pod, a static
 //!   route becomes a policy).
+//! - A Route whose `ovn.nextHopPods` or `ovn.bfd` does not validate keeps its NB rows exactly
+//!   as they are: its next hops are unknown, and a typo must not remove its reroutes or take
+//!   BFD off its sessions.
 //! - When a file could not be read at all, Routes it may have held are unknown: no row of a
 //!   Route absent from the input is deleted.
 //! - When what could not be read may have held world objects (a file, a document, a pod
@@ -65,6 +68,17 @@ pub fn keep<'a>(
         let Some(v) = engine.validated(name).filter(|v| !v.problems.is_empty()) else {
             continue;
         };
+        // A bad `nextHopPods` or `bfd` is not one rule: what the Route's next hops are is
+        // unknown, so its rows stay exactly as they are (a typo must not remove the reroutes
+        // or take BFD off the sessions).
+        if v.problems.iter().any(|p| {
+            p.path.as_deref().is_some_and(|at| {
+                at.starts_with("spec.ovn.nextHopPods") || at.starts_with("spec.ovn.bfd")
+            })
+        }) {
+            keep.routes.insert(name.clone());
+            continue;
+        }
         let dsts = v
             .rules
             .iter()

@@ -79,36 +79,7 @@ pub fn node_status(
     pods: &PodOutcome,
     bfd: &BTreeMap<String, String>,
 ) -> NodeStatus {
-    let world = engine.world();
-    // Route -> pods of this node (from the plan) that failed / wait for their netns.
-    let mut failed: BTreeMap<String, Vec<(PodKey, &str)>> = BTreeMap::new();
-    let mut no_netns: BTreeMap<String, usize> = BTreeMap::new();
-    for (key, pr) in engine.planned_pods() {
-        let owners: BTreeSet<&str> = pr
-            .routes
-            .iter()
-            .map(|r| &*r.owner)
-            .chain(pr.default_routes.iter().map(|d| d.owner.as_str()))
-            .collect();
-        if let Some(why) = pods.failed.get(&key) {
-            for o in &owners {
-                failed
-                    .entry((*o).to_owned())
-                    .or_default()
-                    .push((key.clone(), why));
-            }
-        } else if pods.no_netns.contains(&key) {
-            // A pod still in phase Pending is counted as waiting by the planner already.
-            let waiting = world
-                .pod(&key.namespace, &key.name)
-                .is_some_and(|p| p.phase == PodPhase::Pending);
-            if !waiting {
-                for o in &owners {
-                    *no_netns.entry((*o).to_owned()).or_default() += 1;
-                }
-            }
-        }
-    }
+    let (failed, no_netns) = pod_troubles(engine, pods);
     let generations: BTreeMap<&str, Option<i64>> = routes
         .iter()
         .map(|r| {
@@ -173,6 +144,49 @@ pub fn node_status(
         );
     }
     out
+}
+
+/// Route -> pods of this node (from the plan) that failed, and how many wait for their
+/// network namespace.
+#[allow(clippy::type_complexity)]
+fn pod_troubles<'a>(
+    engine: &Engine,
+    pods: &'a PodOutcome,
+) -> (
+    BTreeMap<String, Vec<(PodKey, &'a str)>>,
+    BTreeMap<String, usize>,
+) {
+    let world = engine.world();
+    // Route -> pods of this node (from the plan) that failed / wait for their netns.
+    let mut failed: BTreeMap<String, Vec<(PodKey, &str)>> = BTreeMap::new();
+    let mut no_netns: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, pr) in engine.planned_pods() {
+        let owners: BTreeSet<&str> = pr
+            .routes
+            .iter()
+            .map(|r| &*r.owner)
+            .chain(pr.default_routes.iter().map(|d| d.owner.as_str()))
+            .collect();
+        if let Some(why) = pods.failed.get(&key) {
+            for o in &owners {
+                failed
+                    .entry((*o).to_owned())
+                    .or_default()
+                    .push((key.clone(), why));
+            }
+        } else if pods.no_netns.contains(&key) {
+            // A pod still in phase Pending is counted as waiting by the planner already.
+            let waiting = world
+                .pod(&key.namespace, &key.name)
+                .is_some_and(|p| p.phase == PodPhase::Pending);
+            if !waiting {
+                for o in &owners {
+                    *no_netns.entry((*o).to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    (failed, no_netns)
 }
 
 /// The Route's next hops, each with its BFD session's state when the Route uses BFD.

@@ -47,8 +47,8 @@ pub fn plan_sessions(
     let mut refs = BTreeMap::new();
     let mut needed: BTreeSet<(String, String)> = BTreeSet::new();
     let mut create: BTreeMap<(String, String), Owner> = BTreeMap::new();
-    // Per session, the timers of the first Route (in row order) that refers to it.
-    let mut asked: BTreeMap<(String, String), (&str, BfdTimers)> = BTreeMap::new();
+    // Per session, the Routes of this pass that refer to it.
+    let mut users: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
     for r in wanted.iter().filter(|r| r.bfd) {
         let Some(port) = observed
             .routers
@@ -59,8 +59,7 @@ pub fn plan_sessions(
         };
         let key = (port.to_owned(), r.nexthop.clone());
         needed.insert(key.clone());
-        let t = timers.get(&r.owner.route).copied().unwrap_or_default();
-        asked.entry(key.clone()).or_insert((&r.owner.route, t));
+        users.entry(key.clone()).or_default().insert(&r.owner.route);
         // Ours first when there are several rows for one session (a foreign one is
         // equally fine to refer to, but ours is the one we answer for).
         let existing = observed
@@ -83,9 +82,20 @@ pub fn plan_sessions(
         };
         refs.insert(r.owner.id.clone(), reference);
     }
+    let asked = |key: &(String, String), held: Option<&Uuid>| -> Option<(String, BfdTimers)> {
+        let outside = held.and_then(|u| observed.bfd_users.get(u));
+        let first = users
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|r| r.to_string())
+            .chain(outside.into_iter().flatten().cloned())
+            .min()?;
+        let t = timers.get(&first).copied().unwrap_or_default();
+        Some((first, t))
+    };
     for ((logical_port, dst_ip), owner) in create {
-        let timers = asked
-            .get(&(logical_port.clone(), dst_ip.clone()))
+        let timers = asked(&(logical_port.clone(), dst_ip.clone()), None)
             .map(|a| a.1)
             .unwrap_or_default();
         changes.push(NbChange::CreateBfd {
@@ -117,42 +127,55 @@ pub fn plan_sessions(
 /// reported `BfdSharedTimers` to each Route that gave timers.
 fn retime(
     observed: &Observed,
-    asked: &BTreeMap<(String, String), (&str, BfdTimers)>,
+    asked: &Asked<'_>,
     timers: &BTreeMap<String, BfdTimers>,
     changes: &mut Vec<NbChange>,
     problems: &mut Vec<NbProblem>,
 ) {
     for b in &observed.bfds {
-        let Some((route, want)) = asked.get(&(b.logical_port.clone(), b.dst_ip.clone())) else {
+        let key = (b.logical_port.clone(), b.dst_ip.clone());
+        // Only sessions a Route of this pass refers to: the others are not its business.
+        let Some((mine, my_timers)) = asked(&key, None) else {
             continue;
         };
-        if b.timers == *want {
-            continue;
-        }
         match &b.owner {
-            Some(owner) => changes.push(NbChange::UpdateBfd {
-                uuid: b.uuid,
-                owner: owner.clone(),
-                logical_port: b.logical_port.clone(),
-                dst_ip: b.dst_ip.clone(),
-                timers: *want,
-            }),
-            None if timers.contains_key(*route) => problems.push(NbProblem {
-                route: (*route).to_owned(),
-                reason: BFD_SHARED_TIMERS.into(),
-                message: format!(
-                    "the BFD session to {} on port {} is shared with a row ovnkube-route does \
-                     not own, whose timers ({}) are not the ones asked ({}); it is used as it is",
-                    b.dst_ip,
-                    b.logical_port,
-                    show(&b.timers),
-                    show(want)
-                ),
-            }),
+            Some(owner) => {
+                // Ours: the first of every Route using it decides, in or out of the pass.
+                let want = asked(&key, Some(&b.uuid)).map_or(my_timers, |a| a.1);
+                if b.timers != want {
+                    changes.push(NbChange::UpdateBfd {
+                        uuid: b.uuid,
+                        owner: owner.clone(),
+                        logical_port: b.logical_port.clone(),
+                        dst_ip: b.dst_ip.clone(),
+                        timers: want,
+                    });
+                }
+            }
+            None if timers.contains_key(&mine) && b.timers != my_timers => {
+                problems.push(NbProblem {
+                    route: mine,
+                    reason: BFD_SHARED_TIMERS.into(),
+                    message: format!(
+                        "the BFD session to {} on port {} is shared with a row ovnkube-route \
+                         does not own, whose timers ({}) are not the ones asked ({}); it is used \
+                         as it is",
+                        b.dst_ip,
+                        b.logical_port,
+                        show(&b.timers),
+                        show(&my_timers)
+                    ),
+                })
+            }
             None => {}
         }
     }
 }
+
+/// The Route whose timers a session gets, and those timers: the first by name of the Routes
+/// of the pass that refer to it and, given the row, of the Routes outside the pass whose
+/// static routes refer to it.
+type Asked<'a> = dyn Fn(&(String, String), Option<&Uuid>) -> Option<(String, BfdTimers)> + 'a;
 
 /// `BfdSharedTimers`: a shared session keeps timers other than a Route asks for.
 pub const BFD_SHARED_TIMERS: &str = "BfdSharedTimers";

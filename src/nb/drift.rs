@@ -65,14 +65,21 @@ fn name(row: &ReplicaRow) -> Option<String> {
 }
 
 /// Whether a router row changed in a way the Routes on it depend on: it appeared or went,
-/// or its name or ports changed. Its `policies` / `static_routes` sets change with every
-/// row added or removed on it (ours come as their own row changes).
+/// or its name, ports or gateway chassis changed (`options:chassis` makes it a gateway
+/// router, where symmetric replies work). Its `policies` / `static_routes` sets change with
+/// every row added or removed on it (ours come as their own row changes).
 fn router_moved(old: Option<&ReplicaRow>, new: Option<&ReplicaRow>) -> bool {
     let (Some(old), Some(new)) = (old, new) else {
         return true;
     };
     let ports = |r: &ReplicaRow| LogicalRouter::PORTS.read(r).ok();
-    name(old) != name(new) || ports(old) != ports(new)
+    let chassis = |r: &ReplicaRow| {
+        LogicalRouter::OPTIONS
+            .read(r)
+            .ok()
+            .map(|o| o.get("chassis").cloned())
+    };
+    name(old) != name(new) || ports(old) != ports(new) || chassis(old) != chassis(new)
 }
 
 /// Reads a batch of replica events.

@@ -126,6 +126,8 @@ pub struct Observed {
     /// leaves alone, or Routes outside a scoped pass): never deleted by it, whatever the
     /// desired rows it sees need.
     pub bfd_held: BTreeSet<Uuid>,
+    /// For those rows, the Routes outside this pass whose static routes refer to them.
+    pub bfd_users: BTreeMap<Uuid, BTreeSet<String>>,
 }
 
 /// One BFD row: its session key and, when we created it, our ownership.

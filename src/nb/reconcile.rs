@@ -177,11 +177,12 @@ pub struct Keep {
 impl Keep {
     /// A row of `no_delete` Route that a valid rule of the same Route has replaced.
     pub fn replaced(&self, owner: &crate::plan::nb::Owner) -> bool {
-        owner.destination().is_some_and(|dst| {
-            self.valid_dsts
-                .get(&owner.route)
-                .is_some_and(|set| set.contains(dst))
-        })
+        owner.is_per_pod()
+            || owner.destination().is_some_and(|dst| {
+                self.valid_dsts
+                    .get(&owner.route)
+                    .is_some_and(|set| set.contains(dst))
+            })
     }
 }
 

@@ -290,10 +290,11 @@ fn bfd_sessions(snap: &Snapshot, routes: &BTreeSet<String>, o: &mut Observed) {
     o.route_bfd.extend(refs);
     if o.bfds.iter().any(|b| b.owner.is_some()) {
         for row in snap.iter(STATIC_ROUTE) {
-            if owner_of(&row).is_some_and(|w| !routes.contains(&w.route))
+            if let Some(w) = owner_of(&row).filter(|w| !routes.contains(&w.route))
                 && let Some(b) = read(LogicalRouterStaticRoute::BFD, &row)
             {
                 o.bfd_held.insert(b);
+                o.bfd_users.entry(b).or_default().insert(w.route);
             }
         }
     }

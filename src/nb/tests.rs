@@ -33,6 +33,11 @@ type NbImage = std::collections::BTreeMap<String, std::collections::BTreeMap<Uui
 /// What a full pass reads from an image: the image loaded into a replica with the
 /// reconciler's table specs (every column of the image rows that the replica monitors).
 fn seen(img: &NbImage, desired: &DesiredNb) -> Observed {
+    seen_in(img, desired, None)
+}
+
+/// As a pass over `scope` (every Route when `None`) reads the NB.
+fn seen_in(img: &NbImage, desired: &DesiredNb, scope: Option<&BTreeSet<String>>) -> Observed {
     let json: serde_json::Value =
         serde_json::from_str(include_str!("../../schemas/ovn-nb.ovsschema")).unwrap();
     let schema = crate::ovsdb::DatabaseSchema::from_json(&json).unwrap();
@@ -52,7 +57,10 @@ fn seen(img: &NbImage, desired: &DesiredNb) -> Observed {
         }
     }
     load.finish();
-    Observed::collect_all(&replica.snapshot(), desired, [])
+    match scope {
+        None => Observed::collect_all(&replica.snapshot(), desired, []),
+        Some(routes) => Observed::collect_routes(&replica.snapshot(), routes, desired, false),
+    }
 }
 
 fn put(img: &mut NbImage, id: Uuid, r: impl TypedRow) {
@@ -693,4 +701,77 @@ fn a_policy_is_written_with_its_reachable_hops_and_the_others_reported() {
             .iter()
             .any(|p| p.reason == "NextHopUnreachable" && p.message.contains("172.18.0.9"))
     );
+}
+
+#[test]
+fn a_shared_session_gets_the_timers_of_its_first_route_whatever_the_pass() {
+    // Routes "a" (bfd: true) and "b" (bfd: {minTx: 300}) select every pod and share the
+    // session to 100.64.0.2, created by "a" with OVN's default timers.
+    let mut img = base();
+    put(
+        &mut img,
+        u(71),
+        model::Bfd {
+            logical_port: "rtoj-ovn_cluster_router".into(),
+            dst_ip: "100.64.0.2".into(),
+            external_ids: owner("a", "bfd/rtoj-ovn_cluster_router/100.64.0.2").external_ids(),
+            ..Default::default()
+        },
+    );
+    let route = |r: &str| NbStaticRoute {
+        owner: owner(
+            r,
+            &format!("{r}/static-route/172.16.{}.0/24/100.64.0.2", r.len()),
+        ),
+        router: "ovn_cluster_router".into(),
+        ip_prefix: format!("172.16.{}.0/24", if r == "a" { 30 } else { 31 }),
+        nexthop: "100.64.0.2".into(),
+        policy: None,
+        bfd: true,
+        symmetric: false,
+    };
+    for (i, r) in ["a", "b"].iter().enumerate() {
+        let row = route(r);
+        put(
+            &mut img,
+            u(80 + i as u128),
+            model::LogicalRouterStaticRoute {
+                ip_prefix: row.ip_prefix.clone(),
+                nexthop: row.nexthop.clone(),
+                bfd: Some(u(71)),
+                external_ids: row.owner.external_ids(),
+                ..Default::default()
+            },
+        );
+    }
+    let mut routers = img.get_mut(ROUTER).unwrap().get_mut(&u(1)).unwrap().clone();
+    routers.insert(
+        "static_routes".into(),
+        Value::set([Atom::Uuid(u(80)), Atom::Uuid(u(81))]),
+    );
+    img.get_mut(ROUTER).unwrap().insert(u(1), routers);
+    let timers = BfdTimers {
+        min_tx: Some(300),
+        ..BfdTimers::default()
+    };
+    let all_timers: std::collections::BTreeMap<String, BfdTimers> =
+        [("b".to_owned(), timers)].into();
+    // A pass over "b" alone, over both, and over "a" alone: "a" sorts first, so the session
+    // keeps its timers every time (no pass undoes another's).
+    for scope in [vec!["b"], vec!["a", "b"], vec!["a"]] {
+        let want = DesiredNb {
+            static_routes: scope.iter().map(|r| route(r)).collect(),
+            bfd_timers: all_timers.clone(),
+            ..DesiredNb::default()
+        };
+        let names: BTreeSet<String> = scope.iter().map(|s| s.to_string()).collect();
+        let d = diff(&want, &seen_in(&img, &want, Some(&names)));
+        assert!(
+            !d.changes
+                .iter()
+                .any(|c| matches!(c, NbChange::UpdateBfd { .. })),
+            "{scope:?}: {:?}",
+            d.changes
+        );
+    }
 }

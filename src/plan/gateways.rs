@@ -19,6 +19,9 @@ pub(crate) mod excluded {
     pub const TERMINATING: &str = "Terminating";
     /// No address on the network (`network-status` lacks it, or no `pod-networks`).
     pub const NO_ADDRESS: &str = "NoAddress";
+    /// Beyond the cap on next hops ([`crate::api::limits::NEXT_HOPS`]): the first pods by
+    /// `namespace/name` are used.
+    pub const TOO_MANY: &str = "TooManyNextHops";
 }
 
 /// One selected gateway pod.
@@ -60,6 +63,16 @@ pub(crate) fn gateways(world: &World, hp: &HopPods) -> Vec<Gateway> {
         }
         for pod in world.pods_in(ns).filter(|p| hp.pods.matches(&p.labels)) {
             out.push(gateway(pod, hp));
+        }
+    }
+    // A selector picking half the cluster must not make an ECMP set of thousands.
+    let mut used = 0;
+    for g in &mut out {
+        if g.excluded.is_none() {
+            used += g.addrs.len();
+            if used > crate::api::limits::NEXT_HOPS {
+                g.excluded = Some(excluded::TOO_MANY);
+            }
         }
     }
     out
@@ -228,5 +241,33 @@ mod tests {
             ..hp
         };
         assert_eq!(gateways(&w, &other)[0].excluded, Some(excluded::NO_ADDRESS));
+    }
+
+    #[test]
+    fn a_selector_picking_too_many_pods_is_capped() {
+        let mut w = World::new();
+        let n = crate::api::limits::NEXT_HOPS + 3;
+        for i in 0..n {
+            w.apply(gw(
+                "gw",
+                &format!("p{i:04}"),
+                &format!("10.1.{}.{}", i / 200, i % 200 + 1),
+                true,
+            ));
+        }
+        let hp = HopPods {
+            namespaces: Selector::default(),
+            pods: sel("role", "gw"),
+            network: None,
+        };
+        let g = gateways(&w, &hp);
+        let used = g.iter().filter(|g| g.excluded.is_none()).count();
+        assert_eq!(used, crate::api::limits::NEXT_HOPS);
+        assert_eq!(
+            g.iter()
+                .filter(|g| g.excluded == Some(excluded::TOO_MANY))
+                .count(),
+            3
+        );
     }
 }

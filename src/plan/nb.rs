@@ -37,6 +37,14 @@ impl Owner {
         }
     }
 
+    /// A src-ip route of `ovn.symmetricReply` (`<route>/symmetric/<pod ip>/<next hop>`):
+    /// for a member pod, never for a rule, so no invalid rule can be what it stands for.
+    pub fn is_per_pod(&self) -> bool {
+        self.id
+            .strip_prefix(self.route.as_str())
+            .is_some_and(|rest| rest.starts_with("/symmetric/"))
+    }
+
     pub fn external_ids(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (OWNER_CONTROLLER_KEY.to_owned(), OWNER_CONTROLLER.to_owned()),

@@ -445,6 +445,9 @@ impl Rows<'_> {
             self.problem(path, reason::NO_READY_NEXT_HOP, message);
         }
         let name = self.name().to_owned();
+        if let Some(t) = r.ovn.bfd_timers.filter(|_| r.ovn.bfd) {
+            self.out.nb.bfd_timers.insert(name.clone(), t);
+        }
         for (node, ips) in std::mem::take(&mut self.symmetric) {
             for ip in ips {
                 let family = IpFamily::of_addr(&ip);

@@ -102,6 +102,43 @@ pub fn ovn_side(observed: &Observed, pod: &PodInfo, dst: IpAddr) -> OvnSide {
             },
         });
     }
+    rows.extend(static_rows(observed, &ips, dst));
+    for a in &observed.acls {
+        let Some((pg, net)) = acl_parts(&a.row.match_) else {
+            continue;
+        };
+        if !covers(&net, dst) {
+            continue;
+        }
+        let member = observed
+            .port_groups
+            .iter()
+            .find(|g| g.row.name == pg)
+            .is_some_and(|g| g.row.ports.contains(&lsp));
+        rows.push(OvnRow {
+            table: "ACL",
+            route: a.row.owner.route.clone(),
+            uuid: a.uuid.to_string(),
+            row: format!(
+                "{} {} priority {} match \"{}\" action {}",
+                a.row.port_group, a.row.direction, a.row.priority, a.row.match_, a.row.action
+            ),
+            applies: member,
+            why: if member {
+                format!("port {lsp} is in @{pg}")
+            } else {
+                format!("port {lsp} is not in @{pg}")
+            },
+        });
+    }
+    let verdict = verdict(&rows);
+    OvnSide { rows, verdict }
+}
+
+/// Our static routes that take the packet: destination routes covering `dst`, and src-ip
+/// routes (symmetric replies) matching one of the pod's addresses `ips`.
+fn static_rows(observed: &Observed, ips: &[String], dst: IpAddr) -> Vec<OvnRow> {
+    let mut rows = Vec::new();
     for s in &observed.static_routes {
         let Ok(net) = s.row.ip_prefix.parse::<IpNet>() else {
             continue;
@@ -150,36 +187,7 @@ pub fn ovn_side(observed: &Observed, pod: &PodInfo, dst: IpAddr) -> OvnSide {
             why,
         });
     }
-    for a in &observed.acls {
-        let Some((pg, net)) = acl_parts(&a.row.match_) else {
-            continue;
-        };
-        if !covers(&net, dst) {
-            continue;
-        }
-        let member = observed
-            .port_groups
-            .iter()
-            .find(|g| g.row.name == pg)
-            .is_some_and(|g| g.row.ports.contains(&lsp));
-        rows.push(OvnRow {
-            table: "ACL",
-            route: a.row.owner.route.clone(),
-            uuid: a.uuid.to_string(),
-            row: format!(
-                "{} {} priority {} match \"{}\" action {}",
-                a.row.port_group, a.row.direction, a.row.priority, a.row.match_, a.row.action
-            ),
-            applies: member,
-            why: if member {
-                format!("port {lsp} is in @{pg}")
-            } else {
-                format!("port {lsp} is not in @{pg}")
-            },
-        });
-    }
-    let verdict = verdict(&rows);
-    OvnSide { rows, verdict }
+    rows
 }
 
 fn verdict(rows: &[OvnRow]) -> String {

@@ -38,6 +38,8 @@ pub(super) enum Key {
     Gateways,
     /// The Route writes src-ip routes on its members' gateway routers (`symmetricReply`).
     GatewayRouters,
+    /// The Route asks for BFD timers.
+    BfdTimers,
 }
 
 /// The keys of a prepared Route.
@@ -72,6 +74,9 @@ pub(super) fn keys(p: &Prepared, cfg: &PlanConfig) -> BTreeSet<Key> {
     }
     if r.ovn.symmetric_reply {
         out.insert(Key::GatewayRouters);
+    }
+    if r.ovn.bfd && r.ovn.bfd_timers.is_some() {
+        out.insert(Key::BfdTimers);
     }
     if r.ovn.has_hops() {
         let router = r.ovn.router.as_ref().unwrap_or(&cfg.default_router);

@@ -211,9 +211,19 @@ impl Engine {
                 if !self.world.apply(obj) {
                     return false;
                 }
-                self.pod_index
-                    .update(&key, old.as_ref(), self.world.pod_at(&key));
-                self.pod_changed(&key, old.as_ref(), &mut t);
+                let new = self.world.pod_at(&key);
+                if old
+                    .as_ref()
+                    .zip(new)
+                    .is_some_and(|(o, n)| o.same_but_readiness(n))
+                {
+                    // Readiness only decides gateway next hops: no selection, route or
+                    // address changes (a flap of any pod costs a lookup, not a re-plan).
+                    self.gateways_changed(&key, old.as_ref(), &mut t);
+                } else {
+                    self.pod_index.update(&key, old.as_ref(), new);
+                    self.pod_changed(&key, old.as_ref(), &mut t);
+                }
             }
             WorldObject::Service(s) => {
                 let key = (s.namespace.clone(), s.name.clone());
@@ -504,6 +514,13 @@ impl Engine {
                 if !e.nb.service_ips.is_empty() {
                     ips.insert(name.clone(), e.nb.service_ips.clone());
                 }
+            }
+        }
+        // Every Route's BFD timers, not only these Routes': a session may be shared with a
+        // Route outside the pass, and which timers it gets must not depend on the pass.
+        for name in self.index.routes(&Key::BfdTimers) {
+            if let Some(t) = self.routes.get(name).and_then(|e| e.p.route.ovn.bfd_timers) {
+                nb.bfd_timers.insert(name.clone(), t);
             }
         }
         nb.sort();

@@ -282,3 +282,60 @@ fn symmetric_replies_are_src_ip_routes_on_each_members_gateway_router() {
         p.reports["sym"].problems
     );
 }
+
+#[test]
+fn dual_stack_gateway_pods_give_each_family_its_own_hops() {
+    let mut gw = mk_pod_n("edge", "g", 9);
+    gw.labels = [("role".to_owned(), "gw".to_owned())].into();
+    gw.ovn = Some(crate::cluster::OvnInfo {
+        ips: vec![
+            "100.64.1.9/16".parse().unwrap(),
+            "fd98::9/64".parse().unwrap(),
+        ],
+        ..Default::default()
+    });
+    let mut w = two_pods();
+    w.apply(gw);
+    let mut r = mk_route(
+        "ds",
+        vec![rr("172.16.10.0/24", "eth1"), rr("fd00:10::/64", "eth1")],
+        vec![],
+    );
+    r.spec.pod_selector = Some(sel(&[("app", "x")]));
+    r.spec.ovn = Some(OvnSpec {
+        next_hops: vec!["100.64.0.2".into()],
+        next_hop_pods: Some(crate::api::NextHopPods {
+            namespace_selector: Some(sel(&[])),
+            pod_selector: Some(sel(&[("role", "gw")])),
+            network: None,
+        }),
+        ..OvnSpec::default()
+    });
+    let p = plan(&w, &[r], &cfg());
+    let hops: Vec<(String, Vec<String>)> =
+        p.nb.policies
+            .iter()
+            .map(|x| (x.match_.clone(), x.nexthops.iter().cloned().collect()))
+            .collect();
+    assert_eq!(hops.len(), 2, "{hops:?}");
+    for (m, h) in &hops {
+        if m.contains("ip6") {
+            assert_eq!(h, &["fd98::9"], "{m}");
+        } else {
+            assert_eq!(h, &["100.64.0.2", "100.64.1.9"], "{m}");
+        }
+    }
+    let listed: Vec<(&str, Option<&str>, bool)> = p.reports["ds"]
+        .next_hops
+        .iter()
+        .map(|h| (h.address.as_str(), h.pod.as_deref(), h.used))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("100.64.0.2", None, true),
+            ("100.64.1.9", Some("edge/g"), true),
+            ("fd98::9", Some("edge/g"), true)
+        ]
+    );
+}
