@@ -82,10 +82,11 @@ pub struct Undecodable {
 pub struct Inputs {
     /// The planner; it owns the world and plans the effective Routes.
     pub engine: Engine,
-    /// As delivered, in delivery order (file order in file mode, by name otherwise).
+    /// As delivered, sorted by name (stably: of several with one name, the first delivered
+    /// stays first), so one is found by a binary search.
     routes: Vec<Route>,
     /// The versions handed to the planner (the last good one where the delivered one is
-    /// invalid as a whole), in the same order.
+    /// invalid as a whole), sorted by name like `routes`.
     effective: Vec<Route>,
     last_good: LastGood,
     /// Routes changed and not yet handed to the planner.
@@ -156,7 +157,8 @@ impl Inputs {
 
     /// The Route of that name as delivered.
     pub fn route(&self, n: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| name(r) == n)
+        let at = self.routes.partition_point(|x| name(x) < n);
+        self.routes.get(at).filter(|r| name(r) == n)
     }
 
     /// Applies one update. Returns true when what the planner sees may have changed.
@@ -169,6 +171,9 @@ impl Inputs {
             } => {
                 self.engine.replace_world(world);
                 self.routes = routes;
+                // Kept sorted by name (stable: of several with one name, the first read
+                // stays first), so a Route is found by a binary search.
+                self.routes.sort_by(|a, b| name(a).cmp(name(b)));
                 // A whole read holds nothing from before: what it could not read is unknown.
                 self.world_unknown = super::keep::world_unknown(&errors);
                 self.errors = errors;
@@ -229,14 +234,16 @@ impl Inputs {
     fn route_applied(&mut self, r: Route) -> bool {
         let n = name(&r).to_owned();
         let was_undecodable = self.undecodable.remove(&n).is_some();
-        let changed = match self.routes.iter_mut().find(|x| name(x) == name(&r)) {
+        // `routes` is sorted by name: a Route event costs a binary search, not a scan of
+        // every Route (each status write of ours comes back as one).
+        let at = self.routes.partition_point(|x| name(x) < name(&r));
+        let changed = match self.routes.get_mut(at).filter(|x| name(x) == name(&r)) {
             Some(old) if *old == r => false,
             Some(old) => {
                 *old = r;
                 true
             }
             None => {
-                let at = self.routes.partition_point(|x| name(x) < name(&r));
                 self.routes.insert(at, r);
                 true
             }
@@ -333,6 +340,8 @@ impl Inputs {
             None => {}
             Some(RouteChanges::All) => {
                 self.effective = self.last_good.effective(&self.routes, &self.errors);
+                // Sorted by name (stably) like `routes`, so one is found by a binary search.
+                self.effective.sort_by(|a, b| name(a).cmp(name(b)));
                 self.engine.replace_routes(&self.effective);
             }
             Some(RouteChanges::Some(names)) => {
@@ -344,14 +353,15 @@ impl Inputs {
     }
 
     fn sync_route(&mut self, n: &str) {
-        let at = self.effective.iter().position(|r| name(r) == n);
+        let first = self.effective.partition_point(|r| name(r) < n);
+        let at = Some(first).filter(|i| self.effective.get(*i).is_some_and(|r| name(r) == n));
         match self.route(n).cloned() {
             Some(r) => {
                 let eff = self.last_good.effective_one(&r);
                 self.engine.upsert_route(&eff);
                 match at {
                     Some(i) => self.effective[i] = eff,
-                    None => self.effective.push(eff),
+                    None => self.effective.insert(first, eff),
                 }
             }
             None => {

@@ -157,32 +157,43 @@ fn pod_troubles<'a>(
     BTreeMap<String, usize>,
 ) {
     let world = engine.world();
-    // Route -> pods of this node (from the plan) that failed / wait for their netns.
+    // Route -> pods of this node (from the plan) that failed / wait for their netns. Only
+    // the pods in trouble are looked up: a pass costs what went wrong, not every pod.
     let mut failed: BTreeMap<String, Vec<(PodKey, &str)>> = BTreeMap::new();
     let mut no_netns: BTreeMap<String, usize> = BTreeMap::new();
-    for (key, pr) in engine.planned_pods() {
-        let owners: BTreeSet<&str> = pr
+    let owners = |key: &PodKey| -> Vec<String> {
+        let Some((planned, pr)) = engine.pod_routes(&(key.namespace.clone(), key.name.clone()))
+        else {
+            return Vec::new();
+        };
+        if planned != *key {
+            return Vec::new();
+        }
+        let set: BTreeSet<&str> = pr
             .routes
             .iter()
             .map(|r| &*r.owner)
             .chain(pr.default_routes.iter().map(|d| d.owner.as_str()))
             .collect();
-        if let Some(why) = pods.failed.get(&key) {
-            for o in &owners {
-                failed
-                    .entry((*o).to_owned())
-                    .or_default()
-                    .push((key.clone(), why));
-            }
-        } else if pods.no_netns.contains(&key) {
-            // A pod still in phase Pending is counted as waiting by the planner already.
-            let waiting = world
-                .pod(&key.namespace, &key.name)
-                .is_some_and(|p| p.phase == PodPhase::Pending);
-            if !waiting {
-                for o in &owners {
-                    *no_netns.entry((*o).to_owned()).or_default() += 1;
-                }
+        set.into_iter().map(str::to_owned).collect()
+    };
+    for (key, why) in &pods.failed {
+        for o in owners(key) {
+            failed.entry(o).or_default().push((key.clone(), why));
+        }
+    }
+    for key in pods
+        .no_netns
+        .iter()
+        .filter(|k| !pods.failed.contains_key(*k))
+    {
+        // A pod still in phase Pending is counted as waiting by the planner already.
+        let waiting = world
+            .pod(&key.namespace, &key.name)
+            .is_some_and(|p| p.phase == PodPhase::Pending);
+        if !waiting {
+            for o in owners(key) {
+                *no_netns.entry(o).or_default() += 1;
             }
         }
     }
