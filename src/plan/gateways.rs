@@ -81,13 +81,19 @@ pub(crate) fn gateways(world: &World, hp: &HopPods) -> Vec<Gateway> {
 fn gateway(pod: &PodInfo, hp: &HopPods) -> Gateway {
     let mut addrs: Vec<IpAddr> = match &hp.network {
         Some((ns, name)) => {
-            let want = format!("{ns}/{name}");
+            // Multus names a network `namespace/name`, or just `name` when the
+            // NetworkAttachmentDefinition is in the pod's own namespace.
+            let full = format!("{ns}/{name}");
+            let local = *ns == pod.namespace;
             pod.interfaces
                 .iter()
-                .filter(|i| i.network == want)
+                .filter(|i| i.network == full || (local && i.network == *name))
                 .flat_map(|i| i.ips.iter().copied())
                 .collect()
         }
+        // A hostNetwork gateway has no OVN address: its addresses are the node's, in
+        // `status.podIPs`.
+        None if pod.host_network => pod.pod_ips.clone(),
         None => pod
             .ovn
             .iter()
@@ -269,5 +275,42 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    #[test]
+    fn a_bare_network_name_and_a_host_network_gateway_give_addresses() {
+        let mut w = World::new();
+        let mut p = gw("gw", "a", "10.0.0.5", true);
+        p.interfaces = vec![PodInterface {
+            name: "net1".into(),
+            network: "ext".into(),
+            ips: vec!["172.18.0.10".parse().unwrap()],
+            ..Default::default()
+        }];
+        w.apply(p);
+        let mut h = gw("gw", "h", "10.0.0.6", true);
+        h.ovn = None;
+        h.host_network = true;
+        h.pod_ips = vec!["192.168.10.4".parse().unwrap()];
+        w.apply(h);
+        let hp = HopPods {
+            namespaces: Selector::default(),
+            pods: sel("role", "gw"),
+            network: Some(("gw".into(), "ext".into())),
+        };
+        let g = gateways(&w, &hp);
+        assert_eq!(g[0].hops(), &["172.18.0.10".parse::<IpAddr>().unwrap()]);
+        // The same bare name does not stand for a network of another namespace.
+        let other = HopPods {
+            network: Some(("elsewhere".into(), "ext".into())),
+            ..hp.clone()
+        };
+        assert_eq!(gateways(&w, &other)[0].excluded, Some(excluded::NO_ADDRESS));
+        let plain = HopPods {
+            network: None,
+            ..hp
+        };
+        let g = gateways(&w, &plain);
+        assert_eq!(g[1].hops(), &["192.168.10.4".parse::<IpAddr>().unwrap()]);
     }
 }
