@@ -45,45 +45,10 @@ fn bfd_rows(ovn: &Ovn) -> Vec<(String, String, bool, String)> {
 
 /// The ovn_cluster_router routing flows for 172.16.60.0/24, from the SB.
 fn routing_flows(ovn: &Ovn) -> Vec<String> {
-    ovn.sync_sb();
-    let out = std::process::Command::new("ovn-sbctl")
-        .arg(format!("--db={}", ovn.sb_remote()))
-        .args(["lflow-list", "ovn_cluster_router"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    ovn.lflows("ovn_cluster_router")
+        .into_iter()
         .filter(|l| l.contains("lr_in_ip_routing") && l.contains("172.16.60.0/24"))
-        .map(|l| l.trim().to_owned())
         .collect()
-}
-
-/// Sets a session's state where ovn-controller reports it: the SB BFD row (ovn-northd
-/// copies it to the NB row; a status written to the NB is overwritten by the SB's).
-fn set_status(ovn: &Ovn, dst: &str, status: &str) {
-    let sbctl = |args: &[&str]| {
-        let out = std::process::Command::new("ovn-sbctl")
-            .arg(format!("--db={}", ovn.sb_remote()))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    let uuid = sbctl(&[
-        "--bare",
-        "--columns=_uuid",
-        "find",
-        "BFD",
-        &format!("dst_ip={dst}"),
-    ]);
-    assert!(!uuid.is_empty(), "no SB BFD row for {dst}");
-    sbctl(&["set", "BFD", &uuid, &format!("status={status}")]);
 }
 
 #[test]
@@ -126,10 +91,10 @@ fn bfd_sessions_are_shared_and_a_down_session_removes_the_route() {
     // route is absent; both up, an ECMP route over the two next hops; 100.64.0.2 down,
     // only the route via 100.64.0.3 is left.
     assert!(routing_flows(&ovn).is_empty(), "{:?}", routing_flows(&ovn));
-    set_status(&ovn, "100.64.0.2", "up");
-    set_status(&ovn, "100.64.0.3", "up");
+    ovn.set_bfd_status("100.64.0.2", "up");
+    ovn.set_bfd_status("100.64.0.3", "up");
     let up = routing_flows(&ovn).join("\n");
-    set_status(&ovn, "100.64.0.2", "down");
+    ovn.set_bfd_status("100.64.0.2", "down");
     let down = routing_flows(&ovn).join("\n");
     println!("both up:\n{up}\n100.64.0.2 down:\n{down}");
     assert!(up.contains("select(1, 2)"), "{up}");

@@ -42,50 +42,6 @@ status:
     y
 }
 
-fn lflows(ovn: &Ovn, router: &str) -> Vec<String> {
-    ovn.sync_sb();
-    let out = std::process::Command::new("ovn-sbctl")
-        .arg(format!("--db={}", ovn.sb_remote()))
-        .args(["lflow-list", router])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .collect()
-}
-
-fn sbctl(ovn: &Ovn, args: &[&str]) -> String {
-    let out = std::process::Command::new("ovn-sbctl")
-        .arg(format!("--db={}", ovn.sb_remote()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The session state where ovn-controller reports it (ovn-northd copies it to the NB).
-fn set_status(ovn: &Ovn, dst: &str, status: &str) {
-    let uuid = sbctl(
-        ovn,
-        &[
-            "--bare",
-            "--columns=_uuid",
-            "find",
-            "BFD",
-            &format!("dst_ip={dst}"),
-        ],
-    );
-    assert!(!uuid.is_empty(), "no SB BFD row for {dst}");
-    sbctl(ovn, &["set", "BFD", &uuid, &format!("status={status}")]);
-}
-
 const BFD_GATEWAYS: &str = r#"
 apiVersion: k8s.ovn.org/v1
 kind: Route
@@ -126,16 +82,16 @@ fn a_gateway_whose_bfd_session_is_down_leaves_the_ecmp_set() {
         assert_eq!(b["detect_mult"], 4, "{b:?}");
     }
     let routing = |ovn: &Ovn| -> String {
-        lflows(ovn, "ovn_cluster_router")
+        ovn.lflows("ovn_cluster_router")
             .into_iter()
             .filter(|l| l.contains("lr_in_ip_routing") && l.contains("172.16.70.0/24"))
             .collect::<Vec<_>>()
             .join("\n")
     };
-    set_status(&ovn, "10.244.2.11", "up");
-    set_status(&ovn, "10.244.2.12", "up");
+    ovn.set_bfd_status("10.244.2.11", "up");
+    ovn.set_bfd_status("10.244.2.12", "up");
     let up = routing(&ovn);
-    set_status(&ovn, "10.244.2.12", "down");
+    ovn.set_bfd_status("10.244.2.12", "down");
     let down = routing(&ovn);
     println!("both up:\n{up}\n10.244.2.12 down:\n{down}");
     assert!(up.contains("select(1, 2)"), "{up}");
@@ -146,22 +102,20 @@ fn a_gateway_whose_bfd_session_is_down_leaves_the_ecmp_set() {
         "{down}"
     );
     // explain shows the hop set the pod's traffic takes, with each hop's pod and session.
-    let (world, routes) = (inputs.world(), inputs.routes());
-    let r = ovnkube(&[
-        "explain",
-        "default/client-a",
-        "172.16.70.5",
-        "-o",
-        "json",
-        "-f",
-        world.to_str().unwrap(),
-        "-f",
-        routes.to_str().unwrap(),
-        "--nb",
-        &ovn.nb_remote(),
-        "--cni-results",
-        "/nonexistent",
-    ]);
+    let (world, routes, nb) = (inputs.world(), inputs.routes(), ovn.nb_remote());
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["explain", "default/client-a", "172.16.70.5"];
+        args.extend_from_slice(extra);
+        args.extend([
+            "-f",
+            world.to_str().unwrap(),
+            "-f",
+            routes.to_str().unwrap(),
+        ]);
+        args.extend(["--nb", nb.as_str(), "--cni-results", "/nonexistent"]);
+        ovnkube(&args)
+    };
+    let r = explain(&["-o", "json"]);
     assert_eq!(r.code, 0, "{r}");
     let e: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let hops = &e["destinations"][0]["hops"];
@@ -183,19 +137,7 @@ fn a_gateway_whose_bfd_session_is_down_leaves_the_ecmp_set() {
         ],
         "{e}"
     );
-    let text = ovnkube(&[
-        "explain",
-        "default/client-a",
-        "172.16.70.5",
-        "-f",
-        world.to_str().unwrap(),
-        "-f",
-        routes.to_str().unwrap(),
-        "--nb",
-        &ovn.nb_remote(),
-        "--cni-results",
-        "/nonexistent",
-    ]);
+    let text = explain(&[]);
     assert!(
         text.stdout
             .contains("10.244.2.12 gateway pod gw/g2: in the ECMP set, BFD down"),
@@ -228,7 +170,7 @@ fn symmetric_replies_get_the_stateful_ecmp_flows_on_the_gateway_router() {
     inputs.set_world(&(world_yaml(&[NGINX]) + &gateways()));
     let ip = PODS.iter().find(|p| p.name == "client-a").unwrap().ovn_ip;
     let stateful = |ovn: &Ovn| -> Vec<String> {
-        lflows(ovn, "GR_node1")
+        ovn.lflows("GR_node1")
             .into_iter()
             .filter(|l| {
                 (l.contains("lr_in_ecmp_stateful") || l.contains("ct_mark.ecmp_reply_port"))

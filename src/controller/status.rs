@@ -201,7 +201,7 @@ fn pod_troubles<'a>(
 }
 
 /// The Route's next hops, each with its BFD session's state when the Route uses BFD.
-fn hops_with_bfd(
+pub(crate) fn hops_with_bfd(
     engine: &Engine,
     route: &str,
     hops: &[crate::api::NextHopStatus],

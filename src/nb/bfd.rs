@@ -255,6 +255,24 @@ pub(super) fn sessions(desired: &DesiredNb, observed: &Observed, d: &mut NbDiff)
 pub fn states(snap: &crate::ovsdb::Snapshot) -> BTreeMap<String, String> {
     use super::model::Bfd;
     use super::observed::read;
+    worst(snap.iter(super::row::BFD).filter_map(|row| {
+        let status: Option<String> = read(Bfd::STATUS, &row);
+        Some((read(Bfd::DST_IP, &row), status?))
+    }))
+}
+
+/// [`states`] of the BFD rows a pass read.
+pub fn observed_states(observed: &Observed) -> BTreeMap<String, String> {
+    worst(
+        observed
+            .bfds
+            .iter()
+            .filter_map(|b| Some((b.dst_ip.clone(), b.status.clone()?))),
+    )
+}
+
+/// Per peer address, the worst of its sessions' states.
+fn worst(sessions: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
     let rank = |s: &str| match s {
         "down" => 0,
         "init" => 1,
@@ -262,11 +280,7 @@ pub fn states(snap: &crate::ovsdb::Snapshot) -> BTreeMap<String, String> {
         _ => 3,
     };
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for row in snap.iter(super::row::BFD) {
-        let Some(status) = read(Bfd::STATUS, &row) else {
-            continue;
-        };
-        let ip = read(Bfd::DST_IP, &row);
+    for (ip, status) in sessions {
         match out.get(&ip) {
             Some(have) if rank(have) <= rank(&status) => {}
             _ => {

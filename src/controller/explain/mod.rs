@@ -122,27 +122,11 @@ fn hop_set(engine: &Engine, plan: &PodExplanation, observed: Option<&Observed>) 
     if !v.ovn.has_hops() || dc.dev != engine.config().ovn_dev {
         return None;
     }
-    let states: std::collections::BTreeMap<&str, &str> = observed
-        .map(|o| {
-            o.bfds
-                .iter()
-                .filter_map(|b| Some((b.dst_ip.as_str(), b.status.as_deref()?)))
-                .collect()
-        })
+    let states = observed
+        .map(crate::nb::bfd::observed_states)
         .unwrap_or_default();
-    let hops = engine
-        .report(&dc.route)?
-        .next_hops
-        .iter()
-        .map(|h| crate::api::NextHopStatus {
-            bfd: v
-                .ovn
-                .bfd
-                .then(|| states.get(h.address.as_str()).map(|s| s.to_string()))
-                .flatten(),
-            ..h.clone()
-        })
-        .collect();
+    let listed = &engine.report(&dc.route)?.next_hops;
+    let hops = crate::controller::status::hops_with_bfd(engine, &dc.route, listed, &states);
     Some(HopSet {
         route: dc.route.clone(),
         hops,
