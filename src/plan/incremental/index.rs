@@ -11,6 +11,7 @@
 //! selection for every candidate.
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::api::validate::selector::Selector;
 use crate::api::validate::{Requirement, TargetKind};
 use crate::cluster::{ObjectKey, PodInfo};
 use crate::plan::PlanConfig;
@@ -27,6 +28,11 @@ pub(super) enum Key {
     Label(String, String),
     /// Only pods carrying this label key.
     HasLabel(String),
+    /// Only pods whose namespace carries this label (a namespace selector with no pod
+    /// selector narrowing it down).
+    NamespaceLabel(String, String),
+    /// Only pods whose namespace carries this label key.
+    NamespaceHasLabel(String),
     /// Selection depends on the labels of the pod's namespace.
     NamespaceLabels,
     /// Selection follows ReplicaSet / Job owners in this namespace.
@@ -60,7 +66,14 @@ pub(super) fn keys(p: &Prepared, cfg: &PlanConfig) -> BTreeSet<Key> {
                 out.insert(Key::Namespace(ns));
             }
         } else {
-            out.insert(pod_selector_key(sel.pod_selector.as_ref()));
+            let key = match (
+                pod_selector_key(sel.pod_selector.as_ref()),
+                &sel.namespace_selector,
+            ) {
+                (Key::Wide, Some(ns)) => namespace_selector_key(ns),
+                (key, _) => key,
+            };
+            out.insert(key);
         }
     }
     if sel.namespace_selector.is_some() || r.exclude.namespace_selector.is_some() {
@@ -86,19 +99,32 @@ pub(super) fn keys(p: &Prepared, cfg: &PlanConfig) -> BTreeSet<Key> {
 }
 
 /// The cheapest condition a pod selector imposes.
-fn pod_selector_key(sel: Option<&crate::api::validate::selector::Selector>) -> Key {
-    let Some(s) = sel else {
-        return Key::Wide;
-    };
+fn pod_selector_key(sel: Option<&Selector>) -> Key {
+    match sel.and_then(cheapest) {
+        Some((k, Some(v))) => Key::Label(k, v),
+        Some((k, None)) => Key::HasLabel(k),
+        None => Key::Wide,
+    }
+}
+
+/// The cheapest condition a namespace selector imposes on a pod's namespace.
+fn namespace_selector_key(sel: &Selector) -> Key {
+    match cheapest(sel) {
+        Some((k, Some(v))) => Key::NamespaceLabel(k, v),
+        Some((k, None)) => Key::NamespaceHasLabel(k),
+        None => Key::Wide,
+    }
+}
+
+/// A label (key and value) or a label key every object the selector matches carries.
+fn cheapest(s: &Selector) -> Option<(String, Option<String>)> {
     if let Some((k, v)) = s.match_labels.iter().next() {
-        return Key::Label(k.clone(), v.clone());
+        return Some((k.clone(), Some(v.clone())));
     }
-    for r in &s.requirements {
-        if let Requirement::Exists(k) | Requirement::In(k, _) = r {
-            return Key::HasLabel(k.clone());
-        }
-    }
-    Key::Wide
+    s.requirements.iter().find_map(|r| match r {
+        Requirement::Exists(k) | Requirement::In(k, _) => Some((k.clone(), None)),
+        _ => None,
+    })
 }
 
 /// Routes by key, and each Route's keys (to unindex it).
@@ -135,9 +161,21 @@ impl Index {
         self.by_key.get(key).into_iter().flatten()
     }
 
-    /// Routes whose selection `pod` may meet.
-    pub(super) fn candidates(&self, pod: &PodInfo, out: &mut BTreeSet<String>) {
+    /// Routes whose selection `pod` may meet; `ns_labels` are its namespace's labels.
+    pub(super) fn candidates(
+        &self,
+        pod: &PodInfo,
+        ns_labels: &BTreeMap<String, String>,
+        out: &mut BTreeSet<String>,
+    ) {
         out.extend(self.routes(&Key::Wide).cloned());
+        for (k, v) in ns_labels {
+            out.extend(
+                self.routes(&Key::NamespaceLabel(k.clone(), v.clone()))
+                    .cloned(),
+            );
+            out.extend(self.routes(&Key::NamespaceHasLabel(k.clone())).cloned());
+        }
         out.extend(self.routes(&Key::Namespace(pod.namespace.clone())).cloned());
         for (k, v) in &pod.labels {
             out.extend(self.routes(&Key::Label(k.clone(), v.clone())).cloned());
@@ -173,6 +211,28 @@ mod tests {
         );
         r.spec.pod_selector = Some(sel_expr("tier", "NotIn", &["a"]));
         r.spec.namespace_selector = Some(sel(&[("team", "x")]));
+        // Nothing to narrow down pods by: the namespace selector's cheapest condition.
+        assert_eq!(
+            keys_of(r.clone()),
+            BTreeSet::from([
+                Key::NamespaceLabel("team".into(), "x".into()),
+                Key::NamespaceLabels
+            ])
+        );
+        r.spec.pod_selector = None;
+        assert_eq!(
+            keys_of(r.clone()),
+            BTreeSet::from([
+                Key::NamespaceLabel("team".into(), "x".into()),
+                Key::NamespaceLabels
+            ])
+        );
+        r.spec.namespace_selector = Some(sel_expr("team", "In", &["x", "y"]));
+        assert_eq!(
+            keys_of(r.clone()),
+            BTreeSet::from([Key::NamespaceHasLabel("team".into()), Key::NamespaceLabels])
+        );
+        r.spec.namespace_selector = Some(sel_expr("team", "NotIn", &["x"]));
         assert_eq!(
             keys_of(r.clone()),
             BTreeSet::from([Key::Wide, Key::NamespaceLabels])
@@ -201,13 +261,39 @@ mod tests {
         ix.set("c", BTreeSet::from([Key::Wide]));
         let pod = with_labels(mk_pod("shop", "p"), &[("app", "web")]);
         let mut out = BTreeSet::new();
-        ix.candidates(&pod, &mut out);
+        ix.candidates(&pod, &BTreeMap::new(), &mut out);
         assert_eq!(out, BTreeSet::from(["a".into(), "b".into(), "c".into()]));
         ix.remove("a");
         ix.set("c", BTreeSet::new());
         let mut out = BTreeSet::new();
-        ix.candidates(&pod, &mut out);
+        ix.candidates(&pod, &BTreeMap::new(), &mut out);
         assert_eq!(out, BTreeSet::from(["b".to_string()]));
         assert!(!ix.by_key.contains_key(&Key::Wide));
+    }
+
+    #[test]
+    fn namespace_label_keys_match_the_pods_namespace() {
+        let mut ix = Index::default();
+        ix.set(
+            "team-x",
+            BTreeSet::from([Key::NamespaceLabel("team".into(), "x".into())]),
+        );
+        ix.set(
+            "any-team",
+            BTreeSet::from([Key::NamespaceHasLabel("team".into())]),
+        );
+        let pod = mk_pod("shop", "p");
+        let labels = |team: &str| BTreeMap::from([("team".to_string(), team.to_string())]);
+        let of = |ns: &BTreeMap<String, String>| {
+            let mut out = BTreeSet::new();
+            ix.candidates(&pod, ns, &mut out);
+            out
+        };
+        assert_eq!(
+            of(&labels("x")),
+            BTreeSet::from(["team-x".into(), "any-team".into()])
+        );
+        assert_eq!(of(&labels("y")), BTreeSet::from(["any-team".to_string()]));
+        assert!(of(&BTreeMap::new()).is_empty());
     }
 }

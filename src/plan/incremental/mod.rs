@@ -33,7 +33,7 @@ use super::nb::DesiredNb;
 use super::ovn::{ClaimKind, RouteNb, Slot};
 use super::pod::{PodKey, PodRoutes};
 use super::routes::{Prepared, prepare};
-use super::select::{PairSel, SelCounts};
+use super::select::{PairSel, SelCounts, namespace_labels};
 use super::{Plan, PlanConfig, Precedence, RouteReport};
 
 use index::{Index, Key};
@@ -243,10 +243,11 @@ impl Engine {
             }
             WorldObject::Namespace(n) => {
                 let name = n.name.clone();
+                let old = namespace_labels(&self.world, &name);
                 if !self.world.apply(obj) {
                     return false;
                 }
-                self.namespace_changed(&name, Key::NamespaceLabels, &mut t);
+                self.namespace_relabelled(&name, &old, &mut t);
             }
             WorldObject::Link(_, l) => {
                 let ns = l.namespace.clone();
@@ -287,10 +288,11 @@ impl Engine {
                 self.services_changed(old, &mut t);
             }
             WorldRef::Namespace(n) => {
+                let old = namespace_labels(&self.world, n);
                 if !self.world.delete(r) {
                     return false;
                 }
-                self.namespace_changed(n, Key::NamespaceLabels, &mut t);
+                self.namespace_relabelled(n, &old, &mut t);
             }
             WorldRef::Link(_, (ns, _)) => {
                 if !self.world.delete(r) {
@@ -725,7 +727,8 @@ impl Engine {
         }
         let new = self.world.pod_at(key);
         if let Some(p) = new {
-            self.index.candidates(p, &mut routes);
+            let ns = namespace_labels(&self.world, &p.namespace);
+            self.index.candidates(p, &ns, &mut routes);
         }
         for r in &routes {
             t.pair(r, key);
@@ -790,18 +793,51 @@ impl Engine {
     /// The Routes under `key` look at every pod of `namespace` again.
     fn namespace_changed(&mut self, namespace: &str, key: Key, t: &mut Touched) {
         let routes: Vec<String> = self.index.routes(&key).cloned().collect();
+        self.namespace_pairs(namespace, &routes, t);
+    }
+
+    /// `namespace`'s labels were `old`: the Routes whose namespace selector (of selection
+    /// or exclusion) decides otherwise now look at its pods again; the Routes with gateway
+    /// pods pick them again.
+    fn namespace_relabelled(
+        &mut self,
+        namespace: &str,
+        old: &BTreeMap<String, String>,
+        t: &mut Touched,
+    ) {
+        let new = namespace_labels(&self.world, namespace);
+        let differs = |s: Option<&crate::api::validate::selector::Selector>| {
+            s.is_some_and(|s| s.matches(old) != s.matches(&new))
+        };
+        let routes: Vec<String> = self
+            .index
+            .routes(&Key::NamespaceLabels)
+            .filter(|r| {
+                self.routes.get(*r).is_some_and(|e| {
+                    let route = &e.p.route;
+                    differs(route.selection.namespace_selector.as_ref())
+                        || differs(route.exclude.namespace_selector.as_ref())
+                })
+            })
+            .cloned()
+            .collect();
+        self.namespace_pairs(namespace, &routes, t);
+        let gw: Vec<String> = self.index.routes(&Key::Gateways).cloned().collect();
+        self.prepare_again(gw, t);
+    }
+
+    /// `routes` look at every pod of `namespace` again.
+    fn namespace_pairs(&mut self, namespace: &str, routes: &[String], t: &mut Touched) {
+        if routes.is_empty() {
+            return;
+        }
         let pods: Vec<ObjectKey> = self
             .world
             .pods_in(namespace)
             .map(|p| (p.namespace.clone(), p.name.clone()))
             .collect();
-        for r in &routes {
+        for r in routes {
             t.pairs(r, pods.iter().cloned());
-        }
-        if key == Key::NamespaceLabels {
-            // A namespace's labels decide which gateway pods a Route picks.
-            let gw: Vec<String> = self.index.routes(&Key::Gateways).cloned().collect();
-            self.prepare_again(gw, t);
         }
     }
 }
