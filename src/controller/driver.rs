@@ -262,7 +262,9 @@ impl Loop {
     /// Hands this instance's view of every Route to the status writer, or logs each Route
     /// whose status word changed (file mode).
     pub(super) fn publish_status(&mut self) {
-        if !self.inputs.synced {
+        // Mid-sweep views would be written only to be overwritten when the sweep ends
+        // (5,000 Routes twice at the client's rate limit); the sweep's end publishes.
+        if !self.inputs.synced || self.nb.settling() {
             return;
         }
         let bfd = crate::nb::bfd::states(&self.nb.reconciler().snapshot());

@@ -138,6 +138,13 @@ impl NbSide {
         self.sweep.is_some()
     }
 
+    /// A full pass other than the audit's is under way (start, inputs complete again, a
+    /// new leader, a failed pass made good): until it ends, the NB side of status is half
+    /// old, half new, and not worth publishing.
+    pub(super) fn settling(&self) -> bool {
+        self.sweep.as_ref().is_some_and(|s| !s.audit)
+    }
+
     /// A pass over some Routes (and the start of a full pass when one is owed). `None` when
     /// this instance may not write now (a full pass is then owed).
     pub(super) async fn pass(

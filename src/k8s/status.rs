@@ -346,6 +346,21 @@ impl StatusWriter {
             return;
         }
         let all_reports = reports.state();
+        // Other nodes' entries by Route, once per flush: a Route's status then costs its
+        // own entries, not a walk over every node's report.
+        let mut by_route: HashMap<&str, Vec<(&str, &NodeRouteReport)>> = HashMap::new();
+        for rep in all_reports
+            .iter()
+            .filter(|rep| rep.metadata.name.as_deref() != Some(self.node.as_str()))
+        {
+            let node = rep.metadata.name.as_deref().unwrap_or_default();
+            for e in &rep.spec.routes {
+                by_route
+                    .entry(e.route.as_str())
+                    .or_default()
+                    .push((node, e));
+            }
+        }
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &route_resource());
         for name in names {
@@ -358,17 +373,11 @@ impl StatusWriter {
                 .get("status")
                 .and_then(|s| serde_json::from_value(s.clone()).ok());
             let own = local.routes.get(&name).and_then(|l| entry(&name, l));
-            let entries: Vec<(&str, &NodeRouteReport)> = all_reports
-                .iter()
-                .filter(|rep| rep.metadata.name.as_deref() != Some(self.node.as_str()))
-                .flat_map(|rep| {
-                    let node = rep.metadata.name.as_deref().unwrap_or_default();
-                    rep.spec
-                        .routes
-                        .iter()
-                        .filter(|e| e.route == name)
-                        .map(move |e| (node, e))
-                })
+            let entries: Vec<(&str, &NodeRouteReport)> = by_route
+                .get(name.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
                 .chain(own.as_ref().map(|e| (self.node.as_str(), e)))
                 .collect();
             let l: Option<&RouteLocal> = local
