@@ -159,6 +159,19 @@ struct Builder {
     first_round: bool,
     /// The `bfd` column of the static route change being built (see `nb::bfd`).
     session: Option<Value>,
+    /// References added to and removed from existing parents, one mutation per parent
+    /// column for the whole transaction (see [`Builder::link_parents`]).
+    parents: BTreeMap<ParentColumn, Links>,
+}
+
+/// (parent table, parent row, reference column).
+type ParentColumn = (&'static str, Uuid, &'static str);
+
+/// Children named in this transaction to add, existing children to remove.
+#[derive(Default)]
+struct Links {
+    add: Vec<String>,
+    remove: BTreeSet<Uuid>,
 }
 
 impl Builder {
@@ -173,6 +186,23 @@ impl Builder {
             );
         }
         cols
+    }
+
+    /// One guarded mutation per parent column: hundreds of policies added to one router
+    /// are one set union for ovsdb-server, not hundreds of copies of a set that grows with
+    /// the NB (each mutation rewrites the whole column).
+    fn link_parents(&mut self) {
+        for ((table, parent, column), links) in std::mem::take(&mut self.parents) {
+            let mut m = Vec::new();
+            if !links.remove.is_empty() {
+                m.push(Mutation::delete(column, uuid_set(&links.remove)));
+            }
+            if !links.add.is_empty() {
+                let names = links.add.iter().map(|n| Atom::NamedUuid(n.clone()));
+                m.push(Mutation::insert(column, Value::set(names)));
+            }
+            mutate(&mut self.t, table, vec![Condition::uuid(parent)], m);
+        }
     }
 
     fn name(&mut self) -> String {
@@ -205,12 +235,12 @@ impl Builder {
         let nm = self.name();
         insert(&mut self.t, table, cols, Some(nm.clone()));
         match parent {
-            Parent::Row(p) => mutate(
-                &mut self.t,
-                link.table,
-                vec![Condition::uuid(*p)],
-                vec![Mutation::insert(link.column, named(&nm))],
-            ),
+            Parent::Row(p) => self
+                .parents
+                .entry((link.table, *p, link.column))
+                .or_default()
+                .add
+                .push(nm),
             Parent::New(name) => self
                 .pending
                 .entry((link.table, name.clone()))
@@ -275,15 +305,11 @@ impl ChangeVisitor for Builder {
                     // table, so the row is garbage-collected at commit (ovsdb-server(7),
                     // RFC 7047 section 3.2 isRoot).
                     guard(&mut self.t, table, ours(*uuid, row.owner()));
-                    mutate(
-                        &mut self.t,
-                        link.table,
-                        vec![Condition::uuid(*p)],
-                        vec![Mutation::delete(
-                            link.column,
-                            uuid_set(&BTreeSet::from([*uuid])),
-                        )],
-                    );
+                    self.parents
+                        .entry((link.table, *p, link.column))
+                        .or_default()
+                        .remove
+                        .insert(*uuid);
                 }
                 _ => self.t.push(
                     Operation::Delete {
@@ -308,6 +334,7 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
         pending: BTreeMap::new(),
         first_round: true,
         session: None,
+        parents: BTreeMap::new(),
     };
     // BFD rows first: static routes later in the transaction refer to them by name.
     let mut bfd_names: BTreeMap<(&str, &str), String> = BTreeMap::new();
@@ -391,6 +418,7 @@ pub fn transaction(changes: &[NbChange]) -> NbTxn {
             c.visit(&mut b);
         }
     }
+    b.link_parents();
     let mut t = b.t;
     if !t.is_empty() {
         t.push(

@@ -299,6 +299,64 @@ fn creates_then_converges_to_no_change() {
 }
 
 #[test]
+fn children_of_one_parent_are_linked_by_one_mutation() {
+    let mut img = base();
+    let mut want = desired();
+    let pol = want.policies[0].clone();
+    for dst in ["172.16.21.0/24", "172.16.22.0/24"] {
+        let mut p = pol.clone();
+        p.owner = owner("r1", &format!("pol:{dst}"));
+        p.match_ = format!("ip4.src == $ovnkube_route_r1_v4 && ip4.dst == {dst}");
+        want.policies.push(p);
+    }
+    let first = diff(&want, &seen(&img, &want)).changes;
+    let txn = transaction(&first);
+    let ops: Vec<serde_json::Value> = txn.ops.iter().map(|o| o.to_json()).collect();
+    let mutates: Vec<&serde_json::Value> = ops.iter().filter(|o| o["op"] == "mutate").collect();
+    // Three policies on one router: one guarded mutation naming all three, after them.
+    assert_eq!(mutates.len(), 1, "{ops:#?}");
+    assert_eq!(mutates[0]["table"], "Logical_Router");
+    let named: BTreeSet<&str> = mutates[0]["mutations"][0][2][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[1].as_str().unwrap())
+        .collect();
+    let inserted: BTreeSet<&str> = ops
+        .iter()
+        .filter(|o| o["op"] == "insert" && o["table"] == "Logical_Router_Policy")
+        .map(|o| o["uuid-name"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, inserted);
+    assert_eq!(inserted.len(), 3);
+    apply(&mut img, &first);
+    // Two of them go, one is added: one mutation removing both and adding the new one.
+    want.policies.truncate(1);
+    let mut p = pol.clone();
+    p.owner = owner("r1", "pol:172.16.23.0/24");
+    p.match_ = "ip4.src == $ovnkube_route_r1_v4 && ip4.dst == 172.16.23.0/24".into();
+    want.policies.push(p);
+    let d = diff(&want, &seen(&img, &want));
+    let ops: Vec<serde_json::Value> = transaction(&d.changes)
+        .ops
+        .iter()
+        .map(|o| o.to_json())
+        .collect();
+    let mutates: Vec<&serde_json::Value> = ops.iter().filter(|o| o["op"] == "mutate").collect();
+    assert_eq!(mutates.len(), 1, "{ops:#?}");
+    let m = &mutates[0]["mutations"];
+    assert_eq!(m[0][1], "delete");
+    assert_eq!(m[0][2][1].as_array().unwrap().len(), 2);
+    assert_eq!(m[1][1], "insert");
+    // Each removed row is still checked to be ours before the router lets go of it.
+    let guards = ops
+        .iter()
+        .filter(|o| o["op"] == "wait" && o["table"] == "Logical_Router_Policy")
+        .count();
+    assert_eq!(guards, 2);
+}
+
+#[test]
 fn address_changes_are_mutations_not_rewrites() {
     let mut img = base();
     let first = diff(&desired(), &seen(&img, &desired())).changes;
