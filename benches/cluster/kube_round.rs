@@ -306,8 +306,9 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
     r
 }
 
-/// Waits until every Route's status was written once; the time since `from`.
-fn statuses(api: &ApiServer, spec: &Spec, from: Instant) -> Option<Duration> {
+/// Waits until every Route's status was written once; the time since `from`, and how many
+/// status writes that took (one per Route when no half-done view was written).
+fn statuses(api: &ApiServer, spec: &Spec, from: Instant) -> Option<(Duration, usize)> {
     let limit = Duration::from_secs(if full() { 300 } else { 30 });
     let t = Instant::now();
     while t.elapsed() < limit {
@@ -324,12 +325,13 @@ fn statuses(api: &ApiServer, spec: &Spec, from: Instant) -> Option<Duration> {
             })
             .collect();
         if written.len() >= spec.routes() {
-            let last = reqs
+            let writes: Vec<Instant> = reqs
                 .iter()
                 .filter(|l| l.verb == "patch" && l.resource == "routes/status")
                 .map(|l| l.at)
-                .max()?;
-            return Some(last.saturating_duration_since(from));
+                .collect();
+            let last = writes.iter().max()?;
+            return Some((last.saturating_duration_since(from), writes.len()));
         }
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -54,8 +54,9 @@ pub struct Round {
     pub relist: Option<(Option<Duration>, usize)>,
     pub audit_repairs: Option<f64>,
     pub held: Option<super::mem::Held>,
-    /// After the Lease was won, until every Route's status had been written once.
-    pub statuses: Option<Duration>,
+    /// After the Lease was won, until every Route's status had been written once; the status
+    /// writes by then.
+    pub statuses: Option<(Duration, usize)>,
     /// Gateway pod changes -> the NB's ECMP set (Kubernetes source).
     pub gateways: Option<super::gateways::GatewayFigures>,
 }
@@ -164,10 +165,11 @@ pub fn print_round(r: &Round) {
             c.report_writes
         );
     }
-    if let Some(d) = r.statuses {
+    if let Some((d, writes)) = r.statuses {
         println!(
-            "every Route's status written {:.1} s after the Lease was won",
-            d.as_secs_f64()
+            "every Route's status written {:.1} s after the Lease was won ({writes} status writes for {} Routes; the client's rate limit paces them)",
+            d.as_secs_f64(),
+            r.routes
         );
     }
     if let Some(b) = r.report_bytes {

@@ -14,19 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::reflector::Store;
 use tokio::sync::{mpsc, watch};
 
 use crate::controller::metrics::Metrics;
 use crate::controller::role::{Fence, Role};
 use crate::controller::status::NodeStatus;
 use crate::controller::{Options, RunOptions, Wiring, run_loop};
-use kube::api::DynamicObject;
 
 use super::KubeError;
 use super::client::ApiLimits;
 use super::lease::{Elector, Timing};
-use super::status::{DirtyRoutes, PodIdentity, StatusWriter, write_node_reports};
+use super::status::{DirtyRoutes, PodIdentity, SeenRoutes, StatusWriter, write_node_reports};
 use super::watch::{PodScope, Watches};
 
 /// Where NB rows are written, and by whom.
@@ -105,7 +103,7 @@ async fn follow_leadership(
 /// Runs the status writer whenever this instance leads.
 async fn write_status(
     mut writer: StatusWriter,
-    routes: Store<DynamicObject>,
+    routes: SeenRoutes,
     dirty: DirtyRoutes,
     mut local: watch::Receiver<Arc<NodeStatus>>,
     mut leader: watch::Receiver<bool>,

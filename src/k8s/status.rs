@@ -23,9 +23,10 @@ use kube::api::DynamicObject;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::Client;
+use serde::Deserialize;
 
 use super::watch::route_resource;
 use tokio::sync::{Notify, watch};
@@ -51,6 +52,91 @@ fn retry_delay(failures: u32, interval: Duration) -> Duration {
 pub const FIELD_MANAGER: &str = "ovnkube-route";
 /// At most one Event per Route and reason this often.
 pub const EVENT_EVERY: Duration = Duration::from_secs(600);
+
+/// What the status writer needs of each Route as the API server last showed it: not the
+/// object (its spec is the loop's business), only what decides whether to write.
+#[derive(Clone, Debug, Default)]
+pub struct SeenRoutes(Arc<Mutex<Seen>>);
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// A complete list arrived.
+    ready: bool,
+    routes: BTreeMap<String, SeenRoute>,
+    /// A relist in progress: the routes it has delivered so far.
+    relist: Option<BTreeMap<String, SeenRoute>>,
+}
+
+/// One Route's identity and status as last seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeenRoute {
+    pub generation: Option<i64>,
+    pub uid: Option<String>,
+    /// `None` when it has none or it does not decode (it is then rewritten).
+    pub status: Option<RouteStatus>,
+}
+
+impl SeenRoute {
+    fn of(o: &DynamicObject) -> SeenRoute {
+        SeenRoute {
+            generation: o.metadata.generation,
+            uid: o.metadata.uid.clone(),
+            status: o
+                .data
+                .get("status")
+                .and_then(|s| RouteStatus::deserialize(s).ok()),
+        }
+    }
+}
+
+impl SeenRoutes {
+    fn with<T>(&self, f: impl FnOnce(&mut Seen) -> T) -> Option<T> {
+        self.0.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    /// A Route was created or changed.
+    pub fn apply(&self, o: &DynamicObject) {
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let seen = SeenRoute::of(o);
+        self.with(|s| s.routes.insert(name, seen));
+    }
+
+    pub fn delete(&self, name: &str) {
+        self.with(|s| s.routes.remove(name));
+    }
+
+    /// A (re)list starts; until it completes, what was seen before stays.
+    pub fn relist_start(&self) {
+        self.with(|s| s.relist = Some(BTreeMap::new()));
+    }
+
+    pub fn relist_apply(&self, o: &DynamicObject) {
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let seen = SeenRoute::of(o);
+        self.with(|s| s.relist.get_or_insert_default().insert(name, seen));
+    }
+
+    /// The (re)list completed: it is every Route there is.
+    pub fn relist_done(&self) {
+        self.with(|s| {
+            s.routes = s.relist.take().unwrap_or_default();
+            s.ready = true;
+        });
+    }
+
+    pub fn ready(&self) -> bool {
+        self.with(|s| s.ready).unwrap_or(false)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.with(|s| s.routes.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, name: &str) -> Option<SeenRoute> {
+        self.with(|s| s.routes.get(name).cloned()).flatten()
+    }
+}
 
 /// Routes whose status may need rewriting, shared by the Route watch (which marks) and the
 /// status writer (which drains).
@@ -251,7 +337,7 @@ impl StatusWriter {
     /// true. `routes` is the Route watch's store, `dirty` its marks, `local` the loop's view.
     pub async fn run(
         &mut self,
-        routes: &Store<DynamicObject>,
+        routes: &SeenRoutes,
         dirty: &DirtyRoutes,
         local: &mut watch::Receiver<Arc<NodeStatus>>,
         active: &mut watch::Receiver<bool>,
@@ -297,7 +383,7 @@ impl StatusWriter {
                 }
                 _ = tick.tick() => {
                     // Not awaited: the report stream is only driven by this loop.
-                    let ready = routes.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+                    let ready = routes.ready()
                         && reports.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok());
                     if ready {
                         self.flush(routes, &reports, dirty, &last_local).await;
@@ -323,7 +409,7 @@ impl StatusWriter {
     /// Writes the status of every dirty Route that differs from what the server holds.
     async fn flush(
         &mut self,
-        routes: &Store<DynamicObject>,
+        routes: &SeenRoutes,
         reports: &Store<RouteNodeReport>,
         dirty: &DirtyRoutes,
         local: &NodeStatus,
@@ -336,11 +422,7 @@ impl StatusWriter {
         }
         let names: Vec<String> = match dirty.take() {
             Some(n) => n.into_iter().collect(),
-            None => routes
-                .state()
-                .iter()
-                .filter_map(|r| r.metadata.name.clone())
-                .collect(),
+            None => routes.names(),
         };
         if names.is_empty() {
             return;
@@ -364,14 +446,11 @@ impl StatusWriter {
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &route_resource());
         for name in names {
-            let Some(route) = routes.get(&ObjectRef::new_with(&name, route_resource())) else {
+            let Some(route) = routes.get(&name) else {
                 continue; // deleted: nothing to write
             };
             // A status that does not decode is rewritten.
-            let observed: Option<RouteStatus> = route
-                .data
-                .get("status")
-                .and_then(|s| serde_json::from_value(s.clone()).ok());
+            let observed = route.status.clone();
             let own = local.routes.get(&name).and_then(|l| entry(&name, l));
             let entries: Vec<(&str, &NodeRouteReport)> = by_route
                 .get(name.as_str())
@@ -384,7 +463,7 @@ impl StatusWriter {
                 .routes
                 .get(&name)
                 // Only a view of this generation speaks for it.
-                .filter(|l| l.generation == route.metadata.generation);
+                .filter(|l| l.generation == route.generation);
             let want = route_status(l, &entries, observed.as_ref(), &now);
             if observed.as_ref() == Some(&want) {
                 continue;
@@ -400,7 +479,8 @@ impl StatusWriter {
                 return;
             }
             self.backoff = None;
-            self.maybe_event(&route, observed.as_ref(), &want).await;
+            self.maybe_event(&name, &route, observed.as_ref(), &want)
+                .await;
         }
     }
 
@@ -431,7 +511,8 @@ impl StatusWriter {
     /// A Warning Event when the Route turns Degraded or Invalid, or a new node fails.
     async fn maybe_event(
         &mut self,
-        route: &DynamicObject,
+        name: &str,
+        route: &SeenRoute,
         old: Option<&RouteStatus>,
         new: &RouteStatus,
     ) {
@@ -449,8 +530,7 @@ impl StatusWriter {
         let Some(first) = new.problems.first() else {
             return;
         };
-        let name = route.metadata.name.clone().unwrap_or_default();
-        let key = (name.clone(), first.reason.clone());
+        let key = (name.to_owned(), first.reason.clone());
         if self
             .events
             .get(&key)
@@ -477,7 +557,14 @@ impl StatusWriter {
             action: "Reconcile".into(),
             secondary: None,
         };
-        let reference: ObjectReference = route.object_ref(&route_resource());
+        let ar = route_resource();
+        let reference = ObjectReference {
+            api_version: Some(ar.api_version),
+            kind: Some(ar.kind),
+            name: Some(name.to_owned()),
+            uid: route.uid.clone(),
+            ..ObjectReference::default()
+        };
         let result = self.recorder.publish(&ev, &reference).await;
         let label = ResultLabel {
             result: if result.is_ok() { "ok" } else { "error" },
@@ -494,6 +581,43 @@ mod tests {
     use super::*;
     use crate::api::Problem;
     use crate::controller::status::PodCounts;
+
+    fn route_obj(name: &str, generation: i64, status: serde_json::Value) -> DynamicObject {
+        let mut o = DynamicObject::new(name, &route_resource());
+        o.metadata.generation = Some(generation);
+        o.metadata.uid = Some(format!("uid-{name}"));
+        o.data = serde_json::json!({"spec": {"route": []}, "status": status});
+        o
+    }
+
+    #[test]
+    fn seen_routes_keep_identity_and_status_and_relists_replace_only_when_complete() {
+        let seen = SeenRoutes::default();
+        assert!(!seen.ready());
+        seen.relist_start();
+        seen.relist_apply(&route_obj("a", 1, serde_json::json!({"status": "Applied"})));
+        // Not complete yet: nothing seen, not ready.
+        assert!(seen.get("a").is_none() && !seen.ready());
+        seen.relist_done();
+        assert!(seen.ready());
+        let a = seen.get("a").unwrap();
+        assert_eq!(a.generation, Some(1));
+        assert_eq!(a.uid.as_deref(), Some("uid-a"));
+        assert_eq!(a.status.unwrap().status.as_deref(), Some("Applied"));
+        // A status that does not decode is seen as none (and so rewritten).
+        seen.apply(&route_obj("b", 3, serde_json::json!({"status": 7})));
+        assert_eq!(seen.get("b").unwrap().status, None);
+        assert_eq!(seen.names(), ["a", "b"]);
+        // A relist that no longer has `a`: `a` stays until the relist completes.
+        seen.relist_start();
+        seen.relist_apply(&route_obj("b", 4, serde_json::json!({})));
+        assert!(seen.get("a").is_some());
+        seen.relist_done();
+        assert!(seen.get("a").is_none());
+        assert_eq!(seen.get("b").unwrap().generation, Some(4));
+        seen.delete("b");
+        assert!(seen.names().is_empty());
+    }
 
     #[test]
     fn a_node_report_lists_only_routes_that_concern_the_node() {

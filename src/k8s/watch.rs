@@ -30,7 +30,6 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
@@ -42,7 +41,7 @@ use crate::cluster::{LinkKind, NamespaceInfo, ObjectKind, WorkloadLink, WorldObj
 use crate::controller::inputs::{Undecodable, Update};
 use crate::controller::metrics::{Metrics, ResourceLabel};
 
-use super::status::DirtyRoutes;
+use super::status::{DirtyRoutes, SeenRoutes};
 
 /// Label the EndpointSlice controller puts on slices of headless Services.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
@@ -242,15 +241,27 @@ fn route_update(o: &DynamicObject) -> Update {
     }
 }
 
-async fn pump_routes<S>(
-    stream: S,
+/// Where the Route watch's events go: the loop, the sync barrier, the status writer's marks
+/// and its view of each Route.
+struct RouteFeed {
     tx: mpsc::Sender<Update>,
     sync: Sync,
     metrics: Arc<Metrics>,
     dirty: DirtyRoutes,
-) where
+    seen: SeenRoutes,
+}
+
+async fn pump_routes<S>(stream: S, feed: RouteFeed)
+where
     S: Stream<Item = Result<Event<DynamicObject>, watcher::Error>> + Send,
 {
+    let RouteFeed {
+        tx,
+        sync,
+        metrics,
+        dirty,
+        seen,
+    } = feed;
     let mut stream = std::pin::pin!(stream);
     let mut buffer: Option<(Vec<Route>, Vec<Undecodable>)> = None;
     let mut listed_once = false;
@@ -263,10 +274,12 @@ async fn pump_routes<S>(
                     tracing::info!(resource = "routes", "relisting");
                 }
                 buffer = Some((Vec::new(), Vec::new()));
+                seen.relist_start();
                 continue;
             }
             Ok(Event::InitApply(r)) => {
                 dirty.mark(r.metadata.name.clone().unwrap_or_default());
+                seen.relist_apply(&r);
                 if let Some((ok, bad)) = buffer.as_mut() {
                     match decode(&r) {
                         Ok(r) => ok.push(r),
@@ -280,6 +293,7 @@ async fn pump_routes<S>(
                 for u in &bad {
                     tracing::error!(route = %u.name, error = %u.error, "Route object does not decode; its last readable version stays");
                 }
+                seen.relist_done();
                 if tx.send(Update::RoutesRelisted(routes, bad)).await.is_err() {
                     return;
                 }
@@ -289,11 +303,13 @@ async fn pump_routes<S>(
                 continue;
             }
             Ok(Event::Apply(r)) => {
+                seen.apply(&r);
                 dirty.mark(r.metadata.name.clone().unwrap_or_default());
                 route_update(&r)
             }
             Ok(Event::Delete(r)) => {
                 let name = r.metadata.name.clone().unwrap_or_default();
+                seen.delete(&name);
                 dirty.mark(name.clone());
                 Update::RouteDeleted(name)
             }
@@ -409,28 +425,26 @@ impl Watches {
         metrics: Arc<Metrics>,
         dirty: DirtyRoutes,
         page_size: u32,
-    ) -> (Self, Store<DynamicObject>) {
+    ) -> (Self, SeenRoutes) {
         let sync = Sync::new(tx.clone(), RESOURCES);
         // Every list, the first and each relist, comes in pages (`limit` / `continue`).
         let cfg = || watcher::Config::default().page_size(page_size.max(1));
         let mut others = Vec::new();
-        // The status writer reads Routes' current status from this store.
+        // The status writer reads Routes' current status from what this watch saw.
         let ar = route_resource();
-        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-        let routes = writer.as_reader();
-        let route_events = reflector::reflector(
-            writer,
+        let routes = SeenRoutes::default();
+        let route_events =
             watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg())
                 .backoff(RetryBackoff::default())
-                .modify(|r| r.metadata.managed_fields = None),
-        );
-        others.push(tokio::spawn(pump_routes(
-            route_events,
-            tx.clone(),
-            sync.clone(),
-            metrics.clone(),
+                .modify(|r| r.metadata.managed_fields = None);
+        let feed = RouteFeed {
+            tx: tx.clone(),
+            sync: sync.clone(),
+            metrics: metrics.clone(),
             dirty,
-        )));
+            seen: routes.clone(),
+        };
+        others.push(tokio::spawn(pump_routes(route_events, feed)));
         let feeds = Feeds {
             tx: &tx,
             sync: &sync,
