@@ -279,7 +279,18 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
     r.statuses = statuses(&bg.api, spec, leased.unwrap_or(ctl.started));
     r.listing = Some(listing(&bg));
     (r.floor, r.floor_ops) = floor(&mut conn, dir, spec, r.source);
+    let idle_from = Instant::now();
     (r.idle_cpu, r.idle_txns) = idle(&ctl, &log);
+    r.idle_api_writes = Some(
+        bg.api
+            .requests()
+            .iter()
+            .filter(|l| {
+                l.at >= idle_from && matches!(l.verb.as_str(), "patch" | "update" | "create")
+            })
+            .filter(|l| l.resource != "leases")
+            .count(),
+    );
     r.rss = proc::status_kib(ctl.pid(), "VmRSS:");
     let mut src = Kube {
         api: bg.api.clone(),

@@ -42,6 +42,8 @@ pub struct Round {
     pub behind: Samples,
     pub idle_cpu: f64,
     pub idle_txns: usize,
+    /// API writes (other than the Lease's) during the idle window (Kubernetes source).
+    pub idle_api_writes: Option<usize>,
     pub rss: u64,
     pub hwm: u64,
     pub ovsdb_rss: u64,
@@ -149,6 +151,9 @@ pub fn print_round(r: &Round) {
         mib(r.hwm),
         mib(r.ovsdb_rss)
     );
+    if let Some(n) = r.idle_api_writes {
+        println!("API writes while idle (statuses, node reports; not the Lease): {n}");
+    }
     println!(
         "largest NB transaction: {} rows of ours; {} transactions",
         r.largest_txn, r.txns

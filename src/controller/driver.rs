@@ -264,7 +264,7 @@ impl Loop {
     pub(super) fn publish_status(&mut self) {
         // Mid-sweep views would be written only to be overwritten when the sweep ends
         // (5,000 Routes twice at the client's rate limit); the sweep's end publishes.
-        if !self.inputs.synced || self.nb.settling() {
+        if !self.inputs.synced || self.nb.settling(&self.inputs) {
             return;
         }
         let bfd = crate::nb::bfd::states(&self.nb.reconciler().snapshot());

@@ -139,10 +139,14 @@ impl NbSide {
     }
 
     /// A full pass other than the audit's is under way (start, inputs complete again, a
-    /// new leader, a failed pass made good): until it ends, the NB side of status is half
-    /// old, half new, and not worth publishing.
-    pub(super) fn settling(&self) -> bool {
-        self.sweep.as_ref().is_some_and(|s| !s.audit)
+    /// new leader, a failed pass made good), or this instance is the NB writer and still
+    /// waits for the cluster's pods: until then its view of status is half old, half new,
+    /// and not worth publishing.
+    pub(super) fn settling(&self, inputs: &Inputs) -> bool {
+        let warming_up = self.role.write_nb
+            && inputs.engine.config().nb_scope == NbScope::Cluster
+            && !inputs.cluster_pods;
+        warming_up || self.sweep.as_ref().is_some_and(|s| !s.audit)
     }
 
     /// A pass over some Routes (and the start of a full pass when one is owed). `None` when

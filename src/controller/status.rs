@@ -56,6 +56,9 @@ pub struct RouteLocal {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct NodeStatus {
     pub routes: BTreeMap<String, RouteLocal>,
+    /// Built by the loop (false only in the placeholder a status channel starts with: a
+    /// Route missing from that is not known yet, not gone).
+    pub published: bool,
 }
 
 /// What the last pod pass left behind, per pod.
@@ -93,7 +96,10 @@ pub fn node_status(
     for p in nb_problems {
         nb_by_route.entry(p.route.as_str()).or_default().push(p);
     }
-    let mut out = NodeStatus::default();
+    let mut out = NodeStatus {
+        published: true,
+        ..NodeStatus::default()
+    };
     for (name, report) in engine.reports() {
         let here = report.here;
         let fails = failed.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);

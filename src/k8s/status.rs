@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::Client;
 use kube::api::DynamicObject;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
-use kube::Client;
 use serde::Deserialize;
 
 use super::watch::route_resource;
@@ -383,7 +383,10 @@ impl StatusWriter {
                 }
                 _ = tick.tick() => {
                     // Not awaited: the report stream is only driven by this loop.
-                    let ready = routes.ready()
+                    // Not before the loop's first view: every Route would be written
+                    // Pending, and again when the view comes (5,000 writes twice at 50k).
+                    let ready = last_local.published
+                        && routes.ready()
                         && reports.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok());
                     if ready {
                         self.flush(routes, &reports, dirty, &last_local).await;
