@@ -175,6 +175,17 @@ struct Links {
 }
 
 impl Builder {
+    fn new() -> Builder {
+        Builder {
+            t: NbTxn::default(),
+            next_name: 0,
+            pending: BTreeMap::new(),
+            first_round: true,
+            session: None,
+            parents: BTreeMap::new(),
+        }
+    }
+
     /// The written columns, with the BFD session of a static route.
     fn columns<T: NbRow>(&self, row: &T) -> Row {
         let mut cols = written_columns(row);
@@ -328,14 +339,7 @@ impl ChangeVisitor for Builder {
 /// same transaction (the ACLs of a new port group) are inserted first, and the parent's
 /// insert lists them.
 pub fn transaction(changes: &[NbChange]) -> NbTxn {
-    let mut b = Builder {
-        t: NbTxn::default(),
-        next_name: 0,
-        pending: BTreeMap::new(),
-        first_round: true,
-        session: None,
-        parents: BTreeMap::new(),
-    };
+    let mut b = Builder::new();
     // BFD rows first: static routes later in the transaction refer to them by name.
     let mut bfd_names: BTreeMap<(&str, &str), String> = BTreeMap::new();
     for c in changes {
