@@ -187,18 +187,6 @@ fn writers(ovn: &Ovn) -> Vec<String> {
         .collect()
 }
 
-fn holder(kube: &Kube) -> Option<String> {
-    kube.bg
-        .api
-        .get(
-            "coordination.k8s.io/v1",
-            "Lease",
-            Some(LEASE_NS),
-            "ovnkube-route",
-        )
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
-}
-
 #[test]
 fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     let ovn = Ovn::start();
@@ -221,10 +209,10 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     );
     first.wait_ready();
     poll(15, "a leads and writes", || {
-        if holder(&kube).as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
+        if kube.lease_holder().as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
             Ok(())
         } else {
-            Err(holder(&kube))
+            Err(kube.lease_holder())
         }
     });
     let mut second = spawn(
@@ -240,7 +228,7 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     );
     second.wait_ready();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(holder(&kube).as_deref(), Some("a"));
+    assert_eq!(kube.lease_holder().as_deref(), Some("a"));
     assert!(
         writers(&ovn).iter().all(|w| w == "a"),
         "{:?}",
@@ -264,7 +252,7 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
         }
     });
     println!("failover after kill -9: {:?}", killed.elapsed());
-    assert_eq!(holder(&kube).as_deref(), Some("b"));
+    assert_eq!(kube.lease_holder().as_deref(), Some("b"));
     let w = writers(&ovn);
     let first_b = w.iter().position(|x| x == "b").unwrap();
     assert!(
@@ -295,10 +283,10 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     .unwrap();
     second.proc.child.wait().unwrap();
     poll(10, "a holds the lease after b's SIGTERM", || {
-        if holder(&kube).as_deref() == Some("a") {
+        if kube.lease_holder().as_deref() == Some("a") {
             Ok(())
         } else {
-            Err(holder(&kube))
+            Err(kube.lease_holder())
         }
     });
     println!("handover after SIGTERM: {:?}", term.elapsed());

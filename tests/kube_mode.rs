@@ -452,18 +452,24 @@ fn many_pod(i: usize, app: &str) -> serde_json::Value {
         "status": {"phase": "Running", "podIP": format!("192.169.{}.{}", i / 250, i % 250 + 2)}})
 }
 
-/// 1,000 pods churning make at most one status write per Route per interval; a quiet
-/// cluster makes none (neither Route status nor node reports).
-#[test]
-fn status_writes_are_coalesced_and_none_when_nothing_changes() {
+/// An NB with the topology and an API server holding Route `many` over `pods` pods of node1.
+fn many_cluster(pods: usize) -> (Ovn, Kube) {
     let ovn = Ovn::start();
     ovn.build_topology();
     let kube = Kube::start();
     load_world(&kube, None, &[NGINX]);
-    for i in 0..1000 {
+    for i in 0..pods {
         kube.put(&many_pod(i, "many"));
     }
     kube.apply(MANY);
+    (ovn, kube)
+}
+
+/// 1,000 pods churning make at most one status write per Route per interval; a quiet
+/// cluster makes none (neither Route status nor node reports).
+#[test]
+fn status_writes_are_coalesced_and_none_when_nothing_changes() {
+    let (ovn, kube) = many_cluster(1000);
     let mut c = spawn(
         &kube,
         &ovn,
@@ -620,18 +626,13 @@ fn an_undecodable_route_blocks_nothing_and_keeps_what_it_programmed() {
     assert_only_granted_calls(&kube);
 }
 
-/// A new central leader writes each Route's status once at start: not `Pending` first
-/// (before its loop has a view, or while it still lists the cluster's pods), then again.
+/// A new central leader writes each Route's status once at start: nothing before its loop
+/// has a view (here the NB is down at first, so the loop cannot start), then the final one;
+/// never `Pending` first and again.
 #[test]
 fn a_new_leader_writes_each_route_status_once() {
-    let ovn = Ovn::start();
-    ovn.build_topology();
-    let kube = Kube::start();
-    load_world(&kube, None, &[NGINX]);
-    for i in 0..300 {
-        kube.put(&many_pod(i, "many"));
-    }
-    kube.apply(MANY);
+    let (mut ovn, kube) = many_cluster(300);
+    ovn.nb.kill();
     let mut c = spawn(
         &kube,
         &ovn,
@@ -643,6 +644,14 @@ fn a_new_leader_writes_each_route_status_once() {
             extra: &["--skip-pods", "--status-interval-ms", "100"],
         },
     );
+    poll(30, "the Lease held", || match kube.lease_holder() {
+        Some(h) if h == "node1" => Ok(()),
+        other => Err(other),
+    });
+    // Leading, its Route list and the node reports listed, for many status intervals.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    c.proc.assert_alive();
+    ovn.nb.start();
     c.wait_ready();
     poll(30, "the final status", || {
         let st = kube.route("many").unwrap()["status"].clone();

@@ -24,6 +24,19 @@ pub struct Kube {
 }
 
 impl Kube {
+    /// Who holds the controller's Lease, if anyone.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.bg
+            .api
+            .get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                Some(LEASE_NS),
+                "ovnkube-route",
+            )
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+    }
+
     /// The API server with the CRDs of deploy/ and the controller's namespace.
     pub fn start() -> Kube {
         let bg = Background::start();
