@@ -356,3 +356,89 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     assert_foreign_unchanged(&foreign, &ovn.foreign());
     assert_only_granted_calls(&kube);
 }
+
+/// A leader renews its Lease with one conditional update per retry period, without reading
+/// it first. When someone else writes the Lease meanwhile, that update fails (409): the
+/// leader reads the Lease, finds another holder and steps down; it never overwrites the
+/// other claim, and writes no NB row while the other holds it.
+#[test]
+fn the_leader_renews_in_one_request_and_yields_to_another_claim() {
+    let ovn = Ovn::start();
+    ovn.build_topology();
+    let kube = Kube::start();
+    load_world(&kube, None, &[NGINX]);
+    kube.apply(WEB);
+    let mut a = spawn(
+        &kube,
+        &ovn,
+        Instance {
+            mode: "central",
+            node: "node1",
+            identity: "a",
+            net: None,
+            extra: &[],
+        },
+    );
+    a.wait_ready();
+    poll(15, "a leads and writes", || {
+        if kube.lease_holder().as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
+            Ok(())
+        } else {
+            Err(kube.lease_holder())
+        }
+    });
+    let api = &kube.bg.api;
+    api.clear_requests();
+    // Four retry periods (1 s in these tests) as the leader.
+    std::thread::sleep(Duration::from_secs(4));
+    let (reads, renewals) = (api.count("get", "leases"), api.count("update", "leases"));
+    assert_eq!(reads, 0, "the leader read its Lease before renewing it");
+    assert!(renewals >= 3, "{renewals} renewals in 4 s");
+
+    // Another claim, renewed now and valid for a minute.
+    let lease = api
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(LEASE_NS),
+            "ovnkube-route",
+        )
+        .unwrap();
+    let now = serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ))
+    .unwrap();
+    api.merge(
+        &lease,
+        serde_json::json!({"spec": {"holderIdentity": "other", "renewTime": now,
+            "leaseDurationSeconds": 60}}),
+    )
+    .unwrap();
+    api.clear_requests();
+    std::thread::sleep(Duration::from_secs(4));
+    a.proc.assert_alive();
+    assert_eq!(
+        kube.lease_holder().as_deref(),
+        Some("other"),
+        "a overwrote another holder's claim"
+    );
+    assert!(api.count("get", "leases") >= 1, "a never read the Lease");
+    let written: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|l| l.resource == "leases" && l.verb == "update" && l.code < 300)
+        .collect();
+    assert!(
+        written.is_empty(),
+        "a renewed over the other claim: {}",
+        written.len()
+    );
+    // A Route created now is not written by a (it follows).
+    kube.apply(LATE);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        ovn.owned_policies().len(),
+        1,
+        "a wrote the NB while following"
+    );
+}

@@ -92,6 +92,9 @@ pub struct Elector {
     observed: Option<Observed>,
     /// When the last successful acquire / renew request was sent.
     last_renew: Option<Instant>,
+    /// The Lease as our last successful write left it (its resourceVersion included): the
+    /// next renewal writes on top of it without reading it first.
+    held: Option<Lease>,
     fence: Fence,
     leader: watch::Sender<bool>,
 }
@@ -127,6 +130,7 @@ impl Elector {
                 timing,
                 observed: None,
                 last_renew: None,
+                held: None,
                 fence,
                 leader: tx,
             },
@@ -152,6 +156,11 @@ impl Elector {
     /// Tries once to become or stay the leader.
     async fn attempt(&mut self) -> Attempt {
         let sent = Instant::now();
+        if let Some(held) = self.held.take()
+            && let Some(done) = self.renew(held, sent).await
+        {
+            return done;
+        }
         let current = match self.api.get_opt(&self.name).await {
             Ok(l) => l,
             Err(e) => {
@@ -168,8 +177,9 @@ impl Elector {
                 spec: Some(self.claim(None)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => {
+                Ok(l) => {
                     self.last_renew = Some(sent);
+                    self.held = Some(l);
                     Attempt::Leader
                 }
                 Err(KubeClientError::Api(s)) if s.code == 409 => Attempt::Follower,
@@ -194,14 +204,43 @@ impl Elector {
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => {
+            Ok(l) => {
                 self.last_renew = Some(sent);
+                self.held = Some(l);
                 Attempt::Leader
             }
             Err(KubeClientError::Api(s)) if s.code == 409 => Attempt::Follower,
             Err(e) => {
                 tracing::debug!(error = %e, "lease update failed");
                 Attempt::Unknown
+            }
+        }
+    }
+
+    /// Renews the Lease as our last write left it, in one request: the update carries that
+    /// write's resourceVersion, so it fails with 409 when anyone wrote the Lease since (the
+    /// same guarantee as reading it first, at half the requests every `retry_period`).
+    /// `None` on that conflict: the caller reads the Lease and decides from what it holds.
+    async fn renew(&mut self, mut lease: Lease, sent: Instant) -> Option<Attempt> {
+        let spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return None;
+        }
+        lease.spec = Some(self.claim_from(&spec, true));
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(l) => {
+                self.last_renew = Some(sent);
+                self.held = Some(l);
+                Some(Attempt::Leader)
+            }
+            Err(KubeClientError::Api(s)) if s.code == 409 => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "lease renewal failed");
+                Some(Attempt::Unknown)
             }
         }
     }
