@@ -95,7 +95,7 @@ fn pod(p: &Pod, app: &str) -> PodInfo {
             gateways: vec![format!("10.244.{n}.1").parse().unwrap()],
             mac: None,
         }),
-        interfaces: Vec::new(),
+        interfaces: Box::default(),
         ready: true,
         terminating: false,
     }

@@ -162,7 +162,7 @@ pub async fn bench(tmp: &Path, w: &World, cfg: &PlanConfig) {
         let to = (from * 7 + 3) % routes_n();
         let mut p = pod(2 * from);
         if i % 2 == 0 {
-            p.labels.insert("app".into(), format!("app-{to}"));
+            p.labels.insert("app", format!("app-{to}"));
         }
         let t = Instant::now();
         e.apply(p);

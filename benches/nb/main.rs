@@ -67,7 +67,7 @@ fn pod(i: usize) -> PodInfo {
         name: format!("pod-{i}"),
         uid: format!("uid-{i}"),
         node: Some(format!("node-{}", i % 10)),
-        labels: BTreeMap::from([("app".to_owned(), format!("app-{}", i / 2))]),
+        labels: BTreeMap::from([("app".to_owned(), format!("app-{}", i / 2))]).into(),
         host_network: false,
         owner: None,
         phase: PodPhase::Running,
@@ -77,7 +77,7 @@ fn pod(i: usize) -> PodInfo {
             gateways: vec!["10.124.0.1".parse().unwrap()],
             mac: None,
         }),
-        interfaces: Vec::new(),
+        interfaces: Box::default(),
         ready: true,
         terminating: false,
     }

@@ -24,7 +24,7 @@ use super::limits;
 use super::types::{Problem, Route};
 use addr::parse_via;
 pub use addr::{parse_dst, parse_ip};
-pub use selector::{Requirement, Selector};
+pub use selector::{LabelLookup, Requirement, Selector};
 
 /// Reasons used in [`Problem::reason`] by validation.
 pub mod reason {

@@ -6,17 +6,25 @@
 //! mode) convert their objects with the `From` impls and feed them in; the planner only
 //! reads. Objects are stored compactly (no full Kubernetes objects) because thousands of
 //! pods are held for the process lifetime.
+pub mod labels;
 pub mod objects;
 pub mod pod;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+pub use labels::Labels;
 pub use objects::{EndpointSliceInfo, LinkKind, NamespaceInfo, ServiceInfo, WorkloadLink};
 pub use pod::{OvnInfo, OwnerRef, PodInfo, PodInterface, PodPhase};
 
 /// `(namespace, name)`.
 pub type ObjectKey = (String, String);
+
+/// A pod's key, allocated once when the World first sees the pod and shared by every
+/// index that names the pod (the planner holds a pod's key in several maps and once per
+/// Route selecting it; a clone costs a reference count, not two strings). Compares, hashes
+/// and borrows as the [`ObjectKey`] it holds.
+pub type SharedKey = std::sync::Arc<ObjectKey>;
 
 /// One object a source can hand to [`World::apply`].
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +98,7 @@ impl WorldObject {
 /// The indexed world. Maps are ordered so that everything read from it is in a stable order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct World {
-    pods: BTreeMap<ObjectKey, PodInfo>,
+    pods: BTreeMap<SharedKey, PodInfo>,
     services: BTreeMap<ObjectKey, ServiceInfo>,
     slices: BTreeMap<ObjectKey, EndpointSliceInfo>,
     /// (namespace, service) -> slice names, so headless lookups do not scan every slice.
@@ -108,7 +116,19 @@ impl World {
     pub fn apply(&mut self, obj: impl Into<WorldObject>) -> bool {
         match obj.into() {
             WorldObject::Pod(p) => {
-                replace(&mut self.pods, (p.namespace.clone(), p.name.clone()), p)
+                // Looked up by borrowed key: a known pod keeps its shared key.
+                let key = (p.namespace.clone(), p.name.clone());
+                match self.pods.get_mut(&key) {
+                    Some(old) if *old == p => false,
+                    Some(old) => {
+                        *old = p;
+                        true
+                    }
+                    None => {
+                        self.pods.insert(SharedKey::new(key), p);
+                        true
+                    }
+                }
             }
             WorldObject::Service(s) => {
                 replace(&mut self.services, (s.namespace.clone(), s.name.clone()), s)
@@ -187,7 +207,11 @@ impl World {
     /// Every object of one kind, as references.
     pub fn refs(&self, kind: ObjectKind) -> Vec<WorldRef> {
         match kind {
-            ObjectKind::Pod => self.pods.keys().cloned().map(WorldRef::Pod).collect(),
+            ObjectKind::Pod => self
+                .pods
+                .keys()
+                .map(|k| WorldRef::Pod(ObjectKey::clone(k)))
+                .collect(),
             ObjectKind::Service => self
                 .services
                 .keys()
@@ -235,13 +259,35 @@ impl World {
         self.pods.values()
     }
 
+    /// Every pod with its shared key, ordered by namespace then name.
+    pub fn keyed_pods(&self) -> impl Iterator<Item = (&SharedKey, &PodInfo)> {
+        self.pods.iter()
+    }
+
     /// The pods of one namespace, ordered by name.
     pub fn pods_in<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a PodInfo> + 'a {
+        self.keyed_pods_in(namespace).map(|(_, p)| p)
+    }
+
+    /// [`World::pods_in`] with each pod's shared key.
+    pub fn keyed_pods_in<'a>(
+        &'a self,
+        namespace: &str,
+    ) -> impl Iterator<Item = (&'a SharedKey, &'a PodInfo)> + 'a {
         let ns = namespace.to_owned();
         self.pods
-            .range((ns.clone(), String::new())..)
-            .take_while(move |((n, _), _)| *n == ns)
-            .map(|(_, p)| p)
+            .range::<ObjectKey, _>((ns.clone(), String::new())..)
+            .take_while(move |(k, _)| k.0 == ns)
+    }
+
+    /// A known pod with its shared key.
+    pub fn keyed_pod(&self, key: &ObjectKey) -> Option<(&SharedKey, &PodInfo)> {
+        self.pods.get_key_value(key)
+    }
+
+    /// The shared key of a known pod.
+    pub fn pod_key(&self, key: &ObjectKey) -> Option<&SharedKey> {
+        self.pods.get_key_value(key).map(|(k, _)| k)
     }
 
     /// The namespaces that have pods, in order: one lookup per namespace, not per pod.
@@ -252,7 +298,11 @@ impl World {
             // The first key after every `(ns, _)`: the namespace with a NUL appended sorts
             // right after `ns` and before any longer name.
             let after = (format!("{ns}\0"), String::new());
-            next = self.pods.range(after..).next().map(|(k, _)| k.0.as_str());
+            next = self
+                .pods
+                .range::<ObjectKey, _>(after..)
+                .next()
+                .map(|(k, _)| k.0.as_str());
             Some(ns)
         })
     }

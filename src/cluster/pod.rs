@@ -60,7 +60,7 @@ pub struct PodInfo {
     pub name: String,
     pub uid: String,
     pub node: Option<String>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: super::Labels,
     pub host_network: bool,
     pub owner: Option<OwnerRef>,
     pub phase: PodPhase,
@@ -69,7 +69,7 @@ pub struct PodInfo {
     /// From `k8s.ovn.org/pod-networks`, when present and parseable.
     pub ovn: Option<OvnInfo>,
     /// From `k8s.v1.cni.cncf.io/network-status`, when present and parseable; else empty.
-    pub interfaces: Vec<PodInterface>,
+    pub interfaces: Box<[PodInterface]>,
     /// The `Ready` condition is `True`.
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set: the pod is going.
@@ -184,20 +184,29 @@ pub fn parse_network_status(value: &str) -> Vec<PodInterface> {
             Some(PodInterface {
                 name,
                 network: r.name.unwrap_or_default(),
-                ips: r
-                    .ips
-                    .iter()
-                    .filter_map(|s| parse_addr_or_cidr(s).map(|n| n.addr()))
-                    .collect(),
-                gateways: r
-                    .gateway
-                    .iter()
-                    .filter_map(|s| s.trim().parse().ok())
-                    .collect(),
+                ips: exact(
+                    r.ips
+                        .iter()
+                        .filter_map(|s| parse_addr_or_cidr(s).map(|n| n.addr()))
+                        .collect(),
+                ),
+                gateways: exact(
+                    r.gateway
+                        .iter()
+                        .filter_map(|s| s.trim().parse().ok())
+                        .collect(),
+                ),
                 default: r.default,
             })
         })
         .collect()
+}
+
+/// `v` without spare capacity (a collected `filter_map` starts at four elements; these
+/// lists are held for every pod for the process lifetime).
+fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
 
 fn parse_addr_or_cidr(s: &str) -> Option<IpNet> {
@@ -252,6 +261,7 @@ impl From<&Pod> for PodInfo {
         {
             pod_ips.push(ip);
         }
+        let pod_ips = exact(pod_ips);
         PodInfo {
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
@@ -259,14 +269,18 @@ impl From<&Pod> for PodInfo {
             node: spec
                 .and_then(|s| s.node_name.clone())
                 .filter(|n| !n.is_empty()),
-            labels: meta.labels.clone().unwrap_or_default(),
+            labels: meta
+                .labels
+                .as_ref()
+                .map(super::Labels::from)
+                .unwrap_or_default(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             owner,
             phase,
             pod_ips,
             ovn: ann(OVN_POD_NETWORKS).and_then(|v| parse_pod_networks(v)),
             interfaces: ann(NETWORK_STATUS)
-                .map(|v| parse_network_status(v))
+                .map(|v| parse_network_status(v).into_boxed_slice())
                 .unwrap_or_default(),
             ready: status
                 .and_then(|s| s.conditions.as_ref())

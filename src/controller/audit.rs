@@ -82,7 +82,7 @@ pub(super) struct Compared {
 
 /// Plans `engine`'s World and `routes` again from scratch and compares with `engine`'s own
 /// plan (runs on a blocking thread: the loop goes on meanwhile).
-fn compare(engine: Engine, routes: Vec<Route>) -> Compared {
+fn compare(engine: Engine, routes: Vec<std::sync::Arc<Route>>) -> Compared {
     let fresh = Engine::build(engine.config().clone(), engine.world().clone(), &routes);
     let (now_plan, fresh_plan) = (engine.plan(), fresh.plan());
     if now_plan == fresh_plan {

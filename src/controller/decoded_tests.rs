@@ -59,7 +59,7 @@ impl Dir {
             .map(|p| {
                 (
                     p.name.clone(),
-                    p.labels.get("app").cloned().unwrap_or_default(),
+                    p.labels.get("app").unwrap_or_default().to_owned(),
                 )
             })
             .collect()

@@ -7,6 +7,7 @@
 //! holds the world; Routes are kept as delivered and the loop hands their effective
 //! versions to the planner ([`Inputs::take_route_changes`]). Must not: talk to a source.
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::api::Route;
 use crate::api::validate::validate;
@@ -84,10 +85,10 @@ pub struct Inputs {
     pub engine: Engine,
     /// As delivered, sorted by name (stably: of several with one name, the first delivered
     /// stays first), so one is found by a binary search.
-    routes: Vec<Route>,
+    routes: Vec<Arc<Route>>,
     /// The versions handed to the planner (the last good one where the delivered one is
     /// invalid as a whole), sorted by name like `routes`.
-    effective: Vec<Route>,
+    effective: Vec<Arc<Route>>,
     last_good: LastGood,
     /// Routes changed and not yet handed to the planner.
     route_changes: Option<RouteChanges>,
@@ -157,6 +158,10 @@ impl Inputs {
 
     /// The Route of that name as delivered.
     pub fn route(&self, n: &str) -> Option<&Route> {
+        self.delivered(n).map(|r| &**r)
+    }
+
+    fn delivered(&self, n: &str) -> Option<&Arc<Route>> {
         let at = self.routes.partition_point(|x| name(x) < n);
         self.routes.get(at).filter(|r| name(r) == n)
     }
@@ -170,7 +175,7 @@ impl Inputs {
                 errors,
             } => {
                 self.engine.replace_world(world);
-                self.routes = routes;
+                self.routes = routes.into_iter().map(Arc::new).collect();
                 // Kept sorted by name (stable: of several with one name, the first read
                 // stays first), so a Route is found by a binary search.
                 self.routes.sort_by(|a, b| name(a).cmp(name(b)));
@@ -238,13 +243,13 @@ impl Inputs {
         // every Route (each status write of ours comes back as one).
         let at = self.routes.partition_point(|x| name(x) < name(&r));
         let changed = match self.routes.get_mut(at).filter(|x| name(x) == name(&r)) {
-            Some(old) if *old == r => false,
+            Some(old) if **old == r => false,
             Some(old) => {
-                *old = r;
+                *old = Arc::new(r);
                 true
             }
             None => {
-                self.routes.insert(at, r);
+                self.routes.insert(at, Arc::new(r));
                 true
             }
         };
@@ -255,7 +260,8 @@ impl Inputs {
     }
 
     /// Every Route listed again; an undecodable Route keeps its last readable version.
-    fn routes_relisted(&mut self, mut routes: Vec<Route>, undecodable: Vec<Undecodable>) -> bool {
+    fn routes_relisted(&mut self, routes: Vec<Route>, undecodable: Vec<Undecodable>) -> bool {
+        let mut routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
         for u in &undecodable {
             if let Some(old) = self.routes.iter().find(|r| name(r) == u.name) {
                 routes.push(old.clone());
@@ -276,12 +282,12 @@ impl Inputs {
     }
 
     /// The Routes as delivered.
-    pub fn routes(&self) -> &[Route] {
+    pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
 
     /// The Routes as planned (last good versions substituted).
-    pub fn effective(&self) -> &[Route] {
+    pub fn effective(&self) -> &[Arc<Route>] {
         &self.effective
     }
 
@@ -355,7 +361,7 @@ impl Inputs {
     fn sync_route(&mut self, n: &str) {
         let first = self.effective.partition_point(|r| name(r) < n);
         let at = Some(first).filter(|i| self.effective.get(*i).is_some_and(|r| name(r) == n));
-        match self.route(n).cloned() {
+        match self.delivered(n).cloned() {
             Some(r) => {
                 let eff = self.last_good.effective_one(&r);
                 self.engine.upsert_route(&eff);
@@ -387,14 +393,14 @@ impl Inputs {
 /// Remembers the last good version of every Route.
 #[derive(Debug, Default)]
 struct LastGood {
-    routes: BTreeMap<String, Route>,
+    routes: BTreeMap<String, Arc<Route>>,
 }
 
 impl LastGood {
     /// The Routes to plan: each Route as delivered, except that a version invalid as a whole
     /// is replaced by the last good one, and a Route whose document could not be read keeps
     /// its last good version. A Route absent from complete input is forgotten.
-    fn effective(&mut self, routes: &[Route], errors: &[ConfigError]) -> Vec<Route> {
+    fn effective(&mut self, routes: &[Arc<Route>], errors: &[ConfigError]) -> Vec<Arc<Route>> {
         let mut out = Vec::with_capacity(routes.len());
         let mut seen = BTreeSet::new();
         for r in routes {
@@ -430,7 +436,7 @@ impl LastGood {
 
     /// The version of one Route to plan (see [`LastGood::effective`]), for a single Route
     /// event.
-    fn effective_one(&mut self, r: &Route) -> Route {
+    fn effective_one(&mut self, r: &Arc<Route>) -> Arc<Route> {
         let n = name(r).to_owned();
         if validate(r).is_invalid() {
             if let Some(good) = self.routes.get(&n) {
@@ -470,8 +476,8 @@ mod tests {
         r
     }
 
-    fn names(routes: &[Route]) -> Vec<&str> {
-        routes.iter().map(name).collect()
+    fn names(routes: &[Arc<Route>]) -> Vec<&str> {
+        routes.iter().map(|r| name(r)).collect()
     }
 
     #[test]

@@ -75,8 +75,8 @@ pub const MAX_NODE_PROBLEMS: usize = 10;
 
 /// Builds the node's view from the planner's state (`routes`: the Routes it plans, for
 /// their generations), the NB side's problems and what the pod side did.
-pub fn node_status(
-    routes: &[Route],
+pub fn node_status<R: std::borrow::Borrow<Route>>(
+    routes: &[R],
     engine: &Engine,
     nb_problems: &[NbProblem],
     pods: &PodOutcome,
@@ -86,6 +86,7 @@ pub fn node_status(
     let generations: BTreeMap<&str, Option<i64>> = routes
         .iter()
         .map(|r| {
+            let r = r.borrow();
             (
                 r.metadata.name.as_deref().unwrap_or_default(),
                 r.metadata.generation,

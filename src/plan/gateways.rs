@@ -197,7 +197,7 @@ mod tests {
         d.ovn = None;
         w.apply(d);
         let mut other = gw("gw", "e", "10.0.0.9", true);
-        other.labels.clear();
+        other.labels = Default::default();
         w.apply(other);
         w.apply(gw("elsewhere", "f", "10.0.1.5", true));
         let hp = HopPods {
@@ -227,12 +227,12 @@ mod tests {
     fn a_named_network_takes_the_address_from_network_status() {
         let mut w = World::new();
         let mut p = gw("gw", "a", "10.0.0.5", true);
-        p.interfaces = vec![PodInterface {
+        p.interfaces = Box::new([PodInterface {
             name: "net1".into(),
             network: "gw/ext".into(),
             ips: vec!["172.18.0.10".parse().unwrap(), "fd00::10".parse().unwrap()],
             ..Default::default()
-        }];
+        }]);
         w.apply(p);
         let hp = HopPods {
             namespaces: sel("kubernetes.io/metadata.name", "gw"),
@@ -281,12 +281,12 @@ mod tests {
     fn a_bare_network_name_and_a_host_network_gateway_give_addresses() {
         let mut w = World::new();
         let mut p = gw("gw", "a", "10.0.0.5", true);
-        p.interfaces = vec![PodInterface {
+        p.interfaces = Box::new([PodInterface {
             name: "net1".into(),
             network: "ext".into(),
             ips: vec!["172.18.0.10".parse().unwrap()],
             ..Default::default()
-        }];
+        }]);
         w.apply(p);
         let mut h = gw("gw", "h", "10.0.0.6", true);
         h.ovn = None;

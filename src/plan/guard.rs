@@ -258,13 +258,13 @@ mod tests {
     #[test]
     fn interfaces_from_network_status_count_too() {
         let mut p = pod();
-        p.interfaces = vec![PodInterface {
+        p.interfaces = Box::new([PodInterface {
             name: "net1".into(),
             network: String::new(),
             ips: vec!["fd00::5".parse().expect("ip")],
             gateways: vec!["fd00::1".parse().expect("ip")],
             default: false,
-        }];
+        }]);
         let nets = PodNets::of(&p, &PlanConfig::default());
         let refuse = |d, dev| {
             nets.refuse(&rule(d, dev, None), Gates::default())

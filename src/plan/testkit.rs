@@ -116,7 +116,7 @@ pub fn mk_pod_n(ns: &str, name: &str, i: u32) -> PodInfo {
         name: name.into(),
         uid: format!("uid-{ns}-{name}"),
         node: Some("node1".into()),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         host_network: false,
         owner: None,
         phase: PodPhase::Running,
@@ -126,14 +126,14 @@ pub fn mk_pod_n(ns: &str, name: &str, i: u32) -> PodInfo {
             gateways: vec![format!("10.124.{a}.1").parse().unwrap()],
             mac: None,
         }),
-        interfaces: Vec::new(),
+        interfaces: Box::default(),
         ready: true,
         terminating: false,
     }
 }
 
 pub fn with_labels(mut p: PodInfo, pairs: &[(&str, &str)]) -> PodInfo {
-    p.labels = labels(pairs);
+    p.labels = labels(pairs).into();
     p
 }
 

@@ -26,17 +26,29 @@ pub struct Selector {
     pub requirements: Vec<Requirement>,
 }
 
+/// Labels a selector can be matched against: a map, or a pod's compact labels.
+pub trait LabelLookup {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 impl Selector {
     /// True when `labels` satisfy every pair and requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches<L: LabelLookup + ?Sized>(&self, labels: &L) -> bool {
+        let has = |vs: &[String], v: &str| vs.iter().any(|x| x == v);
         self.match_labels
             .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
             && self.requirements.iter().all(|r| match r {
-                Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-                Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-                Requirement::Exists(k) => labels.contains_key(k),
-                Requirement::DoesNotExist(k) => !labels.contains_key(k),
+                Requirement::In(k, vs) => labels.label(k).is_some_and(|v| has(vs, v)),
+                Requirement::NotIn(k, vs) => labels.label(k).is_none_or(|v| !has(vs, v)),
+                Requirement::Exists(k) => labels.label(k).is_some(),
+                Requirement::DoesNotExist(k) => labels.label(k).is_none(),
             })
     }
 }

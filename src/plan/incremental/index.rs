@@ -178,8 +178,11 @@ impl Index {
         }
         out.extend(self.routes(&Key::Namespace(pod.namespace.clone())).cloned());
         for (k, v) in &pod.labels {
-            out.extend(self.routes(&Key::Label(k.clone(), v.clone())).cloned());
-            out.extend(self.routes(&Key::HasLabel(k.clone())).cloned());
+            out.extend(
+                self.routes(&Key::Label(k.to_owned(), v.to_owned()))
+                    .cloned(),
+            );
+            out.extend(self.routes(&Key::HasLabel(k.to_owned())).cloned());
         }
     }
 }

@@ -17,16 +17,18 @@ mod pod_index;
 mod settle;
 mod shared;
 mod slots;
+mod sorted;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
-use crate::cluster::{ObjectKey, ObjectKind, World, WorldObject, WorldRef};
+use crate::cluster::{ObjectKey, ObjectKind, SharedKey, World, WorldObject, WorldRef};
 
 use super::merge::{Conflict, PodMerge, Traced, merge_traced};
 use super::nb::DesiredNb;
@@ -77,16 +79,16 @@ struct RouteEntry {
     p: Prepared,
     claims: Vec<(Slot, ClaimKind)>,
     /// Pods it selects, and what it makes of each.
-    pairs: BTreeMap<ObjectKey, PairSel>,
+    pairs: BTreeMap<SharedKey, PairSel>,
     counts: SelCounts,
     /// Pods (of this node) where it won at least one destination.
     programmable: usize,
     /// Claims it lost: conflict -> pod -> times.
-    lost: BTreeMap<Conflict, BTreeMap<ObjectKey, usize>>,
+    lost: BTreeMap<Conflict, BTreeMap<SharedKey, usize>>,
     /// Rules a guard rail refused: (rule path, reason) -> pod -> (times, message).
-    refused: BTreeMap<(String, &'static str), BTreeMap<ObjectKey, RefusedIn>>,
+    refused: BTreeMap<(String, &'static str), BTreeMap<SharedKey, RefusedIn>>,
     /// Pods where routes were left out for the per-pod cap -> how many.
-    capped: BTreeMap<ObjectKey, usize>,
+    capped: BTreeMap<SharedKey, usize>,
     nb: RouteNb,
     report: RouteReport,
 }
@@ -95,9 +97,9 @@ struct RouteEntry {
 #[derive(Clone, Debug, Default)]
 struct PodEntry {
     /// Routes selecting it (members or skipped).
-    selected_by: BTreeSet<String>,
+    selected_by: sorted::SortedVec<String>,
     /// Routes having it as a member, in precedence order.
-    members: BTreeSet<Precedence>,
+    members: sorted::SortedVec<Precedence>,
     /// Its merged routes (pods of this node with members only), and the uid they are for.
     merge: Option<(String, PodMerge)>,
 }
@@ -128,7 +130,7 @@ pub struct Engine {
     cfg: PlanConfig,
     world: World,
     routes: BTreeMap<String, RouteEntry>,
-    pods: BTreeMap<ObjectKey, PodEntry>,
+    pods: BTreeMap<SharedKey, PodEntry>,
     index: Index,
     /// Pods by label and namespace: what a Route's selection can match.
     pod_index: pod_index::PodIndex,
@@ -211,7 +213,10 @@ impl Engine {
                 if !self.world.apply(obj) {
                     return false;
                 }
-                let new = self.world.pod_at(&key);
+                let Some((key, new)) = self.world.keyed_pod(&key) else {
+                    return false;
+                };
+                let (key, new) = (key.clone(), Some(new));
                 if old
                     .as_ref()
                     .zip(new)
@@ -267,12 +272,13 @@ impl Engine {
         let mut t = Touched::default();
         match r {
             WorldRef::Pod(key) => {
-                let old = self.world.pod_at(key).cloned();
-                if !self.world.delete(r) {
+                let Some((key, old)) = self.world.keyed_pod(key) else {
                     return false;
-                }
-                self.pod_index.update(key, old.as_ref(), None);
-                self.pod_changed(key, old.as_ref(), &mut t);
+                };
+                let (key, old) = (key.clone(), old.clone());
+                self.world.delete(r);
+                self.pod_index.update(&key, Some(&old), None);
+                self.pod_changed(&key, Some(&old), &mut t);
             }
             WorldRef::Service(key) => {
                 if !self.world.delete(r) {
@@ -354,7 +360,7 @@ impl Engine {
 
     /// An engine holding `world` and `routes`, planned from scratch (nothing dirty): the
     /// full plan.
-    pub fn build(cfg: PlanConfig, world: World, routes: &[Route]) -> Engine {
+    pub fn build<R: Borrow<Route>>(cfg: PlanConfig, world: World, routes: &[R]) -> Engine {
         let mut e = Engine::new(cfg);
         // No Route yet: nothing to settle for the pods.
         e.set_world(world);
@@ -365,9 +371,8 @@ impl Engine {
 
     /// An engine without Routes takes a whole World as it is (nothing to settle).
     fn set_world(&mut self, world: World) {
-        for p in world.pods() {
-            let key = (p.namespace.clone(), p.name.clone());
-            self.pod_index.update(&key, None, Some(p));
+        for (key, p) in world.keyed_pods() {
+            self.pod_index.update(key, None, Some(p));
         }
         self.world = world;
     }
@@ -402,8 +407,8 @@ impl Engine {
 
     /// A complete list of the Routes (start, relist, file reload): Routes absent from it are
     /// deleted. Of several Routes with one name, the one with precedence is kept.
-    pub fn replace_routes(&mut self, routes: &[Route]) {
-        self.replace_validated(routes.iter().map(validate).collect());
+    pub fn replace_routes<R: Borrow<Route>>(&mut self, routes: &[R]) {
+        self.replace_validated(routes.iter().map(|r| validate(r.borrow())).collect());
     }
 
     fn replace_validated(&mut self, routes: Vec<ValidatedRoute>) {
@@ -717,7 +722,7 @@ impl Engine {
 
     fn pod_changed(
         &mut self,
-        key: &ObjectKey,
+        key: &SharedKey,
         old: Option<&crate::cluster::PodInfo>,
         t: &mut Touched,
     ) {
@@ -831,10 +836,10 @@ impl Engine {
         if routes.is_empty() {
             return;
         }
-        let pods: Vec<ObjectKey> = self
+        let pods: Vec<SharedKey> = self
             .world
-            .pods_in(namespace)
-            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .keyed_pods_in(namespace)
+            .map(|(k, _)| k.clone())
             .collect();
         for r in routes {
             t.pairs(r, pods.iter().cloned());

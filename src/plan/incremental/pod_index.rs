@@ -7,15 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::api::validate::{Requirement, TargetKind, ValidatedRoute};
-use crate::cluster::{ObjectKey, PodInfo, World};
+use crate::cluster::{ObjectKey, PodInfo, SharedKey, World};
 
 /// Ids of the pods the index knows.
 type Ids = BTreeSet<u32>;
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct PodIndex {
-    ids: HashMap<ObjectKey, u32>,
-    keys: Vec<Option<ObjectKey>>,
+    ids: HashMap<SharedKey, u32>,
+    keys: Vec<Option<SharedKey>>,
     free: Vec<u32>,
     by_label: HashMap<(String, String), Ids>,
     by_key: HashMap<String, Ids>,
@@ -28,20 +28,21 @@ pub(super) enum Candidates {
     /// Every pod (no condition cheaper than trying them all).
     All,
     /// Only these.
-    Some(Vec<ObjectKey>),
+    Some(Vec<SharedKey>),
 }
 
 impl PodIndex {
     /// The pod `key` changed from `old` to `new` (either absent: added or deleted).
-    pub(super) fn update(&mut self, key: &ObjectKey, old: Option<&PodInfo>, new: Option<&PodInfo>) {
-        let labels = |p: Option<&PodInfo>| p.map(|p| p.labels.clone()).unwrap_or_default();
-        if old.is_some() && new.is_some() && labels(old) == labels(new) {
+    pub(super) fn update(&mut self, key: &SharedKey, old: Option<&PodInfo>, new: Option<&PodInfo>) {
+        if let (Some(o), Some(n)) = (old, new)
+            && o.labels == n.labels
+        {
             return;
         }
         if let Some(o) = old {
             let id = self.id(key);
             for (k, v) in &o.labels {
-                remove(&mut self.by_label, &(k.clone(), v.clone()), id);
+                remove(&mut self.by_label, &(k.to_owned(), v.to_owned()), id);
                 remove(&mut self.by_key, k, id);
             }
         }
@@ -53,10 +54,10 @@ impl PodIndex {
                 let id = self.id(key);
                 for (k, v) in &n.labels {
                     self.by_label
-                        .entry((k.clone(), v.clone()))
+                        .entry((k.to_owned(), v.to_owned()))
                         .or_default()
                         .insert(id);
-                    self.by_key.entry(k.clone()).or_default().insert(id);
+                    self.by_key.entry(k.to_owned()).or_default().insert(id);
                 }
             }
             None => {
@@ -66,7 +67,7 @@ impl PodIndex {
                         self.namespaces.remove(&key.0);
                     }
                 }
-                if let Some(id) = self.ids.remove(key) {
+                if let Some(id) = self.ids.remove::<ObjectKey>(key) {
                     self.keys[id as usize] = None;
                     self.free.push(id);
                 }
@@ -74,8 +75,8 @@ impl PodIndex {
         }
     }
 
-    fn id(&mut self, key: &ObjectKey) -> u32 {
-        if let Some(id) = self.ids.get(key) {
+    fn id(&mut self, key: &SharedKey) -> u32 {
+        if let Some(id) = self.ids.get::<ObjectKey>(key) {
             return *id;
         }
         let id = match self.free.pop() {
@@ -92,7 +93,7 @@ impl PodIndex {
         id
     }
 
-    fn keys_of<'a>(&'a self, ids: impl IntoIterator<Item = &'a u32>) -> Vec<ObjectKey> {
+    fn keys_of<'a>(&'a self, ids: impl IntoIterator<Item = &'a u32>) -> Vec<SharedKey> {
         ids.into_iter()
             .filter_map(|id| self.keys.get(*id as usize).cloned().flatten())
             .collect()
@@ -144,8 +145,8 @@ impl PodIndex {
                 .namespaces
                 .keys()
                 .filter(|ns| ns_sel.matches(&super::super::select::namespace_labels(world, ns)))
-                .flat_map(|ns| world.pods_in(ns))
-                .map(|p| (p.namespace.clone(), p.name.clone()))
+                .flat_map(|ns| world.keyed_pods_in(ns))
+                .map(|(k, _)| k.clone())
                 .collect();
             return Candidates::Some(pods);
         }
@@ -154,35 +155,33 @@ impl PodIndex {
 }
 
 /// The pods of the targets' namespaces (a Pod target: that pod only).
-fn targets_pods(world: &World, targets: &[crate::api::validate::TargetRef]) -> Vec<ObjectKey> {
+fn targets_pods(world: &World, targets: &[crate::api::validate::TargetRef]) -> Vec<SharedKey> {
     let mut out = BTreeSet::new();
     for t in targets {
         match t.kind {
             TargetKind::Pod => {
-                if world.pod(&t.namespace, &t.name).is_some() {
-                    out.insert((t.namespace.clone(), t.name.clone()));
-                }
+                out.extend(
+                    world
+                        .pod_key(&(t.namespace.clone(), t.name.clone()))
+                        .cloned(),
+                );
             }
             TargetKind::Namespace => {
-                out.extend(
-                    world
-                        .pods_in(&t.name)
-                        .map(|p| (p.namespace.clone(), p.name.clone())),
-                );
+                out.extend(world.keyed_pods_in(&t.name).map(|(k, _)| k.clone()));
             }
             _ => {
-                out.extend(
-                    world
-                        .pods_in(&t.namespace)
-                        .map(|p| (p.namespace.clone(), p.name.clone())),
-                );
+                out.extend(world.keyed_pods_in(&t.namespace).map(|(k, _)| k.clone()));
             }
         }
     }
     out.into_iter().collect()
 }
 
-fn remove<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Ids>, k: &K, id: u32) {
+fn remove<K, Q>(m: &mut HashMap<K, Ids>, k: &Q, id: u32)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
     if let Some(s) = m.get_mut(k) {
         s.remove(&id);
         if s.is_empty() {

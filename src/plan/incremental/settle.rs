@@ -4,7 +4,7 @@
 //! only what really changed.
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cluster::{ObjectKey, PodInfo};
+use crate::cluster::{ObjectKey, PodInfo, SharedKey};
 use crate::plan::merge::{Conflict, merge_pod};
 use crate::plan::ovn::route_nb;
 use crate::plan::select::{PairSel, namespace_labels, pair};
@@ -19,9 +19,9 @@ pub(super) struct Touched {
     /// Routes to evaluate against every pod.
     all: BTreeSet<String>,
     /// Routes to evaluate against some pods.
-    pairs: BTreeMap<String, BTreeSet<ObjectKey>>,
+    pairs: BTreeMap<String, BTreeSet<SharedKey>>,
     /// Pods to merge again.
-    pub merge: BTreeSet<ObjectKey>,
+    pub merge: BTreeSet<SharedKey>,
     /// Routes whose rows to compute again.
     pub nb: BTreeSet<String>,
     /// Routes whose report to build again.
@@ -33,14 +33,14 @@ impl Touched {
         self.all.insert(route.to_owned());
     }
 
-    pub(super) fn pair(&mut self, route: &str, pod: &ObjectKey) {
+    pub(super) fn pair(&mut self, route: &str, pod: &SharedKey) {
         self.pairs
             .entry(route.to_owned())
             .or_default()
             .insert(pod.clone());
     }
 
-    pub(super) fn pairs(&mut self, route: &str, pods: impl IntoIterator<Item = ObjectKey>) {
+    pub(super) fn pairs(&mut self, route: &str, pods: impl IntoIterator<Item = SharedKey>) {
         self.pairs.entry(route.to_owned()).or_default().extend(pods);
     }
 
@@ -100,7 +100,7 @@ impl Engine {
         match self.pod_index.candidates(&self.world, &entry.p.route) {
             Candidates::All => self.reselect_all(route, ns_cache, t),
             Candidates::Some(keys) => {
-                let mut keys: BTreeSet<ObjectKey> = keys.into_iter().collect();
+                let mut keys: BTreeSet<SharedKey> = keys.into_iter().collect();
                 keys.extend(entry.pairs.keys().cloned());
                 for key in keys {
                     self.evaluate(route, &key, ns_cache, t);
@@ -124,9 +124,9 @@ impl Engine {
             return;
         };
         let mut old = std::mem::take(&mut entry.pairs).into_iter().peekable();
-        let mut kept: Vec<(ObjectKey, PairSel)> = Vec::new();
-        let mut changes: Vec<(ObjectKey, Option<PairSel>, Option<PairSel>)> = Vec::new();
-        for pod in world.pods() {
+        let mut kept: Vec<(SharedKey, PairSel)> = Vec::new();
+        let mut changes: Vec<(SharedKey, Option<PairSel>, Option<PairSel>)> = Vec::new();
+        for (pod_key, pod) in world.keyed_pods() {
             let here = (pod.namespace.as_str(), pod.name.as_str());
             while old
                 .peek()
@@ -157,9 +157,8 @@ impl Engine {
                 }
                 (Some((k, p)), None) => changes.push((k, Some(p), None)),
                 (None, Some(n)) => {
-                    let k = (pod.namespace.clone(), pod.name.clone());
-                    changes.push((k.clone(), None, Some(n)));
-                    kept.push((k, n));
+                    changes.push((pod_key.clone(), None, Some(n)));
+                    kept.push((pod_key.clone(), n));
                 }
                 (None, None) => {}
             }
@@ -175,7 +174,7 @@ impl Engine {
     fn evaluate(
         &mut self,
         route: &str,
-        key: &ObjectKey,
+        key: &SharedKey,
         ns_cache: &mut BTreeMap<String, BTreeMap<String, String>>,
         t: &mut Touched,
     ) {
@@ -211,7 +210,7 @@ impl Engine {
     fn account(
         &mut self,
         route: &str,
-        key: &ObjectKey,
+        key: &SharedKey,
         old: Option<PairSel>,
         new: Option<PairSel>,
         t: &mut Touched,
@@ -289,7 +288,7 @@ impl Engine {
                         .map(|(u, m)| (u.clone(), m.routes.clone()))
                 };
                 if routes_of(&old) != routes_of(&new) {
-                    dirty.pods.insert(key.clone());
+                    dirty.pods.insert(ObjectKey::clone(key));
                 }
                 if let Some((_, m)) = &old {
                     share(routes, key, m, false, &mut t.report);
@@ -342,7 +341,7 @@ impl Engine {
             };
             // Conflicts in the full plan's order: path, the winner's precedence, the
             // winner's path, destination.
-            let mut lost: Vec<(&Conflict, Option<&Precedence>, usize, &ObjectKey)> = e
+            let mut lost: Vec<(&Conflict, Option<&Precedence>, usize, &SharedKey)> = e
                 .lost
                 .iter()
                 .filter_map(|(c, pods)| {
@@ -406,7 +405,7 @@ fn is_empty(pe: &PodEntry) -> bool {
 /// programmable, and the claims they lost.
 fn share(
     routes: &mut BTreeMap<String, super::RouteEntry>,
-    pod: &ObjectKey,
+    pod: &SharedKey,
     m: &crate::plan::merge::PodMerge,
     add: bool,
     touched: &mut BTreeSet<String>,

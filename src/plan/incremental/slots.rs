@@ -7,25 +7,32 @@ use std::net::IpAddr;
 use crate::plan::Precedence;
 use crate::plan::ovn::{ClaimKind, Slot, Slots};
 
+/// The claimants of one slot, sorted by precedence. Most slots have one (a destination
+/// of one Route): a vector costs that one claim, a map node eleven.
+type Claimants = Vec<(Precedence, ClaimKind)>;
+
 #[derive(Clone, Debug, Default)]
 pub(super) struct SlotIndex {
-    slots: BTreeMap<Slot, BTreeMap<Precedence, ClaimKind>>,
+    slots: BTreeMap<Slot, Claimants>,
 }
 
 impl SlotIndex {
     pub(super) fn add(&mut self, prec: &Precedence, claims: &[(Slot, ClaimKind)]) {
         for (slot, kind) in claims {
-            self.slots
-                .entry(slot.clone())
-                .or_default()
-                .insert(prec.clone(), kind.clone());
+            let c = self.slots.entry(slot.clone()).or_default();
+            match c.binary_search_by(|(p, _)| p.cmp(prec)) {
+                Ok(i) => c[i].1 = kind.clone(),
+                Err(i) => c.insert(i, (prec.clone(), kind.clone())),
+            }
         }
     }
 
     pub(super) fn remove(&mut self, prec: &Precedence, claims: &[(Slot, ClaimKind)]) {
         for (slot, _) in claims {
             if let Some(c) = self.slots.get_mut(slot) {
-                c.remove(prec);
+                if let Ok(i) = c.binary_search_by(|(p, _)| p.cmp(prec)) {
+                    c.remove(i);
+                }
                 if c.is_empty() {
                     self.slots.remove(slot);
                 }
@@ -41,7 +48,7 @@ impl SlotIndex {
     ) {
         for s in slots {
             if let Some(c) = self.slots.get(s) {
-                out.extend(c.keys().map(|p| p.name.clone()));
+                out.extend(c.iter().map(|(p, _)| p.name.clone()));
             }
         }
     }
@@ -50,8 +57,10 @@ impl SlotIndex {
 impl Slots for SlotIndex {
     fn policy_rank(&self, slot: &Slot, me: &Precedence) -> usize {
         self.slots.get(slot).map_or(0, |c| {
-            c.range(..me)
-                .filter(|(_, k)| **k == ClaimKind::Policy)
+            let before = c.partition_point(|(p, _)| p < me);
+            c[..before]
+                .iter()
+                .filter(|(_, k)| *k == ClaimKind::Policy)
                 .count()
         })
     }

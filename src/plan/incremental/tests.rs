@@ -550,13 +550,13 @@ fn apply_event(e: &mut Engine, routes: &mut Vec<Route>, ev: Event) {
 fn selection_is_brute_force(e: &Engine) -> Result<(), String> {
     use crate::plan::select::{namespace_labels, pair};
     for (name, entry) in &e.routes {
-        let want: std::collections::BTreeMap<crate::cluster::ObjectKey, _> = e
+        let want: std::collections::BTreeMap<crate::cluster::SharedKey, _> = e
             .world
             .pods()
             .filter_map(|pod| {
                 let labels = namespace_labels(&e.world, &pod.namespace);
                 pair(&e.world, &entry.p, pod, &labels, &e.cfg)
-                    .map(|s| ((pod.namespace.clone(), pod.name.clone()), s))
+                    .map(|s| ((pod.namespace.clone(), pod.name.clone()).into(), s))
             })
             .collect();
         if want != entry.pairs {
