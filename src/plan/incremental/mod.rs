@@ -101,7 +101,8 @@ struct PodEntry {
     /// Routes having it as a member, in precedence order.
     members: sorted::SortedVec<Precedence>,
     /// Its merged routes (pods of this node with members only), and the uid they are for.
-    merge: Option<(String, PodMerge)>,
+    /// Boxed: only this node's pods have one, and every pod has an entry.
+    merge: Option<Box<(String, PodMerge)>>,
 }
 
 /// What the controller's keep rules read of a validated Route (`controller::keep`).
@@ -129,7 +130,8 @@ pub(crate) struct PodDecisions<'a> {
 pub struct Engine {
     cfg: PlanConfig,
     world: World,
-    routes: BTreeMap<String, RouteEntry>,
+    /// Boxed: a `RouteEntry` is ~1.5 KB, and map nodes hold eleven whether used or not.
+    routes: BTreeMap<String, Box<RouteEntry>>,
     pods: BTreeMap<SharedKey, PodEntry>,
     index: Index,
     /// Pods by label and namespace: what a Route's selection can match.
@@ -458,7 +460,7 @@ impl Engine {
     /// The routes pod `(namespace, name)` should carry; `None` when it should carry none of
     /// ours (unknown, not on this node, or selected by no Route with a usable rule).
     pub fn pod_routes(&self, key: &ObjectKey) -> Option<(PodKey, &Arc<PodRoutes>)> {
-        let (uid, m) = self.pods.get(key)?.merge.as_ref()?;
+        let (uid, m) = self.pods.get(key)?.merge.as_deref()?;
         if m.routes.is_empty() {
             return None;
         }
@@ -478,7 +480,7 @@ impl Engine {
     /// The pods (of this node) that should carry routes of ours, with those routes.
     pub fn planned_pods(&self) -> impl Iterator<Item = (PodKey, &Arc<PodRoutes>)> {
         self.pods.iter().filter_map(|(key, pe)| {
-            let (uid, m) = pe.merge.as_ref()?;
+            let (uid, m) = pe.merge.as_deref()?;
             (!m.routes.is_empty()).then(|| {
                 let pk = PodKey {
                     namespace: key.0.clone(),
@@ -670,7 +672,7 @@ impl Engine {
                     prec: prec.clone(),
                     p,
                     claims,
-                    ..old
+                    ..*old
                 }
             }
             None => {
@@ -694,7 +696,7 @@ impl Engine {
         self.slots.add(&prec, &entry.claims);
         self.index.set(&name, index::keys(&entry.p, &self.cfg));
         entry.claims.shrink_to_fit();
-        self.routes.insert(name.clone(), entry);
+        self.routes.insert(name.clone(), Box::new(entry));
         t.nb.insert(name.clone());
         t.report.insert(name);
     }

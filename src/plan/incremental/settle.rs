@@ -267,7 +267,7 @@ impl Engine {
                 }
                 _ => None,
             };
-            let old = pe.merge.take();
+            let old = pe.merge.take().map(|b| *b);
             // Unchanged routes keep their shared copy (the pod side compares by pointer
             // first).
             let new = match (new, &old) {
@@ -297,7 +297,7 @@ impl Engine {
                     share(routes, key, m, true, &mut t.report);
                 }
             }
-            pe.merge = new;
+            pe.merge = new.map(Box::new);
             if is_empty(pe) {
                 pods.remove(key);
             }
@@ -404,7 +404,7 @@ fn is_empty(pe: &PodEntry) -> bool {
 /// Adds (`add`) or takes away one pod merge's share of its Routes' reports: where they are
 /// programmable, and the claims they lost.
 fn share(
-    routes: &mut BTreeMap<String, super::RouteEntry>,
+    routes: &mut BTreeMap<String, Box<super::RouteEntry>>,
     pod: &SharedKey,
     m: &crate::plan::merge::PodMerge,
     add: bool,
