@@ -7,6 +7,10 @@
 //! 2,000-pod node, 77.8 MiB after ten such edits, of which 39 MiB in use; `malloc_trim`
 //! took it to 61.9 MiB (docs/benchmarks.md "Memory at 2,000 pods").
 //!
+//! The binary allocates with mimalloc (src/main.rs), which returns freed pages to the kernel
+//! on its own shortly after they empty; this still matters for glibc's heap (what C code and
+//! the library's users allocate there).
+//!
 //! Must not: run on every small pass (it walks the allocator's free lists, holding its
 //! lock), or do anything but ask the allocator.
 

@@ -416,7 +416,8 @@ fn chain(e: &anyhow::Error) -> String {
     out
 }
 
-/// One malloc arena for the whole process. glibc gives every thread that allocates its own
+/// One malloc arena for glibc's heap (only what is not allocated through Rust's global
+/// allocator, which is mimalloc, lands there). glibc gives every thread that allocates its own
 /// arena and keeps what was freed in it; with the pod side's worker threads that is several
 /// MB of resident memory holding nothing (measured at 500 pods x 250 routes after Route
 /// edits: 43 MB resident with the default, 39 MB with one arena; docs/benchmarks.md). The
@@ -433,6 +434,14 @@ fn one_malloc_arena() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn one_malloc_arena() {}
+
+/// mimalloc instead of glibc's malloc (docs/benchmarks.md "Cluster scale, fourth round"):
+/// with hundreds of thousands of small objects held (50,000 pods), glibc's free lists made
+/// later small allocations walk and consolidate them (a third of the idle CPU at 50k was
+/// inside malloc). Built without transparent huge pages (`no_thp`): with them a node agent's
+/// RSS was 40% higher.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     one_malloc_arena();
