@@ -187,6 +187,30 @@ fn writers(ovn: &Ovn) -> Vec<String> {
         .collect()
 }
 
+/// Instance "a" in central mode on node1, once it holds the Lease and has written WEB's policy.
+fn leader_a(kube: &Kube, ovn: &Ovn, net: Option<&PodNet>) -> Controller {
+    let mut a = spawn(
+        kube,
+        ovn,
+        Instance {
+            mode: "central",
+            node: "node1",
+            identity: "a",
+            net,
+            extra: &[],
+        },
+    );
+    a.wait_ready();
+    poll(15, "a leads and writes", || {
+        if kube.lease_holder().as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
+            Ok(())
+        } else {
+            Err(kube.lease_holder())
+        }
+    });
+    a
+}
+
 #[test]
 fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     let ovn = Ovn::start();
@@ -196,25 +220,7 @@ fn central_mode_fails_over_with_one_writer_and_deletes_nothing() {
     let kube = Kube::start();
     load_world(&kube, Some(&net), &[NGINX]);
     kube.apply(WEB);
-    let mut first = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "central",
-            node: "node1",
-            identity: "a",
-            net: Some(&net),
-            extra: &[],
-        },
-    );
-    first.wait_ready();
-    poll(15, "a leads and writes", || {
-        if kube.lease_holder().as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
-            Ok(())
-        } else {
-            Err(kube.lease_holder())
-        }
-    });
+    let mut first = leader_a(&kube, &ovn, Some(&net));
     let mut second = spawn(
         &kube,
         &ovn,
@@ -368,25 +374,7 @@ fn the_leader_renews_in_one_request_and_yields_to_another_claim() {
     let kube = Kube::start();
     load_world(&kube, None, &[NGINX]);
     kube.apply(WEB);
-    let mut a = spawn(
-        &kube,
-        &ovn,
-        Instance {
-            mode: "central",
-            node: "node1",
-            identity: "a",
-            net: None,
-            extra: &[],
-        },
-    );
-    a.wait_ready();
-    poll(15, "a leads and writes", || {
-        if kube.lease_holder().as_deref() == Some("a") && ovn.owned_policies().len() == 1 {
-            Ok(())
-        } else {
-            Err(kube.lease_holder())
-        }
-    });
+    let mut a = leader_a(&kube, &ovn, None);
     let api = &kube.bg.api;
     api.clear_requests();
     // Four retry periods (1 s in these tests) as the leader.

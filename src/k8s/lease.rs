@@ -199,22 +199,7 @@ impl Elector {
         lease.spec = Some(self.claim_from(&spec, previous.is_some()));
         // The resourceVersion read above makes this update conditional: if anyone wrote the
         // Lease since, it fails with 409 and we stay a follower.
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(l) => {
-                self.last_renew = Some(sent);
-                self.held = Some(l);
-                Attempt::Leader
-            }
-            Err(KubeClientError::Api(s)) if s.code == 409 => Attempt::Follower,
-            Err(e) => {
-                tracing::debug!(error = %e, "lease update failed");
-                Attempt::Unknown
-            }
-        }
+        self.write(&lease, sent).await.unwrap_or(Attempt::Follower)
     }
 
     /// Renews the Lease as our last write left it, in one request: the update carries that
@@ -227,9 +212,16 @@ impl Elector {
             return None;
         }
         lease.spec = Some(self.claim_from(&spec, true));
+        self.write(&lease, sent).await
+    }
+
+    /// Replaces the Lease with `lease`, conditional on its resourceVersion: `Leader` when
+    /// written, `None` on a conflict (someone wrote it since), `Unknown` when the API server
+    /// could not be asked.
+    async fn write(&mut self, lease: &Lease, sent: Instant) -> Option<Attempt> {
         match self
             .api
-            .replace(&self.name, &PostParams::default(), &lease)
+            .replace(&self.name, &PostParams::default(), lease)
             .await
         {
             Ok(l) => {
@@ -239,7 +231,7 @@ impl Elector {
             }
             Err(KubeClientError::Api(s)) if s.code == 409 => None,
             Err(e) => {
-                tracing::debug!(error = %e, "lease renewal failed");
+                tracing::debug!(error = %e, "lease update failed");
                 Some(Attempt::Unknown)
             }
         }
