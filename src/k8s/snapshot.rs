@@ -45,7 +45,7 @@ pub async fn read_once(client: &Client) -> Result<(World, Vec<Route>, Vec<String
     let mut world = World::new();
     let pods = &Api::<Pod>::all(client.clone());
     for p in all_pages(|lp| async move { pods.list(&lp).await }).await? {
-        world.apply(WorldObject::Pod((&p).into()));
+        world.apply(WorldObject::Pod(Box::new((&p).into())));
     }
     let services = &Api::<Service>::all(client.clone());
     for s in all_pages(|lp| async move { services.list(&lp).await }).await? {

@@ -326,7 +326,7 @@ where
 }
 
 fn pod_object(p: &Pod) -> WorldObject {
-    WorldObject::Pod(p.into())
+    WorldObject::Pod(Box::new(p.into()))
 }
 fn service_object(s: &Service) -> WorldObject {
     WorldObject::Service(s.into())

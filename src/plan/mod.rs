@@ -136,12 +136,13 @@ pub fn plan(world: &World, routes: &[Route], cfg: &PlanConfig) -> Plan {
 }
 
 /// Precedence between Routes: higher priority, then older, then name. Sorting by this key
-/// puts the Route with precedence first.
+/// puts the Route with precedence first. The name is shared: the planner keeps a copy for
+/// every pod a Route selects.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Precedence {
     priority: std::cmp::Reverse<i32>,
     created: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    pub name: String,
+    pub name: std::sync::Arc<str>,
 }
 
 impl Precedence {
@@ -149,7 +150,7 @@ impl Precedence {
         Precedence {
             priority: std::cmp::Reverse(r.priority),
             created: r.created.clone(),
-            name: r.name.clone(),
+            name: r.name.as_str().into(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! selection for every candidate.
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::sorted::SortedVec;
 use crate::api::validate::selector::Selector;
 use crate::api::validate::{Requirement, TargetKind};
 use crate::cluster::{ObjectKey, PodInfo};
@@ -127,11 +128,12 @@ fn cheapest(s: &Selector) -> Option<(String, Option<String>)> {
     })
 }
 
-/// Routes by key, and each Route's keys (to unindex it).
+/// Routes by key, and each Route's keys (to unindex it). Most keys have one Route and a
+/// Route has a few keys: sorted vectors, not sets (a set's node has eleven slots).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Index {
-    by_key: BTreeMap<Key, BTreeSet<String>>,
-    of_route: BTreeMap<String, BTreeSet<Key>>,
+    by_key: BTreeMap<Key, SortedVec<String>>,
+    of_route: BTreeMap<String, Box<[Key]>>,
 }
 
 impl Index {
@@ -143,22 +145,24 @@ impl Index {
                 .or_default()
                 .insert(route.to_owned());
         }
-        self.of_route.insert(route.to_owned(), keys);
+        self.of_route
+            .insert(route.to_owned(), keys.into_iter().collect());
     }
 
     pub(super) fn remove(&mut self, route: &str) {
         for k in self.of_route.remove(route).unwrap_or_default() {
-            if let Some(set) = self.by_key.get_mut(&k) {
+            let k = &k;
+            if let Some(set) = self.by_key.get_mut(k) {
                 set.remove(route);
                 if set.is_empty() {
-                    self.by_key.remove(&k);
+                    self.by_key.remove(k);
                 }
             }
         }
     }
 
     pub(super) fn routes(&self, key: &Key) -> impl Iterator<Item = &String> {
-        self.by_key.get(key).into_iter().flatten()
+        self.by_key.get(key).into_iter().flat_map(SortedVec::iter)
     }
 
     /// Routes whose selection `pod` may meet; `ns_labels` are its namespace's labels.

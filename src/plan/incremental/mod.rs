@@ -97,7 +97,7 @@ struct RouteEntry {
 #[derive(Clone, Debug, Default)]
 struct PodEntry {
     /// Routes selecting it (members or skipped).
-    selected_by: sorted::SortedVec<String>,
+    selected_by: sorted::SortedVec<std::sync::Arc<str>>,
     /// Routes having it as a member, in precedence order.
     members: sorted::SortedVec<Precedence>,
     /// Its merged routes (pods of this node with members only), and the uid they are for.
@@ -561,7 +561,7 @@ impl Engine {
         let Some(pod) = self.pods.get(&(ns.to_owned(), name.to_owned())) else {
             return BTreeSet::new();
         };
-        pod.members.iter().map(|p| p.name.clone()).collect()
+        pod.members.iter().map(|p| p.name.to_string()).collect()
     }
 
     /// Routes sending ClusterIPs over the OVN interface (they need Load_Balancer VIPs).
@@ -730,7 +730,7 @@ impl Engine {
     ) {
         let mut routes = BTreeSet::new();
         if let Some(pe) = self.pods.get(key) {
-            routes.extend(pe.selected_by.iter().cloned());
+            routes.extend(pe.selected_by.iter().map(|r| r.to_string()));
         }
         let new = self.world.pod_at(key);
         if let Some(p) = new {
@@ -747,7 +747,7 @@ impl Engine {
         if nb_view(old) != nb_view(new)
             && let Some(pe) = self.pods.get(key)
         {
-            t.nb.extend(pe.members.iter().map(|p| p.name.clone()));
+            t.nb.extend(pe.members.iter().map(|p| p.name.to_string()));
         }
         self.gateways_changed(key, old, t);
     }

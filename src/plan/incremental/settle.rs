@@ -226,7 +226,7 @@ impl Engine {
         }
         let pe = self.pods.entry(key.clone()).or_default();
         if new.is_some() {
-            pe.selected_by.insert(route.to_owned());
+            pe.selected_by.insert(entry.prec.name.clone());
         } else {
             pe.selected_by.remove(route);
         }
@@ -262,7 +262,7 @@ impl Engine {
             };
             let new = match world.pod_at(key) {
                 Some(pod) if cfg.is_local(pod) && !pe.members.is_empty() => {
-                    let members = pe.members.iter().filter_map(|p| routes.get(&p.name));
+                    let members = pe.members.iter().filter_map(|p| routes.get(&*p.name));
                     Some((pod.uid.clone(), merge_pod(pod, members.map(|e| &e.p), cfg)))
                 }
                 _ => None,

@@ -8,7 +8,7 @@ use crate::plan::Precedence;
 use crate::plan::ovn::{ClaimKind, Slot, Slots};
 
 /// The claimants of one slot, sorted by precedence. Most slots have one (a destination
-/// of one Route): a vector costs that one claim, a map node eleven.
+/// of one Route): a vector grown one at a time costs that one claim, a map node eleven.
 type Claimants = Vec<(Precedence, ClaimKind)>;
 
 #[derive(Clone, Debug, Default)]
@@ -22,7 +22,10 @@ impl SlotIndex {
             let c = self.slots.entry(slot.clone()).or_default();
             match c.binary_search_by(|(p, _)| p.cmp(prec)) {
                 Ok(i) => c[i].1 = kind.clone(),
-                Err(i) => c.insert(i, (prec.clone(), kind.clone())),
+                Err(i) => {
+                    c.reserve_exact(1);
+                    c.insert(i, (prec.clone(), kind.clone()));
+                }
             }
         }
     }
@@ -32,6 +35,7 @@ impl SlotIndex {
             if let Some(c) = self.slots.get_mut(slot) {
                 if let Ok(i) = c.binary_search_by(|(p, _)| p.cmp(prec)) {
                     c.remove(i);
+                    c.shrink_to_fit();
                 }
                 if c.is_empty() {
                     self.slots.remove(slot);
@@ -48,7 +52,7 @@ impl SlotIndex {
     ) {
         for s in slots {
             if let Some(c) = self.slots.get(s) {
-                out.extend(c.iter().map(|(p, _)| p.name.clone()));
+                out.extend(c.iter().map(|(p, _)| p.name.to_string()));
             }
         }
     }
@@ -67,7 +71,7 @@ impl Slots for SlotIndex {
 
     fn static_owner(&self, slot: &Slot, _me: &Precedence) -> Option<(&str, &BTreeSet<IpAddr>)> {
         self.slots.get(slot)?.iter().find_map(|(p, k)| match k {
-            ClaimKind::Static(hops) => Some((p.name.as_str(), hops)),
+            ClaimKind::Static(hops) => Some((&*p.name, hops)),
             ClaimKind::Policy => None,
         })
     }
