@@ -179,6 +179,7 @@ fn latencies(r: &mut Round, spec: &Spec, src: &mut dyn Source, sock: &Path) {
         w2: Conn::open(sock),
     };
     let n = samples();
+    println!("   latency figures: {n} samples of each");
     let t = Instant::now();
     r.edit = figures::route_edits(spec, src, &mut c, n, 0);
     r.relabel = figures::relabels(spec, src, &mut c, n);

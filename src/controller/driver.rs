@@ -22,7 +22,7 @@ use super::metrics::Metrics;
 use super::nb_side::NbSide;
 use super::pod_side::PodSide;
 use super::role::Role;
-use super::status::{NodeStatus, mark_undecodable, node_status};
+use super::status::{NodeStatus, StatusCache, mark_undecodable};
 
 /// Where this instance's view of Route status goes.
 pub(super) enum StatusOut {
@@ -37,6 +37,8 @@ pub(super) struct Loop {
     pub(super) nb: NbSide,
     pub(super) pods: PodSide,
     status: StatusOut,
+    /// The last view's entries, so that a view rebuilds only the Routes that changed.
+    status_cache: StatusCache,
     pub(super) metrics: Arc<Metrics>,
     /// The timer's audit, while its NB sweep runs between events.
     pub(super) audit_run: Option<AuditRun>,
@@ -55,6 +57,7 @@ impl Loop {
             nb,
             pods,
             status,
+            status_cache: StatusCache::default(),
             metrics,
             audit_run: None,
         }
@@ -268,7 +271,7 @@ impl Loop {
             return;
         }
         let bfd = crate::nb::bfd::states(&self.nb.reconciler().snapshot());
-        let mut view = node_status(
+        let mut view = self.status_cache.view(
             self.inputs.effective(),
             &self.inputs.engine,
             self.nb.problems(),
@@ -285,7 +288,7 @@ impl Loop {
         match &mut self.status {
             StatusOut::Kube(tx) => {
                 tx.send_if_modified(|old| {
-                    if **old == view {
+                    if old.same(&view) {
                         false
                     } else {
                         *old = Arc::new(view);

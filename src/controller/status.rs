@@ -6,13 +6,14 @@
 //! Must not: write anything; the Kubernetes status writer and file mode's log lines consume
 //! what is computed here. Pure.
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::api::{Problem, Route};
+use crate::api::{NextHopStatus, Problem, Route};
 use crate::cluster::PodPhase;
 use crate::nb::diff::NbProblem;
-use crate::plan::Summary;
 use crate::plan::incremental::Engine;
 use crate::plan::pod::PodKey;
+use crate::plan::{RouteReport, Summary};
 
 /// Per-Route pod counts over this node's pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -52,10 +53,12 @@ pub struct RouteLocal {
     pub next_hops: Vec<crate::api::NextHopStatus>,
 }
 
-/// This instance's view of every Route, by name.
+/// This instance's view of every Route, by name. A Route's entry is shared with the view
+/// before when nothing it is built from changed ([`StatusCache`]), so comparing two views
+/// costs a pointer comparison per unchanged Route.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct NodeStatus {
-    pub routes: BTreeMap<String, RouteLocal>,
+    pub routes: BTreeMap<String, Arc<RouteLocal>>,
     /// Built by the loop (false only in the placeholder a status channel starts with: a
     /// Route missing from that is not known yet, not gone).
     pub published: bool,
@@ -73,6 +76,19 @@ pub struct PodOutcome {
 /// Bound on node problems listed per Route.
 pub const MAX_NODE_PROBLEMS: usize = 10;
 
+impl NodeStatus {
+    /// The same view: equal entries, compared by pointer first.
+    pub fn same(&self, other: &NodeStatus) -> bool {
+        self.published == other.published
+            && self.routes.len() == other.routes.len()
+            && self
+                .routes
+                .iter()
+                .zip(&other.routes)
+                .all(|((n, a), (m, b))| n == m && (Arc::ptr_eq(a, b) || a == b))
+    }
+}
+
 /// Builds the node's view from the planner's state (`routes`: the Routes it plans, for
 /// their generations), the NB side's problems and what the pod side did.
 pub fn node_status<R: std::borrow::Borrow<Route>>(
@@ -82,74 +98,210 @@ pub fn node_status<R: std::borrow::Borrow<Route>>(
     pods: &PodOutcome,
     bfd: &BTreeMap<String, String>,
 ) -> NodeStatus {
-    let (failed, no_netns) = pod_troubles(engine, pods);
-    let generations: BTreeMap<&str, Option<i64>> = routes
-        .iter()
-        .map(|r| {
-            let r = r.borrow();
-            (
-                r.metadata.name.as_deref().unwrap_or_default(),
-                r.metadata.generation,
-            )
-        })
-        .collect();
-    let mut nb_by_route: BTreeMap<&str, Vec<&NbProblem>> = BTreeMap::new();
-    for p in nb_problems {
-        nb_by_route.entry(p.route.as_str()).or_default().push(p);
+    StatusCache::default().view(routes, engine, nb_problems, pods, bfd)
+}
+
+/// The entries of the last view and what each was built from. A view then costs a few
+/// comparisons per Route and a build per Route whose report (the planner's, compared by
+/// pointer: it is replaced only when it changes), generation, node problems, counts or BFD
+/// states changed: at 5,000 Routes, rebuilding every entry after each event was most of the
+/// loop's time.
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    built: BTreeMap<String, Built>,
+}
+
+#[derive(Debug)]
+struct Built {
+    report: Arc<RouteReport>,
+    generation: Option<i64>,
+    counts: PodCounts,
+    node_problems: Vec<Problem>,
+    /// Each next hop's BFD state (empty when the Route does not use BFD).
+    bfd: Vec<Option<String>>,
+    local: Arc<RouteLocal>,
+}
+
+impl StatusCache {
+    /// The view now (see [`node_status`]); entries of Routes whose inputs did not change
+    /// are the last view's.
+    pub fn view<R: std::borrow::Borrow<Route>>(
+        &mut self,
+        routes: &[R],
+        engine: &Engine,
+        nb_problems: &[NbProblem],
+        pods: &PodOutcome,
+        bfd: &BTreeMap<String, String>,
+    ) -> NodeStatus {
+        let (failed, no_netns) = pod_troubles(engine, pods);
+        let generation = generations(routes);
+        let mut nb_by_route: BTreeMap<&str, Vec<&NbProblem>> = BTreeMap::new();
+        for p in nb_problems {
+            nb_by_route.entry(p.route.as_str()).or_default().push(p);
+        }
+        let mut planned = 0;
+        for (name, report) in engine.reports() {
+            planned += 1;
+            let fails = failed.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            let nb = nb_by_route
+                .get(name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let pending = no_netns.get(name.as_str()).copied().unwrap_or(0);
+            let uses_bfd = engine.validated(name).is_some_and(|v| v.ovn.bfd);
+            let hops_bfd: Vec<Option<String>> = if uses_bfd {
+                report
+                    .next_hops
+                    .iter()
+                    .map(|h| bfd.get(&h.address).cloned())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let inputs = Inputs {
+                generation: generation(name),
+                counts: counts(report, fails.len(), pending),
+                node_problems: node_problems(nb, fails),
+                bfd: hops_bfd,
+            };
+            match self.built.get_mut(name) {
+                Some(b) if Arc::ptr_eq(&b.report, report) && inputs.same_as(b) => {}
+                Some(b) => *b = inputs.build(report),
+                None => {
+                    self.built.insert(name.clone(), inputs.build(report));
+                }
+            }
+        }
+        if self.built.len() != planned {
+            let reports: BTreeSet<&String> = engine.reports().map(|(n, _)| n).collect();
+            self.built.retain(|n, _| reports.contains(n));
+        }
+        NodeStatus {
+            routes: self
+                .built
+                .iter()
+                .map(|(n, b)| (n.clone(), b.local.clone()))
+                .collect(),
+            published: true,
+        }
     }
-    let mut out = NodeStatus {
-        published: true,
-        ..NodeStatus::default()
-    };
-    for (name, report) in engine.reports() {
-        let here = report.here;
-        let fails = failed.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let pending = here.waiting + no_netns.get(name.as_str()).copied().unwrap_or(0);
-        let counts = PodCounts {
-            selected: here.selected,
-            skipped: here.skipped,
-            skipped_rules: here.skipped_rules,
-            failed: fails.len(),
-            pending,
-            programmed: here
-                .selected
-                .saturating_sub(here.skipped + fails.len() + pending),
-        };
-        let mut node_problems: Vec<Problem> = nb_by_route
-            .get(name.as_str())
-            .into_iter()
-            .flatten()
-            .map(|p| Problem {
-                reason: p.reason.clone(),
-                message: p.message.clone(),
-                ..Problem::default()
-            })
-            .collect();
-        node_problems.extend(fails.iter().map(|(pod, why)| Problem {
-            pod: Some(pod.to_string()),
-            reason: "ProgrammingFailed".into(),
-            message: (*why).to_owned(),
-            ..Problem::default()
-        }));
-        node_problems.truncate(MAX_NODE_PROBLEMS);
-        let summary = if report.summary == Summary::Applied && !node_problems.is_empty() {
+}
+
+/// What a Route's entry is built from, besides the planner's report.
+struct Inputs {
+    generation: Option<i64>,
+    counts: PodCounts,
+    node_problems: Vec<Problem>,
+    bfd: Vec<Option<String>>,
+}
+
+impl Inputs {
+    fn same_as(&self, b: &Built) -> bool {
+        self.generation == b.generation
+            && self.counts == b.counts
+            && self.node_problems == b.node_problems
+            && self.bfd == b.bfd
+    }
+
+    fn build(self, report: &Arc<RouteReport>) -> Built {
+        let summary = if report.summary == Summary::Applied && !self.node_problems.is_empty() {
             Summary::Degraded
         } else {
             report.summary
         };
-        out.routes.insert(
-            name.clone(),
-            RouteLocal {
-                generation: generations.get(name.as_str()).copied().flatten(),
-                summary,
-                counts,
-                route_problems: report.problems.clone(),
-                route_problems_omitted: report.problems_omitted,
-                node_problems,
-                next_hops: hops_with_bfd(engine, name, &report.next_hops, bfd),
-            },
-        );
+        let next_hops = report
+            .next_hops
+            .iter()
+            .enumerate()
+            .map(|(i, h)| NextHopStatus {
+                bfd: self.bfd.get(i).cloned().flatten(),
+                ..h.clone()
+            })
+            .collect();
+        let local = RouteLocal {
+            generation: self.generation,
+            summary,
+            counts: self.counts,
+            route_problems: report.problems.clone(),
+            route_problems_omitted: report.problems_omitted,
+            node_problems: self.node_problems.clone(),
+            next_hops,
+        };
+        Built {
+            report: report.clone(),
+            generation: self.generation,
+            counts: self.counts,
+            node_problems: self.node_problems,
+            bfd: self.bfd,
+            local: Arc::new(local),
+        }
     }
+}
+
+/// Each Route's `metadata.generation` by name: a binary search when `routes` is sorted by
+/// name (the loop's effective Routes are), else through a map.
+fn generations<R: std::borrow::Borrow<Route>>(routes: &[R]) -> impl Fn(&str) -> Option<i64> + '_ {
+    let sorted = routes
+        .windows(2)
+        .all(|w| route_name(w[0].borrow()) <= route_name(w[1].borrow()));
+    let map: BTreeMap<&str, Option<i64>> = if sorted {
+        BTreeMap::new()
+    } else {
+        routes
+            .iter()
+            .map(|r| (route_name(r.borrow()), r.borrow().metadata.generation))
+            .collect()
+    };
+    move |n: &str| {
+        if sorted {
+            let i = routes.partition_point(|r| route_name(r.borrow()) < n);
+            routes
+                .get(i)
+                .filter(|r| route_name((*r).borrow()) == n)
+                .and_then(|r| r.borrow().metadata.generation)
+        } else {
+            map.get(n).copied().flatten()
+        }
+    }
+}
+
+fn route_name(r: &Route) -> &str {
+    r.metadata.name.as_deref().unwrap_or_default()
+}
+
+/// A Route's counts over this node's pods.
+fn counts(report: &RouteReport, failed: usize, no_netns: usize) -> PodCounts {
+    let here = report.here;
+    let pending = here.waiting + no_netns;
+    PodCounts {
+        selected: here.selected,
+        skipped: here.skipped,
+        skipped_rules: here.skipped_rules,
+        failed,
+        pending,
+        programmed: here
+            .selected
+            .saturating_sub(here.skipped + failed + pending),
+    }
+}
+
+/// Problems only this node sees: NB problems, then pods whose programming failed; bounded.
+fn node_problems(nb: &[&NbProblem], fails: &[(PodKey, &str)]) -> Vec<Problem> {
+    let mut out: Vec<Problem> = nb
+        .iter()
+        .map(|p| Problem {
+            reason: p.reason.clone(),
+            message: p.message.clone(),
+            ..Problem::default()
+        })
+        .collect();
+    out.extend(fails.iter().map(|(pod, why)| Problem {
+        pod: Some(pod.to_string()),
+        reason: "ProgrammingFailed".into(),
+        message: (*why).to_owned(),
+        ..Problem::default()
+    }));
+    out.truncate(MAX_NODE_PROBLEMS);
     out
 }
 
@@ -230,7 +382,7 @@ pub fn mark_undecodable<'a>(
     routes: impl IntoIterator<Item = &'a crate::controller::inputs::Undecodable>,
 ) {
     for u in routes {
-        let entry = view.routes.entry(u.name.clone()).or_default();
+        let entry = Arc::make_mut(view.routes.entry(u.name.clone()).or_default());
         entry.generation = u.generation;
         entry.summary = Summary::Invalid;
         entry.route_problems = vec![Problem {
@@ -342,5 +494,95 @@ mod tests {
         assert_eq!(all.summary, Summary::Applied);
         assert_eq!(all.counts.programmed, 1);
         assert!(all.node_problems.is_empty());
+    }
+
+    /// The view kept between passes equals one built from scratch after every change, and
+    /// shares exactly the entries of the Routes nothing changed for.
+    #[test]
+    fn the_kept_view_rebuilds_only_the_routes_that_changed() {
+        use crate::api::OvnSpec;
+        let mut world = World::new();
+        for n in ["a", "b"] {
+            world.apply(web(n, "n1"));
+        }
+        let mut db = mk_route("db", vec![rr("172.17.0.0/16", "eth1")], vec![]);
+        db.spec.pod_selector = Some(sel(&[("app", "db")]));
+        let mut w = mk_route("web", vec![rr("172.16.0.0/16", "eth1")], vec![]);
+        w.spec.pod_selector = Some(sel(&[("app", "web")]));
+        let mut hop = mk_route("hop", vec![rr("172.18.0.0/16", "eth1")], vec![]);
+        hop.spec.pod_selector = Some(sel(&[("app", "gw")]));
+        hop.spec.ovn = Some(OvnSpec {
+            router: Some("GR_n1".into()),
+            next_hops: vec!["100.64.0.2".into()],
+            bfd: Some(true.into()),
+            enforce: None,
+            next_hop_pods: None,
+            symmetric_reply: None,
+        });
+        let mut routes = vec![db, hop, w];
+        let mut cfg = cfg();
+        cfg.node = Some("n1".into());
+        let mut e = Engine::build(cfg, world.clone(), &routes);
+        let mut cache = StatusCache::default();
+        let mut nb: Vec<NbProblem> = Vec::new();
+        let mut pods = PodOutcome::default();
+        let mut bfd = BTreeMap::new();
+        let mut before = cache.view(&routes, &e, &nb, &pods, &bfd);
+        // Checks the kept view against a fresh one; `changed`: the Routes whose entry must
+        // be new, every other entry must be the one of the view before.
+        let mut step = |routes: &[Route],
+                        e: &Engine,
+                        nb: &[NbProblem],
+                        pods: &PodOutcome,
+                        bfd: &BTreeMap<String, String>,
+                        changed: &[&str]| {
+            let v = cache.view(routes, e, nb, pods, bfd);
+            assert_eq!(v, node_status(routes, e, nb, pods, bfd));
+            for (n, l) in &v.routes {
+                let kept = before.routes.get(n).is_some_and(|o| Arc::ptr_eq(o, l));
+                assert_eq!(kept, !changed.contains(&n.as_str()), "{n}");
+            }
+            before = v;
+        };
+        // A pod joins `web`: only its report changed.
+        let mut c = web("c", "n1");
+        c.uid = "uid-c".into();
+        e.apply(c);
+        step(&routes, &e, &nb, &pods, &bfd, &["web"]);
+        // A new generation of `db` with the same content: only its generation.
+        routes[0].metadata.generation = Some(7);
+        step(&routes, &e, &nb, &pods, &bfd, &["db"]);
+        // An NB problem for `web`, then a failed pod of `web` (node problems, counts).
+        nb.push(NbProblem {
+            route: "web".into(),
+            reason: "RouterNotFound".into(),
+            message: "no router".into(),
+        });
+        step(&routes, &e, &nb, &pods, &bfd, &["web"]);
+        let k = key(e.world(), "a");
+        pods.failed.insert(k, "netns vanished".into());
+        step(&routes, &e, &nb, &pods, &bfd, &["web"]);
+        // A BFD session comes up: only the Route using BFD.
+        bfd.insert("100.64.0.2".to_owned(), "up".to_owned());
+        step(&routes, &e, &nb, &pods, &bfd, &["hop"]);
+        let hop_now = node_status(&routes, &e, &nb, &pods, &bfd);
+        assert_eq!(
+            hop_now.routes["hop"].next_hops[0].bfd.as_deref(),
+            Some("up")
+        );
+        // Nothing changed: every entry kept; the Routes in any order give the same view.
+        step(&routes, &e, &nb, &pods, &bfd, &[]);
+        let mut shuffled = routes.clone();
+        shuffled.reverse();
+        step(&shuffled, &e, &nb, &pods, &bfd, &[]);
+        // A Route goes, another comes.
+        e.delete_route("db");
+        routes.remove(0);
+        let mut x = mk_route("x", vec![rr("172.19.0.0/16", "eth1")], vec![]);
+        x.spec.pod_selector = Some(sel(&[("app", "web")]));
+        e.upsert_route(&x);
+        routes.push(x);
+        step(&routes, &e, &nb, &pods, &bfd, &["x"]);
+        assert!(!cache.built.contains_key("db"));
     }
 }

@@ -381,7 +381,7 @@ impl StatusWriter {
                     }
                     let now = local.borrow_and_update().clone();
                     for (name, l) in &now.routes {
-                        if last_local.routes.get(name) != Some(l) {
+                        if !last_local.routes.get(name).is_some_and(|o| Arc::ptr_eq(o, l) || o == l) {
                             dirty.mark(name.clone());
                         }
                     }
@@ -474,6 +474,7 @@ impl StatusWriter {
             let l: Option<&RouteLocal> = local
                 .routes
                 .get(&name)
+                .map(|l| &**l)
                 // Only a view of this generation speaks for it.
                 .filter(|l| l.generation == route.generation);
             let want = route_status(l, &entries, observed.as_ref(), &now);
@@ -650,7 +651,7 @@ mod tests {
         let mut view = NodeStatus::default();
         view.routes.insert(
             "idle".into(),
-            RouteLocal {
+            Arc::new(RouteLocal {
                 route_problems: vec![Problem {
                     path: Some("spec.route[0].dst".into()),
                     reason: "InvalidCIDR".into(),
@@ -658,11 +659,11 @@ mod tests {
                     ..Problem::default()
                 }],
                 ..RouteLocal::default()
-            },
+            }),
         );
         view.routes.insert(
             "busy".into(),
-            RouteLocal {
+            Arc::new(RouteLocal {
                 generation: Some(2),
                 counts: PodCounts {
                     selected: 3,
@@ -671,11 +672,11 @@ mod tests {
                     ..PodCounts::default()
                 },
                 ..RouteLocal::default()
-            },
+            }),
         );
         view.routes.insert(
             "conflicted".into(),
-            RouteLocal {
+            Arc::new(RouteLocal {
                 route_problems: vec![Problem {
                     pod: Some("default/a".into()),
                     reason: "Conflict".into(),
@@ -683,7 +684,7 @@ mod tests {
                     ..Problem::default()
                 }],
                 ..RouteLocal::default()
-            },
+            }),
         );
         let r = node_report("n1", &view);
         assert_eq!(r.node, "n1");

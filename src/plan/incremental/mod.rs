@@ -90,7 +90,8 @@ struct RouteEntry {
     /// Pods where routes were left out for the per-pod cap -> how many.
     capped: BTreeMap<SharedKey, usize>,
     nb: RouteNb,
-    report: RouteReport,
+    /// Replaced only when it changes: the status view compares it by pointer.
+    report: Arc<RouteReport>,
 }
 
 /// One pod's share of the plan.
@@ -473,7 +474,7 @@ impl Engine {
     }
 
     /// Every Route's report, by name.
-    pub fn reports(&self) -> impl Iterator<Item = (&String, &RouteReport)> {
+    pub fn reports(&self) -> impl Iterator<Item = (&String, &Arc<RouteReport>)> {
         self.routes.iter().map(|(n, e)| (n, &e.report))
     }
 
@@ -498,7 +499,7 @@ impl Engine {
     }
 
     pub fn report(&self, route: &str) -> Option<&RouteReport> {
-        self.routes.get(route).map(|e| &e.report)
+        self.routes.get(route).map(|e| &*e.report)
     }
 
     /// The Route as validated (the version planned).
@@ -580,7 +581,8 @@ impl Engine {
             ..Plan::default()
         };
         for (name, e) in &self.routes {
-            out.reports.insert(name.clone(), e.report.clone());
+            out.reports
+                .insert(name.clone(), RouteReport::clone(&e.report));
             out.add_route_nb(name, e.nb.clone());
         }
         out.nb.sort();
@@ -689,7 +691,7 @@ impl Engine {
                     refused: BTreeMap::new(),
                     capped: BTreeMap::new(),
                     nb: RouteNb::default(),
-                    report: RouteReport::default(),
+                    report: Arc::default(),
                 }
             }
         };

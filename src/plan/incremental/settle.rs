@@ -387,10 +387,10 @@ impl Engine {
             );
             r.next_hops = crate::plan::gateways::statuses(&e.p.route.ovn.next_hops, &e.p.gateways);
             r.next_hops.truncate(self.cfg.max_problems.max(1) * 4);
-            if r != e.report {
+            if r != *e.report {
                 self.dirty.reports.insert(name.clone());
                 if let Some(e) = self.routes.get_mut(name) {
-                    e.report = r;
+                    e.report = std::sync::Arc::new(r);
                 }
             }
         }
