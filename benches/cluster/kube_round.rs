@@ -177,6 +177,7 @@ fn latencies(r: &mut Round, spec: &Spec, src: &mut dyn Source, sock: &Path) {
         main: Conn::open(sock),
         w1: Conn::open(sock),
         w2: Conn::open(sock),
+        log: nb::monitor_all(sock),
     };
     let n = samples();
     println!("   latency figures: {n} samples of each");
@@ -195,7 +196,9 @@ fn latencies(r: &mut Round, spec: &Spec, src: &mut dyn Source, sock: &Path) {
 
 fn finish(r: &mut Round, ctl: &Controller, server_pid: Option<u32>, log: &Arc<Mutex<TxnLog>>) {
     r.hwm = proc::status_kib(ctl.pid(), "VmHWM:");
-    r.ovsdb_rss = server_pid.map_or(0, |p| proc::status_kib(p, "VmRSS:"));
+    if r.ovsdb_rss == 0 {
+        r.ovsdb_rss = server_pid.map_or(0, |p| proc::status_kib(p, "VmRSS:"));
+    }
     let l = log.lock().unwrap();
     r.largest_txn = l.txns.iter().map(|t| t.1).max().unwrap_or(0);
     r.txns = l.txns.len();
@@ -293,6 +296,8 @@ pub fn kubernetes(spec: &Spec, dir: &Path) -> Round {
             .count(),
     );
     r.rss = proc::status_kib(ctl.pid(), "VmRSS:");
+    // Before the latency figures' own monitor (every column of our tables) adds to it.
+    r.ovsdb_rss = server.pid().map_or(0, |p| proc::status_kib(p, "VmRSS:"));
     let mut src = Kube {
         api: bg.api.clone(),
         spec: *spec,
@@ -363,6 +368,7 @@ fn relist(
         main: Conn::open(sock),
         w1: Conn::open(sock),
         w2: Conn::open(sock),
+        log: nb::monitor_all(sock),
     };
     let before = log.lock().unwrap().txns.len();
     let members = nb::members(&mut c.main);
@@ -489,6 +495,8 @@ pub fn files(spec: &Spec, dir: &Path) -> Round {
     (r.floor, r.floor_ops) = floor(&mut conn, dir, spec, r.source);
     (r.idle_cpu, r.idle_txns) = idle(&ctl, &log);
     r.rss = proc::status_kib(ctl.pid(), "VmRSS:");
+    // Before the latency figures' own monitor (every column of our tables) adds to it.
+    r.ovsdb_rss = server.pid().map_or(0, |p| proc::status_kib(p, "VmRSS:"));
     let mut src = Files {
         spec: *spec,
         world: wdir,

@@ -111,6 +111,12 @@ impl Conn {
         self.send("transact", Value::Array(params))
     }
 
+    /// Whether every wait holds now.
+    pub fn holds(&mut self, waits: &[Wait]) -> bool {
+        let id = self.start_wait(waits, Duration::ZERO);
+        self.waited(id)
+    }
+
     /// Whether the waits held before their timeout.
     pub fn waited(&mut self, id: u64) -> bool {
         let r = self.reply(id);
@@ -254,13 +260,23 @@ pub struct TxnLog {
     pub txns: Vec<(Instant, usize, usize)>,
 }
 
-/// Watches every transaction that touches our tables (one `update2` per transaction).
+/// Watches every transaction that inserts or deletes rows of our tables or changes their
+/// `external_ids` (one `update2` per transaction).
 pub fn monitor(sock: &Path) -> Arc<Mutex<TxnLog>> {
+    monitor_columns(sock, json!([{"columns": ["external_ids"]}]))
+}
+
+/// Watches every transaction that changes any column of our tables.
+pub fn monitor_all(sock: &Path) -> Arc<Mutex<TxnLog>> {
+    monitor_columns(sock, json!([{}]))
+}
+
+fn monitor_columns(sock: &Path, request: Value) -> Arc<Mutex<TxnLog>> {
     let log = Arc::new(Mutex::new(TxnLog::default()));
     let mut c = Conn::open(sock);
     let reqs: serde_json::Map<String, Value> = OURS
         .iter()
-        .map(|t| (t.to_string(), json!([{"columns": ["external_ids"]}])))
+        .map(|t| (t.to_string(), request.clone()))
         .collect();
     let id = c.send("monitor_cond", json!([DB, "txn-sizes", reqs]));
     let reply = c.reply(id);
