@@ -114,11 +114,7 @@ pub struct StatusCache {
 #[derive(Debug)]
 struct Built {
     report: Arc<RouteReport>,
-    generation: Option<i64>,
-    counts: PodCounts,
-    node_problems: Vec<Problem>,
-    /// Each next hop's BFD state (empty when the Route does not use BFD).
-    bfd: Vec<Option<String>>,
+    from: Inputs,
     local: Arc<RouteLocal>,
 }
 
@@ -165,7 +161,7 @@ impl StatusCache {
                 bfd: hops_bfd,
             };
             match self.built.get_mut(name) {
-                Some(b) if Arc::ptr_eq(&b.report, report) && inputs.same_as(b) => {}
+                Some(b) if Arc::ptr_eq(&b.report, report) && inputs == b.from => {}
                 Some(b) => *b = inputs.build(report),
                 None => {
                     self.built.insert(name.clone(), inputs.build(report));
@@ -188,21 +184,16 @@ impl StatusCache {
 }
 
 /// What a Route's entry is built from, besides the planner's report.
+#[derive(Debug, PartialEq)]
 struct Inputs {
     generation: Option<i64>,
     counts: PodCounts,
     node_problems: Vec<Problem>,
+    /// Each next hop's BFD state (empty when the Route does not use BFD).
     bfd: Vec<Option<String>>,
 }
 
 impl Inputs {
-    fn same_as(&self, b: &Built) -> bool {
-        self.generation == b.generation
-            && self.counts == b.counts
-            && self.node_problems == b.node_problems
-            && self.bfd == b.bfd
-    }
-
     fn build(self, report: &Arc<RouteReport>) -> Built {
         let summary = if report.summary == Summary::Applied && !self.node_problems.is_empty() {
             Summary::Degraded
@@ -229,10 +220,7 @@ impl Inputs {
         };
         Built {
             report: report.clone(),
-            generation: self.generation,
-            counts: self.counts,
-            node_problems: self.node_problems,
-            bfd: self.bfd,
+            from: self,
             local: Arc::new(local),
         }
     }
