@@ -242,9 +242,10 @@ fn generations<R: std::borrow::Borrow<Route>>(routes: &[R]) -> impl Fn(&str) -> 
     };
     move |n: &str| {
         if sorted {
-            let i = routes.partition_point(|r| route_name(r.borrow()) < n);
-            routes
-                .get(i)
+            // The last of equal names, as the map keeps.
+            let i = routes.partition_point(|r| route_name(r.borrow()) <= n);
+            i.checked_sub(1)
+                .and_then(|i| routes.get(i))
                 .filter(|r| route_name((*r).borrow()) == n)
                 .and_then(|r| r.borrow().metadata.generation)
         } else {
@@ -572,5 +573,22 @@ mod tests {
         routes.push(x);
         step(&routes, &e, &nb, &pods, &bfd, &["x"]);
         assert!(!cache.built.contains_key("db"));
+    }
+
+    #[test]
+    fn generations_are_found_in_sorted_and_unsorted_routes_alike() {
+        let r = |name: &str, g: i64| {
+            let mut r = mk_route(name, vec![], vec![]);
+            r.metadata.generation = Some(g);
+            r
+        };
+        let sorted = [r("a", 1), r("b", 2), r("b", 3), r("c", 4)];
+        let unsorted = [r("c", 4), r("b", 2), r("a", 1), r("b", 3)];
+        let (s, u) = (generations(&sorted), generations(&unsorted));
+        for (n, want) in [("a", Some(1)), ("b", Some(3)), ("c", Some(4)), ("d", None)] {
+            assert_eq!(s(n), want, "{n}");
+            assert_eq!(u(n), want, "{n}");
+        }
+        assert_eq!(generations(&[] as &[Route])("a"), None);
     }
 }
