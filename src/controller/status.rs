@@ -144,16 +144,7 @@ impl StatusCache {
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
             let pending = no_netns.get(name.as_str()).copied().unwrap_or(0);
-            let uses_bfd = engine.validated(name).is_some_and(|v| v.ovn.bfd);
-            let hops_bfd: Vec<Option<String>> = if uses_bfd {
-                report
-                    .next_hops
-                    .iter()
-                    .map(|h| bfd.get(&h.address).cloned())
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let hops_bfd = bfd_states(engine, name, &report.next_hops, bfd);
             let inputs = Inputs {
                 generation: generation(name),
                 counts: counts(report, fails.len(), pending),
@@ -200,15 +191,7 @@ impl Inputs {
         } else {
             report.summary
         };
-        let next_hops = report
-            .next_hops
-            .iter()
-            .enumerate()
-            .map(|(i, h)| NextHopStatus {
-                bfd: self.bfd.get(i).cloned().flatten(),
-                ..h.clone()
-            })
-            .collect();
+        let next_hops = with_bfd(&report.next_hops, &self.bfd);
         let local = RouteLocal {
             generation: self.generation,
             summary,
@@ -352,13 +335,31 @@ fn pod_troubles<'a>(
 pub(crate) fn hops_with_bfd(
     engine: &Engine,
     route: &str,
-    hops: &[crate::api::NextHopStatus],
+    hops: &[NextHopStatus],
     bfd: &BTreeMap<String, String>,
-) -> Vec<crate::api::NextHopStatus> {
-    let uses = engine.validated(route).is_some_and(|v| v.ovn.bfd);
+) -> Vec<NextHopStatus> {
+    with_bfd(hops, &bfd_states(engine, route, hops, bfd))
+}
+
+/// The BFD session state of each next hop, when the Route uses BFD (else empty).
+fn bfd_states(
+    engine: &Engine,
+    route: &str,
+    hops: &[NextHopStatus],
+    bfd: &BTreeMap<String, String>,
+) -> Vec<Option<String>> {
+    if !engine.validated(route).is_some_and(|v| v.ovn.bfd) {
+        return Vec::new();
+    }
+    hops.iter().map(|h| bfd.get(&h.address).cloned()).collect()
+}
+
+/// The next hops with their BFD states (`states` by position; none past its end).
+fn with_bfd(hops: &[NextHopStatus], states: &[Option<String>]) -> Vec<NextHopStatus> {
     hops.iter()
-        .map(|h| crate::api::NextHopStatus {
-            bfd: uses.then(|| bfd.get(&h.address).cloned()).flatten(),
+        .enumerate()
+        .map(|(i, h)| NextHopStatus {
+            bfd: states.get(i).cloned().flatten(),
             ..h.clone()
         })
         .collect()
