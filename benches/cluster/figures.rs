@@ -90,6 +90,16 @@ pub fn one(src: &mut dyn Source, nb: &mut Nb, c: &Change, waits: &[Wait]) -> Opt
         }
     };
     std::thread::sleep(Duration::from_millis(30));
+    if std::env::var_os("CLUSTER_TRACE").is_some() {
+        let at = std::time::SystemTime::now() - t.elapsed();
+        let at = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        eprintln!(
+            "sample at {}.{:06} took {:?}",
+            at.as_secs(),
+            at.subsec_micros(),
+            out
+        );
+    }
     out
 }
 

@@ -14,8 +14,9 @@
 //!
 //! Run: `cargo bench --bench cluster` (root not needed). `CLUSTER_SIZES=5000,50000` picks
 //! sizes, `CLUSTER_SAMPLES=N` the samples per latency figure, `CLUSTER_FILE=0` skips the
-//! file source. Under `cargo test --all-targets` it runs one smoke round of 1,000 pods with
-//! a few samples.
+//! file source, `CLUSTER_TRACE=1` prints every latency sample with its wall-clock start
+//! (to find it in the controller's log). Under `cargo test --all-targets` it runs one smoke
+//! round of 1,000 pods with a few samples.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../tests/common/mod.rs"]

@@ -159,7 +159,7 @@ fn openapi_gv(types: &[super::types::ResourceType], gv: &str) -> Response<Body> 
                 "responses": {"200": {"description": "OK"}}
             }
         }));
-        let mut schema = t.schema.clone().unwrap_or_else(
+        let mut schema = t.schema.as_deref().cloned().unwrap_or_else(
             || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
         );
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);

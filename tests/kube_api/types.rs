@@ -27,8 +27,9 @@ pub struct ResourceType {
     pub short_names: Vec<String>,
     /// Besides `Name` (and `Age` for built-ins).
     pub columns: Vec<Column>,
-    /// `openAPIV3Schema` of a custom resource: pruning, defaulting, type checks.
-    pub schema: Option<Value>,
+    /// `openAPIV3Schema` of a custom resource: pruning, defaulting, type checks. Shared:
+    /// every request resolves its type by copy.
+    pub schema: Option<std::sync::Arc<Value>>,
     /// Defined by a CRD: strategic merge patch is refused, updates need a resourceVersion.
     pub custom: bool,
     /// Field selectors supported besides `metadata.name` and `metadata.namespace`.
@@ -396,7 +397,10 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
             })
             .unwrap_or_default(),
         columns,
-        schema: version.pointer("/schema/openAPIV3Schema").cloned(),
+        schema: version
+            .pointer("/schema/openAPIV3Schema")
+            .cloned()
+            .map(std::sync::Arc::new),
         custom: true,
         field_labels: Vec::new(),
     })
