@@ -56,7 +56,7 @@ impl Owner {
 }
 
 /// Address_Set: one per Route and IP family, the selected pods' OVN IPs.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NbAddressSet {
     pub owner: Owner,
     /// Usable as `$name` in OVN match expressions.
@@ -65,7 +65,7 @@ pub struct NbAddressSet {
 }
 
 /// Port_Group: one per Route, the selected pods' logical switch ports (`<namespace>_<pod>`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NbPortGroup {
     pub owner: Owner,
     /// Usable as `@name` in OVN match expressions.
@@ -146,7 +146,7 @@ schema_enum!(
 );
 
 /// Logical_Router_Policy on `router` (ovn-nb(5)).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NbPolicy {
     pub owner: Owner,
     pub router: String,
@@ -158,7 +158,7 @@ pub struct NbPolicy {
 }
 
 /// Logical_Router_Static_Route on `router` (used when a Route selects every pod).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NbStaticRoute {
     pub owner: Owner,
     pub router: String,
@@ -172,7 +172,7 @@ pub struct NbStaticRoute {
 }
 
 /// ACL on a Route's Port_Group (`ovn.enforce`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NbAcl {
     pub owner: Owner,
     pub port_group: String,
@@ -183,7 +183,7 @@ pub struct NbAcl {
 }
 
 /// Every NB row the planner wants, in a stable order.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct DesiredNb {
     pub address_sets: Vec<NbAddressSet>,
     pub port_groups: Vec<NbPortGroup>,

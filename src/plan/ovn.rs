@@ -163,6 +163,32 @@ pub(crate) struct RouteNb {
     pub problems: Vec<Problem>,
 }
 
+/// What the incremental planner keeps of a Route's rows between passes: not the rows (rebuilt
+/// on demand by [`route_nb`] from the same Route, members and slots), a fingerprint that
+/// tells when they change, and the parts its report and the Load_Balancer VIPs read. At
+/// 5,000 Routes the rows are tens of megabytes that the NB replica holds anyway.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct NbKept {
+    /// Two independently keyed hashes of the rows and next hops.
+    print: (u64, u64),
+    pub service_ips: BTreeSet<IpAddr>,
+    pub problems: Vec<Problem>,
+}
+
+impl NbKept {
+    pub(crate) fn of(rnb: &RouteNb) -> NbKept {
+        use std::hash::BuildHasher;
+        static KEYS: std::sync::LazyLock<[std::hash::RandomState; 2]> =
+            std::sync::LazyLock::new(|| [Default::default(), Default::default()]);
+        let print = |k: &std::hash::RandomState| k.hash_one((&rnb.nb, &rnb.next_hops));
+        NbKept {
+            print: (print(&KEYS[0]), print(&KEYS[1])),
+            service_ips: rnb.service_ips.clone(),
+            problems: rnb.problems.clone(),
+        }
+    }
+}
+
 /// The rows of one Route whose members are `members`. Depends on the Route, its members and
 /// how its slots are shared ([`Slots`]), nothing else.
 pub(crate) fn route_nb<'a>(

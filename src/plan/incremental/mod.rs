@@ -28,11 +28,11 @@ use std::sync::Arc;
 
 use crate::api::Route;
 use crate::api::validate::{ValidatedRoute, validate};
-use crate::cluster::{ObjectKey, ObjectKind, SharedKey, World, WorldObject, WorldRef};
+use crate::cluster::{ObjectKey, ObjectKind, Relisted, SharedKey, World, WorldObject, WorldRef};
 
 use super::merge::{Conflict, PodMerge, Traced, merge_traced};
 use super::nb::DesiredNb;
-use super::ovn::{ClaimKind, RouteNb, Slot};
+use super::ovn::{ClaimKind, NbKept, RouteNb, Slot, route_nb};
 use super::pod::{PodKey, PodRoutes};
 use super::routes::{Prepared, prepare};
 use super::select::{PairSel, SelCounts, namespace_labels};
@@ -89,9 +89,21 @@ struct RouteEntry {
     refused: BTreeMap<(String, &'static str), BTreeMap<SharedKey, RefusedIn>>,
     /// Pods where routes were left out for the per-pod cap -> how many.
     capped: BTreeMap<SharedKey, usize>,
-    nb: RouteNb,
+    /// Its rows' fingerprint (the rows are rebuilt when asked for: [`rows_of`]).
+    nb: NbKept,
     /// Replaced only when it changes: the status view compares it by pointer.
     report: Arc<RouteReport>,
+}
+
+/// A Route's rows now: from its members and how its slots are shared, as the settle that
+/// last fingerprinted them computed them.
+fn rows_of(e: &RouteEntry, world: &World, slots: &SlotIndex, cfg: &PlanConfig) -> RouteNb {
+    let members = e
+        .pairs
+        .iter()
+        .filter(|(_, s)| s.is_member())
+        .filter_map(|(k, _)| world.pod_at(k));
+    route_nb(&e.p, members, slots, cfg)
 }
 
 /// One pod's share of the plan.
@@ -329,13 +341,29 @@ impl Engine {
     }
 
     fn replace_kind_in_batch(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
-        let objects: Vec<WorldObject> = objects.into_iter().filter(|o| o.kind() == kind).collect();
-        let stale = self.world.stale(kind, &objects);
-        let mut changed = false;
-        for r in &stale {
-            changed |= self.delete(r);
+        let mut r = Relisted::default();
+        r.add(&self.world, kind, objects);
+        self.replace_relisted_in_batch(kind, r)
+    }
+
+    /// A complete relist of `kind` that came in parts (see [`Relisted`]) replaces the
+    /// kind: what it lacks is deleted, what changed is applied, as [`Engine::replace_kind`].
+    pub fn replace_relisted(&mut self, kind: ObjectKind, r: Relisted) -> bool {
+        let outer = self.batch.is_some();
+        self.begin();
+        let changed = self.replace_relisted_in_batch(kind, r);
+        if !outer {
+            self.commit();
         }
-        for o in objects {
+        changed
+    }
+
+    fn replace_relisted_in_batch(&mut self, kind: ObjectKind, r: Relisted) -> bool {
+        let mut changed = false;
+        for stale in &self.world.stale(kind, &r.listed) {
+            changed |= self.delete(stale);
+        }
+        for o in r.changed {
             changed |= self.apply(o);
         }
         changed
@@ -516,13 +544,15 @@ impl Engine {
         &self,
         routes: impl IntoIterator<Item = &'a String>,
     ) -> (DesiredNb, BTreeMap<String, BTreeSet<IpAddr>>) {
+        debug_assert!(self.batch.is_none(), "rows asked for in an unsettled batch");
         let mut nb = DesiredNb::default();
         let mut ips = BTreeMap::new();
         for name in routes {
             if let Some(e) = self.routes.get(name) {
-                nb.extend(e.nb.nb.clone());
-                if !e.nb.service_ips.is_empty() {
-                    ips.insert(name.clone(), e.nb.service_ips.clone());
+                let rows = rows_of(e, &self.world, &self.slots, &self.cfg);
+                nb.extend(rows.nb);
+                if !rows.service_ips.is_empty() {
+                    ips.insert(name.clone(), rows.service_ips);
                 }
             }
         }
@@ -583,7 +613,7 @@ impl Engine {
         for (name, e) in &self.routes {
             out.reports
                 .insert(name.clone(), RouteReport::clone(&e.report));
-            out.add_route_nb(name, e.nb.clone());
+            out.add_route_nb(name, rows_of(e, &self.world, &self.slots, &self.cfg));
         }
         out.nb.sort();
         out
@@ -690,7 +720,7 @@ impl Engine {
                     lost: BTreeMap::new(),
                     refused: BTreeMap::new(),
                     capped: BTreeMap::new(),
-                    nb: RouteNb::default(),
+                    nb: NbKept::default(),
                     report: Arc::default(),
                 }
             }

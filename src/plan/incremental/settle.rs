@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::{ObjectKey, PodInfo, SharedKey};
 use crate::plan::merge::{Conflict, merge_pod};
-use crate::plan::ovn::route_nb;
+use crate::plan::ovn::NbKept;
 use crate::plan::select::{PairSel, namespace_labels, pair};
 use crate::plan::{Precedence, report};
 
@@ -320,12 +320,7 @@ impl Engine {
             let Some(e) = routes.get_mut(name) else {
                 continue;
             };
-            let members = e
-                .pairs
-                .iter()
-                .filter(|(_, s)| s.is_member())
-                .filter_map(|(k, _)| world.pod_at(k));
-            let new = route_nb(&e.p, members, slots, cfg);
+            let new = NbKept::of(&super::rows_of(e, world, slots, cfg));
             if new != e.nb {
                 dirty.nb.insert(name.clone());
                 e.nb = new;
