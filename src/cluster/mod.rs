@@ -10,7 +10,7 @@ pub mod labels;
 pub mod objects;
 pub mod pod;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 pub use labels::Labels;
@@ -48,6 +48,27 @@ pub enum WorldRef {
     /// A namespace by name.
     Namespace(String),
     Link(LinkKind, ObjectKey),
+}
+
+/// A relist of one kind on its way in, part by part: every object it names, and only those
+/// objects that differ from the world's. A relist of 50,000 unchanged pods holds 50,000
+/// keys, not a second copy of 50,000 pods; it replaces the kind only once complete.
+#[derive(Debug, Default)]
+pub struct Relisted {
+    pub listed: HashSet<WorldRef>,
+    pub changed: Vec<WorldObject>,
+}
+
+impl Relisted {
+    /// Takes the objects of `kind` in one part of the list.
+    pub fn add(&mut self, world: &World, kind: ObjectKind, objects: Vec<WorldObject>) {
+        for o in objects.into_iter().filter(|o| o.kind() == kind) {
+            self.listed.insert(o.to_ref());
+            if !world.holds(&o) {
+                self.changed.push(o);
+            }
+        }
+    }
 }
 
 /// A kind of world object: what one watch delivers, and what a relist replaces.
@@ -177,19 +198,34 @@ impl World {
         }
     }
 
-    /// The objects of `kind` a complete list (`objects`, the result of a relist) lacks:
-    /// they are deleted when the list replaces the kind. Only a complete list may be given;
-    /// a partial one would name objects that still exist.
-    pub fn stale(&self, kind: ObjectKind, objects: &[WorldObject]) -> Vec<WorldRef> {
-        let fresh: std::collections::HashSet<WorldRef> = objects
-            .iter()
-            .filter(|o| o.kind() == kind)
-            .map(WorldObject::to_ref)
-            .collect();
+    /// The objects of `kind` a complete list lacks (`listed`: every object it names): they
+    /// are deleted when the list replaces the kind. Only a complete list may be given; a
+    /// partial one would name objects that still exist.
+    pub fn stale(&self, kind: ObjectKind, listed: &HashSet<WorldRef>) -> Vec<WorldRef> {
         self.refs(kind)
             .into_iter()
-            .filter(|r| !fresh.contains(r))
+            .filter(|r| !listed.contains(r))
             .collect()
+    }
+
+    /// An equal object is in the world.
+    pub fn holds(&self, o: &WorldObject) -> bool {
+        match o {
+            WorldObject::Pod(p) => self
+                .pods
+                .get(&(p.namespace.clone(), p.name.clone()))
+                .is_some_and(|old| **old == **p),
+            WorldObject::Service(s) => {
+                self.services.get(&(s.namespace.clone(), s.name.clone())) == Some(s)
+            }
+            WorldObject::EndpointSlice(s) => {
+                self.slices.get(&(s.namespace.clone(), s.name.clone())) == Some(s)
+            }
+            WorldObject::Namespace(n) => self.namespaces.get(&n.name) == Some(n),
+            WorldObject::Link(k, l) => {
+                self.links.get(&(*k, l.namespace.clone(), l.name.clone())) == Some(l)
+            }
+        }
     }
 
     /// Every object, handed out (namespaces and workload links first, pods last).
@@ -494,11 +530,13 @@ mod tests {
 
     /// A relist of `kind` applied as the engine applies it.
     fn replace_kind(w: &mut World, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
+        let mut r = Relisted::default();
+        r.add(w, kind, objects);
         let mut changed = false;
-        for r in w.stale(kind, &objects) {
-            changed |= w.delete(&r);
+        for stale in w.stale(kind, &r.listed) {
+            changed |= w.delete(&stale);
         }
-        for o in objects.into_iter().filter(|o| o.kind() == kind) {
+        for o in r.changed {
             changed |= w.apply(o);
         }
         changed

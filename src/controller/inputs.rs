@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::api::Route;
 use crate::api::validate::validate;
-use crate::cluster::{ObjectKind, World, WorldObject, WorldRef};
+use crate::cluster::{ObjectKind, Relisted, World, WorldObject, WorldRef};
 use crate::config::ConfigError;
 use crate::plan::PlanConfig;
 use crate::plan::incremental::Engine;
@@ -29,8 +29,15 @@ pub enum Update {
     Apply(WorldObject),
     /// An object was deleted.
     Delete(WorldRef),
-    /// A relist of one kind completed: the complete set of objects of that kind. Objects
-    /// absent from it are deleted only now, never while the list is still arriving.
+    /// A relist of one kind started: parts before it are dropped (a list that failed
+    /// half-way is listed again from the start).
+    RelistStart(ObjectKind),
+    /// Some objects of a relist still arriving. Only those that differ from the world's are
+    /// kept until it completes; nothing changes yet.
+    RelistPart(ObjectKind, Vec<WorldObject>),
+    /// A relist of one kind completed, with its last objects: with the parts before it, the
+    /// complete set of objects of that kind. Objects absent from it are deleted only now,
+    /// never while the list is still arriving.
     Relist(ObjectKind, Vec<WorldObject>),
     /// A Route was added or changed.
     RouteApplied(Box<Route>),
@@ -104,6 +111,8 @@ pub struct Inputs {
     pub synced: bool,
     /// The pods in the world are every pod of the cluster, not only this node's.
     pub cluster_pods: bool,
+    /// Relists arriving in parts, by kind.
+    relisting: BTreeMap<ObjectKind, Relisted>,
     /// Whether some input could not be read at all changed since the last full NB pass: rows
     /// of Routes absent from the input are kept or swept accordingly, which a pass over some
     /// Routes cannot do.
@@ -134,6 +143,7 @@ impl Inputs {
             synced: false,
             cluster_pods: false,
             sweep_owed: false,
+            relisting: BTreeMap::new(),
         }
     }
 
@@ -187,7 +197,20 @@ impl Inputs {
             }
             Update::Apply(o) => self.engine.apply(o),
             Update::Delete(r) => self.engine.delete(&r),
-            Update::Relist(kind, objects) => self.engine.replace_kind(kind, objects),
+            Update::RelistStart(kind) => {
+                self.relisting.insert(kind, Relisted::default());
+                false
+            }
+            Update::RelistPart(kind, objects) => {
+                let r = self.relisting.entry(kind).or_default();
+                r.add(self.engine.world(), kind, objects);
+                false
+            }
+            Update::Relist(kind, objects) => {
+                let mut r = self.relisting.remove(&kind).unwrap_or_default();
+                r.add(self.engine.world(), kind, objects);
+                self.engine.replace_relisted(kind, r)
+            }
             Update::RouteUndecodable(u) => {
                 let changed = self.undecodable.get(&u.name) != Some(&u);
                 self.undecodable.insert(u.name.clone(), u);
@@ -478,6 +501,56 @@ mod tests {
 
     fn names(routes: &[Arc<Route>]) -> Vec<&str> {
         routes.iter().map(|r| name(r)).collect()
+    }
+
+    fn pod(name: &str, app: &str) -> WorldObject {
+        use crate::plan::testkit::{mk_pod, with_labels};
+        WorldObject::Pod(Box::new(with_labels(
+            mk_pod("default", name),
+            &[("app", app)],
+        )))
+    }
+
+    fn pods_and_apps(i: &Inputs) -> Vec<(String, String)> {
+        i.world()
+            .pods()
+            .map(|p| (p.name.clone(), p.labels.get("app").unwrap_or("").to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_in_parts_keeps_only_what_changed_and_replaces_the_kind_once_complete() {
+        let mut i = Inputs::default();
+        for (n, app) in [("a", "x"), ("b", "x"), ("c", "x")] {
+            i.apply(Update::Apply(pod(n, app)));
+        }
+        assert!(!i.apply(Update::RelistStart(ObjectKind::Pod)));
+        // a unchanged, b relabelled: nothing changes yet, and only b is held.
+        assert!(!i.apply(Update::RelistPart(
+            ObjectKind::Pod,
+            vec![pod("a", "x"), pod("b", "y")]
+        )));
+        let held = &i.relisting[&ObjectKind::Pod];
+        assert_eq!(held.listed.len(), 2);
+        assert_eq!(held.changed.len(), 1);
+        assert_eq!(pods_and_apps(&i).len(), 3);
+        assert_eq!(pods_and_apps(&i)[1], ("b".into(), "x".into()));
+        // Complete with d: c was not listed and goes, b changes, d comes.
+        assert!(i.apply(Update::Relist(ObjectKind::Pod, vec![pod("d", "x")])));
+        let now: Vec<(String, String)> = ["a", "b", "d"]
+            .iter()
+            .zip(["x", "y", "x"])
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect();
+        assert_eq!(pods_and_apps(&i), now);
+        assert!(i.relisting.is_empty());
+        // A list that starts again drops what its failed attempt delivered.
+        i.apply(Update::RelistStart(ObjectKind::Pod));
+        i.apply(Update::RelistPart(ObjectKind::Pod, vec![pod("e", "x")]));
+        i.apply(Update::RelistStart(ObjectKind::Pod));
+        let same = vec![pod("a", "x"), pod("b", "y"), pod("d", "x")];
+        assert!(!i.apply(Update::Relist(ObjectKind::Pod, same)));
+        assert_eq!(pods_and_apps(&i), now);
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //!   Deployment, DaemonSet, StatefulSet and CronJob targets are resolved through the owner
 //!   references of pods, ReplicaSets and Jobs, so those objects are never read).
 //!
-//! A relist (first list, watch expired with 410 Gone, API server restarted) is buffered until
-//! complete and only then handed over as one [`Update::Relist`]: a relist never looks like
-//! "everything was deleted". While the API server is unreachable the watches retry with
+//! A relist (first list, watch expired with 410 Gone, API server restarted) replaces its kind
+//! only once complete ([`Update::Relist`]): a relist never looks like "everything was
+//! deleted". It is handed over in parts as it arrives ([`Update::RelistPart`]), of which the
+//! loop keeps only the objects that changed, so a relist costs no second copy of the world. While the API server is unreachable the watches retry with
 //! backoff and the loop keeps its last world.
 use crate::backoff::{Backoff as Schedule, Retry};
 use std::collections::BTreeSet;
@@ -124,6 +125,10 @@ impl Sync {
     }
 }
 
+/// Objects of a relist handed to the loop at a time: the loop keeps only those that differ
+/// from its world, so a relist of 50,000 pods never holds a second copy of them all.
+const RELIST_PART: usize = 1024;
+
 /// How one resource's objects enter the world.
 struct WorldFeed<K> {
     resource: &'static str,
@@ -157,11 +162,20 @@ async fn pump_world<K, S>(
                     tracing::info!(resource = feed.resource, "relisting");
                 }
                 buffer = Some(Vec::new());
+                if tx.send(Update::RelistStart(feed.kind)).await.is_err() {
+                    return;
+                }
                 continue;
             }
             Ok(Event::InitApply(o)) => {
                 if let Some(b) = buffer.as_mut() {
                     b.push((feed.object)(&o));
+                    if b.len() >= RELIST_PART {
+                        let part = std::mem::take(b);
+                        if tx.send(Update::RelistPart(feed.kind, part)).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 continue;
             }
