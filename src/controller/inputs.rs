@@ -186,6 +186,8 @@ impl Inputs {
             } => {
                 self.engine.replace_world(world);
                 self.routes = routes.into_iter().map(Arc::new).collect();
+                // Collected in place: give back the Routes' buffer (see `routes_relisted`).
+                self.routes.shrink_to_fit();
                 // Kept sorted by name (stable: of several with one name, the first read
                 // stays first), so a Route is found by a binary search.
                 self.routes.sort_by(|a, b| name(a).cmp(name(b)));
@@ -285,6 +287,9 @@ impl Inputs {
     /// Every Route listed again; an undecodable Route keeps its last readable version.
     fn routes_relisted(&mut self, routes: Vec<Route>, undecodable: Vec<Undecodable>) -> bool {
         let mut routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+        // Collected in place: without this the vector keeps the decoded Routes' buffer
+        // (10 MB at 5,000 Routes) as spare capacity for 8-byte pointers.
+        routes.shrink_to_fit();
         for u in &undecodable {
             if let Some(old) = self.routes.iter().find(|r| name(r) == u.name) {
                 routes.push(old.clone());
@@ -516,6 +521,24 @@ mod tests {
             .pods()
             .map(|p| (p.name.clone(), p.labels.get("app").unwrap_or("").to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn relisted_routes_do_not_keep_the_decoded_buffer() {
+        let mut i = Inputs::default();
+        let routes: Vec<Route> = (0..64)
+            .map(|k| route(&format!("r{k}"), "10.0.0.0/8"))
+            .collect();
+        assert!(i.apply(Update::RoutesRelisted(routes.clone(), vec![])));
+        // Collected in place, the 64 pointers would sit in room for 64 Routes.
+        assert!(i.routes.capacity() < 128, "{}", i.routes.capacity());
+        let mut j = Inputs::default();
+        j.apply(Update::Replace {
+            world: World::new(),
+            routes,
+            errors: vec![],
+        });
+        assert!(j.routes.capacity() < 128, "{}", j.routes.capacity());
     }
 
     #[test]
