@@ -331,19 +331,9 @@ impl Engine {
     /// caller passes only complete lists). Unchanged objects cost a comparison. Returns true
     /// when the world changed.
     pub fn replace_kind(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
-        let outer = self.batch.is_some();
-        self.begin();
-        let changed = self.replace_kind_in_batch(kind, objects);
-        if !outer {
-            self.commit();
-        }
-        changed
-    }
-
-    fn replace_kind_in_batch(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) -> bool {
         let mut r = Relisted::default();
         r.add(&self.world, kind, objects);
-        self.replace_relisted_in_batch(kind, r)
+        self.replace_relisted(kind, r)
     }
 
     /// A complete relist of `kind` that came in parts (see [`Relisted`]) replaces the
@@ -351,20 +341,15 @@ impl Engine {
     pub fn replace_relisted(&mut self, kind: ObjectKind, r: Relisted) -> bool {
         let outer = self.batch.is_some();
         self.begin();
-        let changed = self.replace_relisted_in_batch(kind, r);
-        if !outer {
-            self.commit();
-        }
-        changed
-    }
-
-    fn replace_relisted_in_batch(&mut self, kind: ObjectKind, r: Relisted) -> bool {
         let mut changed = false;
         for stale in &self.world.stale(kind, &r.listed) {
             changed |= self.delete(stale);
         }
         for o in r.changed {
             changed |= self.apply(o);
+        }
+        if !outer {
+            self.commit();
         }
         changed
     }
