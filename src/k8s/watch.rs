@@ -16,8 +16,9 @@
 //! A relist (first list, watch expired with 410 Gone, API server restarted) replaces its kind
 //! only once complete ([`Update::Relist`]): a relist never looks like "everything was
 //! deleted". It is handed over in parts as it arrives ([`Update::RelistPart`]), of which the
-//! loop keeps only the objects that changed, so a relist costs no second copy of the world. While the API server is unreachable the watches retry with
-//! backoff and the loop keeps its last world.
+//! loop keeps only the objects that changed, so a relist costs no second copy of the world.
+//! While the API server is unreachable the watches retry with backoff and the loop keeps its
+//! last world.
 use crate::backoff::{Backoff as Schedule, Retry};
 use std::collections::BTreeSet;
 use std::fmt::Debug;

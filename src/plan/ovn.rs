@@ -176,15 +176,15 @@ pub(crate) struct NbKept {
 }
 
 impl NbKept {
-    pub(crate) fn of(rnb: &RouteNb) -> NbKept {
+    pub(crate) fn of(rnb: RouteNb) -> NbKept {
         use std::hash::BuildHasher;
         static KEYS: std::sync::LazyLock<[std::hash::RandomState; 2]> =
             std::sync::LazyLock::new(|| [Default::default(), Default::default()]);
         let print = |k: &std::hash::RandomState| k.hash_one((&rnb.nb, &rnb.next_hops));
         NbKept {
             print: (print(&KEYS[0]), print(&KEYS[1])),
-            service_ips: rnb.service_ips.clone(),
-            problems: rnb.problems.clone(),
+            service_ips: rnb.service_ips,
+            problems: rnb.problems,
         }
     }
 }

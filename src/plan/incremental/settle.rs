@@ -320,7 +320,7 @@ impl Engine {
             let Some(e) = routes.get_mut(name) else {
                 continue;
             };
-            let new = NbKept::of(&super::rows_of(e, world, slots, cfg));
+            let new = NbKept::of(super::rows_of(e, world, slots, cfg));
             if new != e.nb {
                 dirty.nb.insert(name.clone());
                 e.nb = new;
