@@ -160,7 +160,11 @@ async fn run_sequence(seed: u64, steps: usize) {
     let keep = Keep::default();
     let mut rng = Rng(seed);
     let mut scoped_writes = 0;
+    // Every replica change from here on: our writes must come back as our own (no drift),
+    // the rows deleted by hand as drift of their Route.
+    let mut changes = nb.subscribe();
     for step in 0..steps {
+        let mut by_hand = None;
         let what = match rng.below(9) {
             0..=2 => {
                 let name = format!("r{}", rng.below(5));
@@ -194,6 +198,7 @@ async fn run_sequence(seed: u64, steps: usize) {
                 Some((route, table, uuid)) => {
                     replica_lost(&nb, table, &uuid).await;
                     e.nb_drifted(&route);
+                    by_hand = Some(route.clone());
                     format!("drift of {route}")
                 }
                 None => "no row to delete".to_string(),
@@ -222,6 +227,17 @@ async fn run_sequence(seed: u64, steps: usize) {
         // The oracle: a full pass over the whole plan finds nothing left to do (once the
         // replica shows the write: a pass returns at the commit).
         nb.settle().await.unwrap();
+        let mut events = Vec::new();
+        while let Some(ev) = changes.try_recv() {
+            events.push(ev);
+        }
+        let d = nb.drift(&events);
+        assert_eq!(
+            (d.everything, d.routes.clone(), d.routers.is_empty(), d.bfd),
+            (false, by_hand.iter().cloned().collect(), true, false),
+            "seed {seed} step {step} ({what}): our write came back as drift ({} change sets)",
+            events.len()
+        );
         let full = e.plan();
         let left = nb.preview(
             NbIntent {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use ovnkube_route::cluster::World;
 use ovnkube_route::nb::Scope;
-use ovnkube_route::nb::drift::drift as nb_drift;
 use ovnkube_route::nb::observed::POLICY;
 use ovnkube_route::nb::reconcile::{Keep, NbIntent, NbPass, NbReconciler};
 use ovnkube_route::ovsdb::ReplicaEvent;
@@ -219,7 +218,7 @@ async fn drift(s: &super::Server, e: Engine) {
                 }
                 let (routes, desired, ips) = {
                     let e = e.lock().unwrap();
-                    let d = nb_drift(&events);
+                    let d = nb.drift(&events);
                     let routes: BTreeSet<String> = if d.everything {
                         e.route_names().cloned().collect()
                     } else if d.routes.is_empty() {

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
-use crate::nb::drift::{NbDrift, drift};
+use crate::nb::drift::NbDrift;
 use crate::ovsdb::ReplicaEvent;
 use crate::plan::Summary;
 
@@ -189,7 +189,7 @@ impl Loop {
         if events.is_empty() || !self.inputs.synced {
             return;
         }
-        let d = drift(&events);
+        let d = self.nb.reconciler().drift(&events);
         if d.everything || self.nb.owed() {
             self.nb_everything().await;
             return;

@@ -1,12 +1,13 @@
 //! What a batch of replica changes means for our rows, in NB terms: rows of ours edited or
-//! deleted (by someone, or our own write echoed back), names of ours taken or freed by
-//! others, routers and their ports, switch ports and load balancers. The controller maps
-//! these to the Routes they concern.
+//! deleted (by someone, or our own write echoed back otherwise than it was sent: see
+//! `echo`), names of ours taken or freed by others, routers and their ports, switch ports
+//! and load balancers. The controller maps these to the Routes they concern.
 //!
 //! Owns: reading the changed replica rows. Must not: know about Routes beyond the names
 //! our rows carry.
 use std::collections::BTreeSet;
 
+use super::echo::Echoes;
 use super::model::{AddressSet, LogicalRouter, LogicalSwitchPort, PortGroup};
 use super::observed::owner_of;
 use super::row::{
@@ -82,22 +83,28 @@ fn router_moved(old: Option<&ReplicaRow>, new: Option<&ReplicaRow>) -> bool {
     name(old) != name(new) || ports(old) != ports(new) || chassis(old) != chassis(new)
 }
 
-/// Reads a batch of replica events.
-pub fn drift(events: &[ReplicaEvent]) -> NbDrift {
+/// Reads a batch of replica events. Changes to rows of ours that are exactly what one of
+/// our own recent transactions did (`echoes`) are not drift.
+pub fn drift(events: &[ReplicaEvent], echoes: &mut Echoes) -> NbDrift {
     let mut d = NbDrift::default();
     for ev in events {
         let ReplicaEvent::Changes(cs) = ev else {
             d.everything = true;
+            echoes.clear();
             continue;
         };
         if cs.reset {
             d.everything = true;
+            echoes.clear();
             continue;
         }
         for c in &cs.changes {
             let rows = || c.old.iter().chain(c.new.iter());
             let table = c.table.as_str();
             if Family::ALL.iter().any(|f| f.table() == table) {
+                if echoes.explains(c) {
+                    continue;
+                }
                 for row in rows() {
                     match owner_of(row) {
                         Some(o) => {
@@ -118,10 +125,11 @@ pub fn drift(events: &[ReplicaEvent]) -> NbDrift {
                 d.load_balancers = true;
             } else if table == ROUTER_PORT {
                 d.router_ports = true;
-            } else if table == super::row::BFD {
+            } else if table == super::row::BFD && !echoes.explains(c) {
                 d.bfd = true;
             }
         }
+        echoes.end_update();
     }
     d
 }

@@ -5,6 +5,7 @@ pub mod bfd;
 pub mod describe;
 pub mod diff;
 pub mod drift;
+pub mod echo;
 mod family;
 pub mod model;
 pub mod observed;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::diff::{NbDiff, NbProblem, diff};
+use super::echo::Echoes;
 use super::observed::{BFD, Observed};
 use super::ops::transaction;
 use super::row::{Family, desired_owners};
@@ -247,6 +248,8 @@ pub struct NbReconciler {
     visible_timeout: Duration,
     /// The last write, until the replica shows it.
     unseen: std::sync::Mutex<Option<Unseen>>,
+    /// Our recent transactions as the replica will show them (not drift when it does).
+    echoes: std::sync::Mutex<Echoes>,
     /// Names the writer in every transaction's comment (`ovsdb-tool show-log -m`), so the
     /// NB's own log shows which instance wrote what.
     writer: Option<String>,
@@ -279,6 +282,7 @@ impl NbReconciler {
             feed,
             visible_timeout: Duration::from_secs(10),
             unseen: std::sync::Mutex::new(None),
+            echoes: std::sync::Mutex::new(Echoes::default()),
             writer: None,
         })
     }
@@ -326,7 +330,14 @@ impl NbReconciler {
     ) -> Result<NbPass, NbError> {
         let start = Instant::now();
         self.settle().await?;
+        let settled = start.elapsed();
         let d = self.preview(intent, scope);
+        tracing::debug!(
+            settle_ms = settled.as_secs_f64() * 1e3,
+            diff_ms = (start.elapsed() - settled).as_secs_f64() * 1e3,
+            changes = d.changes.len(),
+            "NB pass diffed"
+        );
         self.write(d, start).await
     }
 
@@ -346,6 +357,8 @@ impl NbReconciler {
             c.push_str(w);
         }
         let before = self.feed.applied();
+        let before_rows = self.replica.snapshot();
+        let sent = Instant::now();
         let results = match self.client.transact(DATABASE, &txn.ops).await {
             Ok(r) => r,
             // A guard fired: a row we planned to change changed hands or vanished.
@@ -363,14 +376,26 @@ impl NbReconciler {
             let (table, owner, kind) = c.summary();
             tracing::trace!(table, route = %owner.route, id = %owner.id, kind, "NB row");
         }
+        if let Ok(mut e) = self.echoes.lock() {
+            e.expect(&txn.ops, &results, &before_rows);
+        }
         let inserted: Vec<_> = results.iter().filter_map(OpResult::uuid).collect();
+        let unseen = Unseen {
+            inserted,
+            before,
+            reloads: before_rows.reloads(),
+        };
+        // Usually the update has come already (ovsdb-server tends to send it before the
+        // reply): then nothing is left to wait for, even if the rows go again later.
+        let shown = self.shown(&unseen);
         if let Ok(mut u) = self.unseen.lock() {
-            *u = Some(Unseen { inserted, before });
+            *u = (!shown).then_some(unseen);
         }
         tracing::info!(
             changes = d.changes.len(),
             operations = txn.ops.len(),
             elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
+            transaction_ms = sent.elapsed().as_secs_f64() * 1e3,
             "NB updated"
         );
         Ok(NbPass {
@@ -389,6 +414,31 @@ impl NbReconciler {
         })
     }
 
+    /// What replica events mean for our rows, our own writes coming back as sent left out
+    /// (`drift`, `echo`).
+    pub fn drift(&self, events: &[crate::ovsdb::ReplicaEvent]) -> super::drift::NbDrift {
+        let d = match self.echoes.lock() {
+            Ok(mut e) => super::drift::drift(events, &mut e),
+            Err(_) => super::drift::drift(events, &mut Echoes::default()),
+        };
+        // The update of our last write may be among these: once the replica has shown it,
+        // a pass need not wait for its rows (someone may delete them before the next one).
+        if let Ok(mut u) = self.unseen.lock()
+            && u.as_ref().is_some_and(|u| self.shown(u))
+        {
+            *u = None;
+        }
+        d
+    }
+
+    /// Whether the replica shows a write: every row it inserted is there and some update
+    /// came since it was sent, or the replica was loaded again since.
+    fn shown(&self, u: &Unseen) -> bool {
+        let applied = self.feed.applied();
+        let snap = self.replica.snapshot();
+        snap.reloads() > u.reloads || (applied > u.before && rows_visible(&u.inserted, &snap))
+    }
+
     /// Waits until every inserted row is in the replica (our own update notification came).
     /// Waits until the replica shows the last write (nothing to wait for when it does, or
     /// when nothing was written). Every pass does this before reading; call it before
@@ -396,7 +446,7 @@ impl NbReconciler {
     pub async fn settle(&self) -> Result<(), NbError> {
         let unseen = self.unseen.lock().ok().and_then(|mut u| u.take());
         match unseen {
-            Some(u) => self.wait_visible(&u.inserted, u.before).await,
+            Some(u) => self.wait_visible(&u.inserted, u.before, u.reloads).await,
             None => Ok(()),
         }
     }
@@ -410,6 +460,7 @@ impl NbReconciler {
         &self,
         inserted: &[crate::ovsdb::Uuid],
         before: u64,
+        reloads: u64,
     ) -> Result<(), NbError> {
         let deadline = Instant::now() + self.visible_timeout;
         // A transaction that changed nothing the server sees (rewriting equal values) gets
@@ -418,14 +469,13 @@ impl NbReconciler {
         loop {
             let applied = self.feed.applied();
             let snap = self.replica.snapshot();
-            // BFD rows are ours too (sessions created for our static routes).
-            let rows_visible = inserted.iter().all(|u| {
-                Family::ALL
-                    .iter()
-                    .map(|f| f.table())
-                    .chain([BFD])
-                    .any(|t| snap.get(t, *u).is_some())
-            });
+            if snap.reloads() > reloads {
+                // Loaded again since (a reconnect, maybe to a database that never saw the
+                // write): what it shows is the server's content now, whatever became of
+                // the write; the next pass reads that.
+                return Ok(());
+            }
+            let rows_visible = rows_visible(inserted, &snap);
             if rows_visible && (applied > before || Instant::now() >= update_deadline) {
                 return Ok(());
             }
@@ -445,9 +495,23 @@ impl NbReconciler {
 
 /// A write the replica may not show yet: the rows it inserted, and the feed's count when it
 /// was sent.
+/// Whether every inserted row is in the replica (BFD rows are ours too: sessions created
+/// for our static routes).
+fn rows_visible(inserted: &[crate::ovsdb::Uuid], snap: &crate::ovsdb::Snapshot) -> bool {
+    inserted.iter().all(|u| {
+        Family::ALL
+            .iter()
+            .map(|f| f.table())
+            .chain([BFD])
+            .any(|t| snap.get(t, *u).is_some())
+    })
+}
+
 struct Unseen {
     inserted: Vec<crate::ovsdb::Uuid>,
     before: u64,
+    /// The replica's reload count when the transaction was sent.
+    reloads: u64,
 }
 
 /// How long a pass waits for the update of a transaction that inserted nothing.

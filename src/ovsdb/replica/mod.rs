@@ -115,6 +115,7 @@ impl Replica {
                 .collect(),
             last_txn_id: None,
             generation: 0,
+            reloads: 0,
         };
         let (changes, _) = broadcast::channel(capacity.max(1));
         Ok(Replica {

@@ -44,6 +44,7 @@ impl Replica {
                 .collect(),
             last_txn_id: base.last_txn_id,
             generation: base.generation,
+            reloads: base.reloads,
         };
         ResetBuilder {
             replica: self,
@@ -186,6 +187,7 @@ impl ResetBuilder<'_> {
         let current = Arc::clone(&lock(&r.current));
         let mut work = self.work;
         work.generation = current.generation;
+        work.reloads = current.reloads + 1;
         let changes = r.diff(&current, &work);
         tracing::debug!(
             rows = self.rows,

@@ -15,6 +15,8 @@ pub(crate) struct DbState {
     pub(crate) tables: Vec<Arc<TableState>>,
     pub(crate) last_txn_id: Option<Uuid>,
     pub(crate) generation: u64,
+    /// How many times the whole content was replaced (a reload after a reconnect).
+    pub(crate) reloads: u64,
 }
 
 /// What never changes over the replica's life: table layouts and the index hasher.
@@ -79,6 +81,32 @@ impl ReplicaRow {
     pub fn columns(&self) -> impl Iterator<Item = (&str, ColumnRef<'_>)> {
         let names = self.meta.columns.iter().map(|c| c.name.as_str());
         names.zip(self.values.iter().map(Cell::view))
+    }
+
+    /// Whether `column` holds `v`, once `v` is brought into the column's canonical form
+    /// (a bare atom for a set column is a one-element set, and so on). False when the
+    /// column is not monitored or `v` does not fit it.
+    pub fn holds(&self, column: &str, v: &Value) -> bool {
+        let Some(i) = self.meta.position(column) else {
+            return false;
+        };
+        let ty = &self.meta.columns[i].ty;
+        ty.normalize(column, v.clone(), false)
+            .is_ok_and(|v| self.values[i].view() == v)
+    }
+
+    /// Whether `column` holds the same value in this row and in `other` (the same row
+    /// before or after a change). False when the column is not monitored.
+    pub fn same_column(&self, other: &ReplicaRow, column: &str) -> bool {
+        match (self.meta.position(column), other.meta.position(column)) {
+            (Some(a), Some(b)) => self.values[a] == other.values[b],
+            _ => false,
+        }
+    }
+
+    /// Monitored column names, in the replica's column order.
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.meta.columns.iter().map(|c| c.name.as_str())
     }
 
     /// The row as an untyped column map (without `_uuid`).
@@ -218,6 +246,12 @@ impl Snapshot {
     /// How many updates (and resets) the replica had applied when this snapshot was taken.
     pub fn generation(&self) -> u64 {
         self.state.generation
+    }
+
+    /// How many times the replica's whole content had been replaced (loaded again after a
+    /// reconnect, or after an update it could not apply) when this snapshot was taken.
+    pub fn reloads(&self) -> u64 {
+        self.state.reloads
     }
 
     /// The monitored tables' names.
