@@ -445,6 +445,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     one_malloc_arena();
+    ovnkube_route::heap::purge_at_once();
     // Started as `kubectl-route` (a symlink, found by kubectl on PATH): the plugin.
     if ovnkube_route::kubectl::invoked_as_plugin() {
         return ovnkube_route::kubectl::main();
