@@ -69,6 +69,13 @@ fn strings(items: &[&str]) -> Value {
     Value::set(items.iter().map(|s| Atom::from(*s)))
 }
 
+/// Echoes expecting one committed transaction over `r` as it is now.
+fn expecting(r: &Replica, ops: &[Operation], results: &[OpResult]) -> Echoes {
+    let mut e = Echoes::default();
+    e.expect(ops, results, &r.snapshot());
+    e
+}
+
 fn by_uuid(n: u8) -> Vec<Condition> {
     vec![Condition::uuid(u(n))]
 }
@@ -90,8 +97,7 @@ fn insert_as() -> (Vec<Operation>, Vec<OpResult>) {
 fn an_insert_is_ours_when_its_written_columns_hold_what_we_wrote() {
     let r = replica();
     let (ops, results) = insert_as();
-    let mut e = Echoes::default();
-    e.expect(&ops, &results, &r.snapshot());
+    let mut e = expecting(&r, &ops, &results);
     assert_eq!(e.pending(), 1);
     let c = change(
         &r,
@@ -109,8 +115,7 @@ fn an_insert_is_ours_when_its_written_columns_hold_what_we_wrote() {
 fn an_insert_with_another_value_is_drift() {
     let r = replica();
     let (ops, results) = insert_as();
-    let mut e = Echoes::default();
-    e.expect(&ops, &results, &r.snapshot());
+    let mut e = expecting(&r, &ops, &results);
     // Another client changed the addresses before the update was sent (one update for both).
     let c = change(
         &r,
@@ -139,8 +144,7 @@ fn mutate_as() -> (Vec<Operation>, Vec<OpResult>) {
 fn a_mutation_is_ours_when_old_and_new_differ_by_exactly_its_elements() {
     let r = replica();
     let (ops, results) = mutate_as();
-    let mut e = Echoes::default();
-    e.expect(&ops, &results, &r.snapshot());
+    let mut e = expecting(&r, &ops, &results);
     let c = change(
         &r,
         json!({"Address_Set": {us(4): {"modify":
@@ -161,8 +165,7 @@ fn a_mutation_with_more_in_it_is_drift() {
     ] {
         let r = replica();
         let (ops, results) = mutate_as();
-        let mut e = Echoes::default();
-        e.expect(&ops, &results, &r.snapshot());
+        let mut e = expecting(&r, &ops, &results);
         let c = change(
             &r,
             json!({"Address_Set": {us(4): {"modify": extra.clone()}}}),
@@ -180,8 +183,7 @@ fn an_update_is_ours_when_only_its_columns_changed_to_its_values() {
     }];
     let results = vec![OpResult::Count(1)];
     let r = replica();
-    let mut e = Echoes::default();
-    e.expect(&ops, &results, &r.snapshot());
+    let mut e = expecting(&r, &ops, &results);
     let c = change(
         &r,
         json!({"Logical_Router_Policy": {us(2): {"modify":
@@ -190,8 +192,7 @@ fn an_update_is_ours_when_only_its_columns_changed_to_its_values() {
     assert!(e.explains(&c));
 
     let r = replica();
-    let mut e = Echoes::default();
-    e.expect(&ops, &results, &r.snapshot());
+    let mut e = expecting(&r, &ops, &results);
     let c = change(
         &r,
         json!({"Logical_Router_Policy": {us(2): {"modify":
@@ -208,8 +209,7 @@ fn a_child_whose_reference_went_is_ours_when_it_is_deleted() {
         mutations: vec![Mutation::delete("policies", Value::set([Atom::Uuid(u(2))]))],
     }];
     let r = replica();
-    let mut e = Echoes::default();
-    e.expect(&ops, &[OpResult::Count(1)], &r.snapshot());
+    let mut e = expecting(&r, &ops, &[OpResult::Count(1)]);
     let cs = r
         .apply(&v2(json!({
             "Logical_Router": {us(1): {"modify": {"policies": ["uuid", us(2)]}}},
@@ -252,8 +252,7 @@ fn a_deleted_row_is_ours_and_an_insert_by_name_reference_resolves() {
         OpResult::Count(1),
     ];
     let r = replica();
-    let mut e = Echoes::default();
-    e.expect(&ops, &results, &r.snapshot());
+    let mut e = expecting(&r, &ops, &results);
     let cs = r
         .apply(&v2(json!({
             "Logical_Router": {us(1): {"modify": {"policies": ["uuid", us(6)]}}},
@@ -277,8 +276,7 @@ fn a_row_changed_by_a_condition_other_than_its_uuid_is_never_ours() {
         row: row(json!({"name": "as1b"})),
     }];
     let r = replica();
-    let mut e = Echoes::default();
-    e.expect(&ops, &[OpResult::Count(1)], &r.snapshot());
+    let mut e = expecting(&r, &ops, &[OpResult::Count(1)]);
     let c = change(
         &r,
         json!({"Address_Set": {us(4): {"modify": {"name": "as1b"}}}}),
@@ -312,8 +310,7 @@ fn the_children_of_a_deleted_row_go_with_it() {
         conditions: by_uuid(7),
     }];
     let r = replica();
-    let mut e = Echoes::default();
-    e.expect(&ops, &[OpResult::Count(1)], &r.snapshot());
+    let mut e = expecting(&r, &ops, &[OpResult::Count(1)]);
     let cs = r
         .apply(&v2(json!({
             "Port_Group": {us(7): {"delete": null}},
