@@ -15,9 +15,9 @@
 //! Run: `cargo bench --bench cluster` (root not needed). `CLUSTER_SIZES=5000,50000` picks
 //! sizes, `CLUSTER_SAMPLES=N` the samples per latency figure, `CLUSTER_FILE=0` skips the
 //! file source, `CLUSTER_TRACE=1` prints every latency sample with its wall-clock start
-//! (to find it in the controller's log), `CLUSTER_ONLY_IDLE=1` stops each Kubernetes round after the
-//! steady RSS (cold start, idle and memory only). Under `cargo test --all-targets` it runs one smoke
-//! round of 1,000 pods with a few samples.
+//! (to find it in the controller's log), `CLUSTER_ONLY_IDLE=1` stops each Kubernetes round
+//! after the steady RSS (cold start, idle and memory only). Under `cargo test --all-targets`
+//! it runs one smoke round of 1,000 pods with a few samples.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../tests/common/mod.rs"]

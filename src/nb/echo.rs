@@ -10,10 +10,10 @@
 //! After a transaction commits, [`Echoes::expect`] records, row by row, what it did: the
 //! columns of each inserted row, the columns set and the set elements inserted or deleted
 //! on each updated row, the rows deleted (and the child rows whose reference went, with the
-//! parent's reference or with the parent, which ovsdb-server garbage-collects). A changed row is our echo ([`Echoes::explains`]) only
-//! when the change is exactly that: an insert whose written columns hold what we wrote, an
-//! update whose old and new rows differ by exactly our columns and elements and nothing
-//! else, a delete. Anything more (another client's change to the same row folded into the
+//! parent's reference or with the parent, which ovsdb-server garbage-collects). A changed
+//! row is our echo ([`Echoes::explains`]) only when the change is exactly that: an insert
+//! whose written columns hold what we wrote, an update whose old and new rows differ by
+//! exactly our columns and elements and nothing else, a delete. Anything more (another client's change to the same row folded into the
 //! same update, a column we did not write) and it is drift, as before. A transaction's
 //! expectations go once an update has shown any of its rows (ovsdb-server reports a
 //! transaction in one update), or when the replica is reloaded.
