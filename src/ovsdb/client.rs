@@ -261,6 +261,13 @@ impl Client {
         database: &str,
         ops: &[Operation],
     ) -> Result<Vec<OpResult>, Error> {
+        self.send_transact(database, ops)?.reply(ops).await
+    }
+
+    /// Sends a `transact` request without waiting for its reply: requests on one connection
+    /// are executed in the order they are sent, so a caller may send the next while the
+    /// server still works on this one ([`SentTxn::reply`] waits for the outcome).
+    pub fn send_transact(&self, database: &str, ops: &[Operation]) -> Result<SentTxn, Error> {
         // Encoded here, in the caller's task, straight to bytes.
         let mut params = Vec::with_capacity(64 + ops.len() * 128);
         params.push(b'[');
@@ -277,8 +284,7 @@ impl Client {
             outcome_unknown_on_loss: true,
             reply,
         })?;
-        let result = rx.await.map_err(|_| Error::Closed)??;
-        check_results(ops, &result)
+        Ok(SentTxn { rx })
     }
 
     /// `echo` (RFC 7047 section 4.1.11): the server returns `params` unchanged.
@@ -361,6 +367,20 @@ impl Monitor {
 impl Drop for Monitor {
     fn drop(&mut self) {
         let _ = self.client.send(Command::CancelMonitor { id: self.id });
+    }
+}
+
+/// A `transact` request on its way ([`Client::send_transact`]).
+#[must_use = "the outcome of a transaction is unknown until its reply is read"]
+pub struct SentTxn {
+    rx: oneshot::Receiver<Result<Json, Error>>,
+}
+
+impl SentTxn {
+    /// The reply, every result checked against `ops` (the operations sent).
+    pub async fn reply(self, ops: &[Operation]) -> Result<Vec<OpResult>, Error> {
+        let result = self.rx.await.map_err(|_| Error::Closed)??;
+        check_results(ops, &result)
     }
 }
 

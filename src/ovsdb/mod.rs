@@ -20,7 +20,7 @@ pub mod typed;
 pub mod update;
 pub mod value;
 
-pub use client::{Client, ClientConfig, ConnState, Monitor, TlsHook};
+pub use client::{Client, ClientConfig, ConnState, Monitor, SentTxn, TlsHook};
 pub use error::{Error, TlsFailure, TxnError, TxnErrorKind};
 pub use follow::{ReplicaFeed, replica_spec};
 pub use monitor::{MonitorEvent, MonitorKind, MonitorSpec, TableMonitor};

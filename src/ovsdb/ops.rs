@@ -142,6 +142,10 @@ pub enum Operation {
         table: String,
         row: Row,
         uuid_name: Option<String>,
+        /// The new row's UUID, chosen by the client (an Open vSwitch 2.13+ extension of
+        /// RFC 7047, ovsdb-server(7) section 5.2.1): what the transaction will do is known
+        /// before the reply. `None`: the server picks one.
+        uuid: Option<Uuid>,
     },
     /// Read rows; `columns: None` means all columns.
     Select {
@@ -194,6 +198,7 @@ impl Operation {
             table: table.into(),
             row,
             uuid_name: None,
+            uuid: None,
         }
     }
     pub fn insert_named(table: impl Into<String>, row: Row, uuid_name: impl Into<String>) -> Self {
@@ -201,6 +206,7 @@ impl Operation {
             table: table.into(),
             row,
             uuid_name: Some(uuid_name.into()),
+            uuid: None,
         }
     }
     pub fn select(table: impl Into<String>, conditions: Vec<Condition>) -> Operation {
@@ -242,10 +248,14 @@ impl Operation {
                 table,
                 row,
                 uuid_name,
+                uuid,
             } => {
                 let mut o = json!({"op": "insert", "table": table, "row": row_to_json(row)});
                 if let (Some(n), Some(m)) = (uuid_name, o.as_object_mut()) {
                     m.insert("uuid-name".into(), json!(n));
+                }
+                if let (Some(u), Some(m)) = (uuid, o.as_object_mut()) {
+                    m.insert("uuid".into(), json!(u.to_string()));
                 }
                 o
             }
@@ -324,12 +334,16 @@ impl serde::Serialize for Operation {
                 table,
                 row,
                 uuid_name,
+                uuid,
             } => {
                 m.serialize_entry("op", "insert")?;
                 m.serialize_entry("table", table)?;
                 m.serialize_entry("row", row)?;
                 if let Some(n) = uuid_name {
                     m.serialize_entry("uuid-name", n)?;
+                }
+                if let Some(u) = uuid {
+                    m.serialize_entry("uuid", &u.to_string())?;
                 }
             }
             Operation::Select {
@@ -500,6 +514,17 @@ mod tests {
             json!({"op": "insert", "table": "Logical_Router_Static_Route",
                    "row": {"ip_prefix": "10.0.0.0/8"}, "uuid-name": "r0"})
         );
+        // The client's own UUID for the row (ovsdb-server(7) 5.2.1, Open vSwitch 2.13+).
+        let op = Operation::Insert {
+            table: "ACL".into(),
+            row: Row::new(),
+            uuid_name: None,
+            uuid: Some(U.parse().unwrap()),
+        };
+        assert_eq!(
+            op.to_json(),
+            json!({"op": "insert", "table": "ACL", "row": {}, "uuid": U})
+        );
         let op = Operation::mutate(
             "Logical_Router",
             vec![Condition::eq("name", "lr0")],
@@ -541,6 +566,12 @@ mod tests {
         for op in [
             Operation::insert("T", row.clone()),
             Operation::insert_named("T", row.clone(), "n"),
+            Operation::Insert {
+                table: "T".into(),
+                row: row.clone(),
+                uuid_name: Some("n".into()),
+                uuid: Some(u),
+            },
             Operation::select("T", conds.clone()),
             Operation::Select {
                 table: "T".into(),
