@@ -158,3 +158,77 @@ fn a_full_pass_writes_whole_routes_in_bounded_transactions() {
         "a restart on an NB that is already right wrote something"
     );
 }
+
+/// Route `i` of [`route`], or, for every tenth, a Route of every pod (static routes) whose
+/// next hops have BFD sessions.
+fn route_or_bfd(i: usize) -> String {
+    if i % 10 != 5 {
+        return route(i);
+    }
+    format!(
+        "apiVersion: k8s.ovn.org/v1\nkind: Route\nmetadata: {{name: r{i:03}}}\nspec:\n  route:\n    - {{dst: \"172.30.{i}.0/24\", dev: eth1}}\n  ovn:\n    nextHops: [\"100.64.0.2\", \"100.64.0.3\"]\n    bfd: true\n"
+    )
+}
+
+/// The full pass sends the next batch while the server works on the one before. BFD
+/// sessions are shared by every Route with the same next hop: a batch that concerns them
+/// is only diffed and sent when nothing else is on its way, or two batches would each
+/// create the same session (or one delete what the other starts to use).
+#[test]
+fn batches_with_bfd_sessions_are_not_sent_while_another_is_on_its_way() {
+    let (ovn, inputs) = with_topology(Ovn::start());
+    for i in 0..ROUTES {
+        inputs.put(&format!("r{i:03}.yaml"), &route_or_bfd(i));
+    }
+    let bfd_routes = (0..ROUTES).filter(|i| i % 10 == 5).count();
+    let mut run = spawn_run(&ovn, &inputs, &["--skip-pods"]);
+    poll(60, "every Route's rows written", || {
+        run.assert_alive();
+        let dump = ovn.dump();
+        let statics = dump
+            .get("Logical_Router_Static_Route")
+            .map_or(0, |t| t.values().filter(|r| is_owned(r)).count());
+        let n = (ovn.owned_policies().len(), statics);
+        if n == (2 * (ROUTES - bfd_routes), 2 * bfd_routes) {
+            Ok(())
+        } else {
+            Err(n)
+        }
+    });
+    let dump = ovn.dump();
+    let sessions: BTreeMap<&String, (String, String)> = dump["BFD"]
+        .iter()
+        .map(|(u, r)| {
+            (
+                u,
+                (
+                    r["logical_port"].as_str().unwrap().to_owned(),
+                    r["dst_ip"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    let keys: BTreeSet<&(String, String)> = sessions.values().collect();
+    assert_eq!(
+        (sessions.len(), keys.len()),
+        (2, 2),
+        "one session per next hop: {sessions:?}"
+    );
+    for (uuid, row) in dump["Logical_Router_Static_Route"]
+        .iter()
+        .filter(|(_, r)| is_owned(r))
+    {
+        let bfd = &row["bfd"];
+        let target = bfd[1].as_str().filter(|_| bfd[0] == "uuid");
+        assert!(
+            target.is_some_and(|t| sessions.contains_key(&t.to_owned())),
+            "static route {uuid} refers to no session: {row:?}"
+        );
+    }
+    let log = run.log();
+    assert!(
+        !log.contains("NB pass failed") && !log.contains("NB pass retried"),
+        "every batch went through the first time:\n{log}"
+    );
+    assert!(log.contains("initial pass done"), "{log}");
+}

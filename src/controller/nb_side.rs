@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crate::nb::Scope;
 use crate::nb::diff::NbProblem;
-use crate::nb::reconcile::{NbError, NbIntent, NbPass, NbReconciler};
+use crate::nb::reconcile::{Begun, NbError, NbIntent, NbPass, NbReconciler, Sent};
 use crate::nb::route_names;
 use crate::plan::NbScope;
 
@@ -28,6 +28,31 @@ use super::role::{Fence, Role};
 /// Routes per transaction of a full pass. At about 7 rows per Route this is a few hundred
 /// rows, tens of milliseconds of ovsdb-server's time: what an event may wait behind.
 pub(super) const SWEEP_BATCH: usize = 64;
+
+/// Transactions of a full pass on their way at once: the next batch is diffed and sent
+/// while the server still works on the one before (batches are disjoint Routes), so neither
+/// the server nor the loop waits for the other. Any other pass first waits for them.
+pub(super) const SWEEP_DEPTH: usize = 2;
+
+/// A batch's transaction on its way.
+struct InFlight {
+    routes: BTreeSet<String>,
+    sent: Sent,
+    /// The client's connection count when it was sent.
+    connections: u64,
+    started: Instant,
+    side: &'static str,
+}
+
+/// What became of a batch handed to [`NbSide::begin`].
+enum Begin {
+    Sent(InFlight),
+    /// Nothing to write, or it could not be sent (a full pass is then owed).
+    Done(Option<NbPass>),
+    /// Its diff concerns BFD sessions and another transaction is on its way: it must be
+    /// diffed again once that one is visible.
+    Later,
+}
 
 /// A full pass in progress.
 #[derive(Debug, Default)]
@@ -62,6 +87,8 @@ pub(super) struct NbSide {
     owed: bool,
     /// The full pass in progress, if any.
     sweep: Option<Sweep>,
+    /// Its transactions on their way, oldest first (at most [`SWEEP_DEPTH`]).
+    in_flight: VecDeque<InFlight>,
     /// The last pass failed for want of a connection: the client's connection count at its
     /// start. It is retried as soon as the client has connected again.
     retry_after: Option<u64>,
@@ -82,6 +109,7 @@ impl NbSide {
             problems: Vec::new(),
             owed: false,
             sweep: None,
+            in_flight: VecDeque::new(),
             retry_after: None,
             metrics,
         }
@@ -178,7 +206,8 @@ impl NbSide {
             self.sweep = None;
             return false;
         }
-        // Our last write visible first: its rows name their Routes.
+        // Our last writes visible first: their rows name their Routes.
+        self.drain().await;
         if let Err(e) = self.reconciler.settle().await {
             self.failed(&e, self.reconciler.client().state().connections);
             return false;
@@ -214,40 +243,86 @@ impl NbSide {
         true
     }
 
-    /// The next batch of the full pass under way. `Some` when it has just completed; `None`
-    /// while batches remain, when none is under way, or when a batch could not be written
-    /// (a full pass is then owed).
+    /// The next batch of the full pass under way: batches are sent until [`SWEEP_DEPTH`]
+    /// are on their way, then the oldest is waited for. `Some` when the pass has just
+    /// completed; `None` while batches remain, when none is under way, or when a batch could
+    /// not be written (a full pass is then owed).
     pub(super) async fn full_step(&mut self, inputs: &Inputs) -> Option<Swept> {
-        let batch = self.sweep.as_mut()?.batches.pop_front();
-        let Some(batch) = batch else {
-            let mut sweep = self.sweep.take()?;
-            sweep.done.problems = self.problems.clone();
-            tracing::debug!(
-                changes = sweep.done.changes,
-                elapsed_ms = sweep.done.elapsed.as_secs_f64() * 1e3,
-                audit = sweep.audit,
-                "full NB pass done"
-            );
-            return Some(Swept {
-                pass: sweep.done,
-                audit: sweep.audit,
-            });
-        };
-        if self.blocked(inputs).is_some() {
-            // Lost the right to write half way: the rest is owed.
-            self.owed = true;
-            self.sweep = None;
+        self.sweep.as_ref()?;
+        self.fill(inputs).await;
+        if let Some(f) = self.in_flight.pop_front() {
+            self.complete_into_sweep(f).await;
+            if self.sweep.is_none() {
+                // Failed, or lost the right to write: what is on its way still completes.
+                self.drain().await;
+            }
             return None;
         }
-        let pass = self.batch(inputs, &batch, "nb").await?;
-        if let Some(sweep) = self.sweep.as_mut() {
-            let d = &mut sweep.done;
-            d.changes += pass.changes;
-            d.operations += pass.operations;
-            d.changed.extend(pass.changed);
-            d.elapsed += pass.elapsed;
+        let mut sweep = self.sweep.take()?;
+        if !sweep.batches.is_empty() {
+            // Not done: put back (a batch was held for BFD and nothing was on its way).
+            self.sweep = Some(sweep);
+            return None;
         }
-        None
+        sweep.done.problems = self.problems.clone();
+        tracing::debug!(
+            changes = sweep.done.changes,
+            elapsed_ms = sweep.done.elapsed.as_secs_f64() * 1e3,
+            audit = sweep.audit,
+            "full NB pass done"
+        );
+        Some(Swept {
+            pass: sweep.done,
+            audit: sweep.audit,
+        })
+    }
+
+    /// Sends the sweep's next batches until [`SWEEP_DEPTH`] are on their way, or one that
+    /// concerns BFD sessions is (it goes alone).
+    async fn fill(&mut self, inputs: &Inputs) {
+        while self.in_flight.len() < SWEEP_DEPTH
+            && !self.in_flight.back().is_some_and(|f| f.sent.bfd())
+        {
+            let Some(batch) = self.sweep.as_mut().and_then(|s| s.batches.pop_front()) else {
+                return;
+            };
+            if self.blocked(inputs).is_some() {
+                // Lost the right to write half way: the rest is owed.
+                self.owed = true;
+                self.sweep = None;
+                return;
+            }
+            let alone = self.in_flight.is_empty();
+            match self.begin(inputs, &batch, "nb", alone).await {
+                Begin::Sent(f) => self.in_flight.push_back(f),
+                Begin::Done(pass) => {
+                    if let (Some(pass), Some(sweep)) = (pass, self.sweep.as_mut()) {
+                        add(&mut sweep.done, pass);
+                    }
+                }
+                Begin::Later => {
+                    if let Some(s) = self.sweep.as_mut() {
+                        s.batches.push_front(batch);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for every transaction on its way (a pass that reads the NB or writes other
+    /// Routes comes after them).
+    async fn drain(&mut self) {
+        while let Some(f) = self.in_flight.pop_front() {
+            self.complete_into_sweep(f).await;
+        }
+    }
+
+    async fn complete_into_sweep(&mut self, f: InFlight) {
+        let pass = self.complete(f).await;
+        if let (Some(pass), Some(sweep)) = (pass, self.sweep.as_mut()) {
+            add(&mut sweep.done, pass);
+        }
     }
 
     /// A whole full pass at once (the audit): `None` when it could not complete.
@@ -263,21 +338,47 @@ impl NbSide {
         None
     }
 
-    /// One transaction over `routes`; `side` names it in the pass-duration metric.
+    /// One transaction over `routes`, after those on their way; `side` names it in the
+    /// pass-duration metric.
     async fn batch(
         &mut self,
         inputs: &Inputs,
         routes: &BTreeSet<String>,
         side: &'static str,
     ) -> Option<NbPass> {
+        self.drain().await;
+        match self.begin(inputs, routes, side, true).await {
+            Begin::Sent(f) => self.complete(f).await,
+            Begin::Done(pass) => pass,
+            Begin::Later => None,
+        }
+    }
+
+    /// Diffs `routes` and sends their transaction. `alone`: nothing else is on its way, so
+    /// our last writes are waited for first and a diff that concerns BFD sessions may go;
+    /// otherwise such a diff is [`Begin::Later`].
+    async fn begin(
+        &mut self,
+        inputs: &Inputs,
+        routes: &BTreeSet<String>,
+        side: &'static str,
+        alone: bool,
+    ) -> Begin {
         if let Some(why) = self.blocked(inputs) {
             tracing::debug!(why, "NB pass skipped");
             // What these Routes needed is caught up by a full pass when writing resumes.
             self.owed = true;
             self.sweep = None;
-            return None;
+            return Begin::Done(None);
         }
-        tracing::trace!(routes = routes.len(), side, "NB pass");
+        tracing::trace!(routes = routes.len(), side, alone, "NB pass");
+        let started = Instant::now();
+        let connections = self.reconciler.client().state().connections;
+        self.retry_after = None;
+        if alone && let Err(e) = self.reconciler.settle().await {
+            self.failed(&e, connections);
+            return Begin::Done(None);
+        }
         let scope = Scope::Routes(routes);
         let engine = &inputs.engine;
         let mut keep = keep(&inputs.errors, inputs.undecodable.keys(), engine, scope);
@@ -295,12 +396,35 @@ impl NbSide {
             service_ips: &ips,
             keep: &keep,
         };
-        let start = Instant::now();
-        let connections = self.reconciler.client().state().connections;
-        self.retry_after = None;
-        let result = self.reconciler.reconcile(intent, scope).await;
-        self.metrics.observe_pass(side, start.elapsed());
-        self.done(result, routes, connections)
+        let d = self.reconciler.preview(intent, scope);
+        if !alone && d.touches_bfd() {
+            return Begin::Later;
+        }
+        let sent = match self.reconciler.send(d, started) {
+            Ok(Begun::Sent(sent)) => sent,
+            Ok(Begun::Done(pass)) => {
+                self.metrics.observe_pass(side, started.elapsed());
+                return Begin::Done(self.done(Ok(pass), routes, connections));
+            }
+            Err(e) => {
+                self.metrics.observe_pass(side, started.elapsed());
+                return Begin::Done(self.done(Err(e), routes, connections));
+            }
+        };
+        Begin::Sent(InFlight {
+            routes: routes.clone(),
+            sent,
+            connections,
+            started,
+            side,
+        })
+    }
+
+    /// Waits for a transaction's reply and accounts for it.
+    async fn complete(&mut self, f: InFlight) -> Option<NbPass> {
+        let result = self.reconciler.finish(f.sent).await;
+        self.metrics.observe_pass(f.side, f.started.elapsed());
+        self.done(result, &f.routes, f.connections)
     }
 
     /// Accounts for a pass over `routes`.
@@ -353,4 +477,12 @@ impl NbSide {
             tracing::warn!(error = %e, kind = e.label(), "NB pass failed; retried on the next event");
         }
     }
+}
+
+/// Adds a batch's pass to the full pass's.
+fn add(done: &mut NbPass, pass: NbPass) {
+    done.changes += pass.changes;
+    done.operations += pass.operations;
+    done.changed.extend(pass.changed);
+    done.elapsed += pass.elapsed;
 }

@@ -174,6 +174,25 @@ pub struct NbDiff {
     pub problems: Vec<NbProblem>,
 }
 
+impl NbDiff {
+    /// Some change is a static route's or a BFD session's. Sessions are shared by Routes
+    /// (one per port and peer) and chosen from what the replica shows, so such a diff is
+    /// only right when no other transaction is on its way. Any static route change counts,
+    /// not only one that names a session: deleting a route may leave a session of ours
+    /// without users (static routes are rare: Routes that select every pod).
+    pub fn touches_bfd(&self) -> bool {
+        self.changes.iter().any(|c| {
+            matches!(
+                c,
+                NbChange::StaticRoute(..)
+                    | NbChange::CreateBfd { .. }
+                    | NbChange::UpdateBfd { .. }
+                    | NbChange::DeleteBfd { .. }
+            )
+        })
+    }
+}
+
 /// What a child row's parent is, as far as this diff knows.
 #[derive(Clone, Debug)]
 enum ParentState {

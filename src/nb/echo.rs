@@ -7,16 +7,19 @@
 //! their rows, rebuilt their desired rows and found nothing to do (at 5,000 Routes, a
 //! third of the controller's time while it wrote the NB at start).
 //!
-//! After a transaction commits, [`Echoes::expect`] records, row by row, what it did: the
-//! columns of each inserted row, the columns set and the set elements inserted or deleted
-//! on each updated row, the rows deleted (and the child rows whose reference went, with the
-//! parent's reference or with the parent, which ovsdb-server garbage-collects). A changed
-//! row is our echo ([`Echoes::explains`]) only when the change is exactly that: an insert
-//! whose written columns hold what we wrote, an update whose old and new rows differ by
-//! exactly our columns and elements and nothing else, a delete. Anything more (another client's change to the same row folded into the
+//! Before a transaction is sent (its inserts carry UUIDs of our choosing, so its update may
+//! come before its reply, or while the next transaction is on its way), [`Echoes::expect`]
+//! records, row by row, what it will do: the columns of each inserted row, the columns set
+//! and the set elements inserted or deleted on each updated row, the rows deleted (and the
+//! child rows whose reference went, with the parent's reference or with the parent, which
+//! ovsdb-server garbage-collects). A changed row is our echo ([`Echoes::explains`]) only
+//! when the change is exactly that: an insert whose written columns hold what we wrote, an
+//! update whose old and new rows differ by exactly our columns and elements and nothing
+//! else, a delete. Anything more (another client's change to the same row folded into the
 //! same update, a column we did not write) and it is drift, as before. A transaction's
 //! expectations go once an update has shown any of its rows (ovsdb-server reports a
-//! transaction in one update), or when the replica is reloaded.
+//! transaction in one update), when it fails ([`Echoes::forget`]), or when the replica is
+//! reloaded.
 //!
 //! Owns: the expected rows of recent transactions. Must not: decide what to do about a
 //! change (`drift` and the controller do).
@@ -54,6 +57,8 @@ enum Expect {
 /// One committed transaction's expected rows.
 #[derive(Debug, Default)]
 struct Txn {
+    /// Names the record for [`Echoes::forget`].
+    ticket: u64,
     rows: HashMap<Uuid, Expect>,
     /// Rows whose last reference the transaction removed: garbage-collected at commit,
     /// unless something else still refers to them.
@@ -66,28 +71,46 @@ struct Txn {
 #[derive(Debug, Default)]
 pub struct Echoes {
     txns: VecDeque<Txn>,
+    next_ticket: u64,
 }
 
 impl Echoes {
-    /// Records a committed transaction: its operations and their results, in order.
-    /// `before` is the replica as the transaction found it: the rows a deleted row refers
-    /// to go with it when nothing else refers to them.
-    pub fn expect(&mut self, ops: &[Operation], results: &[OpResult], before: &Snapshot) {
+    /// Records a transaction: its operations and, once it has committed, their results, in
+    /// order. An insert's row is known by the UUID the operation gives it, else by its
+    /// result: a transaction whose inserts all carry their UUID can be recorded before it
+    /// is sent (then `results` is empty), so that its update is known whenever it comes;
+    /// [`Echoes::forget`] drops it if it then fails. `before` is the replica as the
+    /// transaction found it: the rows a deleted row refers to go with it when nothing else
+    /// refers to them. Returns the record's ticket (`None`: nothing to expect).
+    pub fn expect(
+        &mut self,
+        ops: &[Operation],
+        results: &[OpResult],
+        before: &Snapshot,
+    ) -> Option<u64> {
+        let inserted = |i: usize, op: &Operation| match op {
+            Operation::Insert { uuid: Some(u), .. } => Some(*u),
+            _ => results.get(i).and_then(OpResult::uuid),
+        };
         let names: HashMap<&str, Uuid> = ops
             .iter()
-            .zip(results)
-            .filter_map(|(op, r)| match op {
+            .enumerate()
+            .filter_map(|(i, op)| match op {
                 Operation::Insert {
                     uuid_name: Some(n), ..
-                } => Some((n.as_str(), r.uuid()?)),
+                } => Some((n.as_str(), inserted(i, op)?)),
                 _ => None,
             })
             .collect();
-        let mut t = Txn::default();
-        for (op, r) in ops.iter().zip(results) {
+        self.next_ticket += 1;
+        let mut t = Txn {
+            ticket: self.next_ticket,
+            ..Txn::default()
+        };
+        for (i, op) in ops.iter().enumerate() {
             match op {
                 Operation::Insert { table, row, .. } => {
-                    let Some(u) = r.uuid() else {
+                    let Some(u) = inserted(i, op) else {
                         continue;
                     };
                     let e =
@@ -173,12 +196,18 @@ impl Echoes {
             }
         }
         if t.rows.is_empty() && t.collected.is_empty() {
-            return;
+            return None;
         }
         if self.txns.len() == PENDING {
             self.txns.pop_front();
         }
         self.txns.push_back(t);
+        Some(self.next_ticket)
+    }
+
+    /// Drops a recorded transaction that did not commit (its update never comes).
+    pub fn forget(&mut self, ticket: u64) {
+        self.txns.retain(|t| t.ticket != ticket);
     }
 
     /// Whether `c` is exactly what one of our recorded transactions did to that row. The

@@ -137,12 +137,16 @@ fn mutate(t: &mut NbTxn, table: &str, conditions: Vec<Condition>, mutations: Vec
     );
 }
 
+/// Every row is inserted with a UUID of our choosing (ovsdb-server(7) 5.2.1, Open vSwitch
+/// 2.13+): what a transaction does is then known before its reply, so its update can be
+/// recognised as ours (`echo`) even when it comes first.
 fn insert(t: &mut NbTxn, table: &str, row: Row, uuid_name: Option<String>) {
     t.push(
         Operation::Insert {
             table: table.to_owned(),
             row,
             uuid_name,
+            uuid: Some(Uuid(uuid::Uuid::new_v4())),
         },
         Expect::Ok,
     );

@@ -23,7 +23,7 @@ use crate::ovsdb::{
     Client, ClientConfig, DatabaseSchema, Error as OvsdbError, ReplicaFeed, Snapshot, Subscription,
     TableSpec, TypedSpec,
 };
-use crate::ovsdb::{OpResult, Replica, ReplicaError, SchemaError, TxnErrorKind};
+use crate::ovsdb::{Replica, ReplicaError, SchemaError, SentTxn, TxnErrorKind};
 use crate::plan::nb::{DesiredNb, ID_KEY, NAME_KEY};
 
 pub const DATABASE: &str = "OVN_Northbound";
@@ -246,8 +246,8 @@ pub struct NbReconciler {
     replica: Arc<Replica>,
     feed: ReplicaFeed,
     visible_timeout: Duration,
-    /// The last write, until the replica shows it.
-    unseen: std::sync::Mutex<Option<Unseen>>,
+    /// Our last writes, until the replica shows them.
+    unseen: std::sync::Mutex<Vec<Unseen>>,
     /// Our recent transactions as the replica will show them (not drift when it does).
     echoes: std::sync::Mutex<Echoes>,
     /// Names the writer in every transaction's comment (`ovsdb-tool show-log -m`), so the
@@ -281,7 +281,7 @@ impl NbReconciler {
             replica,
             feed,
             visible_timeout: Duration::from_secs(10),
-            unseen: std::sync::Mutex::new(None),
+            unseen: std::sync::Mutex::new(Vec::new()),
             echoes: std::sync::Mutex::new(Echoes::default()),
             writer: None,
         })
@@ -338,17 +338,26 @@ impl NbReconciler {
             changes = d.changes.len(),
             "NB pass diffed"
         );
-        self.write(d, start).await
+        match self.send(d, start)? {
+            Begun::Done(pass) => Ok(pass),
+            Begun::Sent(sent) => self.finish(sent).await,
+        }
     }
 
-    async fn write(&self, d: NbDiff, start: Instant) -> Result<NbPass, NbError> {
+    /// Sends the transaction of a diff (from [`NbReconciler::preview`]) without waiting for
+    /// its reply; [`NbReconciler::finish`] reads it. Its update is recognised as ours from
+    /// now on (`echo`). Several may be on their way at once when they concern different
+    /// Routes and no BFD session ([`Sent::bfd`]): each was diffed against a replica that
+    /// need not show the others. `start` is when the pass began (for its duration).
+    pub fn send(&self, d: NbDiff, start: Instant) -> Result<Begun, NbError> {
         if d.changes.is_empty() {
-            return Ok(NbPass {
+            return Ok(Begun::Done(NbPass {
                 problems: d.problems,
                 elapsed: start.elapsed(),
                 ..NbPass::default()
-            });
+            }));
         }
+        let bfd = d.touches_bfd();
         let mut txn = transaction(&d.changes);
         if let (Some(w), Some(crate::ovsdb::Operation::Comment(c))) =
             (&self.writer, txn.ops.last_mut())
@@ -358,38 +367,86 @@ impl NbReconciler {
         }
         let before = self.feed.applied();
         let before_rows = self.replica.snapshot();
+        let ticket = self
+            .echoes
+            .lock()
+            .ok()
+            .and_then(|mut e| e.expect(&txn.ops, &[], &before_rows));
+        let inserted = txn
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                crate::ovsdb::Operation::Insert { uuid, .. } => *uuid,
+                _ => None,
+            })
+            .collect();
+        let unseen = Unseen {
+            inserted,
+            before,
+            reloads: before_rows.reloads(),
+        };
         let sent = Instant::now();
-        let results = match self.client.transact(DATABASE, &txn.ops).await {
+        let reply = match self.client.send_transact(DATABASE, &txn.ops) {
             Ok(r) => r,
-            // A guard fired: a row we planned to change changed hands or vanished.
-            Err(OvsdbError::Transaction(e)) if e.kind == TxnErrorKind::TimedOut => {
-                return Err(NbError::Conflict(e.to_string()));
+            Err(e) => {
+                self.forget(ticket);
+                return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
+        };
+        Ok(Begun::Sent(Sent {
+            d,
+            txn,
+            reply,
+            ticket,
+            unseen,
+            start,
+            sent,
+            bfd,
+        }))
+    }
+
+    /// Waits for the reply of a transaction sent by [`NbReconciler::send`]; what it did.
+    pub async fn finish(&self, s: Sent) -> Result<NbPass, NbError> {
+        let Sent {
+            d,
+            txn,
+            reply,
+            ticket,
+            unseen,
+            start,
+            sent,
+            bfd: _,
+        } = s;
+        let results = match reply.reply(&txn.ops).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget(ticket);
+                // A guard fired: a row we planned to change changed hands or vanished.
+                return Err(match e {
+                    OvsdbError::Transaction(e) if e.kind == TxnErrorKind::TimedOut => {
+                        NbError::Conflict(e.to_string())
+                    }
+                    e => e.into(),
+                });
+            }
         };
         if let Some((_, why)) = txn.unexpected(&results) {
             // Every operation on an existing row sits behind a `wait` guard, so this is a
-            // should-not-happen; say so rather than carry on from a wrong assumption.
+            // should-not-happen; say so rather than carry on from a wrong assumption (and
+            // take what comes back for drift).
+            self.forget(ticket);
             return Err(NbError::Conflict(why));
         }
         for c in &d.changes {
             let (table, owner, kind) = c.summary();
             tracing::trace!(table, route = %owner.route, id = %owner.id, kind, "NB row");
         }
-        if let Ok(mut e) = self.echoes.lock() {
-            e.expect(&txn.ops, &results, &before_rows);
-        }
-        let inserted: Vec<_> = results.iter().filter_map(OpResult::uuid).collect();
-        let unseen = Unseen {
-            inserted,
-            before,
-            reloads: before_rows.reloads(),
-        };
         // Usually the update has come already (ovsdb-server tends to send it before the
         // reply): then nothing is left to wait for, even if the rows go again later.
-        let shown = self.shown(&unseen);
-        if let Ok(mut u) = self.unseen.lock() {
-            *u = (!shown).then_some(unseen);
+        if !self.shown(&unseen)
+            && let Ok(mut u) = self.unseen.lock()
+        {
+            u.push(unseen);
         }
         tracing::info!(
             changes = d.changes.len(),
@@ -414,6 +471,12 @@ impl NbReconciler {
         })
     }
 
+    fn forget(&self, ticket: Option<u64>) {
+        if let (Some(t), Ok(mut e)) = (ticket, self.echoes.lock()) {
+            e.forget(t);
+        }
+    }
+
     /// What replica events mean for our rows, our own writes coming back as sent left out
     /// (`drift`, `echo`).
     pub fn drift(&self, events: &[crate::ovsdb::ReplicaEvent]) -> super::drift::NbDrift {
@@ -421,12 +484,10 @@ impl NbReconciler {
             Ok(mut e) => super::drift::drift(events, &mut e),
             Err(_) => super::drift::drift(events, &mut Echoes::default()),
         };
-        // The update of our last write may be among these: once the replica has shown it,
+        // The update of our last writes may be among these: once the replica has shown one,
         // a pass need not wait for its rows (someone may delete them before the next one).
-        if let Ok(mut u) = self.unseen.lock()
-            && u.as_ref().is_some_and(|u| self.shown(u))
-        {
-            *u = None;
+        if let Ok(mut u) = self.unseen.lock() {
+            u.retain(|u| !self.shown(u));
         }
         d
     }
@@ -439,16 +500,19 @@ impl NbReconciler {
         snap.reloads() > u.reloads || (applied > u.before && rows_visible(&u.inserted, &snap))
     }
 
-    /// Waits until every inserted row is in the replica (our own update notification came).
-    /// Waits until the replica shows the last write (nothing to wait for when it does, or
+    /// Waits until the replica shows our last writes (nothing to wait for when it does, or
     /// when nothing was written). Every pass does this before reading; call it before
     /// [`NbReconciler::preview`] or [`NbReconciler::snapshot`] right after a pass.
     pub async fn settle(&self) -> Result<(), NbError> {
-        let unseen = self.unseen.lock().ok().and_then(|mut u| u.take());
-        match unseen {
-            Some(u) => self.wait_visible(&u.inserted, u.before, u.reloads).await,
-            None => Ok(()),
+        let unseen = self
+            .unseen
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        for u in unseen {
+            self.wait_visible(&u.inserted, u.before, u.reloads).await?;
         }
+        Ok(())
     }
 
     /// Waits until every inserted row is in the replica (our own update notification came),
@@ -493,8 +557,6 @@ impl NbReconciler {
     }
 }
 
-/// A write the replica may not show yet: the rows it inserted, and the feed's count when it
-/// was sent.
 /// Whether every inserted row is in the replica (BFD rows are ours too: sessions created
 /// for our static routes).
 fn rows_visible(inserted: &[crate::ovsdb::Uuid], snap: &crate::ovsdb::Snapshot) -> bool {
@@ -507,11 +569,43 @@ fn rows_visible(inserted: &[crate::ovsdb::Uuid], snap: &crate::ovsdb::Snapshot) 
     })
 }
 
+/// A write the replica may not show yet: the rows it inserted, and the feed's count when it
+/// was sent.
 struct Unseen {
     inserted: Vec<crate::ovsdb::Uuid>,
     before: u64,
     /// The replica's reload count when the transaction was sent.
     reloads: u64,
+}
+
+/// A pass begun by [`NbReconciler::send`].
+pub enum Begun {
+    /// Nothing to write: the pass is done.
+    Done(NbPass),
+    /// Its transaction is on its way.
+    Sent(Sent),
+}
+
+/// A transaction on its way ([`NbReconciler::send`], [`NbReconciler::finish`]).
+pub struct Sent {
+    d: NbDiff,
+    txn: super::ops::NbTxn,
+    reply: SentTxn,
+    /// Its expected update (`echo`).
+    ticket: Option<u64>,
+    unseen: Unseen,
+    start: Instant,
+    sent: Instant,
+    bfd: bool,
+}
+
+impl Sent {
+    /// It creates, changes, deletes or refers to a BFD session: sessions are shared by
+    /// Routes (one per port and peer), so no other transaction may be diffed while this
+    /// one is on its way, nor this one sent while another is.
+    pub fn bfd(&self) -> bool {
+        self.bfd
+    }
 }
 
 /// How long a pass waits for the update of a transaction that inserted nothing.

@@ -87,6 +87,7 @@ fn insert_as() -> (Vec<Operation>, Vec<OpResult>) {
             row: row(json!({"name": "as5", "addresses": ["set", ["10.1.0.1"]],
                 "external_ids": ["map", [["owner", "ovnkube-route"]]]})),
             uuid_name: Some("r0".into()),
+            uuid: None,
         },
         Operation::Comment("ovnkube-route".into()),
     ];
@@ -232,6 +233,7 @@ fn a_deleted_row_is_ours_and_an_insert_by_name_reference_resolves() {
             table: "Logical_Router_Policy".into(),
             row: row(json!({"priority": 10, "match": "1", "action": "allow"})),
             uuid_name: Some("p".into()),
+            uuid: None,
         },
         Operation::Mutate {
             table: "Logical_Router".into(),
@@ -266,6 +268,56 @@ fn a_deleted_row_is_ours_and_an_insert_by_name_reference_resolves() {
     }
     e.end_update();
     assert_eq!(e.pending(), 0);
+}
+
+#[test]
+fn a_transaction_recorded_before_its_reply_is_known_by_the_uuids_it_gives() {
+    // The policy carries its own UUID: no results needed, the update may come first.
+    let ops = vec![
+        Operation::Insert {
+            table: "Logical_Router_Policy".into(),
+            row: row(json!({"priority": 10, "match": "1", "action": "allow"})),
+            uuid_name: Some("p".into()),
+            uuid: Some(u(6)),
+        },
+        Operation::Mutate {
+            table: "Logical_Router".into(),
+            conditions: by_uuid(1),
+            mutations: vec![Mutation::insert(
+                "policies",
+                Value::set([Atom::NamedUuid("p".into())]),
+            )],
+        },
+    ];
+    let r = replica();
+    let mut e = Echoes::default();
+    let ticket = e.expect(&ops, &[], &r.snapshot());
+    assert!(ticket.is_some());
+    let c = change(
+        &r,
+        json!({"Logical_Router_Policy": {us(6): {"insert":
+            {"priority": 10, "match": "1", "action": "allow"}}}}),
+    );
+    assert!(e.explains(&c));
+    e.end_update();
+    assert_eq!(e.pending(), 0);
+
+    // Another one that failed: forgotten, so the same row appearing later is not ours.
+    let mut e = Echoes::default();
+    let first = e.expect(&ops, &[], &r.snapshot()).unwrap();
+    let (other, results) = insert_as();
+    e.expect(&other, &results, &r.snapshot());
+    assert_eq!(e.pending(), 2);
+    e.forget(first);
+    assert_eq!(e.pending(), 1);
+    let c = change(
+        &r,
+        json!({"Logical_Router_Policy": {us(6): {"modify": {"priority": 11}}}}),
+    );
+    assert!(!e.explains(&c));
+    // Without a UUID of its own and without results, an insert cannot be expected.
+    let mut e = Echoes::default();
+    assert_eq!(e.expect(&other, &[], &r.snapshot()), None);
 }
 
 #[test]
