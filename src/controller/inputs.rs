@@ -32,6 +32,11 @@ pub enum Update {
     /// A relist of one kind started: parts before it are dropped (a list that failed
     /// half-way is listed again from the start).
     RelistStart(ObjectKind),
+    /// The first list of every pod of the cluster started (this instance became the NB
+    /// writer, which writes nothing until that list is complete). Unlike a relist, its
+    /// parts enter the world as they arrive, so that only the planner's settling is left
+    /// when it completes; objects absent from it are still deleted only then.
+    FirstListStart(ObjectKind),
     /// Some objects of a relist still arriving. Only those that differ from the world's are
     /// kept until it completes; nothing changes yet.
     RelistPart(ObjectKind, Vec<WorldObject>),
@@ -113,6 +118,10 @@ pub struct Inputs {
     pub cluster_pods: bool,
     /// Relists arriving in parts, by kind.
     relisting: BTreeMap<ObjectKind, Relisted>,
+    /// Kinds whose list in progress is applied as it arrives ([`Update::FirstListStart`]),
+    /// and whether what it applied so far changed the world. While there are any, the
+    /// planner settles only when a list completes (or a Route event comes).
+    applying: BTreeMap<ObjectKind, bool>,
     /// Whether some input could not be read at all changed since the last full NB pass: rows
     /// of Routes absent from the input are kept or swept accordingly, which a pass over some
     /// Routes cannot do.
@@ -144,6 +153,7 @@ impl Inputs {
             cluster_pods: false,
             sweep_owed: false,
             relisting: BTreeMap::new(),
+            applying: BTreeMap::new(),
         }
     }
 
@@ -201,17 +211,37 @@ impl Inputs {
             Update::Delete(r) => self.engine.delete(&r),
             Update::RelistStart(kind) => {
                 self.relisting.insert(kind, Relisted::default());
+                self.applying.remove(&kind);
+                false
+            }
+            Update::FirstListStart(kind) => {
+                self.relisting.insert(kind, Relisted::default());
+                // What an attempt that failed half-way applied stays (each object as it was
+                // listed); the next attempt's complete list decides what goes.
+                let before = self.applying.get(&kind).copied().unwrap_or(false);
+                self.applying.insert(kind, before);
                 false
             }
             Update::RelistPart(kind, objects) => {
-                let r = self.relisting.entry(kind).or_default();
-                r.add(self.engine.world(), kind, objects);
+                if self.applying.contains_key(&kind) {
+                    self.apply_listed(kind, objects);
+                } else {
+                    let r = self.relisting.entry(kind).or_default();
+                    r.add(self.engine.world(), kind, objects);
+                }
                 false
             }
             Update::Relist(kind, objects) => {
-                let mut r = self.relisting.remove(&kind).unwrap_or_default();
-                r.add(self.engine.world(), kind, objects);
-                self.engine.replace_relisted(kind, r)
+                let applied = self.applying.contains_key(&kind);
+                if applied {
+                    self.apply_listed(kind, objects);
+                } else {
+                    let r = self.relisting.entry(kind).or_default();
+                    r.add(self.engine.world(), kind, objects);
+                }
+                let changed = self.applying.remove(&kind).unwrap_or(false);
+                let r = self.relisting.remove(&kind).unwrap_or_default();
+                self.engine.replace_relisted(kind, r) || changed
             }
             Update::RouteUndecodable(u) => {
                 let changed = self.undecodable.get(&u.name) != Some(&u);
@@ -331,7 +361,9 @@ impl Inputs {
             changed |= self.apply(u);
         }
         self.sync_routes();
-        self.engine.commit();
+        if self.applying.is_empty() {
+            self.engine.commit();
+        }
         // The keep rules follow the input's readability, which the planner does not see:
         // a Route that became (un)readable, or a whole file, changes what its rows may be.
         let after = self.kept();
@@ -344,6 +376,20 @@ impl Inputs {
             self.sweep_owed = true;
         }
         changed
+    }
+
+    /// Objects of a list applied as it arrives ([`Update::FirstListStart`]): into the world
+    /// now, and counted as listed for the deletions when the list completes.
+    fn apply_listed(&mut self, kind: ObjectKind, objects: Vec<WorldObject>) {
+        let r = self.relisting.entry(kind).or_default();
+        let mut changed = false;
+        for o in objects.into_iter().filter(|o| o.kind() == kind) {
+            r.listed.insert(o.to_ref());
+            changed |= self.engine.apply(o);
+        }
+        if let Some(c) = self.applying.get_mut(&kind) {
+            *c |= changed;
+        }
     }
 
     /// Routes whose rows stay as they are for unreadable input, and whether some input
@@ -573,6 +619,53 @@ mod tests {
         i.apply(Update::RelistStart(ObjectKind::Pod));
         let same = vec![pod("a", "x"), pod("b", "y"), pod("d", "x")];
         assert!(!i.apply(Update::Relist(ObjectKind::Pod, same)));
+        assert_eq!(pods_and_apps(&i), now);
+    }
+
+    #[test]
+    fn a_first_cluster_list_enters_the_world_as_it_arrives_and_deletes_only_once_complete() {
+        let mut i = Inputs::default();
+        i.apply_all([Update::RoutesRelisted(
+            vec![route("all", "10.0.0.0/8")],
+            vec![],
+        )]);
+        i.apply_all([Update::Apply(pod("a", "x")), Update::Apply(pod("c", "x"))]);
+        i.engine.take_dirty();
+        assert!(!i.apply_all([Update::FirstListStart(ObjectKind::Pod)]));
+        // a relabelled, b new: in the world at once; c, not listed yet, stays.
+        assert!(!i.apply_all([Update::RelistPart(
+            ObjectKind::Pod,
+            vec![pod("a", "y"), pod("b", "x")]
+        )]));
+        let mid: Vec<(String, String)> = [("a", "y"), ("b", "x"), ("c", "x")]
+            .iter()
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect();
+        assert_eq!(pods_and_apps(&i), mid);
+        // The planner settles only when the list completes.
+        assert!(i.engine.take_dirty().is_empty());
+        // A failed attempt starts again: what it applied stays until a complete list.
+        assert!(!i.apply_all([Update::FirstListStart(ObjectKind::Pod)]));
+        assert_eq!(pods_and_apps(&i), mid);
+        // Complete (a and b again, d last): c was not listed and goes only now.
+        assert!(i.apply_all([
+            Update::RelistPart(ObjectKind::Pod, vec![pod("a", "y"), pod("b", "x")]),
+            Update::Relist(ObjectKind::Pod, vec![pod("d", "x")])
+        ]));
+        let now: Vec<(String, String)> = [("a", "y"), ("b", "x"), ("d", "x")]
+            .iter()
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect();
+        assert_eq!(pods_and_apps(&i), now);
+        let dirty = i.engine.take_dirty();
+        let pods: Vec<&str> = dirty.pods.iter().map(|k| k.1.as_str()).collect();
+        assert_eq!(pods, ["b", "c", "d"], "{dirty:?}");
+        assert!(i.applying.is_empty() && i.relisting.is_empty());
+        // A relist after that is held until complete, as any relist.
+        assert!(!i.apply_all([
+            Update::RelistStart(ObjectKind::Pod),
+            Update::RelistPart(ObjectKind::Pod, vec![pod("a", "z")])
+        ]));
         assert_eq!(pods_and_apps(&i), now);
     }
 

@@ -163,7 +163,14 @@ async fn pump_world<K, S>(
                     tracing::info!(resource = feed.resource, "relisting");
                 }
                 buffer = Some(Vec::new());
-                if tx.send(Update::RelistStart(feed.kind)).await.is_err() {
+                // The first list of every pod: nothing is written from pods until it is
+                // complete, so its parts may enter the world as they arrive.
+                let start = if !listed_once && feed.cluster_pods == Some(true) {
+                    Update::FirstListStart(feed.kind)
+                } else {
+                    Update::RelistStart(feed.kind)
+                };
+                if tx.send(start).await.is_err() {
                     return;
                 }
                 continue;
