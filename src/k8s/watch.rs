@@ -5,8 +5,10 @@
 //! full object is kept):
 //! - Routes: full objects, cluster-wide. Status and bookkeeping fields are dropped before the
 //!   loop sees them, so a status write is not a change to plan.
-//! - Pods: full objects (IPs, annotations, nodeName); this node's only (field selector
-//!   `spec.nodeName`), or every pod while this instance writes cluster-wide NB rows.
+//! - Pods: IPs, annotations, nodeName, phase and conditions, decoded as [`PodFields`] (the
+//!   containers, volumes and container statuses are skipped while decoding); this node's
+//!   only (field selector `spec.nodeName`), or every pod while this instance writes
+//!   cluster-wide NB rows.
 //! - Services: full (ClusterIPs). EndpointSlices: headless Services' only (label selector
 //!   `service.kubernetes.io/headless`).
 //! - Namespaces, ReplicaSets, Jobs: metadata only (labels and owner references suffice:
@@ -28,7 +30,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
@@ -39,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::api::Route;
+use crate::cluster::pod::PodFields;
 use crate::cluster::{LinkKind, NamespaceInfo, ObjectKind, WorkloadLink, WorldObject};
 use crate::controller::inputs::{Undecodable, Update};
 use crate::controller::metrics::{Metrics, ResourceLabel};
@@ -347,8 +350,34 @@ where
     }
 }
 
-fn pod_object(p: &Pod) -> WorldObject {
+fn pod_object(p: &PodFields) -> WorldObject {
     WorldObject::Pod(Box::new(p.into()))
+}
+
+/// Pods are listed and watched as [`PodFields`]: the same objects at the same URLs, with
+/// only the fields the world reads decoded.
+impl Resource for PodFields {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "Pod".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &mut self.metadata
+    }
 }
 fn service_object(s: &Service) -> WorldObject {
     WorldObject::Service(s.into())
@@ -542,7 +571,7 @@ impl Watches {
             cfg = cfg.fields(&format!("spec.nodeName={}", self.node));
         }
         tokio::spawn(pump_world(
-            watcher::watcher(Api::<Pod>::all(self.client.clone()), cfg)
+            watcher::watcher(Api::<PodFields>::all(self.client.clone()), cfg)
                 .backoff(RetryBackoff::default()),
             WorldFeed {
                 resource: "pods",
