@@ -200,14 +200,15 @@ impl NbSide {
     /// with problems last time, in batches of [`SWEEP_BATCH`]. False when this instance may
     /// not write now (a full pass is then owed).
     pub(super) async fn begin_full(&mut self, inputs: &Inputs) -> bool {
+        // The sweep's transactions on their way first (whatever comes next, their outcome
+        // is accounted for), then our last writes visible: their rows name their Routes.
+        self.drain().await;
         if let Some(why) = self.blocked(inputs) {
             tracing::debug!(why, "NB pass skipped");
             self.owed = true;
             self.sweep = None;
             return false;
         }
-        // Our last writes visible first: their rows name their Routes.
-        self.drain().await;
         if let Err(e) = self.reconciler.settle().await {
             self.failed(&e, self.reconciler.client().state().connections);
             return false;
