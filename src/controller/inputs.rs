@@ -119,8 +119,9 @@ pub struct Inputs {
     /// Relists arriving in parts, by kind.
     relisting: BTreeMap<ObjectKind, Relisted>,
     /// Kinds whose list in progress is applied as it arrives ([`Update::FirstListStart`]),
-    /// and whether what it applied so far changed the world. While there are any, the
-    /// planner settles only when a list completes (or a Route event comes).
+    /// and whether what it applied so far changed the world. A burst of their parts alone
+    /// is not settled: the planner settles when the list completes, or when anything else
+    /// comes (another kind's event, a Route).
     applying: BTreeMap<ObjectKind, bool>,
     /// Whether some input could not be read at all changed since the last full NB pass: rows
     /// of Routes absent from the input are kept or swept accordingly, which a pass over some
@@ -357,11 +358,19 @@ impl Inputs {
         let unknown_before = self.world_unknown;
         self.engine.begin();
         let mut changed = false;
+        // Parts of a list applied as it arrives are settled once it completes, unless
+        // something else comes with them.
+        let mut only_parts = true;
         for u in updates {
+            only_parts &= match &u {
+                Update::FirstListStart(_) => true,
+                Update::RelistPart(kind, _) => self.applying.contains_key(kind),
+                _ => false,
+            };
             changed |= self.apply(u);
         }
         self.sync_routes();
-        if self.applying.is_empty() {
+        if !only_parts || self.applying.is_empty() {
             self.engine.commit();
         }
         // The keep rules follow the input's readability, which the planner does not see:
@@ -647,6 +656,11 @@ mod tests {
         // A failed attempt starts again: what it applied stays until a complete list.
         assert!(!i.apply_all([Update::FirstListStart(ObjectKind::Pod)]));
         assert_eq!(pods_and_apps(&i), mid);
+        // Anything else coming meanwhile settles what is there so far (b is selected now).
+        let ns = crate::plan::testkit::mk_ns("other", &[("team", "x")]);
+        i.apply_all([Update::Apply(WorldObject::Namespace(ns))]);
+        let early = i.engine.take_dirty();
+        assert!(early.pods.iter().any(|k| k.1 == "b"), "{early:?}");
         // Complete (a and b again, d last): c was not listed and goes only now.
         assert!(i.apply_all([
             Update::RelistPart(ObjectKind::Pod, vec![pod("a", "y"), pod("b", "x")]),
@@ -659,7 +673,7 @@ mod tests {
         assert_eq!(pods_and_apps(&i), now);
         let dirty = i.engine.take_dirty();
         let pods: Vec<&str> = dirty.pods.iter().map(|k| k.1.as_str()).collect();
-        assert_eq!(pods, ["b", "c", "d"], "{dirty:?}");
+        assert_eq!(pods, ["c", "d"], "{dirty:?}");
         assert!(i.applying.is_empty() && i.relisting.is_empty());
         // A relist after that is held until complete, as any relist.
         assert!(!i.apply_all([
