@@ -80,6 +80,26 @@ fn by_uuid(n: u8) -> Vec<Condition> {
     vec![Condition::uuid(u(n))]
 }
 
+/// A policy inserted (with `uuid`, or the server's) and added to router 1 by its name.
+fn policy_linked_to_router(uuid: Option<Uuid>) -> Vec<Operation> {
+    vec![
+        Operation::Insert {
+            table: "Logical_Router_Policy".into(),
+            row: row(json!({"priority": 10, "match": "1", "action": "allow"})),
+            uuid_name: Some("p".into()),
+            uuid,
+        },
+        Operation::Mutate {
+            table: "Logical_Router".into(),
+            conditions: by_uuid(1),
+            mutations: vec![Mutation::insert(
+                "policies",
+                Value::set([Atom::NamedUuid("p".into())]),
+            )],
+        },
+    ]
+}
+
 fn insert_as() -> (Vec<Operation>, Vec<OpResult>) {
     let ops = vec![
         Operation::Insert {
@@ -228,26 +248,11 @@ fn a_child_whose_reference_went_is_ours_when_it_is_deleted() {
 #[test]
 fn a_deleted_row_is_ours_and_an_insert_by_name_reference_resolves() {
     // A policy inserted and linked to the router by its named uuid; the address set deleted.
-    let ops = vec![
-        Operation::Insert {
-            table: "Logical_Router_Policy".into(),
-            row: row(json!({"priority": 10, "match": "1", "action": "allow"})),
-            uuid_name: Some("p".into()),
-            uuid: None,
-        },
-        Operation::Mutate {
-            table: "Logical_Router".into(),
-            conditions: by_uuid(1),
-            mutations: vec![Mutation::insert(
-                "policies",
-                Value::set([Atom::NamedUuid("p".into())]),
-            )],
-        },
-        Operation::Delete {
-            table: "Address_Set".into(),
-            conditions: by_uuid(4),
-        },
-    ];
+    let mut ops = policy_linked_to_router(None);
+    ops.push(Operation::Delete {
+        table: "Address_Set".into(),
+        conditions: by_uuid(4),
+    });
     let results = vec![
         OpResult::Insert(u(6)),
         OpResult::Count(1),
@@ -273,22 +278,7 @@ fn a_deleted_row_is_ours_and_an_insert_by_name_reference_resolves() {
 #[test]
 fn a_transaction_recorded_before_its_reply_is_known_by_the_uuids_it_gives() {
     // The policy carries its own UUID: no results needed, the update may come first.
-    let ops = vec![
-        Operation::Insert {
-            table: "Logical_Router_Policy".into(),
-            row: row(json!({"priority": 10, "match": "1", "action": "allow"})),
-            uuid_name: Some("p".into()),
-            uuid: Some(u(6)),
-        },
-        Operation::Mutate {
-            table: "Logical_Router".into(),
-            conditions: by_uuid(1),
-            mutations: vec![Mutation::insert(
-                "policies",
-                Value::set([Atom::NamedUuid("p".into())]),
-            )],
-        },
-    ];
+    let ops = policy_linked_to_router(Some(u(6)));
     let r = replica();
     let mut e = Echoes::default();
     let ticket = e.expect(&ops, &[], &r.snapshot());
