@@ -4,8 +4,9 @@
 //!
 //! A full pass is never one long transaction: every Route with rows of ours or wanting some
 //! is taken [`SWEEP_BATCH`] at a time, each batch its own transaction over whole Routes (so
-//! no Route is ever half old, half new). The loop runs one batch between events
-//! (`driver`), so an edit waits behind at most one batch, not behind the whole NB.
+//! no Route is ever half old, half new). The next batch is sent while the server still works
+//! on the one before ([`SWEEP_DEPTH`]), and the loop handles events between batches
+//! (`driver`): an edit waits for the batch on its way, not behind the whole NB.
 //!
 //! Owns: the NB reconciler, whether this instance may write now (role, fence, warm-up), the
 //! NB problems last found, the sweep in progress, and the retry state. Must not: plan (the

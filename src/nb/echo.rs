@@ -54,7 +54,7 @@ enum Expect {
     Unknown,
 }
 
-/// One committed transaction's expected rows.
+/// One transaction's expected rows (recorded before it is sent, or once it has committed).
 #[derive(Debug, Default)]
 struct Txn {
     /// Names the record for [`Echoes::forget`].
