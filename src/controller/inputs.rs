@@ -34,7 +34,7 @@ pub enum Update {
     RelistStart(ObjectKind),
     /// The first list of every pod of the cluster started (this instance became the NB
     /// writer, which writes nothing until that list is complete). Unlike a relist, its
-    /// parts enter the world as they arrive, so that only the planner's settling is left
+    /// parts enter the world and are planned as they arrive, so that little is left to do
     /// when it completes; objects absent from it are still deleted only then.
     FirstListStart(ObjectKind),
     /// Some objects of a relist still arriving. Only those that differ from the world's are
@@ -119,9 +119,8 @@ pub struct Inputs {
     /// Relists arriving in parts, by kind.
     relisting: BTreeMap<ObjectKind, Relisted>,
     /// Kinds whose list in progress is applied as it arrives ([`Update::FirstListStart`]),
-    /// and whether what it applied so far changed the world. A burst of their parts alone
-    /// is not settled: the planner settles when the list completes, or when anything else
-    /// comes (another kind's event, a Route).
+    /// and whether what it applied so far changed the world. The planner settles each part
+    /// as it comes, while the next pages are fetched.
     applying: BTreeMap<ObjectKind, bool>,
     /// Whether some input could not be read at all changed since the last full NB pass: rows
     /// of Routes absent from the input are kept or swept accordingly, which a pass over some
@@ -358,21 +357,11 @@ impl Inputs {
         let unknown_before = self.world_unknown;
         self.engine.begin();
         let mut changed = false;
-        // Parts of a list applied as it arrives are settled once it completes, unless
-        // something else comes with them.
-        let mut only_parts = true;
         for u in updates {
-            only_parts &= match &u {
-                Update::FirstListStart(_) => true,
-                Update::RelistPart(kind, _) => self.applying.contains_key(kind),
-                _ => false,
-            };
             changed |= self.apply(u);
         }
         self.sync_routes();
-        if !only_parts || self.applying.is_empty() {
-            self.engine.commit();
-        }
+        self.engine.commit();
         // The keep rules follow the input's readability, which the planner does not see:
         // a Route that became (un)readable, or a whole file, changes what its rows may be.
         let after = self.kept();
@@ -651,16 +640,12 @@ mod tests {
             .map(|(n, a)| (n.to_string(), a.to_string()))
             .collect();
         assert_eq!(pods_and_apps(&i), mid);
-        // The planner settles only when the list completes.
-        assert!(i.engine.take_dirty().is_empty());
+        // Planned as it arrives (b is selected now), reported as no change to act on yet.
+        let early = i.engine.take_dirty();
+        assert!(early.pods.iter().any(|k| k.1 == "b"), "{early:?}");
         // A failed attempt starts again: what it applied stays until a complete list.
         assert!(!i.apply_all([Update::FirstListStart(ObjectKind::Pod)]));
         assert_eq!(pods_and_apps(&i), mid);
-        // Anything else coming meanwhile settles what is there so far (b is selected now).
-        let ns = crate::plan::testkit::mk_ns("other", &[("team", "x")]);
-        i.apply_all([Update::Apply(WorldObject::Namespace(ns))]);
-        let early = i.engine.take_dirty();
-        assert!(early.pods.iter().any(|k| k.1 == "b"), "{early:?}");
         // Complete (a and b again, d last): c was not listed and goes only now.
         assert!(i.apply_all([
             Update::RelistPart(ObjectKind::Pod, vec![pod("a", "y"), pod("b", "x")]),
